@@ -1,0 +1,53 @@
+"""``trajopt-loader`` command line: a thin dispatcher over ``trajopt_loader.commands``.
+
+Usage::
+
+    trajopt-loader export ROOT OUT.zarr --source cassie --convention mujoco
+    trajopt-loader inspect OUT.zarr
+    trajopt-loader stream --config=trajopt_loader/configs/cassie.py --config.zarr_path=OUT.zarr
+    trajopt-loader demo
+    trajopt-loader bench
+
+Each sub-command lives in its own module (``trajopt_loader/commands/<name>.py``) defining its absl
+flags and a ``main(argv)``; only the chosen one is imported, so flags never collide.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "export": "Export a tree of trajectory .npz files to a Zarr store.",
+    "inspect": "Print a store's tree, lengths, dt, conventions, keys and value ranges.",
+    "stream": "Stream windows through the grain pipeline into a jitted consumer; report throughput.",
+    "demo": "Export the bundled Cassie sample and train a tiny MLP on streamed windows.",
+    "bench": "Run the throughput benchmarks of benchmarks/.",
+}
+
+
+def _usage() -> str:
+    lines = ["usage: trajopt-loader COMMAND [ARGS] [--flags]", "", "commands:"]
+    lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
+    lines += ["", "trajopt-loader COMMAND --help shows the flags of one command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``trajopt-loader`` console script."""
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(_usage())
+        sys.exit(0 if len(argv) >= 2 else 2)
+    name = argv[1]
+    if name not in COMMANDS:
+        print(f"trajopt-loader: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(f"trajopt_loader.commands.{name}")
+    from absl import app  # imported late: `trajopt-loader --help` stays fast.
+
+    app.run(module.main, argv=[f"trajopt-loader {name}"] + argv[2:])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""Error classes of trajopt-loader.
+
+Every error subclasses :class:`TrajoptLoaderError` *and* the builtin a caller would naturally
+catch (``FileNotFoundError``, ``ValueError``, ``KeyError``, ``IndexError``), following the
+pattern of zarr-python's ``zarr.errors``. Messages name the file / key / value at fault, what was
+expected, and how to fix it.
+"""
+
+from __future__ import annotations
+
+
+class TrajoptLoaderError(Exception):
+    """Base class of every error raised by trajopt-loader."""
+
+
+class StoreNotFoundError(TrajoptLoaderError, FileNotFoundError):
+    """A Zarr store (or a group inside it) does not exist at the given path or URL."""
+
+
+class StoreFormatError(TrajoptLoaderError, ValueError):
+    """A Zarr store exists but is not a trajopt-loader store, or has an unsupported format version."""
+
+
+class ExportError(TrajoptLoaderError, ValueError):
+    """An input ``.npz`` file or export option is invalid; nothing was written to the store."""
+
+
+class ConventionError(TrajoptLoaderError, ValueError):
+    """A quaternion order or velocity frame is unknown, missing, or inconsistent."""
+
+
+class MissingKeyError(TrajoptLoaderError, KeyError):
+    """A requested array key (``qpos``, ``ee_pos``, ...) is not in the store or window."""
+
+    def __str__(self) -> str:  # KeyError quotes its argument; keep the message readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class WindowIndexError(TrajoptLoaderError, IndexError):
+    """A step index is outside ``[0, length)`` of its trajectory and wrapping is off."""
+
+
+class ConfigError(TrajoptLoaderError, ValueError):
+    """A configuration field has an invalid value or an unknown name."""
+
+
+class ShardingError(TrajoptLoaderError, ValueError):
+    """The env axis cannot be split over the JAX processes / devices as asked."""

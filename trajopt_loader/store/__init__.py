@@ -1,0 +1,1 @@
+"""trajopt_loader.store."""
