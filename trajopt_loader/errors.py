@@ -46,3 +46,11 @@ class ConfigError(TrajoptLoaderError, ValueError):
 
 class ShardingError(TrajoptLoaderError, ValueError):
     """The env axis cannot be split over the JAX processes / devices as asked."""
+
+
+class IndexOverflowError(TrajoptLoaderError, OverflowError):
+    """An integer array bound for the device does not fit int32 while ``jax_enable_x64`` is off."""
+
+
+class CheckpointError(TrajoptLoaderError, ValueError):
+    """An iterator state cannot be saved (not JSON-serializable) or a saved state is unreadable."""
