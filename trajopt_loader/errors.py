@@ -54,3 +54,11 @@ class IndexOverflowError(TrajoptLoaderError, OverflowError):
 
 class CheckpointError(TrajoptLoaderError, ValueError):
     """An iterator state cannot be saved (not JSON-serializable) or a saved state is unreadable."""
+
+
+class RobotSpecError(TrajoptLoaderError, ValueError):
+    """A robot spec is inconsistent with itself or with its MuJoCo model (index, joint, site name)."""
+
+
+class ReferenceInputError(TrajoptLoaderError, ValueError):
+    """Input of reference building is invalid: wrong shape, non-finite or zero-norm base quaternion."""
