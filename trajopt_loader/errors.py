@@ -62,3 +62,11 @@ class RobotSpecError(TrajoptLoaderError, ValueError):
 
 class ReferenceInputError(TrajoptLoaderError, ValueError):
     """Input of reference building is invalid: wrong shape, non-finite or zero-norm base quaternion."""
+
+
+class ModelError(TrajoptLoaderError, ValueError):
+    """A MuJoCo model cannot be loaded, or does not fit the data (``nq``, sites, floating base)."""
+
+
+class ModelNotFoundError(ModelError, FileNotFoundError):
+    """A MuJoCo model file (MJCF ``.xml``) does not exist at the given path."""
