@@ -1,0 +1,246 @@
+"""Double-buffered transfer of host batches onto the JAX device(s).
+
+Stages (the same as ``grain.experimental.device_put``, with a per-leaf sharding and an index check
+in the middle stage)::
+
+    dataset ──▶ ThreadPrefetch(host_buffer) ──▶ map(check ints + device_put) ──▶ ThreadPrefetch(device_buffer) ──▶ consumer
+                 host thread: produce batches     runs in the device thread         batches already on device
+
+So the next batch is produced on the host and copied to the device while the consumer's jitted step
+runs on the current one. With several JAX processes (``jax.process_count() > 1``) each process holds a
+different slice of the env axis, and the device stage builds the global array with
+``jax.make_array_from_process_local_data(sharding, local_leaf)`` instead of ``jax.device_put``.
+
+Checkpointing: each grain ``ThreadPrefetch`` stage stores the state of its parent *together with*
+every element it buffers and reports, from ``get_state()``, the state recorded with the last element
+it handed out. The two stages nest, so :meth:`DeviceIterator.get_state` is the state right after the
+last batch the consumer received — batches waiting in either buffer are neither skipped nor repeated
+on restore (``tests/test_device.py`` checks this at every position).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Mapping
+
+import grain
+import jax
+import numpy as np
+from grain.experimental import ThreadPrefetchIterDataset
+from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
+
+from trajopt_loader.errors import IndexOverflowError, ShardingError
+
+_INT32_MIN, _INT32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
+
+
+def _leaf_name(path) -> str:
+    return jax.tree_util.keystr(path) or "<batch>"
+
+
+def to_device_dtypes(batch: Any) -> Any:
+    """Returns ``batch`` (a pytree of arrays) with the dtypes JAX keeps when ``jax_enable_x64`` is off.
+
+    With x64 off (JAX's default), a 64-bit array entering JAX is silently narrowed to 32 bits, which
+    wraps integers ≥ 2**31 (e.g. a global frame index). Here, instead:
+
+    * ``int64`` / ``uint64`` leaves are range-checked and cast to ``int32``;
+    * ``float64`` leaves are cast to ``float32`` (what JAX would do, done explicitly).
+
+    With x64 on, leaves are returned unchanged (as numpy arrays). Other dtypes pass through.
+
+    Raises:
+      IndexOverflowError: an integer leaf holds a value outside ``[-2**31, 2**31 - 1]``; the message
+        names the leaf, the value and its position.
+    """
+    x64 = bool(jax.config.jax_enable_x64)
+
+    def fix(path, leaf):
+        arr = np.asarray(leaf)
+        if x64:
+            return arr
+        if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:
+            if arr.size:
+                lo, hi = arr.min(), arr.max()
+                if lo < _INT32_MIN or hi > _INT32_MAX:
+                    bad = np.unravel_index(int(np.argmax((arr < _INT32_MIN) | (arr > _INT32_MAX))), arr.shape)
+                    raise IndexOverflowError(
+                        f"batch leaf {_leaf_name(path)} ({arr.dtype}, shape {arr.shape}) holds {arr[bad]} at "
+                        f"index {tuple(int(i) for i in bad)}, outside int32 [{_INT32_MIN}, {_INT32_MAX}]; with "
+                        "jax_enable_x64 off JAX would silently truncate it. Fix: keep step indices "
+                        "trajectory-local (int32), or enable x64 (jax.config.update('jax_enable_x64', True))."
+                    )
+            return arr.astype(np.int32)
+        if arr.dtype == np.float64:
+            return arr.astype(np.float32)
+        return arr
+
+    return jax.tree_util.tree_map_with_path(fix, batch)
+
+
+def leaf_sharding(sharding: Sharding, ndim: int) -> Sharding:
+    """Returns the sharding of one ``ndim``-dimensional leaf derived from the batch ``sharding``.
+
+    A :class:`~jax.sharding.NamedSharding` keeps the first ``ndim`` entries of its ``PartitionSpec``:
+    with ``P("env")``, a ``[E, W, nq]`` leaf and an ``[E]`` leaf are split along env, a 0-d leaf is
+    replicated. Any other sharding (e.g. ``SingleDeviceSharding``) is used as is for every leaf.
+    """
+    if isinstance(sharding, NamedSharding):
+        spec = tuple(sharding.spec)[:ndim]
+        return NamedSharding(sharding.mesh, PartitionSpec(*spec), memory_kind=sharding.memory_kind)
+    return sharding
+
+
+def default_sharding() -> NamedSharding:
+    """Env axis split over every device of every process: ``NamedSharding(Mesh(jax.devices(), ("env",)), P("env"))``."""
+    return NamedSharding(Mesh(np.asarray(jax.devices()), ("env",)), PartitionSpec("env"))
+
+
+class _PutOnDevice:
+    """The device stage: check/cast dtypes, then place every leaf with its sharding."""
+
+    def __init__(self, sharding: Sharding | Mapping[str, Sharding] | None, multiprocess: bool):
+        if multiprocess and sharding is None:
+            sharding = default_sharding()
+        if sharding is not None and not isinstance(sharding, (Sharding, Mapping)):
+            raise ShardingError(
+                f"sharding must be a jax.sharding.Sharding, a dict of them keyed like the batch, or None; "
+                f"got {type(sharding).__name__}. Fix: e.g. NamedSharding(Mesh(jax.devices(), ('env',)), P('env'))."
+            )
+        self._sharding = sharding
+        self._multiprocess = multiprocess
+
+    def _for_leaf(self, path, arr: np.ndarray) -> Sharding | None:
+        s = self._sharding
+        if isinstance(s, Mapping):
+            key = getattr(path[0], "key", None) if path else None
+            if key not in s:
+                raise ShardingError(
+                    f"sharding dict has no entry for batch key {key!r} (has {sorted(s)}). "
+                    "Fix: give a sharding for every top-level key of the batch."
+                )
+            s = s[key]
+        if s is None:
+            return None
+        s = leaf_sharding(s, arr.ndim)
+        if isinstance(s, NamedSharding) and not self._multiprocess:
+            for dim, axes in enumerate(s.spec):
+                names = (axes,) if isinstance(axes, str) else tuple(axes or ())
+                parts = int(np.prod([s.mesh.shape[n] for n in names])) if names else 1
+                if arr.shape[dim] % parts:
+                    raise ShardingError(
+                        f"batch leaf {_leaf_name(path)} has shape {arr.shape}; axis {dim} ({arr.shape[dim]}) "
+                        f"does not split evenly over mesh axes {names} of size {parts}. Fix: choose num_envs "
+                        f"as a multiple of {parts}, or a mesh that divides it."
+                    )
+        return s
+
+    def __call__(self, batch: Any) -> Any:
+        host = to_device_dtypes(batch)
+        if self._sharding is None:
+            return jax.device_put(host)
+        shardings = jax.tree_util.tree_map_with_path(self._for_leaf, host)
+        if not self._multiprocess:
+            return jax.device_put(host, shardings)
+        try:
+            return jax.tree.map(jax.make_array_from_process_local_data, shardings, host)
+        except ValueError as e:
+            raise ShardingError(
+                f"cannot assemble the global batch from this process's local batch "
+                f"(process {jax.process_index()} of {jax.process_count()}): {e}. Fix: every process must "
+                "hold the same number of envs, and the env axis must split over the mesh."
+            ) from e
+
+
+class DeviceIterator(grain.DatasetIterator):
+    """Iterator over batches already on the device; a grain ``DatasetIterator`` (checkpointable).
+
+    Every ``next()`` returns the batch pytree of ``jax.Array``s (dtypes as :func:`to_device_dtypes`).
+    Errors raised while producing (in the prefetch threads) are re-raised here on ``next()`` with
+    their original type. ``close()``, leaving a ``with`` block, or garbage collection stops and joins
+    the prefetch threads.
+
+    ``get_state()`` returns a JSON-serializable dict: the pipeline position right after the last batch
+    handed to the caller; ``set_state(state)`` resumes there (the next batch is the one after it).
+    Works with ``grain.checkpoint.CheckpointSave/CheckpointRestore`` (see ``pipeline.checkpoint``).
+    """
+
+    def __init__(self, parent: grain.DatasetIterator):
+        super().__init__(parent)
+        self._final_state: dict | None = None
+
+    def __next__(self) -> Any:
+        self._assert_not_closed()
+        return next(self._parent)
+
+    def get_state(self) -> dict[str, Any]:
+        if self._closed:
+            return copy.deepcopy(self._final_state)
+        return copy.deepcopy(self._parent.get_state())
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self._assert_not_closed()
+        self._parent.set_state(copy.deepcopy(state))
+
+    def close(self) -> None:
+        """Stops and joins the prefetch threads; idempotent. ``get_state()`` still works afterwards."""
+        if self._closed:
+            return
+        self._final_state = copy.deepcopy(self._parent.get_state())
+        super().close()
+        self._parents = ()  # release the stages now, while the interpreter is fully alive.
+
+    def __enter__(self) -> "DeviceIterator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __str__(self) -> str:
+        return "DeviceIterator"
+
+
+def device_iterator(
+    dataset: grain.IterDataset | grain.MapDataset,
+    sharding: Sharding | Mapping[str, Sharding] | None = None,
+    *,
+    host_buffer: int = 2,
+    device_buffer: int = 2,
+) -> DeviceIterator:
+    """Streams ``dataset``'s batches onto the device(s), double-buffered.
+
+    Args:
+      dataset: grain dataset whose elements are pytrees (dicts) of numpy arrays, e.g.
+        ``make_dataset(config)``: ``qpos [E, W, nq]`` float, ``step [E, W]`` int32, ``env_id [E]``...
+        A ``MapDataset`` is turned into an ``IterDataset`` first.
+      sharding: where each batch goes. ``None``: the default device (one process), or the env axis
+        split over all devices (several processes). A ``NamedSharding`` such as
+        ``NamedSharding(mesh, P("env"))`` applies to every leaf truncated to the leaf's rank (``[E]``
+        leaves split along env, 0-d leaves replicated). A dict maps top-level batch keys to shardings.
+      host_buffer: batches produced ahead on the host (``>= 0``; 0 = no host thread).
+      device_buffer: batches already on the device waiting for the consumer (``>= 0``).
+
+    Returns:
+      :class:`DeviceIterator`; ``for batch in it`` or ``next(it)``; use ``with`` or ``close()``.
+
+    Raises:
+      TypeError: ``dataset`` is not a grain dataset.
+      ValueError: a buffer size is negative.
+      ShardingError: bad ``sharding`` (on ``next()`` if it only shows on a batch's shapes).
+      IndexOverflowError: on ``next()``, an int64 leaf does not fit int32 with x64 off (C11).
+    """
+    if isinstance(dataset, grain.MapDataset):
+        dataset = dataset.to_iter_dataset()
+    if not isinstance(dataset, grain.IterDataset):
+        raise TypeError(
+            f"device_iterator expects a grain IterDataset/MapDataset (e.g. make_dataset(config)), "
+            f"got {type(dataset).__name__}."
+        )
+    for name, value in (("host_buffer", host_buffer), ("device_buffer", device_buffer)):
+        if not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{name} must be an int >= 0 (batches buffered), got {value!r}.")
+    put = _PutOnDevice(sharding, multiprocess=jax.process_count() > 1)
+    ds = ThreadPrefetchIterDataset(dataset, prefetch_buffer_size=int(host_buffer))
+    ds = ds.map(put)
+    ds = ThreadPrefetchIterDataset(ds, prefetch_buffer_size=int(device_buffer))
+    return DeviceIterator(ds.__iter__())
