@@ -70,3 +70,7 @@ class ModelError(TrajoptLoaderError, ValueError):
 
 class ModelNotFoundError(ModelError, FileNotFoundError):
     """A MuJoCo model file (MJCF ``.xml``) does not exist at the given path."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """No saved iterator state (file, or step of a checkpoint manager) exists where one was asked for."""
