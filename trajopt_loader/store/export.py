@@ -1,0 +1,289 @@
+"""Export a directory tree of trajectory ``.npz`` files into a trajopt-loader Zarr v3 store.
+
+``<root>/<motion>/*.npz`` -> ``<out>/<source>/<motion>/traj{i}/{key}`` (layout, chunking and codec:
+see :mod:`trajopt_loader.store.layout`; validation rules: :mod:`trajopt_loader.store.validate`).
+
+Nothing is partially written: every file is validated first; for a local store the new motion
+groups are then written into a temporary sibling directory of ``out`` and moved into place with
+``os.replace`` (a replaced motion is moved aside first and deleted after); the root index in the
+root attrs is updated last, then ``zarr.consolidate_metadata`` runs so the store opens without
+listing. Remote (fsspec URL) stores are written in place after validation.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import uuid
+import warnings as _warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import zarr
+from zarr.codecs import BloscCodec
+
+from trajopt_loader.conventions import Convention
+from trajopt_loader.errors import ExportError
+from trajopt_loader.store import layout
+from trajopt_loader.store.validate import LoadedTrajectory, check_arrays, load_trajectory
+
+Preprocess = Callable[[dict, float, str], tuple]
+
+
+@dataclasses.dataclass
+class ExportSummary:
+    """What one :func:`export_npz` call wrote.
+
+    Attributes:
+      out: store path. source: source group. convention: convention name.
+      motions: ``{motion: number of trajectories}`` written. trajectories / frames: totals.
+      bytes: uncompressed bytes of the arrays written. stored_bytes: bytes on disk (local stores;
+        ``None`` for URLs). padded: ``{"motion/file": {key: rows added}}``.
+      skipped: arrays left out (other row count). warnings: other notes. replaced: motions overwritten.
+    """
+
+    out: str
+    source: str
+    convention: str
+    motions: dict = dataclasses.field(default_factory=dict)
+    trajectories: int = 0
+    frames: int = 0
+    bytes: int = 0
+    stored_bytes: int | None = None
+    padded: dict = dataclasses.field(default_factory=dict)
+    skipped: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
+    replaced: list = dataclasses.field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"exported {self.trajectories} trajectories, {self.frames} frames "
+                 f"({self.bytes / 2**20:.2f} MiB raw"
+                 + (f", {self.stored_bytes / 2**20:.2f} MiB stored" if self.stored_bytes else "")
+                 + f") to {self.out}", f"  source {self.source!r} (convention {self.convention})"]
+        lines += [f"  {self.source}/{m}: {n} trajectories"
+                  + (" (replaced)" if m in self.replaced else "") for m, n in self.motions.items()]
+        for what, items in (("padded (last row repeated)", [f"{f}: {k}" for f, k in
+                                                            self.padded.items()]),
+                            ("skipped arrays", self.skipped), ("warnings", self.warnings)):
+            if items:
+                lines.append(f"  {what}: {len(items)}")
+                lines += [f"    {x}" for x in items[:20]]
+                if len(items) > 20:
+                    lines.append(f"    ... {len(items) - 20} more")
+        return "\n".join(lines)
+
+
+def _npz_files(d: Path) -> list[Path]:
+    return sorted((p for p in d.iterdir() if p.suffix == ".npz" and p.is_file()),
+                  key=lambda p: layout.natural_key(p.name))
+
+
+def _discover(root: Path, motion, warnings: list) -> list[tuple[str, list[Path]]]:
+    if not root.is_dir():
+        raise ExportError(f"input root {str(root)!r} is not a directory; expected a directory of "
+                          "<motion>/*.npz (or of *.npz with --motion NAME).")
+    if motion is not None:
+        names = [motion] if isinstance(motion, str) else list(motion)
+        out = []
+        for name in names:
+            layout.check_node_name(name, "motion", ExportError)
+            d = root / name if (root / name).is_dir() else root
+            files = _npz_files(d)
+            if not files:
+                raise ExportError(f"motion {name!r}: no .npz files in {str(root / name)!r} nor "
+                                  f"directly in {str(root)!r}; expected <root>/{name}/*.npz.")
+            out.append((name, files))
+    else:
+        out = [(d.name, _npz_files(d)) for d in sorted(root.iterdir()) if d.is_dir()]
+        out = [(n, f) for n, f in out if f]
+        top = _npz_files(root)
+        if not out:
+            raise ExportError(
+                f"no motion subdirectories with .npz files in {str(root)!r}"
+                + (f"; it holds {len(top)} .npz files directly: pass motion=NAME / --motion NAME"
+                   if top else ""))
+        if top:
+            warnings.append(f"{len(top)} .npz files directly in {root} were ignored; export them "
+                            "with --motion NAME")
+        for name, _ in out:
+            layout.check_node_name(name, "motion", ExportError)
+    lowered = [n.lower() for n, _ in out]
+    dups = sorted({n for n, _ in out if lowered.count(n.lower()) > 1})
+    if dups:
+        raise ExportError(f"duplicate motion names {dups} (names must differ ignoring case); "
+                          "rename the directories or export them to different sources.")
+    return out
+
+
+def _store(out: str, storage_options):
+    """A zarr store argument for ``out``: the local path, or an fsspec store for a URL."""
+    if not layout.is_url(out):
+        return layout.local_path(out)
+    from zarr.storage import FsspecStore
+
+    return FsspecStore.from_url(out, storage_options=storage_options or {})
+
+
+def _read_index(out: str, storage_options) -> dict | None:
+    """The existing root index of ``out``, or None if no store is there yet."""
+    if not layout.is_url(out):
+        p = Path(layout.local_path(out))
+        if not p.exists() or (p.is_dir() and not any(p.iterdir())):
+            return None
+        if not (p / "zarr.json").is_file():
+            raise ExportError(f"output {out!r} exists and is not a Zarr v3 store; expected a new "
+                              "or trajopt-loader store path. Fix: choose another output path.")
+    try:
+        root = zarr.open_group(_store(out, storage_options), mode="r", use_consolidated=False)
+    except FileNotFoundError:
+        return None
+    index = root.attrs.get(layout.INDEX_KEY)
+    if not isinstance(index, dict) or index.get("format_version") != layout.FORMAT_VERSION:
+        raise ExportError(f"output {out!r} is a Zarr store but not a trajopt-loader store of "
+                          f"format_version {layout.FORMAT_VERSION}; choose another output path.")
+    return index
+
+
+def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
+    entry = {"name": name, "length": t.length, "dt": t.dt, "source_file": t.source_file,
+             "rows_in_file": t.rows_in_file, "keys": {}, "derived": t.derived,
+             "padded": t.padded, "scalars": t.scalars}
+    if t.true_length is not None:
+        entry["true_length"] = t.true_length
+    for key, a in t.arrays.items():
+        entry["keys"][key] = {"shape": list(a.shape[1:]), "dtype": str(a.dtype),
+                              "chunk_rows": layout.chunk_rows(a.shape[1:], a.dtype, t.length)}
+    tg = group.create_group(name, attributes=entry)
+    for key, a in t.arrays.items():
+        arr = tg.create_array(key, shape=a.shape, dtype=a.dtype,
+                              chunks=(entry["keys"][key]["chunk_rows"], *a.shape[1:]),
+                              compressors=BloscCodec(**layout.BLOSC))
+        arr[...] = a
+    return entry
+
+
+def _load(path: Path, preprocess, **kw) -> LoadedTrajectory:
+    t = load_trajectory(path, **kw)
+    if preprocess is not None:
+        arrays, dt, provenance = preprocess(dict(t.arrays), t.dt, t.source_file)
+        if "qpos" not in arrays:
+            raise ExportError(f"{t.source_file}: preprocess returned no 'qpos'.")
+        t.length = int(arrays["qpos"].shape[0])
+        check_arrays(arrays, t.source_file, t.length)
+        t.arrays, t.dt, t.derived = dict(arrays), float(dt), dict(provenance or {})
+    return t
+
+
+def _dir_bytes(p: Path) -> int:
+    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+
+
+def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = None,
+               convention: str | Convention = "mujoco", dt: float | None = None,
+               key_map: dict | None = None, max_trajs_per_motion: int | None = None,
+               overwrite: bool = False, allow_missing: Sequence[str] = (),
+               preprocess: Preprocess | None = None, progress: bool = True,
+               storage_options: dict | None = None) -> ExportSummary:
+    """Export ``.npz`` trajectories under ``root`` into the Zarr store ``out`` as ``source``.
+
+    Args:
+      root: directory of motion subdirectories of ``.npz`` files (or of ``.npz`` files with ``motion``).
+      out: store path (created if missing) or fsspec URL. source: source group name.
+      motion: one motion name (files of ``root/motion/`` or of ``root`` itself), a list, or None
+        for every subdirectory of ``root`` holding ``.npz`` files.
+      convention: ``"mujoco"`` / ``"pinocchio"`` or a :class:`Convention`; recorded per source.
+      dt: time step (s) when the files carry none; must agree with the files when they do.
+      key_map: ``{"qpos": "arr_0", ...}`` names for unnamed arrays.
+      max_trajs_per_motion: keep the first N files (natural order) of each motion.
+      overwrite: replace motions that already exist under ``source``.
+      allow_missing: keys that may be absent (only ``"qvel"`` is required besides ``qpos``).
+      preprocess: ``f(arrays, dt, source_file) -> (arrays, dt, provenance)`` run after validation.
+      progress: show tqdm progress bars over files.
+    Returns:
+      an :class:`ExportSummary`.
+    Raises:
+      ExportError: invalid input or options (nothing written); ConventionError: bad convention.
+    """
+    from tqdm.auto import tqdm
+
+    conv = convention if isinstance(convention, Convention) else Convention.named(convention)
+    layout.check_node_name(source, "source", ExportError)
+    if max_trajs_per_motion is not None and int(max_trajs_per_motion) < 1:
+        raise ExportError(f"max_trajs_per_motion={max_trajs_per_motion} must be >= 1.")
+    out = str(out)
+    summary = ExportSummary(out=out, source=source, convention=conv.name)
+    motions = _discover(Path(root), motion, summary.warnings)
+    if max_trajs_per_motion is not None:
+        motions = [(m, f[:int(max_trajs_per_motion)]) for m, f in motions]
+    index = _read_index(out, storage_options) or {"format_version": layout.FORMAT_VERSION,
+                                                  "sources": {}}
+    src = index["sources"].get(source)
+    if src is not None:
+        old = Convention.from_attrs(src.get("convention", {}), f"source {source!r} of {out}")
+        if old != conv:
+            raise ExportError(f"source {source!r} in {out} has convention {old.to_attrs()} but "
+                              f"{conv.to_attrs()} was given; export to another source name.")
+        existing = [m for m, _ in motions if m in src["motions"]]
+        if existing and not overwrite:
+            raise ExportError(f"motion(s) {existing} already exist in {out}/{source}; pass "
+                              "overwrite=True / --overwrite to replace them.")
+        summary.replaced = existing
+    kw = dict(key_map=key_map, allow_missing=tuple(allow_missing), dt=dt)
+    n_files = sum(len(f) for _, f in motions)
+    with tqdm(total=n_files, desc="validate", unit="file", disable=not progress) as bar:
+        for name, files in motions:
+            for f in files:
+                try:
+                    load_trajectory(f, **kw)
+                except ExportError as e:
+                    raise ExportError(f"{name}/{e}") from None
+                bar.update()
+    local = not layout.is_url(out)
+    out_dir = Path(layout.local_path(out))
+    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    entries: dict[str, list] = {}
+    try:
+        if local:
+            tmp.mkdir(parents=True)
+        else:
+            rg = zarr.open_group(_store(out, storage_options), mode="a",
+                                 use_consolidated=False).require_group(source)
+        with tqdm(total=n_files, desc="write", unit="file", disable=not progress) as bar:
+            for name, files in motions:
+                group = (zarr.open_group(str(tmp / name), mode="w") if local
+                         else rg.create_group(name, overwrite=True))
+                entries[name] = []
+                for i, f in enumerate(files):
+                    t = _load(f, preprocess, **kw)
+                    entries[name].append(_write_traj(group, f"traj{i}", t))
+                    summary.frames += t.length
+                    summary.bytes += sum(a.nbytes for a in t.arrays.values())
+                    if t.padded:
+                        summary.padded[f"{name}/{t.source_file}"] = dict(t.padded)
+                    summary.skipped += [f"{name}/{s}" for s in t.skipped]
+                    summary.warnings += [f"{name}/{w}" for w in t.warnings]
+                    bar.update()
+                summary.motions[name] = len(files)
+        summary.trajectories = sum(summary.motions.values())
+        if local:
+            summary.stored_bytes = _dir_bytes(tmp)
+            zarr.open_group(str(out_dir), mode="a")
+            zarr.open_group(str(out_dir / source), mode="a")
+            for name in entries:
+                dest = out_dir / source / name
+                if dest.exists():
+                    os.replace(dest, tmp / f".old-{name}")
+                os.replace(tmp / name, dest)
+        src = index["sources"].setdefault(source, {"convention": conv.to_attrs(), "motions": {}})
+        src["motions"].update(entries)
+        store = _store(out, storage_options)
+        zarr.open_group(store, mode="a", use_consolidated=False).attrs[layout.INDEX_KEY] = index
+        with _warnings.catch_warnings():
+            _warnings.simplefilter("ignore")
+            zarr.consolidate_metadata(store)
+    finally:
+        if local and tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return summary

@@ -1,0 +1,223 @@
+"""``TrajectoryStore``: read-only access to a trajopt-loader Zarr store through a host cache.
+
+The store index (root attrs, see :mod:`trajopt_loader.store.layout`) is read once at construction,
+so a store opens without listing (consolidated metadata, plain HTTP). Array handles and the host
+cache are opened lazily on first use and dropped when pickled: a store object can be sent to
+spawned grain workers, each of which reopens it (DESIGN.md, decision 6).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import zarr
+
+from trajopt_loader.conventions import Convention
+from trajopt_loader.errors import (MissingKeyError, StoreFormatError, StoreNotFoundError,
+                                   WindowIndexError)
+from trajopt_loader.store import layout
+from trajopt_loader.store.cache import HostCache
+from trajopt_loader.store.layout import TrajectoryInfo
+
+
+def _open_root(path: str, storage_options: dict | None):
+    target = layout.local_path(path)
+    if not layout.is_url(path) and not Path(target).exists():
+        raise StoreNotFoundError(f"no store at {path!r}; create one with `trajopt-loader export "
+                                 f"ROOT {path} --source NAME --convention mujoco`.")
+    kw = {"storage_options": storage_options} if storage_options and layout.is_url(path) else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return zarr.open_group(target, mode="r", **kw)
+    except (FileNotFoundError, KeyError) as e:
+        raise StoreNotFoundError(f"no Zarr group at {path!r} ({e}); expected a store written by "
+                                 "`trajopt-loader export`.") from None
+
+
+class TrajectoryStore:
+    """A trajopt-loader store: trajectory listing, range reads and vectorized window gathers.
+
+    Args:
+      path_or_url: local store directory, ``file://`` path or fsspec URL.
+      cache_bytes: host cache budget in bytes (decoded arrays; see :mod:`.cache`).
+      storage_options: passed to fsspec for URLs.
+    Raises:
+      StoreNotFoundError: nothing at ``path_or_url``.
+      StoreFormatError: not a trajopt-loader store, or an unsupported ``format_version``.
+    """
+
+    def __init__(self, path_or_url, cache_bytes: int = 2**31, storage_options: dict | None = None):
+        self.path = str(path_or_url)
+        self.cache_bytes = int(cache_bytes)
+        self.storage_options = storage_options
+        self._root = None
+        self._cache = None
+        self._arrays: dict = {}
+        index = _open_root(self.path, storage_options).attrs.get(layout.INDEX_KEY)
+        if not isinstance(index, dict):
+            raise StoreFormatError(f"{self.path!r} is a Zarr store but has no {layout.INDEX_KEY!r} "
+                                   "index in its root attrs; it was not written by "
+                                   "`trajopt-loader export`.")
+        if index.get("format_version") != layout.FORMAT_VERSION:
+            raise StoreFormatError(f"{self.path!r} has format_version "
+                                   f"{index.get('format_version')!r}; this version reads "
+                                   f"{layout.FORMAT_VERSION}. Re-export the data.")
+        self._index = index
+        self._set_infos()
+
+    def _set_infos(self) -> None:
+        self.trajectories: tuple[TrajectoryInfo, ...] = layout.infos_from_index(self._index)
+        self._by_path = {t.path: t for t in self.trajectories}
+        self.lengths = np.array([t.length for t in self.trajectories], np.int32)
+        common = set.intersection(*(set(t.keys) for t in self.trajectories)) \
+            if self.trajectories else set()
+        self.keys = tuple(sorted(common))
+
+    def __getstate__(self) -> dict:
+        return {"path": self.path, "cache_bytes": self.cache_bytes,
+                "storage_options": self.storage_options, "_index": self._index}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._root, self._cache, self._arrays = None, None, {}
+        self._set_infos()
+
+    def __repr__(self) -> str:
+        return (f"TrajectoryStore({self.path!r}, sources={self.sources}, "
+                f"trajectories={len(self.trajectories)})")
+
+    @property
+    def sources(self) -> list[str]:
+        """Source names, sorted."""
+        return sorted(self._index["sources"])
+
+    def motions(self, source: str | None = None) -> list[str]:
+        """Motion names of ``source`` (sorted), or ``"source/motion"`` of all sources when None.
+
+        Raises:
+          KeyError (MissingKeyError): unknown source.
+        """
+        if source is None:
+            return [f"{s}/{m}" for s in self.sources for m in self.motions(s)]
+        if source not in self._index["sources"]:
+            raise MissingKeyError(f"source {source!r} is not in {self.path}; sources: "
+                                  f"{self.sources}")
+        return sorted(self._index["sources"][source]["motions"])
+
+    def convention(self, source: str) -> Convention:
+        """The :class:`Convention` recorded for ``source`` at export (never guessed)."""
+        self.motions(source)
+        return Convention.from_attrs(self._index["sources"][source]["convention"],
+                                     f"source {source!r} of {self.path}")
+
+    def select(self, sources: Sequence[str] = (), motions: Sequence[str] = ()) -> np.ndarray:
+        """int32 traj_ids of the given sources and motions (``"motion"`` or ``"source/motion"``).
+
+        Empty selectors select everything. Raises MissingKeyError for a name matching nothing.
+        """
+        sources, motions = tuple(sources), tuple(motions)
+        for s in sources:
+            self.motions(s)
+        known = {t.motion for t in self.trajectories} | {f"{t.source}/{t.motion}"
+                                                          for t in self.trajectories}
+        for m in motions:
+            if m not in known:
+                raise MissingKeyError(f"motion {m!r} is not in {self.path}; motions: "
+                                      f"{self.motions()}")
+        ids = [t.traj_id for t in self.trajectories
+               if (not sources or t.source in sources)
+               and (not motions or t.motion in motions or f"{t.source}/{t.motion}" in motions)]
+        return np.array(ids, np.int32)
+
+    def info(self, traj) -> TrajectoryInfo:
+        """The :class:`TrajectoryInfo` of a traj_id (int) or path ``"source/motion/traj3"``."""
+        if isinstance(traj, str):
+            if traj not in self._by_path:
+                raise MissingKeyError(f"trajectory {traj!r} is not in {self.path}.")
+            return self._by_path[traj]
+        i = int(traj)
+        if not 0 <= i < len(self.trajectories):
+            raise WindowIndexError(f"traj_id {i} is outside [0, {len(self.trajectories)}).")
+        return self.trajectories[i]
+
+    # --- array access -------------------------------------------------------------------------
+    def _array(self, traj_id: int, key: str):
+        a = self._arrays.get((traj_id, key))
+        if a is None:
+            if self._root is None:
+                self._root = _open_root(self.path, self.storage_options)
+            info = self.trajectories[traj_id]
+            if key not in info.keys:
+                raise MissingKeyError(f"trajectory {info.path} has no {key!r}; it has "
+                                      f"{sorted(info.keys)}.")
+            a = self._arrays[(traj_id, key)] = self._root[f"{info.path}/{key}"]
+        return a
+
+    def _read_rows(self, traj_id: int, key: str, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self._array(traj_id, key)[start:stop])
+
+    @property
+    def cache(self) -> HostCache:
+        """The host cache (created lazily)."""
+        if self._cache is None:
+            self._cache = HostCache(self.trajectories, self.cache_bytes, self._read_rows)
+        return self._cache
+
+    def read(self, traj, key: str, start: int = 0, stop: int | None = None, *,
+             wrap: bool = False) -> np.ndarray:
+        """Rows ``[start, stop)`` of ``key`` of one trajectory, ``[stop - start, *row]``, stored dtype.
+
+        With ``wrap=True`` row ``s`` is row ``s mod length`` (any start/stop, stop >= start);
+        otherwise ``0 <= start <= stop <= length`` is required.
+
+        Raises:
+          WindowIndexError: out-of-range rows without wrap. MissingKeyError: unknown traj / key.
+        """
+        info = self.info(traj)
+        n = info.length
+        stop = n if stop is None else int(stop)
+        start = int(start)
+        if key not in info.keys:
+            raise MissingKeyError(f"trajectory {info.path} has no {key!r}; it has "
+                                  f"{sorted(info.keys)}.")
+        if stop < start:
+            raise WindowIndexError(f"{info.path}: stop {stop} < start {start}.")
+        if not wrap and not (0 <= start <= stop <= n):
+            raise WindowIndexError(f"{info.path} {key}: rows [{start}, {stop}) are outside "
+                                   f"[0, {n}); pass wrap=True to read modulo the length.")
+        if wrap and (start < 0 or stop > n):
+            rows = np.arange(start, stop) % n
+            return self.read(info.traj_id, key)[rows]
+        whole = self.cache.whole(key) if self._cache is not None and key in self._cache._whole \
+            else None
+        if whole is not None:
+            flats, offsets = whole
+            g = int(self.cache.meta(key).group[info.traj_id])
+            o = int(offsets[info.traj_id])
+            return flats[g][o + start:o + stop].copy()
+        return self._read_rows(info.traj_id, key, start, stop)
+
+    def gather(self, key: str, traj_ids, steps) -> np.ndarray:
+        """Windows ``out[e, w] = key[traj_ids[e]][steps[e, w]]`` from the host cache.
+
+        Args:
+          traj_ids: int [E]. steps: int [E, W], each in ``[0, length)`` of its trajectory.
+        Returns:
+          ``[E, W, *row]`` array, stored dtype.
+        Raises:
+          WindowIndexError: out-of-range step (names env row, step, length).
+          MissingKeyError: a selected trajectory lacks ``key``.
+        """
+        return self.cache.gather(key, traj_ids, steps)
+
+    def warm(self, keys: Sequence[str] | None = None) -> None:
+        """Decode ``keys`` (default: :attr:`keys`) into the host cache now."""
+        self.cache.warm(self.keys if keys is None else tuple(keys))
+
+    def cache_info(self) -> dict:
+        """``{"bytes_used", "budget", "hits", "misses", ...}`` of the host cache."""
+        return self.cache.info()

@@ -1,0 +1,232 @@
+"""Load and validate one trajectory ``.npz`` file for export (never with ``allow_pickle=True``).
+
+Rules (each violation raises :class:`~trajopt_loader.errors.ExportError` naming the file, the key,
+what is wrong, what was expected and the fix):
+
+* ``qpos`` ``[T, nq]`` is required, ``T > 0``. ``qvel`` ``[T, nv]`` is required unless ``"qvel"`` is in
+  ``allow_missing``; it must have exactly ``T`` rows.
+* Unnamed arrays ``arr_0, arr_1, ...`` (``np.savez(f, qpos, qvel)``) must be named with ``key_map``
+  (``{"qpos": "arr_0"}``, CLI ``--key qpos=arr_0``); they are never guessed.
+* Ragged keys: an array with exactly ``T - 1`` rows (one action per interval between ``T`` knots) is
+  padded to ``T`` rows by repeating its last row and reported in ``padded``. ``action`` / ``ee_pos``
+  with any other row count is an error; other arrays with another row count are skipped with a
+  warning. 0-d arrays become scalars (``dt`` and ``true_length`` are interpreted, the rest kept).
+* ``true_length`` (0-d integer): only the first ``true_length`` rows are real; ``0 < true_length <= T``.
+* dt (s): the ``dt`` scalar of the file wins; else a uniform ``time`` column (spacing equal within
+  ``DT_RTOL``); else the ``dt`` argument. A ``dt`` argument that disagrees with the file is an error;
+  no dt at all is an error. (The Cassie ``agility_reference/traj_2.npz`` has irregular source timing
+  and a ``dt`` key: the ``dt`` key is used.)
+* Arrays must be numeric (bool / int / float); floats must be finite on the real rows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import zipfile
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from trajopt_loader.errors import ExportError
+from trajopt_loader.store.layout import check_node_name
+
+DT_RTOL = 1e-3
+STATE_KEYS = ("qpos", "qvel")
+STRICT_KEYS = ("action", "ee_pos")
+_UNNAMED = re.compile(r"^arr_\d+$")
+
+
+@dataclasses.dataclass
+class LoadedTrajectory:
+    """One validated trajectory: ``arrays[key]`` has shape ``[length, *row]``, input dtype kept."""
+
+    source_file: str
+    arrays: dict[str, np.ndarray]
+    length: int
+    dt: float
+    rows_in_file: int
+    true_length: int | None = None
+    scalars: dict = dataclasses.field(default_factory=dict)
+    padded: dict = dataclasses.field(default_factory=dict)
+    skipped: list = dataclasses.field(default_factory=list)
+    warnings: list = dataclasses.field(default_factory=list)
+    derived: dict = dataclasses.field(default_factory=dict)
+
+
+def _err(file: str, key: str | None, what: str, expected: str, fix: str) -> ExportError:
+    where = f"{file}: key {key!r}" if key else file
+    return ExportError(f"{where}: {what}; expected {expected}. Fix: {fix}")
+
+
+def _read_npz(path: Path, key_map: Mapping[str, str]) -> dict[str, np.ndarray]:
+    name = path.name
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except Exception as e:  # zipfile.BadZipFile, OSError, EOFError, ValueError (pickle)
+        raise _err(name, None, f"cannot be read as .npz ({type(e).__name__}: {e})",
+                   "a numpy .npz archive saved with np.savez / np.savez_compressed",
+                   "re-save the file with np.savez(path, qpos=..., qvel=..., ...)") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise _err(name, None, "is a single .npy array, not an .npz archive",
+                   "a .npz archive of named arrays", "save with np.savez(path, qpos=..., qvel=...)")
+    with npz:
+        files = list(npz.files)
+        for dst, src in key_map.items():
+            if src not in files:
+                raise _err(name, src, f"is not in the file (mapping {dst}={src}); it has {files}",
+                           "an existing key", f"use --key {dst}=<one of {files}>")
+            if dst != src and dst in files and dst not in key_map.values():
+                raise _err(name, dst, f"exists and is also mapped from {src!r}",
+                           "one array per name", f"drop --key {dst}={src}")
+        rename = {src: dst for dst, src in key_map.items()}
+        unnamed = [k for k in files if _UNNAMED.match(k) and k not in rename]
+        if unnamed:
+            shapes = ", ".join(unnamed)
+            hint = " ".join(f"--key {n}={k}" for n, k in zip(("qpos", "qvel", "action"), unnamed))
+            raise _err(name, unnamed[0], f"unnamed arrays ({shapes}) cannot be guessed",
+                       "named arrays or a key mapping",
+                       f"pass key_map={{'qpos': 'arr_0', ...}} / e.g. {hint}")
+        arrays = {}
+        for k in files:
+            try:
+                arrays[rename.get(k, k)] = npz[k]
+            except ValueError as e:  # "Object arrays cannot be loaded when allow_pickle=False"
+                raise _err(name, k, f"needs pickle to load ({e})",
+                           "a plain numeric array (pickle is never enabled)",
+                           f"re-save {k!r} as a numeric array (np.asarray(x, dtype=np.float64))"
+                           ) from None
+            except (zipfile.BadZipFile, OSError, EOFError) as e:
+                raise _err(name, k, f"is corrupt ({type(e).__name__}: {e})", "a readable array",
+                           "re-export the file") from None
+    return arrays
+
+
+def check_arrays(arrays: Mapping[str, np.ndarray], file: str, length: int) -> None:
+    """Check every array is numeric, has ``length`` rows, and floats are finite.
+
+    Raises:
+      ExportError: naming ``file``, the key, and for a non-finite value its first row and column.
+    """
+    for key, a in arrays.items():
+        check_node_name(key, f"{file}: array key", ExportError)
+        if a.dtype.kind not in "biuf":
+            raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape})",
+                       "a numeric array (bool, int or float)",
+                       f"convert {key!r} to a float array before export")
+        if a.ndim == 0 or a.shape[0] != length:
+            raise _err(file, key, f"has shape {a.shape}", f"{length} rows", "fix the array length")
+        if a.dtype.kind == "f":
+            bad = ~np.isfinite(a)
+            if bad.any():
+                pos = np.argwhere(bad)[0]
+                col = f", column {tuple(int(c) for c in pos[1:])}" if a.ndim > 1 else ""
+                raise _err(file, key, f"has a non-finite value {a[tuple(pos)]} at row {pos[0]}{col}",
+                           "finite values", f"clean or drop the recording (row {pos[0]} of {key!r})")
+
+
+def _scalar(a: np.ndarray):
+    return a.item() if a.dtype.kind in "biuf" else None
+
+
+def _resolve_dt(file: str, arrays: dict, file_dt, dt_arg, warnings: list) -> float:
+    time_dt = None
+    t = arrays.get("time")
+    if t is not None and t.ndim == 1 and t.shape[0] >= 2 and t.dtype.kind in "iuf":
+        d = np.diff(t.astype(np.float64))
+        mean = float(d.mean())
+        uniform = mean > 0 and float(np.abs(d - mean).max()) <= DT_RTOL * mean
+        if file_dt is None and not uniform:
+            i = int(np.argmax(np.abs(d - mean)))
+            raise _err(file, "time", f"is not uniformly spaced (step {i}->{i + 1} is {d[i]:.6g} s, "
+                       f"mean {mean:.6g} s)", f"equal steps within {DT_RTOL:g} relative",
+                       "pass dt= / --dt if the rows are equally spaced, or resample "
+                       "(--model ... --resample-dt S)")
+        time_dt = mean if uniform else None
+    if file_dt is not None:
+        if not (np.isfinite(file_dt) and file_dt > 0):
+            raise _err(file, "dt", f"is {file_dt}", "a positive time step in seconds",
+                       "fix the dt array or pass --dt")
+        if time_dt is not None and abs(time_dt - file_dt) > DT_RTOL * file_dt:
+            warnings.append(f"{file}: 'time' spacing {time_dt:.6g} s differs from 'dt' "
+                            f"{file_dt:.6g} s; using 'dt'")
+    found = file_dt if file_dt is not None else time_dt
+    if dt_arg is not None:
+        if not (np.isfinite(dt_arg) and dt_arg > 0):
+            raise ExportError(f"dt={dt_arg!r} is not a positive time step in seconds.")
+        if found is not None and abs(found - dt_arg) > DT_RTOL * found:
+            key = "dt" if file_dt is not None else "time"
+            raise _err(file, key, f"gives dt={found:.6g} s but dt={dt_arg:.6g} s was passed",
+                       "agreement within 0.1%", "drop the dt argument or fix the file")
+        return float(dt_arg)
+    if found is None:
+        raise _err(file, None, "has no 'dt' scalar and no uniform 'time' array",
+                   "a known time step", "pass dt=SECONDS (CLI --dt SECONDS); it is never guessed")
+    return float(found)
+
+
+def load_trajectory(path: Path, *, key_map: Mapping[str, str] | None = None,
+                    allow_missing=(), dt: float | None = None) -> LoadedTrajectory:
+    """Load ``path`` and apply the rules of this module.
+
+    Returns:
+      a :class:`LoadedTrajectory` whose arrays all have ``length`` rows (``[T, ...]``, input dtypes).
+    Raises:
+      ExportError: for any rule violation (see the module docstring).
+    """
+    path = Path(path)
+    file = path.name
+    arrays = _read_npz(path, dict(key_map or {}))
+    for key, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape})",
+                       "a numeric array (bool, int or float)",
+                       f"convert {key!r} to a float array before export")
+    scalars = {k: _scalar(a) for k, a in arrays.items() if a.ndim == 0}
+    arrays = {k: a for k, a in arrays.items() if a.ndim > 0}
+    if "qpos" in allow_missing:
+        raise ExportError("allow_missing may not contain 'qpos': every trajectory needs qpos.")
+    for key in STATE_KEYS:
+        if key not in arrays and key not in allow_missing:
+            fix = "name it with key_map / --key qpos=NAME"
+            if key == "qvel":
+                fix = ("pass allow_missing=('qvel',) / --allow-missing qvel to export without it, "
+                       "or derive it: --model MODEL.xml --derive-qvel")
+            raise _err(file, key, f"is missing (keys: {sorted(arrays) + sorted(scalars)})",
+                       f"a [T, n] {key} array", fix)
+    qpos = arrays["qpos"]
+    if qpos.ndim != 2:
+        raise _err(file, "qpos", f"has shape {qpos.shape}", "[T, nq]", "reshape to 2-D")
+    rows = qpos.shape[0]
+    if rows == 0:
+        raise _err(file, "qpos", "has 0 rows", "at least 1 time step", "drop the empty file")
+    if "qvel" in arrays and (arrays["qvel"].ndim != 2 or arrays["qvel"].shape[0] != rows):
+        raise _err(file, "qvel", f"has shape {arrays['qvel'].shape} but qpos has {rows} rows",
+                   f"[{rows}, nv]", "export qpos and qvel at the same time steps")
+    out, padded, skipped, warnings = {}, {}, [], []
+    for key, a in arrays.items():
+        if a.shape[0] == rows:
+            out[key] = a
+        elif a.shape[0] == rows - 1 and rows >= 2 and key not in STATE_KEYS:
+            out[key] = np.concatenate([a, a[-1:]], axis=0)
+            padded[key] = 1
+        elif key in STRICT_KEYS:
+            raise _err(file, key, f"has {a.shape[0]} rows but qpos has {rows}",
+                       f"{rows} rows, or {rows - 1} (one per interval; padded by repeating the last)",
+                       f"export {key!r} at the qpos time steps")
+        else:
+            skipped.append(f"{file}: {key} {a.shape} skipped (qpos has {rows} rows)")
+    true_length = scalars.pop("true_length", None)
+    if true_length is not None:
+        if float(true_length) != int(true_length) or not 0 < int(true_length) <= rows:
+            raise _err(file, "true_length", f"is {true_length}", f"an integer in 1..{rows}",
+                       "fix true_length (the number of real rows)")
+        true_length = int(true_length)
+        out = {k: a[:true_length] for k, a in out.items()}
+    length = true_length or rows
+    file_dt = scalars.pop("dt", None)
+    dt_value = _resolve_dt(file, out, None if file_dt is None else float(file_dt), dt, warnings)
+    check_arrays(out, file, length)
+    return LoadedTrajectory(file, {k: np.ascontiguousarray(a) for k, a in out.items()}, length,
+                            dt_value, rows, true_length, scalars, padded, skipped, warnings)
