@@ -1,0 +1,120 @@
+"""``trajopt-loader export ROOT OUT --source S ...``: export trajectory .npz files to a Zarr store.
+
+Examples::
+
+    trajopt-loader export /data/cassie/trajopt cassie.zarr --source cassie --convention mujoco \\
+        --allow-missing qvel
+    trajopt-loader export runs/ out.zarr --source digit --motion walk --quat-order xyzw \\
+        --lin-vel-frame body --ang-vel-frame body --key qpos=arr_0 --key qvel=arr_1 --dt 0.01
+
+The convention must be given (``--convention`` or all three of ``--quat-order``,
+``--lin-vel-frame``, ``--ang-vel-frame``): it is recorded in the store and never guessed.
+Errors print one line and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import flags
+
+from trajopt_loader.conventions import Convention
+from trajopt_loader.errors import TrajoptLoaderError
+
+_F = flags.FLAGS
+flags.DEFINE_string("source", None, "Source group name (robot / dataset), e.g. cassie.")
+flags.DEFINE_string("motion", None, "Export only this motion: ROOT/MOTION/*.npz, or ROOT/*.npz "
+                    "named MOTION. Default: every subdirectory of ROOT holding .npz files.")
+flags.DEFINE_string("convention", None, "mujoco | pinocchio (alias crocoddyl).")
+flags.DEFINE_string("quat-order", None, "wxyz | xyzw (instead of --convention).")
+flags.DEFINE_string("lin-vel-frame", None, "world | body (instead of --convention).")
+flags.DEFINE_string("ang-vel-frame", None, "world | body (instead of --convention).")
+flags.DEFINE_float("dt", None, "Time step in seconds when the files have no dt / uniform time.")
+flags.DEFINE_multi_string("key", [], "NAME=ARRAY mapping for unnamed arrays, e.g. qpos=arr_0.")
+flags.DEFINE_integer("max-trajs-per-motion", None, "Keep the first N files of each motion.")
+flags.DEFINE_bool("overwrite", False, "Replace motions that already exist in the store.")
+flags.DEFINE_multi_string("allow-missing", [], "Keys that may be absent, e.g. qvel.")
+flags.DEFINE_string("model", None, "MuJoCo model XML for --derive-qvel / --resample-dt / "
+                    "--ee-sites preprocessing.")
+flags.DEFINE_bool("derive-qvel", False, "Compute qvel from qpos with the model (needs --model).")
+flags.DEFINE_float("resample-dt", None, "Resample trajectories to this dt in s (needs --model).")
+flags.DEFINE_list("ee-sites", [], "Model sites whose world positions are stored as ee_pos "
+                  "(needs --model).")
+flags.DEFINE_bool("progress", True, "Show progress bars.")
+
+
+class _UsageError(TrajoptLoaderError, ValueError):
+    pass
+
+
+def _convention() -> Convention:
+    parts = [_F["quat-order"].value, _F["lin-vel-frame"].value, _F["ang-vel-frame"].value]
+    if _F.convention and any(parts):
+        raise _UsageError("give either --convention or --quat-order/--lin-vel-frame/"
+                          "--ang-vel-frame, not both.")
+    if _F.convention:
+        return Convention.named(_F.convention)
+    if not all(parts):
+        raise _UsageError("the base convention is not given; pass --convention mujoco|pinocchio, "
+                          "or all of --quat-order wxyz|xyzw --lin-vel-frame world|body "
+                          "--ang-vel-frame world|body (it is recorded, never guessed).")
+    return Convention(*parts)
+
+
+def _key_map() -> dict[str, str]:
+    out = {}
+    for item in _F.key:
+        name, sep, array = item.partition("=")
+        if not sep or not name or not array:
+            raise _UsageError(f"--key {item!r} is not NAME=ARRAY; e.g. --key qpos=arr_0.")
+        if name in out:
+            raise _UsageError(f"--key {name}= is given twice.")
+        out[name] = array
+    return out
+
+
+def run(argv: list[str]) -> str:
+    """Run the export for parsed flags and positional ``argv = [prog, ROOT, OUT]``.
+
+    Returns:
+      the printed summary text.
+    Raises:
+      TrajoptLoaderError: bad usage or input (nothing written).
+    """
+    if len(argv) != 3:
+        raise _UsageError(f"expected ROOT and OUT positional arguments, got {argv[1:]}; usage: "
+                          "trajopt-loader export ROOT OUT --source NAME --convention mujoco")
+    if not _F.source:
+        raise _UsageError("--source NAME is required (e.g. --source cassie).")
+    conv = _convention()
+    allow_missing = list(_F["allow-missing"].value)
+    preprocess = None
+    model = _F.model
+    wants_model = _F["derive-qvel"].value or _F["resample-dt"].value or _F["ee-sites"].value
+    if wants_model and not model:
+        raise _UsageError("--derive-qvel / --resample-dt / --ee-sites need --model MODEL.xml.")
+    if model:
+        from trajopt_loader.transforms.kinematics import make_export_preprocess
+
+        preprocess = make_export_preprocess(
+            model, convention=conv, derive_qvel=bool(_F["derive-qvel"].value),
+            resample_dt=_F["resample-dt"].value, ee_sites=tuple(_F["ee-sites"].value))
+        if _F["derive-qvel"].value and "qvel" not in allow_missing:
+            allow_missing.append("qvel")
+    from trajopt_loader.store.export import export_npz
+
+    summary = export_npz(argv[1], argv[2], source=_F.source, motion=_F.motion, convention=conv,
+                         dt=_F.dt, key_map=_key_map(),
+                         max_trajs_per_motion=_F["max-trajs-per-motion"].value,
+                         overwrite=_F.overwrite, allow_missing=tuple(allow_missing),
+                         preprocess=preprocess, progress=_F.progress)
+    return str(summary)
+
+
+def main(argv: list[str]) -> None:
+    """absl entry point: prints the summary, or one error line and exits 1."""
+    try:
+        print(run(argv))
+    except TrajoptLoaderError as e:
+        print(f"trajopt-loader export: error: {e}", file=sys.stderr)
+        sys.exit(1)
