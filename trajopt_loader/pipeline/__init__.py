@@ -1,1 +1,7 @@
-"""trajopt_loader.pipeline."""
+"""Grain pipeline of trajopt-loader: schedules (sources), dataset builder, device prefetch."""
+
+from trajopt_loader.pipeline import schedules
+from trajopt_loader.pipeline.dataset import make_dataset
+from trajopt_loader.pipeline.device import device_iterator
+
+__all__ = ["device_iterator", "make_dataset", "schedules"]

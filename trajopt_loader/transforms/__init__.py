@@ -1,1 +1,6 @@
-"""trajopt_loader.transforms."""
+"""grain MapTransforms of trajopt-loader: numpy, vectorized over envs."""
+
+from trajopt_loader.transforms.gather import GatherKeys, cast_dtype
+from trajopt_loader.transforms.windows import WindowIndices, window_steps
+
+__all__ = ["GatherKeys", "WindowIndices", "cast_dtype", "window_steps"]

@@ -1,0 +1,96 @@
+"""Configs: loading by name / path / argument, overrides, validation with suggestions."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import pytest
+from ml_collections import config_dict
+
+from trajopt_loader.configs import apply_overrides, load_config, validate_config
+from trajopt_loader.errors import ConfigError
+
+FIELDS = {
+    "zarr_path": None, "num_envs": 64, "window_size": 32, "stride": None,
+    "schedule": "sequential", "assignment": "round_robin", "traj_ids": (), "sources": (),
+    "motions": (), "allow_wrap": True, "end_policy": "wrap", "keys": ("qpos", "qvel", "action"),
+    "dtype": "float32", "seed": 0, "cache_bytes": 2**31, "host_prefetch": 2,
+    "device_prefetch": 2, "read_threads": 1, "num_batches": None,
+    "references.enabled": False, "references.robot": None, "references.model_path": None,
+    "references.ee_sites": (), "distributed.coordinator_address": None,
+    "distributed.num_processes": None, "distributed.process_id": None,
+}
+
+
+def _flat(c, prefix=""):
+    out = {}
+    for k, v in c.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, config_dict.ConfigDict)
+                   else {f"{prefix}{k}": v})
+    return out
+
+
+def test_default_has_exactly_the_contract_fields():
+    assert _flat(load_config("default")) == FIELDS
+
+
+@pytest.mark.parametrize("name", ["default", "cassie", "digit_v3"])
+def test_named_configs_validate_lock_and_document_their_command(name):
+    c = load_config(name)
+    assert set(_flat(c)) == set(FIELDS)
+    assert c.zarr_path is None and c.references.enabled is False and c.references.robot is None
+    assert all(not isinstance(v, list) for v in _flat(c).values())
+    with pytest.raises(AttributeError):
+        c.new_field = 1  # locked
+    doc = importlib.import_module(f"trajopt_loader.configs.{name}").__doc__
+    assert f"--config=trajopt_loader/configs/{name}.py" in doc
+    assert c["keys"] == ("qpos", "qvel", "action")
+
+
+def test_same_config_by_path_name_and_argument():
+    path = Path(__file__).resolve().parents[1] / "trajopt_loader" / "configs" / "digit_v3.py"
+    by_path = load_config(f"{path}:num_envs=8,seed=3")
+    assert (by_path.num_envs, by_path.seed, by_path.window_size) == (8, 3, 32)
+    by_name = load_config("digit_v3", {"num_envs": 8, "seed": 3})
+    assert by_path == by_name
+    by_strings = load_config("digit_v3.py", ["num_envs=8", "seed=3", "keys=['qpos']"])
+    assert by_strings["keys"] == ("qpos",) and by_strings.num_envs == 8
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"num_env": 3}, "unknown config field 'num_env'. Did you mean 'num_envs'?"),
+    ({"references.enabld": True}, "Did you mean 'references.enabled'?"),
+    ({"schedule": "sequentail"}, "Did you mean 'sequential'?"),
+    ({"end_policy": "clip"}, r"not one of \('wrap', 'clamp'\)"),
+    ({"window_size": 0}, "window_size=0"),
+    ({"stride": -2}, "stride=-2"),
+    ({"num_envs": "many"}, "'num_envs' cannot take 'many'"),
+    ({"keys": ()}, "keys"),
+    ({"dtype": "float33"}, "dtype='float33'"),
+    ({"assignment": "explicit"}, "traj_ids"),
+    ({"traj_ids": (1, 2)}, "traj_ids"),
+    ({"read_threads": -1}, "read_threads=-1"),
+    ({"distributed.num_processes": 2, "distributed.process_id": 2}, "process_id=2"),
+])
+def test_bad_fields_raise_config_error_with_hint(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config("default", overrides)
+
+
+def test_validate_rejects_unknown_field_in_an_unlocked_config_with_suggestion():
+    c = load_config("default")
+    c.unlock()
+    c.windw_size = 8
+    with pytest.raises(ConfigError, match="unknown config field 'windw_size'. Did you mean "
+                                          "'window_size'"):
+        validate_config(c)
+    with pytest.raises(ConfigError, match="not of the form"):
+        apply_overrides(load_config("default"), ["num_envs"])
+    with pytest.raises(ConfigError, match="Did you mean 'cassie'"):
+        load_config("casie")
+
+
+def test_explicit_assignment_and_bfloat16():
+    c = load_config("cassie", {"assignment": "explicit", "traj_ids": [2, 0], "dtype": "bfloat16"})
+    assert c.traj_ids == (2, 0) and c.dtype == "bfloat16"

@@ -1,0 +1,73 @@
+r"""Default trajopt-loader config: every field, with its default.
+
+Run it (big_vision style; `--config.x=y` overrides any scalar field):
+
+    trajopt-loader stream --config=trajopt_loader/configs/default.py \
+        --config.zarr_path=/path/to/store.zarr --config.num_envs=64
+
+`get_config(arg)` also accepts overrides in its argument, `--config=default.py:num_envs=8,seed=1`.
+Fields that may stay unset are `config_dict.placeholder(T)` (value None); list-like fields are
+tuples. `trajopt_loader.configs.validate_config` checks values.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from ml_collections import config_dict
+
+
+def get_config(arg: str | None = None) -> config_dict.ConfigDict:
+    """The default config (fields documented inline); ``arg``: ``"field=value,..."`` overrides."""
+    c = config_dict.ConfigDict()
+    c.zarr_path = config_dict.placeholder(str)  # store path or URL (required to stream)
+    c.num_envs = 64                 # E: envs in one batch, over all processes
+    c.window_size = 32              # W: steps per window
+    c.stride = config_dict.placeholder(int)  # steps between chunk starts; None = window_size
+    c.schedule = "sequential"       # "sequential" (marching) | "random" (uniform windows)
+    c.assignment = "round_robin"    # sequential: "round_robin" | "random" | "explicit"
+    c.traj_ids = ()                 # explicit assignment: trajectory ids, cycled over envs
+    c.sources = ()                  # restrict to these sources (() = all)
+    c.motions = ()                  # restrict to these motions ("motion" or "source/motion")
+    c.allow_wrap = True             # sequential: wrap the start (True) or move on to a new trajectory
+    c.end_policy = "wrap"           # window past the end: "wrap" (modulo) | "clamp" (valid=False)
+    c["keys"] = ("qpos", "qvel", "action")
+    c.dtype = "float32"             # dtype of the gathered arrays
+    c.seed = 0
+    c.cache_bytes = 2**31           # host cache budget of the store (bytes)
+    c.host_prefetch = 2             # batches prepared ahead on the host (grain read-ahead)
+    c.device_prefetch = 2           # batches held on the device (double buffer)
+    c.read_threads = 1              # grain threads preparing batches
+    c.num_batches = config_dict.placeholder(int)  # None = endless
+    c.references = config_dict.ConfigDict(dict(
+        enabled=False,
+        robot=config_dict.placeholder(str),
+        model_path=config_dict.placeholder(str),
+        ee_sites=(),
+    ))
+    c.distributed = config_dict.ConfigDict(dict(
+        coordinator_address=config_dict.placeholder(str),
+        num_processes=config_dict.placeholder(int),
+        process_id=config_dict.placeholder(int),
+    ))
+    apply_arg(c, arg)
+    return c
+
+
+def apply_arg(config: config_dict.ConfigDict, arg: str | None) -> config_dict.ConfigDict:
+    """Apply ``"a=1,b.c=x"`` overrides from a config file argument (values as Python literals,
+    else strings); unknown fields raise ``ConfigError`` with a suggestion."""
+    if not arg:
+        return config
+    from trajopt_loader.configs import apply_overrides  # late: the package imports this module
+    pairs = {}
+    for item in arg.split(","):
+        name, sep, value = item.partition("=")
+        if not sep:
+            from trajopt_loader.errors import ConfigError
+            raise ConfigError(f"config argument {item!r} is not of the form field=value")
+        try:
+            pairs[name.strip()] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            pairs[name.strip()] = value
+    return apply_overrides(config, pairs)
