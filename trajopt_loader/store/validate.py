@@ -225,8 +225,8 @@ def load_trajectory(path: Path, *, key_map: Mapping[str, str] | None = None,
         true_length = int(true_length)
         out = {k: a[:true_length] for k, a in out.items()}
     length = true_length or rows
+    check_arrays(out, file, length)
     file_dt = scalars.pop("dt", None)
     dt_value = _resolve_dt(file, out, None if file_dt is None else float(file_dt), dt, warnings)
-    check_arrays(out, file, length)
     return LoadedTrajectory(file, {k: np.ascontiguousarray(a) for k, a in out.items()}, length,
                             dt_value, rows, true_length, scalars, padded, skipped, warnings)
