@@ -24,13 +24,20 @@ from absl import flags
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "cassie"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_integer("steps", 300, "Training steps (one streamed batch each).")
-flags.DEFINE_integer("num_envs", 32, "Envs per batch (E).")
-flags.DEFINE_integer("window_size", 16, "Steps per window (W).")
-flags.DEFINE_integer("hidden", 64, "Hidden units of each of the 2 MLP layers.")
-flags.DEFINE_float("learning_rate", 3e-3, "Adam learning rate.")
-flags.DEFINE_integer("log_every", 50, "Print the loss every this many steps.")
-flags.DEFINE_integer("seed", 0, "Seed of the window schedule and of the MLP initialization.")
+
+
+def _define(kind: str, name: str, default, help_text: str) -> None:
+    if name not in FLAGS:  # other commands imported in the same process may own the name
+        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
+
+
+_define("integer", "steps", 300, "Training steps (one streamed batch each).")
+_define("integer", "num_envs", 32, "Envs per batch (E).")
+_define("integer", "window_size", 16, "Steps per window (W).")
+_define("integer", "hidden", 64, "Hidden units of each of the 2 MLP layers.")
+_define("float", "learning_rate", 3e-3, "Adam learning rate.")
+_define("integer", "log_every", 50, "Print the loss every this many steps.")
+_define("integer", "seed", 0, "Seed of the window schedule and of the MLP initialization.")
 
 
 def _init_mlp(key, sizes):

@@ -1,0 +1,44 @@
+"""Tests of ``trajopt-loader bench`` (trajopt_loader/commands/bench.py): discovery and running."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from trajopt_loader.commands.bench import find_benchmarks, run_benchmarks
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_finds_the_repository_benchmarks():
+    names = [p.stem for p in find_benchmarks()]
+    assert "bench_device_overlap" in names and names == sorted(names)
+    assert [p.stem for p in find_benchmarks(only=["overlap"])] == ["bench_device_overlap"]
+
+
+def test_runs_each_script_and_reports_exit_codes(tmp_path, capfd):
+    (tmp_path / "bench_ok.py").write_text("print('ok', 6 * 7)\n")
+    (tmp_path / "bench_fail.py").write_text("raise SystemExit(3)\n")
+    (tmp_path / "helper.py").write_text("raise SystemExit('not a benchmark')\n")
+    lines: list[str] = []
+    codes = run_benchmarks(find_benchmarks(tmp_path), out=lines.append)
+    assert codes == {"bench_fail": 3, "bench_ok": 0}
+    assert "ok 42" in capfd.readouterr().out
+    assert lines[-1].startswith("== bench_ok: exit 0, ")
+
+
+def test_missing_folder_names_the_fix(tmp_path):
+    with pytest.raises(FileNotFoundError, match="--benchmarks_dir"):
+        find_benchmarks(tmp_path / "nope")
+
+
+def test_cli_list():
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "bench", "--list"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "bench_device_overlap" in proc.stdout.split()
