@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> None:
     module = importlib.import_module(f"trajopt_loader.commands.{name}")
     from absl import app  # imported late: `trajopt-loader --help` stays fast.
 
-    app.run(module.main, argv=[f"trajopt-loader {name}"] + argv[2:])
+    rest = argv[2:]
+    if not any(a.startswith(("--verbosity", "-v=", "--v=")) for a in rest):
+        rest = ["--verbosity=-1"] + rest  # WARNING and above; JAX's INFO backend probing is noise here.
+    app.run(module.main, argv=[f"trajopt-loader {name}"] + rest)
 
 
 if __name__ == "__main__":
