@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -221,46 +221,30 @@ def test_leaf_sharding_truncates_spec_to_rank():
     assert leaf_sharding(s, 0).spec == P()
 
 
-SHARDED_RUN = textwrap.dedent(
-    """
-    import jax
-    jax.config.update("jax_num_cpu_devices", 8)
-    import numpy as np, grain
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
-    from trajopt_loader.errors import ShardingError
-    from trajopt_loader.pipeline.device import device_iterator
-    assert len(jax.devices()) == 8
-    mesh = Mesh(np.asarray(jax.devices()), ("env",))
-    E, W = 16, 5
-    def batch(k):
-        x = np.random.default_rng(k).standard_normal((E, W, 3)).astype(np.float32)
-        return {"x": x, "env_id": np.arange(E, dtype=np.int32), "chunk": np.int64(k)}
-    ds = grain.MapDataset.range(4).map(batch).to_iter_dataset()
-    f = jax.jit(lambda b: (abs(b["x"]).sum(axis=(1, 2)) * b["env_id"]).sum() + b["chunk"])
-    with device_iterator(ds, NamedSharding(mesh, P("env"))) as it, jax.transfer_guard("disallow"):
-        for k, b in enumerate(it):
-            assert len(b["x"].addressable_shards) == 8
-            assert {s.data.shape for s in b["x"].addressable_shards} == {(2, W, 3)}
-            assert b["env_id"].sharding.spec == P("env") and b["chunk"].sharding.is_fully_replicated
-            want = batch(k)
-            np.testing.assert_array_equal(np.asarray(b["x"]), want["x"])
-            oracle = (np.abs(want["x"].astype(np.float64)).sum(axis=(1, 2)) * want["env_id"]).sum() + k
-            np.testing.assert_allclose(float(f(b)), oracle, rtol=1e-5)
-    bad = grain.MapDataset.range(2).map(lambda k: {"x": np.zeros((12, 3), np.float32)}).to_iter_dataset()
-    with device_iterator(bad, NamedSharding(mesh, P("env"))) as it:
-        try:
-            next(it)
-            raise SystemExit("no error")
-        except ShardingError as e:
-            assert "does not split evenly" in str(e) and "size 8" in str(e), e
-    print("SHARDED-OK", k + 1)
-    """
-)
+def _env() -> dict:
+    return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
 
 
 def test_eight_cpu_devices_env_sharded_run_in_subprocess():
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-c", SHARDED_RUN], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, str(REPO / "tests" / "device_runs.py"), "sharded"], cwd=REPO,
+                          env=_env(), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "SHARDED-OK 4" in proc.stdout
+
+
+def test_two_processes_build_global_arrays_from_local_batches():
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    procs = [subprocess.Popen([sys.executable, str(REPO / "tests" / "device_runs.py"), "multiprocess",
+                               str(i), str(port)], cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    try:
+        outs = [p.communicate(timeout=240) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+        assert p.returncode == 0, err[-3000:]
+        assert f"MULTIPROCESS-OK {i} 3" in out
