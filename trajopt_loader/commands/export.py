@@ -22,25 +22,33 @@ from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import TrajoptLoaderError
 
 _F = flags.FLAGS
-flags.DEFINE_string("source", None, "Source group name (robot / dataset), e.g. cassie.")
-flags.DEFINE_string("motion", None, "Export only this motion: ROOT/MOTION/*.npz, or ROOT/*.npz "
+
+
+def _define(kind: str, name: str, default, help_text: str) -> None:
+    """Define a flag unless another command module imported in this process already did."""
+    if name not in _F:
+        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
+
+
+_define("string", "source", None, "Source group name (robot / dataset), e.g. cassie.")
+_define("string", "motion", None, "Export only this motion: ROOT/MOTION/*.npz, or ROOT/*.npz "
                     "named MOTION. Default: every subdirectory of ROOT holding .npz files.")
-flags.DEFINE_string("convention", None, "mujoco | pinocchio (alias crocoddyl).")
-flags.DEFINE_string("quat-order", None, "wxyz | xyzw (instead of --convention).")
-flags.DEFINE_string("lin-vel-frame", None, "world | body (instead of --convention).")
-flags.DEFINE_string("ang-vel-frame", None, "world | body (instead of --convention).")
-flags.DEFINE_float("dt", None, "Time step in seconds when the files have no dt / uniform time.")
-flags.DEFINE_multi_string("key", [], "NAME=ARRAY mapping for unnamed arrays, e.g. qpos=arr_0.")
-flags.DEFINE_integer("max-trajs-per-motion", None, "Keep the first N files of each motion.")
-flags.DEFINE_bool("overwrite", False, "Replace motions that already exist in the store.")
-flags.DEFINE_multi_string("allow-missing", [], "Keys that may be absent, e.g. qvel.")
-flags.DEFINE_string("model", None, "MuJoCo model XML for --derive-qvel / --resample-dt / "
+_define("string", "convention", None, "mujoco | pinocchio (alias crocoddyl).")
+_define("string", "quat-order", None, "wxyz | xyzw (instead of --convention).")
+_define("string", "lin-vel-frame", None, "world | body (instead of --convention).")
+_define("string", "ang-vel-frame", None, "world | body (instead of --convention).")
+_define("float", "dt", None, "Time step in seconds when the files have no dt / uniform time.")
+_define("multi_string", "key", [], "NAME=ARRAY mapping for unnamed arrays, e.g. qpos=arr_0.")
+_define("integer", "max-trajs-per-motion", None, "Keep the first N files of each motion.")
+_define("bool", "overwrite", False, "Replace motions that already exist in the store.")
+_define("multi_string", "allow-missing", [], "Keys that may be absent, e.g. qvel.")
+_define("string", "model", None, "MuJoCo model XML for --derive-qvel / --resample-dt / "
                     "--ee-sites preprocessing.")
-flags.DEFINE_bool("derive-qvel", False, "Compute qvel from qpos with the model (needs --model).")
-flags.DEFINE_float("resample-dt", None, "Resample trajectories to this dt in s (needs --model).")
-flags.DEFINE_list("ee-sites", [], "Model sites whose world positions are stored as ee_pos "
+_define("bool", "derive-qvel", False, "Compute qvel from qpos with the model (needs --model).")
+_define("float", "resample-dt", None, "Resample trajectories to this dt in s (needs --model).")
+_define("list", "ee-sites", [], "Model sites whose world positions are stored as ee_pos "
                   "(needs --model).")
-flags.DEFINE_bool("progress", True, "Show progress bars.")
+_define("bool", "progress", True, "Show progress bars.")
 
 
 class _UsageError(TrajoptLoaderError, ValueError):

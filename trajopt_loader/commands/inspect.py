@@ -16,8 +16,16 @@ from absl import flags
 from trajopt_loader.errors import TrajoptLoaderError
 
 _F = flags.FLAGS
-flags.DEFINE_string("model", None, "MuJoCo model XML: hinge/slide addresses for the qvel check.")
-flags.DEFINE_integer("max-trajs", 30, "List at most this many unflagged trajectories per motion.")
+
+
+def _define(kind: str, name: str, default, help_text: str) -> None:
+    """Define a flag unless another command module imported in this process already did."""
+    if name not in _F:
+        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
+
+
+_define("string", "model", None, "MuJoCo model XML: hinge/slide addresses for the qvel check.")
+_define("integer", "max-trajs", 30, "List at most this many unflagged trajectories per motion.")
 
 
 def run(argv: list[str]) -> str:
@@ -26,8 +34,7 @@ def run(argv: list[str]) -> str:
     Raises:
       TrajoptLoaderError: bad usage, missing store or not a trajopt-loader store.
     """
-    from trajopt_loader.store.inspect import inspect_store
-    from trajopt_loader.store.inspect_format import format_report
+    from trajopt_loader.store.inspect import format_report, inspect_store
     from trajopt_loader.store.reader import TrajectoryStore
 
     if len(argv) != 2:

@@ -5,7 +5,7 @@ always gathered from host memory (DESIGN.md, decision 3). Two regimes, per key:
 
 * **whole** (the key of every trajectory fits the byte budget): one concatenated host array
   ``flat [sum_T, *row]`` per (row shape, dtype) group plus int64 ``offsets [n_traj]``; a gather is
-  one fancy index ``flat[offsets[traj_ids][:, None] + steps]``.
+  one fancy index ``np.take(flat, offsets[traj_ids][:, None] + steps, axis=0)``.
 * **chunks** (past the budget): an LRU of decoded time-chunks (the stored Zarr chunks, so a miss
   decodes exactly one chunk) holding at most the byte budget left by whole keys; a gather fetches
   each unique (trajectory, chunk) once and copies its rows out. The host working set is the budget
@@ -85,6 +85,10 @@ class HostCache:
         return {"bytes_used": self._whole_bytes + self._lru_bytes, "budget": self.budget,
                 "hits": self.hits, "misses": self.misses, "whole_keys": sorted(self._whole),
                 "chunks": len(self._lru)}
+
+    def has_whole(self, key: str) -> bool:
+        """True when ``key`` is already decoded whole (no loading)."""
+        return key in self._whole
 
     def whole(self, key: str) -> tuple[list[np.ndarray], np.ndarray] | None:
         """The whole-key arrays ``(flats per group, offsets [n_traj])`` if the key fits the budget."""
@@ -199,7 +203,7 @@ class HostCache:
         if whole is not None:
             self.hits += traj_ids.size
             flats, offsets = whole
-            return flats[g][offsets[traj_ids][:, None] + steps]
+            return np.take(flats[g], offsets[traj_ids][:, None] + steps, axis=0)
         shape, dtype = m.specs[g]
         out = np.empty((steps.size, *shape), dtype)
         n = m.chunk[traj_ids][:, None]
@@ -209,12 +213,12 @@ class HostCache:
         order = np.argsort(code, kind="stable")
         uniq, starts = np.unique(code[order], return_index=True)
         bounds = np.append(starts, order.size)
-        tid = np.repeat(traj_ids, steps.shape[1])
+        firsts = order[starts]
+        tids = np.repeat(traj_ids, steps.shape[1])[firsts].tolist()
+        cids = c.ravel()[firsts].tolist()
         for u in range(uniq.size):
             idx = order[bounds[u]:bounds[u + 1]]
-            first = idx[0]
-            chunk = self.chunk(key, int(tid[first]), int(c.ravel()[first]))
-            out[idx] = chunk[local[idx]]
+            out[idx] = self.chunk(key, tids[u], cids[u])[local[idx]]
         return out.reshape(*steps.shape, *shape)
 
     def warm(self, keys: Sequence[str]) -> None:

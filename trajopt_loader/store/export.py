@@ -12,7 +12,6 @@ listing. Remote (fsspec URL) stores are written in place after validation.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import uuid
@@ -27,52 +26,10 @@ from zarr.codecs import BloscCodec
 from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import ExportError
 from trajopt_loader.store import layout
+from trajopt_loader.store.summary import ExportSummary
 from trajopt_loader.store.validate import LoadedTrajectory, check_arrays, load_trajectory
 
 Preprocess = Callable[[dict, float, str], tuple]
-
-
-@dataclasses.dataclass
-class ExportSummary:
-    """What one :func:`export_npz` call wrote.
-
-    Attributes:
-      out: store path. source: source group. convention: convention name.
-      motions: ``{motion: number of trajectories}`` written. trajectories / frames: totals.
-      bytes: uncompressed bytes of the arrays written. stored_bytes: bytes on disk (local stores;
-        ``None`` for URLs). padded: ``{"motion/file": {key: rows added}}``.
-      skipped: arrays left out (other row count). warnings: other notes. replaced: motions overwritten.
-    """
-
-    out: str
-    source: str
-    convention: str
-    motions: dict = dataclasses.field(default_factory=dict)
-    trajectories: int = 0
-    frames: int = 0
-    bytes: int = 0
-    stored_bytes: int | None = None
-    padded: dict = dataclasses.field(default_factory=dict)
-    skipped: list = dataclasses.field(default_factory=list)
-    warnings: list = dataclasses.field(default_factory=list)
-    replaced: list = dataclasses.field(default_factory=list)
-
-    def __str__(self) -> str:
-        lines = [f"exported {self.trajectories} trajectories, {self.frames} frames "
-                 f"({self.bytes / 2**20:.2f} MiB raw"
-                 + (f", {self.stored_bytes / 2**20:.2f} MiB stored" if self.stored_bytes else "")
-                 + f") to {self.out}", f"  source {self.source!r} (convention {self.convention})"]
-        lines += [f"  {self.source}/{m}: {n} trajectories"
-                  + (" (replaced)" if m in self.replaced else "") for m, n in self.motions.items()]
-        for what, items in (("padded (last row repeated)", [f"{f}: {k}" for f, k in
-                                                            self.padded.items()]),
-                            ("skipped arrays", self.skipped), ("warnings", self.warnings)):
-            if items:
-                lines.append(f"  {what}: {len(items)}")
-                lines += [f"    {x}" for x in items[:20]]
-                if len(items) > 20:
-                    lines.append(f"    ... {len(items) - 20} more")
-        return "\n".join(lines)
 
 
 def _npz_files(d: Path) -> list[Path]:
@@ -256,7 +213,10 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
                          else rg.create_group(name, overwrite=True))
                 entries[name] = []
                 for i, f in enumerate(files):
-                    t = _load(f, preprocess, **kw)
+                    try:
+                        t = _load(f, preprocess, **kw)
+                    except ExportError as e:
+                        raise ExportError(f"{name}/{e}") from None
                     entries[name].append(_write_traj(group, f"traj{i}", t))
                     summary.frames += t.length
                     summary.bytes += sum(a.nbytes for a in t.arrays.values())

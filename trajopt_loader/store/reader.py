@@ -192,10 +192,8 @@ class TrajectoryStore:
         if wrap and (start < 0 or stop > n):
             rows = np.arange(start, stop) % n
             return self.read(info.traj_id, key)[rows]
-        whole = self.cache.whole(key) if self._cache is not None and key in self._cache._whole \
-            else None
-        if whole is not None:
-            flats, offsets = whole
+        if self._cache is not None and self._cache.has_whole(key):
+            flats, offsets = self._cache.whole(key)
             g = int(self.cache.meta(key).group[info.traj_id])
             o = int(offsets[info.traj_id])
             return flats[g][o + start:o + stop].copy()
