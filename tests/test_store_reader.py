@@ -137,3 +137,18 @@ def test_store_of_synthetic_tree_info(tmp_path, make_npz_tree):
     assert np.array_equal(store.read(2, "qpos"), revealing(1, 4, 9))
     assert store.info("s/b/traj1").traj_id == 2
     assert repr(store).endswith("sources=['s'], trajectories=3)")
+
+
+def _gather_in_worker(store, traj_ids, steps):
+    return store.gather("qpos", traj_ids, steps), store.cache_info()["misses"]
+
+
+def test_c12_spawned_worker_reads_same_bytes(cassie_store):
+    import multiprocessing
+
+    store = TrajectoryStore(cassie_store)
+    traj_ids, steps = np.array([0, 2, 20]), np.array([[1681, 0], [27, 3], [30, 5]])
+    parent = store.gather("qpos", traj_ids, steps)  # parent reads first, then the worker
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        child, misses = pool.apply(_gather_in_worker, (store, traj_ids, steps))
+    assert child.tobytes() == parent.tobytes() and misses > 0  # reopened and decoded in the worker

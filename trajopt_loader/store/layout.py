@@ -46,7 +46,7 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 def natural_key(name: str) -> tuple:
     """Sort key giving natural order: ``traj_2`` before ``traj_10`` (digit runs compare as ints)."""
     parts = re.split(r"(\d+)", name)
-    return tuple((0, int(p), p) if p.isdigit() else (1, p.lower(), p) for p in parts)
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p.lower()) for p in parts), name
 
 
 def chunk_rows(row_shape: tuple[int, ...], dtype: Any, length: int) -> int:
