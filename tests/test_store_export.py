@@ -113,6 +113,7 @@ def test_append_motion_and_source_and_overwrite(make_npz_tree, tmp_path):
                                                     "b/walk/traj1"]
     assert store.lengths.tolist() == [6, 3, 4, 5]
     assert not (out / "a" / "walk" / "traj1").exists()
+    assert np.array_equal(store.read(1, "qpos"), revealing(0, 3, 9))
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
 
 
@@ -228,3 +229,25 @@ def test_summary_text(make_npz_tree, tmp_path):
     assert "  s/m: 1 trajectories" in text
     assert "skipped arrays: 1\n    m/traj_0.npz: extra (2, 2) skipped (qpos has 6 rows)" in text
     assert s.bytes == 6 * (9 + 8 + 2) * 8
+
+
+def test_failed_commit_rolls_back(make_npz_tree, tmp_path, monkeypatch):
+    root = _tree(make_npz_tree, tmp_path, {"m": [4, 5]})
+    out = tmp_path / "s.zarr"
+    export_npz(root, out, source="s", progress=False)
+    before = _listing(out)
+
+    def fail(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(zarr, "consolidate_metadata", fail)
+    with pytest.raises(OSError, match="disk full"):
+        export_npz(root, tmp_path / "new.zarr", source="s", progress=False)
+    assert not (tmp_path / "new.zarr").exists()
+    make_npz_tree(tmp_path / "npz2", {"m": [7]})
+    with pytest.raises(OSError, match="disk full"):
+        export_npz(tmp_path / "npz2", out, source="s", overwrite=True, progress=False)
+    assert _listing(out) == before
+    monkeypatch.undo()
+    assert TrajectoryStore(out).lengths.tolist() == [4, 5]
+    assert np.array_equal(TrajectoryStore(out).read(1, "qpos"), revealing(1, 5, 9))

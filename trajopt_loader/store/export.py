@@ -133,6 +133,16 @@ def _load(path: Path, preprocess, **kw) -> LoadedTrajectory:
     return t
 
 
+def _rollback(moved: list, created: Path | None) -> None:
+    """Undo the moves of a failed local commit (new motion out, old motion back)."""
+    for dest, old in reversed(moved):
+        shutil.rmtree(dest, ignore_errors=True)
+        if old is not None and old.exists():
+            os.replace(old, dest)
+    if created is not None:
+        shutil.rmtree(created, ignore_errors=True)
+
+
 def _dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
@@ -229,20 +239,33 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
         summary.trajectories = sum(summary.motions.values())
         if local:
             summary.stored_bytes = _dir_bytes(tmp)
-            zarr.open_group(str(out_dir), mode="a")
-            zarr.open_group(str(out_dir / source), mode="a")
-            for name in entries:
-                dest = out_dir / source / name
-                if dest.exists():
-                    os.replace(dest, tmp / f".old-{name}")
-                os.replace(tmp / name, dest)
         src = index["sources"].setdefault(source, {"convention": conv.to_attrs(), "motions": {}})
         src["motions"].update(entries)
         store = _store(out, storage_options)
-        zarr.open_group(store, mode="a", use_consolidated=False).attrs[layout.INDEX_KEY] = index
-        with _warnings.catch_warnings():
-            _warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(store)
+        created = local and not out_dir.exists()
+        root_json = out_dir / "zarr.json"
+        snapshot = root_json.read_bytes() if local and root_json.is_file() else None
+        moved: list[tuple[Path, Path | None]] = []
+        try:
+            if local:
+                zarr.open_group(str(out_dir), mode="a")
+                zarr.open_group(str(out_dir / source), mode="a")
+                for name in entries:
+                    dest, old = out_dir / source / name, None
+                    if dest.exists():
+                        old = tmp / f".old-{name}"
+                        os.replace(dest, old)
+                    moved.append((dest, old))
+                    os.replace(tmp / name, dest)
+            zarr.open_group(store, mode="a", use_consolidated=False).attrs[layout.INDEX_KEY] = index
+            with _warnings.catch_warnings():
+                _warnings.simplefilter("ignore")
+                zarr.consolidate_metadata(store)
+        except BaseException:
+            _rollback(moved, out_dir if created else None)
+            if snapshot is not None:
+                root_json.write_bytes(snapshot)
+            raise
     finally:
         if local and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
