@@ -211,3 +211,13 @@ def test_pass_chunks_counts_marching_steps(lengths, W, S, s0):
     while not (s + W >= L or s + S >= L):
         s, steps = s + S, steps + 1
     assert schedules.pass_chunks(L, s0, W, S) == steps
+
+
+def test_schedule_pickles_for_worker_processes():
+    import pickle
+    sched = SequentialSchedule(np.array([5, 9, 3], np.int32), [0, 1, 2], 4, 2, assignment="random",
+                               allow_wrap=False, seed=9)
+    clone = pickle.loads(pickle.dumps(sched))
+    for k in (0, 3, 50):
+        for f in FIELDS:
+            np.testing.assert_array_equal(clone[k][f], sched[k][f])

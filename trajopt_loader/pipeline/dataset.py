@@ -23,6 +23,7 @@ import numpy as np
 
 from trajopt_loader.configs import validate_config
 from trajopt_loader.errors import ConfigError
+from trajopt_loader.pipeline import host_memory
 from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
 from trajopt_loader.transforms.gather import GatherKeys
 from trajopt_loader.transforms.windows import WindowIndices
@@ -68,7 +69,8 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
 
 def make_dataset(config, store=None, process_index: int | None = None,
                  process_count: int | None = None, *,
-                 extra_transforms: Sequence[grain.transforms.Map] = ()) -> grain.IterDataset:
+                 extra_transforms: Sequence[grain.transforms.Map] = (),
+                 retain_freed_memory: bool = True) -> grain.IterDataset:
     """Build the host pipeline: a grain ``IterDataset`` of batch dicts.
 
     Args:
@@ -78,6 +80,9 @@ def make_dataset(config, store=None, process_index: int | None = None,
       process_index, process_count: env shard of this process; default
         ``jax.process_index()`` / ``jax.process_count()``.
       extra_transforms: grain Maps applied after the gather (e.g. the reference builder).
+      retain_freed_memory: tune glibc malloc so freed batches are reused rather than page-faulted
+        in again (process-wide, see :mod:`trajopt_loader.pipeline.host_memory`; 2-7x faster
+        batches measured). False leaves malloc alone.
 
     Returns:
       ``grain.IterDataset`` whose elements are dicts of numpy arrays, ``E = num_envs /
@@ -107,6 +112,8 @@ def make_dataset(config, store=None, process_index: int | None = None,
         process_count = jax.process_count() if process_count is None else process_count
     eligible = eligible_traj_ids(config, store)
     schedule = make_schedule(config, store.lengths, eligible, process_index, process_count)
+    if retain_freed_memory:
+        host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)
     ds = ds.map(WindowIndices(store.lengths, config.window_size, config.end_policy))
     ds = ds.map(GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible))

@@ -1,0 +1,174 @@
+"""make_dataset end to end: batch spec, oracle values, determinism, C8, C9, C11, sharding."""
+
+from __future__ import annotations
+
+import itertools
+import types
+
+import numpy as np
+import pytest
+
+from trajopt_loader.configs import load_config
+from trajopt_loader.errors import ConfigError, IndexOverflowError, ShardingError
+from trajopt_loader.pipeline import make_dataset
+from trajopt_loader.pipeline.dataset import make_schedule
+from trajopt_loader.store import TrajectoryStore, export_npz
+
+NQ, NV, NU = 9, 8, 2
+
+
+def _revealing(i, rows, cols, base=0.0):  # the values of conftest's make_npz_tree
+    return base + 100.0 * i + np.asarray(rows, np.float64)[..., None] + np.arange(cols) / 100.0
+
+
+@pytest.fixture(scope="module", params=[4, 7], ids=lambda w: f"W{w}")
+def synth(request, tmp_path_factory):
+    """Store of one motion with lengths 1, 3, W-1, W, W+1, 10W (file i = traj i)."""
+    from conftest import _make_npz_tree
+    W = request.param
+    lengths = sorted({1, 3, W - 1, W, W + 1, 10 * W})
+    root = _make_npz_tree(tmp_path_factory.mktemp("npz"), {"walk": lengths}, nq=NQ, nv=NV, nu=NU)
+    out = tmp_path_factory.mktemp("store") / "synth.zarr"
+    export_npz(root, out, source="synth", convention="mujoco", progress=False)
+    return W, lengths, TrajectoryStore(out)
+
+
+def _config(**overrides):
+    return load_config("default", {"num_envs": 6, "window_size": 4, **overrides})
+
+
+def _take(ds, n):
+    return list(itertools.islice(iter(ds), n))
+
+
+@pytest.mark.parametrize("schedule, stride, allow_wrap, end_policy", [
+    ("sequential", None, True, "wrap"), ("sequential", None, False, "clamp"),
+    ("sequential", 3, False, "wrap"), ("sequential", 1, True, "clamp"),
+    ("random", None, True, "wrap"), ("random", None, True, "clamp"),
+])
+def test_batches_equal_plain_numpy_oracle(synth, schedule, stride, allow_wrap, end_policy):
+    W, lengths, store = synth
+    config = _config(window_size=W, stride=stride, schedule=schedule, allow_wrap=allow_wrap,
+                     end_policy=end_policy, seed=7)
+    sched = make_schedule(config, store.lengths, store.select())
+    for k, batch in enumerate(_take(make_dataset(config, store, 0, 1), 12)):
+        element = sched[k]
+        for f in ("env_id", "traj_id", "start", "episode_start", "episode_first_step"):
+            np.testing.assert_array_equal(batch[f], element[f])
+        for e, (i, s) in enumerate(zip(batch["traj_id"], batch["start"])):
+            L = lengths[i]
+            t = s + np.arange(W)
+            want_step = t % L if end_policy == "wrap" else np.minimum(t, L - 1)
+            np.testing.assert_array_equal(batch["step"][e], want_step)
+            np.testing.assert_array_equal(batch["valid"][e], (t < L) | (end_policy == "wrap"))
+            for key, cols, base in (("qpos", NQ, 0.0), ("qvel", NV, -1e4), ("action", NU, 1e4)):
+                want = _revealing(i, want_step, cols, base).astype(np.float32)
+                np.testing.assert_array_equal(batch[key][e], want)
+
+
+def test_exact_batch_spec_on_real_cassie_store(cassie_store, shared_data):
+    config = load_config("cassie", {"num_envs": 6, "window_size": 16,
+                                    "motions": ("agility_reference",), "zarr_path": str(cassie_store)})
+    batch = next(iter(make_dataset(config)))  # opens config.zarr_path
+    assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {
+        "qpos": ((6, 16, 35), np.float32), "qvel": ((6, 16, 32), np.float32),
+        "action": ((6, 16, 10), np.float32), "step": ((6, 16), np.int32),
+        "valid": ((6, 16), np.bool_), "env_id": ((6,), np.int32), "traj_id": ((6,), np.int32),
+        "start": ((6,), np.int32), "episode_start": ((6,), np.bool_),
+        "episode_first_step": ((6,), np.int32)}
+    with np.load(shared_data / "cassie" / "trajopt" / "agility_reference" / "traj_1.npz") as f:
+        np.testing.assert_array_equal(batch["qvel"][1], f["qvel"][:16].astype(np.float32))
+
+
+def _same(a, b):
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+        assert a[k].dtype == b[k].dtype
+
+
+@pytest.mark.parametrize("schedule", ["sequential", "random"])
+def test_same_config_and_seed_same_stream(synth, schedule):
+    _, _, store = synth
+    config = _config(schedule=schedule, assignment="random" if schedule == "sequential"
+                     else "round_robin", allow_wrap=False, seed=3, read_threads=2)
+    for a, b in zip(_take(make_dataset(config, store, 0, 1), 8),
+                    _take(make_dataset(config, store, 0, 1), 8)):
+        _same(a, b)
+    other = _take(make_dataset(_config(schedule=schedule, seed=4, assignment="random"
+                                       if schedule == "sequential" else "round_robin",
+                                       allow_wrap=False), store, 0, 1), 8)
+    assert any(not np.array_equal(x["start"], y["start"]) or
+               not np.array_equal(x["traj_id"], y["traj_id"])
+               for x, y in zip(other, _take(make_dataset(config, store, 0, 1), 8)))
+
+
+@pytest.mark.parametrize("read_threads, host_prefetch", [(0, 0), (1, 2), (2, 3)])
+def test_restore_state_into_fresh_pipeline_is_bit_identical(synth, read_threads, host_prefetch):
+    # C9: iterate 5, save, iterate 3; restore into a freshly built pipeline -> the same 3 batches.
+    _, _, store = synth
+    config = _config(allow_wrap=False, assignment="random", read_threads=read_threads,
+                     host_prefetch=host_prefetch, schedule="sequential", seed=11)
+    it = iter(make_dataset(config, store, 0, 1))
+    for _ in range(5):
+        next(it)
+    state = it.get_state()
+    seen = [next(it) for _ in range(3)]
+    fresh = iter(make_dataset(config, TrajectoryStore(store.path), 0, 1))
+    fresh.set_state(state)
+    for a in seen:
+        _same(a, next(fresh))
+    assert f"num_threads={read_threads}" in str(fresh)  # grain buffers bounded by the config
+
+
+def test_short_trajectory_is_padded_with_valid_false_never_dropped(synth):
+    # C8: length 3, window 4, no wrap -> clamp-pad, valid=False, and it is still scheduled.
+    W, lengths, store = synth
+    short = lengths.index(3)
+    config = _config(window_size=4, allow_wrap=False, end_policy="clamp")
+    batches = _take(make_dataset(config, store, 0, 1), 30)
+    hits = [(b, e) for b in batches for e in np.flatnonzero(b["traj_id"] == short)]
+    assert hits and {int(t) for b in batches for t in b["traj_id"]} == set(range(len(lengths)))
+    b, e = hits[0]
+    assert b["step"][e].tolist() == [0, 1, 2, 2]
+    assert b["valid"][e].tolist() == [True, True, True, False]
+    np.testing.assert_array_equal(b["qpos"][e], _revealing(short, [0, 1, 2, 2], NQ).astype("f4"))
+
+
+def test_process_shards_union_equals_single_process(synth):
+    _, _, store = synth
+    config = _config(assignment="random", allow_wrap=False, seed=5)
+    whole = _take(make_dataset(config, store, 0, 1), 4)
+    parts = [_take(make_dataset(config, store, p, 3), 4) for p in range(3)]
+    for k in range(4):
+        for key in whole[k]:
+            np.testing.assert_array_equal(np.concatenate([p[k][key] for p in parts]),
+                                          whole[k][key])
+    with pytest.raises(ShardingError, match="num_envs=6 is not divisible by process_count=4"):
+        make_dataset(config, store, 0, 4)
+    assert len(next(iter(make_dataset(config, store)))["env_id"]) == 6  # jax: 1 process
+
+
+def test_int32_steps_and_overlong_lengths(synth):
+    # C11: steps stay trajectory-local int32; a length >= 2**31 is refused, never truncated.
+    _, _, store = synth
+    batch = next(iter(make_dataset(_config(), store, 0, 1)))
+    assert batch["step"].dtype == np.int32 and batch["start"].dtype == np.int32
+    huge = types.SimpleNamespace(
+        path="huge", lengths=np.array([5, 2**31], np.int64), keys=("qpos",),
+        select=lambda sources=(), motions=(): np.array([0, 1], np.int32))
+    with pytest.raises(IndexOverflowError, match="length 2147483648"):
+        make_dataset(_config(), huge, 0, 1)
+
+
+def test_finite_stream_and_config_errors(synth):
+    _, _, store = synth
+    assert len(list(make_dataset(_config(num_batches=3), store, 0, 1))) == 3
+    with pytest.raises(ConfigError, match="zarr_path"):
+        make_dataset(_config())
+    with pytest.raises(ConfigError, match="references.enabled"):
+        make_dataset(_config(**{"references.enabled": True}), store, 0, 1)
+    with pytest.raises(ConfigError, match="traj_ids contains 99"):
+        make_dataset(_config(assignment="explicit", traj_ids=(0, 99)), store, 0, 1)
+    explicit = next(iter(make_dataset(_config(assignment="explicit", traj_ids=(2, 1)), store, 0, 1)))
+    assert explicit["traj_id"].tolist() == [2, 1, 2, 1, 2, 1]
