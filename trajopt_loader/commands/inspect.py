@@ -48,6 +48,8 @@ def main(argv: list[str]) -> None:
     """absl entry point: prints the report, or one error line and exits 1."""
     try:
         print(run(argv))
+    except BrokenPipeError:  # output piped into `head`
+        sys.stderr.close()
     except (TrajoptLoaderError, OSError, ValueError) as e:
         print(f"trajopt-loader inspect: error: {e}", file=sys.stderr)
         sys.exit(1)
