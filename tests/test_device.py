@@ -248,3 +248,13 @@ def test_two_processes_build_global_arrays_from_local_batches():
     for i, (p, (out, err)) in enumerate(zip(procs, outs)):
         assert p.returncode == 0, err[-3000:]
         assert f"MULTIPROCESS-OK {i} 3" in out
+
+
+def test_iterator_left_open_at_exit_is_closed_quietly():
+    code = ("import grain, numpy as np\nfrom trajopt_loader.pipeline.device import device_iterator\n"
+            "ds = grain.MapDataset.range(50).map(lambda k: {'x': np.full((4, 3), k, np.float32)})\n"
+            "it = device_iterator(ds)\nprint(int(next(it)['x'][0, 0]), int(next(it)['x'][0, 0]))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_env(), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.split() == ["0", "1"], proc.stderr[-3000:]
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]

@@ -20,7 +20,9 @@ on restore (``tests/test_device.py`` checks this at every position).
 
 from __future__ import annotations
 
+import atexit
 import copy
+import weakref
 from typing import Any, Mapping
 
 import grain
@@ -32,6 +34,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 from trajopt_loader.errors import IndexOverflowError, ShardingError
 
 _INT32_MIN, _INT32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
+_OPEN: "weakref.WeakSet[DeviceIterator]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_iterators() -> None:
+    """Joins the threads of iterators still open at exit, while the modules they use still exist."""
+    for it in list(_OPEN):
+        it.close()
 
 
 def _leaf_name(path) -> str:
@@ -168,6 +178,7 @@ class DeviceIterator(grain.DatasetIterator):
     def __init__(self, parent: grain.DatasetIterator):
         super().__init__(parent)
         self._final_state: dict | None = None
+        _OPEN.add(self)
 
     def __next__(self) -> Any:
         self._assert_not_closed()
@@ -189,6 +200,7 @@ class DeviceIterator(grain.DatasetIterator):
         self._final_state = copy.deepcopy(self._parent.get_state())
         super().close()
         self._parents = ()  # release the stages now, while the interpreter is fully alive.
+        _OPEN.discard(self)
 
     def __enter__(self) -> "DeviceIterator":
         return self
