@@ -167,8 +167,8 @@ class DeviceIterator(grain.DatasetIterator):
 
     Every ``next()`` returns the batch pytree of ``jax.Array``s (dtypes as :func:`to_device_dtypes`).
     Errors raised while producing (in the prefetch threads) are re-raised here on ``next()`` with
-    their original type. ``close()``, leaving a ``with`` block, or garbage collection stops and joins
-    the prefetch threads.
+    their original type. ``close()``, leaving a ``with`` block, garbage collection or interpreter exit
+    stops and joins the prefetch threads.
 
     ``get_state()`` returns a JSON-serializable dict: the pipeline position right after the last batch
     handed to the caller; ``set_state(state)`` resumes there (the next batch is the one after it).
