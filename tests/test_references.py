@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import mujoco
 import numpy as np
 import pytest
@@ -263,22 +265,27 @@ def test_transform_reads_conventions_and_episode_origin_from_store(mixed_store):
     assert not out["ref_base_local_trans"][2:, 0].any() and out["ref_base_local_trans"][0, 0].any()
 
 
-def test_inside_make_dataset(cassie_store):
+def test_inside_make_dataset_with_fk_end_effectors(cassie_store):
+    """make_dataset + kinematics.EndEffectorPositions (MJX FK of the 'imu' site) + BuildReferences."""
     from trajopt_loader.configs import load_config
     from trajopt_loader.pipeline import make_dataset
     from trajopt_loader.store import TrajectoryStore
-    store = TrajectoryStore(str(cassie_store))
+    from trajopt_loader.transforms.kinematics import EndEffectorPositions
+    store, m = TrajectoryStore(str(cassie_store)), model("cassie")
+    spec = dataclasses.replace(cassie.SPEC, ee_sites=("imu",))
     config = load_config("cassie", {"zarr_path": str(cassie_store), "motions": ("agility_reference",),
-                                    "num_envs": 4, "window_size": 8, "num_batches": 3,
+                                    "num_envs": 4, "window_size": 8, "num_batches": 2,
                                     "references.enabled": True})
-    batches = list(make_dataset(config, store, 0, 1, extra_transforms=[BuildReferences(store, cassie.SPEC)]))
-    assert len(batches) == 3
+    batches = list(make_dataset(config, store, 0, 1, extra_transforms=[
+        EndEffectorPositions(MODELS["cassie"][0], spec.ee_sites, MUJOCO), BuildReferences(store, spec)]))
+    assert len(batches) == 2
     for b in batches:
-        assert {k: b[k].shape for k in REF_KEYS} == {
+        assert {k: b[k].shape for k in REF_KEYS + EE_REF_KEYS} == {
             "ref_motor_joint_pos": (4, 8, 10), "ref_motor_joint_vel": (4, 8, 10), "ref_len": (4,),
-            **{k: (4, 8, 3) for k in REF_KEYS[2:7]}} and not set(EE_REF_KEYS) & set(b)
-        origin = store.gather("qpos", b["traj_id"], b["episode_first_step"][:, None])[:, 0].astype(np.float32)
-        want = compute_references(b["qpos"], b["qvel"], cassie.SPEC, MUJOCO, origin_qpos=origin,
-                                  valid=b["valid"], dtype=np.float32)
-        for key in REF_KEYS:
-            np.testing.assert_array_equal(b[key], want[key], err_msg=key)
+            **{k: (4, 8, 3) for k in REF_KEYS[2:7]}, **{k: (4, 8, 1, 3) for k in EE_REF_KEYS}}
+        origin = store.gather("qpos", b["traj_id"], b["episode_first_step"][:, None])[:, 0]
+        sites = [[mj_truth(m, q, np.zeros(m.nv), spec)["sites"] for q in env] for env in b["qpos"]]
+        want = compute_references(b["qpos"], b["qvel"], spec, MUJOCO, valid=b["valid"],
+                                  origin_qpos=origin.astype(np.float32), ee_pos=np.array(sites))
+        for key in REF_KEYS + EE_REF_KEYS:
+            np.testing.assert_allclose(b[key], want[key], atol=2e-5, err_msg=key)

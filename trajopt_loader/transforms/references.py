@@ -35,6 +35,7 @@ Rotations use ``scipy.spatial.transform.Rotation``; ``references_jax.py`` is the
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable, Sequence
 
@@ -136,56 +137,63 @@ def compute_references(qpos, qvel, spec: RobotSpec, conventions, *, convention_i
         ee_pos = np.asarray(ee_pos)
         _check("ee_pos", ee_pos, (n_env, n_t, None, 3), "ee_pos must be world positions [E, T, n_ee, 3].")
     ref_len = valid.sum(axis=1).astype(np.int32)
+    qa, va = spec.base_qpos_adr, spec.base_dof_adr  # base + actuated columns only (less to copy)
+    q = qpos[..., np.r_[qa:qa + 7, list(spec.actuated_qpos_index)]]
+    v = qvel[..., np.r_[va:va + 6, list(spec.actuated_qvel_index)]]
     if not valid.all():
-        src = fill_index(valid)[:, :, None]
-        qpos = np.take_along_axis(qpos, src, axis=1)
-        qvel = np.take_along_axis(qvel, src, axis=1)
+        rows = (fill_index(valid) + n_t * np.arange(n_env)[:, None]).reshape(-1)
+        q = q.reshape(n_env * n_t, -1)[rows].reshape(q.shape)
+        v = v.reshape(n_env * n_t, -1)[rows].reshape(v.shape)
         if ee_pos is not None:
-            ee_pos = np.take_along_axis(ee_pos, src[..., None], axis=1)
-    qpos, qvel = qpos.astype(np.float64), qvel.astype(np.float64)
-    origin = qpos[:, 0] if origin_qpos is None else np.asarray(origin_qpos, np.float64)
-    _check("origin_qpos", origin, (n_env, spec.nq), "origin_qpos must be qpos rows [E, nq].")
+            ee_pos = ee_pos.reshape(n_env * n_t, -1, 3)[rows].reshape(ee_pos.shape)
+    if origin_qpos is None:
+        origin = q[:, 0, :7].astype(np.float64)
+    else:
+        origin = np.asarray(origin_qpos)
+        _check("origin_qpos", origin, (n_env, spec.nq), "origin_qpos must be qpos rows [E, nq].")
+        origin = origin[:, qa:qa + 7].astype(np.float64)
+    pos, lin, ang = q[..., 0:3].astype(np.float64), v[..., 0:3].astype(np.float64), v[..., 3:6]
 
-    def to_xyzw(q, flag):
-        return np.where(flag, q, q[..., [1, 2, 3, 0]])
+    def to_xyzw(quat, flag):
+        return np.where(flag, quat, quat[..., [1, 2, 3, 0]]).astype(np.float64)
 
-    quat = to_xyzw(qpos[..., spec.base_quat_slice], xyzw)
-    quat_o = to_xyzw(origin[:, spec.base_quat_slice], xyzw[:, 0])
+    quat, quat_o = to_xyzw(q[..., 3:7], xyzw), to_xyzw(origin[:, 3:7], xyzw[:, 0])
     empty = ref_len == 0
     quat[empty], quat_o[empty] = (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0, 1.0)
-    for name, q in (("qpos", quat), ("origin_qpos", quat_o[:, None])):
-        norm = np.linalg.norm(q, axis=-1)
+    for name, qq in (("qpos", quat), ("origin_qpos", quat_o[:, None])):
+        norm = np.linalg.norm(qq, axis=-1)
         bad = ~(np.isfinite(norm) & (norm > 1e-6))
         if bad.any():
             e, t = np.argwhere(bad)[0]
             raise ReferenceInputError(
-                f"{name} env row {e}, step {t}: base quaternion {q[e, t].tolist()} (as xyzw) has "
+                f"{name} env row {e}, step {t}: base quaternion {qq[e, t].tolist()} (as xyzw) has "
                 f"norm {norm[e, t]}; expected a unit quaternion. Check the data and its convention.")
     rot = Rotation.from_quat(quat.reshape(-1, 4))
     ypr = rot.as_euler("ZYX").reshape(n_env, n_t, 3)  # (yaw, pitch, roll)
     yaw_o = Rotation.from_quat(quat_o).as_euler("ZYX")[:, 0]
-    pos, pos_o = qpos[..., spec.base_pos_slice], origin[:, spec.base_pos_slice]
-    h_o, h_w = _heading_mats(yaw_o), _heading_mats(ypr[:, 0, 0])
+    h_o, h_w = _heading_mats(yaw_o), _heading_mats(ypr[:, 0, 0])  # [E, 3, 3] each
+    to_heading = functools.partial(np.einsum, optimize=True)  # v -> Rz(psi)^T v, batched
     # Rz(-psi_o) R = Rz(yaw - psi_o) Ry Rx exactly, so only the yaw changes (wrapped to (-pi, pi]).
     yaw_rel = np.pi - np.mod(np.pi - (ypr[..., 0] - yaw_o[:, None]), 2 * np.pi)
-    lin, ang = qvel[..., spec.base_lin_vel_slice], qvel[..., spec.base_ang_vel_slice]
-    inv_apply = lambda v: rot.apply(v.reshape(-1, 3), inverse=True).reshape(v.shape)  # noqa: E731
+    inv_apply = lambda x: rot.apply(x.reshape(-1, 3), inverse=True).reshape(x.shape)  # noqa: E731
     refs = {
-        "ref_motor_joint_pos": qpos[..., list(spec.actuated_qpos_index)],
-        "ref_motor_joint_vel": qvel[..., list(spec.actuated_qvel_index)],
-        "ref_base_local_pos": np.einsum("eji,etj->eti", h_w, pos - pos[:, :1]),
-        "ref_base_local_trans": np.einsum("eji,etj->eti", h_o, pos - pos_o[:, None]),
+        "ref_motor_joint_pos": q[..., 7:].astype(out_dtype),
+        "ref_motor_joint_vel": v[..., 6:].astype(out_dtype),
+        "ref_base_local_pos": to_heading("eji,etj->eti", h_w, pos - pos[:, :1]),
+        "ref_base_local_trans": to_heading("eji,etj->eti", h_o, pos - origin[:, None, 0:3]),
         "ref_base_local_ori": np.stack([ypr[..., 2], ypr[..., 1], yaw_rel], axis=-1),
         "ref_base_robot_lin_vel": np.where(lin_world, inv_apply(lin), lin),
         "ref_base_robot_ang_vel": np.where(ang_world, inv_apply(ang), ang),
     }
     if ee_pos is not None:
         rel = ee_pos.astype(np.float64) - pos[:, :, None]
-        refs["ref_local_ee_pos"] = np.einsum("eji,etkj->etki", h_o, rel)
-        refs["ref_base_local_ee_pos"] = np.einsum("etji,etkj->etki", _heading_mats(ypr[..., 0]), rel)
+        refs["ref_local_ee_pos"] = to_heading("eji,etkj->etki", h_o, rel)
+        refs["ref_base_local_ee_pos"] = to_heading("etji,etkj->etki", _heading_mats(ypr[..., 0]), rel)
     for key, arr in refs.items():
-        arr[empty] = 0.0
-        refs[key] = arr.astype(out_dtype)
+        arr = arr.astype(out_dtype, copy=False)
+        if empty.any():
+            arr[empty] = 0.0
+        refs[key] = arr
     refs["ref_len"] = ref_len
     return refs
 

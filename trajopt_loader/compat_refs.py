@@ -1,0 +1,187 @@
+"""Seed-API names for Digit references: ``DigitRefSpec``, ``build_refs_from_window``,
+``DigitTrajoptRefBuilder``.
+
+Thin wrappers over :func:`trajopt_loader.transforms.references.compute_references`; the ``ref_*``
+keys, frames and units are defined in that module's docstring. Differences from the seed code
+these names come from: the base convention is explicit (default Pinocchio/Crocoddyl: quaternion
+``(x, y, z, w)`` in ``qpos[3:7]``, both base velocities in the body frame, so they are not rotated
+again), base rotations use scipy, files are listed in natural order (``traj_2`` before ``traj_10``)
+and loaded with ``allow_pickle=False``, ``true_length`` is honoured, and end-effector keys are
+left out (never zero-filled) when a file has no ``ee_pos``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from typing import Sequence
+
+import numpy as np
+
+from trajopt_loader.conventions import PINOCCHIO, Convention
+from trajopt_loader.errors import MissingKeyError, ReferenceInputError
+from trajopt_loader.robots.spec import RobotSpec
+from trajopt_loader.transforms.references import compute_references
+
+
+@dataclasses.dataclass(frozen=True)
+class DigitRefSpec:
+    """Actuated-joint indices of a Digit-like robot, without a model.
+
+    Attributes:
+      a_pos_index: int [n_act], qpos addresses of the actuated joints (``digit_v3.QPOS_INDEX``).
+      a_vel_index: int [n_act], dof (qvel) addresses of the same joints (``digit_v3.QVEL_INDEX``).
+      subsample: keep every ``subsample``-th row of each file (:class:`DigitTrajoptRefBuilder`).
+    The floating base is assumed at ``qpos[0:7]`` / ``qvel[0:6]``.
+    """
+
+    a_pos_index: Sequence[int]
+    a_vel_index: Sequence[int]
+    subsample: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "a_pos_index", tuple(int(i) for i in np.ravel(self.a_pos_index)))
+        object.__setattr__(self, "a_vel_index", tuple(int(i) for i in np.ravel(self.a_vel_index)))
+        if int(self.subsample) < 1:
+            raise ReferenceInputError(f"subsample={self.subsample}; expected an int >= 1.")
+
+    def to_robot_spec(self, nq: int, nv: int) -> RobotSpec:
+        """A :class:`RobotSpec` for rows of length ``nq`` / ``nv`` (base at address 0)."""
+        return RobotSpec(name="digit_ref_spec", nq=int(nq), nv=int(nv),
+                         actuated_qpos_index=self.a_pos_index, actuated_qvel_index=self.a_vel_index)
+
+
+def _robot_spec(spec, nq: int, nv: int) -> RobotSpec:
+    if isinstance(spec, RobotSpec):
+        return spec
+    if isinstance(spec, DigitRefSpec):
+        return spec.to_robot_spec(nq, nv)
+    raise ReferenceInputError(f"spec={spec!r}: expected a DigitRefSpec or a RobotSpec.")
+
+
+def build_refs_from_window(qpos, qvel, spec, ee_pos=None,
+                           convention: Convention = PINOCCHIO) -> dict[str, np.ndarray]:
+    """References of one window; its first row is the episode origin.
+
+    Args:
+      qpos: float [T, nq]; qvel: float [T, nv], in ``convention``.
+      spec: :class:`DigitRefSpec` or :class:`RobotSpec` (``subsample`` is not applied here).
+      ee_pos: float [T, n_ee, 3] or [T, 3*n_ee] end-effector world positions (m), or None (then the
+        ee keys are absent).
+      convention: base convention of the data; default Pinocchio/Crocoddyl (xyzw, body, body).
+
+    Returns:
+      dict: each ``ref_*`` array [T, ...] (float dtype of ``qpos``, at least float32) and
+      ``ref_len`` int32 [1] = T.
+
+    Raises:
+      ReferenceInputError: wrong shapes or an invalid base quaternion.
+    """
+    qpos, qvel = np.asarray(qpos), np.asarray(qvel)
+    if qpos.ndim != 2 or qvel.ndim != 2 or qpos.shape[0] != qvel.shape[0]:
+        raise ReferenceInputError(f"qpos {qpos.shape} / qvel {qvel.shape}: expected [T, nq] / [T, nv].")
+    rspec = _robot_spec(spec, qpos.shape[1], qvel.shape[1])
+    ee = None if ee_pos is None else np.asarray(ee_pos).reshape(qpos.shape[0], -1, 3)[None]
+    refs = compute_references(qpos[None], qvel[None], rspec, convention, ee_pos=ee)
+    return {k: (v if k == "ref_len" else v[0]) for k, v in refs.items()}
+
+
+def natural_key(name: str) -> list:
+    """Sort key putting ``traj_2`` before ``traj_10`` (digit runs compare as integers)."""
+    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", name)]
+
+
+class DigitTrajoptRefBuilder:
+    """References of trajopt ``.npz`` files (keys ``qpos``, ``qvel``, optional ``ee_pos``,
+    ``true_length``), one file at a time, padded to the longest file.
+
+    Args:
+      data_dir: directory of ``*.npz`` files (natural order) or one ``.npz`` file.
+      spec: :class:`DigitRefSpec` (its ``subsample`` applies) or :class:`RobotSpec`.
+      convention: base convention of the files; default Pinocchio/Crocoddyl.
+      ee_key: key of end-effector world positions ``[T, n_ee, 3]`` / ``[T, 3*n_ee]``.
+
+    Attributes:
+      files: list[str] in natural order; lengths: list[int] rows per file after ``true_length``
+      and subsampling; max_len: int, the padded length.
+
+    Raises:
+      FileNotFoundError: no ``.npz`` at ``data_dir``.
+      MissingKeyError / ReferenceInputError: a file lacks ``qpos``/``qvel`` or needs pickle
+        (raised when that file is read; lengths are read at construction).
+    """
+
+    def __init__(self, data_dir, spec, convention: Convention = PINOCCHIO, *, ee_key: str = "ee_pos"):
+        self.data_dir, self.spec, self.convention, self.ee_key = os.fspath(data_dir), spec, convention, ee_key
+        if os.path.isdir(self.data_dir):
+            names = sorted((f for f in os.listdir(self.data_dir) if f.endswith(".npz")), key=natural_key)
+            self.files = [os.path.join(self.data_dir, f) for f in names]
+        else:
+            self.files = [self.data_dir] if self.data_dir.endswith(".npz") and os.path.isfile(self.data_dir) else []
+        if not self.files:
+            raise FileNotFoundError(f"no .npz files at {self.data_dir!r}; pass a directory of trajopt "
+                                    "traj_*.npz files or one .npz file.")
+        self.step = int(getattr(spec, "subsample", 1))
+        self.lengths = [len(range(0, self._true_length(p), self.step)) for p in self.files]
+        self.max_len = int(max(self.lengths))
+
+    @property
+    def num_trajectories(self) -> int:
+        """Number of files."""
+        return len(self.files)
+
+    def _load(self, path: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                out = {}
+                for key in keys:
+                    if key in data.files:
+                        out[key] = np.asarray(data[key])
+                    elif key in ("qpos", "qvel"):
+                        raise MissingKeyError(f"{path}: no key {key!r} (keys: {data.files}); "
+                                              "trajopt files need qpos and qvel.")
+                return out
+        except ValueError as e:
+            if isinstance(e, ReferenceInputError):
+                raise
+            raise ReferenceInputError(f"{path}: cannot be read without pickle ({e}); re-save it "
+                                      "with numeric arrays only.") from None
+
+    def _true_length(self, path: str) -> int:
+        data = self._load(path, ("qpos", "true_length"))
+        n = int(data["qpos"].shape[0])
+        if "true_length" in data:
+            n_true = int(data["true_length"])
+            if not 0 < n_true <= n:
+                raise ReferenceInputError(f"{path}: true_length={n_true} outside [1, {n}] (qpos rows).")
+            n = n_true
+        if n == 0:
+            raise ReferenceInputError(f"{path}: qpos has 0 rows; remove the file or fix the export.")
+        return n
+
+    def build_by_index(self, traj_index: int) -> dict[str, np.ndarray]:
+        """References of file ``traj_index``, padded to ``max_len`` by repeating the last row.
+
+        Returns:
+          dict: ``ref_*`` arrays [max_len, ...] and ``ref_len`` int32 [1] (real rows).
+
+        Raises:
+          IndexError: ``traj_index`` outside ``[0, num_trajectories)``.
+        """
+        if not 0 <= int(traj_index) < len(self.files):
+            raise IndexError(f"traj_index={traj_index} outside [0, {len(self.files)}) "
+                             f"({len(self.files)} files under {self.data_dir!r}).")
+        path = self.files[int(traj_index)]
+        n = self._true_length(path)
+        data = self._load(path, ("qpos", "qvel", self.ee_key))
+        rows = slice(0, n, self.step)
+        ee = data.get(self.ee_key)
+        try:
+            refs = build_refs_from_window(data["qpos"][rows], data["qvel"][rows], self.spec,
+                                          None if ee is None else ee[rows], self.convention)
+        except ReferenceInputError as e:
+            raise ReferenceInputError(f"{path}: {e}") from None
+        pad = self.max_len - int(refs["ref_len"][0])
+        return {k: v if k == "ref_len" else np.concatenate([v, np.repeat(v[-1:], pad, axis=0)])
+                for k, v in refs.items()}
