@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import pickle
 
 import mujoco
 import numpy as np
@@ -204,9 +205,13 @@ def test_bad_input_errors():
         BuildReferences(None, cassie.SPEC, convention=MUJOCO).map({"qpos": qpos})
     q61 = np.zeros((1, 1, 61))
     q61[..., 6] = 1.0
+    batch = {"qpos": q61, "qvel": np.zeros((1, 1, 54)), "episode_origin_qpos": q61[0]}
     with pytest.raises(MissingKeyError, match="no end-effector positions"):
-        BuildReferences(None, digit_v3.SPEC, convention=PINOCCHIO, require_ee=True).map(
-            {"qpos": q61, "qvel": np.zeros((1, 1, 54)), "episode_origin_qpos": q61[0]})
+        BuildReferences(None, digit_v3.SPEC, convention=PINOCCHIO, require_ee=True).map(batch)
+    with pytest.raises(ReferenceInputError, match=r"batch\['ee_pos'\] has shape \(1, 1, 13\)"):
+        BuildReferences(None, digit_v3.SPEC, convention=PINOCCHIO).map({**batch, "ee_pos": np.zeros((1, 1, 13))})
+    with pytest.raises(ReferenceInputError, match=r"ee_pos has shape \(1, 1, 5, 3\); expected \[1, 1, 4, 3\]"):
+        BuildReferences(None, digit_v3.SPEC, convention=PINOCCHIO).map({**batch, "ee_pos": np.zeros((1, 1, 15))})
 
 
 def test_transform_on_batch_dict_exact_keys_shapes_dtypes(caplog):
@@ -254,7 +259,7 @@ def test_transform_reads_conventions_and_episode_origin_from_store(mixed_store):
     steps = start[:, None] + np.arange(8)
     batch = {k: store.gather(k, traj, steps).astype(np.float32) for k in ("qpos", "qvel")}
     batch.update(traj_id=traj, episode_first_step=first, start=start, valid=np.ones((4, 8), bool))
-    out = BuildReferences(store, cassie.SPEC).map(batch)
+    out = pickle.loads(pickle.dumps(BuildReferences(store, cassie.SPEC))).map(batch)  # as in workers
     want = compute_references(batch["qpos"][:1], batch["qvel"][:1], cassie.SPEC, MUJOCO,
                               origin_qpos=store.read(0, "qpos", 3, 4), dtype=np.float32)
     for key in REF_KEYS:

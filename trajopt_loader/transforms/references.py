@@ -85,10 +85,8 @@ def convention_flags(conventions, convention_index, n_env: int) -> np.ndarray:
 
 def fill_index(valid: np.ndarray) -> np.ndarray:
     """int [E, T]: for each step, the nearest valid step at or before it (else the first valid step)."""
-    t = np.arange(valid.shape[1])
-    last = np.maximum.accumulate(np.where(valid, t, -1), axis=1)
-    first = np.argmax(valid, axis=1)[:, None]
-    return np.where(last < 0, first, last)
+    last = np.maximum.accumulate(np.where(valid, np.arange(valid.shape[1]), -1), axis=1)
+    return np.where(last < 0, np.argmax(valid, axis=1)[:, None], last)
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple, fix: str) -> None:
@@ -135,7 +133,8 @@ def compute_references(qpos, qvel, spec: RobotSpec, conventions, *, convention_i
     _check("valid", valid, (n_env, n_t), "valid must be bool [E, T].")
     if ee_pos is not None:
         ee_pos = np.asarray(ee_pos)
-        _check("ee_pos", ee_pos, (n_env, n_t, None, 3), "ee_pos must be world positions [E, T, n_ee, 3].")
+        _check("ee_pos", ee_pos, (n_env, n_t, spec.n_ee or None, 3),
+               f"ee_pos must be world positions [E, T, n_ee, 3] of the sites {spec.ee_sites}.")
     ref_len = valid.sum(axis=1).astype(np.int32)
     qa, va = spec.base_qpos_adr, spec.base_dof_adr  # base + actuated columns only (less to copy)
     q = qpos[..., np.r_[qa:qa + 7, list(spec.actuated_qpos_index)]]
@@ -153,10 +152,7 @@ def compute_references(qpos, qvel, spec: RobotSpec, conventions, *, convention_i
         _check("origin_qpos", origin, (n_env, spec.nq), "origin_qpos must be qpos rows [E, nq].")
         origin = origin[:, qa:qa + 7].astype(np.float64)
     pos, lin, ang = q[..., 0:3].astype(np.float64), v[..., 0:3].astype(np.float64), v[..., 3:6]
-
-    def to_xyzw(quat, flag):
-        return np.where(flag, quat, quat[..., [1, 2, 3, 0]]).astype(np.float64)
-
+    to_xyzw = lambda x, flag: np.where(flag, x, x[..., [1, 2, 3, 0]]).astype(np.float64)  # noqa: E731
     quat, quat_o = to_xyzw(q[..., 3:7], xyzw), to_xyzw(origin[:, 3:7], xyzw[:, 0])
     empty = ref_len == 0
     quat[empty], quat_o[empty] = (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0, 1.0)
@@ -225,8 +221,7 @@ class BuildReferences(grain.transforms.Map):
 
     def __init__(self, store=None, spec: RobotSpec | None = None, *,
                  convention: Convention | None = None, ee_key: str = "ee_pos",
-                 ee_fn: Callable[..., np.ndarray] | None = None,
-                 require_ee: bool = False):
+                 ee_fn: Callable[..., np.ndarray] | None = None, require_ee: bool = False):
         if not isinstance(spec, RobotSpec):
             raise ReferenceInputError(f"spec={spec!r}: expected a RobotSpec "
                                       "(trajopt_loader.robots.get_spec(name) or spec_from_mjcf).")
@@ -250,14 +245,18 @@ class BuildReferences(grain.transforms.Map):
 
     @staticmethod
     def _get(batch, key, fix="") -> Any:
-        if key not in batch:
-            raise MissingKeyError(f"batch has no key {key!r} (keys: {sorted(batch)}). {fix}".strip())
-        return batch[key]
+        if key in batch:
+            return batch[key]
+        raise MissingKeyError(f"batch has no key {key!r} (keys: {sorted(batch)}). {fix}".strip())
 
     def _ee(self, batch, qpos, convs, conv_idx) -> np.ndarray | None:
         n_env, n_t = qpos.shape[:2]
         if self.ee_key in batch:
-            return np.asarray(batch[self.ee_key]).reshape(n_env, n_t, -1, 3)
+            ee = np.asarray(batch[self.ee_key])
+            if ee.shape[:2] != (n_env, n_t) or ee[0, 0].size % 3:
+                raise ReferenceInputError(f"batch[{self.ee_key!r}] has shape {ee.shape}; expected "
+                                          f"[{n_env}, {n_t}, n_ee, 3] or [{n_env}, {n_t}, 3 * n_ee].")
+            return ee.reshape(n_env, n_t, -1, 3)
         if self.ee_fn is not None:
             if conv_idx is None:
                 return np.asarray(self.ee_fn(qpos, convention=convs[0]))
