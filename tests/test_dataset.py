@@ -166,7 +166,7 @@ def test_finite_stream_and_config_errors(synth):
     assert len(list(make_dataset(_config(num_batches=3), store, 0, 1))) == 3
     with pytest.raises(ConfigError, match="zarr_path"):
         make_dataset(_config())
-    with pytest.raises(ConfigError, match="references.enabled"):
+    with pytest.raises(ConfigError, match="references.robot=None"):
         make_dataset(_config(**{"references.enabled": True}), store, 0, 1)
     with pytest.raises(ConfigError, match="traj_ids contains 99"):
         make_dataset(_config(assignment="explicit", traj_ids=(0, 99)), store, 0, 1)

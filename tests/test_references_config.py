@@ -36,6 +36,12 @@ def test_disabled_gives_nothing_and_enabled_streams_references(cassie_store):
     assert len(batches) == 2 and all(set(REF_KEYS) <= set(b) and not set(EE_REF_KEYS) & set(b)
                                      for b in batches)
     assert all(b["ref_base_local_trans"].dtype == np.float32 for b in batches)
+    # make_dataset builds the same transforms itself when the config enables references.
+    implicit = list(make_dataset(config, store, 0, 1))
+    for got, want in zip(implicit, batches):
+        assert set(got) == set(want)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
 
 
 def test_model_and_sites_add_forward_kinematics(cassie_store):

@@ -79,7 +79,9 @@ def make_dataset(config, store=None, process_index: int | None = None,
         ``cache_bytes=config.cache_bytes``.
       process_index, process_count: env shard of this process; default
         ``jax.process_index()`` / ``jax.process_count()``.
-      extra_transforms: grain Maps applied after the gather (e.g. the reference builder).
+      extra_transforms: grain Maps applied after the gather. When empty and
+        ``config.references.enabled``, the reference transforms of ``config.references`` are
+        built (``transforms.references_config.reference_transforms``).
       retain_freed_memory: tune glibc malloc so freed batches are reused rather than page-faulted
         in again (process-wide; measurements in :mod:`trajopt_loader.pipeline.host_memory`;
         up to ~7x more batches/s at 256 envs). False leaves malloc alone.
@@ -92,8 +94,8 @@ def make_dataset(config, store=None, process_index: int | None = None,
       ``config.num_batches`` is set. Same config and seed give the identical stream.
 
     Raises:
-      ConfigError: invalid config, no ``zarr_path`` without a store, references enabled without
-        a reference transform. ShardingError: ``num_envs`` not divisible by ``process_count``.
+      ConfigError: invalid config, no ``zarr_path`` without a store, invalid ``references``
+        fields. ShardingError: ``num_envs`` not divisible by ``process_count``.
       MissingKeyError: a configured key is not in the store.
     """
     validate_config(config)
@@ -104,8 +106,8 @@ def make_dataset(config, store=None, process_index: int | None = None,
         from trajopt_loader.store import TrajectoryStore
         store = TrajectoryStore(config.zarr_path, cache_bytes=config.cache_bytes)
     if config.references.enabled and not extra_transforms:
-        raise ConfigError("references.enabled=True but no reference transform was given "
-                          "(extra_transforms); set --config.references.enabled=False")
+        from trajopt_loader.transforms.references_config import reference_transforms
+        extra_transforms = reference_transforms(config, store)
     if process_index is None or process_count is None:
         import jax
         process_index = jax.process_index() if process_index is None else process_index
