@@ -39,13 +39,15 @@ def test_default_has_exactly_the_contract_fields():
 def test_named_configs_validate_lock_and_document_their_command(name):
     c = load_config(name)
     assert set(_flat(c)) == set(FIELDS)
-    assert c.zarr_path is None and c.references.enabled is False and c.references.robot is None
+    robot = {"default": None, "cassie": "cassie", "digit_v3": "digit_v3"}[name]
+    assert c.zarr_path is None and c.references.robot == robot
+    assert c.references.enabled is (robot is not None)
     assert all(not isinstance(v, list) for v in _flat(c).values())
     with pytest.raises(AttributeError):
         c.new_field = 1  # locked
     doc = importlib.import_module(f"trajopt_loader.configs.{name}").__doc__
     assert f"--config=trajopt_loader/configs/{name}.py" in doc
-    assert c["keys"] == ("qpos", "qvel", "action")
+    assert c["keys"] == (("qpos", "qvel") if name == "cassie" else ("qpos", "qvel", "action"))
 
 
 def test_same_config_by_path_name_and_argument():

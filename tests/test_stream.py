@@ -24,6 +24,7 @@ RATE = re.compile(r"^\s+(streaming|host pipeline only|consumer only)\s+([\d.]+) 
 
 def cassie_config(store, **overrides):
     return load_config("cassie", {"zarr_path": str(store), "motions": ("agility_reference",),
+                                  "keys": ("qpos", "qvel", "action"), "references.enabled": False,
                                   "num_envs": 8, "window_size": 16, **overrides})
 
 
@@ -74,6 +75,7 @@ def test_cli_stream_subprocess(cassie_store):
     cmd = [sys.executable, "-m", "trajopt_loader.cli", "stream",
            "--config=trajopt_loader/configs/cassie.py", f"--config.zarr_path={cassie_store}",
            "--config.motions=('agility_reference',)", "--config.num_envs=8", "--config.window_size=16",
+           "--config.keys=('qpos','qvel','action')", "--config.references.enabled=False",
            "--num_batches", "5", "--noprogress"]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

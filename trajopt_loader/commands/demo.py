@@ -121,6 +121,7 @@ def run_demo(steps: int = 300, *, num_envs: int = 32, window_size: int = 16, hid
             f"{summary.frames} frames")
         config = load_config("cassie", {
             "zarr_path": zarr_path, "keys": ("qpos",), "num_envs": num_envs,
+            "references.enabled": False,
             "window_size": window_size, "schedule": "random", "seed": seed, "num_batches": steps})
         store = TrajectoryStore(zarr_path)
         stats = _sample_stats(store)

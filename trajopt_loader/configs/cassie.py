@@ -2,8 +2,8 @@ r"""Cassie config: joint-space windows (qpos 35, qvel 32, action 10) of Cassie t
 
 Run it:
 
-    trajopt-loader export ../shared/data/cassie/trajopt/agility_reference cassie.zarr \
-        --source cassie --convention mujoco
+    trajopt-loader export ../shared/data/cassie/trajopt cassie.zarr --source cassie \
+        --convention mujoco --model ../shared/data/cassie/cassie.xml --derive-qvel
     trajopt-loader stream --config=trajopt_loader/configs/cassie.py --config.zarr_path=cassie.zarr
 
 Windows of 32 steps at the 2 kHz reference rate are 16 ms of motion; the walking samples are
@@ -22,6 +22,11 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c = default.get_config()
     c.num_envs = 256
     c.window_size = 32
-    c["keys"] = ("qpos", "qvel", "action")
+    # qpos and qvel exist in every Cassie motion once aslip_walk is exported with
+    # `--model cassie.xml --derive-qvel` (it has no qvel and no action); add "action" for
+    # agility_reference only: --config.motions="('agility_reference',)".
+    c["keys"] = ("qpos", "qvel")
     c.sources = ()
+    c.references.enabled = True
+    c.references.robot = "cassie"
     return default.apply_arg(c, arg)

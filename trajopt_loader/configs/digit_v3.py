@@ -24,4 +24,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c["keys"] = ("qpos", "qvel", "action")
     c.cache_bytes = 4 * 2**30
     c.read_threads = 2
+    # Robot references (trajopt_loader/transforms/references.py): actuated joint targets, base
+    # pose / body-frame velocities; end effectors from `ee_pos` in the data, or from forward
+    # kinematics with --config.references.model_path=digit-v3.xml.
+    c.references.enabled = True
+    c.references.robot = "digit_v3"
     return default.apply_arg(c, arg)
