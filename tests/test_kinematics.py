@@ -304,8 +304,9 @@ def test_export_preprocess_errors(tmp_path):
     with np.load(path) as f:
         arrays = {k: f[k] for k in f.files}
     pre = K.make_export_preprocess(str(CASSIE_XML), convention="mujoco", derive_qvel=True)
-    with pytest.raises(ExportError, match="traj_2.npz.*already has 'qvel'"):
-        pre(arrays, 0.03, "traj_2.npz")
+    kept, _, prov = pre(arrays, 0.03, "traj_2.npz")  # recorded qvel is kept, never replaced
+    np.testing.assert_array_equal(kept["qvel"], arrays["qvel"])
+    assert prov["qvel"] == "recorded"
     digit = DATA / "digit_v3" / "digit-v3.xml"
     pre = K.make_export_preprocess(str(digit), convention="mujoco")
     with pytest.raises(ExportError, match=r"traj_2.npz.*35.*nq=61"):

@@ -49,7 +49,29 @@ def main(argv: list[str] | None = None) -> None:
     rest = argv[2:]
     if not any(a.startswith(("--verbosity", "-v=", "--v=")) for a in rest):
         rest = ["--verbosity=-1"] + rest  # WARNING and above; JAX's INFO backend probing is noise here.
-    app.run(module.main, argv=[f"trajopt-loader {name}"] + rest)
+    app.run(_clear_errors(name, module.main), argv=[f"trajopt-loader {name}"] + rest)
+
+
+def _clear_errors(name: str, command_main):
+    """Run ``command_main``; a :class:`TrajoptLoaderError` prints one line and exits 1.
+
+    The messages already name the file / key / value and the fix, so a traceback only hides them;
+    set ``TRAJOPT_LOADER_TRACEBACK=1`` to get it anyway.
+    """
+    import os
+
+    from trajopt_loader.errors import TrajoptLoaderError
+
+    def run(argv):
+        try:
+            return command_main(argv)
+        except TrajoptLoaderError as e:
+            if os.environ.get("TRAJOPT_LOADER_TRACEBACK"):
+                raise
+            print(f"trajopt-loader {name}: error: {e}", file=sys.stderr)
+            sys.exit(1)
+
+    return run
 
 
 if __name__ == "__main__":

@@ -189,10 +189,11 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
     1. resample (``resample_dt`` s): ``qpos`` by :func:`resample_qpos`; every other array with
        ``T`` rows by :func:`resample_linear` (``qvel`` too, unless re-derived); 0-d arrays are kept
        (a 0-d ``dt`` key is set to the new step); any other shape is an error.
-    2. ``derive_qvel``: ``qvel [T, nv]`` by :func:`qvel_from_qpos` in ``convention``. A file that
-       already has ``qvel`` is refused (recorded data is never silently replaced).
-    3. ``ee_sites``: ``ee_pos [T, n_sites, 3]`` float64 (world, m) by ``mj_kinematics``; refused if
-       the file already has ``ee_pos``.
+    2. ``derive_qvel``: ``qvel [T, nv]`` by :func:`qvel_from_qpos` in ``convention`` for a file
+       that has no ``qvel``; a file that has one keeps its recorded ``qvel`` (recorded data is
+       never replaced; provenance says ``"recorded"``), so one export can mix both.
+    3. ``ee_sites``: ``ee_pos [T, n_sites, 3]`` float64 (world, m) by ``mj_kinematics``, likewise
+       only where the file has no ``ee_pos``.
 
     ``provenance`` (JSON-serializable) records the model file name, convention and each step done:
     ``qvel``, ``resampled_from_dt`` and ``resample``, ``ee_pos`` and ``ee_sites``.
@@ -200,7 +201,7 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
     Raises:
       ModelNotFoundError, ModelError, MissingKeyError (unknown site), ValueError (bad
       ``resample_dt``) here; ExportError from ``preprocess`` naming the file and the key at fault
-      (no ``qpos``, ``nq`` mismatch with both numbers, key present that would be replaced, ...).
+      (no ``qpos``, ``nq`` mismatch with both numbers, ...).
     """
     model = load_kinematics_model(model_path)
     conv = Convention.named(convention) if isinstance(convention, str) else convention
@@ -222,26 +223,26 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
                               f"{qpos.shape[-1] if qpos.ndim else 0}) but model {base['model']} "
                               f"has nq={model.nq}; pass the model this data was made for.")
         _check_quaternions(model, qpos, conv, source_file)
-        for key, flag in (("qvel", derive_qvel), ("ee_pos", bool(sites))):
-            if flag and key in arrays:
-                raise ExportError(f"{source_file}: already has '{key}'; refusing to replace "
-                                  f"recorded data with a derived one. Export without "
-                                  f"{'--derive-qvel' if key == 'qvel' else '--ee-sites'}.")
+        do_qvel = derive_qvel and "qvel" not in arrays
+        do_ee = bool(sites) and "ee_pos" not in arrays
+        for key, asked, done in (("qvel", derive_qvel, do_qvel), ("ee_pos", bool(sites), do_ee)):
+            if asked and not done:
+                prov[key] = "recorded"
         if new_dt is not None:
             arrays = _resample_arrays(model, arrays, dt, new_dt, conv, source_file)
             prov.update(resampled_from_dt=float(dt), resample=(
                 "qpos: mj_integratePos interpolation (slerp for quaternions); "
                 "other per-frame arrays: linear"))
-            if "qvel" in arrays and not derive_qvel:
+            if "qvel" in arrays and not do_qvel:
                 prov["qvel"] = "recorded, linearly interpolated"
             dt = new_dt
-        if derive_qvel:
+        if do_qvel:
             if arrays["qpos"].shape[0] < 2:
                 raise ExportError(f"{source_file}: qpos has {arrays['qpos'].shape[0]} frame(s); "
                                   "deriving qvel needs >= 2.")
             arrays["qvel"] = qvel_from_qpos(model, arrays["qpos"], dt, conv)
             prov["qvel"] = QVEL_METHOD
-        if sites:
+        if do_ee:
             arrays["ee_pos"] = site_positions_mujoco(model, arrays["qpos"], sites, conv)
             prov.update(ee_pos="mj_kinematics site_xpos (world frame, m)", ee_sites=list(sites))
         return arrays, float(dt), prov
