@@ -11,7 +11,12 @@ streamed run (compile excluded): batches/s, env-steps/s (``E * W`` per batch) an
 the device batch), next to the host pipeline alone (numpy batches, no device) and the consumer
 alone (the same jitted step on one batch already on the device), and the mean ``qpos`` over the
 valid steps as a result check. With ``config.distributed.coordinator_address`` set it first calls
-``jax.distributed.initialize``.
+``jax.distributed.initialize`` (:func:`~trajopt_loader.pipeline.distributed.maybe_initialize_distributed`);
+each process then reads its env shard and the consumer runs on the global env-sharded batch::
+
+    trajopt-loader stream --config=trajopt_loader/configs/default.py --config.zarr_path=s.zarr \
+        --config.distributed.coordinator_address=127.0.0.1:12345 \
+        --config.distributed.num_processes=2 --config.distributed.process_id=0   # and =1
 """
 
 from __future__ import annotations
@@ -94,7 +99,10 @@ def run_stream(config, num_batches: int | None = None, *, warmup: int = 1, progr
     key = "qpos" if "qpos" in config["keys"] else config["keys"][0]
     consume = make_consumer(key)
     acc = None
-    with device_iterator(make_dataset(config), host_buffer=config.host_prefetch,
+    from trajopt_loader.pipeline.distributed import env_sharding
+
+    sharding = env_sharding() if jax.process_count() > 1 else None  # global env-sharded batch
+    with device_iterator(make_dataset(config), sharding, host_buffer=config.host_prefetch,
                          device_buffer=config.device_prefetch) as it:
         first = list(itertools.islice(it, max(warmup, 1)))
         if not first:
@@ -159,10 +167,8 @@ def main(argv) -> None:
     if config is None:
         raise SystemExit("trajopt-loader stream: --config is required, e.g. "
                          "--config=trajopt_loader/configs/cassie.py --config.zarr_path=store.zarr")
-    dist = config.distributed
-    if dist.coordinator_address:
-        import jax
+    from trajopt_loader.pipeline.distributed import maybe_initialize_distributed
 
-        jax.distributed.initialize(dist.coordinator_address, dist.num_processes, dist.process_id)
+    maybe_initialize_distributed(config.distributed)
     run_stream(config, FLAGS.num_batches, warmup=FLAGS.warmup, progress=FLAGS.progress,
                compare=FLAGS.compare)
