@@ -24,18 +24,41 @@ from trajopt_loader.store.layout import TrajectoryInfo
 
 
 def _open_root(path: str, storage_options: dict | None):
+    """The root group of ``path``, read-only, Zarr v3, from its consolidated metadata if present.
+
+    ``zarr_format=3`` and ``use_consolidated=True`` let a remote store open with one request for
+    ``zarr.json`` (which holds the metadata of every node, written by ``export_npz``): no probing
+    for Zarr v2 files and no listing, so plain HTTP servers work. A store without consolidated
+    metadata is opened node by node instead.
+    """
     target = layout.local_path(path)
-    if not layout.is_url(path) and not Path(target).exists():
+    url = layout.is_url(path)
+    if not url and not Path(target).exists():
         raise StoreNotFoundError(f"no store at {path!r}; create one with `trajopt-loader export "
                                  f"ROOT {path} --source NAME --convention mujoco`.")
-    kw = {"storage_options": storage_options} if storage_options and layout.is_url(path) else {}
+    kw = {"storage_options": storage_options} if storage_options and url else {}
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return zarr.open_group(target, mode="r", **kw)
-    except (FileNotFoundError, KeyError) as e:
-        raise StoreNotFoundError(f"no Zarr group at {path!r} ({e}); expected a store written by "
-                                 "`trajopt-loader export`.") from None
+            try:
+                return zarr.open_group(target, mode="r", zarr_format=3, use_consolidated=True, **kw)
+            except ValueError as e:
+                if "onsolidated" not in str(e):
+                    raise
+                return zarr.open_group(target, mode="r", zarr_format=3, use_consolidated=False,
+                                       **kw)
+    except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError) as e:
+        raise StoreNotFoundError(f"no Zarr v3 group at {path!r} ({e}); expected a store written "
+                                 "by `trajopt-loader export`.") from None
+    except ImportError as e:
+        scheme = path.split("://", 1)[0]
+        raise ImportError(f"cannot open {path!r}: {e}. Reading {scheme}:// stores needs the "
+                          "fsspec backend of that protocol (s3fs for s3://, gcsfs for gs://, "
+                          "aiohttp for http(s)://); pip install it.") from e
+    except OSError as e:  # e.g. connection refused, DNS failure, access denied
+        raise StoreNotFoundError(f"cannot open {path!r}: {type(e).__name__}: {e}. Check the URL, "
+                                 "that the server is reachable, and storage_options "
+                                 "(credentials, endpoint_url).") from e
 
 
 class TrajectoryStore:
