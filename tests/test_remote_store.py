@@ -1,0 +1,165 @@
+"""Stores opened by URL through zarr's fsspec support: a real HTTP server over the real Cassie store.
+
+``python -m http.server`` (started here on 127.0.0.1, stopped at the end) serves files only; the
+store opens from the consolidated metadata in its root ``zarr.json`` and the index in its root
+attrs, so no listing is needed. ``memory://`` checks the same fsspec code path for export + read.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trajopt_loader.configs import load_config
+from trajopt_loader.errors import StoreNotFoundError
+from trajopt_loader.pipeline import make_dataset
+from trajopt_loader.store import TrajectoryStore, export_npz
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(cassie_store, tmp_path_factory):
+    """``(base URL of the store, server log path)``; the server process is stopped afterwards."""
+    log = tmp_path_factory.mktemp("http") / "server.log"
+    port = _free_port()
+    with open(log, "w") as f:
+        proc = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1",
+                                 str(port), "--directory", str(Path(cassie_store).parent)],
+                                stdout=subprocess.DEVNULL, stderr=f)
+    url = f"http://127.0.0.1:{port}/{Path(cassie_store).name}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/zarr.json", timeout=2).read()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"http.server did not start: {log.read_text()[-2000:]}")
+                time.sleep(0.05)
+        yield url, log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def _requests(log: Path) -> list[str]:
+    return re.findall(r'"GET (\S+) HTTP', log.read_text())
+
+
+def test_http_store_lists_the_same_trajectories_and_reads_bit_for_bit(server, cassie_store):
+    url, _ = server
+    remote, local = TrajectoryStore(url), TrajectoryStore(cassie_store)
+    assert remote.path == url
+    assert remote.trajectories == local.trajectories and len(remote.trajectories) == 24
+    assert remote.sources == local.sources and remote.motions() == local.motions()
+    assert remote.keys == local.keys
+    np.testing.assert_array_equal(remote.lengths, local.lengths)
+    assert remote.convention("cassie") == local.convention("cassie")
+    for info in local.trajectories:
+        for key in info.keys:
+            got, want = remote.read(info.traj_id, key), local.read(info.traj_id, key)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert got.tobytes() == want.tobytes(), (info.path, key)
+    path = local.trajectories[1].path
+    np.testing.assert_array_equal(remote.read(path, "qpos", 5, 9), local.read(path, "qpos", 5, 9))
+    n = int(local.lengths[0])
+    np.testing.assert_array_equal(remote.read(0, "qpos", n - 3, n + 4, wrap=True),
+                                  local.read(0, "qpos", n - 3, n + 4, wrap=True))
+    rng = np.random.default_rng(0)
+    for key in ("qpos", "motor_vel", "action", "qvel"):  # action, qvel: agility_reference only
+        ids = local.select(motions=("agility_reference",)) if key in ("action", "qvel") else \
+            np.arange(len(local.trajectories))
+        traj = rng.choice(ids, 32)
+        steps = rng.integers(0, local.lengths[traj][:, None], (32, 10))
+        got, want = remote.gather(key, traj, steps), local.gather(key, traj, steps)
+        assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), key
+
+
+def test_http_store_opens_without_listing_and_fetches_each_chunk_once(server, cassie_store):
+    url, log = server
+    before = len(_requests(log))
+    remote = TrajectoryStore(url)
+    opened = _requests(log)[before:]
+    assert opened == [f"/{Path(cassie_store).name}/zarr.json"]  # one request, no probing/listing
+    remote.warm(("qpos",))
+    fetched = _requests(log)[before:]
+    assert not any(p.endswith("/") or "/." in p for p in fetched)  # no listing, no v2 files
+    chunks = [p for p in fetched if "/qpos/c/" in p]
+    assert len(chunks) == len(set(chunks)) == len(remote.trajectories)  # whole Cassie trajs: 1 chunk
+    # array metadata comes from the consolidated root zarr.json (fetched again by the lazy reopen
+    # of the array handles, which are never kept across pickling / process start)
+    assert {p for p in fetched if p.endswith("zarr.json")} == set(opened)
+    count = len(_requests(log))
+    traj = np.arange(len(remote.trajectories))
+    for k in range(3):  # windows come from the host cache: no more requests
+        remote.gather("qpos", traj, np.minimum(k + np.arange(5)[None, :],
+                                               remote.lengths[:, None] - 1))
+    assert len(_requests(log)) == count
+
+
+def test_make_dataset_over_http_yields_the_local_batches(server, cassie_store):
+    url, _ = server
+    overrides = {"num_envs": 6, "window_size": 8, "allow_wrap": False, "assignment": "random",
+                 "keys": ("qpos", "motor_vel"), "seed": 2, "num_batches": 4}
+    remote = list(make_dataset(load_config("default", {"zarr_path": url, **overrides})))
+    local = list(make_dataset(load_config("default", {"zarr_path": str(cassie_store),
+                                                      **overrides})))
+    assert len(remote) == len(local) == 4
+    for got, want in zip(remote, local):
+        assert set(got) == set(want)
+        for key in want:
+            assert got[key].dtype == want[key].dtype and got[key].tobytes() == want[key].tobytes()
+
+
+def test_remote_store_pickles_and_reopens(server, cassie_store):
+    url, _ = server
+    remote = TrajectoryStore(url)
+    remote.warm(("qpos",))
+    copy = pickle.loads(pickle.dumps(remote))
+    assert copy.path == url and copy.cache_info()["bytes_used"] == 0  # handles and cache dropped
+    np.testing.assert_array_equal(copy.read(3, "qpos"), TrajectoryStore(cassie_store).read(3, "qpos"))
+
+
+def test_missing_or_unreachable_url_raises_store_not_found(server):
+    url, _ = server
+    with pytest.raises(StoreNotFoundError, match="no Zarr v3 group at .*nope.zarr"):
+        TrajectoryStore(url.rsplit("/", 1)[0] + "/nope.zarr")
+    dead = f"http://127.0.0.1:{_free_port()}/x.zarr"
+    with pytest.raises(StoreNotFoundError, match=re.escape(f"cannot open {dead!r}")):
+        TrajectoryStore(dead)
+
+
+def test_fsspec_memory_url_exports_and_reads_like_a_local_store(shared_data, cassie_store):
+    out = "memory://trajopt-loader-test/cassie.zarr"
+    export_npz(shared_data / "cassie" / "trajopt", out, source="cassie", convention="mujoco",
+               motion="agility_reference", progress=False, overwrite=True)
+    mem, local = TrajectoryStore(out), TrajectoryStore(cassie_store)
+    want = local.select(motions=("agility_reference",))
+    assert [t.path for t in mem.trajectories] == [local.trajectories[i].path for i in want]
+    for i, j in zip(range(len(mem.trajectories)), want):
+        for key in ("qpos", "qvel", "action"):
+            assert mem.read(i, key).tobytes() == local.read(int(j), key).tobytes()
+    steps = np.tile(np.arange(6), (3, 1))
+    assert mem.gather("qpos", [0, 1, 2], steps).tobytes() == \
+        local.gather("qpos", want, steps).tobytes()
+    with pytest.raises(StoreNotFoundError):
+        TrajectoryStore("memory://trajopt-loader-test/none.zarr")
