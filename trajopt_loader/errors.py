@@ -74,3 +74,7 @@ class ModelNotFoundError(ModelError, FileNotFoundError):
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """No saved iterator state (file, or step of a checkpoint manager) exists where one was asked for."""
+
+
+class EnvNotAssignedError(TrajoptLoaderError, ValueError):
+    """An env was asked for data before a trajectory was assigned to it (``update_references``)."""
