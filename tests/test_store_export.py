@@ -177,6 +177,16 @@ def test_preprocess_output_recorded(make_npz_tree, tmp_path):
     assert store.trajectories[0].derived == {"qvel": "finite differences"}
     assert np.allclose(store.read(0, "qvel")[:3], 100.0)  # qpos rises by 1 per 0.01 s
 
+    # A preprocess that derives qvel needs no allow_missing; one that does not is refused after it
+    # ran, naming the file, and nothing is written.
+    export_npz(root, tmp_path / "t.zarr", source="s", preprocess=preprocess, progress=False)
+    assert TrajectoryStore(tmp_path / "t.zarr").trajectories[0].derived == {
+        "qvel": "finite differences"}
+    with pytest.raises(ExportError, match=r"m/traj_0.npz: key 'qvel' is missing after preprocess"):
+        export_npz(root, tmp_path / "u.zarr", source="s", progress=False,
+                   preprocess=lambda arrays, dt, f: (arrays, dt, {}))
+    assert _listing(tmp_path / "u.zarr") in (None, {})
+
 
 def test_motion_from_root_itself_and_max_trajs(make_npz_tree, tmp_path):
     root = make_npz_tree(tmp_path / "flat", {"": [3, 4, 5]})

@@ -122,11 +122,18 @@ def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
 
 
 def _load(path: Path, preprocess, **kw) -> LoadedTrajectory:
+    allow_missing = tuple(kw.get("allow_missing", ()))
+    if preprocess is not None:  # preprocess may derive qvel: check for it afterwards
+        kw = dict(kw, allow_missing=tuple(set(allow_missing) | {"qvel"}))
     t = load_trajectory(path, **kw)
     if preprocess is not None:
         arrays, dt, provenance = preprocess(dict(t.arrays), t.dt, t.source_file)
         if "qpos" not in arrays:
             raise ExportError(f"{t.source_file}: preprocess returned no 'qpos'.")
+        if "qvel" not in arrays and "qvel" not in allow_missing:
+            raise ExportError(f"{t.source_file}: key 'qvel' is missing after preprocessing; "
+                              "derive it (--model MODEL.xml --derive-qvel) or pass "
+                              "allow_missing=('qvel',) / --allow-missing qvel.")
         t.length = int(arrays["qpos"].shape[0])
         check_arrays(arrays, t.source_file, t.length)
         t.arrays, t.dt, t.derived = dict(arrays), float(dt), dict(provenance or {})
@@ -202,8 +209,9 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
     with tqdm(total=n_files, desc="validate", unit="file", disable=not progress) as bar:
         for name, files in motions:
             for f in files:
-                try:
-                    load_trajectory(f, **kw)
+                try:  # qvel may still come from preprocess: _load checks it after that
+                    load_trajectory(f, **(kw if preprocess is None else dict(
+                        kw, allow_missing=tuple(set(kw["allow_missing"]) | {"qvel"}))))
                 except ExportError as e:
                     raise ExportError(f"{name}/{e}") from None
                 bar.update()
