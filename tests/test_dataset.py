@@ -68,9 +68,15 @@ def test_batches_equal_plain_numpy_oracle(synth, schedule, stride, allow_wrap, e
 
 def test_exact_batch_spec_on_real_cassie_store(cassie_store, shared_data):
     config = load_config("cassie", {"num_envs": 6, "window_size": 16,
+                                    "keys": ("qpos", "qvel", "action"),
                                     "motions": ("agility_reference",), "zarr_path": str(cassie_store)})
-    batch = next(iter(make_dataset(config)))  # opens config.zarr_path
-    assert {k: (v.shape, v.dtype) for k, v in batch.items()} == {
+    batch = next(iter(make_dataset(config)))  # opens config.zarr_path; cassie.py enables references
+    refs = {k: ((6, 16, 10), np.float32) for k in ("ref_motor_joint_pos", "ref_motor_joint_vel")}
+    refs |= {k: ((6, 16, 3), np.float32) for k in (
+        "ref_base_local_pos", "ref_base_local_trans", "ref_base_local_ori",
+        "ref_base_robot_lin_vel", "ref_base_robot_ang_vel")}
+    refs["ref_len"] = ((6,), np.int32)
+    assert {k: (v.shape, v.dtype) for k, v in batch.items()} == refs | {
         "qpos": ((6, 16, 35), np.float32), "qvel": ((6, 16, 32), np.float32),
         "action": ((6, 16, 10), np.float32), "step": ((6, 16), np.int32),
         "valid": ((6, 16), np.bool_), "env_id": ((6,), np.int32), "traj_id": ((6,), np.int32),

@@ -23,7 +23,8 @@ CASSIE_XML = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "c
 def config_for(store_path, **refs):
     return load_config("cassie", {"zarr_path": str(store_path), "motions": ("agility_reference",),
                                   "num_envs": 4, "window_size": 8, "num_batches": 2,
-                                  **{f"references.{k}": v for k, v in refs.items()}})
+                                  **{f"references.{k}": v for k, v in
+                                     ({"enabled": False, "robot": None} | refs).items()}})
 
 
 def test_disabled_gives_nothing_and_enabled_streams_references(cassie_store):
