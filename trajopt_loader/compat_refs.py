@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from typing import Sequence
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from trajopt_loader.conventions import PINOCCHIO, Convention
 from trajopt_loader.errors import MissingKeyError, ReferenceInputError
 from trajopt_loader.robots.spec import RobotSpec
+from trajopt_loader.store.layout import natural_key
 from trajopt_loader.transforms.references import compute_references
 
 
@@ -85,11 +85,6 @@ def build_refs_from_window(qpos, qvel, spec, ee_pos=None,
     ee = None if ee_pos is None else np.asarray(ee_pos).reshape(qpos.shape[0], -1, 3)[None]
     refs = compute_references(qpos[None], qvel[None], rspec, convention, ee_pos=ee)
     return {k: (v if k == "ref_len" else v[0]) for k, v in refs.items()}
-
-
-def natural_key(name: str) -> list:
-    """Sort key putting ``traj_2`` before ``traj_10`` (digit runs compare as integers)."""
-    return [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", name)]
 
 
 class DigitTrajoptRefBuilder:
