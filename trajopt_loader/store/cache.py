@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import numpy as np
@@ -56,12 +57,16 @@ class HostCache:
       infos: the store's trajectories (traj_id = position).
       budget: cache size in bytes (decoded arrays).
       read_rows: ``read_rows(traj_id, key, start, stop) -> np.ndarray [stop-start, *row]`` (zarr).
+      read_concurrency: trajectories read at once when a key is loaded whole (threads; > 1 hides
+        the per-request latency of remote stores on first touch).
     """
 
-    def __init__(self, infos: Sequence[TrajectoryInfo], budget: int, read_rows: ReadRows):
+    def __init__(self, infos: Sequence[TrajectoryInfo], budget: int, read_rows: ReadRows,
+                 read_concurrency: int = 1):
         self._infos = tuple(infos)
         self.budget = int(budget)
         self._read = read_rows
+        self.read_concurrency = max(1, int(read_concurrency))
         self._meta: dict[str, _KeyMeta] = {}
         self._whole: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
         self._whole_bytes = 0
@@ -106,13 +111,20 @@ class HostCache:
             for g, (shape, dtype) in enumerate(m.specs):
                 ids = np.flatnonzero(m.group == g)
                 flat = np.empty((int(m.lengths[ids].sum()), *shape), dtype)
-                o = 0
-                for i in ids:
-                    n = int(m.lengths[i])
-                    flat[o:o + n] = self._read(int(i), key, 0, n)
-                    offsets[i] = o
-                    o += n
-                    self.misses += 1
+                ends = np.cumsum(m.lengths[ids])
+                offsets[ids] = ends - m.lengths[ids]
+
+                def fill(i: int, o: int, n: int, flat=flat) -> None:
+                    flat[o:o + n] = self._read(i, key, 0, n)  # disjoint rows per trajectory
+
+                jobs = [(int(i), int(offsets[i]), int(m.lengths[i])) for i in ids]
+                if self.read_concurrency > 1 and len(jobs) > 1:
+                    with ThreadPoolExecutor(min(self.read_concurrency, len(jobs))) as pool:
+                        list(pool.map(lambda job: fill(*job), jobs))
+                else:
+                    for job in jobs:
+                        fill(*job)
+                self.misses += len(jobs)
                 flats.append(flat)
             self._whole_bytes += m.nbytes
             self._evict(0)

@@ -8,6 +8,7 @@ spawned grain workers, each of which reopens it (DESIGN.md, decision 6).
 
 from __future__ import annotations
 
+import threading
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +22,9 @@ from trajopt_loader.errors import (MissingKeyError, StoreFormatError, StoreNotFo
 from trajopt_loader.store import layout
 from trajopt_loader.store.cache import HostCache
 from trajopt_loader.store.layout import TrajectoryInfo
+
+#: Default ``read_concurrency`` of stores opened by URL (requests in flight on first touch).
+REMOTE_READ_CONCURRENCY = 16
 
 
 def _open_root(path: str, storage_options: dict | None):
@@ -67,19 +71,26 @@ class TrajectoryStore:
     Args:
       path_or_url: local store directory, ``file://`` path or fsspec URL.
       cache_bytes: host cache budget in bytes (decoded arrays; see :mod:`.cache`).
-      storage_options: passed to fsspec for URLs.
+      storage_options: passed to fsspec for URLs (e.g. ``{"anon": True}`` for a public S3 bucket,
+        ``{"endpoint_url": ...}``); ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables also work.
+      read_concurrency: trajectories fetched at once when a key is first loaded into the cache;
+        default ``REMOTE_READ_CONCURRENCY`` for URLs (hides request latency), 1 for local paths.
     Raises:
       StoreNotFoundError: nothing at ``path_or_url``.
       StoreFormatError: not a trajopt-loader store, or an unsupported ``format_version``.
     """
 
-    def __init__(self, path_or_url, cache_bytes: int = 2**31, storage_options: dict | None = None):
+    def __init__(self, path_or_url, cache_bytes: int = 2**31, storage_options: dict | None = None,
+                 *, read_concurrency: int | None = None):
         self.path = str(path_or_url)
         self.cache_bytes = int(cache_bytes)
         self.storage_options = storage_options
+        self.read_concurrency = (REMOTE_READ_CONCURRENCY if layout.is_url(self.path) else 1) \
+            if read_concurrency is None else int(read_concurrency)
         self._root = None
         self._cache = None
         self._arrays: dict = {}
+        self._open_lock = threading.Lock()
         index = _open_root(self.path, storage_options).attrs.get(layout.INDEX_KEY)
         if not isinstance(index, dict):
             raise StoreFormatError(f"{self.path!r} is a Zarr store but has no {layout.INDEX_KEY!r} "
@@ -102,11 +113,13 @@ class TrajectoryStore:
 
     def __getstate__(self) -> dict:
         return {"path": self.path, "cache_bytes": self.cache_bytes,
-                "storage_options": self.storage_options, "_index": self._index}
+                "storage_options": self.storage_options, "_index": self._index,
+                "read_concurrency": self.read_concurrency}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
         self._root, self._cache, self._arrays = None, None, {}
+        self._open_lock = threading.Lock()
         self._set_infos()
 
     def __repr__(self) -> str:
@@ -171,8 +184,9 @@ class TrajectoryStore:
     def _array(self, traj_id: int, key: str):
         a = self._arrays.get((traj_id, key))
         if a is None:
-            if self._root is None:
-                self._root = _open_root(self.path, self.storage_options)
+            with self._open_lock:  # concurrent first reads open the root once
+                if self._root is None:
+                    self._root = _open_root(self.path, self.storage_options)
             info = self.trajectories[traj_id]
             if key not in info.keys:
                 raise MissingKeyError(f"trajectory {info.path} has no {key!r}; it has "
@@ -187,7 +201,8 @@ class TrajectoryStore:
     def cache(self) -> HostCache:
         """The host cache (created lazily)."""
         if self._cache is None:
-            self._cache = HostCache(self.trajectories, self.cache_bytes, self._read_rows)
+            self._cache = HostCache(self.trajectories, self.cache_bytes, self._read_rows,
+                                    self.read_concurrency)
         return self._cache
 
     def read(self, traj, key: str, start: int = 0, stop: int | None = None, *,
