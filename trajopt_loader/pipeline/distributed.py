@@ -78,7 +78,7 @@ def maybe_initialize_distributed(distributed, **kwargs) -> bool:
         raise ConfigError(f"distributed.process_id={pid} must be in [0, num_processes={n}).")
     if jax.distributed.is_initialized():
         return False
-    if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
+    if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") in (None, "", "none"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(str(address), None if n is None else int(n),
                                None if pid is None else int(pid), **kwargs)
