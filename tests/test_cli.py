@@ -48,3 +48,12 @@ def test_stream_error_is_one_line_without_traceback(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(
         f"trajopt-loader stream: error: no store at {str(missing)!r}")
+
+
+def test_misspelled_config_field_is_one_line_with_a_suggestion():
+    proc = run_cli("stream", "--config=trajopt_loader/configs/cassie.py", "--config.window_sise=3")
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "trajopt-loader stream: error in flags: 'window_sise' "
+        'Did you mean "window_size" instead of "window_sise"?')

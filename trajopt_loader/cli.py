@@ -49,10 +49,30 @@ def main(argv: list[str] | None = None) -> None:
     rest = argv[2:]
     if not any(a.startswith(("--verbosity", "-v=", "--v=")) for a in rest):
         rest = ["--verbosity=-1"] + rest  # WARNING and above; JAX's INFO backend probing is noise here.
-    app.run(_clear_errors(name, module.main), argv=[f"trajopt-loader {name}"] + rest)
+    started = []  # set once flags are parsed and the command's main runs
+    try:
+        app.run(_clear_errors(name, module.main, started), argv=[f"trajopt-loader {name}"] + rest)
+    except (AttributeError, KeyError, TypeError, ValueError) as e:
+        if started:
+            raise
+        # A bad --config.x override fails inside absl's flag parsing (ml_collections raises
+        # AttributeError/KeyError there): report it like any usage error, in one line.
+        print(f"trajopt-loader {name}: error in flags: {_flag_error_text(e)}", file=sys.stderr)
+        sys.exit(2)
 
 
-def _clear_errors(name: str, command_main):
+def _flag_error_text(error: BaseException) -> str:
+    """The message of a flag-parsing error, unwrapped from ml_collections' nested KeyError."""
+    while isinstance(error, BaseException) and error.args:
+        inner = error.args[0]
+        if not isinstance(inner, BaseException):
+            break
+        error = inner
+    text = error.args[0] if error.args else str(error)
+    return " ".join(str(text).split())
+
+
+def _clear_errors(name: str, command_main, started: list):
     """Run ``command_main``; a :class:`TrajoptLoaderError` prints one line and exits 1.
 
     The messages already name the file / key / value and the fix, so a traceback only hides them;
@@ -63,6 +83,7 @@ def _clear_errors(name: str, command_main):
     from trajopt_loader.errors import TrajoptLoaderError
 
     def run(argv):
+        started.append(True)
         try:
             return command_main(argv)
         except TrajoptLoaderError as e:
