@@ -83,3 +83,25 @@ def test_transform_pickles_for_worker_processes(store):
     a, b = transform.map(element), clone.map(element)
     for key in ("qpos", "action"):
         np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_row_shapes_checked_at_construction_dtypes_may_differ(make_npz_tree, tmp_path):
+    from conftest import revealing
+    from trajopt_loader.store import export_npz
+    # walk: traj0 float64 qpos, traj1 float32 qpos (same (9,) rows); arm: qpos rows (7,).
+    make_npz_tree(tmp_path / "npz", {"walk": [5, {"length": 6, "qpos": revealing(1, 6, 9)
+                                                   .astype(np.float32)}],
+                                     "arm": [{"length": 4, "qpos": revealing(0, 4, 7)}]})
+    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    store = TrajectoryStore(tmp_path / "s.zarr")
+    walk = store.select(motions=("walk",))
+    transform = GatherKeys(store, ("qpos",), "float64", traj_ids=walk)
+    element = _element(store, [walk[1], walk[0]], [0, 3], 3, "wrap")
+    got = transform.map(element)["qpos"]
+    np.testing.assert_array_equal(got[0], revealing(1, 6, 9).astype(np.float32)[[0, 1, 2]])
+    np.testing.assert_array_equal(got[1], revealing(0, 5, 9)[[3, 4, 0]])
+    with pytest.raises(MissingKeyError, match=r"'qpos' row shapes differ: s/arm/traj0 has rows "
+                                              r"\(7,\) \(float64\), s/walk/traj0 has rows \(9,\)"):
+        GatherKeys(store, ("qvel", "qpos"), traj_ids=store.select())
+    with pytest.raises(MissingKeyError, match=r"row shapes differ"):
+        GatherKeys(store, ("qpos",))  # traj_ids None: every trajectory will be read

@@ -4,12 +4,19 @@ A Zarr slice read costs ~1 ms in Python, slicing the same rows from RAM ~2 us, s
 always gathered from host memory (DESIGN.md, decision 3). Two regimes, per key:
 
 * **whole** (the key of every trajectory fits the byte budget): one concatenated host array
-  ``flat [sum_T, *row]`` per (row shape, dtype) group plus int64 ``offsets [n_traj]``; a gather is
-  one fancy index ``np.take(flat, offsets[traj_ids][:, None] + steps, axis=0)``.
+  ``flat [sum_T, *row]`` per row shape plus int64 ``offsets [n_traj]``; a gather is one fancy
+  index ``np.take(flat, offsets[traj_ids][:, None] + steps, axis=0)``.
 * **chunks** (past the budget): an LRU of decoded time-chunks (the stored Zarr chunks, so a miss
   decodes exactly one chunk) holding at most the byte budget left by whole keys; a gather fetches
   each unique (trajectory, chunk) once and copies its rows out. The host working set is the budget
-  plus one chunk, whatever the dataset size.
+  plus one chunk, whatever the dataset size. Concurrent readers of one chunk keep one copy.
+
+Dtypes: trajectories are grouped by row shape only. A key's windows always come out in its
+*gather dtype*, ``np.result_type`` of the stored dtypes of every trajectory holding the key (e.g.
+float64 when one file stored float32 and another float64; the stored dtype when all agree), in
+both regimes, so a batch's dtype never depends on which trajectories it happens to mix. Whole
+flats are held in the gather dtype; chunks are cached as stored and cast when copied out. Row
+shapes must agree within one gather; :meth:`HostCache.uniform` checks that up front.
 """
 
 from __future__ import annotations
@@ -28,24 +35,34 @@ ReadRows = Callable[[int, str, int, int], np.ndarray]
 
 
 class _KeyMeta:
-    """Per-key arrays over all trajectories: group id (-1 = key absent), row shape/dtype per group."""
+    """Per-key arrays over all trajectories.
+
+    Attributes:
+      group: int64 [n_traj] row-shape group id (-1 = key absent). shapes: row shape per group.
+      stored: stored dtype per trajectory (None where absent). dtype: the gather dtype
+        (``np.result_type`` of all stored dtypes). chunk: int64 [n_traj] rows per stored chunk.
+      lengths: int64 [n_traj]. nbytes: bytes of the whole key held in the gather dtype.
+    """
 
     def __init__(self, infos: Sequence[TrajectoryInfo], key: str):
         n = len(infos)
         self.group = np.full(n, -1, np.int64)
         self.chunk = np.ones(n, np.int64)
-        self.specs: list[tuple[tuple[int, ...], np.dtype]] = []
+        self.shapes: list[tuple[int, ...]] = []
+        self.stored: list[np.dtype | None] = [None] * n
         for i, info in enumerate(infos):
             if key not in info.keys:
                 continue
-            shape, dtype = info.keys[key]
-            spec = (tuple(shape), np.dtype(dtype))
-            if spec not in self.specs:
-                self.specs.append(spec)
-            self.group[i] = self.specs.index(spec)
+            shape, dtype = tuple(info.keys[key][0]), np.dtype(info.keys[key][1])
+            if shape not in self.shapes:
+                self.shapes.append(shape)
+            self.group[i] = self.shapes.index(shape)
+            self.stored[i] = dtype
             self.chunk[i] = info.chunk_rows.get(key) or chunk_rows(shape, dtype, info.length)
+        present = [d for d in self.stored if d is not None]
+        self.dtype = np.result_type(*present) if present else np.dtype(np.float64)
         self.lengths = np.array([info.length for info in infos], np.int64)
-        row_bytes = [int(np.prod(s, dtype=np.int64)) * d.itemsize for s, d in self.specs]
+        row_bytes = [int(np.prod(s, dtype=np.int64)) * self.dtype.itemsize for s in self.shapes]
         self.nbytes = int(sum(self.lengths[self.group == g].sum() * b
                               for g, b in enumerate(row_bytes)))
 
@@ -69,11 +86,9 @@ class HostCache:
         self.read_concurrency = max(1, int(read_concurrency))
         self._meta: dict[str, _KeyMeta] = {}
         self._whole: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
-        self._whole_bytes = 0
         self._lru: collections.OrderedDict = collections.OrderedDict()
-        self._lru_bytes = 0
-        self.hits = 0
-        self.misses = 0
+        self._whole_bytes = self._lru_bytes = 0
+        self.hits = self.misses = 0
         self._lock = threading.RLock()
 
     def meta(self, key: str) -> _KeyMeta:
@@ -108,14 +123,14 @@ class HostCache:
                 return None
             offsets = np.zeros(len(self._infos), np.int64)
             flats = []
-            for g, (shape, dtype) in enumerate(m.specs):
+            for g, shape in enumerate(m.shapes):
                 ids = np.flatnonzero(m.group == g)
-                flat = np.empty((int(m.lengths[ids].sum()), *shape), dtype)
+                flat = np.empty((int(m.lengths[ids].sum()), *shape), m.dtype)
                 ends = np.cumsum(m.lengths[ids])
                 offsets[ids] = ends - m.lengths[ids]
 
                 def fill(i: int, o: int, n: int, flat=flat) -> None:
-                    flat[o:o + n] = self._read(i, key, 0, n)  # disjoint rows per trajectory
+                    flat[o:o + n] = self._read(i, key, 0, n)  # disjoint rows; cast to m.dtype
 
                 jobs = [(int(i), int(offsets[i]), int(m.lengths[i])) for i in ids]
                 if self.read_concurrency > 1 and len(jobs) > 1:
@@ -138,7 +153,12 @@ class HostCache:
             self._lru_bytes -= a.nbytes
 
     def chunk(self, key: str, traj: int, c: int) -> np.ndarray:
-        """Decoded rows ``[c * chunk_rows, (c + 1) * chunk_rows)`` of trajectory ``traj`` (LRU)."""
+        """Decoded rows ``[c * chunk_rows, (c + 1) * chunk_rows)`` of trajectory ``traj`` (LRU).
+
+        Stored dtype. The read runs outside the lock; when another thread cached the same chunk
+        meanwhile, that copy is returned and this one dropped, so ``bytes_used`` stays the sum of
+        the cached arrays' ``nbytes``.
+        """
         ck = (key, traj, c)
         with self._lock:
             a = self._lru.get(ck)
@@ -151,11 +171,60 @@ class HostCache:
         a = self._read(traj, key, c * n, min((c + 1) * n, int(m.lengths[traj])))
         with self._lock:
             self.misses += 1
-            self._evict(a.nbytes)
+            cached = self._lru.get(ck)
+            if cached is not None:  # a concurrent reader inserted it first: keep one copy
+                self._lru.move_to_end(ck)
+                return cached
             if a.nbytes <= self.budget - self._whole_bytes:
+                self._evict(a.nbytes)
                 self._lru[ck] = a
                 self._lru_bytes += a.nbytes
         return a
+
+    def _ids(self, key: str, traj_ids: np.ndarray, rows: bool = True) -> _KeyMeta:
+        """Check that ``traj_ids`` [E] hold ``key`` with one row shape (``rows``: name env rows)."""
+        m, at = self.meta(key), (lambda e: f"env row {e}: " if rows else "")
+        if traj_ids.size and (traj_ids.min() < 0 or traj_ids.max() >= len(self._infos)):
+            bad = int(np.flatnonzero((traj_ids < 0) | (traj_ids >= len(self._infos)))[0])
+            raise WindowIndexError(f"{at(bad)}traj_id {int(traj_ids[bad])} is outside "
+                                   f"[0, {len(self._infos)}) trajectories of the store.")
+        groups = m.group[traj_ids]
+        if traj_ids.size and (groups < 0).any():
+            e = int(np.flatnonzero(groups < 0)[0])
+            info = self._infos[int(traj_ids[e])]
+            raise MissingKeyError(f"{at(e)}trajectory {info.path} has no {key!r} (keys: "
+                                  f"{sorted(info.keys)}); select trajectories that have it.")
+        if traj_ids.size and (groups != groups[0]).any():
+            e = int(np.flatnonzero(groups != groups[0])[0])
+            a, b = (int(traj_ids[0]), int(traj_ids[e]))
+            raise MissingKeyError(
+                f"{key!r} row shapes differ: {self._infos[a].path} has rows "
+                f"{m.shapes[m.group[a]]} ({m.stored[a]}), {self._infos[b].path} has rows "
+                f"{m.shapes[m.group[b]]} ({m.stored[b]})" + (f" (env rows 0 and {e})" if rows
+                                                             else "") +
+                "; windows read together need one row shape: select one robot / layout at a "
+                "time (config sources=, motions= or traj_ids=). Dtypes may differ (gathered as "
+                f"{m.dtype}).")
+        return m
+
+    def uniform(self, key: str, traj_ids=None) -> tuple[tuple[int, ...], np.dtype]:
+        """Row shape and gather dtype of ``key`` over ``traj_ids`` (int [n]; None = all).
+
+        Call it where the trajectories to be read are known (building a pipeline): a row-shape
+        mismatch is raised then, not when a batch first mixes them. Stored dtypes may differ.
+
+        Returns:
+          ``(row_shape, dtype)``: every window of ``key`` is ``[W, *row_shape]`` of ``dtype``.
+        Raises:
+          MissingKeyError: a trajectory lacks ``key``, or row shapes differ (names two
+          trajectories with their row shapes and stored dtypes). WindowIndexError: bad traj_id.
+        """
+        m = self.meta(key)
+        ids = (np.flatnonzero(m.group >= 0) if traj_ids is None
+               else np.unique(np.asarray(traj_ids, np.int64).ravel()))
+        m = self._ids(key, ids, rows=False)
+        shape = m.shapes[m.group[ids[0]]] if ids.size else m.shapes[0]
+        return shape, m.dtype
 
     def check(self, key: str, traj_ids: np.ndarray, steps: np.ndarray) -> _KeyMeta:
         """Validate a gather request; returns the key's metadata.
@@ -164,26 +233,10 @@ class HostCache:
           ValueError: bad shapes / ids. MissingKeyError: a trajectory lacks ``key`` or row shapes
           differ. WindowIndexError: a step outside ``[0, length)`` (names env row, step, length).
         """
-        m = self.meta(key)
         if traj_ids.ndim != 1 or steps.ndim != 2 or steps.shape[0] != traj_ids.shape[0]:
             raise ValueError(f"gather expects traj_ids [E] and steps [E, W]; got shapes "
                              f"{traj_ids.shape} and {steps.shape}.")
-        if traj_ids.size and (traj_ids.min() < 0 or traj_ids.max() >= len(self._infos)):
-            bad = int(np.flatnonzero((traj_ids < 0) | (traj_ids >= len(self._infos)))[0])
-            raise WindowIndexError(f"env row {bad}: traj_id {int(traj_ids[bad])} is outside "
-                                   f"[0, {len(self._infos)}) trajectories of the store.")
-        groups = m.group[traj_ids]
-        if traj_ids.size and (groups < 0).any():
-            e = int(np.flatnonzero(groups < 0)[0])
-            info = self._infos[int(traj_ids[e])]
-            raise MissingKeyError(f"env row {e}: trajectory {info.path} has no {key!r} (keys: "
-                                  f"{sorted(info.keys)}); select trajectories that have it.")
-        if traj_ids.size and (groups != groups[0]).any():
-            e = int(np.flatnonzero(groups != groups[0])[0])
-            raise MissingKeyError(f"{key!r} row shapes differ between trajectories "
-                                  f"{self._infos[int(traj_ids[0])].path} and "
-                                  f"{self._infos[int(traj_ids[e])].path} (env rows 0 and {e}); "
-                                  "gather one robot / layout at a time.")
+        m = self._ids(key, traj_ids)
         length = m.lengths[traj_ids][:, None]
         bad = (steps < 0) | (steps >= length)
         if bad.any():
@@ -200,24 +253,24 @@ class HostCache:
         Args:
           traj_ids: int [E] trajectory ids. steps: int [E, W], each in ``[0, length)``.
         Returns:
-          ``[E, W, *row]`` array of the stored dtype.
+          ``[E, W, *row]`` array of the key's gather dtype (``np.result_type`` of its stored
+          dtypes over all trajectories; the stored dtype when they agree).
         Raises:
           see :meth:`check`.
         """
         traj_ids = np.asarray(traj_ids).astype(np.int64, copy=False)
         steps = np.asarray(steps).astype(np.int64, copy=False)
         m = self.check(key, traj_ids, steps)
+        g = int(m.group[traj_ids[0]]) if traj_ids.size else 0
+        shape = m.shapes[g]
         if traj_ids.size == 0 or steps.size == 0:
-            g = int(m.group[traj_ids[0]]) if traj_ids.size else 0
-            return np.empty((*steps.shape, *m.specs[g][0]), m.specs[g][1])
-        g = int(m.group[traj_ids[0]])
+            return np.empty((*steps.shape, *shape), m.dtype)
         whole = self.whole(key)
         if whole is not None:
             self.hits += traj_ids.size
             flats, offsets = whole
             return np.take(flats[g], offsets[traj_ids][:, None] + steps, axis=0)
-        shape, dtype = m.specs[g]
-        out = np.empty((steps.size, *shape), dtype)
+        out = np.empty((steps.size, *shape), m.dtype)
         n = m.chunk[traj_ids][:, None]
         c = steps // n
         local = (steps - c * n).ravel()
@@ -230,7 +283,7 @@ class HostCache:
         cids = c.ravel()[firsts].tolist()
         for u in range(uniq.size):
             idx = order[bounds[u]:bounds[u + 1]]
-            out[idx] = self.chunk(key, tids[u], cids[u])[local[idx]]
+            out[idx] = self.chunk(key, tids[u], cids[u])[local[idx]]  # casts to m.dtype
         return out.reshape(*steps.shape, *shape)
 
     def warm(self, keys: Sequence[str]) -> None:

@@ -4,6 +4,13 @@ The store index (root attrs, see :mod:`trajopt_loader.store.layout`) is read onc
 so a store opens without listing (consolidated metadata, plain HTTP). Array handles and the host
 cache are opened lazily on first use and dropped when pickled: a store object can be sent to
 spawned grain workers, each of which reopens it (DESIGN.md, decision 6).
+
+Trajectory ids: ``store.trajectories[i].traj_id == i``, in the index's order: sources and motions
+in the order they were first exported (a fresh store: sorted names), then natural file order.
+Exporting another motion or source appends after the existing trajectories, so ids already used
+in configs (``traj_ids``) and iterator checkpoints keep pointing at the same data; replacing a
+motion with ``overwrite`` keeps its place (its own ids change only if its file count does).
+``sources`` and ``motions()`` are name listings, sorted.
 """
 
 from __future__ import annotations
@@ -104,6 +111,7 @@ class TrajectoryStore:
         self._set_infos()
 
     def _set_infos(self) -> None:
+        # global order = index order, stable under append (see the module docstring)
         self.trajectories: tuple[TrajectoryInfo, ...] = layout.infos_from_index(self._index)
         self._by_path = {t.path: t for t in self.trajectories}
         self.lengths = np.array([t.length for t in self.trajectories], np.int32)
@@ -230,8 +238,9 @@ class TrajectoryStore:
         if wrap and (start < 0 or stop > n):
             rows = np.arange(start, stop) % n
             return self.read(info.traj_id, key)[rows]
-        if self._cache is not None and self._cache.has_whole(key):
-            flats, offsets = self._cache.whole(key)
+        if (self._cache is not None and self._cache.has_whole(key)
+                and self._cache.meta(key).dtype == np.dtype(info.keys[key][1])):
+            flats, offsets = self._cache.whole(key)  # cast copies would not be the stored dtype
             g = int(self.cache.meta(key).group[info.traj_id])
             o = int(offsets[info.traj_id])
             return flats[g][o + start:o + stop].copy()
@@ -243,12 +252,28 @@ class TrajectoryStore:
         Args:
           traj_ids: int [E]. steps: int [E, W], each in ``[0, length)`` of its trajectory.
         Returns:
-          ``[E, W, *row]`` array, stored dtype.
+          ``[E, W, *row]`` array of the key's gather dtype: the stored dtype, or
+          ``np.result_type`` of the stored dtypes when trajectories store ``key`` differently
+          (e.g. float32 and float64 files -> float64), whichever trajectories are gathered.
         Raises:
           WindowIndexError: out-of-range step (names env row, step, length).
-          MissingKeyError: a selected trajectory lacks ``key``.
+          MissingKeyError: a selected trajectory lacks ``key``; row shapes differ among
+          ``traj_ids`` (use :meth:`check_uniform` to find that out before streaming).
         """
         return self.cache.gather(key, traj_ids, steps)
+
+    def check_uniform(self, key: str, traj_ids=None) -> tuple[tuple[int, ...], np.dtype]:
+        """Check that ``key`` can be gathered over ``traj_ids`` (int [n]; None = all) together.
+
+        Returns:
+          ``(row_shape, dtype)``: windows of ``key`` from these trajectories are
+          ``[W, *row_shape]`` of ``dtype`` (the gather dtype, see :meth:`gather`).
+        Raises:
+          MissingKeyError: a trajectory lacks ``key``, or row shapes differ (the message names
+          two trajectories with their row shapes and stored dtypes; differing dtypes alone are
+          fine). WindowIndexError: a traj_id outside the store.
+        """
+        return self.cache.uniform(key, traj_ids)
 
     def warm(self, keys: Sequence[str] | None = None) -> None:
         """Decode ``keys`` (default: :attr:`keys`) into the host cache now."""

@@ -64,7 +64,9 @@ class GatherKeys(grain.transforms.Map):
 
     Raises:
       MissingKeyError: a key is absent from a trajectory that will be read (at construction),
-        naming the key, the available keys and trajectories lacking it.
+        naming the key, the available keys and trajectories lacking it; or its row shapes
+        differ between those trajectories (at construction, via ``store.check_uniform`` when
+        the store has it; differing stored dtypes are fine).
       WindowIndexError: from ``store.gather`` for a step outside its trajectory.
     """
 
@@ -83,6 +85,8 @@ class GatherKeys(grain.transforms.Map):
                                             store.trajectories) if key not in t.keys]
                 raise missing_key_error(key, available, f"{where} (missing in "
                                         f"{len(lacking)}, e.g. {lacking[:2]})")
+            if hasattr(store, "check_uniform"):  # row shapes: fail now, not when batches mix
+                store.check_uniform(key, traj_ids)
         self.store, self.keys, self.dtype = store, tuple(keys), cast_dtype(dtype)
 
     def map(self, element: dict) -> dict:
