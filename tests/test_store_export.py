@@ -94,8 +94,9 @@ def test_append_motion_and_source_and_overwrite(make_npz_tree, tmp_path):
     export_npz(root, out, source="a", motion="run", progress=False)
     export_npz(root, out, source="b", motion="walk", convention="pinocchio", progress=False)
     store = TrajectoryStore(out)
-    assert store.motions() == ["a/run", "a/walk", "b/walk"]
-    assert [t.path for t in store.trajectories] == ["a/run/traj0", "a/walk/traj0", "a/walk/traj1",
+    assert store.motions() == ["a/run", "a/walk", "b/walk"]  # name listing: sorted
+    # ids: appended motions and sources come after the existing ones (ids never renumber)
+    assert [t.path for t in store.trajectories] == ["a/walk/traj0", "a/walk/traj1", "a/run/traj0",
                                                     "b/walk/traj0", "b/walk/traj1"]
     assert store.convention("b") == PINOCCHIO and store.convention("a") == MUJOCO
     before = _listing(out)
@@ -108,13 +109,40 @@ def test_append_motion_and_source_and_overwrite(make_npz_tree, tmp_path):
     s = export_npz(tmp_path / "npz2", out, source="a", motion="walk", overwrite=True,
                    progress=False)
     assert s.replaced == ["walk"] and "(replaced)" in str(s)
-    store = TrajectoryStore(out)
-    assert [t.path for t in store.trajectories] == ["a/run/traj0", "a/walk/traj0", "b/walk/traj0",
+    store = TrajectoryStore(out)  # the replaced motion keeps its place (first)
+    assert [t.path for t in store.trajectories] == ["a/walk/traj0", "a/run/traj0", "b/walk/traj0",
                                                     "b/walk/traj1"]
-    assert store.lengths.tolist() == [6, 3, 4, 5]
+    assert store.lengths.tolist() == [3, 6, 4, 5]
     assert not (out / "a" / "walk" / "traj1").exists()
-    assert np.array_equal(store.read(1, "qpos"), revealing(0, 3, 9))
+    assert np.array_equal(store.read(0, "qpos"), revealing(0, 3, 9))
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
+
+
+def test_ids_stable_when_motions_and_sources_are_appended(make_npz_tree, tmp_path):
+    root = _tree(make_npz_tree, tmp_path, {"walk": [4, 5], "run": [6], "aaa": [7, 8], "hop": [9]})
+    out = tmp_path / "s.zarr"
+    export_npz(root, out, source="s", motion=["walk", "run"], progress=False)
+    fresh = [(t.traj_id, t.path, t.length) for t in TrajectoryStore(out).trajectories]
+    assert fresh == [(0, "s/run/traj0", 6), (1, "s/walk/traj0", 4), (2, "s/walk/traj1", 5)]
+    export_npz(root, out, source="s", motion=["hop", "aaa"], progress=False)  # sorts before all
+    export_npz(root, out, source="a", motion="walk", progress=False)  # a source sorting first
+    store = TrajectoryStore(out)
+    assert [(t.traj_id, t.path, t.length) for t in store.trajectories][:3] == fresh
+    assert [t.path for t in store.trajectories][3:] == [
+        "s/aaa/traj0", "s/aaa/traj1", "s/hop/traj0", "a/walk/traj0", "a/walk/traj1"]
+    for t in store.trajectories:  # every id reads its own file's data
+        i = int(t.name[4:])
+        assert np.array_equal(store.read(t.traj_id, "qpos"), revealing(i, t.length, 9)), t.path
+    assert store.select(motions=["walk"]).tolist() == [1, 2, 6, 7]
+    assert store.sources == ["a", "s"] and store.motions("s") == ["aaa", "hop", "run", "walk"]
+    export_npz(root, out, source="s", motion="run", overwrite=True, progress=False)
+    assert [t.path for t in TrajectoryStore(out).trajectories] == [t.path for t in
+                                                                    store.trajectories]
+    # a fresh export of everything lists sources / motions by name
+    export_npz(root, tmp_path / "f.zarr", source="s", progress=False)
+    paths = [t.path for t in TrajectoryStore(tmp_path / "f.zarr").trajectories]
+    assert paths == ["s/aaa/traj0", "s/aaa/traj1", "s/hop/traj0", "s/run/traj0", "s/walk/traj0",
+                     "s/walk/traj1"]
 
 
 def test_custom_convention_recorded(make_npz_tree, tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from trajopt_loader.errors import ExportError
@@ -31,7 +33,7 @@ def test_bad_node_names(name):
         check_node_name(name, "motion", ExportError)
 
 
-def test_infos_from_index_global_order():
+def test_infos_from_index_global_order_is_index_order():
     entry = lambda name, n: {"name": name, "length": n, "dt": 0.01, "source_file": f"{name}.npz",
                              "keys": {"qpos": {"shape": [7], "dtype": "float32",
                                                "chunk_rows": 5}}}
@@ -39,9 +41,10 @@ def test_infos_from_index_global_order():
         "z": {"convention": {}, "motions": {"m": [entry("traj0", 3)]}},
         "a": {"convention": {}, "motions": {"walk": [entry("traj0", 4), entry("traj1", 5)],
                                             "run": [entry("traj0", 6)]}}}}
-    infos = infos_from_index(index)
+    infos = infos_from_index(index)  # as exported (appended), never re-sorted: stable ids
     assert [(i.traj_id, i.path, i.length) for i in infos] == [
-        (0, "a/run/traj0", 6), (1, "a/walk/traj0", 4), (2, "a/walk/traj1", 5), (3, "z/m/traj0", 3)]
+        (0, "z/m/traj0", 3), (1, "a/walk/traj0", 4), (2, "a/walk/traj1", 5), (3, "a/run/traj0", 6)]
+    assert infos_from_index(json.loads(json.dumps(index))) == infos  # JSON keeps object order
     assert infos[0].keys == {"qpos": ((7,), "float32")} and infos[0].chunk_rows == {"qpos": 5}
 
 

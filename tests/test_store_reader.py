@@ -15,7 +15,7 @@ from trajopt_loader.store import TrajectoryStore, export_npz
 
 AGILITY = [np.load(CASSIE_TRAJOPT / "agility_reference" / f"traj_{i}.npz") for i in range(3)]
 ASLIP = [np.load(CASSIE_TRAJOPT / "aslip_walk" / f"traj_{i}.npz") for i in range(21)]
-FILES = AGILITY + ASLIP  # global order: agility_reference before aslip_walk (sorted motions)
+FILES = AGILITY + ASLIP  # global order: agility_reference before aslip_walk (one export: sorted)
 
 
 def test_listing_and_global_order(cassie_store):
@@ -152,3 +152,22 @@ def test_c12_spawned_worker_reads_same_bytes(cassie_store):
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         child, misses = pool.apply(_gather_in_worker, (store, traj_ids, steps))
     assert child.tobytes() == parent.tobytes() and misses > 0  # reopened and decoded in the worker
+
+
+@pytest.mark.parametrize("cache_bytes", [2**31, 0])
+def test_mixed_dtypes_gather_common_dtype_read_stored_dtype(tmp_path, make_npz_tree, cache_bytes):
+    q32 = revealing(1, 6, 9).astype(np.float32)
+    make_npz_tree(tmp_path / "npz", {"walk": [5, {"length": 6, "qpos": q32}]})
+    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    store = TrajectoryStore(tmp_path / "s.zarr", cache_bytes=cache_bytes)
+    assert store.trajectories[1].keys["qpos"] == ((9,), "float32")
+    assert store.check_uniform("qpos") == ((9,), np.dtype(np.float64))
+    assert store.check_uniform("qpos", [1]) == ((9,), np.dtype(np.float64))  # key-wide dtype
+    got = store.gather("qpos", [1, 0], [[5, 0], [4, 4]])
+    assert got.dtype == np.float64
+    assert np.array_equal(got, np.stack([q32[[5, 0]].astype(np.float64), revealing(0, 5, 9)[[4, 4]]]))
+    store.warm(["qpos"])
+    assert store.cache_info()["whole_keys"] == (["qpos"] if cache_bytes else [])
+    r = store.read(1, "qpos", 2, 4)  # read keeps the stored dtype, whatever the cache holds
+    assert r.dtype == np.float32 and np.array_equal(r, q32[2:4])
+    assert store.read(0, "qpos").dtype == np.float64

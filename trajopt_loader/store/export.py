@@ -8,6 +8,11 @@ groups are then written into a temporary sibling directory of ``out`` and moved 
 ``os.replace`` (a replaced motion is moved aside first and deleted after); the root index in the
 root attrs is updated last, then ``zarr.consolidate_metadata`` runs so the store opens without
 listing. Remote (fsspec URL) stores are written in place after validation.
+
+Trajectory ids stay stable: the index keeps sources and motions in the order they were first
+exported, so a new source or motion is appended after the existing ones (the motions of one export
+in sorted name order) and a motion replaced with ``overwrite`` keeps its place
+(:func:`trajopt_loader.store.layout.infos_from_index`).
 """
 
 from __future__ import annotations
@@ -171,7 +176,8 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
       dt: time step (s) when the files carry none; must agree with the files when they do.
       key_map: ``{"qpos": "arr_0", ...}`` names for unnamed arrays.
       max_trajs_per_motion: keep the first N files (natural order) of each motion.
-      overwrite: replace motions that already exist under ``source``.
+      overwrite: replace motions that already exist under ``source`` (each keeps its position in
+        the store's global order; new motions and sources are appended at the end).
       allow_missing: keys that may be absent (only ``"qvel"`` is required besides ``qpos``).
       preprocess: ``f(arrays, dt, source_file) -> (arrays, dt, provenance)`` run after validation.
       progress: show tqdm progress bars over files.
@@ -188,7 +194,8 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
         raise ExportError(f"max_trajs_per_motion={max_trajs_per_motion} must be >= 1.")
     out = str(out)
     summary = ExportSummary(out=out, source=source, convention=conv.name)
-    motions = _discover(Path(root), motion, summary.warnings)
+    # sorted: a fresh store lists its motions by name; later exports append after them
+    motions = sorted(_discover(Path(root), motion, summary.warnings), key=lambda mf: mf[0])
     if max_trajs_per_motion is not None:
         motions = [(m, f[:int(max_trajs_per_motion)]) for m, f in motions]
     index = _read_index(out, storage_options) or {"format_version": layout.FORMAT_VERSION,

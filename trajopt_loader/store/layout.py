@@ -20,6 +20,13 @@ plain HTTP)::
                                              "derived": {...}, "padded": {key: 1},
                                              "scalars": {name: value}}, ...]}}}}
 
+Order and trajectory ids: ``TrajectoryStore.trajectories`` lists sources and motions in the
+order of the index's JSON objects, which is the order they were first exported (export appends a
+new source or motion at the end; a motion replaced with ``overwrite`` keeps its place; the motions
+of one export are added in sorted name order), then trajectories in natural file order.
+``traj_id`` is the position in that list, so appending a motion or a source never renumbers the
+trajectories already there. (Python's ``json`` and Zarr keep object order on write and read.)
+
 Chunking: every array is chunked along time only, whole rows per chunk, ``chunk_rows`` chosen so
 one chunk holds about ``CHUNK_BYTES`` (512 KiB) uncompressed: big enough that a whole Cassie
 trajectory (1682 x 35 float64 = 460 KiB) is one chunk and decoding is cheap, small enough that the
@@ -72,8 +79,9 @@ class TrajectoryInfo:
     """Metadata of one stored trajectory (from the root index; no array data).
 
     Attributes:
-      traj_id: position in ``TrajectoryStore.trajectories`` (global order: source sorted, motion
-        sorted, then file order).
+      traj_id: position in ``TrajectoryStore.trajectories`` (global order: sources, then their
+        motions, in the order first exported; then natural file order). Stable when motions or
+        sources are appended.
       source: source group name. motion: motion group name. name: ``"traj{i}"``.
       path: ``"source/motion/traj{i}"`` inside the store.
       length: number of real time steps T (after ``true_length`` truncation).
@@ -105,11 +113,16 @@ class TrajectoryInfo:
 
 
 def infos_from_index(index: dict) -> tuple[TrajectoryInfo, ...]:
-    """Flatten the root index into ``TrajectoryInfo`` in global order (traj_id = position)."""
+    """Flatten the root index into ``TrajectoryInfo`` in global order (traj_id = position).
+
+    Global order is the index's own order (sources, then each source's motions, as first exported;
+    see the module docstring), then the entries of a motion (natural file order): never re-sorted,
+    so appended motions and sources get new ids after the existing ones.
+    """
     out: list[TrajectoryInfo] = []
-    for source in sorted(index.get("sources", {})):
+    for source in index.get("sources", {}):
         motions = index["sources"][source].get("motions", {})
-        for motion in sorted(motions):
+        for motion in motions:
             for entry in motions[motion]:
                 keys = {k: (tuple(int(d) for d in v["shape"]), str(v["dtype"]))
                         for k, v in entry["keys"].items()}
