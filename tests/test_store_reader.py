@@ -171,3 +171,12 @@ def test_mixed_dtypes_gather_common_dtype_read_stored_dtype(tmp_path, make_npz_t
     r = store.read(1, "qpos", 2, 4)  # read keeps the stored dtype, whatever the cache holds
     assert r.dtype == np.float32 and np.array_equal(r, q32[2:4])
     assert store.read(0, "qpos").dtype == np.float64
+
+
+def test_dts_are_the_recorded_time_steps_per_traj_id(cassie_store):
+    store = TrajectoryStore(cassie_store)
+    assert store.dts.dtype == np.float64 and store.dts.shape == (24,)
+    assert store.dts.tolist() == [float(f["dt"]) for f in FILES]  # bit-exact: the files' dt
+    assert store.dts.tolist() == [t.dt for t in store.trajectories]
+    np.testing.assert_array_equal(store.dts[[2, 23]], [float(AGILITY[2]["dt"]), float(ASLIP[20]["dt"])])
+    assert pickle.loads(pickle.dumps(store)).dts.tolist() == store.dts.tolist()

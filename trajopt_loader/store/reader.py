@@ -82,6 +82,9 @@ class TrajectoryStore:
         ``{"endpoint_url": ...}``); ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables also work.
       read_concurrency: trajectories fetched at once when a key is first loaded into the cache;
         default ``REMOTE_READ_CONCURRENCY`` for URLs (hides request latency), 1 for local paths.
+    Attributes:
+      trajectories: ``TrajectoryInfo`` per trajectory, in global order (traj_id = position).
+      lengths: int32 ``[n_traj]`` steps per trajectory. dts: float64 ``[n_traj]`` time step (s).
     Raises:
       StoreNotFoundError: nothing at ``path_or_url``.
       StoreFormatError: not a trajopt-loader store, or an unsupported ``format_version``.
@@ -115,6 +118,9 @@ class TrajectoryStore:
         self.trajectories: tuple[TrajectoryInfo, ...] = layout.infos_from_index(self._index)
         self._by_path = {t.path: t for t in self.trajectories}
         self.lengths = np.array([t.length for t in self.trajectories], np.int32)
+        #: float64 ``[n_traj]``: time step in seconds of each trajectory, indexed by traj_id
+        #: (``dts[i] == trajectories[i].dt``), e.g. ``store.dts[batch["traj_id"]]`` -> ``[E]``.
+        self.dts = np.array([t.dt for t in self.trajectories], np.float64)
         common = set.intersection(*(set(t.keys) for t in self.trajectories)) \
             if self.trajectories else set()
         self.keys = tuple(sorted(common))
