@@ -31,6 +31,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.motions = ()                  # restrict to these motions ("motion" or "source/motion")
     c.allow_wrap = True             # sequential: wrap the start (True) or move on to a new trajectory
     c.end_policy = "wrap"           # window past the end: "wrap" (modulo) | "clamp" (valid=False)
+    c.allow_mixed_dt = False        # stream trajectories whose dt (s) differ by more than 5%
+    # (pipeline.dataset.DT_TOLERANCE); by default make_dataset refuses them, since W steps would
+    # span different durations. When True, look rates up with store.dts[batch["traj_id"]].
     c["keys"] = ("qpos", "qvel", "action")
     c.dtype = "float32"             # dtype of the gathered arrays
     c.seed = 0
