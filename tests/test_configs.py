@@ -14,7 +14,8 @@ from trajopt_loader.errors import ConfigError
 FIELDS = {
     "zarr_path": None, "num_envs": 64, "window_size": 32, "stride": None,
     "schedule": "sequential", "assignment": "round_robin", "traj_ids": (), "sources": (),
-    "motions": (), "allow_wrap": True, "end_policy": "wrap", "allow_mixed_dt": False,
+    "motions": (), "allow_wrap": True, "end_policy": "wrap", "cyclic": True,
+    "allow_mixed_dt": False,
     "keys": ("qpos", "qvel", "action"),
     "dtype": "float32", "seed": 0, "cache_bytes": 2**31, "host_prefetch": 2,
     "device_prefetch": 2, "read_threads": 1, "num_batches": None,
@@ -75,6 +76,7 @@ def test_same_config_by_path_name_and_argument():
     ({"traj_ids": (1, 2)}, "traj_ids"),
     ({"read_threads": -1}, "read_threads=-1"),
     ({"allow_mixed_dt": "yes"}, "'allow_mixed_dt' cannot take 'yes'"),
+    ({"cyclic": 1}, "'cyclic' cannot take 1"),
     ({"distributed.num_processes": 2, "distributed.process_id": 2}, "process_id=2"),
 ])
 def test_bad_fields_raise_config_error_with_hint(overrides, message):

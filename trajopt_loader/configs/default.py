@@ -30,7 +30,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.sources = ()                  # restrict to these sources (() = all)
     c.motions = ()                  # restrict to these motions ("motion" or "source/motion")
     c.allow_wrap = True             # sequential: wrap the start (True) or move on to a new trajectory
-    c.end_policy = "wrap"           # window past the end: "wrap" (modulo) | "clamp" (valid=False)
+    c.end_policy = "wrap"           # window past the end: "wrap" (modulo) | "clamp" (valid=False;
+    #                                 with allow_wrap each pass then restarts as a new episode)
+    c.cyclic = True                 # steps after a wrap (loop >= 1) continue the base pose of the
+    #                                 previous loop (DeepMimic cycles; transforms/cycles.py)
     c.allow_mixed_dt = False        # stream trajectories whose dt (s) differ by more than 5%
     # (pipeline.dataset.DT_TOLERANCE); by default make_dataset refuses them, since W steps would
     # span different durations. When True, look rates up with store.dts[batch["traj_id"]].

@@ -3,8 +3,9 @@
 ::
 
     grain.MapDataset.source(schedule)          element k: traj_id / start per env (schedules.py)
-      .map(WindowIndices(...))                 + step [E, W] int32, valid [E, W] bool
+      .map(WindowIndices(...))                 + step, loop [E, W] int32, valid [E, W] bool
       .map(GatherKeys(...))                    + {key: [E, W, *row] config.dtype}
+      .map(ContinueCycles(store))              config.cyclic: base continued after wraps
       .to_iter_dataset(ReadOptions(num_threads=config.read_threads,
                                    prefetch_buffer_size=config.host_prefetch))
 
@@ -25,6 +26,7 @@ from trajopt_loader.configs import validate_config
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline import host_memory
 from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
+from trajopt_loader.transforms.cycles import ContinueCycles
 from trajopt_loader.transforms.gather import GatherKeys
 from trajopt_loader.transforms.windows import WindowIndices
 
@@ -89,8 +91,10 @@ def make_dataset(config, store=None, process_index: int | None = None,
     Returns:
       ``grain.IterDataset`` whose elements are dicts of numpy arrays, ``E = num_envs /
       process_count``: ``{key: [E, W, *row] config.dtype for key in config.keys}``,
-      ``step [E, W] int32``, ``valid [E, W] bool``, ``env_id``, ``traj_id``, ``start``,
-      ``episode_first_step`` ``[E] int32`` and ``episode_start [E] bool``. Endless unless
+      ``step``, ``loop`` ``[E, W] int32``, ``valid [E, W] bool``, ``env_id``, ``traj_id``,
+      ``start``, ``episode_first_step``, ``episode_loop`` ``[E] int32`` and
+      ``episode_start [E] bool``. With ``config.cyclic`` the base of steps with ``loop >= 1``
+      continues from the previous loop (``transforms.cycles``). Endless unless
       ``config.num_batches`` is set. Same config and seed give the identical stream.
 
     Raises:
@@ -119,6 +123,8 @@ def make_dataset(config, store=None, process_index: int | None = None,
     ds = grain.MapDataset.source(schedule)
     ds = ds.map(WindowIndices(store.lengths, config.window_size, config.end_policy))
     ds = ds.map(GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible))
+    if config.cyclic:
+        ds = ds.map(ContinueCycles(store))
     for transform in extra_transforms:
         ds = ds.map(transform)
     return ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,

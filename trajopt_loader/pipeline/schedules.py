@@ -4,33 +4,42 @@ A schedule is a grain random-access source (``__len__``, ``__getitem__(k)``). El
 one whole env-batch (DESIGN decision 1) for this process's envs ``E_local``::
 
     {"env_id": [E_local] int32, "traj_id": [E_local] int32, "start": [E_local] int32,
-     "episode_start": [E_local] bool, "episode_first_step": [E_local] int32, "chunk": () int64}
+     "episode_start": [E_local] bool, "episode_first_step": [E_local] int32,
+     "episode_loop": [E_local] int32, "chunk": () int64}
+
+``episode_loop`` = completed passes over the trajectory before ``start`` within the current
+episode: how often the env's cursor went from step ``L-1`` back to ``0`` since the episode
+began (0 for a fresh episode and for random windows). With ``end_policy="wrap"`` the window
+transform continues the count inside the window (``loop [E, W]``), and ``transforms.cycles``
+uses it to continue the base motion across the seam.
 
 Element ``k`` is a pure function of (arguments, seed, k) (DESIGN decision 2): no state, no loop
 over ``k``, vectorized over envs. Random draws come from ``Philox`` seeded by
 ``SeedSequence(seed, spawn_key=(purpose, k))``, made for all ``E`` envs and sliced to this
 process's shard, so any order and any process give the same values (union over processes ==
-single-process element).
-
-Steps are trajectory-local int32 cursors (DESIGN "Conventions"); lengths must be in
-``[1, 2**31 - 1]`` (:func:`check_lengths`).
+single-process element). Step arithmetic (int32 range checks included): ``marching.py``.
 
 Sequential marching (DeepMimic style), stride ``S`` (default ``W``), window ``W``:
 
 * An env's episode on a trajectory of length ``L`` starting at step ``s0`` reads chunks starting
-  at ``s0, s0+S, s0+2S, ...``. "At the trajectory end" means: the chunk whose window reaches the
-  last frame (``start + W >= L``) is the last chunk of the pass, and no chunk starts at or past
-  ``L``. So a pass has ``n(L, s0) = min(ceil((L-s0)/S), 1 + max(0, ceil((L-s0-W)/S)))`` chunks
-  (``ceil(L/W)`` for ``S = W, s0 = 0``). What a window reads past the end is up to the window
-  transform's ``end_policy`` (wrap: modulo ``L``; clamp: last frame, ``valid=False``).
-* ``allow_wrap=True``: the env keeps its trajectory forever, one episode; start of chunk ``k`` is
-  ``(s0 + k*S) mod L`` (the start wraps within the episode).
+  at ``s0, s0+S, s0+2S, ...``. A *pass* ends with the chunk whose window reaches the last frame
+  (``start + W >= L``), and no chunk starts at or past ``L``: ``n(L, s0)`` chunks
+  (:func:`~trajopt_loader.pipeline.marching.pass_chunks`; ``ceil(L/W)`` for ``S = W, s0 = 0``).
+  What a window reads past the end is up to the window transform's ``end_policy`` (wrap: modulo
+  ``L``; clamp: last frame, ``valid=False``).
+* ``allow_wrap=True, end_policy="wrap"``: the env keeps its trajectory forever, one episode;
+  chunk ``k`` starts at ``(s0 + k*S) mod L`` after ``floor((s0 + k*S) / L)`` completed passes
+  (``episode_loop``). Every step is shown, in order, loop after loop.
+* ``allow_wrap=True, end_policy="clamp"``: the env keeps its trajectory, but each pass is its
+  own episode: after the pass that reaches the end (its last window padded with
+  ``valid=False``), the next chunk restarts at step 0 with ``episode_start=True``,
+  ``episode_first_step=0`` (the padding broke the motion, so the consumer re-initializes). Passes
+  after the first have ``n(L, 0)`` chunks; ``episode_loop`` is 0.
 * ``allow_wrap=False``: after a pass the env moves on to the next trajectory of its sequence, a
-  new episode starting at step 0 (``episode_start=True``). Closed form: the sequence is a
-  concatenation of *cycles*, each visiting every eligible trajectory once; every cycle therefore
-  lasts the same ``T = sum_i n(L_i, 0)`` chunks. Element ``k`` takes ``k`` modulo ``T`` and one
-  ``searchsorted`` over the cycle's cumulative chunk counts; O(E log n) per element, nothing
-  precomputed beyond the ``n`` eligible trajectories.
+  new episode starting at step 0 (``episode_start=True``, ``episode_loop`` 0). Closed form: the
+  sequence is a concatenation of *cycles*, each visiting every eligible trajectory once; every
+  cycle lasts the same ``T = sum_i n(L_i, 0)`` chunks. Element ``k`` takes ``k`` modulo ``T``
+  and one ``searchsorted`` over the cycle's cumulative chunk counts; O(E log n) per element.
 
 Assignment (the order in which an env visits trajectories): ``round_robin``: every cycle is the
 eligible list in order, env ``e`` begins at position ``e mod n`` (first plays ``eligible[e % n]``,
@@ -39,7 +48,7 @@ by ``(seed, c)``, env ``e`` begins cycle 0 at a seeded random position; ``explic
 over the given ids (duplicates allowed; ``E`` ids give env ``e`` trajectory ``ids[e]``).
 
 The first episode starts at ``s0 = 0``, or (``random_start=True``) at a seeded random valid
-start (:func:`valid_start_counts`).
+start (:func:`~trajopt_loader.pipeline.marching.valid_start_counts`).
 
 Random windows (``RandomSchedule``): every env draws a window uniformly over all valid
 (trajectory, start) pairs of the eligible trajectories (so trajectories are weighted by their
@@ -50,10 +59,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from trajopt_loader.errors import (ConfigError, IndexOverflowError, ShardingError,
-                                   WindowIndexError)
+from trajopt_loader.errors import ConfigError, ShardingError, WindowIndexError
+from trajopt_loader.pipeline.marching import (INT32_MAX, check_lengths, pass_chunks,
+                                              valid_start_counts, wrap_cursor)
 
-INT32_MAX = 2**31 - 1
+__all__ = ["ENDLESS", "RandomSchedule", "SequentialSchedule", "check_lengths", "env_shard",
+           "pass_chunks", "valid_start_counts"]
+
 ENDLESS = 2**62  # length of an endless schedule (int64-safe chunk arithmetic; ~forever)
 ASSIGNMENTS = ("round_robin", "random", "explicit")
 END_POLICIES = ("wrap", "clamp")
@@ -63,54 +75,6 @@ _OFFSET, _START, _PERM, _WINDOW = 1, 2, 3, 4  # spawn_key purposes of the genera
 def _rng(seed: int, *words: int) -> np.random.Generator:
     """Counter-based generator keyed by ``(seed, *words)``; independent of call order."""
     return np.random.Generator(np.random.Philox(np.random.SeedSequence(int(seed), spawn_key=words)))
-
-
-def check_lengths(lengths) -> np.ndarray:
-    """Validate trajectory lengths; returns them as int64 ``[n_traj]``.
-
-    Raises:
-      WindowIndexError: a length < 1. IndexOverflowError: a length >= 2**31 (step cursors are
-        trajectory-local int32).
-      ConfigError: ``lengths`` is not a non-empty 1-D integer array.
-    """
-    arr = np.asarray(lengths)
-    if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise ConfigError(f"lengths must be a non-empty 1-D integer array, got shape {arr.shape} "
-                          f"dtype {arr.dtype}")
-    arr = arr.astype(np.int64)
-    for bad, error, what in ((arr < 1, WindowIndexError, "has no steps; drop empty trajectories"),
-                             (arr > INT32_MAX, IndexOverflowError,
-                              "does not fit the int32 step cursors (JAX truncates int64 without "
-                              "x64); split longer trajectories at export")):
-        if bad.any():
-            i = int(np.flatnonzero(bad)[0])
-            raise error(f"trajectory {i} has length {int(arr[i])}, which {what}. Lengths must "
-                        "be in [1, 2**31 - 1].")
-    return arr
-
-
-def valid_start_counts(lengths, window_size: int, end_policy: str) -> np.ndarray:
-    """Number of valid window starts per trajectory, int64 ``[n]``.
-
-    ``wrap``: every step ``[0, L)``; ``clamp``: starts whose window fits, ``[0, max(1, L-W+1))``
-    (a trajectory shorter than the window keeps one start, clamp-padded with ``valid=False``).
-    """
-    lengths = np.asarray(lengths, np.int64)
-    if end_policy == "wrap":
-        return lengths.copy()
-    return np.maximum(1, lengths - window_size + 1)
-
-
-def pass_chunks(lengths, first_step, window_size: int, stride: int) -> np.ndarray:
-    """Chunks of one sequential pass over trajectories of ``lengths`` from ``first_step``, int64.
-
-    ``min(ceil((L-s0)/S), 1 + max(0, ceil((L-s0-W)/S)))``: stop after the window that reaches the
-    last frame, and never start at or past ``L``. Always >= 1 for ``0 <= s0 < L``.
-    """
-    rem = np.asarray(lengths, np.int64) - np.asarray(first_step, np.int64)
-    starts_inside = -(-rem // stride)
-    to_reach_end = 1 + np.maximum(0, -((window_size - rem) // stride))
-    return np.minimum(starts_inside, to_reach_end)
 
 
 def env_shard(num_envs: int, process_index: int, process_count: int) -> tuple[int, int]:
@@ -167,14 +131,17 @@ class _Schedule:
         if isinstance(k, slice) or not 0 <= int(k) < len(self):
             raise IndexError(f"chunk index {k!r} out of range [0, {len(self)})")
         k = int(k)
-        traj, start, episode_start, first_step = self._element(k)
+        traj, start, episode_start, first_step, loop = self._element(k)
         if (start < 0).any() or (start >= self.lengths[traj]).any():  # invariant, cheap
             raise WindowIndexError(f"schedule produced a start outside its trajectory at chunk {k}")
         return {"env_id": self.env_id.copy(), "traj_id": traj.astype(np.int32),
                 "start": start.astype(np.int32), "episode_start": episode_start,
-                "episode_first_step": first_step.astype(np.int32), "chunk": np.array(k, np.int64)}
+                "episode_first_step": first_step.astype(np.int32),
+                "episode_loop": loop.astype(np.int32), "chunk": np.array(k, np.int64)}
 
     def _element(self, k: int):
+        """``(traj, start, episode_start, episode_first_step, episode_loop)``, each ``[E_local]``;
+        ``episode_loop`` already range-checked to int32."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -190,12 +157,15 @@ class SequentialSchedule(_Schedule):
       num_envs: global number of envs ``E``; window_size: ``W`` steps.
       stride: steps between consecutive chunk starts (None = ``W``).
       assignment: ``round_robin`` | ``random`` | ``explicit`` (module docstring).
-      allow_wrap: wrap the start within the trajectory (True) or move on to a new one (False).
-      end_policy: ``wrap`` | ``clamp``; only sets the range of random initial starts.
+      allow_wrap: keep the trajectory (True) or move on to a new one after a pass (False).
+      end_policy: ``wrap`` | ``clamp``: with ``allow_wrap``, continue the cursor modulo ``L``
+        (one endless episode) or restart each pass at step 0 as a new episode; also sets the
+        range of random initial starts.
       random_start: first episode starts at a seeded random valid start instead of 0.
       seed: int >= 0; process_index, process_count: :func:`env_shard`; num_batches: len or None.
 
-    Raises: ConfigError, ShardingError, WindowIndexError, IndexOverflowError for bad arguments.
+    Raises: ConfigError, ShardingError, WindowIndexError, IndexOverflowError for bad arguments;
+    ``__getitem__`` raises IndexOverflowError once a wrapping cursor has looped ``2**31`` times.
     """
 
     def __init__(self, lengths, eligible, num_envs: int, window_size: int, *,
@@ -210,6 +180,7 @@ class SequentialSchedule(_Schedule):
         if not 1 <= self.stride <= INT32_MAX:
             raise ConfigError(f"stride={stride} must be in [1, 2**31 - 1] (or None = window_size)")
         self.assignment, self.allow_wrap = assignment, bool(allow_wrap)
+        self.end_policy = end_policy
         n = self.eligible.size
         offset = (_rng(self.seed, _OFFSET).integers(0, n, size=self.num_envs)
                   if assignment == "random" else np.arange(self.num_envs) % n)
@@ -228,6 +199,8 @@ class SequentialSchedule(_Schedule):
         self.first_traj = self.eligible[first_pos][sl]
         self.first_len, self.first_step, self.first_chunks = first_len[sl], first_step[sl], \
             first_chunks[sl]
+        # allow_wrap + clamp: chunks of each pass after the first (restarting at step 0).
+        self.repeat_chunks = pass_chunks(self.first_len, 0, self.window_size, self.stride)
         # Position in the endless concatenation of cycles right after the first episode.
         self.after_first = self._cycle(0)[1][offset + 1][sl]
 
@@ -246,16 +219,20 @@ class SequentialSchedule(_Schedule):
         return cached
 
     def _element(self, k: int):
-        if self.allow_wrap:
-            length = self.first_len
-            start = (self.first_step + (k % length) * (self.stride % length)) % length
+        no_loops = np.zeros(self.first_len.shape, np.int64)
+        if self.allow_wrap and self.end_policy == "wrap":
+            start, loop = wrap_cursor(self.first_step, k, self.stride, self.first_len, self.env_id)
             episode_start = np.full(start.shape, k == 0)
-            return self.first_traj, start, episode_start, self.first_step
+            return self.first_traj, start, episode_start, self.first_step, loop
         traj = self.first_traj.copy()
         start = self.first_step + np.minimum(k, self.first_chunks - 1) * self.stride
         episode_start, first_step = np.full(start.shape, k == 0), self.first_step.copy()
         later = np.flatnonzero(k >= self.first_chunks)  # envs past their first episode
-        if later.size:
+        if later.size and self.allow_wrap:  # clamp: restart the same trajectory at step 0
+            within = (k - self.first_chunks[later]) % self.repeat_chunks[later]
+            start[later], episode_start[later], first_step[later] = \
+                within * self.stride, within == 0, 0
+        elif later.size:
             pos = self.after_first[later] + (k - self.first_chunks[later])
             cycle, rem = np.divmod(pos, self.cycle_total)
             for c in np.unique(cycle):  # envs span at most 2-3 consecutive cycles
@@ -268,7 +245,7 @@ class SequentialSchedule(_Schedule):
                 start[env] = within * self.stride
                 episode_start[env] = within == 0
                 first_step[env] = 0
-        return traj, start, episode_start, first_step
+        return traj, start, episode_start, first_step, no_loops
 
 
 class RandomSchedule(_Schedule):
@@ -296,4 +273,5 @@ class RandomSchedule(_Schedule):
         draw = draw[self.lo:self.hi]
         idx = np.searchsorted(self.cum_starts, draw, side="right") - 1
         start = draw - self.cum_starts[idx]
-        return self.eligible[idx], start, np.ones(start.shape, bool), start
+        return (self.eligible[idx], start, np.ones(start.shape, bool), start,
+                np.zeros(start.shape, np.int64))

@@ -9,6 +9,12 @@ End policies (what a window reads past the last frame of its trajectory):
   it is never dropped, so the dataset never shrinks unnoticed.
 
 ``valid`` follows the naming rule of DESIGN.md: True = real data.
+
+Loop counts (``loop [E, W] int32``): the number of completed passes over the trajectory before
+each step within the env's episode: the schedule's ``episode_loop`` plus, under ``wrap``, the
+number of times the window went from step ``L-1`` back to ``0`` before that step (so a window
+reading ``..., L-2, L-1, 0, 1`` has loops ``c, c, c+1, c+1``). Under ``clamp`` it is constant.
+``transforms.cycles`` uses it to continue the base motion across the seam.
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ from __future__ import annotations
 import grain
 import numpy as np
 
-from trajopt_loader.errors import ConfigError, WindowIndexError
+from trajopt_loader.errors import ConfigError, IndexOverflowError, WindowIndexError
 
 END_POLICIES = ("wrap", "clamp")
+INT32_MAX = 2**31 - 1
 
 
 def window_steps(lengths, starts, window_size: int,
@@ -61,19 +68,50 @@ def window_steps(lengths, starts, window_size: int,
     return steps.astype(np.int32), valid
 
 
+def window_loops(lengths, starts, window_size: int, end_policy: str,
+                 episode_loop=None) -> np.ndarray:
+    """Loop count of every window step (module docstring), int32 ``[E, W]``.
+
+    Args:
+      lengths, starts, window_size, end_policy: as in :func:`window_steps` (starts already
+        checked there).
+      episode_loop: int ``[E]`` completed passes before each window's start (the schedule's
+        ``episode_loop``); None = 0.
+
+    Raises:
+      IndexOverflowError: a count above ``2**31 - 1`` (names the env row).
+    """
+    lengths, starts = np.asarray(lengths, np.int64), np.asarray(starts, np.int64)
+    base = (np.zeros(starts.shape, np.int64) if episode_loop is None
+            else np.asarray(episode_loop, np.int64))
+    loops = np.broadcast_to(base[:, None], (starts.size, int(window_size)))
+    if end_policy == "wrap":
+        loops = loops + (starts[:, None] + np.arange(int(window_size))) // lengths[:, None]
+    bad = np.flatnonzero((loops < 0).any(axis=1) | (loops > INT32_MAX).any(axis=1))
+    if bad.size:
+        e = int(bad[0])
+        raise IndexOverflowError(
+            f"env row {e}: loop counts {int(loops[e].min())}..{int(loops[e].max())} (episode_loop "
+            f"{int(base[e])}, trajectory length {int(lengths[e])}) leave [0, 2**31 - 1]; the int32 "
+            "loop counter cannot hold them. Bound the episodes (allow_wrap=False).")
+    return loops.astype(np.int32)
+
+
 class WindowIndices(grain.transforms.Map):
-    """grain Map adding ``step [E, W] int32`` and ``valid [E, W] bool`` to a schedule element.
+    """grain Map adding ``step``, ``loop`` ``[E, W] int32`` and ``valid [E, W] bool`` to an element.
 
     Args:
       lengths: int ``[n_traj]`` trajectory lengths indexed by ``traj_id`` (``store.lengths``).
       window_size: ``W``.
       end_policy: ``"wrap"`` | ``"clamp"``.
 
-    ``map(element)`` reads ``element["traj_id"] [E]`` and ``element["start"] [E]`` and returns a
-    new dict with the same entries plus ``step`` and ``valid`` (see :func:`window_steps`).
+    ``map(element)`` reads ``element["traj_id"] [E]``, ``element["start"] [E]`` and, when
+    present, ``element["episode_loop"] [E]`` and returns a new dict with the same entries plus
+    ``step``, ``valid`` (:func:`window_steps`) and ``loop`` (:func:`window_loops`).
 
     Raises:
       WindowIndexError: a ``traj_id`` outside ``[0, n_traj)`` or a start outside its trajectory.
+      IndexOverflowError: a loop count outside int32.
     """
 
     def __init__(self, lengths, window_size: int, end_policy: str = "wrap"):
@@ -87,6 +125,8 @@ class WindowIndices(grain.transforms.Map):
         if traj.size and (traj.min() < 0 or traj.max() >= self.lengths.size):
             raise WindowIndexError(f"traj_id values {traj.min()}..{traj.max()} outside the "
                                    f"store's [0, {self.lengths.size})")
-        step, valid = window_steps(self.lengths[traj], element["start"], self.window_size,
-                                   self.end_policy)
-        return {**element, "step": step, "valid": valid}
+        lengths = self.lengths[traj]
+        step, valid = window_steps(lengths, element["start"], self.window_size, self.end_policy)
+        loop = window_loops(lengths, element["start"], self.window_size, self.end_policy,
+                            element.get("episode_loop"))
+        return {**element, "step": step, "loop": loop, "valid": valid}
