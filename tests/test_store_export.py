@@ -124,21 +124,23 @@ def test_ids_stable_when_motions_and_sources_are_appended(make_npz_tree, tmp_pat
     export_npz(root, out, source="s", motion=["walk", "run"], progress=False)
     fresh = [(t.traj_id, t.path, t.length) for t in TrajectoryStore(out).trajectories]
     assert fresh == [(0, "s/run/traj0", 6), (1, "s/walk/traj0", 4), (2, "s/walk/traj1", 5)]
-    export_npz(root, out, source="s", motion=["hop", "aaa"], progress=False)  # sorts before all
     export_npz(root, out, source="a", motion="walk", progress=False)  # a source sorting first
+    export_npz(root, out, source="s", motion=["hop", "aaa"], progress=False)  # after source a's
     store = TrajectoryStore(out)
     assert [(t.traj_id, t.path, t.length) for t in store.trajectories][:3] == fresh
     assert [t.path for t in store.trajectories][3:] == [
-        "s/aaa/traj0", "s/aaa/traj1", "s/hop/traj0", "a/walk/traj0", "a/walk/traj1"]
+        "a/walk/traj0", "a/walk/traj1", "s/aaa/traj0", "s/aaa/traj1", "s/hop/traj0"]
+    assert zarr.open_group(str(out), mode="r").attrs["trajopt_loader"]["order"] == [
+        "s/run", "s/walk", "a/walk", "s/aaa", "s/hop"]
     for t in store.trajectories:  # every id reads its own file's data
         i = int(t.name[4:])
         assert np.array_equal(store.read(t.traj_id, "qpos"), revealing(i, t.length, 9)), t.path
-    assert store.select(motions=["walk"]).tolist() == [1, 2, 6, 7]
+    assert store.select(motions=["walk"]).tolist() == [1, 2, 3, 4]
+    assert store.select(sources=["s"]).tolist() == [0, 1, 2, 5, 6, 7]
     assert store.sources == ["a", "s"] and store.motions("s") == ["aaa", "hop", "run", "walk"]
-    export_npz(root, out, source="s", motion="run", overwrite=True, progress=False)
-    assert [t.path for t in TrajectoryStore(out).trajectories] == [t.path for t in
-                                                                    store.trajectories]
-    # a fresh export of everything lists sources / motions by name
+    export_npz(root, out, source="s", motion=["run", "walk"], overwrite=True, progress=False)
+    assert TrajectoryStore(out).trajectories == store.trajectories  # replaced in place
+    # a fresh export of everything lists motions by name
     export_npz(root, tmp_path / "f.zarr", source="s", progress=False)
     paths = [t.path for t in TrajectoryStore(tmp_path / "f.zarr").trajectories]
     assert paths == ["s/aaa/traj0", "s/aaa/traj1", "s/hop/traj0", "s/run/traj0", "s/walk/traj0",

@@ -9,10 +9,10 @@ groups are then written into a temporary sibling directory of ``out`` and moved 
 root attrs is updated last, then ``zarr.consolidate_metadata`` runs so the store opens without
 listing. Remote (fsspec URL) stores are written in place after validation.
 
-Trajectory ids stay stable: the index keeps sources and motions in the order they were first
-exported, so a new source or motion is appended after the existing ones (the motions of one export
-in sorted name order) and a motion replaced with ``overwrite`` keeps its place
-(:func:`trajopt_loader.store.layout.infos_from_index`).
+Trajectory ids stay stable: the index's ``"order"`` keeps motions in the order they were first
+exported, so a new motion (of any source) is appended after the existing ones (the motions of one
+export in sorted name order) and a motion replaced with ``overwrite`` keeps its place
+(:func:`trajopt_loader.store.layout.motion_order`).
 """
 
 from __future__ import annotations
@@ -254,6 +254,9 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
         summary.trajectories = sum(summary.motions.values())
         if local:
             summary.stored_bytes = _dir_bytes(tmp)
+        order = layout.motion_order(index)  # existing motions keep their place (stable ids)
+        index["order"] = [f"{s}/{m}" for s, m in order] + [
+            f"{source}/{m}" for m in entries if (source, m) not in order]
         src = index["sources"].setdefault(source, {"convention": conv.to_attrs(), "motions": {}})
         src["motions"].update(entries)
         store = _store(out, storage_options)

@@ -12,6 +12,7 @@ The root attrs hold the whole index under ``INDEX_KEY`` so a store opens without
 plain HTTP)::
 
     {"format_version": 1,
+     "order": ["src/motion", ...],      # global motion order, appended to by every export
      "sources": {src: {"convention": Convention.to_attrs(),
                        "motions": {motion: [{"name": "traj0", "length": T, "dt": s,
                                              "source_file": "traj_0.npz",
@@ -20,12 +21,13 @@ plain HTTP)::
                                              "derived": {...}, "padded": {key: 1},
                                              "scalars": {name: value}}, ...]}}}}
 
-Order and trajectory ids: ``TrajectoryStore.trajectories`` lists sources and motions in the
-order of the index's JSON objects, which is the order they were first exported (export appends a
-new source or motion at the end; a motion replaced with ``overwrite`` keeps its place; the motions
-of one export are added in sorted name order), then trajectories in natural file order.
-``traj_id`` is the position in that list, so appending a motion or a source never renumbers the
-trajectories already there. (Python's ``json`` and Zarr keep object order on write and read.)
+Order and trajectory ids: ``TrajectoryStore.trajectories`` lists the motions in the order they
+were first exported, whatever their source, then each motion's trajectories in natural file
+order; ``traj_id`` is the position in that list. The index records that order in ``"order"``
+(:func:`motion_order`): export appends a new motion at the end (the motions of one export in
+sorted name order, so a fresh store lists sorted names), and a motion replaced with ``overwrite``
+keeps its place. Appending a motion or a source never renumbers the trajectories already there.
+Stores written before ``"order"`` existed list motions in the index's nesting order.
 
 Chunking: every array is chunked along time only, whole rows per chunk, ``chunk_rows`` chosen so
 one chunk holds about ``CHUNK_BYTES`` (512 KiB) uncompressed: big enough that a whole Cassie
@@ -79,9 +81,8 @@ class TrajectoryInfo:
     """Metadata of one stored trajectory (from the root index; no array data).
 
     Attributes:
-      traj_id: position in ``TrajectoryStore.trajectories`` (global order: sources, then their
-        motions, in the order first exported; then natural file order). Stable when motions or
-        sources are appended.
+      traj_id: position in ``TrajectoryStore.trajectories`` (global order: motions in the order
+        first exported, then natural file order). Stable when motions or sources are appended.
       source: source group name. motion: motion group name. name: ``"traj{i}"``.
       path: ``"source/motion/traj{i}"`` inside the store.
       length: number of real time steps T (after ``true_length`` truncation).
@@ -112,27 +113,44 @@ class TrajectoryInfo:
         return hash((self.traj_id, self.path))
 
 
+def motion_order(index: dict) -> list[tuple[str, str]]:
+    """``(source, motion)`` of every motion of the index, in global order.
+
+    The pairs listed in ``index["order"]`` (``"source/motion"`` strings; names never hold ``/``)
+    come first, in that order; pairs it does not list follow in the index's nesting order (all
+    of them for stores written before ``"order"`` existed). Listed pairs absent from
+    ``index["sources"]`` are skipped.
+    """
+    sources = index.get("sources", {})
+    present = [(s, m) for s in sources for m in sources[s].get("motions", {})]
+    known, out = set(present), {}
+    for item in index.get("order", ()):
+        pair = tuple(str(item).split("/", 1))
+        if pair in known:
+            out[pair] = None
+    out.update((p, None) for p in present if p not in out)
+    return list(out)
+
+
 def infos_from_index(index: dict) -> tuple[TrajectoryInfo, ...]:
     """Flatten the root index into ``TrajectoryInfo`` in global order (traj_id = position).
 
-    Global order is the index's own order (sources, then each source's motions, as first exported;
-    see the module docstring), then the entries of a motion (natural file order): never re-sorted,
-    so appended motions and sources get new ids after the existing ones.
+    Global order: motions in :func:`motion_order` (as first exported; see the module docstring),
+    then the entries of a motion (natural file order). Never re-sorted, so appended motions and
+    sources get ids after the existing ones.
     """
     out: list[TrajectoryInfo] = []
-    for source in index.get("sources", {}):
-        motions = index["sources"][source].get("motions", {})
-        for motion in motions:
-            for entry in motions[motion]:
-                keys = {k: (tuple(int(d) for d in v["shape"]), str(v["dtype"]))
-                        for k, v in entry["keys"].items()}
-                chunks = {k: int(v.get("chunk_rows", 0)) for k, v in entry["keys"].items()}
-                out.append(TrajectoryInfo(
-                    traj_id=len(out), source=source, motion=motion, name=entry["name"],
-                    path=f"{source}/{motion}/{entry['name']}", length=int(entry["length"]),
-                    dt=float(entry["dt"]), source_file=str(entry.get("source_file", "")),
-                    keys=keys, chunk_rows=chunks, padded=dict(entry.get("padded", {})),
-                    derived=dict(entry.get("derived", {})), scalars=dict(entry.get("scalars", {}))))
+    for source, motion in motion_order(index):
+        for entry in index["sources"][source]["motions"][motion]:
+            keys = {k: (tuple(int(d) for d in v["shape"]), str(v["dtype"]))
+                    for k, v in entry["keys"].items()}
+            chunks = {k: int(v.get("chunk_rows", 0)) for k, v in entry["keys"].items()}
+            out.append(TrajectoryInfo(
+                traj_id=len(out), source=source, motion=motion, name=entry["name"],
+                path=f"{source}/{motion}/{entry['name']}", length=int(entry["length"]),
+                dt=float(entry["dt"]), source_file=str(entry.get("source_file", "")),
+                keys=keys, chunk_rows=chunks, padded=dict(entry.get("padded", {})),
+                derived=dict(entry.get("derived", {})), scalars=dict(entry.get("scalars", {}))))
     return tuple(out)
 
 

@@ -5,11 +5,12 @@ so a store opens without listing (consolidated metadata, plain HTTP). Array hand
 cache are opened lazily on first use and dropped when pickled: a store object can be sent to
 spawned grain workers, each of which reopens it (DESIGN.md, decision 6).
 
-Trajectory ids: ``store.trajectories[i].traj_id == i``, in the index's order: sources and motions
-in the order they were first exported (a fresh store: sorted names), then natural file order.
-Exporting another motion or source appends after the existing trajectories, so ids already used
-in configs (``traj_ids``) and iterator checkpoints keep pointing at the same data; replacing a
-motion with ``overwrite`` keeps its place (its own ids change only if its file count does).
+Trajectory ids: ``store.trajectories[i].traj_id == i``, in global order: motions in the order they
+were first exported, whatever their source (``layout.motion_order``; a fresh store: sorted
+names), then natural file order. Exporting another motion or source appends after the existing
+trajectories, so ids already used in configs (``traj_ids``) and iterator checkpoints keep
+pointing at the same data; replacing a motion with ``overwrite`` keeps its place (ids after it
+shift only if its file count changes).
 ``sources`` and ``motions()`` are name listings, sorted.
 """
 
