@@ -11,8 +11,14 @@
 
 The read options are always set from the config: grain's defaults (16 threads, 500 elements
 read ahead) hold hundreds of batches of tens of MB each (DESIGN decision 5). The iterator's
-``get_state()`` is ``{"next_index": k}``; because element k is a pure function of (config, k),
-restoring that state into a freshly built pipeline continues with bit-identical batches.
+``get_state()`` is ``{"next_index": k, "stream": fingerprint}``; because element k is a pure
+function of (config, k), restoring that state into a freshly built pipeline continues with
+bit-identical batches, and the fingerprint (config fields + the played trajectories of the store
+index, :mod:`trajopt_loader.pipeline.fingerprint`) makes ``set_state`` refuse a state saved for
+another config or other data.
+
+The trajectories a config plays must share one time step (:data:`DT_TOLERANCE`) unless
+``config.allow_mixed_dt``: a window of ``W`` steps must mean the same duration in every env.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 from trajopt_loader.configs import validate_config
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline import host_memory
+from trajopt_loader.pipeline.fingerprint import StreamDataset, describe_stream
 from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
 from trajopt_loader.transforms.cycles import ContinueCycles
 from trajopt_loader.transforms.gather import GatherKeys
@@ -50,6 +57,87 @@ def eligible_traj_ids(config, store) -> np.ndarray:
             f"trajectories selected by sources={tuple(config.sources)} motions="
             f"{tuple(config.motions)} of {store.path!r} (ids 0..{len(store.lengths) - 1} exist)")
     return ids.astype(np.int32)
+
+
+#: Largest relative spread of time steps ``make_dataset`` streams together unless
+#: ``config.allow_mixed_dt``: ``max(dt) / min(dt) <= 1 + DT_TOLERANCE`` over the trajectories a
+#: config plays. 5% admits the per-trajectory periods of one motion (Cassie ``aslip_walk``: one
+#: cycle per speed, dt 0.02462-0.02540 s, 3.2%) and refuses rates that differ in kind (Cassie
+#: ``agility_reference``: 0.0005 s and 0.0344 s), where a window of ``W`` steps would span
+#: 16 ms in one env and 1.1 s in another.
+DT_TOLERANCE = 0.05
+
+
+def _rate_groups(ids: np.ndarray, dts: np.ndarray) -> list[np.ndarray]:
+    """``ids`` split into groups of compatible dt (sorted by dt; a group spans <= DT_TOLERANCE)."""
+    order = np.argsort(dts, kind="stable")
+    groups, first = [], 0
+    for i in range(1, len(order) + 1):
+        if i == len(order) or dts[order[i]] > dts[order[first]] * (1 + DT_TOLERANCE):
+            groups.append(np.sort(ids[order[first:i]]))
+            first = i
+    return groups
+
+
+def check_uniform_dt(config, store, eligible) -> None:
+    """Refuse to stream trajectories of different time steps together (``config.allow_mixed_dt``
+    lifts it). ``eligible``: int ``[n]`` traj ids; ``store.dts``: float64 ``[n_traj]`` seconds.
+
+    Raises:
+      ConfigError: ``max(dt) / min(dt) > 1 + DT_TOLERANCE`` over ``eligible``; names each motion
+        with its trajectories' dt range, the groups of compatible rate, and the fixes (resample at
+        export, restrict ``motions`` / ``traj_ids``, or ``allow_mixed_dt=True``).
+    """
+    ids = np.unique(np.asarray(eligible, np.int64))
+    if config.allow_mixed_dt or ids.size == 0:
+        return
+    dts = np.asarray(store.dts, np.float64)[ids]
+    if dts.max() <= dts.min() * (1 + DT_TOLERANCE):
+        return
+    infos = [store.trajectories[int(i)] for i in ids]
+    by_id = dict(zip(ids.tolist(), infos))
+
+    def names(group, total) -> str:
+        if len(group) == total:
+            return f"{total} trajectories" if total > 1 else by_id[int(group[0])].name
+        listed = ", ".join(by_id[int(i)].name for i in group[:4])
+        return listed + (f" and {len(group) - 4} more" if len(group) > 4 else "")
+
+    def span(d) -> str:
+        lo, hi = f"{d.min():.4g}", f"{d.max():.4g}"
+        return f"{lo} s" if lo == hi else f"{lo}-{hi} s"
+
+    motions = {}
+    for info, dt in zip(infos, dts):
+        motions.setdefault(f"{info.source}/{info.motion}", []).append((info.traj_id, dt))
+    lines = []
+    for motion, rows in motions.items():
+        m_ids, m_dts = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+        parts = [f"{names(g, len(rows))} at dt {span(store.dts[g])}"
+                 for g in _rate_groups(m_ids, m_dts)]
+        lines.append(f"  {motion}: " + "; ".join(parts))
+    best = max(_rate_groups(ids, dts), key=len)
+    whole = [m for m, rows in motions.items() if {r[0] for r in rows} <= set(best.tolist())]
+    if sum(len(motions[m]) for m in whole) == len(best):
+        restrict = f"--config.motions=\"{tuple(whole)!r}\""
+    else:
+        restrict = (f"--config.assignment=explicit --config.traj_ids=\"{tuple(best.tolist())!r}\""
+                    if len(best) <= 16 else "--config.assignment=explicit with traj_ids of one rate")
+    other = next(i for i in infos if i.traj_id not in set(best.tolist()))
+    src, motion = other.source, other.motion
+    raise ConfigError(
+        f"the {ids.size} trajectories selected in {store.path!r} (sources="
+        f"{tuple(config.sources)}, motions={tuple(config.motions)}"
+        + (f", traj_ids={tuple(config.traj_ids)}" if config.assignment == "explicit" else "")
+        + f") have time steps from {dts.min():.4g} s to {dts.max():.4g} s (x"
+        f"{dts.max() / dts.min():.3g}; at most x{1 + DT_TOLERANCE:g} is streamed together): a "
+        f"window of {config.window_size} steps would span {config.window_size * dts.min():.4g} s "
+        f"in some envs and {config.window_size * dts.max():.4g} s in others.\n"
+        + "\n".join(lines) + "\nFix one of: resample at export to one rate (`trajopt-loader "
+        f"export ROOT {store.path} --source {src} --motion {motion} --model MODEL.xml "
+        f"--resample-dt {float(np.median(store.dts[best])):.4g} --overwrite`); play trajectories "
+        f"of one rate ({restrict}); or stream them mixed on purpose with "
+        "--config.allow_mixed_dt=True and read each env's rate as store.dts[batch['traj_id']].")
 
 
 def make_schedule(config, lengths, eligible, process_index: int = 0, process_count: int = 1):
@@ -89,7 +177,9 @@ def make_dataset(config, store=None, process_index: int | None = None,
         up to ~7x more batches/s at 256 envs). False leaves malloc alone.
 
     Returns:
-      ``grain.IterDataset`` whose elements are dicts of numpy arrays, ``E = num_envs /
+      :class:`~trajopt_loader.pipeline.fingerprint.StreamDataset` (a grain ``IterDataset``;
+      ``.stream["fingerprint"]`` identifies config + played data; its iterators' states carry
+      it and ``set_state`` checks it) whose elements are dicts of numpy arrays, ``E = num_envs /
       process_count``: ``{key: [E, W, *row] config.dtype for key in config.keys}``,
       ``step``, ``loop`` ``[E, W] int32``, ``valid [E, W] bool``, ``env_id``, ``traj_id``,
       ``start``, ``episode_first_step``, ``episode_loop`` ``[E] int32`` and
@@ -99,7 +189,7 @@ def make_dataset(config, store=None, process_index: int | None = None,
 
     Raises:
       ConfigError: invalid config, no ``zarr_path`` without a store, invalid ``references``
-        fields. ShardingError: ``num_envs`` not divisible by ``process_count``.
+        fields, played trajectories of different dt (:func:`check_uniform_dt`). ShardingError: ``num_envs`` not divisible by ``process_count``.
       MissingKeyError: a configured key is not in the store.
     """
     validate_config(config)
@@ -117,6 +207,7 @@ def make_dataset(config, store=None, process_index: int | None = None,
         process_index = jax.process_index() if process_index is None else process_index
         process_count = jax.process_count() if process_count is None else process_count
     eligible = eligible_traj_ids(config, store)
+    check_uniform_dt(config, store, eligible)
     schedule = make_schedule(config, store.lengths, eligible, process_index, process_count)
     if retain_freed_memory:
         host_memory.retain_freed_memory()
@@ -127,5 +218,6 @@ def make_dataset(config, store=None, process_index: int | None = None,
         ds = ds.map(ContinueCycles(store))
     for transform in extra_transforms:
         ds = ds.map(transform)
-    return ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
-                                                prefetch_buffer_size=config.host_prefetch))
+    ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
+                                              prefetch_buffer_size=config.host_prefetch))
+    return StreamDataset(ds, describe_stream(config, store, eligible), config.num_batches)

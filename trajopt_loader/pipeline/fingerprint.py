@@ -1,0 +1,253 @@
+"""Stream fingerprints: what a saved stream position refers to, checked when it is restored.
+
+An iterator position ``{"next_index": k}`` only means something for the stream it was saved from:
+element ``k`` is a pure function of the config and of the trajectories it plays. So
+:func:`~trajopt_loader.pipeline.make_dataset` returns a :class:`StreamDataset` whose iterators'
+``get_state()`` is::
+
+    {"next_index": k,                       # grain's position
+     "stream": {"version": 1,
+                "fingerprint": "9c1f...",   # sha256 (16 hex) of config + store below
+                "config": {field: value for field in STREAM_FIELDS},
+                "store": {"trajectories": n,               # trajectories the config plays
+                          "keys": {"qpos": "(35,) float64", ...},  # row shape, stored dtype
+                          "index": "<traj_id> <path> <length> <dt> <source_file>\\n..."}}}
+
+and ``set_state`` refuses a state whose stream differs (:class:`CheckpointError` naming the config
+fields, saved vs. config values, or the first trajectory of the index that changed), before the
+pipeline moves. :func:`~trajopt_loader.pipeline.device_iterator` nests this state unchanged, so
+JSON files (``save_state``), per-process files (``save_process_state``) and Orbax checkpoints
+(grain's handler calls ``get_state`` / ``set_state``) all carry and check it.
+
+What counts:
+
+* config: :data:`STREAM_FIELDS` (the fields element ``k`` depends on). Not ``num_batches``
+  (resuming into a longer or shorter run continues the same stream), buffers, threads,
+  ``cache_bytes``, ``references`` (computed from the data read) or ``allow_mixed_dt`` (a guard:
+  it never changes a stream it lets through). A field absent from a saved state (added to the
+  config since) matches when the config holds its default value.
+* store: per played trajectory its traj_id, path, length, dt and source file, and for each
+  configured key its row shape and stored dtype. Appending a motion the config does not play
+  keeps a state valid as long as the played ids stay the same. Not covered: array values
+  rewritten under identical metadata (an ``--overwrite`` export of other data with the same file
+  names and lengths) — the store records no content checksum.
+
+A bare grain state ``{"next_index": k}`` (saved before fingerprints existed, or stripped on
+purpose) still restores, unchecked, with a warning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from typing import Any
+
+import grain
+import numpy as np
+from grain._src.python.dataset import dataset as _grain_dataset
+
+from trajopt_loader.errors import CheckpointError
+
+#: Config fields that define the stream (element ``k``); ``cyclic`` counts when the config has it.
+STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
+                 "sources", "motions", "allow_wrap", "end_policy", "keys", "dtype", "seed",
+                 "cyclic")
+FINGERPRINT_VERSION = 1
+STATE_KEY = "stream"
+#: The iterator state of a ``make_dataset`` pipeline, as error messages describe it.
+STATE_SHAPE = ('{"next_index": k (int >= 0), "stream": {"version", "fingerprint", "config", '
+               '"store"} (optional, written by make_dataset pipelines)}')
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def stream_fields(config) -> dict[str, Any]:
+    """The :data:`STREAM_FIELDS` present in ``config``, JSON-ready (tuples as lists)."""
+    return {name: _jsonable(config[name]) for name in STREAM_FIELDS if name in config}
+
+
+def _index_line(info) -> str:
+    return f"{info.traj_id} {info.path} {info.length} {float(info.dt)!r} {info.source_file}"
+
+
+def describe_stream(config, store, traj_ids) -> dict[str, Any]:
+    """The ``"stream"`` record of a pipeline of ``config`` playing ``traj_ids`` (int ``[n]``,
+    duplicates allowed) of ``store`` (see the module docstring). JSON-serializable."""
+    ids = np.unique(np.asarray(traj_ids, np.int64)).tolist()
+    infos = [store.trajectories[i] for i in ids]
+    keys = {}
+    for key in config["keys"]:
+        kinds = sorted({f"{tuple(i.keys[key][0])} {i.keys[key][1]}" if key in i.keys
+                        else "missing" for i in infos})
+        keys[key] = "; ".join(kinds)
+    record = {"config": stream_fields(config),
+              "store": {"trajectories": len(ids), "keys": keys,
+                        "index": "\n".join(_index_line(i) for i in infos)}}
+    text = json.dumps(record, sort_keys=True, separators=(",", ":"))
+    return {"version": FINGERPRINT_VERSION,
+            "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:16], **record}
+
+
+def _describe_line(line: str) -> str:
+    parts = line.split(" ", 4)
+    if len(parts) < 5:
+        return repr(line)
+    traj_id, path, length, dt, source = parts
+    return f"traj_id {traj_id} = {path} ({length} steps, dt {dt} s, from {source!r})"
+
+
+def _index_difference(saved: str, now: str) -> str:
+    a, b = saved.split("\n") if saved else [], now.split("\n") if now else []
+    head = f"store index changed: {len(a)} played trajectories → {len(b)}"
+    for i, (x, y) in enumerate(zip(a, b)):
+        if x != y:
+            return (f"{head}, first difference at position {i}: saved {_describe_line(x)}, "
+                    f"now {_describe_line(y)}")
+    if len(a) > len(b):
+        return f"{head}; no longer played: {_describe_line(a[len(b)])}"
+    return f"{head}; newly played: {_describe_line(b[len(a)])}"
+
+
+def stream_differences(saved: dict, current: dict) -> list[str]:
+    """Human-readable differences between two ``"stream"`` records (empty: same stream)."""
+    from trajopt_loader.configs import default
+
+    if saved.get("version") != current["version"]:
+        return [f"fingerprint version: saved {saved.get('version')!r}, this trajopt-loader "
+                f"writes {current['version']}"]
+    out = []
+    defaults = stream_fields(default.get_config())
+    old, new = saved["config"], current["config"]
+    for name in sorted(set(old) | set(new), key=lambda n: (n not in STREAM_FIELDS, n)):
+        if name not in old and new.get(name) == defaults.get(name, object()):
+            continue  # a field added since: the saved stream behaved as its default
+        if old.get(name, "(absent)") != new.get(name, "(absent)"):
+            out.append(f"{name}: saved {old.get(name, '(absent)')!r}, config "
+                       f"{new.get(name, '(absent)')!r}")
+    s_old, s_new = saved["store"], current["store"]
+    for key in sorted(set(s_old["keys"]) & set(s_new["keys"])):
+        if s_old["keys"][key] != s_new["keys"][key]:
+            out.append(f"store key {key!r}: saved {s_old['keys'][key]}, now {s_new['keys'][key]}")
+    if s_old["index"] != s_new["index"]:
+        out.append(_index_difference(s_old["index"], s_new["index"]))
+    return out
+
+
+def _is_record(stream: Any) -> bool:
+    return (isinstance(stream, dict) and isinstance(stream.get("fingerprint"), str)
+            and isinstance(stream.get("config"), dict) and isinstance(stream.get("store"), dict)
+            and isinstance(stream["store"].get("keys"), dict)
+            and isinstance(stream["store"].get("index"), str))
+
+
+def check_state_shape(state: Any, where: str) -> None:
+    """Raise :class:`CheckpointError` unless ``state`` is shaped like :data:`STATE_SHAPE`.
+
+    ``where`` names the state in the message (e.g. ``"iterator state file ckpt/data.json"``).
+    """
+    k = state.get("next_index") if isinstance(state, dict) else None
+    ok = (isinstance(state, dict) and set(state) <= {"next_index", STATE_KEY}
+          and isinstance(k, int) and not isinstance(k, bool) and k >= 0
+          and (STATE_KEY not in state or _is_record(state[STATE_KEY])))
+    if not ok:
+        shown = json.dumps(state, default=repr)
+        shown = shown if len(shown) <= 200 else shown[:200] + "..."
+        raise CheckpointError(
+            f"{where} is not an iterator state of a trajopt-loader stream: it holds {shown}; "
+            f"expected {STATE_SHAPE}, as returned by it.get_state() and written by "
+            "save_state(path, it.get_state()). Fix: pass the file written by save_state (or "
+            "grain's process_<i>-of-<n>.json), or start the stream from scratch.")
+
+
+def check_state(state: Any, stream: dict, *, num_batches: int | None = None,
+                where: str = "iterator state") -> dict[str, int]:
+    """Validate ``state`` for the pipeline described by ``stream``; returns grain's bare state.
+
+    Raises:
+      CheckpointError: malformed state; ``next_index`` past ``num_batches``; a ``"stream"`` that
+        differs from ``stream`` (names each difference and how to proceed).
+    """
+    check_state_shape(state, where)
+    k = state["next_index"]
+    if num_batches is not None and k > num_batches:
+        raise CheckpointError(f"{where} has next_index {k}, past the end of this stream "
+                              f"(num_batches={num_batches}). Fix: raise num_batches, or start "
+                              "from scratch.")
+    if STATE_KEY not in state:
+        warnings.warn(f"{where} {{'next_index': {k}}} has no stream fingerprint; restored "
+                      "without checking that it belongs to this config and store.", stacklevel=3)
+    else:
+        diffs = stream_differences(state[STATE_KEY], stream)
+        if diffs:
+            raise CheckpointError(
+                f"{where} belongs to another stream than this pipeline ("
+                + "; ".join(diffs) + "): restoring it would read other data at the saved "
+                "position. Fix: rebuild the pipeline with the saved config values and the store "
+                "as it was when saved; or start this stream from scratch (do not restore); or, "
+                "if the trajectories played are known to be unchanged, restore the bare "
+                f"position unchecked: it.set_state({{'next_index': {k}}}).")
+    return {"next_index": k}
+
+
+class StreamIterator(grain.DatasetIterator):
+    """Iterator of a :class:`StreamDataset`: batches of its parent; states carry the stream."""
+
+    _MUTATES_ELEMENT_SPEC = False
+
+    def __init__(self, parent: grain.DatasetIterator, stream: dict, num_batches: int | None):
+        super().__init__(parent)
+        self._stream, self._num_batches = stream, num_batches
+
+    def __next__(self):
+        return next(self._parent)
+
+    def get_state(self) -> dict[str, Any]:
+        """``{"next_index": k, "stream": record}`` (the record is shared; copy before editing)."""
+        return {**self._parent.get_state(), STATE_KEY: self._stream}
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        """Resume at ``state``; checked first, so a refused state leaves the position unchanged.
+
+        Raises:
+          CheckpointError: see :func:`check_state`.
+        """
+        self._parent.set_state(check_state(state, self._stream, num_batches=self._num_batches))
+
+    def _get_next_index(self) -> int:
+        return _grain_dataset.get_next_index(self._parent)
+
+    def _set_next_index(self, index: int) -> None:
+        _grain_dataset.set_next_index(self._parent, index)
+
+    def __str__(self) -> str:
+        return f"StreamIterator(fingerprint={self._stream['fingerprint']}, parent={self._parent})"
+
+
+class StreamDataset(grain.IterDataset):
+    """``parent`` (a grain ``IterDataset``) whose iterators' states carry and check ``stream``.
+
+    Attributes:
+      stream: the ``"stream"`` record (:func:`describe_stream`); ``stream["fingerprint"]`` is a
+        16-hex-digit id of the config fields and played trajectories.
+    """
+
+    def __init__(self, parent: grain.IterDataset, stream: dict, num_batches: int | None = None):
+        super().__init__(parent)
+        self.stream, self._num_batches = stream, num_batches
+
+    def __iter__(self) -> StreamIterator:
+        return StreamIterator(self._parent.__iter__(), self.stream, self._num_batches)
+
+    @property
+    def _element_spec(self) -> Any:
+        return _grain_dataset.get_element_spec(self._parent)
+
+    def __str__(self) -> str:
+        return f"StreamDataset(fingerprint={self.stream['fingerprint']})"
