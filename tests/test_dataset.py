@@ -34,7 +34,9 @@ def synth(request, tmp_path_factory):
 
 
 def _config(**overrides):
-    return load_config("default", {"num_envs": 6, "window_size": 4, **overrides})
+    # The revealing synthetic values have no unit base quaternion at qpos[3:7]: raw data only
+    # (cyclic continuation is tested on real data in test_cycles.py).
+    return load_config("default", {"num_envs": 6, "window_size": 4, "cyclic": False, **overrides})
 
 
 def _take(ds, n):
@@ -53,13 +55,16 @@ def test_batches_equal_plain_numpy_oracle(synth, schedule, stride, allow_wrap, e
     sched = make_schedule(config, store.lengths, store.select())
     for k, batch in enumerate(_take(make_dataset(config, store, 0, 1), 12)):
         element = sched[k]
-        for f in ("env_id", "traj_id", "start", "episode_start", "episode_first_step"):
+        for f in ("env_id", "traj_id", "start", "episode_start", "episode_first_step",
+                  "episode_loop"):
             np.testing.assert_array_equal(batch[f], element[f])
         for e, (i, s) in enumerate(zip(batch["traj_id"], batch["start"])):
             L = lengths[i]
             t = s + np.arange(W)
             want_step = t % L if end_policy == "wrap" else np.minimum(t, L - 1)
             np.testing.assert_array_equal(batch["step"][e], want_step)
+            wraps = t // L if end_policy == "wrap" else 0
+            np.testing.assert_array_equal(batch["loop"][e], element["episode_loop"][e] + wraps)
             np.testing.assert_array_equal(batch["valid"][e], (t < L) | (end_policy == "wrap"))
             for key, cols, base in (("qpos", NQ, 0.0), ("qvel", NV, -1e4), ("action", NU, 1e4)):
                 want = _revealing(i, want_step, cols, base).astype(np.float32)
@@ -79,9 +84,9 @@ def test_exact_batch_spec_on_real_cassie_store(cassie_store, shared_data):
     assert {k: (v.shape, v.dtype) for k, v in batch.items()} == refs | {
         "qpos": ((6, 16, 35), np.float32), "qvel": ((6, 16, 32), np.float32),
         "action": ((6, 16, 10), np.float32), "step": ((6, 16), np.int32),
-        "valid": ((6, 16), np.bool_), "env_id": ((6,), np.int32), "traj_id": ((6,), np.int32),
-        "start": ((6,), np.int32), "episode_start": ((6,), np.bool_),
-        "episode_first_step": ((6,), np.int32)}
+        "loop": ((6, 16), np.int32), "valid": ((6, 16), np.bool_), "env_id": ((6,), np.int32),
+        "traj_id": ((6,), np.int32), "start": ((6,), np.int32), "episode_start": ((6,), np.bool_),
+        "episode_first_step": ((6,), np.int32), "episode_loop": ((6,), np.int32)}
     with np.load(shared_data / "cassie" / "trajopt" / "agility_reference" / "traj_1.npz") as f:
         np.testing.assert_array_equal(batch["qvel"][1], f["qvel"][:16].astype(np.float32))
 

@@ -29,14 +29,14 @@ from trajopt_loader.store import TrajectoryStore, export_npz
 REPO = Path(__file__).resolve().parents[1]
 LENGTHS = [7, 12, 9, 15, 6, 10]  # traj i: qpos[t, j] = 100 i + t + j / 100
 N, SAVE_AT, E = 6, 2, 8
-CONFIGS = {
+CONFIGS = {  # cyclic off: the revealing values have no unit base quaternion at qpos[3:7]
     "seq": {"num_envs": E, "window_size": 4, "allow_wrap": False, "assignment": "random",
-            "seed": 3},
+            "seed": 3, "cyclic": False},
     "rand": {"num_envs": E, "window_size": 5, "schedule": "random", "end_policy": "clamp",
-             "seed": 5},
+             "seed": 5, "cyclic": False},
 }
-KEYS = ("qpos", "qvel", "action", "step", "valid", "env_id", "traj_id", "start",
-        "episode_start", "episode_first_step")
+KEYS = ("qpos", "qvel", "action", "step", "loop", "valid", "env_id", "traj_id", "start",
+        "episode_start", "episode_first_step", "episode_loop")
 
 
 def _free_port() -> int:

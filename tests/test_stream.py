@@ -62,8 +62,9 @@ def test_run_stream_reports_parseable_rates_and_oracle_result(cassie_store):
     seconds, ms, per_s, env_steps, mb = rows["streaming"]
     assert per_s == pytest.approx(10 / result["seconds"], rel=1e-3, abs=0.1)
     assert env_steps == pytest.approx(per_s * 8 * 16, rel=1e-2)
-    nbytes = sum(8 * 16 * k * 4 for k in (35, 32, 10)) + 8 * 16 * (4 + 1) + 8 * (4 * 4 + 1)
-    assert result["batch_bytes"] == nbytes  # qpos/qvel/action f32, step i32, valid, 4 int32 + 1 bool per env
+    nbytes = sum(8 * 16 * k * 4 for k in (35, 32, 10)) + 8 * 16 * (4 + 4 + 1) + 8 * (5 * 4 + 1)
+    # qpos/qvel/action f32; step, loop i32 + valid per step; 5 int32 + 1 bool per env
+    assert result["batch_bytes"] == nbytes
     assert mb == pytest.approx(per_s * nbytes / 1e6, rel=1e-2, abs=0.1)
     assert ms == pytest.approx(1e3 * result["seconds"] / 10, abs=0.006)
     assert seconds == pytest.approx(result["seconds"], abs=6e-4)

@@ -6,8 +6,9 @@ import grain
 import numpy as np
 import pytest
 
-from trajopt_loader.errors import ConfigError, WindowIndexError
+from trajopt_loader.errors import ConfigError, IndexOverflowError, WindowIndexError
 from trajopt_loader.transforms import WindowIndices, window_steps
+from trajopt_loader.transforms.windows import window_loops
 
 
 def oracle(L: int, start: int, W: int, policy: str) -> tuple[list[int], list[bool]]:
@@ -21,6 +22,17 @@ def oracle(L: int, start: int, W: int, policy: str) -> tuple[list[int], list[boo
             steps.append(min(t, L - 1))
             valid.append(t < L)
     return steps, valid
+
+
+def oracle_loops(L: int, start: int, W: int, policy: str, episode_loop: int) -> list[int]:
+    """Walk the window: under wrap every step from L-1 back to 0 begins a new loop."""
+    loops, s, loop = [], start, episode_loop
+    for _ in range(W):
+        loops.append(loop)
+        s += 1
+        if s == L and policy == "wrap":
+            s, loop = 0, loop + 1
+    return loops
 
 
 def _grid(W):
@@ -41,7 +53,9 @@ def test_window_steps_match_oracle_directly_and_in_grain(W, policy):
         assert step[e].tolist() == want_step, (L, s)
         assert valid[e].tolist() == want_valid, (L, s)
     # The same through the grain transform, as a pipeline stage.
-    element = {"traj_id": np.arange(len(pairs), dtype=np.int32), "start": starts}
+    episode_loop = (np.arange(len(pairs)) % 3 * 1000).astype(np.int32)
+    element = {"traj_id": np.arange(len(pairs), dtype=np.int32), "start": starts,
+               "episode_loop": episode_loop}
     transform = WindowIndices(lengths, W, policy)
     direct = transform.map(element)
     piped = next(iter(grain.MapDataset.source([element]).map(transform)
@@ -50,6 +64,11 @@ def test_window_steps_match_oracle_directly_and_in_grain(W, policy):
         np.testing.assert_array_equal(out["step"], step)
         np.testing.assert_array_equal(out["valid"], valid)
         np.testing.assert_array_equal(out["start"], starts)  # other entries pass through
+        assert out["loop"].dtype == np.int32 and out["loop"].shape == (len(pairs), W)
+        for e, (L, s) in enumerate(pairs):
+            assert out["loop"][e].tolist() == oracle_loops(L, s, W, policy, episode_loop[e]), (L, s)
+    no_episode_loop = transform.map({"traj_id": element["traj_id"], "start": starts})
+    np.testing.assert_array_equal(no_episode_loop["loop"], direct["loop"] - episode_loop[:, None])
 
 
 def test_short_trajectory_is_clamp_padded_not_dropped():
@@ -81,3 +100,13 @@ def test_out_of_range_start_and_traj_raise_with_names():
         WindowIndices([4], 2, "pad")
     with pytest.raises(ConfigError, match="window_size=0"):
         WindowIndices([4], 0)
+
+
+def test_loops_by_hand_and_int32_range():
+    # A window of 7 over a trajectory of 3 from step 2: steps 2 0 1 2 0 1 2.
+    assert window_loops([3], [2], 7, "wrap", [4]).tolist() == [[4, 5, 5, 5, 6, 6, 6]]
+    assert window_loops([3], [2], 7, "clamp", [4]).tolist() == [[4] * 7]
+    top = 2**31 - 1
+    assert window_loops([3], [0], 3, "wrap", [top]).tolist() == [[top] * 3]
+    with pytest.raises(IndexOverflowError, match="env row 1: loop counts"):
+        window_loops([3, 3], [0, 2], 2, "wrap", [top, top])
