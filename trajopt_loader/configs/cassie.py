@@ -1,13 +1,23 @@
-r"""Cassie config: joint-space windows (qpos 35, qvel 32, action 10) of Cassie trajectories.
+r"""Cassie config: joint-space windows (qpos 35, qvel 32) of Cassie trajectories, with references.
 
 Run it:
 
     trajopt-loader export ../shared/data/cassie/trajopt cassie.zarr --source cassie \
         --convention mujoco --model ../shared/data/cassie/cassie.xml --derive-qvel
-    trajopt-loader stream --config=trajopt_loader/configs/cassie.py --config.zarr_path=cassie.zarr
+    trajopt-loader stream --config=trajopt_loader/configs/cassie.py --config.zarr_path=cassie.zarr \
+        --config.motions="('aslip_walk',)"
 
-Windows of 32 steps at the 2 kHz reference rate are 16 ms of motion; the walking samples are
-28-1682 steps long, so `end_policy="wrap"` keeps every window full of real data.
+The motions have different time steps (``store.dts``): ``agility_reference`` traj0 / traj1 are
+1682 steps at dt = 0.0005 s (32 steps = 16 ms), traj2 is 28 steps at ~0.034 s, and the 21
+``aslip_walk`` strides are 31-32 steps at ~0.025 s (32 steps ~ 0.8 s, about one stride).
+``make_dataset`` refuses a selection whose dt differ by more than 5% unless ``allow_mixed_dt``,
+so choose one rate with ``motions`` (or ``traj_ids``). Windows longer than what is left of a
+trajectory wrap to its step 0 (``end_policy="wrap"``; a 32-step window over a 28-32 step
+trajectory always does): every step is recorded data (``valid=True``), but not a continuous
+motion by itself. ``loop`` marks the seam, and ``cyclic=True`` (the default) moves the base of
+the next loop to where the previous one ended (``transforms/cycles.py``): seamless for cyclic
+clips such as the ``aslip_walk`` strides; for a clip that does not end in the pose it began with,
+the joints still jump at the seam (``end_policy="clamp"`` pads with ``valid=False`` instead).
 """
 
 from __future__ import annotations
