@@ -12,8 +12,8 @@ The motions have different time steps (``store.dts``): ``agility_reference`` tra
 ``aslip_walk`` strides are 31-32 steps at ~0.025 s (32 steps ~ 0.8 s, about one stride).
 ``make_dataset`` refuses a selection whose dt differ by more than 5% unless ``allow_mixed_dt``,
 so choose one rate with ``motions`` (or ``traj_ids``). Windows longer than what is left of a
-trajectory wrap to its step 0 (``end_policy="wrap"``; a 32-step window over a 28-32 step
-trajectory always does): every step is recorded data (``valid=True``), but not a continuous
+trajectory wrap to its step 0 (``end_policy="wrap"``; every 32-step window over a trajectory
+of fewer than 32 steps does): every step is recorded data (``valid=True``), but not a continuous
 motion by itself. ``loop`` marks the seam, and ``cyclic=True`` (the default) moves the base of
 the next loop to where the previous one ended (``transforms/cycles.py``): seamless for cyclic
 clips such as the ``aslip_walk`` strides; for a clip that does not end in the pose it began with,
