@@ -172,7 +172,8 @@ class VectorizedTrajectoryDataset:
     @property
     def available_trajectories(self) -> list[str]:
         """``"source/motion/trajN"`` of every trajectory; position = the int id of
-        :meth:`update_references` (sources, motions sorted; trajectories in natural order)."""
+        :meth:`update_references`, in ``store.trajectories`` order: motions in the order they were first
+        exported (one export's motions sorted by name), trajectories in natural file order."""
         return [t.path for t in self.store.trajectories]
 
     def available_trajectories_in(self, dataset_source: str, motion: str) -> list[str]:
