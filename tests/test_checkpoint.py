@@ -20,6 +20,7 @@ from trajopt_loader.pipeline.checkpoint import (
     save_with_manager,
 )
 from trajopt_loader.pipeline.device import device_iterator
+from trajopt_loader.store import TrajectoryStore, export_npz
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 ASLIP = DATA / "cassie" / "trajopt" / "aslip_walk"
@@ -151,8 +152,10 @@ def test_c9_c10_through_make_dataset_and_device_iterator(cassie_store, tmp_path,
     from trajopt_loader.configs import load_config
     from trajopt_loader.pipeline import make_dataset
 
-    config = load_config("cassie", {"zarr_path": str(cassie_store), "motions": ("agility_reference",),
-                                    "num_envs": 6, "window_size": 10, "schedule": schedule, "seed": 3})
+    # agility_reference traj0 and traj1 (2 kHz; traj2 runs at 29 Hz and is not mixed in).
+    config = load_config("cassie", {"zarr_path": str(cassie_store), "assignment": "explicit",
+                                    "traj_ids": (0, 1), "num_envs": 6, "window_size": 10,
+                                    "schedule": schedule, "seed": 3})
     with device_iterator(make_dataset(config), host_buffer=3, device_buffer=2) as it:
         seen = [host(next(it)) for _ in range(5)]
         save_state(tmp_path / "data.json", it.get_state())
@@ -164,3 +167,57 @@ def test_c9_c10_through_make_dataset_and_device_iterator(cassie_store, tmp_path,
     host_batches = list(itertools.islice(iter(make_dataset(config)), 8))  # oracle: no device, no prefetch
     for got, want in zip(seen + after, host_batches):
         assert_same(got, {k: np.asarray(v) for k, v in want.items()})
+
+
+@pytest.mark.parametrize("content", [
+    {"next_idx": 3},  # bare (as grain writes), misspelled
+    {"format": "trajopt_loader.iterator_state", "version": 1, "state": {"next_index": -2}},
+    {"format": "trajopt_loader.iterator_state", "version": 1, "state": {"next_index": 2, "x": 1}},
+])
+def test_load_and_save_refuse_malformed_states_naming_the_file(tmp_path, content):
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(content))
+    with pytest.raises(CheckpointError, match=r"iterator state file .*bad.json is not an iterator "
+                       r"state of a trajopt-loader stream: it holds \{.*\}; expected \{\"next_index\""
+                       r": k \(int >= 0\), \"stream\": .* Fix: pass the file written by save_state"):
+        load_state(bad)
+    state = content.get("state", content)
+    with pytest.raises(CheckpointError, match=r"iterator state to save to .*new.json is not an "
+                                              r"iterator state"):
+        save_state(tmp_path / "new.json", state)
+    assert not (tmp_path / "new.json").exists()
+
+
+def _walk_store(root, make_npz_tree, lengths):
+    make_npz_tree(root / f"npz{lengths}", {"walk": lengths})
+    export_npz(root / f"npz{lengths}", root / "s.zarr", source="s", overwrite=True, progress=False)
+    return TrajectoryStore(root / "s.zarr")
+
+
+def test_orbax_checkpoint_carries_the_fingerprint_and_refuses_changed_data(tmp_path, make_npz_tree):
+    from trajopt_loader.configs import load_config
+    from trajopt_loader.pipeline import make_dataset
+
+    config = load_config("default", {"zarr_path": str(tmp_path / "s.zarr"), "num_envs": 2,
+                                     "window_size": 4, "keys": ("qpos",), "cyclic": False})
+    store = _walk_store(tmp_path, make_npz_tree, [20, 12])
+    ds = make_dataset(config, store, 0, 1)
+    with device_iterator(ds) as it, ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
+        for _ in range(3):
+            next(it)
+        save_with_manager(mngr, 3, it)
+        mngr.wait_until_finished()
+        after = host(next(it))
+    state_file = tmp_path / "ckpt" / "3" / "data_iterator" / "process_0-of-1.json"
+    assert json.loads(state_file.read_text()) == {"next_index": 3, "stream": ds.stream}
+    with device_iterator(make_dataset(config, store, 0, 1)) as fresh, \
+            ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
+        restore_with_manager(mngr, fresh)
+        assert_same(host(next(fresh)), after)
+    changed = _walk_store(tmp_path, make_npz_tree, [20, 13])
+    with device_iterator(make_dataset(config, changed, 0, 1)) as fresh, \
+            ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
+        with pytest.raises(CheckpointError, match=r"store index changed: 2 played trajectories → 2, "
+                                                  r"first difference at position 1"):
+            restore_with_manager(mngr, fresh)
+        assert int(host(next(fresh))["start"][0]) == 0  # still at the start

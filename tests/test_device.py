@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from trajopt_loader.errors import IndexOverflowError, ShardingError
+from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingError
 from trajopt_loader.pipeline.device import DeviceIterator, device_iterator, leaf_sharding, to_device_dtypes
 
 REPO = Path(__file__).resolve().parents[1]
@@ -201,6 +201,35 @@ def test_set_state_midway_rewinds_the_same_iterator_and_state_survives_close():
     assert_batch_equal(next(it), 3)
     it.close()
     assert it.get_state() == {"next_index": 4} and isinstance(it, DeviceIterator)
+
+
+def test_refused_state_leaves_the_iterator_where_it_was():
+    from trajopt_loader.pipeline.fingerprint import StreamDataset
+
+    record = {"version": 1, "fingerprint": "0" * 16, "config": {"seed": 0},
+              "store": {"trajectories": 0, "keys": {}, "index": ""}}
+    produced: list[int] = []
+    it = device_iterator(StreamDataset(source(10, produced=produced), record), host_buffer=2,
+                         device_buffer=2)
+    for k in range(3):
+        assert_batch_equal(next(it), k)
+    _wait_produced(produced, 3 + 2 + 2)  # batches 3.. sit in the buffers
+    other = dict(record, config={"seed": 1})
+    with pytest.raises(CheckpointError, match=r"another stream than this pipeline \(seed: saved 1, "
+                                              r"config 0\)"):
+        it.set_state({"next_index": 7, "stream": other})
+    assert_batch_equal(next(it), 3)  # the batches dropped from the buffers are produced again
+    assert it.get_state() == {"next_index": 4, "stream": record}
+    it.close()
+    plain = device_iterator(source(10), host_buffer=2, device_buffer=2)
+    next(plain)
+    with pytest.raises(CheckpointError, match=r"does not fit this pipeline \(KeyError: "
+                                              r"'next_index'\).* The iterator stays where it was"):
+        plain.set_state({"next_idx": 5})
+    with pytest.raises(CheckpointError, match=r"\(IndexError: Checkpoint `next_index` 99 is out of"):
+        plain.set_state({"next_index": 99})
+    assert_batch_equal(next(plain), 1)
+    plain.close()
 
 
 def test_bad_arguments_raise_clear_errors():

@@ -21,7 +21,7 @@ from trajopt_loader.pipeline.distributed import (STREAM_FIELDS, env_sharding,
                                                  maybe_initialize_distributed, process_env_range,
                                                  restore_process_state, save_process_state,
                                                  stream_fields)
-from trajopt_loader.store import TrajectoryStore
+from trajopt_loader.store import TrajectoryStore, export_npz
 
 E, SAVE_AT = 8, 3
 
@@ -32,8 +32,10 @@ def store(cassie_store):
 
 
 def config_of(store, **overrides):
+    # aslip_walk: 21 trajectories of one rate (dt 0.0246-0.0254 s), qpos and motor_vel.
     base = {"zarr_path": store.path, "num_envs": E, "window_size": 16, "allow_wrap": False,
-            "assignment": "random", "motions": ("agility_reference",), "seed": 7}
+            "assignment": "random", "motions": ("aslip_walk",), "keys": ("qpos", "motor_vel"),
+            "seed": 7}
     return load_config("default", {**base, **overrides})
 
 
@@ -96,16 +98,18 @@ def test_restore_continues_the_global_stream_with_any_process_count(store, tmp_p
     single = batches(config, store, SAVE_AT + 2)
     _save_two_process_run(store, config, tmp_path)
     saved = json.loads((tmp_path / "process_1-of-2.json").read_text())["state"]
-    assert saved == {"iterator": {"next_index": SAVE_AT}, "process_index": 1, "process_count": 2,
-                     "stream": stream_fields(config)}
+    stream = make_dataset(config, store, 0, 1).stream  # fingerprint: same for any process count
+    assert saved == {"iterator": {"next_index": SAVE_AT, "stream": stream}, "process_index": 1,
+                     "process_count": 2}
+    assert stream["config"] == stream_fields(config) and stream["store"]["trajectories"] == 21
     for p in range(count):
         it = iter(make_dataset(config, store, p, count))
         record = restore_process_state(tmp_path, it, config, process_index=p, process_count=count)
-        assert record["iterator"] == {"next_index": SAVE_AT}
+        assert record["iterator"] == {"next_index": SAVE_AT, "stream": stream}
         lo, hi = process_env_range(E, p, count)
         for k in (SAVE_AT, SAVE_AT + 1):
             got = next(it)
-            for key in ("qpos", "action", "traj_id", "step", "valid", "env_id"):
+            for key in ("qpos", "motor_vel", "traj_id", "step", "valid", "env_id"):
                 np.testing.assert_array_equal(got[key], single[k][key][lo:hi], err_msg=key)
 
 
@@ -145,3 +149,54 @@ def test_restore_refuses_incomplete_or_inconsistent_runs(store, tmp_path):
     with pytest.raises(CheckpointError, match=r"runs with \[2, 4\] processes"):
         restore_process_state(tmp_path, it, config, process_index=0, process_count=1)
     assert set(STREAM_FIELDS) <= set(config)
+
+
+def test_restore_refuses_a_state_saved_before_the_store_changed(tmp_path, make_npz_tree):
+    make_npz_tree(tmp_path / "npz", {"walk": [20, 12]})
+    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    config = load_config("default", {"zarr_path": str(tmp_path / "s.zarr"), "num_envs": 2,
+                                      "window_size": 4, "keys": ("qpos",), "cyclic": False})
+    it = iter(make_dataset(config, TrajectoryStore(tmp_path / "s.zarr"), 0, 1))
+    list(itertools.islice(it, 2))
+    save_process_state(tmp_path / "ckpt", it, config, process_index=0, process_count=1)
+    make_npz_tree(tmp_path / "npz2", {"walk": [20, 13]})
+    export_npz(tmp_path / "npz2", tmp_path / "s.zarr", source="s", overwrite=True, progress=False)
+    fresh = iter(make_dataset(config, TrajectoryStore(tmp_path / "s.zarr"), 0, 2))
+    with pytest.raises(CheckpointError, match=r"cannot restore the state in .*ckpt: iterator "
+                       r"state belongs to another stream than this pipeline \(store index "
+                       r"changed: 2 played trajectories → 2, first difference at position 1: saved "
+                       r"traj_id 1 = s/walk/traj1 \(12 steps.*now traj_id 1 = s/walk/traj1 \(13 "):
+        restore_process_state(tmp_path / "ckpt", fresh, config, process_index=0, process_count=2)
+    assert fresh.get_state()["next_index"] == 0
+
+
+def test_older_records_without_fingerprint_still_restore_and_are_checked(store, tmp_path):
+    config = config_of(store)
+    want = batches(config, store, SAVE_AT + 1)[SAVE_AT]
+    legacy = {"iterator": {"next_index": SAVE_AT}, "process_index": 0, "process_count": 1,
+              "stream": {**stream_fields(config), "num_batches": None}}  # as written before
+    (tmp_path / "process_0-of-1.json").write_text(json.dumps(
+        {"format": "trajopt_loader.iterator_state", "version": 1, "state": legacy}))
+    it = iter(make_dataset(config, store, 0, 1))
+    with pytest.warns(UserWarning, match="has no stream fingerprint"):
+        restore_process_state(tmp_path, it, config, process_index=0, process_count=1)
+    np.testing.assert_array_equal(next(it)["qpos"], want["qpos"])
+    other = config_of(store, window_size=8)
+    with pytest.raises(CheckpointError, match="window_size: saved 16, config 8"):
+        restore_process_state(tmp_path, iter(make_dataset(other, store, 0, 1)), other,
+                              process_index=0, process_count=1)
+
+
+def test_malformed_process_file_is_named(store, tmp_path):
+    config = config_of(store)
+    (tmp_path / "process_0-of-1.json").write_text(json.dumps(
+        {"iterator": {"next_idx": 3}, "process_index": 0, "process_count": 1}))
+    with pytest.raises(CheckpointError, match=r"the iterator state in .*process_0-of-1.json is "
+                                              r"not an iterator state .* it holds \{\"next_idx\": 3\}"):
+        restore_process_state(tmp_path, iter(make_dataset(config, store, 0, 1)), config,
+                              process_index=0, process_count=1)
+    (tmp_path / "process_0-of-1.json").write_text(json.dumps({"next_index": 3}))
+    with pytest.raises(CheckpointError, match=r"not a per-process state written by "
+                                              r"save_process_state \(expected keys iterator"):
+        restore_process_state(tmp_path, iter(make_dataset(config, store, 0, 1)), config,
+                              process_index=0, process_count=1)

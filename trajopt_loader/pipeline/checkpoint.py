@@ -13,6 +13,12 @@ Two ways to persist it:
   JAX process): :func:`save_with_manager` / :func:`restore_with_manager`, or the ``*_args`` helpers
   to put the iterator into your own ``orbax.checkpoint.args.Composite``.
 
+A state of a :func:`~trajopt_loader.pipeline.make_dataset` pipeline is ``{"next_index": k,
+"stream": {...}}``: the stream fingerprint (:mod:`trajopt_loader.pipeline.fingerprint`) makes
+``set_state`` refuse a state saved for another config or other store data, on every path above.
+Bare grain states ``{"next_index": k}`` (older files) still load and restore, unchecked. Files of
+any other shape are refused by :func:`load_state` with the file name and the expected shape.
+
 Example::
 
     mngr = ocp.CheckpointManager(ckpt_dir)
@@ -35,6 +41,7 @@ import grain
 import grain.checkpoint
 
 from trajopt_loader.errors import CheckpointError, CheckpointNotFoundError
+from trajopt_loader.pipeline.fingerprint import check_state_shape
 
 STATE_FORMAT = "trajopt_loader.iterator_state"
 STATE_VERSION = 1
@@ -69,16 +76,28 @@ def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
     directories are created. Returns the path written.
 
     Raises:
-      CheckpointError: ``state`` is not a dict of JSON values (the message names the offending entry).
+      CheckpointError: ``state`` is not a dict of JSON values (the message names the offending
+        entry), or not shaped like ``fingerprint.STATE_SHAPE`` (it could not be loaded back).
     """
     if not isinstance(state, dict):
         raise CheckpointError(f"iterator state must be a dict (from it.get_state()), got {type(state).__name__}.")
+    _check_json(state, path)
+    check_state_shape(state, f"iterator state to save to {os.fspath(path)}")
+    return _write_state_file(path, state)
+
+
+def _check_json(state: dict, path) -> None:
     bad = _first_unserializable(state)
     if bad:
         raise CheckpointError(
             f"iterator state is not JSON-serializable at {bad}; cannot save it to {os.fspath(path)}. "
             "Fix: pass the dict returned by DeviceIterator.get_state() / a grain iterator's get_state()."
         )
+
+
+def _write_state_file(path, state: dict) -> Path:
+    """Atomic JSON write of ``state`` in the trajopt-loader envelope (format, version)."""
+    _check_json(state, path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({"format": STATE_FORMAT, "version": STATE_VERSION, "state": state}, indent=1, sort_keys=True)
@@ -98,12 +117,21 @@ def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
 def load_state(path: str | os.PathLike) -> dict[str, Any]:
     """Reads an iterator state saved by :func:`save_state` (or a grain ``process_*.json`` file).
 
-    Returns the state dict, to pass to ``it.set_state(state)`` on a freshly built iterator.
+    Returns the state dict ``{"next_index": k, "stream": {...}}`` (``"stream"`` absent in bare
+    grain states), to pass to ``it.set_state(state)`` on a freshly built iterator.
 
     Raises:
       CheckpointNotFoundError: no file at ``path`` (also a ``FileNotFoundError``).
-      CheckpointError: the file is not JSON, or not an iterator state of a supported version.
+      CheckpointError: the file is not JSON, not of a supported version, or holds something not
+        shaped like an iterator state (``fingerprint.STATE_SHAPE``); names the file.
     """
+    state = _read_state_file(path)
+    check_state_shape(state, f"iterator state file {os.fspath(path)}")
+    return state
+
+
+def _read_state_file(path) -> Any:
+    """The JSON payload of a state file (envelope removed), unvalidated."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointNotFoundError(
@@ -172,6 +200,8 @@ def restore_with_manager(manager, iterator: grain.DatasetIterator, step: int | N
 
     Raises:
       CheckpointNotFoundError: the manager holds no checkpoint (or not ``step``).
+      CheckpointError: (from ``iterator.set_state``) the saved state belongs to another stream
+        (config fields or store data changed; see :mod:`~trajopt_loader.pipeline.fingerprint`).
     """
     import orbax.checkpoint as ocp
 

@@ -31,7 +31,7 @@ import numpy as np
 from grain.experimental import ThreadPrefetchIterDataset
 from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
 
-from trajopt_loader.errors import IndexOverflowError, ShardingError
+from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingError
 
 _INT32_MIN, _INT32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
 _OPEN: "weakref.WeakSet[DeviceIterator]" = weakref.WeakSet()
@@ -171,7 +171,9 @@ class DeviceIterator(grain.DatasetIterator):
     stops and joins the prefetch threads.
 
     ``get_state()`` returns a JSON-serializable dict: the pipeline position right after the last batch
-    handed to the caller; ``set_state(state)`` resumes there (the next batch is the one after it).
+    handed to the caller (for a ``make_dataset`` pipeline ``{"next_index": k, "stream": {...}}``, the
+    stream fingerprint nested unchanged); ``set_state(state)`` resumes there (the next batch is the one
+    after it), or raises ``CheckpointError`` and stays put.
     Works with ``grain.checkpoint.CheckpointSave/CheckpointRestore`` (see ``pipeline.checkpoint``).
     """
 
@@ -190,8 +192,27 @@ class DeviceIterator(grain.DatasetIterator):
         return copy.deepcopy(self._parent.get_state())
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """Resume right after the batch ``state`` was taken at (batches buffered now are dropped).
+
+        A refused state leaves the iterator where it was (buffered batches are produced again).
+
+        Raises:
+          CheckpointError: the pipeline refuses ``state`` (e.g. a ``make_dataset`` stream
+            fingerprint that differs, see :mod:`~trajopt_loader.pipeline.fingerprint`), or it does
+            not fit the pipeline at all (grain's ``KeyError`` / ``IndexError`` ... as the cause).
+        """
         self._assert_not_closed()
-        self._parent.set_state(copy.deepcopy(state))
+        before = copy.deepcopy(self._parent.get_state())
+        try:
+            self._parent.set_state(copy.deepcopy(state))
+        except (CheckpointError, KeyError, IndexError, TypeError, ValueError) as e:
+            self._parent.set_state(before)
+            if isinstance(e, CheckpointError):
+                raise
+            raise CheckpointError(
+                f"iterator state {str(state)[:200]} does not fit this pipeline ({type(e).__name__}: "
+                f"{e}); expected a state from get_state() of the same pipeline, e.g. "
+                "{'next_index': k}. The iterator stays where it was.") from e
 
     def close(self) -> None:
         """Stops and joins the prefetch threads; idempotent. ``get_state()`` still works afterwards."""

@@ -11,10 +11,14 @@ for the same config and seed (:mod:`trajopt_loader.pipeline.schedules`). The dev
     maybe_initialize_distributed(config.distributed)          # before any other JAX call
     it = device_iterator(make_dataset(config), env_sharding())  # global arrays, env axis sharded
 
-Resuming: an iterator state is the global chunk index ``{"next_index": k}``, the same in every
-process (all processes consume the global batches in lockstep). :func:`save_process_state` writes
-``process_{p}-of-{P}.json`` with that state, the process index/count and the config fields that
-define the stream; :func:`restore_process_state` checks them. Restoring with another process count
+Resuming: an iterator state is the global chunk index ``{"next_index": k}`` plus the stream
+fingerprint of :mod:`~trajopt_loader.pipeline.fingerprint` (config fields + played store index;
+none depends on the process index or count), the same in every process (all processes consume
+the global batches in lockstep). :func:`save_process_state` writes ``process_{p}-of-{P}.json``
+with that state and the process index/count; :func:`restore_process_state` checks the config
+fields against its ``config`` and ``set_state`` checks the whole fingerprint (a state without one,
+from an iterator not built by ``make_dataset`` or an older file, is checked against the
+``"stream"`` config fields recorded beside it instead). Restoring with another process count
 works: it reads every file of the saved run, checks they hold the same state, and sets it (element
 ``k`` of any process count is a slice of the same global element ``k``). grain's Orbax handler
 (:mod:`trajopt_loader.pipeline.checkpoint`) instead needs the same process count.
@@ -24,19 +28,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from trajopt_loader.errors import (CheckpointError, CheckpointNotFoundError, ConfigError,
                                    ShardingError)
-from trajopt_loader.pipeline.checkpoint import load_state, save_state
+from trajopt_loader.pipeline.checkpoint import _read_state_file, _write_state_file
+from trajopt_loader.pipeline.fingerprint import (STATE_KEY, STREAM_FIELDS, check_state_shape,
+                                                 config_differences, stream_fields)
 from trajopt_loader.pipeline.schedules import env_shard
 
-#: Config fields that define the global stream; a saved position is only valid for equal values.
-STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
-                 "sources", "motions", "allow_wrap", "end_policy", "keys", "dtype", "seed",
-                 "num_batches")
+# STREAM_FIELDS and stream_fields are also importable from here (their former home).
 _FILE_RE = re.compile(r"^process_(\d+)-of-(\d+)\.json$")
 
 
@@ -122,19 +124,6 @@ def env_sharding(devices=None, axis_name: str = "env"):
     return NamedSharding(Mesh(np.asarray(ordered), (axis_name,)), PartitionSpec(axis_name))
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, (tuple, list)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def stream_fields(config) -> dict[str, Any]:
-    """The :data:`STREAM_FIELDS` of ``config`` as a JSON-serializable dict (tuples as lists)."""
-    return {name: _jsonable(config[name]) for name in STREAM_FIELDS}
-
-
 def _process(process_index, process_count) -> tuple[int, int]:
     if process_index is None or process_count is None:
         import jax
@@ -147,26 +136,36 @@ def save_process_state(directory, iterator, config, *, process_index: int | None
                        process_count: int | None = None) -> Path:
     """Write this process's iterator position to ``directory/process_{p}-of-{P}.json``.
 
-    The file (written atomically by :func:`~trajopt_loader.pipeline.checkpoint.save_state`) holds
-    ``{"iterator": iterator.get_state(), "process_index": p, "process_count": P,
-    "stream": stream_fields(config)}``. Every process calls it with its own iterator, at the same
-    training step. ``process_index`` / ``process_count`` default to JAX's.
+    The file (written atomically, like :func:`~trajopt_loader.pipeline.checkpoint.save_state`)
+    holds ``{"iterator": iterator.get_state(), "process_index": p, "process_count": P}``; the
+    state of a ``make_dataset`` pipeline carries its stream fingerprint. For an iterator whose
+    state has none, ``"stream": stream_fields(config)`` is recorded beside it. Every process calls
+    it with its own iterator, at the same training step. ``process_index`` / ``process_count``
+    default to JAX's.
 
-    Returns the path written. Raises CheckpointError: the state is not JSON-serializable.
+    Returns the path written. Raises CheckpointError: the state is not JSON-serializable or not
+    an iterator state (``fingerprint.STATE_SHAPE``).
     """
     p, n = _process(process_index, process_count)
     env_shard(int(config.num_envs), p, n)
-    record = {"iterator": iterator.get_state(), "process_index": p, "process_count": n,
-              "stream": stream_fields(config)}
-    return save_state(Path(directory) / f"process_{p}-of-{n}.json", record)
+    path = Path(directory) / f"process_{p}-of-{n}.json"
+    state = iterator.get_state()
+    check_state_shape(state, f"iterator state to save to {path}")
+    record = {"iterator": state, "process_index": p, "process_count": n}
+    if STATE_KEY not in state:
+        record["stream"] = stream_fields(config)
+    return _write_state_file(path, record)
 
 
 def _load(path: Path) -> dict:
-    record = load_state(path)
-    if not {"iterator", "process_index", "process_count", "stream"} <= set(record):
+    record = _read_state_file(path)
+    if not isinstance(record, dict) or \
+            not {"iterator", "process_index", "process_count"} <= set(record):
         raise CheckpointError(f"{path} is not a per-process state written by save_process_state "
-                              f"(keys {sorted(record)}); restore it with "
-                              "trajopt_loader.pipeline.checkpoint instead.")
+                              f"(expected keys iterator, process_index, process_count; got "
+                              f"{sorted(record) if isinstance(record, dict) else record!r}); "
+                              "restore it with trajopt_loader.pipeline.checkpoint instead.")
+    check_state_shape(record["iterator"], f"the iterator state in {path}")
     return record
 
 
@@ -182,7 +181,8 @@ def restore_process_state(directory, iterator, config, *, process_index: int | N
     Returns the record that was restored (see :func:`save_process_state`).
     Raises:
       CheckpointNotFoundError: no ``process_*-of-*.json`` file in ``directory``.
-      CheckpointError: saved with different stream fields (names them, saved vs. config values),
+      CheckpointError: saved with different stream fields (names them, saved vs. config values)
+        or for other store data (the stream fingerprint, see ``fingerprint``), malformed files,
         files of several process counts, missing files of the saved run, files that disagree, or
         a file that records another process index / count than its name.
       ShardingError: ``config.num_envs`` not divisible by this process count.
@@ -223,12 +223,15 @@ def restore_process_state(directory, iterator, config, *, process_index: int | N
                               f"({states[0]} vs. {next(s for s in states if s != states[0])}); "
                               "the processes were saved at different steps.")
     record = next(iter(records.values()))
-    want = stream_fields(config)
-    diff = {k: (record["stream"].get(k), v) for k, v in want.items() if record["stream"].get(k) != v}
+    saved = record["iterator"][STATE_KEY]["config"] if STATE_KEY in record["iterator"] \
+        else record.get("stream", {})
+    diff = config_differences(saved, stream_fields(config))
     if diff:
-        detail = ", ".join(f"{k}: saved {a!r}, config {b!r}" for k, (a, b) in diff.items())
-        raise CheckpointError(f"the state in {directory} belongs to another stream ({detail}); "
-                              "restoring it would not continue the saved stream. Fix: use the "
-                              "saved config values, or start from scratch.")
-    iterator.set_state(record["iterator"])
+        raise CheckpointError(f"the state in {directory} belongs to another stream "
+                              f"({'; '.join(diff)}); restoring it would not continue the saved "
+                              "stream. Fix: use the saved config values, or start from scratch.")
+    try:
+        iterator.set_state(record["iterator"])
+    except CheckpointError as e:
+        raise CheckpointError(f"cannot restore the state in {directory}: {e}") from e
     return record

@@ -115,22 +115,31 @@ def _index_difference(saved: str, now: str) -> str:
     return f"{head}; newly played: {_describe_line(b[len(a)])}"
 
 
-def stream_differences(saved: dict, current: dict) -> list[str]:
-    """Human-readable differences between two ``"stream"`` records (empty: same stream)."""
+def config_differences(saved: dict, current: dict) -> list[str]:
+    """``"name: saved X, config Y"`` for each :data:`STREAM_FIELDS` entry that differs between
+    two :func:`stream_fields` dicts. A field the saved dict lacks (added to the config since)
+    matches its default value; names outside ``STREAM_FIELDS`` are ignored."""
     from trajopt_loader.configs import default
 
+    defaults = stream_fields(default.get_config())
+    out = []
+    for name in STREAM_FIELDS:
+        if name not in saved and name not in current:
+            continue
+        if name not in saved and current.get(name) == defaults.get(name, object()):
+            continue  # a field added since: the saved stream behaved as its default
+        if saved.get(name, "(absent)") != current.get(name, "(absent)"):
+            out.append(f"{name}: saved {saved.get(name, '(absent)')!r}, config "
+                       f"{current.get(name, '(absent)')!r}")
+    return out
+
+
+def stream_differences(saved: dict, current: dict) -> list[str]:
+    """Human-readable differences between two ``"stream"`` records (empty: same stream)."""
     if saved.get("version") != current["version"]:
         return [f"fingerprint version: saved {saved.get('version')!r}, this trajopt-loader "
                 f"writes {current['version']}"]
-    out = []
-    defaults = stream_fields(default.get_config())
-    old, new = saved["config"], current["config"]
-    for name in sorted(set(old) | set(new), key=lambda n: (n not in STREAM_FIELDS, n)):
-        if name not in old and new.get(name) == defaults.get(name, object()):
-            continue  # a field added since: the saved stream behaved as its default
-        if old.get(name, "(absent)") != new.get(name, "(absent)"):
-            out.append(f"{name}: saved {old.get(name, '(absent)')!r}, config "
-                       f"{new.get(name, '(absent)')!r}")
+    out = config_differences(saved["config"], current["config"])
     s_old, s_new = saved["store"], current["store"]
     for key in sorted(set(s_old["keys"]) & set(s_new["keys"])):
         if s_old["keys"][key] != s_new["keys"][key]:

@@ -1,0 +1,215 @@
+"""Stream fingerprints (trajopt_loader.pipeline.fingerprint): exact records, and set_state refusing a
+state saved for another config or other store data, before the pipeline moves."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+
+import numpy as np
+import pytest
+
+from conftest import revealing
+from trajopt_loader.configs import load_config
+from trajopt_loader.errors import CheckpointError
+from trajopt_loader.pipeline import make_dataset
+from trajopt_loader.pipeline.fingerprint import (STREAM_FIELDS, StreamDataset, config_differences,
+                                                 describe_stream, stream_fields)
+from trajopt_loader.store import TrajectoryStore, export_npz
+
+
+@pytest.fixture
+def walk(tmp_path, make_npz_tree):
+    """Store ``s.zarr``: source ``s``, motion ``walk`` = traj0 (20 steps), traj1 (12), dt 0.01 s."""
+    make_npz_tree(tmp_path / "npz", {"walk": [20, 12]})
+    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    return tmp_path
+
+
+def config_of(root, **overrides):
+    # cyclic off: the revealing values have no unit quaternion at qpos[3:7].
+    return load_config("default", {"zarr_path": str(root / "s.zarr"), "num_envs": 2,
+                                   "window_size": 4, "keys": ("qpos",), "cyclic": False,
+                                   **overrides})
+
+
+def stream_of(config, store):
+    return iter(make_dataset(config, store, 0, 1))
+
+
+def take(it, n):
+    return [b["qpos"].copy() for b in itertools.islice(it, n)]
+
+
+def test_record_is_exact_and_rides_in_every_state(walk):
+    config, store = config_of(walk), TrajectoryStore(walk / "s.zarr")
+    ds = make_dataset(config, store, 0, 1)
+    assert isinstance(ds, StreamDataset)
+    body = {"config": {"num_envs": 2, "window_size": 4, "stride": None, "schedule": "sequential",
+                       "assignment": "round_robin", "traj_ids": [], "sources": [], "motions": [],
+                       "allow_wrap": True, "end_policy": "wrap", "keys": ["qpos"],
+                       "dtype": "float32", "seed": 0, "cyclic": False},
+            "store": {"trajectories": 2, "keys": {"qpos": "(9,) float64"},
+                      "index": "0 s/walk/traj0 20 0.01 traj_0.npz\n1 s/walk/traj1 12 0.01 traj_1.npz"}}
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+    assert ds.stream == {"version": 1, "fingerprint": digest.hexdigest()[:16], **body}
+    assert list(ds.stream["config"]) == [f for f in STREAM_FIELDS]  # every field, in order
+    it = iter(ds)
+    assert it.get_state() == {"next_index": 0, "stream": ds.stream}
+    take(it, 3)
+    assert it.get_state() == {"next_index": 3, "stream": ds.stream}
+    assert json.loads(json.dumps(it.get_state())) == it.get_state()  # plain JSON
+    other = describe_stream(config_of(walk, seed=1), store, [1, 0, 1])
+    assert other["store"] == ds.stream["store"] and other["fingerprint"] != ds.stream["fingerprint"]
+
+
+def test_restore_into_a_fresh_pipeline_of_the_same_stream_is_bit_identical(walk):
+    config, store = config_of(walk), TrajectoryStore(walk / "s.zarr")
+    it = stream_of(config, store)
+    take(it, 3)
+    state = json.loads(json.dumps(it.get_state()))  # as read back from a file
+    want = take(it, 4)
+    fresh = stream_of(config, TrajectoryStore(walk / "s.zarr"))
+    fresh.set_state(state)
+    for a, b in zip(take(fresh, 4), want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_overwritten_motion_is_refused_and_the_iterator_stays_put(walk, make_npz_tree):
+    config = config_of(walk)
+    it = stream_of(config, TrajectoryStore(walk / "s.zarr"))
+    take(it, 3)
+    state = it.get_state()
+    make_npz_tree(walk / "npz2", {"walk": [20, 15]})
+    export_npz(walk / "npz2", walk / "s.zarr", source="s", overwrite=True, progress=False)
+    fresh = stream_of(config, TrajectoryStore(walk / "s.zarr"))
+    with pytest.raises(CheckpointError) as info:
+        fresh.set_state(state)
+    assert str(info.value) == (
+        "iterator state belongs to another stream than this pipeline (store index changed: 2 "
+        "played trajectories → 2, first difference at position 1: saved traj_id 1 = "
+        "s/walk/traj1 (12 steps, dt 0.01 s, from 'traj_1.npz'), now traj_id 1 = s/walk/traj1 "
+        "(15 steps, dt 0.01 s, from 'traj_1.npz')): restoring it would read other data at the "
+        "saved position. Fix: rebuild the pipeline with the saved config values and the store as "
+        "it was when saved; or start this stream from scratch (do not restore); or, if the "
+        "trajectories played are known to be unchanged, restore the bare position unchecked: "
+        "it.set_state({'next_index': 3}).")
+    assert fresh.get_state()["next_index"] == 0
+    np.testing.assert_array_equal(next(fresh)["qpos"][1], revealing(1, 4, 9).astype(np.float32))  # batch 0: not moved
+
+
+def test_appended_motion_refuses_streams_that_play_it_only(walk, make_npz_tree):
+    saved = {}
+    for motions in ((), ("walk",)):
+        it = stream_of(config_of(walk, motions=motions), TrajectoryStore(walk / "s.zarr"))
+        take(it, 3)
+        saved[motions] = (it.get_state(), take(it, 3))
+    make_npz_tree(walk / "npz2", {"aaa": [7]})
+    export_npz(walk / "npz2", walk / "s.zarr", source="s", progress=False)
+    store = TrajectoryStore(walk / "s.zarr")
+    assert [t.path for t in store.trajectories] == ["s/walk/traj0", "s/walk/traj1", "s/aaa/traj0"]
+    everything = stream_of(config_of(walk), store)
+    with pytest.raises(CheckpointError, match=r"store index changed: 2 played trajectories → 3; "
+                       r"newly played: traj_id 2 = s/aaa/traj0 \(7 steps, dt 0.01 s, from "
+                       r"'traj_0.npz'\)"):
+        everything.set_state(saved[()][0])
+    walk_only = stream_of(config_of(walk, motions=("walk",)), store)
+    walk_only.set_state(saved[("walk",)][0])  # ids of 'walk' are unchanged: same stream
+    for a, b in zip(take(walk_only, 3), saved[("walk",)][1]):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"window_size": 5}, "window_size: saved 4, config 5"),
+    ({"seed": 9, "keys": ("qpos", "qvel")},
+     "keys: saved ['qpos'], config ['qpos', 'qvel']; seed: saved 0, config 9"),
+    ({"assignment": "explicit", "traj_ids": (1,)}, "assignment: saved 'round_robin', config "
+     "'explicit'; traj_ids: saved [], config [1]; store index changed: 2 played trajectories → 1, "
+     "first difference at position 0: saved traj_id 0 = s/walk/traj0 (20 steps, dt 0.01 s, from "
+     "'traj_0.npz'), now traj_id 1 = s/walk/traj1 (12 steps"),
+])
+def test_other_config_fields_are_named_saved_vs_config(walk, change, message):
+    store = TrajectoryStore(walk / "s.zarr")
+    it = stream_of(config_of(walk), store)
+    take(it, 2)
+    other = stream_of(config_of(walk, **change), store)
+    with pytest.raises(CheckpointError, match=r"another stream than this pipeline \(" +
+                       re.escape(message)):
+        other.set_state(it.get_state())
+
+
+def test_settings_outside_the_stream_do_not_matter(walk):
+    store = TrajectoryStore(walk / "s.zarr")
+    it = stream_of(config_of(walk, read_threads=2, host_prefetch=3, num_batches=50), store)
+    take(it, 2)
+    want = take(it, 2)
+    other = stream_of(config_of(walk, cache_bytes=10**6, allow_mixed_dt=True), store)
+    other.set_state(it.get_state() | {"next_index": 2})
+    for a, b in zip(take(other, 2), want):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_store_key_dtype_change_is_named(walk, make_npz_tree):
+    it = stream_of(config_of(walk), TrajectoryStore(walk / "s.zarr"))
+    make_npz_tree(walk / "npz2", {"walk": [20, {"length": 12, "qpos": revealing(1, 12, 9)
+                                                 .astype(np.float32)}]})
+    export_npz(walk / "npz2", walk / "s.zarr", source="s", overwrite=True, progress=False)
+    fresh = stream_of(config_of(walk), TrajectoryStore(walk / "s.zarr"))
+    with pytest.raises(CheckpointError, match=r"\(store key 'qpos': saved \(9,\) float64, now "
+                       r"\(9,\) float32; \(9,\) float64\):"):
+        fresh.set_state(it.get_state())
+
+
+def test_config_fields_added_since_match_their_default():
+    saved = {"num_envs": 8, "window_size": 4, "num_batches": 3}  # an older record, no 'cyclic'
+    assert config_differences(saved, {"num_envs": 8, "window_size": 4, "cyclic": True}) == []
+    assert config_differences(saved, {"num_envs": 8, "window_size": 4, "cyclic": False}) == [
+        "cyclic: saved '(absent)', config False"]
+    assert config_differences(saved, {"num_envs": 4, "window_size": 4}) == [
+        "num_envs: saved 8, config 4"]  # names outside STREAM_FIELDS (num_batches) are ignored
+    assert stream_fields(load_config("default"))["cyclic"] is True
+
+
+def test_bare_grain_state_restores_unchecked_with_a_warning(walk):
+    config, store = config_of(walk), TrajectoryStore(walk / "s.zarr")
+    it = stream_of(config, store)
+    want = take(it, 5)[3:]
+    fresh = stream_of(config, store)
+    with pytest.warns(UserWarning, match=r"\{'next_index': 3\} has no stream fingerprint"):
+        fresh.set_state({"next_index": 3})
+    for a, b in zip(take(fresh, 2), want):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("state", [
+    {"next_idx": 3}, {"next_index": -1}, {"next_index": "3"}, {"next_index": True},
+    {"next_index": 3, "extra": 1}, {"next_index": 3, "stream": {"fingerprint": 7}}, [3], None,
+])
+def test_malformed_states_are_refused_before_the_pipeline_moves(walk, state):
+    it = stream_of(config_of(walk), TrajectoryStore(walk / "s.zarr"))
+    take(it, 2)
+    with pytest.raises(CheckpointError, match=r"iterator state is not an iterator state of a "
+                       r"trajopt-loader stream: it holds .*; expected \{\"next_index\": k "
+                       r"\(int >= 0\), \"stream\""):
+        it.set_state(state)
+    assert it.get_state()["next_index"] == 2  # unmoved: batch 2 comes next
+    fresh = stream_of(config_of(walk), TrajectoryStore(walk / "s.zarr"))
+    np.testing.assert_array_equal(take(it, 1)[0], take(fresh, 3)[2])
+
+
+def test_position_past_the_end_and_other_versions_are_refused(walk):
+    store = TrajectoryStore(walk / "s.zarr")
+    it = stream_of(config_of(walk, num_batches=5), store)
+    state = it.get_state()
+    with pytest.raises(CheckpointError, match=r"next_index 6, past the end of this stream "
+                                              r"\(num_batches=5\)"):
+        it.set_state(state | {"next_index": 6})
+    it.set_state(state | {"next_index": 5})
+    assert list(it) == []
+    old = json.loads(json.dumps(state))
+    old["stream"]["version"] = 0
+    with pytest.raises(CheckpointError, match="fingerprint version: saved 0, this trajopt-loader "
+                                              "writes 1"):
+        it.set_state(old)
