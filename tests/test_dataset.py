@@ -11,7 +11,7 @@ import pytest
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConfigError, IndexOverflowError, ShardingError
 from trajopt_loader.pipeline import make_dataset
-from trajopt_loader.pipeline.dataset import make_schedule
+from trajopt_loader.pipeline.dataset import DT_TOLERANCE, make_schedule
 from trajopt_loader.store import TrajectoryStore, export_npz
 
 NQ, NV, NU = 9, 8, 2
@@ -72,9 +72,10 @@ def test_batches_equal_plain_numpy_oracle(synth, schedule, stride, allow_wrap, e
 
 
 def test_exact_batch_spec_on_real_cassie_store(cassie_store, shared_data):
+    # agility_reference traj0 and traj1 (ids 0, 1; 2 kHz): traj2 runs at 29 Hz, not mixed in.
     config = load_config("cassie", {"num_envs": 6, "window_size": 16,
-                                    "keys": ("qpos", "qvel", "action"),
-                                    "motions": ("agility_reference",), "zarr_path": str(cassie_store)})
+                                    "keys": ("qpos", "qvel", "action"), "assignment": "explicit",
+                                    "traj_ids": (0, 1), "zarr_path": str(cassie_store)})
     batch = next(iter(make_dataset(config)))  # opens config.zarr_path; cassie.py enables references
     refs = {k: ((6, 16, 10), np.float32) for k in ("ref_motor_joint_pos", "ref_motor_joint_vel")}
     refs |= {k: ((6, 16, 3), np.float32) for k in (
@@ -166,7 +167,7 @@ def test_int32_steps_and_overlong_lengths(synth):
     batch = next(iter(make_dataset(_config(), store, 0, 1)))
     assert batch["step"].dtype == np.int32 and batch["start"].dtype == np.int32
     huge = types.SimpleNamespace(
-        path="huge", lengths=np.array([5, 2**31], np.int64), keys=("qpos",),
+        path="huge", lengths=np.array([5, 2**31], np.int64), keys=("qpos",), dts=np.ones(2),
         select=lambda sources=(), motions=(): np.array([0, 1], np.int32))
     with pytest.raises(IndexOverflowError, match="length 2147483648"):
         make_dataset(_config(), huge, 0, 1)
@@ -183,3 +184,67 @@ def test_finite_stream_and_config_errors(synth):
         make_dataset(_config(assignment="explicit", traj_ids=(0, 99)), store, 0, 1)
     explicit = next(iter(make_dataset(_config(assignment="explicit", traj_ids=(2, 1)), store, 0, 1)))
     assert explicit["traj_id"].tolist() == [2, 1, 2, 1, 2, 1]
+
+
+@pytest.fixture(scope="module")
+def rates(tmp_path_factory):
+    """Store of one export: r/fast traj0, traj1 (ids 0, 1; dt 0.01 s), r/near traj0 (id 2;
+    0.0104 s, 4% slower), r/slow traj0 (id 3; 0.1 s); 8 steps each."""
+    from conftest import _make_npz_tree
+    root = tmp_path_factory.mktemp("rates")
+    for motion, dt, n in (("fast", 0.01, 2), ("near", 0.0104, 1), ("slow", 0.1, 1)):
+        _make_npz_tree(root / "npz", {motion: [8] * n}, dt=dt)
+    export_npz(root / "npz", root / "r.zarr", source="r", progress=False)
+    return TrajectoryStore(root / "r.zarr")
+
+
+def test_trajectories_of_different_dt_are_refused_naming_motions_rates_and_fixes(rates):
+    assert DT_TOLERANCE == 0.05 and rates.dts.tolist() == [0.01, 0.01, 0.0104, 0.1]
+    with pytest.raises(ConfigError) as info:
+        make_dataset(_config(), rates, 0, 1)
+    assert str(info.value) == (
+        f"the 4 trajectories selected in {rates.path!r} (sources=(), motions=()) have time "
+        "steps from 0.01 s to 0.1 s (x10; at most x1.05 is streamed together): a window of 4 "
+        "steps would span 0.04 s in some envs and 0.4 s in others.\n"
+        "  r/fast: 2 trajectories at dt 0.01 s\n"
+        "  r/near: traj0 at dt 0.0104 s\n"
+        "  r/slow: traj0 at dt 0.1 s\n"
+        f"Fix one of: resample at export to one rate (`trajopt-loader export ROOT {rates.path} "
+        "--source r --motion slow --model MODEL.xml --resample-dt 0.01 --overwrite`); play "
+        "trajectories of one rate (--config.motions=\"('r/fast', 'r/near')\"); or stream them "
+        "mixed on purpose with --config.allow_mixed_dt=True and read each env's rate as "
+        "store.dts[batch['traj_id']].")
+    with pytest.raises(ConfigError, match=r"the 2 trajectories selected .* motions=\(\), "
+                       r"traj_ids=\(0, 3, 0\)\) have time steps from 0.01 s to 0.1 s .*\n  r/fast: "
+                       r"traj0 at dt 0.01 s\n  r/slow: traj0 at dt 0.1 s\n.*"
+                       r"play trajectories of one rate \(--config.traj_ids=\"\(0, 0\)\"\)"):
+        make_dataset(_config(assignment="explicit", traj_ids=(0, 3, 0)), rates, 0, 1)
+
+
+def test_one_rate_within_tolerance_streams_and_mixing_on_purpose_is_allowed(rates):
+    within = next(iter(make_dataset(_config(motions=("fast", "r/near")), rates, 0, 1)))
+    assert within["traj_id"].tolist() == [0, 1, 2, 0, 1, 2]  # 0.0104 / 0.01: 4% <= 5%
+    explicit = next(iter(make_dataset(_config(assignment="explicit", traj_ids=(2, 0)), rates, 0, 1)))
+    assert explicit["traj_id"].tolist() == [2, 0, 2, 0, 2, 0]
+    mixed = make_dataset(_config(allow_mixed_dt=True), rates, 0, 1)
+    batch = next(iter(mixed))
+    assert batch["traj_id"].tolist() == [0, 1, 2, 3, 0, 1]
+    assert rates.dts[batch["traj_id"]].tolist() == [0.01, 0.01, 0.0104, 0.1, 0.01, 0.01]
+    with pytest.raises(ConfigError, match="r/near: traj0 at dt 0.0104 s\n  r/slow: traj0"):
+        make_dataset(_config(motions=("near", "slow")), rates, 0, 1)
+
+
+def test_cassie_agility_reference_mixes_2khz_and_29hz_and_is_refused(cassie_store):
+    config = load_config("cassie", {"num_envs": 6, "motions": ("agility_reference",),
+                                    "zarr_path": str(cassie_store)})
+    with pytest.raises(ConfigError, match=r"the 3 trajectories selected .* have time steps from "
+                       r"0.0005 s to 0.03439 s \(x68.8; at most x1.05 is streamed together\): a "
+                       r"window of 32 steps would span 0.016 s in some envs and 1.101 s in "
+                       r"others.\n  cassie/agility_reference: traj0, traj1 at dt 0.0005 s; traj2 "
+                       r"at dt 0.03439 s\n.*\(--config.assignment=explicit --config.traj_ids="
+                       r"\"\(0, 1\)\"\)"):
+        make_dataset(config)
+    aslip = make_dataset(load_config("cassie", {"num_envs": 6, "motions": ("aslip_walk",),
+                                                "keys": ("qpos",), "references.enabled": False,
+                                                "zarr_path": str(cassie_store)}))
+    assert aslip.stream["store"]["trajectories"] == 21  # 0.02462-0.0254 s: 3.2% spread, one rate

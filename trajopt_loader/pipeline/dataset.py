@@ -118,7 +118,10 @@ def check_uniform_dt(config, store, eligible) -> None:
         lines.append(f"  {motion}: " + "; ".join(parts))
     best = max(_rate_groups(ids, dts), key=len)
     whole = [m for m, rows in motions.items() if {r[0] for r in rows} <= set(best.tolist())]
-    if sum(len(motions[m]) for m in whole) == len(best):
+    if config.assignment == "explicit":
+        keep = tuple(int(t) for t in config.traj_ids if t in set(best.tolist()))
+        restrict = f"--config.traj_ids=\"{keep!r}\""
+    elif sum(len(motions[m]) for m in whole) == len(best):
         restrict = f"--config.motions=\"{tuple(whole)!r}\""
     else:
         restrict = (f"--config.assignment=explicit --config.traj_ids=\"{tuple(best.tolist())!r}\""
