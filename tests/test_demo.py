@@ -39,17 +39,23 @@ def test_run_demo_loss_falls_at_least_four_fold(tmp_path):
     assert list(tmp_path.iterdir()) == []  # the temporary store is removed
     frames = sum(len(np.load(p)["qpos"]) for p in demo.SAMPLE.rglob("*.npz"))
     assert f"7 trajectories, {frames} frames" in lines[0] and frames == 28 + 6 * 32
+    dts = [float(np.load(demo.SAMPLE / "aslip_walk" / f"traj_{i}.npz")["dt"]) for i in range(6)]
+    assert lines[1] == (f"streaming aslip_walk: 6 trajectories, dt {min(dts):.4g}-{max(dts):.4g} s "
+                        f"(a window of 12 steps is {12 * np.mean(dts):.2f} s)")
+    assert max(dts) / min(dts) < 1.01 and 0.034 < float(
+        np.load(demo.SAMPLE / "agility_reference" / "traj_2.npz")["dt"])  # left out: other rate
     logged = [int(m.group(1)) for m in map(re.compile(r"\s+step\s+(\d+)\s+loss").match, lines) if m]
     assert logged == [1, 40, 80, 120]
 
 
-def test_stats_match_numpy_over_the_sample(tmp_path):
+def test_stats_match_numpy_over_the_streamed_motion(tmp_path):
     from trajopt_loader.store import TrajectoryStore, export_npz
 
     export_npz(demo.SAMPLE, tmp_path / "s.zarr", source="cassie", convention="mujoco",
                allow_missing=("qvel", "action"), progress=False)
-    stats = demo._sample_stats(TrajectoryStore(str(tmp_path / "s.zarr")))
-    qs = [np.load(p)["qpos"] for p in sorted(demo.SAMPLE.rglob("*.npz"))]
+    store = TrajectoryStore(str(tmp_path / "s.zarr"))
+    stats = demo._sample_stats(store, store.select(motions=(demo.MOTION,)))
+    qs = [np.load(demo.SAMPLE / "aslip_walk" / f"traj_{i}.npz")["qpos"] for i in range(6)]
     np.testing.assert_allclose(stats["q_mu"], np.concatenate(qs).mean(0), rtol=1e-12)
     dq = np.concatenate([np.diff(q, axis=0) for q in qs])
     np.testing.assert_allclose(stats["d_sd"], np.maximum(dq.std(0), 1e-3), rtol=1e-12)

@@ -2,8 +2,10 @@
 
 Needs no arguments and no files outside the package: the sample under
 ``trajopt_loader/sample_data/cassie`` (7 trajectories of osudrl/apex @ 82c44af, MIT) is exported to
-a temporary Zarr store, streamed as random ``[E, W, 35]`` qpos windows through ``make_dataset`` +
-``device_iterator``, and a 2-layer MLP learns the next-step change of qpos,
+a temporary Zarr store, the 6 ``aslip_walk`` cycles (dt 0.0246-0.0254 s; the 29 Hz
+``agility_reference`` trajectory is left out, since one batch holds one rate) are streamed as random
+``[E, W, 35]`` qpos windows through ``make_dataset`` + ``device_iterator``, and a 2-layer MLP learns
+the next-step change of qpos,
 ``qpos[t+1] - qpos[t]`` from ``qpos[t]`` (both standardized with the sample's statistics), with a
 hand-rolled Adam in a jitted ``jax.value_and_grad`` step. Pairs count only where both steps are
 real data (``valid``) and consecutive in their trajectory (``step[t+1] == step[t] + 1``; a window
@@ -59,9 +61,13 @@ def _mlp(params, x):
     return x @ params[-1]["w"] + params[-1]["b"]
 
 
-def _sample_stats(store) -> dict[str, np.ndarray]:
-    """Per-dimension mean / std (floored at 1e-3) of qpos and of its one-step change, float32 [35]."""
-    qs = [store.read(t.traj_id, "qpos") for t in store.trajectories]
+MOTION = "aslip_walk"  # the streamed motion of the sample (one time step, within 5%)
+
+
+def _sample_stats(store, traj_ids) -> dict[str, np.ndarray]:
+    """Per-dimension mean / std (floored at 1e-3) of qpos and of its one-step change over the
+    trajectories ``traj_ids`` (int [n]), float64 [nq]."""
+    qs = [store.read(int(t), "qpos") for t in traj_ids]
     q, dq = np.concatenate(qs), np.concatenate([np.diff(x, axis=0) for x in qs])
     return {"q_mu": q.mean(0), "q_sd": np.maximum(q.std(0), 1e-3),
             "d_mu": dq.mean(0), "d_sd": np.maximum(dq.std(0), 1e-3)}
@@ -121,10 +127,14 @@ def run_demo(steps: int = 300, *, num_envs: int = 32, window_size: int = 16, hid
             f"{summary.frames} frames")
         config = load_config("cassie", {
             "zarr_path": zarr_path, "keys": ("qpos",), "num_envs": num_envs,
-            "references.enabled": False,
+            "references.enabled": False, "motions": (MOTION,),
             "window_size": window_size, "schedule": "random", "seed": seed, "num_batches": steps})
         store = TrajectoryStore(zarr_path)
-        stats = _sample_stats(store)
+        played = store.select(motions=(MOTION,))
+        out(f"streaming {MOTION}: {len(played)} trajectories, dt {store.dts[played].min():.4g}-"
+            f"{store.dts[played].max():.4g} s (a window of {window_size} steps is "
+            f"{window_size * store.dts[played].mean():.2f} s)")
+        stats = _sample_stats(store, played)
         nq = stats["q_mu"].shape[0]
         params = _init_mlp(jax.random.key(seed), (nq, hidden, hidden, nq))
         opt = {"t": jax.numpy.zeros((), jax.numpy.int32),
