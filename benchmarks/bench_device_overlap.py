@@ -14,7 +14,8 @@ minimum is printed too, as the machine may be shared) in four ways:
   host only    ``make_dataset(config)`` alone, no device (what the overlap has to hide)
 
 and printed as a table with ratios to ``resident`` (target for ``streaming``: within 1.10). Without
-``--zarr_path`` the bundled Cassie sample is exported to a temporary store (``qpos`` only).
+``--zarr_path`` the bundled Cassie sample's ``aslip_walk`` cycles (one time step) are exported to a
+temporary store (``qpos`` only).
 """
 
 from __future__ import annotations
@@ -141,7 +142,7 @@ def main(argv=None) -> dict[str, list[float]]:
         path = args.zarr_path
         if path is None:
             path = str(Path(tmp) / "sample.zarr")
-            export_npz(SAMPLE, path, source="cassie", convention="mujoco",
+            export_npz(SAMPLE, path, source="cassie", motion="aslip_walk", convention="mujoco",
                        allow_missing=("qvel", "action"), progress=False)
         config = load_config("default", {
             "zarr_path": path, "keys": tuple(args.keys.split(",")), "num_envs": args.num_envs,
