@@ -11,6 +11,7 @@ import itertools
 import logging
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -197,6 +198,14 @@ def test_errors_and_precision_warning(store, caplog, tmp_path):
         assert not caplog.records
         out = ContinueCycles(store).map(far)
     assert out["qpos"].dtype == np.float32 and "dtype='float64'" in caplog.text
+    caplog.clear()
+    near = _batch(store, [0], loops=2)  # bfloat16 resolves ~8 mm at the first offset (1.47 m)
+    near = {**near, "qpos": near["qpos"].astype(ml_dtypes.bfloat16)}
+    with caplog.at_level(logging.WARNING, logger="trajopt_loader.transforms.cycles"):
+        out = ContinueCycles(store).map(near)
+    assert out["qpos"].dtype == ml_dtypes.bfloat16 and "bfloat16 resolves only" in caplog.text
+    np.testing.assert_allclose(out["qpos"][0, 31:, 0].astype(np.float64),
+                               near["qpos"][0, :31, 0].astype(np.float64) + 1.4719, atol=0.02)
     root = tmp_path / "npz" / "arm"
     root.mkdir(parents=True)
     np.savez(root / "traj_0.npz", qpos=np.zeros((5, 9)), dt=0.01)  # fixed base: no quaternion

@@ -57,7 +57,7 @@ from scipy.spatial.transform import Rotation
 from trajopt_loader.errors import ConventionError, MissingKeyError, ReferenceInputError
 
 _log = logging.getLogger(__name__)
-_WXYZ_TO_XYZW, _XYZW_TO_WXYZ = [1, 2, 3, 0], [3, 0, 1, 2]
+_WXYZ_TO_XYZW = [1, 2, 3, 0]
 RESOLUTION_M = 1e-4  # warn when the batch dtype resolves positions coarser than this (m)
 
 
@@ -66,14 +66,30 @@ def _rot2(x, y, cos, sin):
     return cos * x - sin * y, sin * x + cos * y
 
 
+def _planar(x_view, y_view, rows, cos=None, sin=None, tx=0.0, ty=0.0) -> None:
+    """In place on the views: ``(x, y) -> R (x, y) + t`` where ``rows`` (float64 math; other
+    entries keep their exact bits). ``cos`` None: no rotation (a straight cycle)."""
+    x, y = x_view, y_view
+    if cos is not None:
+        x, y = _rot2(x.astype(np.float64), y.astype(np.float64), cos, sin)
+    for new, view, shift in ((x, x_view, tx), (y, y_view, ty)):  # float64 sum, cast on store
+        np.add(new, shift, out=view, where=rows, dtype=np.float64, casting="unsafe")
+
+
+def _yaw_pairs(x, y, z, w, cos_half, sin_half):
+    """Components of ``qz (x) q`` for a pure-yaw ``qz`` of half angle ``(cos_half, sin_half)``."""
+    x, y = _rot2(x, y, cos_half, sin_half)
+    w, z = _rot2(w, z, cos_half, sin_half)
+    return x, y, z, w
+
+
 def yaw_premultiply(quat_xyzw: np.ndarray, angle: np.ndarray) -> np.ndarray:
     """Hamilton product ``qz(angle) (x) q`` with ``qz = (0, 0, sin(a/2), cos(a/2))`` (xyzw).
 
     A pure-yaw quaternion turns the pairs ``(x, y)`` and ``(w, z)`` of ``q`` each by ``a/2``
     (written out: ``x' = Cx - Sy, y' = Sx + Cy, z' = Cz + Sw, w' = Cw - Sz``); the same as
     ``(Rotation.from_euler("z", a) * Rotation.from_quat(q)).as_quat()`` without normalizing or
-    canonicalizing (tests check it against scipy; scipy's composition took ~60 ms per 131k rows,
-    this ~5 ms).
+    canonicalizing (tests check it against scipy; scipy's composition took ~60 ms per 131k rows).
 
     Args:
       quat_xyzw: float ``[n, 4]`` quaternions (x, y, z, w). angle: float ``[n]`` yaw (rad).
@@ -81,10 +97,7 @@ def yaw_premultiply(quat_xyzw: np.ndarray, angle: np.ndarray) -> np.ndarray:
     Returns:
       float ``[n, 4]`` (x, y, z, w).
     """
-    cos, sin = np.cos(angle / 2), np.sin(angle / 2)
-    x, y = _rot2(quat_xyzw[:, 0], quat_xyzw[:, 1], cos, sin)
-    w, z = _rot2(quat_xyzw[:, 3], quat_xyzw[:, 2], cos, sin)
-    return np.stack([x, y, z, w], axis=-1)
+    return np.stack(_yaw_pairs(*quat_xyzw.T, np.cos(angle / 2), np.sin(angle / 2)), axis=-1)
 
 
 def cycle_delta(first: np.ndarray, last: np.ndarray, xyzw: np.ndarray, names=None):
@@ -141,6 +154,24 @@ def cycle_power(theta, disp, flip, loops):
     trans = disp * np.exp(0.5j * (c - 1) * theta) * ratio
     sign = np.where(flip & (np.asarray(loops) % 2 == 1), -1.0, 1.0)
     return angle, trans, sign
+
+
+def _per_step(loop, theta, disp, flip, turns: bool):
+    """``(t_x, t_y)`` and, when ``turns``, ``(cos, sin, cos/2, sin/2 of c theta, quaternion
+    sign)`` of ``Delta^c`` per step, each ``[E, W]`` or ``[E, 1]``.
+
+    ``Delta^c`` is evaluated once per distinct loop count of each window (``K`` of them, usually
+    1-2) and picked per step, rather than once per step.
+    """
+    low = loop.min(axis=1, keepdims=True).astype(np.int64)
+    rel = loop - low
+    counts = low + np.arange(int(rel.max()) + 1)  # [E, K]
+    angle, trans, sign = cycle_power(theta[:, None], disp[:, None], flip[:, None], counts)
+    tables = (trans.real, trans.imag) + ((np.cos(angle), np.sin(angle), np.cos(angle / 2),
+                                          np.sin(angle / 2), sign) if turns else ())
+    if counts.shape[1] == 1:
+        return tables
+    return tuple(np.take_along_axis(t, rel, axis=1) for t in tables)
 
 
 class ContinueCycles(grain.transforms.Map):
@@ -204,58 +235,62 @@ class ContinueCycles(grain.transforms.Map):
             if key not in batch:
                 raise MissingKeyError(f"batch has no key {key!r} (keys: {sorted(batch)}); put "
                                       "ContinueCycles after WindowIndices and GatherKeys.")
-        env, step = np.nonzero(np.asarray(batch["loop"]) > 0)
-        if env.size == 0:
+        loop = np.asarray(batch["loop"])
+        moved = loop > 0
+        if not moved.any():
             return batch
-        traj = np.asarray(batch["traj_id"], np.int64)[env]
-        angle, trans, sign = cycle_power(*self.deltas(traj), batch["loop"][env, step])
-        cos, sin = np.cos(angle), np.sin(angle)
-        flags = self._conventions()[traj]
+        traj = np.asarray(batch["traj_id"], np.int64)
+        theta, disp, flip = self.deltas(traj)
+        flags = self._conventions()[traj]  # [E, 3]: quat xyzw, lin vel world, ang vel world
+        turns = bool(theta.any() or flip.any())  # else Delta^c is a pure translation
+        tx, ty, *rotation = _per_step(loop, theta, disp, flip, turns)
+        cos, sin, cos_h, sin_h, sign = rotation if turns else (None,) * 5
         out = dict(batch)
         if "qpos" in batch:
             qpos = np.array(batch["qpos"])
-            base = qpos[env, step, 0:7].astype(np.float64)
-            x, y = _rot2(base[:, 0], base[:, 1], cos, sin)
-            base[:, 0], base[:, 1] = x + trans.real, y + trans.imag
-            quat = np.where(flags[:, :1], base[:, 3:7], base[:, 3:7][:, _WXYZ_TO_XYZW])
-            quat = yaw_premultiply(quat, angle) * sign[:, None]
-            base[:, 3:7] = np.where(flags[:, :1], quat, quat[:, _XYZW_TO_WXYZ])
-            qpos[env, step, 0:7] = base
+            _planar(qpos[..., 0], qpos[..., 1], moved, cos, sin, tx, ty)
+            for xyzw in np.unique(flags[:, 0]) if turns else ():
+                cols = (3, 4, 5, 6) if xyzw else (4, 5, 6, 3)  # x, y, z, w
+                rows = moved & (flags[:, 0] == xyzw)[:, None]
+                new = _yaw_pairs(*(qpos[..., i].astype(np.float64) for i in cols), cos_h, sin_h)
+                for i, value in zip(cols, new):
+                    np.multiply(value, sign, out=qpos[..., i], where=rows, casting="unsafe")
             out["qpos"] = qpos
-            self._check_resolution(qpos.dtype, np.abs(base[:, 0:2]).max())
-        if "qvel" in batch and flags[:, 1:].any():
+            self._check_resolution(qpos.dtype, float(np.abs(tx).max() + np.abs(ty).max()))
+        if "qvel" in batch and turns and flags[:, 1:].any():
             qvel = np.array(batch["qvel"])
             for col, world in ((0, flags[:, 1]), (3, flags[:, 2])):
-                v = qvel[env, step, col:col + 2].astype(np.float64)
-                vx, vy = _rot2(v[:, 0], v[:, 1], cos, sin)
-                qvel[env, step, col] = np.where(world, vx, v[:, 0])
-                qvel[env, step, col + 1] = np.where(world, vy, v[:, 1])
+                if world.any():
+                    _planar(qvel[..., col], qvel[..., col + 1], moved & world[:, None], cos, sin)
             out["qvel"] = qvel
         for key in self.world_points:
             if key in batch:
-                out[key] = self._move_points(key, batch[key], env, step, cos, sin, trans)
+                arr = np.array(batch[key])
+                if arr.ndim < 3 or np.prod(arr.shape[2:]) % 3:
+                    raise ReferenceInputError(f"batch[{key!r}] has shape {arr.shape}; expected "
+                                              "world points [E, W, n * 3] or [E, W, n, 3] (m).")
+                pts = arr.reshape(arr.shape[:2] + (-1, 3))  # a view of the copy
+                grid = (moved, cos, sin, tx, ty)
+                _planar(pts[..., 0], pts[..., 1], *(None if g is None else g[..., None]
+                                                    for g in grid))
+                out[key] = arr
         return out
 
-    @staticmethod
-    def _move_points(key, arr, env, step, cos, sin, trans) -> np.ndarray:
-        arr = np.array(arr)
-        if arr.ndim < 3 or np.prod(arr.shape[2:]) % 3:
-            raise ReferenceInputError(f"batch[{key!r}] has shape {arr.shape}; expected world "
-                                      "points [E, W, n * 3] or [E, W, n, 3] (m).")
-        pts = arr.reshape(arr.shape[:2] + (-1, 3))  # a view of the copy
-        p = pts[env, step].astype(np.float64)  # [m, n, 3]
-        x, y = _rot2(p[..., 0], p[..., 1], cos[:, None], sin[:, None])
-        p[..., 0], p[..., 1] = x + trans.real[:, None], y + trans.imag[:, None]
-        pts[env, step] = p
-        return arr
-
     def _check_resolution(self, dtype, max_abs: float) -> None:
-        if self._warned or not np.issubdtype(dtype, np.floating):
+        """Warn once when ``dtype`` resolves ``max_abs`` m (the largest offset ``|t_c|``) coarser
+        than ``RESOLUTION_M``."""
+        if self._warned or np.dtype(dtype).kind in "iu":
             return
-        ulp = float(np.spacing(np.asarray(max_abs, dtype)))
+        try:
+            eps = float(np.finfo(dtype).eps)
+        except ValueError:  # bfloat16 & co. (ml_dtypes, jax's dependency)
+            import ml_dtypes
+            eps = float(ml_dtypes.finfo(dtype).eps)
+        ulp = eps * 2.0 ** np.floor(np.log2(max(max_abs, 1e-300)))  # spacing at max_abs
         if ulp > RESOLUTION_M:
             self._warned = True
             _log.warning(
-                "continued base positions reach %.4g m, where %s resolves only %.2g m (loop "
-                "counts grow without bound in a wrapping episode); use dtype='float64', or bound "
-                "the episodes (allow_wrap=False or end_policy='clamp').", max_abs, dtype, ulp)
+                "continued base positions are offset by up to %.4g m, where %s resolves only "
+                "%.2g m (loop counts grow without bound in a wrapping episode); use "
+                "dtype='float64', or bound the episodes (allow_wrap=False or "
+                "end_policy='clamp').", max_abs, dtype, ulp)
