@@ -278,9 +278,10 @@ def test_inside_make_dataset_with_fk_end_effectors(cassie_store):
     from trajopt_loader.transforms.kinematics import EndEffectorPositions
     store, m = TrajectoryStore(str(cassie_store)), model("cassie")
     spec = dataclasses.replace(cassie.SPEC, ee_sites=("imu",))
+    # All three agility trajectories on purpose (2 kHz and 29 Hz): references are per step.
     config = load_config("cassie", {"zarr_path": str(cassie_store), "motions": ("agility_reference",),
-                                    "num_envs": 4, "window_size": 8, "num_batches": 2,
-                                    "references.enabled": True})
+                                    "allow_mixed_dt": True, "num_envs": 4, "window_size": 8,
+                                    "num_batches": 2, "references.enabled": True})
     batches = list(make_dataset(config, store, 0, 1, extra_transforms=[
         EndEffectorPositions(MODELS["cassie"][0], spec.ee_sites, MUJOCO), BuildReferences(store, spec)]))
     assert len(batches) == 2
