@@ -252,3 +252,14 @@ def test_cyclic_false_is_the_raw_data_bit_for_bit(store):
         for k in ("qpos", "qvel", "ee_pos"):
             want = store.gather(k, b["traj_id"], b["step"]).astype(np.float32)
             np.testing.assert_array_equal(b[k], want)
+
+
+def test_transform_pickles_for_worker_processes(store):
+    import pickle
+    used = ContinueCycles(store)
+    batch = _batch(store, [1, 3])
+    want = used.map(batch)  # the cached Deltas travel with it; a fresh one reads them again
+    for clone in (pickle.loads(pickle.dumps(used)), pickle.loads(pickle.dumps(ContinueCycles(store)))):
+        got = clone.map(batch)
+        for k in ("qpos", "qvel", "ee_pos"):
+            np.testing.assert_array_equal(got[k], want[k])
