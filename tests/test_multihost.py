@@ -148,10 +148,13 @@ def test_restored_processes_continue_with_identical_batches(run, name):
                                           err_msg=f"process {p} {key}")
     # the 2-process state resumes a 1-process pipeline at the same global batch
     config = _config(store, name)
-    it = iter(make_dataset(config, TrajectoryStore(store), 0, 1))
+    ds = make_dataset(config, TrajectoryStore(store), 0, 1)
+    it = iter(ds)
     record = restore_process_state(out / f"ckpt_{name}", it, config, process_index=0,
                                    process_count=1)
-    assert record["process_count"] == 2 and record["iterator"] == {"next_index": SAVE_AT}
+    # the fingerprint saved by 2 processes is the one of a 1-process pipeline of the same stream
+    assert record["process_count"] == 2 and record["iterator"] == {"next_index": SAVE_AT,
+                                                                   "stream": ds.stream}
     for k in range(SAVE_AT, N):
         batch = next(it)
         for key in KEYS:
