@@ -33,6 +33,7 @@ _NAMES = {
     "trajopt_loader.configs": ("load_config", "validate_config"),
     "trajopt_loader.transforms.windows": ("WindowIndices",),
     "trajopt_loader.transforms.gather": ("GatherKeys",),
+    "trajopt_loader.transforms.cycles": ("ContinueCycles",),
     # robots and references
     "trajopt_loader.robots": ("RobotSpec", "spec_from_mjcf", "get_spec"),
     "trajopt_loader.transforms.references": ("BuildReferences", "compute_references"),
