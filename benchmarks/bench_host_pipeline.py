@@ -70,7 +70,10 @@ def rate(fn, batches: int, repeats: int = 3, warmup: int = 3) -> float:
 def digit_config(num_envs: int, window: int, schedule: str, read_threads: int):
     return load_config("digit_v3", {"num_envs": num_envs, "window_size": window,
                                     "schedule": schedule, "read_threads": read_threads,
-                                    "host_prefetch": 2})
+                                    "host_prefetch": 2,
+                                    # the raw window gather; references and cycle continuation
+                                    # are measured by bench_references.py / bench_cycles.py
+                                    "references.enabled": False, "cyclic": False})
 
 
 def bench_baselines(store: TrajectoryStore, config, batches: int) -> list[tuple[str, float]]:

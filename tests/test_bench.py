@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,16 @@ def test_cli_list():
                           env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "bench_device_overlap" in proc.stdout.split()
+
+
+def test_host_pipeline_benchmark_runs_on_tiny_sizes():
+    """The benchmark script keeps working as the pipeline's defaults change (not a timing test)."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.run(
+        [sys.executable, str(find_benchmarks(only=("host_pipeline",))[0]), "--num_traj", "3",
+         "--length", "80", "--num_envs", "8", "--window", "4", "--batches", "2",
+         "--read_threads", "1"], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    row = re.compile(r"^\s+8\s+4\s+[\d.]+\s+(.+?)\s{2,}[\d.]+\s+[\d.]+\s+[\d.]+$")
+    methods = [m.group(1) for m in map(row.match, proc.stdout.splitlines()) if m]
+    assert methods[0] == "make_dataset (sequential, 1 thr)" and methods[-1].startswith("memcpy")
