@@ -235,6 +235,11 @@ def test_transform_on_batch_dict_exact_keys_shapes_dtypes(caplog):
     del batch["ee_pos"]
     out = BuildReferences(None, digit_v3.SPEC, convention=MUJOCO).map(batch)
     assert not set(EE_REF_KEYS) & set(out) and "no end-effector positions" in caplog.text  # C5
+    # A robot spec without end-effector sites expects none: no warning.
+    caplog.clear()
+    no_ee = dataclasses.replace(digit_v3.SPEC, ee_sites=())
+    out = BuildReferences(None, no_ee, convention=MUJOCO).map(batch)
+    assert not set(EE_REF_KEYS) & set(out) and "no end-effector positions" not in caplog.text
 
 
 @pytest.fixture(scope="module")

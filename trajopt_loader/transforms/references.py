@@ -272,7 +272,7 @@ class BuildReferences(grain.transforms.Map):
                "given; add 'ee_pos' to config.keys or pass ee_fn (forward kinematics).")
         if self.require_ee:
             raise MissingKeyError(msg)
-        if not self._warned:
+        if not self._warned and self.spec.ee_sites:  # a robot without ee sites expects none
             _log.warning("%s The ee reference keys are left out.", msg)
             self._warned = True
         return None
