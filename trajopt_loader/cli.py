@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     module = importlib.import_module(f"trajopt_loader.commands.{name}")
     from absl import app  # imported late: `trajopt-loader --help` stays fast.
 
-    rest = argv[2:]
+    rest = [_resolve_config_flag(name, a) for a in argv[2:]]
     if not any(a.startswith(("--verbosity", "-v=", "--v=")) for a in rest):
         rest = ["--verbosity=-1"] + rest  # WARNING and above; JAX's INFO backend probing is noise here.
     started = []  # set once flags are parsed and the command's main runs
@@ -59,6 +59,42 @@ def main(argv: list[str] | None = None) -> None:
         # AttributeError/KeyError there): report it like any usage error, in one line.
         print(f"trajopt-loader {name}: error in flags: {_flag_error_text(e)}", file=sys.stderr)
         sys.exit(2)
+
+
+def _resolve_config_flag(command: str, arg: str) -> str:
+    """``--config=cassie[:overrides]`` → the packaged ``configs/cassie.py``; a missing file → exit 2.
+
+    Config files are loaded by ``ml_collections.config_flags`` from a path; named configs
+    (``default``, ``cassie``, ``digit_v3``) also work from any directory and from an installed
+    (non-editable) package.
+    """
+    if not arg.startswith("--config="):
+        return arg
+    import os
+
+    from trajopt_loader.configs import NAMED
+
+    from trajopt_loader.configs import load_config
+    from trajopt_loader.errors import ConfigError
+
+    value = arg.removeprefix("--config=")
+    path, sep, overrides = value.partition(":")
+    stem = os.path.basename(path).removesuffix(".py")
+    if not os.path.isfile(path) and stem in NAMED:
+        path = os.path.join(os.path.dirname(__file__), "configs", f"{stem}.py")
+    if os.path.isfile(path):
+        if overrides:  # absl would bury a bad "file.py:field=value" in a traceback: check first
+            try:
+                load_config(f"{path}:{overrides}")
+            except ConfigError as e:
+                print(f"trajopt-loader {command}: error in flags: --config={value!r}: {e}",
+                      file=sys.stderr)
+                sys.exit(2)
+        return f"--config={path}{sep}{overrides}"
+    print(f"trajopt-loader {command}: error in flags: --config={value!r}: no such config file and "
+          f"not a named config; expected a path to a config .py file or one of {sorted(NAMED)} "
+          "(e.g. --config=cassie).", file=sys.stderr)
+    sys.exit(2)
 
 
 def _flag_error_text(error: BaseException) -> str:

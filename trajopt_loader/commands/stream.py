@@ -167,8 +167,16 @@ def main(argv) -> None:
     if config is None:
         raise SystemExit("trajopt-loader stream: --config is required, e.g. "
                          "--config=trajopt_loader/configs/cassie.py --config.zarr_path=store.zarr")
-    from trajopt_loader.pipeline.distributed import maybe_initialize_distributed
+    from trajopt_loader.configs import validate_config
+    from trajopt_loader.pipeline.distributed import (maybe_initialize_distributed,
+                                                     process_env_range)
 
+    # Check what can be checked alone before joining the other processes: a config error found
+    # after jax.distributed.initialize would leave the other processes waiting for this one.
+    validate_config(config)
+    if config.distributed.num_processes:
+        process_env_range(config.num_envs, config.distributed.process_id or 0,
+                          config.distributed.num_processes)
     maybe_initialize_distributed(config.distributed)
     run_stream(config, FLAGS.num_batches, warmup=FLAGS.warmup, progress=FLAGS.progress,
                compare=FLAGS.compare)
