@@ -141,6 +141,21 @@ def test_c16_unnamed_arrays_refused_with_fix_then_mapped(tmp_path):
         load_trajectory(p, key_map={"qpos": "arr_7"})
 
 
+def test_mapping_that_renames_a_required_key_is_refused(tmp_path):
+    p = _save(tmp_path, **_base())
+    with pytest.raises(ExportError) as e:
+        load_trajectory(p, key_map={"bogus": "qpos"})
+    assert str(e.value) == (
+        "traj_0.npz: key 'qpos': would be renamed to 'bogus' by the mapping bogus=qpos; expected "
+        "'qpos' to keep its name (the mapping gives the target name first). Fix: drop --key "
+        "bogus=qpos, or write --key qpos=<array name>")
+    # Renaming qpos away is fine when another array becomes qpos.
+    p2 = _save(tmp_path, "traj_1.npz", **_base(q_ik=revealing(1, 10, 9)))
+    t = load_trajectory(p2, key_map={"qpos_raw": "qpos", "qpos": "q_ik"})
+    np.testing.assert_array_equal(t.arrays["qpos"], revealing(1, 10, 9))
+    np.testing.assert_array_equal(t.arrays["qpos_raw"], revealing(0, 10, 9))
+
+
 def test_dt_from_uniform_time_and_from_argument(tmp_path):
     t = load_trajectory(_save(tmp_path, **_base(dt=None, time=0.5 + 0.02 * np.arange(10))))
     assert t.dt == pytest.approx(0.02, rel=1e-12)

@@ -77,6 +77,10 @@ def _read_npz(path: Path, key_map: Mapping[str, str]) -> dict[str, np.ndarray]:
             if src not in files:
                 raise _err(name, src, f"is not in the file (mapping {dst}={src}); it has {files}",
                            "an existing key", f"use --key {dst}=<one of {files}>")
+            if src in ("qpos", "qvel") and dst != src and src not in key_map:
+                raise _err(name, src, f"would be renamed to {dst!r} by the mapping {dst}={src}",
+                           f"{src!r} to keep its name (the mapping gives the target name first)",
+                           f"drop --key {dst}={src}, or write --key {src}=<array name>")
             if dst != src and dst in files and dst not in key_map.values():
                 raise _err(name, dst, f"exists and is also mapped from {src!r}",
                            "one array per name", f"drop --key {dst}={src}")
