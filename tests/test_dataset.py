@@ -180,7 +180,7 @@ def test_finite_stream_and_config_errors(synth):
         make_dataset(_config())
     with pytest.raises(ConfigError, match="references.robot=None"):
         make_dataset(_config(**{"references.enabled": True}), store, 0, 1)
-    with pytest.raises(ConfigError, match="traj_ids contains 99"):
+    with pytest.raises(ConfigError, match=r"traj_ids contains 99, .*\(selected ids: 0\.\.[0-9]+; "):
         make_dataset(_config(assignment="explicit", traj_ids=(0, 99)), store, 0, 1)
     explicit = next(iter(make_dataset(_config(assignment="explicit", traj_ids=(2, 1)), store, 0, 1)))
     assert explicit["traj_id"].tolist() == [2, 1, 2, 1, 2, 1]
@@ -248,3 +248,10 @@ def test_cassie_agility_reference_mixes_2khz_and_29hz_and_is_refused(cassie_stor
                                                 "keys": ("qpos",), "references.enabled": False,
                                                 "zarr_path": str(cassie_store)}))
     assert aslip.stream["store"]["trajectories"] == 21  # 0.02462-0.0254 s: 3.2% spread, one rate
+
+
+def test_id_ranges_for_messages():
+    from trajopt_loader.pipeline.dataset import _id_ranges
+    assert _id_ranges(np.array([8, 0, 1, 2, 5, 7])) == "0..2, 5, 7..8"
+    assert _id_ranges(np.array([], np.int32)) == "none"
+    assert _id_ranges(np.array([3])) == "3"

@@ -55,7 +55,8 @@ def eligible_traj_ids(config, store) -> np.ndarray:
         raise ConfigError(
             f"traj_ids contains {int(outside[0])}, which is not among the {selected.size} "
             f"trajectories selected by sources={tuple(config.sources)} motions="
-            f"{tuple(config.motions)} of {store.path!r} (ids 0..{len(store.lengths) - 1} exist)")
+            f"{tuple(config.motions)} of {store.path!r} (selected ids: "
+            f"{_id_ranges(selected)}; the store has ids 0..{len(store.lengths) - 1})")
     return ids.astype(np.int32)
 
 
@@ -158,6 +159,16 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
     if config.schedule == "random":
         return RandomSchedule(lengths, eligible, config.num_envs, config.window_size, **common)
     raise ConfigError(f"schedule={config.schedule!r} is not 'sequential' or 'random'")
+
+
+def _id_ranges(ids: np.ndarray) -> str:
+    """``[0, 1, 2, 5, 7, 8]`` → ``"0..2, 5, 7..8"`` (sorted, for messages)."""
+    ids = np.unique(np.asarray(ids, np.int64))
+    if not ids.size:
+        return "none"
+    breaks = np.flatnonzero(np.diff(ids) != 1)
+    starts, ends = np.r_[ids[0], ids[breaks + 1]], np.r_[ids[breaks], ids[-1]]
+    return ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in zip(starts, ends))
 
 
 def make_dataset(config, store=None, process_index: int | None = None,

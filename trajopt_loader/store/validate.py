@@ -158,7 +158,8 @@ def _resolve_dt(file: str, arrays: dict, file_dt, dt_arg, warnings: list) -> flo
     found = file_dt if file_dt is not None else time_dt
     if dt_arg is not None:
         if not (np.isfinite(dt_arg) and dt_arg > 0):
-            raise ExportError(f"dt={dt_arg!r} is not a positive time step in seconds.")
+            raise ExportError(f"dt={dt_arg!r} (export_npz(dt=...) / --dt) is not a positive "
+                              "time step in seconds; pass the trajectories' step, e.g. --dt 0.02.")
         if found is not None and abs(found - dt_arg) > DT_RTOL * found:
             key = "dt" if file_dt is not None else "time"
             raise _err(file, key, f"gives dt={found:.6g} s but dt={dt_arg:.6g} s was passed",
