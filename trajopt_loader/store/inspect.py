@@ -5,11 +5,8 @@ Flags:
 * **frozen recordings**: the number of distinct rows of every float array per trajectory; a
   trajectory whose array has one distinct row (T > 1) is flagged, and ``qpos`` / ``qvel`` with fewer
   than ``FEW_DISTINCT`` x T distinct rows (T >= 20) are flagged as nearly frozen.
-* **velocity vs position / dt**: for hinge and slide coordinates, ``qvel[t, dof]`` is compared with
-  the forward difference ``(qpos[t+1, adr] - qpos[t, adr]) / dt`` (see
-  :func:`check_velocity_consistency`). Addresses come from a MuJoCo model (``jnt_qposadr`` /
-  ``jnt_dofadr`` of hinge and slide joints), or, without a model, from the free/ball-base layout when
-  ``nq - nv == 1`` (qpos ``7 + j`` vs qvel ``6 + j``). Other layouts need a model and are skipped.
+* **velocity vs position / dt**: :mod:`trajopt_loader.store.velocity` (C14); layouts it cannot
+  address without a model are skipped with a note.
 """
 
 from __future__ import annotations
@@ -21,88 +18,11 @@ from collections import defaultdict
 import numpy as np
 
 from trajopt_loader.store.layout import TrajectoryInfo
+from trajopt_loader.store.velocity import (  # noqa: F401  (re-exported)
+    MIN_CORRELATION, SCALE_TOLERANCE, VelocityCheck, check_velocity_consistency,
+    model_joint_addresses)
 
 FEW_DISTINCT = 0.1
-MIN_CORRELATION = 0.9
-SCALE_TOLERANCE = 0.2
-
-
-@dataclasses.dataclass(frozen=True)
-class VelocityCheck:
-    """Agreement of ``qvel`` with finite differences of ``qpos`` over hinge/slide coordinates.
-
-    Attributes:
-      correlation: Pearson correlation over all (t, joint) samples; nan if a side is constant.
-      scale: least-squares ``s`` in ``qvel ~= s * dq/dt`` (1 when velocities and dt are right;
-        ``k`` when the stored dt is ``k`` times too small; 0 for all-zero qvel).
-      n_joints, n_samples: coordinates and samples compared. flagged: see ``reason``.
-    """
-
-    correlation: float
-    scale: float
-    n_joints: int
-    n_samples: int
-    flagged: bool
-    reason: str = ""
-
-
-def check_velocity_consistency(qpos, qvel, dt: float, qpos_adr=None, dof_adr=None, *,
-                               min_correlation: float = MIN_CORRELATION,
-                               scale_tolerance: float = SCALE_TOLERANCE) -> VelocityCheck:
-    """Compare ``qvel[t, dof_adr]`` with ``(qpos[t+1, qpos_adr] - qpos[t, qpos_adr]) / dt``.
-
-    Args:
-      qpos: float ``[T, nq]``. qvel: float ``[T, nv]``. dt: time step (s).
-      qpos_adr, dof_adr: int ``[J]`` addresses of hinge/slide joints; default: free/ball base layout
-        (``nq - nv == 1``): ``qpos_adr = 7 + j``, ``dof_adr = 6 + j`` for ``j < nv - 6``.
-    Returns:
-      a :class:`VelocityCheck`; flagged when correlation < ``min_correlation`` or
-      ``|scale - 1| > scale_tolerance``, or when qpos moves and qvel is zero (or the reverse).
-    Raises:
-      ValueError: ``T < 2``, rows differ, or no addresses and ``nq - nv != 1``.
-    """
-    qpos, qvel = np.asarray(qpos, np.float64), np.asarray(qvel, np.float64)
-    if qpos.ndim != 2 or qvel.ndim != 2 or qpos.shape[0] != qvel.shape[0] or qpos.shape[0] < 2:
-        raise ValueError(f"need qpos [T, nq] and qvel [T, nv] with equal T >= 2; got "
-                         f"{qpos.shape} and {qvel.shape}.")
-    if qpos_adr is None or dof_adr is None:
-        if qpos.shape[1] - qvel.shape[1] != 1 or qvel.shape[1] < 7:
-            raise ValueError(f"nq={qpos.shape[1]}, nv={qvel.shape[1]}: not a free/ball-base layout "
-                             "(nq - nv == 1); pass the joint addresses (or a model).")
-        dof_adr = np.arange(6, qvel.shape[1])
-        qpos_adr = dof_adr + 1
-    qpos_adr, dof_adr = np.asarray(qpos_adr, np.int64), np.asarray(dof_adr, np.int64)
-    if qpos_adr.size == 0 or qpos_adr.shape != dof_adr.shape:
-        raise ValueError(f"need equal, non-empty joint address lists; got {qpos_adr.size} qpos "
-                         f"and {dof_adr.size} dof addresses.")
-    fd = ((qpos[1:, qpos_adr] - qpos[:-1, qpos_adr]) / float(dt)).ravel()
-    v = qvel[:-1, dof_adr].ravel()
-    n = int(v.size)
-    fd_c, v_c = fd - fd.mean(), v - v.mean()
-    denom = math.sqrt(float(fd_c @ fd_c) * float(v_c @ v_c))
-    corr = float(fd_c @ v_c) / denom if denom > 0 else float("nan")
-    ff = float(fd @ fd)
-    scale = float(v @ fd) / ff if ff > 0 else (1.0 if float(v @ v) == 0 else float("inf"))
-    reason = ""
-    if ff == 0 and float(v @ v) > 0:
-        reason = "qvel is non-zero while these qpos coordinates do not move"
-    elif ff > 0 and float(v @ v) == 0:
-        reason = "qvel is zero while qpos moves"
-    elif ff > 0 and not corr >= min_correlation:
-        reason = f"qvel correlates poorly with dq/dt (r={corr:.3f}); wrong velocities or columns?"
-    elif ff > 0 and abs(scale - 1.0) > scale_tolerance:
-        reason = f"qvel ~= {scale:.3g} x dq/dt; is dt off by a factor {scale:.3g}?"
-    return VelocityCheck(corr, scale, int(qpos_adr.size), n, bool(reason), reason)
-
-
-def model_joint_addresses(model_path: str) -> tuple[int, int, np.ndarray, np.ndarray]:
-    """``(nq, nv, qpos_adr, dof_adr)`` of the hinge and slide joints of a MuJoCo model."""
-    import mujoco
-
-    m = mujoco.MjModel.from_xml_path(str(model_path))
-    kinds = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
-    ids = [j for j in range(m.njnt) if int(m.jnt_type[j]) in kinds]
-    return m.nq, m.nv, np.asarray(m.jnt_qposadr[ids]), np.asarray(m.jnt_dofadr[ids])
 
 
 def distinct_rows(a: np.ndarray) -> int:
@@ -142,7 +62,17 @@ class TrajectoryReport:
 
 @dataclasses.dataclass
 class StoreReport:
-    """Result of :func:`inspect_store`; ``str(report)`` is the text the ``inspect`` command prints."""
+    """Result of :func:`inspect_store`; ``str(report)`` is the text the ``inspect`` command prints.
+
+    Attributes:
+      path: the store's path or URL.
+      conventions: ``{source: Convention}`` as recorded in the store.
+      trajectories: one :class:`TrajectoryReport` per trajectory, in ``store.trajectories`` order
+        (``distinct_rows`` per key, ``flags`` such as frozen recordings (C13) or a qvel that is not
+        the derivative of qpos (C14), and the :class:`VelocityCheck` when it could run).
+      keys: ``{key: KeyStats}`` over all trajectories (row shapes, dtypes, count, min, max, mean).
+      notes: store-wide remarks, e.g. why the velocity check was skipped.
+    """
 
     path: str
     conventions: dict
@@ -160,11 +90,21 @@ class StoreReport:
 
 
 def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreReport:
-    """Read every trajectory of ``store`` (a TrajectoryStore) and build a :class:`StoreReport`.
+    """Read every trajectory of ``store`` and build a :class:`StoreReport` (C13, C14 checks).
 
     Args:
-      model_path: optional MuJoCo XML giving hinge/slide joint addresses for the velocity check.
+      store: an open ``TrajectoryStore``; every trajectory is read whole (host memory: the
+        largest trajectory).
+      model_path: optional MuJoCo XML giving hinge/slide joint addresses for the velocity check;
+        without it the check runs only for a free-joint layout (``nq - nv == 1``).
       keys: keys to analyse (default: every key of every trajectory).
+
+    Returns:
+      The report; ``report.flags`` lists ``(trajectory path, flag text)``.
+
+    Raises:
+      ModelNotFoundError / ModelError: ``model_path`` missing or not loadable.
+      StoreNotFoundError / StoreFormatError: from opening the store.
     """
     addr, notes = None, []
     if model_path is not None:
