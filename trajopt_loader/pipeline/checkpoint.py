@@ -176,11 +176,17 @@ def save_with_manager(manager, step: int, iterator: grain.DatasetIterator, *, it
 
     Returns:
       What ``manager.save`` returns (``False`` when the manager's policy skipped this step).
+
+    Raises:
+      CheckpointError: ``item`` is also the name of one of ``items`` (the iterator's entry would
+        clash with it); nothing is saved. Fix: pass another ``item=`` or rename the entry.
     """
     import orbax.checkpoint as ocp
 
     if item in items:
-        raise CheckpointError(f"item name {item!r} is used both for the iterator and another entry.")
+        raise CheckpointError(f"item name {item!r} is used both for the iterator and another entry "
+                              f"(entries {sorted(items)}). Fix: pass another item= for the "
+                              "iterator, or rename the other entry.")
     return manager.save(step, args=ocp.args.Composite(**{item: orbax_save_args(iterator)}, **items))
 
 

@@ -113,6 +113,8 @@ def env_sharding(devices=None, axis_name: str = "env"):
       ``jax.sharding.NamedSharding``; for a batch leaf of rank ``r`` the device stage keeps the
       first ``r`` entries of the spec (``[E, W, n]`` and ``[E]`` split along env, 0-d replicated).
       ``E / P`` must be divisible by the number of devices per process.
+    Raises:
+      ShardingError: ``devices`` is given but empty (there is nothing to split the env axis over).
     """
     import jax
     from jax.sharding import Mesh, NamedSharding, PartitionSpec
