@@ -203,8 +203,27 @@ def make_dataset(config, store=None, process_index: int | None = None,
 
     Raises:
       ConfigError: invalid config, no ``zarr_path`` without a store, invalid ``references``
-        fields, played trajectories of different dt (:func:`check_uniform_dt`). ShardingError: ``num_envs`` not divisible by ``process_count``.
-      MissingKeyError: a configured key is not in the store.
+        fields, played trajectories of different dt (:func:`check_uniform_dt`); with
+        ``config.cyclic`` and ``end_policy="wrap"``, a played trajectory whose ``qpos`` rows have
+        fewer than 7 values (no floating base; fix: ``--config.cyclic=False``).
+      ConventionError: with ``config.cyclic`` and ``end_policy="wrap"``, a played trajectory whose
+        base quaternion ``qpos[3:7]`` at frame 0, ``L-2`` or ``L-1`` is not of unit norm in its
+        source's convention (``transforms.cycles.ContinueCycles.deltas``; all played
+        trajectories' ``Delta`` are computed here, so no cyclic error surfaces mid-stream).
+      ShardingError: ``num_envs`` not divisible by ``process_count``.
+      MissingKeyError: a configured key is not in the store (or, with ``config.cyclic``, a
+        played trajectory has no ``qpos``).
+      ModelError, RobotSpecError: ``config.references`` names a model or robot spec that does not
+        load or fit.
+
+      Raised only by ``next()`` on an iterator (they depend on the chunk index or the data read):
+      IndexOverflowError: an endless wrapping stream so long that an env's loop count passes
+        ``2**31 - 1`` (int32; ``schedules`` / ``windows``; bound the episodes).
+      ReferenceInputError: references enabled and a window's base quaternion is zero / not
+        finite, or batch shapes do not fit the robot spec (``transforms.references``).
+      OSError and store errors (``StoreNotFoundError``, ``StoreFormatError``): reading a chunk of
+        the store fails (e.g. a remote store that became unreachable), on the first read of a
+        trajectory's data.
     """
     validate_config(config)
     if store is None:
@@ -229,7 +248,10 @@ def make_dataset(config, store=None, process_index: int | None = None,
     ds = ds.map(WindowIndices(store.lengths, config.window_size, config.end_policy))
     ds = ds.map(GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible))
     if config.cyclic:
-        ds = ds.map(ContinueCycles(store))
+        cycles = ContinueCycles(store)
+        if config.end_policy == "wrap":  # loops >= 1 can occur: check and cache every Delta now
+            cycles.deltas(np.unique(eligible))
+        ds = ds.map(cycles)
     for transform in extra_transforms:
         ds = ds.map(transform)
     ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
