@@ -8,7 +8,10 @@ step has been through the seam (``loop >= 1``, the worst case: every row is rewr
 * ``ContinueCycles.map``: the rewrite of base position / quaternion, world velocity and feet,
   for these straight strides (a pure translation per loop) and, with the cached heading change
   set to 0.3 rad, for turning ones (rotation of positions, quaternions, velocities, feet);
-* ``make_dataset`` with ``cyclic`` off and on (Cassie config without references, wrap schedule).
+* ``make_dataset`` with ``cyclic`` off and on (Cassie config without references, wrap schedule):
+  ms per batch, and ms to build it on a freshly opened (cold) store ("build"; with ``cyclic``
+  every played trajectory's ``Delta`` is computed up front: one gather of 3 qpos rows each,
+  which decodes their qpos into the host cache).
 
 Run::
 
@@ -72,7 +75,7 @@ def main() -> None:
         store = _store(Path(tmp))
         keys = ("qpos", "qvel", "ee_pos")
         print(f"{'E':>6} {'gather ms':>10} {'cycles ms':>10} {'turning':>8} {'pipeline off':>13} "
-              f"{'on':>8}")
+              f"{'on':>8} {'build off':>10} {'on':>8}")
         for E in args.num_envs:
             rng = np.random.default_rng(0)
             traj = rng.integers(0, len(store.lengths), E).astype(np.int32)
@@ -95,8 +98,15 @@ def main() -> None:
                 for _ in itertools.islice(it, 3):  # past the first loop: every env has wrapped
                     pass
                 row.append(_best_ms(lambda: next(it), args.batches))
+            for cyclic in (False, True):
+                config = load_config("cassie", {
+                    "zarr_path": store.path, "num_envs": E, "window_size": args.window,
+                    "keys": keys, "cyclic": cyclic, "references.enabled": False})
+                t = time.perf_counter()
+                make_dataset(config, TrajectoryStore(store.path), 0, 1)
+                row.append(1e3 * (time.perf_counter() - t))
             print(f"{E:>6} {row[0]:>10.2f} {row[1]:>10.2f} {row[2]:>8.2f} {row[3]:>13.2f} "
-                  f"{row[4]:>8.2f}")
+                  f"{row[4]:>8.2f} {row[5]:>10.1f} {row[6]:>8.1f}")
 
 
 if __name__ == "__main__":

@@ -8,13 +8,19 @@ cycle), every step with loop count ``c >= 1`` (``batch["loop"]``, see ``transfor
 gets its base moved by the planar transform ``Delta^c``:
 
 * ``Delta`` is the planar (heading-yaw + horizontal translation) transform that maps the first
-  frame's planar pose onto the last frame's, per trajectory: with ``psi`` the heading (yaw of
-  the intrinsic ZYX decomposition ``R = Rz(yaw) Ry(pitch) Rx(roll)``, as in
-  ``transforms/references.py``) and ``p = (x, y)`` the horizontal base position of frames ``0``
-  and ``L-1``::
+  frame's planar pose onto the planar pose of an extrapolated frame ``L``, the step after the
+  last one, per trajectory. With ``psi`` the heading (yaw of the intrinsic ZYX decomposition
+  ``R = Rz(yaw) Ry(pitch) Rx(roll)``, as in ``transforms/references.py``) and ``p = (x, y)`` the
+  horizontal base position, frame ``L`` is frame ``L-1`` advanced by the last step's planar
+  motion (the step ``L-2 -> L-1`` repeated in the base's heading frame; no velocity data, the
+  same in every convention)::
 
-      theta = wrap(psi_{L-1} - psi_0) in (-pi, pi],   d = p_{L-1} - R(theta) p_0,
-      Delta(x) = R(theta) x + d                     (so Delta(p_0) = p_{L-1})
+      dpsi = wrap(psi_{L-1} - psi_{L-2}),   psi_L = psi_{L-1} + dpsi,
+      p_L = p_{L-1} + R(dpsi) (p_{L-1} - p_{L-2}),
+      theta = wrap(psi_L - psi_0) in (-pi, pi],   d = p_L - R(theta) p_0,
+      Delta(x) = R(theta) x + d                     (so Delta(p_0) = p_L)
+
+  A clip of one frame (``L < 2``) has no last step: ``p_L = p_{L-1}``, ``psi_L = psi_{L-1}``.
 
 * Closed form of the c-fold composition (no loop over ``c``; complex numbers for 2-D)::
 
@@ -33,12 +39,18 @@ The quaternion keeps a continuous sign across the seam: ``Rz(theta) * q_0`` is c
 ``q_{L-1}`` and, when they lie in opposite hemispheres, every loop also flips the sign (the same
 rotation; quaternion-based consumers see no jump from ``q`` to ``-q``).
 
-The one-step seam: ``Delta^c`` maps frame 0 of loop ``c`` onto the planar pose of frame ``L-1``
-of loop ``c-1``. When the clip repeats its first frame at the end (a closed cycle, like the
-Cassie ``aslip_walk`` strides, whose last frame is about one stride ahead of the first), those
-two consecutive steps coincide in x, y and heading: the base pauses for one step at each seam
-instead of teleporting (z, roll, pitch and joints are as recorded). With ``cyclic=False`` nothing
-is rewritten; ``loop`` still tells the consumer where the seam is.
+Open cycles: the clip's ``T`` frames are ``T`` distinct phases of a periodic motion, as
+trajectory optimization writes them (the Cassie ``aslip_walk`` strides: frame ``L-1`` is one
+step short of the next stride's frame 0). The step across the seam, ``L-1`` of loop ``c-1`` ->
+``0`` of loop ``c``, is then the last step's planar motion, and the base advances by ``L``
+steps' worth per loop (``aslip_walk``: the commanded speed x ``L dt`` within 0.1%). A closed clip, whose last frame repeats its first, would play that pose
+twice at each seam: drop the repeated frame at export, or stream it with ``cyclic=False``.
+Joints, z, roll and pitch across the seam are as recorded. With ``cyclic=False`` nothing is
+rewritten; ``loop`` still tells the consumer where the seam is.
+
+``make_dataset`` (``config.cyclic`` with ``end_policy="wrap"``) computes the ``Delta`` of every
+played trajectory when it builds the pipeline (:meth:`ContinueCycles.deltas`), so data without a
+floating base is refused there, not at the first wrap. The math lives in ``transforms/planar.py``.
 
 Positions grow without bound in a never-ending wrapping episode (about ``|t_1|`` per loop):
 float32 resolves ``|x| * 6e-8`` m (0.1 mm at 1.5 km). A warning is logged once when rewritten
@@ -52,18 +64,15 @@ import logging
 
 import grain
 import numpy as np
-from scipy.spatial.transform import Rotation
 
-from trajopt_loader.errors import ConventionError, MissingKeyError, ReferenceInputError
+from trajopt_loader.errors import ConfigError, MissingKeyError, ReferenceInputError
+from trajopt_loader.transforms.planar import (cycle_delta, cycle_power, rot2, yaw_pairs,
+                                              yaw_premultiply)
+
+__all__ = ["RESOLUTION_M", "ContinueCycles", "cycle_delta", "cycle_power", "yaw_premultiply"]
 
 _log = logging.getLogger(__name__)
-_WXYZ_TO_XYZW = [1, 2, 3, 0]
 RESOLUTION_M = 1e-4  # warn when the batch dtype resolves positions coarser than this (m)
-
-
-def _rot2(x, y, cos, sin):
-    """Rotate 2-D vectors ``(x, y)`` by the angle of ``(cos, sin)``; arrays broadcast."""
-    return cos * x - sin * y, sin * x + cos * y
 
 
 def _planar(x_view, y_view, rows, cos=None, sin=None, tx=0.0, ty=0.0) -> None:
@@ -71,89 +80,9 @@ def _planar(x_view, y_view, rows, cos=None, sin=None, tx=0.0, ty=0.0) -> None:
     entries keep their exact bits). ``cos`` None: no rotation (a straight cycle)."""
     x, y = x_view, y_view
     if cos is not None:
-        x, y = _rot2(x.astype(np.float64), y.astype(np.float64), cos, sin)
+        x, y = rot2(x.astype(np.float64), y.astype(np.float64), cos, sin)
     for new, view, shift in ((x, x_view, tx), (y, y_view, ty)):  # float64 sum, cast on store
         np.add(new, shift, out=view, where=rows, dtype=np.float64, casting="unsafe")
-
-
-def _yaw_pairs(x, y, z, w, cos_half, sin_half):
-    """Components of ``qz (x) q`` for a pure-yaw ``qz`` of half angle ``(cos_half, sin_half)``."""
-    x, y = _rot2(x, y, cos_half, sin_half)
-    w, z = _rot2(w, z, cos_half, sin_half)
-    return x, y, z, w
-
-
-def yaw_premultiply(quat_xyzw: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Hamilton product ``qz(angle) (x) q`` with ``qz = (0, 0, sin(a/2), cos(a/2))`` (xyzw).
-
-    A pure-yaw quaternion turns the pairs ``(x, y)`` and ``(w, z)`` of ``q`` each by ``a/2``
-    (written out: ``x' = Cx - Sy, y' = Sx + Cy, z' = Cz + Sw, w' = Cw - Sz``); the same as
-    ``(Rotation.from_euler("z", a) * Rotation.from_quat(q)).as_quat()`` without normalizing or
-    canonicalizing (tests check it against scipy; scipy's composition took ~60 ms per 131k rows).
-
-    Args:
-      quat_xyzw: float ``[n, 4]`` quaternions (x, y, z, w). angle: float ``[n]`` yaw (rad).
-
-    Returns:
-      float ``[n, 4]`` (x, y, z, w).
-    """
-    return np.stack(_yaw_pairs(*quat_xyzw.T, np.cos(angle / 2), np.sin(angle / 2)), axis=-1)
-
-
-def cycle_delta(first: np.ndarray, last: np.ndarray, xyzw: np.ndarray, names=None):
-    """Per-trajectory ``Delta`` (module docstring) from base rows of frames ``0`` and ``L-1``.
-
-    Args:
-      first, last: float ``[n, 7]`` base qpos ``(x, y, z, quaternion)``; quaternion in xyzw order
-        where ``xyzw`` is True, else wxyz. names: ``[n]`` trajectory names for errors.
-
-    Returns:
-      ``(theta [n] rad in (-pi, pi], disp [n] complex (d_x + i d_y, m), flip [n] bool)``.
-
-    Raises:
-      ConventionError: a base quaternion that is not finite or not of unit norm (±1e-2): the
-        data has no floating base at ``qpos[0:7]`` or a wrong convention.
-    """
-    quats = []
-    for frame, rows in (("0", first), ("L-1", last)):
-        q = np.where(xyzw[:, None], rows[:, 3:7], rows[:, 3:7][:, _WXYZ_TO_XYZW])
-        norm = np.linalg.norm(q, axis=-1)
-        bad = np.flatnonzero(~(np.abs(norm - 1.0) <= 1e-2))
-        if bad.size:
-            i = int(bad[0])
-            name = names[i] if names is not None else f"row {i}"
-            raise ConventionError(
-                f"trajectory {name}, frame {frame}: qpos[3:7] = {rows[i, 3:7].tolist()} has norm "
-                f"{norm[i]:.6g}, not a unit base quaternion. Continuing cycles (config.cyclic) "
-                "needs a floating base at qpos[0:7] in the source's convention; set "
-                "cyclic=False for fixed-base data or re-export with the right --convention.")
-        quats.append(q)
-    psi0, psi1 = (Rotation.from_quat(q).as_euler("ZYX")[:, 0] for q in quats)
-    theta = np.pi - np.mod(np.pi - (psi1 - psi0), 2 * np.pi)
-    x0, y0 = _rot2(first[:, 0], first[:, 1], np.cos(theta), np.sin(theta))
-    disp = (last[:, 0] - x0) + 1j * (last[:, 1] - y0)
-    flip = np.einsum("ni,ni->n", yaw_premultiply(quats[0], theta), quats[1]) < 0
-    return theta, disp, flip
-
-
-def cycle_power(theta, disp, flip, loops):
-    """``Delta^c`` in closed form (module docstring) for every row.
-
-    Args:
-      theta: float ``[n]`` rad; disp: complex ``[n]`` m; flip: bool ``[n]``; loops: int ``[n]``
-        ``c >= 0``.
-
-    Returns:
-      ``(angle [n] = c theta (rad), trans [n] complex t_c (m), sign [n] +1/-1 quaternion sign)``.
-    """
-    c = np.asarray(loops, np.float64)
-    angle = c * theta
-    half = np.sin(theta / 2)
-    small = np.abs(theta) < 1e-12
-    ratio = np.where(small, c, np.sin(angle / 2) / np.where(small, 1.0, half))
-    trans = disp * np.exp(0.5j * (c - 1) * theta) * ratio
-    sign = np.where(flip & (np.asarray(loops) % 2 == 1), -1.0, 1.0)
-    return angle, trans, sign
 
 
 def _per_step(loop, theta, disp, flip, turns: bool):
@@ -181,17 +110,17 @@ class ContinueCycles(grain.transforms.Map):
     ``loop >= 1``: ``qpos [E, W, nq]`` (base ``qpos[0:7]``), ``qvel [E, W, nv]`` (world-frame base
     velocities at ``qvel[0:3]`` / ``qvel[3:6]``) and each key of ``world_points`` present in the
     batch. Other keys pass through. Returns a new dict; changed arrays are new arrays of the same
-    dtype. ``Delta`` of each trajectory is gathered from the store (``qpos`` frames 0 and ``L-1``,
-    stored dtype) the first time the trajectory needs it, then cached.
+    dtype. ``Delta`` of each trajectory is computed from the store (``qpos`` frames ``0, L-2, L-1``)
+    the first time the trajectory needs it (:meth:`deltas`), then cached.
 
     Args:
       store: ``TrajectoryStore`` (``lengths``, ``trajectories``, ``convention(source)``,
         ``gather``). world_points: batch keys of world positions (m) to move with the base.
 
     Raises (from ``map``):
-      MissingKeyError: no ``loop`` / ``traj_id`` in the batch. ConventionError: see
-      :func:`cycle_delta`. ReferenceInputError: a ``world_points`` array whose rows are not 3-D
-      points.
+      MissingKeyError: no ``loop`` / ``traj_id`` in the batch. ConfigError, ConventionError: see
+      :meth:`deltas`. ReferenceInputError: a ``world_points`` array whose rows
+      are not 3-D points.
     """
 
     def __init__(self, store, world_points=("ee_pos",)):
@@ -210,18 +139,36 @@ class ContinueCycles(grain.transforms.Map):
         return self._flags
 
     def deltas(self, traj_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``(theta, disp, flip)`` of :func:`cycle_delta` for int ``traj_ids [n]`` (cached)."""
+        """``(theta, disp, flip)`` of :func:`cycle_delta` for int ``traj_ids [n]`` (cached).
+
+        Trajectories not yet cached are checked and read in one ``store.gather`` of ``qpos``
+        frames ``0, L-2, L-1`` (``make_dataset`` calls it for every played trajectory up front).
+
+        Raises:
+          ConfigError: ``qpos`` rows of fewer than 7 values (no floating base), naming the
+          trajectory. ConventionError: see :func:`cycle_delta`.
+        """
         traj_ids = np.asarray(traj_ids, np.int64)
         n = len(self.store.lengths)
         table = self._table or (np.zeros(n, bool), np.zeros(n), np.zeros(n, complex),
                                 np.zeros(n, bool))
         missing = np.unique(traj_ids[~table[0][traj_ids]])
         if missing.size:
+            infos = [self.store.trajectories[int(i)] for i in missing]
+            for info in infos:  # export makes qpos [T, nq] of every trajectory
+                nq = info.keys["qpos"][0][-1]
+                if nq < 7:
+                    raise ConfigError(
+                        f"trajectory {info.path} of {self.store.path!r}: qpos has nq = {nq} "
+                        "columns, but continuing cycles (config.cyclic, on by default) moves a "
+                        "floating base at qpos[0:7] (x, y, z, quaternion; nq >= 7). Pass "
+                        "--config.cyclic=False for fixed-base data, or re-export with the "
+                        "floating base at qpos[0:7].")
             last = np.asarray(self.store.lengths, np.int64)[missing] - 1
-            rows = np.asarray(self.store.gather("qpos", missing, np.stack(
-                [np.zeros_like(last), last], axis=1)), np.float64)[..., 0:7]
-            names = [self.store.trajectories[int(i)].path for i in missing]
-            theta, disp, flip = cycle_delta(rows[:, 0], rows[:, 1],
+            steps = np.stack([np.zeros_like(last), np.maximum(last - 1, 0), last], axis=1)
+            rows = np.asarray(self.store.gather("qpos", missing, steps), np.float64)[..., 0:7]
+            names = [f"{info.path} (length {info.length})" for info in infos]
+            theta, disp, flip = cycle_delta(rows[:, 0], rows[:, 1], rows[:, 2],
                                             self._conventions()[missing, 0], names)
             table = tuple(a.copy() for a in table)  # swap whole: safe with reader threads
             table[0][missing], table[1][missing], table[2][missing], table[3][missing] = \
@@ -252,7 +199,7 @@ class ContinueCycles(grain.transforms.Map):
             for xyzw in np.unique(flags[:, 0]) if turns else ():
                 cols = (3, 4, 5, 6) if xyzw else (4, 5, 6, 3)  # x, y, z, w
                 rows = moved & (flags[:, 0] == xyzw)[:, None]
-                new = _yaw_pairs(*(qpos[..., i].astype(np.float64) for i in cols), cos_h, sin_h)
+                new = yaw_pairs(*(qpos[..., i].astype(np.float64) for i in cols), cos_h, sin_h)
                 for i, value in zip(cols, new):
                     np.multiply(value, sign, out=qpos[..., i], where=rows, casting="unsafe")
             out["qpos"] = qpos
