@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import grain
@@ -18,7 +19,8 @@ import numpy as np
 import pytest
 
 from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingError
-from trajopt_loader.pipeline.device import DeviceIterator, device_iterator, leaf_sharding, to_device_dtypes
+from trajopt_loader.pipeline.device import (DeviceIterator, default_sharding, device_iterator,
+                                            leaf_sharding, to_device_dtypes)
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -125,6 +127,55 @@ def test_producer_error_reaches_consumer_with_original_type():
             next(it)
 
 
+def flaky_source(n: int, fail_at: int, read: grain.ReadOptions):
+    """Elements 0..n-1; element ``fail_at`` raises ``KeyError`` on its first production only."""
+    calls, raised = Counter(), []
+
+    def element(k):
+        calls[k] += 1
+        if k == fail_at and calls[k] == 1:
+            raised.append(KeyError(f"broken element {k}"))
+            raise raised[-1]
+        return make_batch(k)
+
+    return grain.MapDataset.range(n).map(element).to_iter_dataset(read), calls, raised
+
+
+@pytest.mark.parametrize("read", [NO_POOL, grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)])
+def test_after_an_error_the_iterator_stays_failed_and_set_state_retries_the_batch(read):
+    ds, calls, raised = flaky_source(12, 3, read)
+    it = device_iterator(ds, host_buffer=2, device_buffer=2)
+    for k in range(3):
+        assert_batch_equal(next(it), k)
+    with pytest.raises(KeyError) as first:
+        next(it)
+    assert first.value is raised[0]
+    for _ in range(3):  # the read pool would hand out batch 4 here, and get_state() say 4
+        with pytest.raises(KeyError, match=r"broken element 3.*raised again: .*next_index 3\.") as again:
+            next(it)
+        assert again.value.__cause__ is raised[0]
+    assert it.get_state() == {"next_index": 3}
+    with pytest.raises(CheckpointError, match=r"IndexError: Checkpoint `next_index` 99 is out of"):
+        it.set_state({"next_index": 99})  # refused: the iterator stays failed at 3
+    with pytest.raises(KeyError, match="raised again"):
+        next(it)
+    it.set_state(it.get_state())  # rebuilds host and device stages at 3
+    assert [int(b["chunk"]) for b in it] == list(range(3, 12))
+    assert calls[3] == 2 and it.get_state() == {"next_index": 12}
+    it.close()
+
+    it = device_iterator(flaky_source(12, 5, read)[0])
+    assert [int(next(it)["chunk"]) for _ in range(5)] == [0, 1, 2, 3, 4]
+    with pytest.raises(KeyError):
+        next(it)
+    it.close()
+    assert it.get_state() == {"next_index": 5}  # close() keeps the position of the failure
+    fresh = device_iterator(source(12))
+    fresh.set_state(it.get_state())
+    assert_batch_equal(next(fresh), 5)
+    fresh.close()
+
+
 def _settled_threads(expected: int) -> int:
     for _ in range(200):  # grain/jax helper threads may take a moment to exit; never a timed assertion.
         if threading.active_count() <= expected:
@@ -136,6 +187,7 @@ def _settled_threads(expected: int) -> int:
 def test_close_exit_and_garbage_stop_the_threads():
     with device_iterator(source(3)) as warm:  # start JAX's own threads before taking the baseline
         next(warm)
+    gc.collect()  # iterators earlier tests left in reference cycles (e.g. with a stored error)
     baseline = _settled_threads(1)
 
     it = device_iterator(source(50))
@@ -248,6 +300,9 @@ def test_leaf_sharding_truncates_spec_to_rank():
     assert leaf_sharding(s, 3).spec == P("env", None)
     assert leaf_sharding(s, 1).spec == P("env")
     assert leaf_sharding(s, 0).spec == P()
+    d = default_sharding()  # every device, in (process, id) order, env axis split
+    assert d.spec == P("env") and d.mesh.axis_names == ("env",)
+    assert list(d.mesh.devices.flat) == sorted(jax.devices(), key=lambda x: (x.process_index, x.id))
 
 
 def _env() -> dict:

@@ -126,6 +126,19 @@ def test_restore_refuses_another_stream(store, tmp_path, change, match):
         restore_process_state(tmp_path, it, other, process_index=0, process_count=2)
 
 
+def test_restore_accepts_another_spelling_of_the_same_stream(store, tmp_path):
+    config = config_of(store)
+    single = batches(config, store, SAVE_AT + 1)
+    _save_two_process_run(store, config, tmp_path)
+    same = config_of(store, motions=("cassie/aslip_walk",), stride=16,
+                     keys=("motor_vel", "qpos"))  # stride None = window_size 16
+    it = iter(make_dataset(same, store, 0, 1))
+    restore_process_state(tmp_path, it, same, process_index=0, process_count=1)
+    got = next(it)
+    for key in ("qpos", "motor_vel", "traj_id", "step"):
+        np.testing.assert_array_equal(got[key], single[SAVE_AT][key], err_msg=key)
+
+
 def test_restore_refuses_incomplete_or_inconsistent_runs(store, tmp_path):
     config = config_of(store)
     it = iter(make_dataset(config, store, 0, 1))

@@ -15,7 +15,9 @@ Checkpointing: each grain ``ThreadPrefetch`` stage stores the state of its paren
 every element it buffers and reports, from ``get_state()``, the state recorded with the last element
 it handed out. The two stages nest, so :meth:`DeviceIterator.get_state` is the state right after the
 last batch the consumer received — batches waiting in either buffer are neither skipped nor repeated
-on restore (``tests/test_device.py`` checks this at every position).
+on restore (``tests/test_device.py`` checks this at every position). After a batch that failed to
+be produced the iterator stays failed until ``set_state`` (:mod:`~trajopt_loader.pipeline.failure`),
+so catching the error and calling ``next()`` again never skips that batch.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ import grain
 import jax
 import numpy as np
 from grain.experimental import ThreadPrefetchIterDataset
-from jax.sharding import Mesh, NamedSharding, PartitionSpec, Sharding
+from jax.sharding import NamedSharding, PartitionSpec, Sharding
 
 from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingError
+from trajopt_loader.pipeline.failure import FailStopIterator
 
 _INT32_MIN, _INT32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
 _OPEN: "weakref.WeakSet[DeviceIterator]" = weakref.WeakSet()
@@ -102,8 +105,15 @@ def leaf_sharding(sharding: Sharding, ndim: int) -> Sharding:
 
 
 def default_sharding() -> NamedSharding:
-    """Env axis split over every device of every process: ``NamedSharding(Mesh(jax.devices(), ("env",)), P("env"))``."""
-    return NamedSharding(Mesh(np.asarray(jax.devices()), ("env",)), PartitionSpec("env"))
+    """Env axis split over every device of every process, in (process index, device id) order:
+    ``distributed.env_sharding()``, ``NamedSharding(Mesh(devices, ("env",)), P("env"))``.
+
+    Raises:
+      RuntimeError: (from ``jax.devices()``) no JAX backend could be initialized.
+    """
+    from trajopt_loader.pipeline.distributed import env_sharding
+
+    return env_sharding()
 
 
 class _PutOnDevice:
@@ -162,7 +172,7 @@ class _PutOnDevice:
             ) from e
 
 
-class DeviceIterator(grain.DatasetIterator):
+class DeviceIterator(FailStopIterator):
     """Iterator over batches already on the device; a grain ``DatasetIterator`` (checkpointable).
 
     Every ``next()`` returns the batch pytree of ``jax.Array``s (dtypes as :func:`to_device_dtypes`).
@@ -175,26 +185,34 @@ class DeviceIterator(grain.DatasetIterator):
     stream fingerprint nested unchanged); ``set_state(state)`` resumes there (the next batch is the one
     after it), or raises ``CheckpointError`` and stays put.
     Works with ``grain.checkpoint.CheckpointSave/CheckpointRestore`` (see ``pipeline.checkpoint``).
+
+    After an error: the ``next()`` that raised gives the original error; the iterator is then
+    failed (:mod:`~trajopt_loader.pipeline.failure`): every later ``next()`` raises an error of the
+    same type chained to the original (the read-ahead stages would otherwise skip the failed batch),
+    ``get_state()`` stays the position after the last batch handed out, and ``set_state(state)``
+    rebuilds all stages (threads included) from ``dataset`` at ``state``, clearing the failure:
+    ``it.set_state(it.get_state())`` retries the failed batch once its cause is fixed.
     """
 
-    def __init__(self, parent: grain.DatasetIterator):
-        super().__init__(parent)
+    def __init__(self, parent: grain.DatasetIterator, dataset: grain.IterDataset | None = None):
+        super().__init__(parent, dataset)
         self._final_state: dict | None = None
         _OPEN.add(self)
 
     def __next__(self) -> Any:
         self._assert_not_closed()
-        return next(self._parent)
+        return super().__next__()
 
     def get_state(self) -> dict[str, Any]:
         if self._closed:
             return copy.deepcopy(self._final_state)
-        return copy.deepcopy(self._parent.get_state())
+        return copy.deepcopy(self._position())
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Resume right after the batch ``state`` was taken at (batches buffered now are dropped).
 
-        A refused state leaves the iterator where it was (buffered batches are produced again).
+        A refused state leaves the iterator where it was (buffered batches are produced again; a
+        failed iterator stays failed). A failed iterator's stages are rebuilt from its dataset.
 
         Raises:
           CheckpointError: the pipeline refuses ``state`` (e.g. a ``make_dataset`` stream
@@ -202,11 +220,12 @@ class DeviceIterator(grain.DatasetIterator):
             not fit the pipeline at all (grain's ``KeyError`` / ``IndexError`` ... as the cause).
         """
         self._assert_not_closed()
-        before = copy.deepcopy(self._parent.get_state())
+        before = None if self.failed else copy.deepcopy(self._parent.get_state())
         try:
-            self._parent.set_state(copy.deepcopy(state))
+            self._restore(copy.deepcopy(state))
         except (CheckpointError, KeyError, IndexError, TypeError, ValueError) as e:
-            self._parent.set_state(before)
+            if before is not None:
+                self._parent.set_state(before)
             if isinstance(e, CheckpointError):
                 raise
             raise CheckpointError(
@@ -218,7 +237,7 @@ class DeviceIterator(grain.DatasetIterator):
         """Stops and joins the prefetch threads; idempotent. ``get_state()`` still works afterwards."""
         if self._closed:
             return
-        self._final_state = copy.deepcopy(self._parent.get_state())
+        self._final_state = copy.deepcopy(self._position())
         super().close()
         self._parents = ()  # release the stages now, while the interpreter is fully alive.
         _OPEN.discard(self)
@@ -276,4 +295,4 @@ def device_iterator(
     ds = ThreadPrefetchIterDataset(dataset, prefetch_buffer_size=int(host_buffer))
     ds = ds.map(put)
     ds = ThreadPrefetchIterDataset(ds, prefetch_buffer_size=int(device_buffer))
-    return DeviceIterator(ds.__iter__())
+    return DeviceIterator(ds.__iter__(), ds)

@@ -8,7 +8,7 @@ element ``k`` is a pure function of the config and of the trajectories it plays.
     {"next_index": k,                       # grain's position
      "stream": {"version": 1,
                 "fingerprint": "9c1f...",   # sha256 (16 hex) of config + store below
-                "config": {field: value for field in STREAM_FIELDS},
+                "config": stream_fields(config),           # resolved, see below
                 "store": {"trajectories": n,               # trajectories the config plays
                           "keys": {"qpos": "(35,) float64", ...},  # row shape, stored dtype
                           "index": "<traj_id> <path> <length> <dt> <source_file>\\n..."}}}
@@ -19,25 +19,32 @@ pipeline moves. :func:`~trajopt_loader.pipeline.device_iterator` nests this stat
 JSON files (``save_state``), per-process files (``save_process_state``) and Orbax checkpoints
 (grain's handler calls ``get_state`` / ``set_state``) all carry and check it.
 
-What counts:
+What counts is the RESOLVED stream (equivalent spellings of one stream restore each other):
 
-* config: :data:`STREAM_FIELDS` (the fields element ``k`` depends on). Not ``num_batches``
-  (resuming into a longer or shorter run continues the same stream), buffers, threads,
-  ``cache_bytes``, ``references`` (computed from the data read) or ``allow_mixed_dt`` (a guard:
-  it never changes a stream it lets through). A field absent from a saved state (added to the
-  config since) matches when the config holds its default value.
+* the selection (``sources``, ``motions``, which ``traj_ids``) as the trajectories it resolves
+  to, the store index: ``motions=("walk",)`` and ``("s/walk",)`` are one stream.
+* config: :func:`stream_fields`, the :data:`STREAM_FIELDS` resolved: ``stride`` None ->
+  ``window_size``; ``keys`` sorted (a batch is a dict); ``dtype`` numpy's name; ``traj_ids`` the
+  played order unless it is increasing id order (then None); a field the schedule does not use
+  is None and not compared (``stride``, ``allow_wrap``, ``assignment`` of ``schedule="random"``;
+  ``seed`` unless schedule or assignment is random); sequential ``"explicit"`` is
+  ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
+  the same stream), buffers, threads, ``cache_bytes``, ``references`` (computed from the data) or
+  ``allow_mixed_dt`` (a guard). A field absent from a saved state (added since) matches the
+  config's default value; records written before resolution (they list ``sources`` /
+  ``motions``) are resolved when compared.
 * store: per played trajectory its traj_id, path, length, dt and source file, and for each
-  configured key its row shape and stored dtype. Appending a motion the config does not play
-  keeps a state valid as long as the played ids stay the same. Not covered: array values
-  rewritten under identical metadata (an ``--overwrite`` export of other data with the same file
-  names and lengths) — the store records no content checksum.
+  configured key its row shape and stored dtype (appending a motion the config does not play
+  keeps states valid). Not covered: array values rewritten under identical metadata (the store
+  records no content checksum).
 
-A bare grain state ``{"next_index": k}`` (saved before fingerprints existed, or stripped on
-purpose) still restores, unchecked, with a warning.
+A bare grain state ``{"next_index": k}`` (older, or stripped on purpose) restores unchecked,
+with a warning. A :class:`StreamIterator` stays failed after an error (``pipeline.failure``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
@@ -48,11 +55,12 @@ import numpy as np
 from grain._src.python.dataset import dataset as _grain_dataset
 
 from trajopt_loader.errors import CheckpointError
+from trajopt_loader.pipeline.failure import FailStopIterator
 
-#: Config fields that define the stream (element ``k``); ``cyclic`` counts when the config has it.
+#: Config fields that define element ``k`` besides the selection (recorded as the store index).
 STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
-                 "sources", "motions", "allow_wrap", "end_policy", "keys", "dtype", "seed",
-                 "cyclic")
+                 "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic")
+_UNRESOLVED = ("sources", "motions")  # listed by records written before resolution
 FINGERPRINT_VERSION = 1
 STATE_KEY = "stream"
 #: The iterator state of a ``make_dataset`` pipeline, as error messages describe it.
@@ -69,8 +77,29 @@ def _jsonable(value: Any) -> Any:
 
 
 def stream_fields(config) -> dict[str, Any]:
-    """The :data:`STREAM_FIELDS` present in ``config``, JSON-ready (tuples as lists)."""
-    return {name: _jsonable(config[name]) for name in STREAM_FIELDS if name in config}
+    """The :data:`STREAM_FIELDS` present in ``config`` (a ConfigDict or a mapping of its fields),
+    resolved as the module docstring says and JSON-ready (tuples as lists); absent ones stay
+    absent. Equivalent configs give equal dicts (``stride=None`` and ``stride=window_size``)."""
+    f = {name: _jsonable(config[name]) for name in STREAM_FIELDS if name in config}
+    sequential = f.get("schedule", "sequential") == "sequential"
+    explicit = f.get("assignment") == "explicit"
+    if not sequential:
+        f.update({name: None for name in ("stride", "allow_wrap", "assignment") if name in f})
+    elif explicit:
+        f["assignment"] = "round_robin"
+    if sequential and "stride" in f and f["stride"] is None:
+        f["stride"] = f.get("window_size")
+    if "traj_ids" in f:
+        ids = [int(i) for i in f["traj_ids"]] if explicit else []
+        f["traj_ids"] = None if ids == sorted(set(ids)) else ids
+    if "seed" in f and sequential and f.get("assignment") != "random":
+        f["seed"] = None
+    if "keys" in f:
+        f["keys"] = sorted(f["keys"])
+    if "dtype" in f:  # numpy's name ("f4" is "float32"); names numpy lacks (bfloat16) as given
+        with contextlib.suppress(TypeError):
+            f["dtype"] = np.dtype(f["dtype"]).name
+    return f
 
 
 def _index_line(info) -> str:
@@ -115,12 +144,25 @@ def _index_difference(saved: str, now: str) -> str:
     return f"{head}; newly played: {_describe_line(b[len(a)])}"
 
 
+def _show(name: str, value: Any) -> str:
+    if name == "traj_ids" and value is None:
+        return "(each played trajectory once, in id order)"
+    if isinstance(value, list) and len(value) > 12:
+        return f"[{', '.join(map(repr, value[:12]))}, ... ({len(value)} in all)]"
+    return repr(value)
+
+
 def config_differences(saved: dict, current: dict) -> list[str]:
     """``"name: saved X, config Y"`` for each :data:`STREAM_FIELDS` entry that differs between
-    two :func:`stream_fields` dicts. A field the saved dict lacks (added to the config since)
-    matches its default value; names outside ``STREAM_FIELDS`` are ignored."""
+    two :func:`stream_fields` dicts (one written before resolution, listing ``sources`` /
+    ``motions``, is resolved first). A field the saved dict lacks (added to the config since)
+    matches its default value; a field one side does not use (None, except ``traj_ids``) is not
+    compared (the field that makes it unused differs); names outside ``STREAM_FIELDS`` are
+    ignored."""
     from trajopt_loader.configs import default
 
+    saved, current = (stream_fields(d) if any(n in d for n in _UNRESOLVED) else d
+                      for d in (saved, current))
     defaults = stream_fields(default.get_config())
     out = []
     for name in STREAM_FIELDS:
@@ -128,9 +170,11 @@ def config_differences(saved: dict, current: dict) -> list[str]:
             continue
         if name not in saved and current.get(name) == defaults.get(name, object()):
             continue  # a field added since: the saved stream behaved as its default
-        if saved.get(name, "(absent)") != current.get(name, "(absent)"):
-            out.append(f"{name}: saved {saved.get(name, '(absent)')!r}, config "
-                       f"{current.get(name, '(absent)')!r}")
+        a, b = saved.get(name, "(absent)"), current.get(name, "(absent)")
+        if name != "traj_ids" and (a is None or b is None):
+            continue
+        if a != b:
+            out.append(f"{name}: saved {_show(name, a)}, config {_show(name, b)}")
     return out
 
 
@@ -205,35 +249,28 @@ def check_state(state: Any, stream: dict, *, num_batches: int | None = None,
     return {"next_index": k}
 
 
-class StreamIterator(grain.DatasetIterator):
-    """Iterator of a :class:`StreamDataset`: batches of its parent; states carry the stream."""
+class StreamIterator(FailStopIterator):
+    """Iterator of a :class:`StreamDataset`: batches of its parent; states carry the stream.
+    Stays failed after a ``next()`` that raised until ``set_state``, which rebuilds the parent
+    from ``dataset`` (:class:`~trajopt_loader.pipeline.failure.FailStopIterator`)."""
 
-    _MUTATES_ELEMENT_SPEC = False
-
-    def __init__(self, parent: grain.DatasetIterator, stream: dict, num_batches: int | None):
-        super().__init__(parent)
+    def __init__(self, parent: grain.DatasetIterator, stream: dict, num_batches: int | None,
+                 dataset: grain.IterDataset | None = None):
+        super().__init__(parent, dataset)
         self._stream, self._num_batches = stream, num_batches
-
-    def __next__(self):
-        return next(self._parent)
 
     def get_state(self) -> dict[str, Any]:
         """``{"next_index": k, "stream": record}`` (the record is shared; copy before editing)."""
-        return {**self._parent.get_state(), STATE_KEY: self._stream}
+        return {**self._position(), STATE_KEY: self._stream}
 
     def set_state(self, state: dict[str, Any]) -> None:
-        """Resume at ``state``; checked first, so a refused state leaves the position unchanged.
+        """Resume at ``state`` (clears a failure); checked first, so a refused state leaves the
+        position (and a failure) unchanged.
 
         Raises:
           CheckpointError: see :func:`check_state`.
         """
-        self._parent.set_state(check_state(state, self._stream, num_batches=self._num_batches))
-
-    def _get_next_index(self) -> int:
-        return _grain_dataset.get_next_index(self._parent)
-
-    def _set_next_index(self, index: int) -> None:
-        _grain_dataset.set_next_index(self._parent, index)
+        self._restore(check_state(state, self._stream, num_batches=self._num_batches))
 
     def __str__(self) -> str:
         return f"StreamIterator(fingerprint={self._stream['fingerprint']}, parent={self._parent})"
@@ -252,7 +289,8 @@ class StreamDataset(grain.IterDataset):
         self.stream, self._num_batches = stream, num_batches
 
     def __iter__(self) -> StreamIterator:
-        return StreamIterator(self._parent.__iter__(), self.stream, self._num_batches)
+        return StreamIterator(self._parent.__iter__(), self.stream, self._num_batches,
+                              self._parent)
 
     @property
     def _element_spec(self) -> Any:
