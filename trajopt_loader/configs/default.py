@@ -12,8 +12,6 @@ tuples. `trajopt_loader.configs.validate_config` checks values.
 
 from __future__ import annotations
 
-import ast
-
 from ml_collections import config_dict
 
 
@@ -66,14 +64,4 @@ def apply_arg(config: config_dict.ConfigDict, arg: str | None) -> config_dict.Co
     if not arg:
         return config
     from trajopt_loader.configs import apply_overrides  # late: the package imports this module
-    pairs = {}
-    for item in arg.split(","):
-        name, sep, value = item.partition("=")
-        if not sep:
-            from trajopt_loader.errors import ConfigError
-            raise ConfigError(f"config argument {item!r} is not of the form field=value")
-        try:
-            pairs[name.strip()] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            pairs[name.strip()] = value
-    return apply_overrides(config, pairs)
+    return apply_overrides(config, arg.split(","))
