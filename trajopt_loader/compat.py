@@ -20,8 +20,7 @@ import zarr
 
 from trajopt_loader.compat_stream import DoubleBufferStreamer
 from trajopt_loader.conventions import Convention
-from trajopt_loader.errors import (ConfigError, EnvNotAssignedError, MissingKeyError,
-                                   WindowIndexError)
+from trajopt_loader.errors import ConfigError, EnvNotAssignedError, MissingKeyError, WindowIndexError
 from trajopt_loader.store import ExportSummary, TrajectoryStore, export_npz
 from trajopt_loader.store.layout import CHUNK_BYTES
 
@@ -235,7 +234,8 @@ class VectorizedTrajectoryDataset:
             self.env_steps[self._env_ids(list(env_to_step))] = steps
 
     def _resolve(self, envs: np.ndarray, key: str | None, steps: np.ndarray):
-        """traj ids [E] and in-range steps [E, W] (wrapped or checked) for ``key``."""
+        """traj ids [E] and steps [E, W] for ``key``: wrapped with allow_wrap, else left for the
+        store's gather to range-check (:meth:`_gather` re-words its error)."""
         if not isinstance(key, str):
             raise ValueError(f"key={key!r}; pass the array name, e.g. key='qpos' (keys: {self._keys}).")
         if key not in self._has_key:
@@ -249,17 +249,17 @@ class VectorizedTrajectoryDataset:
             info = self.store.trajectories[int(traj[e])]
             raise MissingKeyError(f"env {int(envs[e])}: trajectory {info.path} has no {key!r}; its "
                                   f"keys: {sorted(info.keys)}.")
-        length = self.traj_lengths[traj][:, None]
-        if self.allow_wrap:
-            return traj, steps % length
-        bad = (steps < 0) | (steps >= length)
-        if bad.any():
-            e, w = (int(i) for i in np.argwhere(bad)[0])
-            raise WindowIndexError(
-                f"env {int(envs[e])}: step {int(steps[e, w])} is outside [0, {int(length[e, 0])}) of "
-                f"trajectory {self.store.trajectories[int(traj[e])].path} (length "
-                f"{int(length[e, 0])}); set allow_wrap=True in cfg to wrap steps modulo the length.")
-        return traj, steps
+        return traj, (steps % self.traj_lengths[traj][:, None] if self.allow_wrap else steps)
+
+    def _gather(self, envs: np.ndarray, key: str, traj: np.ndarray, steps: np.ndarray):
+        """``store.gather`` with its out-of-range error re-worded in env ids and cfg terms."""
+        try:
+            return self.store.gather(key, traj, steps)
+        except WindowIndexError as e:
+            raise (e if e.row is None else WindowIndexError(
+                f"env {int(envs[e.row])}: step {e.step} is outside [0, {e.length}) of trajectory "
+                f"{e.path} (length {e.length}); set allow_wrap=True in cfg to wrap steps modulo "
+                "the length.", row=e.row, step=e.step, length=e.length, path=e.path)) from None
 
     def fetch(self, idx: Iterable[int], key: str | None = None) -> np.ndarray:
         """Rows of ``key`` at the current step of each env in ``idx``.
@@ -276,7 +276,7 @@ class VectorizedTrajectoryDataset:
         traj, steps = self._resolve(envs, key, self.env_steps[envs][:, None])
         if self.allow_wrap:
             self.env_steps[envs] = steps[:, 0]
-        return self.store.gather(key, traj, steps)[:, 0]
+        return self._gather(envs, key, traj, steps)[:, 0]
 
     def fetch_window(self, idx: Iterable[int], key: str | None = None,
                      window_size: int | None = None) -> np.ndarray:
@@ -297,4 +297,4 @@ class VectorizedTrajectoryDataset:
         envs = self._env_ids(idx)
         steps = self.env_steps[envs][:, None] + np.arange(w, dtype=np.int64)[None, :]
         traj, steps = self._resolve(envs, key, steps)
-        return self.store.gather(key, traj, steps)
+        return self._gather(envs, key, traj, steps)

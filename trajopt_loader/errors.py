@@ -37,7 +37,16 @@ class MissingKeyError(TrajoptLoaderError, KeyError):
 
 
 class WindowIndexError(TrajoptLoaderError, IndexError):
-    """A step index is outside ``[0, length)`` of its trajectory and wrapping is off."""
+    """A step index is outside ``[0, length)`` of its trajectory and wrapping is off.
+
+    When raised by a gather, ``row`` (env row of the request), ``step``, ``length`` and ``path``
+    (the trajectory) say where, so callers can re-word the message in their own terms.
+    """
+
+    def __init__(self, message: str, *, row: int | None = None, step: int | None = None,
+                 length: int | None = None, path: str | None = None):
+        super().__init__(message)
+        self.row, self.step, self.length, self.path = row, step, length, path
 
 
 class ConfigError(TrajoptLoaderError, ValueError):

@@ -241,10 +241,11 @@ class HostCache:
         bad = (steps < 0) | (steps >= length)
         if bad.any():
             e, w = (int(x) for x in np.argwhere(bad)[0])
+            path, step, n = self._infos[int(traj_ids[e])].path, int(steps[e, w]), int(length[e, 0])
             raise WindowIndexError(
-                f"env row {e} (traj_id {int(traj_ids[e])}, {self._infos[int(traj_ids[e])].path}):"
-                f" step {int(steps[e, w])} at window position {w} is outside [0, {int(length[e, 0])})"
-                "; wrap or clamp steps before gathering.")
+                f"env row {e} (traj_id {int(traj_ids[e])}, {path}): step {step} at window position "
+                f"{w} is outside [0, {n}); wrap or clamp steps before gathering.",
+                row=e, step=step, length=n, path=path)
         return m
 
     def gather(self, key: str, traj_ids, steps) -> np.ndarray:
