@@ -102,8 +102,9 @@ def test_errors_name_env_row_step_and_length():
     _, infos, read, _ = _setup([5, 6])
     cache = HostCache(infos, 10**6, read)
     with pytest.raises(WindowIndexError, match=r"env row 1 \(traj_id 1, s/m/traj1\): step 6 at "
-                                               r"window position 2 is outside \[0, 6\)"):
+                                               r"window position 2 is outside \[0, 6\)") as e:
         cache.gather("qpos", [0, 1], [[0, 1, 2], [4, 5, 6]])
+    assert (e.value.row, e.value.step, e.value.length, e.value.path) == (1, 6, 6, "s/m/traj1")
     with pytest.raises(WindowIndexError, match=r"env row 0 .* step -1"):
         cache.gather("qpos", [0], [[-1, 0]])
     with pytest.raises(WindowIndexError, match=r"env row 1: traj_id 7 is outside \[0, 2\)"):
