@@ -15,8 +15,6 @@ references need data with an ``ee_pos`` key or a model with foot sites passed to
 
 from __future__ import annotations
 
-import os
-
 from trajopt_loader.robots.spec import RobotSpec
 
 MODEL_FILENAME = "cassie.xml"
@@ -40,16 +38,4 @@ SPEC = RobotSpec(
     base_body=ROOT_BODY, base_qpos_adr=0, base_dof_adr=0, model_path=None)
 
 
-def spec(model_path: str | os.PathLike | None = None) -> RobotSpec:
-    """:data:`SPEC` with ``model_path`` set (the file is not opened here, so nothing is raised).
-
-    Args:
-      model_path: path of ``cassie.xml`` (osudrl/apex, MIT) or None. Indices in the spec are MuJoCo
-        ``jnt_qposadr`` / ``jnt_dofadr`` (MuJoCo docs, "mjModel"); base quaternion and velocity
-        frames are those of the data's :class:`~trajopt_loader.Convention`, not of the spec.
-
-    Returns:
-      A :class:`~trajopt_loader.robots.spec.RobotSpec` equal to :data:`SPEC` but for
-      ``model_path`` (used for forward kinematics of the end-effector sites).
-    """
-    return SPEC.with_model_path(model_path)
+spec = SPEC.with_model_path  # spec(model_path) -> RobotSpec; see RobotSpec.with_model_path

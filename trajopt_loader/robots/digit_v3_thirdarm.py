@@ -30,9 +30,7 @@ SPEC = RobotSpec(
     base_body=digit_v3.ROOT_BODY, base_qpos_adr=0, base_dof_adr=0, model_path=None)
 
 
-def spec(model_path: str | os.PathLike | None = None) -> RobotSpec:
-    """:data:`SPEC` with ``model_path`` set (the file is not opened here)."""
-    return SPEC.with_model_path(model_path)
+spec = SPEC.with_model_path  # spec(model_path) -> RobotSpec; see RobotSpec.with_model_path
 
 
 def build_mjspec(digit_model_path: str | os.PathLike):

@@ -105,7 +105,13 @@ class RobotSpec:
         return slice(self.base_dof_adr + 3, self.base_dof_adr + 6)
 
     def with_model_path(self, model_path: str | os.PathLike | None) -> "RobotSpec":
-        """A copy with ``model_path`` set (no file access)."""
+        """A copy with ``model_path`` set: the MJCF used for forward kinematics of the ee sites.
+
+        The file is not opened here, so nothing is raised. Indices stay MuJoCo ``jnt_qposadr`` /
+        ``jnt_dofadr`` (MuJoCo docs, "mjModel"); base quaternion order and velocity frames come
+        from the data's :class:`~trajopt_loader.Convention`, not from the spec. Each robot module
+        exposes it as ``spec(model_path)`` (e.g. ``digit_v3.spec("digit-v3.xml")``).
+        """
         return dataclasses.replace(self, model_path=None if model_path is None else os.fspath(model_path))
 
 
