@@ -255,3 +255,15 @@ def test_id_ranges_for_messages():
     assert _id_ranges(np.array([8, 0, 1, 2, 5, 7])) == "0..2, 5, 7..8"
     assert _id_ranges(np.array([], np.int32)) == "none"
     assert _id_ranges(np.array([3])) == "3"
+
+
+def test_store_opened_from_config_caches_floats_in_the_batch_dtype(cassie_store):
+    config = load_config("cassie", {"num_envs": 4, "window_size": 8, "zarr_path": str(cassie_store),
+                                    "motions": ("aslip_walk",), "references.enabled": False,
+                                    "cyclic": False, "keys": ("qpos",)})
+    ds = make_dataset(config)
+    batch = next(iter(ds))
+    assert batch["qpos"].dtype == np.float32
+    # Same values as gathering the stored float64 rows and casting each batch.
+    raw = make_dataset(config, TrajectoryStore(str(cassie_store)), 0, 1)
+    np.testing.assert_array_equal(next(iter(raw))["qpos"], batch["qpos"])

@@ -86,6 +86,22 @@ def test_gather_matches_numpy_oracle_with_wrap(cassie_store, cache_bytes):
                           np.stack([AGILITY[t]["qvel"][s] for t, s in zip(agility, steps)]))
 
 
+@pytest.mark.parametrize("cache_bytes", [2**31, 64 * 1024])
+def test_cache_dtype_gathers_floats_in_that_dtype_and_read_stays_exact(cassie_store, cache_bytes):
+    store = TrajectoryStore(cassie_store, cache_bytes=cache_bytes, cache_dtype="float32")
+    traj_ids = np.array([0, 5, 2, 23], np.int32)
+    steps = np.array([[0, 1, 2], [3, 4, 5], [27, 0, 1], [30, 29, 28]])
+    got = store.gather("qpos", traj_ids, steps)
+    want = np.stack([FILES[t]["qpos"][s] for t, s in zip(traj_ids, steps)]).astype(np.float32)
+    assert got.dtype == np.float32 and np.array_equal(got, want)
+    assert store.read(5, "qpos").dtype == np.float64  # reads keep the stored dtype, bit-exact
+    assert np.array_equal(store.read(5, "qpos"), FILES[5]["qpos"])
+    if cache_bytes == 2**31:  # whole-key cache held in float32: half the float64 bytes
+        assert store.cache_info()["bytes_used"] == int(store.lengths.sum()) * 35 * 4
+    clone = pickle.loads(pickle.dumps(store))
+    assert clone.cache_dtype == "float32" and clone.gather("qpos", traj_ids, steps).dtype == np.float32
+
+
 def test_gather_errors(cassie_store):
     store = TrajectoryStore(cassie_store)
     with pytest.raises(WindowIndexError, match=r"env row 1 \(traj_id 2, cassie/agility_reference/"

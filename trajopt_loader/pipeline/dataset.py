@@ -34,7 +34,7 @@ from trajopt_loader.pipeline import host_memory
 from trajopt_loader.pipeline.fingerprint import StreamDataset, describe_stream
 from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
 from trajopt_loader.transforms.cycles import ContinueCycles
-from trajopt_loader.transforms.gather import GatherKeys
+from trajopt_loader.transforms.gather import GatherKeys, cast_dtype
 from trajopt_loader.transforms.windows import WindowIndices
 
 
@@ -180,7 +180,9 @@ def make_dataset(config, store=None, process_index: int | None = None,
     Args:
       config: a trajopt-loader ConfigDict (``trajopt_loader.configs.load_config``).
       store: an open ``TrajectoryStore``; None opens ``config.zarr_path`` with
-        ``cache_bytes=config.cache_bytes``.
+        ``cache_bytes=config.cache_bytes`` and, for a float ``config.dtype``,
+        ``cache_dtype=config.dtype`` (float64 data is cached as float32 once instead of being
+        cast every batch; pass ``cache_dtype`` yourself when you open the store).
       process_index, process_count: env shard of this process; default
         ``jax.process_index()`` / ``jax.process_count()``.
       extra_transforms: grain Maps applied after the gather. When empty and
@@ -231,7 +233,9 @@ def make_dataset(config, store=None, process_index: int | None = None,
             raise ConfigError("config.zarr_path is unset and no store was given; pass "
                               "--config.zarr_path=/path/to/store.zarr")
         from trajopt_loader.store import TrajectoryStore
-        store = TrajectoryStore(config.zarr_path, cache_bytes=config.cache_bytes)
+        dtype = cast_dtype(config.dtype)  # cache floats in the batch dtype: no per-batch cast
+        store = TrajectoryStore(config.zarr_path, cache_bytes=config.cache_bytes,
+                                cache_dtype=dtype if dtype.kind == "f" else None)
     if config.references.enabled and not extra_transforms:
         from trajopt_loader.transforms.references_config import reference_transforms
         extra_transforms = reference_transforms(config, store)

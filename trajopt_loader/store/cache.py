@@ -11,12 +11,11 @@ always gathered from host memory (DESIGN.md, decision 3). Two regimes, per key:
   each unique (trajectory, chunk) once and copies its rows out. The host working set is the budget
   plus one chunk, whatever the dataset size. Concurrent readers of one chunk keep one copy.
 
-Dtypes: trajectories are grouped by row shape only. A key's windows always come out in its
-*gather dtype*, ``np.result_type`` of the stored dtypes of every trajectory holding the key (e.g.
-float64 when one file stored float32 and another float64; the stored dtype when all agree), in
-both regimes, so a batch's dtype never depends on which trajectories it happens to mix. Whole
-flats are held in the gather dtype; chunks are cached as stored and cast when copied out. Row
-shapes must agree within one gather; :meth:`HostCache.uniform` checks that up front.
+Dtypes: trajectories are grouped by row shape only. A key's windows come out in its *gather
+dtype* in both regimes: ``float_dtype`` for floating keys when the cache has one, else
+``np.result_type`` of the stored dtypes of every trajectory holding the key, so a batch's dtype
+never depends on which trajectories it mixes. Whole flats are held in the gather dtype; chunks
+are cached as stored and cast when copied out. :meth:`HostCache.uniform` checks row shapes.
 """
 
 from __future__ import annotations
@@ -40,11 +39,12 @@ class _KeyMeta:
     Attributes:
       group: int64 [n_traj] row-shape group id (-1 = key absent). shapes: row shape per group.
       stored: stored dtype per trajectory (None where absent). dtype: the gather dtype
-        (``np.result_type`` of all stored dtypes). chunk: int64 [n_traj] rows per stored chunk.
+        (``float_dtype`` for floating keys when given, else ``np.result_type`` of all stored
+        dtypes). chunk: int64 [n_traj] rows per stored chunk.
       lengths: int64 [n_traj]. nbytes: bytes of the whole key held in the gather dtype.
     """
 
-    def __init__(self, infos: Sequence[TrajectoryInfo], key: str):
+    def __init__(self, infos: Sequence[TrajectoryInfo], key: str, float_dtype=None):
         n = len(infos)
         self.group = np.full(n, -1, np.int64)
         self.chunk = np.ones(n, np.int64)
@@ -61,6 +61,8 @@ class _KeyMeta:
             self.chunk[i] = info.chunk_rows.get(key) or chunk_rows(shape, dtype, info.length)
         present = [d for d in self.stored if d is not None]
         self.dtype = np.result_type(*present) if present else np.dtype(np.float64)
+        if float_dtype is not None and self.dtype.kind == "f":
+            self.dtype = np.dtype(float_dtype)
         self.lengths = np.array([info.length for info in infos], np.int64)
         row_bytes = [int(np.prod(s, dtype=np.int64)) * self.dtype.itemsize for s in self.shapes]
         self.nbytes = int(sum(self.lengths[self.group == g].sum() * b
@@ -76,14 +78,17 @@ class HostCache:
       read_rows: ``read_rows(traj_id, key, start, stop) -> np.ndarray [stop-start, *row]`` (zarr).
       read_concurrency: trajectories read at once when a key is loaded whole (threads; > 1 hides
         the per-request latency of remote stores on first touch).
+      float_dtype: dtype of floating keys in the cache and in gathers (e.g. float32 for a float32
+        pipeline over float64 data: half the memory, no cast of each batch).
     """
 
     def __init__(self, infos: Sequence[TrajectoryInfo], budget: int, read_rows: ReadRows,
-                 read_concurrency: int = 1):
+                 read_concurrency: int = 1, float_dtype=None):
         self._infos = tuple(infos)
         self.budget = int(budget)
         self._read = read_rows
         self.read_concurrency = max(1, int(read_concurrency))
+        self.float_dtype = None if float_dtype is None else np.dtype(float_dtype)
         self._meta: dict[str, _KeyMeta] = {}
         self._whole: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
         self._lru: collections.OrderedDict = collections.OrderedDict()
@@ -94,7 +99,7 @@ class HostCache:
     def meta(self, key: str) -> _KeyMeta:
         m = self._meta.get(key)
         if m is None:
-            m = self._meta[key] = _KeyMeta(self._infos, key)
+            m = self._meta[key] = _KeyMeta(self._infos, key, self.float_dtype)
             if (m.group < 0).all():
                 raise MissingKeyError(f"key {key!r} is in no trajectory of the store; keys of "
                                       f"traj 0: {sorted(self._infos[0].keys) if self._infos else []}")
@@ -112,8 +117,7 @@ class HostCache:
 
     def whole(self, key: str) -> tuple[list[np.ndarray], np.ndarray] | None:
         """The whole-key arrays ``(flats per group, offsets [n_traj])`` if the key fits the budget."""
-        got = self._whole.get(key)
-        if got is not None:
+        if (got := self._whole.get(key)) is not None:
             return got
         m = self.meta(key)
         with self._lock:
@@ -133,12 +137,8 @@ class HostCache:
                     flat[o:o + n] = self._read(i, key, 0, n)  # disjoint rows; cast to m.dtype
 
                 jobs = [(int(i), int(offsets[i]), int(m.lengths[i])) for i in ids]
-                if self.read_concurrency > 1 and len(jobs) > 1:
-                    with ThreadPoolExecutor(min(self.read_concurrency, len(jobs))) as pool:
-                        list(pool.map(lambda job: fill(*job), jobs))
-                else:
-                    for job in jobs:
-                        fill(*job)
+                with ThreadPoolExecutor(max(1, min(self.read_concurrency, len(jobs)))) as pool:
+                    list(pool.map(lambda job: fill(*job), jobs))  # 1 worker for local stores
                 self.misses += len(jobs)
                 flats.append(flat)
             self._whole_bytes += m.nbytes

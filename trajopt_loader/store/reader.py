@@ -83,6 +83,9 @@ class TrajectoryStore:
         ``{"endpoint_url": ...}``); ``FSSPEC_<PROTOCOL>_<OPTION>`` environment variables also work.
       read_concurrency: trajectories fetched at once when a key is first loaded into the cache;
         default ``REMOTE_READ_CONCURRENCY`` for URLs (hides request latency), 1 for local paths.
+      cache_dtype: dtype in which the host cache holds and :meth:`gather` returns floating keys
+        (e.g. ``"float32"`` for a float32 pipeline over float64 data); None keeps the stored dtype.
+        :meth:`read` always returns the stored dtype.
     Attributes:
       trajectories: ``TrajectoryInfo`` per trajectory, in global order (traj_id = position).
       lengths: int32 ``[n_traj]`` steps per trajectory. dts: float64 ``[n_traj]`` time step (s).
@@ -92,8 +95,9 @@ class TrajectoryStore:
     """
 
     def __init__(self, path_or_url, cache_bytes: int = 2**31, storage_options: dict | None = None,
-                 *, read_concurrency: int | None = None):
+                 *, read_concurrency: int | None = None, cache_dtype=None):
         self.path = str(path_or_url)
+        self.cache_dtype = None if cache_dtype is None else str(np.dtype(cache_dtype))
         self.cache_bytes = int(cache_bytes)
         self.storage_options = storage_options
         self.read_concurrency = (REMOTE_READ_CONCURRENCY if layout.is_url(self.path) else 1) \
@@ -129,7 +133,7 @@ class TrajectoryStore:
     def __getstate__(self) -> dict:
         return {"path": self.path, "cache_bytes": self.cache_bytes,
                 "storage_options": self.storage_options, "_index": self._index,
-                "read_concurrency": self.read_concurrency}
+                "read_concurrency": self.read_concurrency, "cache_dtype": self.cache_dtype}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -217,7 +221,7 @@ class TrajectoryStore:
         """The host cache (created lazily)."""
         if self._cache is None:
             self._cache = HostCache(self.trajectories, self.cache_bytes, self._read_rows,
-                                    self.read_concurrency)
+                                    self.read_concurrency, self.cache_dtype)
         return self._cache
 
     def read(self, traj, key: str, start: int = 0, stop: int | None = None, *,
