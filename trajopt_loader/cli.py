@@ -23,6 +23,9 @@ COMMANDS = {
     "stream": "Stream windows through the grain pipeline into a jitted consumer; report throughput.",
     "demo": "Export the bundled Cassie sample and train a tiny MLP on streamed windows.",
     "bench": "Run the throughput benchmarks of benchmarks/.",
+    "plot": "Plot trajectories: base path, height, roll/pitch/yaw, joints, flags, ref_* signals.",
+    "plot-batch": "Draw one streamed batch: per env its trajectory, steps, valid, loop, episode starts.",
+    "render": "Render trajectories with MuJoCo's offscreen renderer to MP4 / GIF / PNG.",
 }
 
 
@@ -43,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     if name not in COMMANDS:
         print(f"trajopt-loader: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         sys.exit(2)
-    module = importlib.import_module(f"trajopt_loader.commands.{name}")
+    module = importlib.import_module(f"trajopt_loader.commands.{name.replace('-', '_')}")
     from absl import app  # imported late: `trajopt-loader --help` stays fast.
 
     rest = [_resolve_config_flag(name, a) for a in argv[2:]]

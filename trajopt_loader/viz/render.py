@@ -5,7 +5,7 @@ This module sets ``MUJOCO_GL=egl`` when it is unset and MuJoCo is not imported y
 Mesa's software driver renders on machines without a GPU (and uses the GPU driver where one is
 installed). On Debian / Ubuntu the libraries are::
 
-    apt-get install -y libegl1 libegl-mesa0 libgl1-mesa-dri
+    apt-get install -y libegl1 libopengl0 libegl-mesa0 libgl1-mesa-dri
 
 ``MUJOCO_GL=osmesa`` (``apt-get install -y libosmesa6``) works too. When the context cannot be
 created, :class:`GLBackendError` names the package to install.
@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 
 from trajopt_loader.viz import require  # noqa: E402
 
-HEADLESS = {"egl": "libegl1 libegl-mesa0 libgl1-mesa-dri", "osmesa": "libosmesa6"}
+HEADLESS = {"egl": "libegl1 libopengl0 libegl-mesa0 libgl1-mesa-dri", "osmesa": "libosmesa6"}
 GHOST_ALPHA = 0.3
 
 
@@ -72,7 +72,12 @@ def make_renderer(model, width: int, height: int):
     import mujoco
 
     backend = (os.environ.get("MUJOCO_GL") or "").lower()
-    if backend not in HEADLESS and not os.environ.get("DISPLAY"):
+    chosen = getattr(getattr(mujoco, "GLContext", None), "__module__", "")  # what MuJoCo picked
+    if chosen == "mujoco.glfw" and not os.environ.get("DISPLAY"):
+        if backend in HEADLESS:  # set after MuJoCo was imported: too late
+            raise GLBackendError(f"MuJoCo was imported before MUJOCO_GL={backend} was set and uses "
+                                 "GLFW, which needs a display; set MUJOCO_GL in the environment "
+                                 "before the first `import mujoco`.")
         raise GLBackendError(f"no headless OpenGL backend: {gl_install_hint(backend or 'glfw')}")
     try:
         return mujoco.Renderer(model, height, width)
