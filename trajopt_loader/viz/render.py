@@ -71,19 +71,20 @@ def make_renderer(model, width: int, height: int):
     """``mujoco.Renderer(model, height, width)``; a missing GL library raises :class:`GLBackendError`."""
     import mujoco
 
-    backend = (os.environ.get("MUJOCO_GL") or "").lower()
     chosen = getattr(getattr(mujoco, "GLContext", None), "__module__", "")  # what MuJoCo picked
     if chosen == "mujoco.glfw" and not os.environ.get("DISPLAY"):
-        if backend in HEADLESS:  # set after MuJoCo was imported: too late
-            raise GLBackendError(f"MuJoCo was imported before MUJOCO_GL={backend} was set and uses "
-                                 "GLFW, which needs a display; set MUJOCO_GL in the environment "
-                                 "before the first `import mujoco`.")
-        raise GLBackendError(f"no headless OpenGL backend: {gl_install_hint(backend or 'glfw')}")
+        raise GLBackendError(
+            "MuJoCo renders through GLFW, which needs a display (MUJOCO_GL was not egl/osmesa when "
+            "mujoco was first imported); set MUJOCO_GL=egl in the environment before the first "
+            f"`import mujoco` (apt-get install -y {HEADLESS['egl']}) or MUJOCO_GL=osmesa "
+            f"(apt-get install -y {HEADLESS['osmesa']}).")
     try:
         return mujoco.Renderer(model, height, width)
     except (ImportError, OSError, RuntimeError, AttributeError) as e:
-        raise GLBackendError(f"MuJoCo cannot create an OpenGL context ({type(e).__name__}: "
-                             f"{' '.join(str(e).split())[:200]}); {gl_install_hint()}") from None
+        backend = chosen.rsplit(".", 1)[-1] if chosen in ("mujoco.egl", "mujoco.osmesa") else None
+        raise GLBackendError(f"MuJoCo cannot create an OpenGL context: {gl_install_hint(backend)} "
+                             f"(MuJoCo: {type(e).__name__}: {' '.join(str(e).split())[:160]})") \
+            from None
 
 
 def frame_steps(length: int, dt: float, fps: float, max_frames: int | None = None) -> np.ndarray:
