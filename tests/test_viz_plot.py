@@ -75,7 +75,8 @@ def test_inspect_flags_are_marked_on_the_time_axis(store, shared_data):
     raw = np.load(shared_data / "cassie" / "trajopt" / "agility_reference" / "traj_2.npz")
     import mujoco
     m = mujoco.MjModel.from_xml_path(model)
-    hinge = [j for j in range(m.njnt) if m.jnt_type[j] in (2, 3)]  # slide, hinge
+    kinds = (mujoco.mjtJoint.mjJNT_SLIDE, mujoco.mjtJoint.mjJNT_HINGE)
+    hinge = [j for j in range(m.njnt) if m.jnt_type[j] in kinds]
     moving = np.any(np.diff(raw["qpos"][:, m.jnt_qposadr[hinge]], axis=0) != 0, axis=1)
     np.testing.assert_array_equal(view.vel_mismatch[:-1], moving)
     assert not plot_trajectories(store, [0]).axes[1].patches  # clean data: nothing shaded
@@ -191,3 +192,22 @@ def test_importing_the_package_does_not_import_matplotlib():
             "sys.modules and 'PIL' not in sys.modules, sorted(sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+def test_missing_matplotlib_names_the_extra(store, monkeypatch):
+    from trajopt_loader.viz import VizDependencyError
+
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import now raises ImportError
+    with pytest.raises(VizDependencyError, match=r"plotting needs the Python package 'matplotlib'"
+                                                 r".*pip install 'trajopt-loader\[viz\]'"):
+        plot_trajectories(store, [0])
+
+
+def test_one_figure_holds_one_robot(store):
+    from trajopt_loader.errors import RobotSpecError
+    from trajopt_loader.robots import digit_v3
+    from trajopt_loader.viz.data import trajectory_view
+
+    with pytest.raises(RobotSpecError, match="qpos 35 / qvel 32 wide, but robot 'digit_v3' has "
+                                             "nq=61, nv=54"):
+        trajectory_view(store, 0, spec=digit_v3.SPEC)

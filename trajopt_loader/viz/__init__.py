@@ -49,4 +49,16 @@ def new_figure(width: float, height: float):
     return figure.Figure(figsize=(width, height), layout="constrained")
 
 
-__all__ = ["VIZ_INSTALL", "VizDependencyError", "require", "new_figure"]
+_LAZY = {"plot_trajectories": "trajectory", "trajectory_view": "data", "plot_batch": "batch",
+         "batch_at": "batch", "render_frames": "render", "write_video": "render",
+         "GLBackendError": "render"}
+
+
+def __getattr__(name: str):
+    """The picture functions, imported on first use (``render`` sets ``MUJOCO_GL`` on import)."""
+    if name not in _LAZY:
+        raise AttributeError(f"module 'trajopt_loader.viz' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"trajopt_loader.viz.{_LAZY[name]}"), name)
+
+
+__all__ = ["VIZ_INSTALL", "VizDependencyError", "require", "new_figure", *_LAZY]

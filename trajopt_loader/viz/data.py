@@ -169,6 +169,11 @@ def trajectory_view(store, traj, *, spec: RobotSpec | None = None, model_path: s
     qpos = np.asarray(store.read(info.traj_id, "qpos"), np.float64)
     qvel = (np.asarray(store.read(info.traj_id, "qvel"), np.float64) if "qvel" in info.keys
             else None)
+    if qpos.shape[1] != spec.nq or (qvel is not None and qvel.shape[1] != spec.nv):
+        raise RobotSpecError(f"{info.path}: qpos {qpos.shape[1]} / qvel "
+                             f"{None if qvel is None else qvel.shape[1]} wide, but robot "
+                             f"{spec.name!r} has nq={spec.nq}, nv={spec.nv}; plot trajectories of "
+                             "one robot together.")
     pos, rpy = base_pose(qpos, spec, conv.quat_order)
     flags, frozen, mismatch = _flags(qpos, qvel, info.dt, model_path)
     idx_q, idx_v = list(spec.actuated_qpos_index), list(spec.actuated_qvel_index)

@@ -10,8 +10,9 @@ installed). On Debian / Ubuntu the libraries are::
 ``MUJOCO_GL=osmesa`` (``apt-get install -y libosmesa6``) works too. When the context cannot be
 created, :class:`GLBackendError` names the package to install.
 
-Camera: a free camera whose look-at point follows the base (``qpos[0:3]``) every frame, at a fixed
-azimuth / elevation / distance, so the robot stays centred while the floor moves underneath.
+Camera: a free camera whose look-at point follows the body of the model's first joint (the
+floating base) every frame, at a fixed azimuth / elevation / distance, so the robot stays centred
+while the floor moves underneath.
 """
 
 from __future__ import annotations
@@ -142,13 +143,14 @@ def render_frames(store, trajs=(0,), model_path: str = "", *, ghost_key: str | N
     camera.type = mujoco.mjtCamera.mjCAMERA_FREE
     camera.distance, camera.azimuth, camera.elevation = distance, azimuth, elevation
     option, perturb = mujoco.MjvOption(), mujoco.MjvPerturb()
+    base = int(model.jnt_bodyid[0]) if model.njnt else 0  # the floating base's body
     with make_renderer(model, width, height) as renderer:
         for p, (steps, qs) in enumerate(clips):
             for f in range(n_frames):
                 t = int(steps[min(f, len(steps) - 1)])
                 data.qpos[:] = qs[0][t]
                 mujoco.mj_forward(model, data)
-                camera.lookat[:] = data.qpos[0:3]
+                camera.lookat[:] = data.xpos[base]
                 renderer.update_scene(data, camera, option)
                 if len(qs) > 1:
                     ghost.qpos[:] = qs[1][t]
