@@ -75,8 +75,8 @@ def test_inspect_flags_are_marked_on_the_time_axis(store, shared_data):
     raw = np.load(shared_data / "cassie" / "trajopt" / "agility_reference" / "traj_2.npz")
     import mujoco
     m = mujoco.MjModel.from_xml_path(model)
-    kinds = (mujoco.mjtJoint.mjJNT_SLIDE, mujoco.mjtJoint.mjJNT_HINGE)
-    hinge = [j for j in range(m.njnt) if m.jnt_type[j] in kinds]
+    kinds = (int(mujoco.mjtJoint.mjJNT_SLIDE), int(mujoco.mjtJoint.mjJNT_HINGE))
+    hinge = [j for j in range(m.njnt) if int(m.jnt_type[j]) in kinds]
     moving = np.any(np.diff(raw["qpos"][:, m.jnt_qposadr[hinge]], axis=0) != 0, axis=1)
     np.testing.assert_array_equal(view.vel_mismatch[:-1], moving)
     assert not plot_trajectories(store, [0]).axes[1].patches  # clean data: nothing shaded
