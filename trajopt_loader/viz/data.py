@@ -8,6 +8,7 @@ local and remote stores work alike.
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -112,6 +113,9 @@ def base_pose(qpos: np.ndarray, spec: RobotSpec, quat_order: str) -> tuple[np.nd
     return np.asarray(qpos[:, spec.base_pos_slice], np.float64), rpy
 
 
+_joint_addresses = functools.lru_cache(maxsize=4)(model_joint_addresses)  # one load per model
+
+
 def _flags(qpos, qvel, dt, model_path):
     """inspect's flags (frozen, nearly frozen, qvel vs dq/dt) and their per-step marks."""
     n = qpos.shape[0]
@@ -134,7 +138,7 @@ def _flags(qpos, qvel, dt, model_path):
     try:
         qadr = dadr = None
         if model_path is not None:
-            mnq, mnv, qadr, dadr = model_joint_addresses(model_path)
+            mnq, mnv, qadr, dadr = _joint_addresses(str(model_path))
             if (mnq, mnv) != (qpos.shape[1], qvel.shape[1]):
                 return flags, frozen, mismatch
         check = check_velocity_consistency(qpos, qvel, dt, qadr, dadr)
