@@ -109,13 +109,22 @@ def test_digit_plot_names_the_model_joints(tmp_path, shared_data):
 
     model = mujoco.MjModel.from_xml_path(str(shared_data / "digit_v3" / "digit-v3.xml"))
     store = TrajectoryStore(digit_store(tmp_path, model))
-    fig = plot_trajectories(store, [0, 1])
+    fig = plot_trajectories(store, [0, 1], refs=True)
     lines = axes_by_title(fig)["actuated joint positions"].lines
     oracle = spec_from_mjcf(model).actuated_joints
     assert len(lines) == 2 * len(oracle) == 40  # one line per joint per trajectory
     assert [line.get_label() for line in lines[:20]] == list(oracle)
     yaw = axes_by_title(fig)["base roll / pitch / yaw (ZYX; yaw unwrapped)"].lines[2]
     np.testing.assert_allclose(np.radians(yaw.get_ydata()), 0.4 * 0.02 * np.arange(40), atol=1e-9)
+    from trajopt_loader.robots import digit_v3
+    from trajopt_loader.transforms.references import compute_references
+
+    refs = compute_references(store.read(0, "qpos")[None], store.read(0, "qvel")[None],
+                              digit_v3.SPEC, (store.convention("digit_v3"),),
+                              ee_pos=store.read(0, "ee_pos")[None])
+    ee_keys = sorted(k for k, v in refs.items() if v.ndim == 4)  # [1, T, 4 sites, 3]
+    panels = axes_by_title(fig)
+    assert ee_keys and all(len(panels[k].lines) == 2 * 4 * 3 for k in ee_keys)
     assert pixels(fig)[..., :3].std() > 20
 
 

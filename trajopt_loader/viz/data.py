@@ -36,7 +36,8 @@ class TrajectoryView:
       vel_mismatch: bool ``[T]``, True where a flagged ``qvel`` differs from the forward difference
         of ``qpos`` by more than ``SCALE_TOLERANCE`` of its size (all False when not flagged).
       refs: ``{ref_key: [T, ...]}`` from :func:`compute_references` with the trajectory as one
-        window (episode origin = step 0), or None when not asked for.
+        window (episode origin = step 0; end-effector keys when the trajectory has ``ee_pos``),
+        or None when not asked for.
     """
 
     path: str
@@ -189,7 +190,9 @@ def trajectory_view(store, traj, *, spec: RobotSpec | None = None, model_path: s
                                   "with --derive-qvel --model MODEL.xml).")
         from trajopt_loader.transforms.references import compute_references
 
-        out = compute_references(qpos[None], qvel[None], spec, (conv,))
+        ee = (np.asarray(store.read(info.traj_id, "ee_pos"), np.float64).reshape(
+            1, info.length, -1, 3) if "ee_pos" in info.keys else None)
+        out = compute_references(qpos[None], qvel[None], spec, (conv,), ee_pos=ee)
         ref = {k: v[0] for k, v in out.items() if np.ndim(v) >= 2}
     return TrajectoryView(
         path=info.path, dt=float(info.dt), time=np.arange(info.length) * float(info.dt),
