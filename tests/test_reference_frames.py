@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from trajopt_loader.compat_refs import build_refs_from_window
+from trajopt_loader.conventions import MUJOCO, PINOCCHIO
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConventionError
 from trajopt_loader.pipeline import make_dataset
@@ -76,6 +77,7 @@ def robot(request, tmp_path_factory):
         export_npz(root / src, root / "s.zarr", source=src, convention=conv, progress=False)
     store = TrajectoryStore(str(root / "s.zarr"))
     assert [t.source for t in store.trajectories] == ["mj", "pin"]
+    assert (store.convention("mj"), store.convention("pin")) == (MUJOCO, PINOCCHIO)  # by name
     first_heading = np.degrees(np.arctan2(*mj_truth(m, qpos[0], qvel[0], spec)["xmat"][[1, 0], 0]))
     assert abs(first_heading) > 100  # the motion does not start facing world x
     return request.param, m, spec, store

@@ -4,12 +4,12 @@ This docstring is the one definition of every ``ref_*`` key (README's "Robot ref
 follows it). Notation, per env ``e`` and window step ``t`` (world frame: the data's, z up):
 ``p_t`` base position (m) = ``qpos[base_pos_slice]``; ``R_t`` base rotation (body -> world) from
 ``qpos[base_quat_slice]`` read in the data's quaternion order; ``(roll_t, pitch_t, yaw_t)`` the
-intrinsic Z-Y'-X'' angles of ``R_t = Rz(yaw) Ry(pitch) Rx(roll)`` (yaw in (-pi, pi]); heading
+intrinsic Z-Y'-X'' angles of ``R_t = Rz(yaw) Ry(pitch) Rx(roll)`` (yaw in [-pi, pi]); heading
 ``psi_t = yaw_t`` (``= atan2(R[1,0], R[0,0])``) and ``H(psi) = Rz(psi)`` a heading (yaw-only)
 frame; ``o`` = the episode's first step (``episode_first_step`` of the env's trajectory), ``w``
 = the window's first step (``t = 0``); ``x_k,t`` = world position of end effector ``k``;
 ``v_t``, ``omega_t`` = base linear / angular velocity in ``qvel`` (frames per convention);
-``wrap`` = into (-pi, pi].
+``wrap`` = into (-pi, pi]; ``a^T`` = transpose (world -> frame).
 
 ==========================  ===============  ======  ==========================================
 key                         shape            units   definition (frame)
@@ -33,8 +33,9 @@ with ``heading_frame_keys=True`` (``config.references.heading_frame_keys``), als
 ``ref_ee_heading_pos``      [E, T, n_ee, 3]  m       ``H(psi_o)^T (x_k,t - p_t)``: from the base, episode's first heading axes
 ==========================  ===============  ======  ==========================================
 
-The first nine names and meanings are the predecessor's, with its defects fixed: the quaternion
-order comes from the data's :class:`~trajopt_loader.Convention` (it assumed xyzw); velocities
+The keys above the line are the predecessor's names with its meanings (``ref_base_local_ee_pos``
+included: it computed ``Rz(-yaw_t) (x_k,t - p_t)``, the same quantity), with its defects fixed:
+the quaternion order comes from the data's :class:`~trajopt_loader.Convention` (it assumed xyzw); velocities
 are rotated only when the convention stores them in the world frame (MuJoCo's angular velocity
 and Pinocchio's linear + angular velocity are already body-frame; it rotated them again);
 ``ref_base_local_trans`` is relative to the episode's first step (it used each window's first
