@@ -4,7 +4,8 @@ across the wrap seam with cyclic continuation, in both conventions given by name
 (``build_refs_from_window``, ``BuildReferences``), JAX (``compute_references_jax``) and the
 pipeline (``make_dataset`` with ``config.references``).
 
-Motions: the real Cassie ``agility_reference/traj_2`` (28 steps) turned by 120 deg about world z,
+Motions: the real Cassie ``agility_reference/traj_0`` walk (every 60th row: 29 steps) turned by
+120 deg about world z,
 with its ``imu`` site as end effector; a synthetic Digit v3 walk (20 steps, first heading
 -150 deg, turning 3 deg a step) with its four hand / foot sites. Each is stored twice: source
 ``mj`` as MuJoCo data (convention ``"MuJoCo"``) and source ``pin`` converted to Pinocchio order and
@@ -57,9 +58,10 @@ def _digit_walk(m, n=20):
 def _motion(name):
     m, spec = model(name), MODELS[name][1]
     if name == "cassie":
-        d = np.load(DATA / "cassie" / "trajopt" / "agility_reference" / "traj_2.npz")
-        qpos, qvel = turn(d["qpos"], d["qvel"], 120.0)
-        return m, dataclasses.replace(spec, ee_sites=("imu",)), qpos, qvel, float(d["dt"])
+        d = np.load(DATA / "cassie" / "trajopt" / "agility_reference" / "traj_0.npz")
+        qpos, qvel = turn(d["qpos"][::60], d["qvel"][::60], 120.0)  # 29 of the 2 kHz rows
+        assert np.abs(qvel[:, 0:6]).min(axis=0).max() > 0 and np.abs(qvel[:, 3:6]).max() > 0.1
+        return m, dataclasses.replace(spec, ee_sites=("imu",)), qpos, qvel, 60 * float(d["dt"])
     return (m, spec) + _digit_walk(m)
 
 
@@ -100,11 +102,14 @@ def batches(robot):
 
 
 def _mj_state(q, v, conv):
-    """MuJoCo-convention copy of a state given in ``conv`` (MuJoCo's functions do the rotation)."""
+    """MuJoCo-convention copy of a state given in ``conv`` (MuJoCo's functions do the rotation,
+    with the quaternion normalized as ``mj_kinematics`` does; recorded ones are not exactly unit)."""
     q, v = np.array(q, np.float64), np.array(v, np.float64)
     if conv == "pin":
         q[3:7] = q[[6, 3, 4, 5]]
-        mujoco.mju_rotVecQuat(v[0:3], v[0:3].copy(), q[3:7])  # body -> world linear velocity
+        unit = q[3:7].copy()
+        mujoco.mju_normalize4(unit)
+        mujoco.mju_rotVecQuat(v[0:3], v[0:3].copy(), unit)  # body -> world linear velocity
     return q, v
 
 
@@ -160,29 +165,34 @@ def check(refs, want, atol, keys=ALL_KEYS):
         np.testing.assert_allclose(got, want[key].reshape(got.shape), atol=atol, err_msg=key)
 
 
-def _env(robot, b, e):
-    """(want, conv name) of env ``e`` of batch ``b``, from MuJoCo."""
+@pytest.fixture(scope="module")
+def truths(robot, batches):
+    """``[batch][env] -> (want, origin qpos row)``: MuJoCo's values for every env of ``batches``."""
     _, m, spec, store = robot
-    conv = store.trajectories[int(b["traj_id"][e])].source
-    origin = store.read(int(b["traj_id"][e]), "qpos", int(b["episode_first_step"][e]),
-                        int(b["episode_first_step"][e]) + 1)[0]
-    return truth(m, spec, b["qpos"][e], b["qvel"][e], conv, origin), origin, conv
-
-
-def test_pipeline_references_match_mujoco_across_the_wrap(robot, batches):
+    out = []
     for b in batches:
+        out.append([])
+        for e, (traj, first) in enumerate(zip(b["traj_id"].tolist(), b["episode_first_step"].tolist())):
+            origin = store.read(traj, "qpos", first, first + 1)[0]
+            conv = store.trajectories[traj].source
+            out[-1].append((truth(m, spec, b["qpos"][e], b["qvel"][e], conv, origin), origin))
+    return out
+
+
+def test_pipeline_references_match_mujoco_across_the_wrap(batches, truths):
+    for b, want_b in zip(batches, truths):
         for e in range(2):
-            want, _, _ = _env(robot, b, e)
+            want = want_b[e][0]
             check({k: v[e] if k != "ref_len" else v[e:e + 1] for k, v in b.items()}, want, 1e-9)
 
 
 @pytest.mark.parametrize("name", ["mujoco", "Pinocchio", " CROCODDYL"])
-def test_build_references_with_a_convention_name_matches_mujoco(robot, batches, name):
-    _, _, spec, _ = robot
+def test_build_references_with_a_convention_name_matches_mujoco(robot, batches, truths, name):
+    _, _, spec, store = robot
     conv_src = "mj" if name == "mujoco" else "pin"
-    for b in batches:
-        e = int(np.flatnonzero([robot[3].trajectories[t].source == conv_src for t in b["traj_id"]])[0])
-        want, origin, _ = _env(robot, b, e)
+    for b, want_b in zip(batches, truths):
+        e = [store.trajectories[t].source for t in b["traj_id"]].index(conv_src)
+        want, origin = want_b[e]
         batch = {"qpos": b["qpos"][e:e + 1], "qvel": b["qvel"][e:e + 1], "ee_pos": b["ee_pos"][e:e + 1],
                  "episode_origin_qpos": origin[None]}
         out = BuildReferences(None, spec, convention=name, heading_frame_keys=True).map(batch)
@@ -206,9 +216,9 @@ def test_build_refs_from_window_by_name_matches_mujoco(robot, batches, name):
                                                                   convention=name))
 
 
-def test_jax_references_by_name_match_mujoco(robot, batches):
+def test_jax_references_by_name_match_mujoco(robot, batches, truths):
     _, _, spec, store = robot
-    for b in batches:
+    for b, want_b in zip(batches, truths):
         origin = store.gather("qpos", b["traj_id"], b["episode_first_step"][:, None])[:, 0]
         conv_idx = np.array([store.trajectories[t].source == "pin" for t in b["traj_id"]], np.int32)
         args = jax.device_put((b["qpos"].astype(np.float32), b["qvel"].astype(np.float32)))
@@ -216,9 +226,8 @@ def test_jax_references_by_name_match_mujoco(robot, batches):
                                       origin_qpos=origin.astype(np.float32),
                                       ee_pos=b["ee_pos"].astype(np.float32), heading_frame_keys=True)
         for e in range(2):
-            want, _, _ = _env(robot, b, e)
             check({k: np.asarray(v[e] if k != "ref_len" else v[e:e + 1]) for k, v in refs.items()},
-                  want, 2e-4)
+                  want_b[e][0], 2e-4)
 
 
 def test_unknown_convention_names_list_the_valid_ones(robot):
