@@ -265,7 +265,8 @@ def test_digit_refs_from_fetched_window(tmp_path):
     qpos, qvel = ds.fetch_window([0, 1], "qpos"), ds.fetch_window([0, 1], "qvel")
     assert qpos.shape == (2, 8, 65) and qvel.shape == (2, 8, 58)
     spec = DigitRefSpec(a_pos_index=A_POS, a_vel_index=A_VEL)
-    refs = build_refs_from_window(qpos[1], qvel[1], spec, convention=ds.convention("trajopt"))
+    refs = build_refs_from_window(qpos[1], qvel[1], spec, convention=ds.convention("trajopt"),
+                                  heading_frame_keys=True)
     t = np.arange(8.0)  # window-local time; the window starts at trajectory step 5
     np.testing.assert_array_equal(refs["ref_motor_joint_pos"], 100 + 5 + t[:, None] + np.array(A_POS) / 100)
     np.testing.assert_array_equal(refs["ref_motor_joint_vel"], -1e4 + 100 + 5 + t[:, None] + np.array(A_VEL) / 100)
@@ -273,9 +274,14 @@ def test_digit_refs_from_fetched_window(tmp_path):
     yaw0 = np.pi / 2 + 0.5
     local = np.stack([np.cos(yaw0) * 0.1 * t + np.sin(yaw0) * 0.2 * t,
                       -np.sin(yaw0) * 0.1 * t + np.cos(yaw0) * 0.2 * t, 0 * t], axis=1)
-    np.testing.assert_allclose(refs["ref_base_local_pos"], local, atol=1e-12)
-    np.testing.assert_allclose(refs["ref_base_local_trans"], local, atol=1e-12)
-    np.testing.assert_allclose(refs["ref_base_local_ori"], np.stack([0 * t, 0 * t, 0.1 * t], 1), atol=1e-12)
+    world = np.stack([0.1 * (t + 5), 0.2 * (t + 5), 0 * t + 1], axis=1)  # the seed's meanings:
+    np.testing.assert_allclose(refs["ref_base_local_pos"], world, atol=1e-12)  # world position,
+    np.testing.assert_allclose(refs["ref_base_local_trans"], world - world[0], atol=1e-12)  # from row 0,
+    np.testing.assert_allclose(refs["ref_base_local_ori"],  # absolute roll, pitch, yaw
+                               np.stack([0 * t, 0 * t, yaw0 + 0.1 * t], 1), atol=1e-12)
+    np.testing.assert_allclose(refs["ref_base_heading_pos"], local, atol=1e-12)
+    np.testing.assert_allclose(refs["ref_base_heading_trans"], local, atol=1e-12)
+    np.testing.assert_allclose(refs["ref_base_heading_ori"], np.stack([0 * t, 0 * t, 0.1 * t], 1), atol=1e-12)
     # Pinocchio: base velocities are already body-frame, so they are not rotated again.
     np.testing.assert_allclose(refs["ref_base_robot_lin_vel"], np.tile([1.0, 0, 0], (8, 1)), atol=1e-12)
     np.testing.assert_allclose(refs["ref_base_robot_ang_vel"], np.tile([0, 0, 0.5], (8, 1)), atol=1e-12)

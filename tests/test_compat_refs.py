@@ -73,11 +73,11 @@ def test_true_length_subsample_and_ee(tmp_path):
     ee = [rng.normal(size=(64, 6)), rng.normal(size=(10, 6))]
     root = write_files(tmp_path / "npz", [64, 10], rng, ee_pos=ee, true_length=[np.int64(40), np.int64(10)])
     spec = DigitRefSpec([7], [6], subsample=3)
-    builder = DigitTrajoptRefBuilder(root, spec, MUJOCO)
-    assert builder.lengths == [14, 4] and builder.max_len == 14  # rows 0, 3, ..., 39 of 40 real rows
+    builder = DigitTrajoptRefBuilder(root, spec, "MuJoCo")  # a convention by name
+    assert builder.convention == MUJOCO and builder.lengths == [14, 4] and builder.max_len == 14  # rows 0, 3, ..., 39 of 40 real rows
     refs = builder.build_by_index(0)
     with np.load(root / "traj_0.npz") as f:
-        want = build_refs_from_window(f["qpos"][:40:3], f["qvel"][:40:3], spec, f["ee_pos"][:40:3], MUJOCO)
+        want = build_refs_from_window(f["qpos"][:40:3], f["qvel"][:40:3], spec, f["ee_pos"][:40:3], "mujoco")
     for key in want:
         np.testing.assert_array_equal(refs[key], want[key], err_msg=key)
     assert refs["ref_local_ee_pos"].shape == (14, 2, 3)

@@ -20,7 +20,8 @@ FIELDS = {
     "dtype": "float32", "seed": 0, "cache_bytes": 2**31, "host_prefetch": 2,
     "device_prefetch": 2, "read_threads": 1, "num_batches": None,
     "references.enabled": False, "references.robot": None, "references.model_path": None,
-    "references.ee_sites": (), "distributed.coordinator_address": None,
+    "references.ee_sites": (), "references.heading_frame_keys": False,
+    "distributed.coordinator_address": None,
     "distributed.num_processes": None, "distributed.process_id": None,
 }
 

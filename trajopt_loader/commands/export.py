@@ -18,7 +18,7 @@ import sys
 
 from absl import flags
 
-from trajopt_loader.conventions import Convention
+from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import TrajoptLoaderError
 
 _F = flags.FLAGS
@@ -61,7 +61,7 @@ def _convention() -> Convention:
         raise _UsageError("give either --convention or --quat-order/--lin-vel-frame/"
                           "--ang-vel-frame, not both.")
     if _F.convention:
-        return Convention.named(_F.convention)
+        return as_convention(_F.convention)
     if not all(parts):
         raise _UsageError("the base convention is not given; pass --convention mujoco|pinocchio, "
                           "or all of --quat-order wxyz|xyzw --lin-vel-frame world|body "

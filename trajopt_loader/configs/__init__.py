@@ -188,6 +188,8 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     _check(isinstance(c.references.enabled, bool), "references.enabled", c.references.enabled,
            "True or False")
     _str_tuple("references.ee_sites", c.references.ee_sites)
+    _check(isinstance(c.references.heading_frame_keys, bool), "references.heading_frame_keys",
+           c.references.heading_frame_keys, "True or False")
     d = c.distributed
     _check(d.num_processes is None or _is_int(d.num_processes, 1), "distributed.num_processes",
            d.num_processes, "an int >= 1 or unset")

@@ -48,6 +48,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
         robot=config_dict.placeholder(str),
         model_path=config_dict.placeholder(str),
         ee_sites=(),
+        heading_frame_keys=False,  # also add the ref_*heading* keys (transforms/references.py)
     ))
     c.distributed = config_dict.ConfigDict(dict(
         coordinator_address=config_dict.placeholder(str),

@@ -28,7 +28,7 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from trajopt_loader.conventions import Convention
+from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError
 from trajopt_loader.store import layout
 from trajopt_loader.store.summary import ExportSummary
@@ -188,7 +188,7 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
     """
     from tqdm.auto import tqdm
 
-    conv = convention if isinstance(convention, Convention) else Convention.named(convention)
+    conv = as_convention(convention)
     layout.check_node_name(source, "source", ExportError)
     if max_trajs_per_motion is not None and int(max_trajs_per_motion) < 1:
         raise ExportError(f"max_trajs_per_motion={max_trajs_per_motion} must be >= 1.")

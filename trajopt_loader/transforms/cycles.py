@@ -65,6 +65,7 @@ import logging
 import grain
 import numpy as np
 
+from trajopt_loader.conventions import flag_table
 from trajopt_loader.errors import ConfigError, MissingKeyError, ReferenceInputError
 from trajopt_loader.transforms.planar import (cycle_delta, cycle_power, rot2, yaw_pairs,
                                               yaw_premultiply)
@@ -132,10 +133,7 @@ class ContinueCycles(grain.transforms.Map):
     def _conventions(self) -> np.ndarray:
         if self._flags is None:
             convs = {s: self.store.convention(s) for s in {t.source for t in self.store.trajectories}}
-            self._flags = np.array([(convs[t.source].quat_order == "xyzw",
-                                     convs[t.source].lin_vel_frame == "world",
-                                     convs[t.source].ang_vel_frame == "world")
-                                    for t in self.store.trajectories], bool).reshape(-1, 3)
+            self._flags = flag_table([convs[t.source] for t in self.store.trajectories])
         return self._flags
 
     def deltas(self, traj_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
