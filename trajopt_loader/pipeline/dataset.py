@@ -155,7 +155,8 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
     if config.schedule == "sequential":
         return SequentialSchedule(lengths, eligible, config.num_envs, config.window_size,
                                   stride=config.stride, assignment=config.assignment,
-                                  allow_wrap=config.allow_wrap, **common)
+                                  allow_wrap=config.allow_wrap,
+                                  episode_length=config.episode_length, **common)
     if config.schedule == "random":
         return RandomSchedule(lengths, eligible, config.num_envs, config.window_size, **common)
     raise ConfigError(f"schedule={config.schedule!r} is not 'sequential' or 'random'")
