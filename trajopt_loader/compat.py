@@ -6,7 +6,8 @@ changed. Thin layers: export is :func:`~trajopt_loader.store.export_npz`, every 
 :mod:`~trajopt_loader.compat_stream`. Differences from the seed code: natural trajectory order
 (``traj2`` before ``traj10``); the base convention is recorded in the store; arrays keep their
 stored dtype (the seed cast to float32); no per-env buffers, so no stale rows (the cache is keyed by
-trajectory, key and time-chunk); typed errors (:mod:`trajopt_loader.errors`).
+trajectory, key and time-chunk); typed errors (:mod:`trajopt_loader.errors`); a file without a time
+step gets its dt recorded as unknown (the seed assumed 0.02 s and recorded nothing).
 """
 
 from __future__ import annotations
