@@ -102,20 +102,27 @@ def check_uniform_dt(config, store, eligible) -> None:
                  f"{tuple(config.sources)}, motions={tuple(config.motions)}"
                  + (f", traj_ids={tuple(config.traj_ids)}" if config.assignment == "explicit"
                     else "") + ")")
-    if unknown.all():
+    if unknown.all() or (not unknown.any() and dts.max() <= dts.min() * (1 + DT_TOLERANCE)):
         return
-    if unknown.any():
-        kinds = {f"{store.trajectories[int(i)].source}/{store.trajectories[int(i)].motion}"
-                 for i in ids[unknown]}
-        raise ConfigError(
-            f"{int(unknown.sum())} of the {selection} have an unknown dt ({', '.join(sorted(kinds))}"
+    compose = _unknown_dt_message if unknown.any() else _mixed_dt_message
+    raise ConfigError(compose(config, store, ids, dts, selection))
+
+
+def _unknown_dt_message(config, store, ids, dts, selection: str) -> str:
+    """Known and unknown (NaN) dt in one selection: which motions are unknown, and the fixes."""
+    unknown = ~np.isfinite(dts)
+    kinds = {f"{store.trajectories[int(i)].source}/{store.trajectories[int(i)].motion}"
+             for i in ids[unknown]}
+    return (f"{int(unknown.sum())} of the {selection} have an unknown dt ({', '.join(sorted(kinds))}"
             f") and {int((~unknown).sum())} a known one ({dts[~unknown].min():.4g}-"
             f"{dts[~unknown].max():.4g} s): a window of {config.window_size} steps would not "
             f"mean one duration. Fix one of: {DT_FIX}; play only one kind (--config.motions / "
             "--config.traj_ids); or stream them mixed on purpose with "
             "--config.allow_mixed_dt=True.")
-    if dts.max() <= dts.min() * (1 + DT_TOLERANCE):
-        return
+
+
+def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
+    """Known rates beyond DT_TOLERANCE: each motion's groups of one rate, and the fixes."""
     infos = [store.trajectories[int(i)] for i in ids]
     by_id = dict(zip(ids.tolist(), infos))
 
@@ -150,7 +157,7 @@ def check_uniform_dt(config, store, eligible) -> None:
                     if len(best) <= 16 else "--config.assignment=explicit with traj_ids of one rate")
     other = next(i for i in infos if i.traj_id not in set(best.tolist()))
     src, motion = other.source, other.motion
-    raise ConfigError(
+    return (
         f"the {selection} have time steps from {dts.min():.4g} s to {dts.max():.4g} s (x"
         f"{dts.max() / dts.min():.3g}; at most x{1 + DT_TOLERANCE:g} is streamed together): a "
         f"window of {config.window_size} steps would span {config.window_size * dts.min():.4g} s "
