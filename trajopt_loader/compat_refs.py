@@ -16,14 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from trajopt_loader.conventions import PINOCCHIO, Convention, as_convention
-from trajopt_loader.errors import MissingKeyError, ReferenceInputError
+from trajopt_loader.errors import ExportError, MissingKeyError, ReferenceInputError
 from trajopt_loader.robots.spec import RobotSpec
 from trajopt_loader.store.layout import natural_key
+from trajopt_loader.store.validate import UNKNOWN_DT, load_trajectory
 from trajopt_loader.transforms.references import compute_references
 
 
@@ -136,34 +138,24 @@ class DigitTrajoptRefBuilder:
         """Number of files."""
         return len(self.files)
 
-    def _load(self, path: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    def _load(self, path: str, need_qvel: bool = True) -> dict[str, np.ndarray]:
+        """The file's arrays through the store's reading and validation
+        (:func:`~trajopt_loader.store.validate.load_trajectory`: no pickle, ``true_length``
+        applied, one-per-interval rows padded, finite values; dt is not needed here).
+
+        Raises: MissingKeyError (no ``qvel``), ReferenceInputError (any other rule, its message).
+        """
         try:
-            with np.load(path, allow_pickle=False) as data:
-                out = {}
-                for key in keys:
-                    if key in data.files:
-                        out[key] = np.asarray(data[key])
-                    elif key in ("qpos", "qvel"):
-                        raise MissingKeyError(f"{path}: no key {key!r} (keys: {data.files}); "
-                                              "trajopt files need qpos and qvel.")
-                return out
-        except ValueError as e:
-            if isinstance(e, ReferenceInputError):
-                raise
-            raise ReferenceInputError(f"{path}: cannot be read without pickle ({e}); re-save it "
-                                      "with numeric arrays only.") from None
+            t = load_trajectory(Path(path), allow_missing=("qvel",), dt=UNKNOWN_DT)
+        except ExportError as e:
+            raise ReferenceInputError(f"{os.path.dirname(path)}/{e}") from None
+        if need_qvel and "qvel" not in t.arrays:
+            raise MissingKeyError(f"{path}: no key 'qvel' (keys: {sorted(t.arrays)}); trajopt "
+                                  "files need qpos and qvel.")
+        return t.arrays
 
     def _true_length(self, path: str) -> int:
-        data = self._load(path, ("qpos", "true_length"))
-        n = int(data["qpos"].shape[0])
-        if "true_length" in data:
-            n_true = int(data["true_length"])
-            if not 0 < n_true <= n:
-                raise ReferenceInputError(f"{path}: true_length={n_true} outside [1, {n}] (qpos rows).")
-            n = n_true
-        if n == 0:
-            raise ReferenceInputError(f"{path}: qpos has 0 rows; remove the file or fix the export.")
-        return n
+        return int(self._load(path, need_qvel=False)["qpos"].shape[0])
 
     def build_by_index(self, traj_index: int) -> dict[str, np.ndarray]:
         """References of file ``traj_index``, padded to ``max_len`` by repeating the last row.
@@ -178,9 +170,8 @@ class DigitTrajoptRefBuilder:
             raise IndexError(f"traj_index={traj_index} outside [0, {len(self.files)}) "
                              f"({len(self.files)} files under {self.data_dir!r}).")
         path = self.files[int(traj_index)]
-        n = self._true_length(path)
-        data = self._load(path, ("qpos", "qvel", self.ee_key))
-        rows = slice(0, n, self.step)
+        data = self._load(path)
+        rows = slice(0, data["qpos"].shape[0], self.step)
         ee = data.get(self.ee_key)
         try:
             refs = build_refs_from_window(data["qpos"][rows], data["qvel"][rows], self.spec,

@@ -55,7 +55,8 @@ floating base is refused there, not at the first wrap. The math lives in ``trans
 Positions grow without bound in a never-ending wrapping episode (about ``|t_1|`` per loop):
 float32 resolves ``|x| * 6e-8`` m (0.1 mm at 1.5 km). A warning is logged once when rewritten
 positions need more resolution than the batch dtype has; use ``dtype="float64"``, or bound the
-episodes (``allow_wrap=False``, or ``end_policy="clamp"``, which restarts each pass).
+episodes (``episode_length``, ``allow_wrap=False``, or ``end_policy="clamp"``, which restarts
+each pass).
 """
 
 from __future__ import annotations
@@ -237,5 +238,5 @@ class ContinueCycles(grain.transforms.Map):
             _log.warning(
                 "continued base positions are offset by up to %.4g m, where %s resolves only "
                 "%.2g m (loop counts grow without bound in a wrapping episode); use "
-                "dtype='float64', or bound the episodes (allow_wrap=False or "
-                "end_policy='clamp').", max_abs, dtype, ulp)
+                "dtype='float64', or bound the episodes (episode_length=STEPS, "
+                "allow_wrap=False or end_policy='clamp').", max_abs, dtype, ulp)

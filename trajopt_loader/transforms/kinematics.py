@@ -26,6 +26,7 @@ from scipy.spatial.transform import Rotation
 
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, ModelError
+from trajopt_loader.store.validate import require_dt
 from trajopt_loader.transforms.fk import (  # noqa: F401  (re-exported)
     EndEffectorPositions, has_floating_base, kinematics_copy, load_kinematics_model,
     check_qpos, needs_base_conversion, qpos_to_mujoco, site_ids, site_positions,
@@ -231,6 +232,9 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
         for key, asked, done in (("qvel", derive_qvel, do_qvel), ("ee_pos", bool(sites), do_ee)):
             if asked and not done:
                 prov[key] = "recorded"
+        if new_dt is not None or do_qvel:
+            dt = require_dt(dt, "--resample-dt" if new_dt is not None else "--derive-qvel",
+                            source_file)
         if new_dt is not None:
             arrays = _resample_arrays(model, arrays, dt, new_dt, conv, source_file)
             prov.update(resampled_from_dt=float(dt), resample=(
