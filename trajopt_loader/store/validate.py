@@ -16,7 +16,8 @@ what is wrong, what was expected and the fix):
   ``DT_RTOL``); else the ``dt`` argument. A ``dt`` argument that disagrees with the file is an error;
   no dt at all is an error. (The Cassie ``agility_reference/traj_2.npz`` has irregular source timing
   and a ``dt`` key: the ``dt`` key is used.)
-* Arrays must be numeric (bool / int / float); floats must be finite on the real rows.
+* Arrays must be numeric (bool / int / float of at most 64 bits: no float128); floats must be
+  finite on the real rows. Keys are valid Zarr node names and differ ignoring case.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Mapping
 import numpy as np
 
 from trajopt_loader.errors import ExportError
-from trajopt_loader.store.layout import check_node_name
+from trajopt_loader.store.layout import check_name_clash, check_node_name
 
 DT_RTOL = 1e-3
 STATE_KEYS = ("qpos", "qvel")
@@ -107,6 +108,18 @@ def _read_npz(path: Path, key_map: Mapping[str, str]) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _check_dtype(file: str, key: str, a: np.ndarray) -> None:
+    """Refuse dtypes a store cannot hold: non-numeric ones, and floats wider than 64 bits."""
+    if a.dtype.kind not in "biuf":
+        raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape})",
+                   "a numeric array (bool, int or float)",
+                   f"convert {key!r} to a float array before export")
+    if a.dtype.kind == "f" and a.dtype.itemsize > 8:
+        raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape}), which Zarr cannot store",
+                   "float16, float32 or float64",
+                   f"convert {key!r} with .astype(np.float64) before export")
+
+
 def check_arrays(arrays: Mapping[str, np.ndarray], file: str, length: int) -> None:
     """Check every array is numeric, has ``length`` rows, and floats are finite.
 
@@ -115,10 +128,8 @@ def check_arrays(arrays: Mapping[str, np.ndarray], file: str, length: int) -> No
     """
     for key, a in arrays.items():
         check_node_name(key, f"{file}: array key", ExportError)
-        if a.dtype.kind not in "biuf":
-            raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape})",
-                       "a numeric array (bool, int or float)",
-                       f"convert {key!r} to a float array before export")
+        check_name_clash(key, arrays, f"{file}: array key", ExportError)
+        _check_dtype(file, key, a)
         if a.ndim == 0 or a.shape[0] != length:
             raise _err(file, key, f"has shape {a.shape}", f"{length} rows", "fix the array length")
         if a.dtype.kind == "f":
@@ -184,10 +195,7 @@ def load_trajectory(path: Path, *, key_map: Mapping[str, str] | None = None,
     file = path.name
     arrays = _read_npz(path, dict(key_map or {}))
     for key, a in arrays.items():
-        if a.dtype.kind not in "biuf":
-            raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape})",
-                       "a numeric array (bool, int or float)",
-                       f"convert {key!r} to a float array before export")
+        _check_dtype(file, key, a)
     scalars = {k: _scalar(a) for k, a in arrays.items() if a.ndim == 0}
     arrays = {k: a for k, a in arrays.items() if a.ndim > 0}
     if "qpos" in allow_missing:
