@@ -31,7 +31,7 @@ from typing import Mapping
 import numpy as np
 
 from trajopt_loader.errors import ExportError
-from trajopt_loader.store.layout import check_name_clash, check_node_name
+from trajopt_loader.store.layout import check_node_name, name_key
 
 DT_RTOL = 1e-3
 STATE_KEYS = ("qpos", "qvel")
@@ -126,9 +126,14 @@ def check_arrays(arrays: Mapping[str, np.ndarray], file: str, length: int) -> No
     Raises:
       ExportError: naming ``file``, the key, and for a non-finite value its first row and column.
     """
+    seen: dict[str, str] = {}
     for key, a in arrays.items():
         check_node_name(key, f"{file}: array key", ExportError)
-        check_name_clash(key, arrays, f"{file}: array key", ExportError)
+        other = seen.setdefault(name_key(key), key)
+        if other != key:
+            raise _err(file, key, f"and {other!r} differ only in case or Unicode normalization",
+                       "array names that differ otherwise (they would share one directory on "
+                       "case-insensitive file systems)", f"rename or drop {key!r}")
         _check_dtype(file, key, a)
         if a.ndim == 0 or a.shape[0] != length:
             raise _err(file, key, f"has shape {a.shape}", f"{length} rows", "fix the array length")
