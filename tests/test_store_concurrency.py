@@ -125,8 +125,8 @@ def _crash():
 
 
 @pytest.mark.parametrize("step, after", [
-    ("before the swap", OLD), ("after the swap", OLD), ("after the index attrs", NEW),
-    ("after the index", NEW)])
+    ("before the swap", OLD), ("after the swap", OLD), ("between two renames", OLD),
+    ("after two renames", OLD), ("after the index attrs", NEW), ("after the index", NEW)])
 def test_overwrite_crash_at_each_step_is_settled_by_the_next_export(make_npz_tree, tmp_path,
                                                                     monkeypatch, step, after):
     out = _overwrite_setup(make_npz_tree, tmp_path)
@@ -138,6 +138,18 @@ def test_overwrite_crash_at_each_step_is_settled_by_the_next_export(make_npz_tre
         monkeypatch.setattr(commit, "exchange", lambda a, b: _crash())
     elif step == "after the swap":
         monkeypatch.setattr(commit, "exchange", _real_exchange_then(_crash))
+    elif step in ("between two renames", "after two renames"):  # no renameat2 (not Linux)
+        monkeypatch.setattr(commit, "exchange", lambda a, b: False)
+        real_replace = os.replace
+
+        def replace(src, dst):
+            moving_new_in = Path(src).name == "m" and ".tmp-" in str(src)
+            if moving_new_in and step == "between two renames":
+                _crash()
+            real_replace(src, dst)
+            if moving_new_in:
+                _crash()
+        monkeypatch.setattr(os, "replace", replace)
     elif step == "after the index attrs":
         monkeypatch.setattr(commit, "consolidate", lambda store: _crash())
     else:
@@ -146,12 +158,38 @@ def test_overwrite_crash_at_each_step_is_settled_by_the_next_export(make_npz_tre
                             if rec["phase"] != "committed" else _crash())
     with pytest.raises(ExportError, match="simulated crash"):
         export_npz(tmp_path / "new", out, source="s", overwrite=True, progress=False)
-    assert (out / "s" / "m").is_dir() and len(_temps(out)) == 1  # never a hole
+    # never a hole, except in the two-rename fallback between its renames (settled below)
+    assert (out / "s" / "m").is_dir() == (step != "between two renames")
+    assert len(_temps(out)) == 1
     monkeypatch.undo()
     summary = export_npz(tmp_path / "later", out, source="s", progress=False)
     assert not _temps(out) and any("removed" in w for w in summary.warnings)
     _check_reads(out, {**after, "s/z/traj0": (0, 2)})
     assert zarr.open_group(str(out), mode="r", use_consolidated=True)  # consolidated again
+
+
+@pytest.mark.parametrize("step", ["after the journal", "after the index attrs"])
+def test_crash_while_creating_a_store_is_settled_by_the_next_export(make_npz_tree, tmp_path,
+                                                                    monkeypatch, step):
+    make_npz_tree(tmp_path / "first", {"m": [4, 5]})
+    make_npz_tree(tmp_path / "later", {"z": [2]})
+    out = tmp_path / "s.zarr"
+    monkeypatch.setattr(commit, "roll_back", lambda *a: None)
+    monkeypatch.setattr(export_mod, "remove_tree", lambda p: None)
+    if step == "after the journal":
+        real = commit.write_marker
+        monkeypatch.setattr(commit, "write_marker", lambda tmp, rec: (real(tmp, rec), _crash()))
+    else:
+        monkeypatch.setattr(commit, "consolidate", lambda store: _crash())
+    with pytest.raises(ExportError, match="simulated crash"):
+        export_npz(tmp_path / "first", out, source="s", progress=False)
+    monkeypatch.undo()
+    export_npz(tmp_path / "later", out, source="s", progress=False)
+    assert not _temps(out)
+    first = {"s/m/traj0": (0, 4), "s/m/traj1": (1, 5)} if step != "after the journal" else {}
+    _check_reads(out, {**first, "s/z/traj0": (0, 2)})
+    assert sorted(p.name for p in (out / "s").iterdir()) == sorted(["zarr.json", "z", *(
+        ["m"] if first else [])])
 
 
 def test_failed_overwrite_rolls_back_in_process(make_npz_tree, tmp_path, monkeypatch):

@@ -3,9 +3,9 @@
 Protocol (run under the store's export lock, :mod:`trajopt_loader.store.lock`): the new motion
 groups are complete in the marked temporary directory ``tmp``. Then
 
-1. the root and source groups are created if missing, the root ``zarr.json`` is copied to
-   ``tmp/root.zarr.json`` and the marker (the journal) records every move (destination, staged
-   directory, its inode) with phase ``"swapping"``;
+1. the root ``zarr.json`` is copied to ``tmp/root.zarr.json`` and the marker (the journal)
+   records every move (destination, staged directory, its inode) with phase ``"swapping"``; the
+   root and source groups are created if missing;
 2. each motion is moved in: a new one with ``os.replace``; a replaced one (``overwrite``) is
    swapped with its staged copy in one step by ``renameat2(RENAME_EXCHANGE)`` (Linux), so the
    motion's directory is never absent; the old data ends up in ``tmp``. Where that call is not
@@ -16,9 +16,9 @@ groups are complete in the marked temporary directory ``tmp``. Then
 
 A failure in steps 1-3 rolls back in-process (:func:`roll_back`). After a crash, the next export
 of the store finds the marked directory (phase ``"swapping"``) and settles it before reading the
-index: if the root ``zarr.json`` still equals the copy, every move is undone (old directories back,
-new ones out, a store created by that export removed); otherwise the index was written and the
-commit is rolled forward (metadata consolidated again, old data deleted). Between a crash in
+index: unless the root ``zarr.json`` differs from the copy and holds an index, every move is
+undone (old directories back, new ones out, groups and a store created by that export removed);
+otherwise the index was written and the commit is rolled forward (metadata consolidated again, old data deleted). Between a crash in
 step 2/3 and that next export, an overwritten motion's directory may hold the new data while the
 index still describes the old; the index never lists a motion whose directory is gone.
 """
@@ -28,6 +28,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import errno
+import json
 import os
 import sys
 import warnings as _warnings
@@ -36,6 +37,7 @@ from typing import Callable
 
 import zarr
 
+from trajopt_loader.store.layout import INDEX_KEY
 from trajopt_loader.store.lock import read_marker, remove_tree, write_marker
 
 _RENAME_EXCHANGE = 2
@@ -76,18 +78,20 @@ def commit(out_dir: Path, tmp: Path, source: str, names, write_index: Callable[[
     See the module docstring for the protocol. Raises whatever a step raised, after rolling back.
     """
     record = read_marker(tmp) or {}
-    created = not (out_dir / "zarr.json").is_file()
-    zarr.open_group(str(out_dir), mode="a")
-    zarr.open_group(str(out_dir / source), mode="a")
-    (tmp / "root.zarr.json").write_bytes(_root_json(out_dir))
+    before = _root_json(out_dir)
+    if before is not None:
+        (tmp / "root.zarr.json").write_bytes(before)
     moves = []
     for name in names:
         dest, staged = out_dir / source / name, tmp / name
         moves.append({"dest": str(dest), "staged": str(staged), "ino": staged.stat().st_ino,
                       "old": str(tmp / f".old-{name}")})
-    record.update(phase="swapping", created=created, moves=moves)
+    record.update(phase="swapping", created=before is None, fresh_dir=not out_dir.exists(),
+                  new_source=not (out_dir / source).exists(), source=source, moves=moves)
     write_marker(tmp, record)
     try:
+        zarr.open_group(str(out_dir), mode="a")
+        zarr.open_group(str(out_dir / source), mode="a")
         for m in moves:
             dest, staged = Path(m["dest"]), Path(m["staged"])
             if not dest.exists():
@@ -118,8 +122,13 @@ def roll_back(out_dir: Path, tmp: Path, record: dict) -> None:
                 os.replace(dest, staged)
         if old.exists() and not dest.exists():
             os.replace(old, dest)
+    if record.get("new_source"):
+        remove_tree(out_dir / record["source"])
     if record.get("created"):
-        remove_tree(out_dir)
+        if record.get("fresh_dir"):
+            remove_tree(out_dir)
+        else:  # an empty directory given as the output: leave it empty
+            (out_dir / "zarr.json").unlink(missing_ok=True)
     else:
         copy = tmp / "root.zarr.json"
         if copy.is_file():
@@ -140,12 +149,11 @@ def recover(out_dir: Path, tmp: Path, record: dict) -> None:
     copy = tmp / "root.zarr.json"
     before = copy.read_bytes() if copy.is_file() else None
     now = _root_json(out_dir)
-    if now is not None and before is not None and now != before:
-        try:
-            zarr.open_group(str(out_dir), mode="r", use_consolidated=False)
-        except Exception:  # a torn root zarr.json: the index write did not complete
-            roll_back(out_dir, tmp, record)
-            return
+    try:  # a torn or index-less root zarr.json: the index write did not complete
+        written = now != before and INDEX_KEY in json.loads(now)["attributes"]
+    except (TypeError, ValueError, KeyError):
+        written = False
+    if written:
         consolidate(str(out_dir))
     else:
         roll_back(out_dir, tmp, record)
