@@ -29,55 +29,13 @@ from zarr.codecs import BloscCodec
 from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import ExportError, TrajoptLoaderError
 from trajopt_loader.store import commit, layout
+from trajopt_loader.store.discover import discover
 from trajopt_loader.store.lock import (LOCK_TIMEOUT_S, make_temp, remove_stale_temps,
                                       remove_tree, store_lock)
 from trajopt_loader.store.summary import ExportSummary
 from trajopt_loader.store.validate import LoadedTrajectory, check_arrays, load_trajectory
 
 Preprocess = Callable[[dict, float, str], tuple]
-
-
-def _npz_files(d: Path) -> list[Path]:
-    return sorted((p for p in d.iterdir() if p.suffix == ".npz" and p.is_file()),
-                  key=lambda p: layout.natural_key(p.name))
-
-
-def _discover(root: Path, motion, warnings: list) -> list[tuple[str, list[Path]]]:
-    if not root.is_dir():
-        raise ExportError(f"input root {str(root)!r} is not a directory; expected a directory of "
-                          "<motion>/*.npz (or of *.npz with --motion NAME).")
-    if motion is not None:
-        names = [motion] if isinstance(motion, str) else list(motion)
-        out = []
-        for name in names:
-            layout.check_node_name(name, "motion", ExportError)
-            d = root / name if (root / name).is_dir() else root
-            files = _npz_files(d)
-            if not files:
-                raise ExportError(f"motion {name!r}: no .npz files in {str(root / name)!r} nor "
-                                  f"directly in {str(root)!r}; expected <root>/{name}/*.npz.")
-            out.append((name, files))
-    else:
-        out = [(d.name, _npz_files(d)) for d in sorted(root.iterdir()) if d.is_dir()]
-        out = [(n, f) for n, f in out if f]
-        top = _npz_files(root)
-        if not out:
-            raise ExportError(
-                f"no motion subdirectories with .npz files in {str(root)!r}"
-                + (f"; it holds {len(top)} .npz files directly: pass motion=NAME / --motion NAME"
-                   if top else ""))
-        if top:
-            warnings.append(f"{len(top)} .npz files directly in {root} were ignored; export them "
-                            "with --motion NAME")
-        for name, _ in out:
-            layout.check_node_name(name, "motion", ExportError)
-    keys = [layout.name_key(n) for n, _ in out]
-    dups = sorted({n for n, _ in out if keys.count(layout.name_key(n)) > 1})
-    if dups:
-        raise ExportError(f"duplicate motion names {dups} (names must differ ignoring case and "
-                          "Unicode normalization); "
-                          "rename the directories or export them to different sources.")
-    return out
 
 
 def _store(out: str, storage_options):
@@ -192,7 +150,7 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
     out = str(out)
     summary = ExportSummary(out=out, source=source, convention=conv.name)
     # sorted: a fresh store lists its motions by name; later exports append after them
-    motions = sorted(_discover(Path(root), motion, summary.warnings), key=lambda mf: mf[0])
+    motions = sorted(discover(Path(root), motion, summary.warnings), key=lambda mf: mf[0])
     if max_trajs_per_motion is not None:
         motions = [(m, f[:int(max_trajs_per_motion)]) for m, f in motions]
     kw = dict(key_map=key_map, allow_missing=tuple(allow_missing), dt=dt)
