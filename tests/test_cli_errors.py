@@ -81,6 +81,24 @@ def test_os_errors_while_writing_become_export_errors(make_npz_tree, tmp_path, m
     np.testing.assert_array_equal(store.read(1, "qpos"), revealing(1, 5, 9))
 
 
+def test_unexpected_error_is_one_line_unless_traceback_is_asked(monkeypatch, capsys):
+    from trajopt_loader.cli import _clear_errors
+
+    def command(argv):
+        raise RuntimeError("blosc decompression failed\n  (code -1)")
+
+    monkeypatch.delenv("TRAJOPT_LOADER_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as e:
+        _clear_errors("stream", command, [])(["stream"])
+    assert e.value.code == 1
+    assert capsys.readouterr().err == ("trajopt-loader stream: error: RuntimeError: blosc "
+                                       "decompression failed (code -1) (set "
+                                       "TRAJOPT_LOADER_TRACEBACK=1 for the traceback)\n")
+    monkeypatch.setenv("TRAJOPT_LOADER_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="blosc decompression failed"):
+        _clear_errors("stream", command, [])(["stream"])
+
+
 def test_checkpoint_position_outside_the_stream_is_refused(tmp_path, make_npz_tree):
     from trajopt_loader.configs import load_config
     from trajopt_loader.pipeline import make_dataset

@@ -200,8 +200,9 @@ def _stop_on_interrupt(name: str) -> None:
         if not (_interrupt_timer and isinstance(info.exc_value, KeyboardInterrupt)):
             default_hook(info)
 
-    sys.unraisablehook = unraisable
-    signal.signal(signal.SIGINT, handler)
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread
+        sys.unraisablehook = unraisable
+        signal.signal(signal.SIGINT, handler)
 
 
 if __name__ == "__main__":
