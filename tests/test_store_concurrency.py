@@ -63,13 +63,15 @@ def test_concurrent_cli_exports_keep_both_motions(make_npz_tree, tmp_path):
         assert not _temps(out) and not lock.lock_path(out).exists()
 
 
-def test_lock_timeout_names_the_holder(make_npz_tree, tmp_path):
+def test_lock_timeout_names_the_holder(make_npz_tree, tmp_path, caplog):
     make_npz_tree(tmp_path / "npz", {"m": [5]})
     out = tmp_path / "s.zarr"
     with lock.store_lock(out):
         with pytest.raises(ExportError, match=rf"being written by another export \(pid {os.getpid()}"
                                               r" on .*waited 0.2 s"):
             export_npz(tmp_path / "npz", out, source="s", progress=False, lock_timeout=0.2)
+    assert [r.getMessage().startswith(f"waiting up to 0.2 s for another export of {out} to "
+                                      f"finish (pid {os.getpid()} on ") for r in caplog.records] == [True]
     export_npz(tmp_path / "npz", out, source="s", progress=False, lock_timeout=0)
     _check_reads(out, {"s/m/traj0": (0, 5)})
 

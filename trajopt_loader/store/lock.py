@@ -21,6 +21,7 @@ import contextlib
 import errno
 import fcntl
 import json
+import logging
 import os
 import shutil
 import socket
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from trajopt_loader.errors import ExportError
 
+_log = logging.getLogger(__name__)
 MARKER = ".trajopt-loader-export.json"
 LOCK_TIMEOUT_S = 600.0
 _POLL_S = 0.05
@@ -52,7 +54,8 @@ def _holder_text(path: Path) -> str:
 def store_lock(out_dir: Path, timeout: float = LOCK_TIMEOUT_S):
     """Hold the export lock of the local store ``out_dir`` (creates its parent directory).
 
-    Waits up to ``timeout`` seconds (``0``: do not wait) for another export to release it.
+    Waits up to ``timeout`` seconds (``0``: do not wait) for another export to release it, and
+    logs one warning naming the holder when it has to wait.
 
     Raises:
       ExportError: the lock was not free within ``timeout`` (names the holder and the lock file).
@@ -60,13 +63,17 @@ def store_lock(out_dir: Path, timeout: float = LOCK_TIMEOUT_S):
     """
     path = lock_path(out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + max(0.0, float(timeout))
+    deadline, waited = time.monotonic() + max(0.0, float(timeout)), False
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
+            if not waited:
+                waited = True
+                _log.warning("waiting up to %g s for another export of %s to finish (%s)",
+                             timeout, out_dir, _holder_text(path))
             if time.monotonic() >= deadline:
                 raise ExportError(
                     f"store {str(out_dir)!r} is being written by another export "
