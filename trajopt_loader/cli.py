@@ -153,7 +153,7 @@ def _clear_errors(name: str, command_main, started: list):
 INTERRUPT_GRACE_S = 0.8
 _interrupted: list = []  # [True] once the "interrupted" line is printed
 _interrupt_timer: list = []  # the timer started by the first Ctrl-C
-_interrupt_lock = threading.Lock()
+_interrupt_lock = threading.RLock()  # re-entered by a second Ctrl-C during the print
 
 
 def _exit_interrupted(name: str) -> None:
