@@ -151,6 +151,8 @@ def _clear_errors(name: str, command_main, started: list):
 
 #: Seconds a Ctrl-C (SIGINT) may take to unwind (cleanup included) before the process is ended.
 INTERRUPT_GRACE_S = 0.8
+#: Commands whose Ctrl-C unwinds (runs ``finally`` blocks) instead of ending the process at once.
+UNWIND_ON_INTERRUPT = ("export",)
 _interrupted: list = []  # [True] once the "interrupted" line is printed
 _interrupt_timer: list = []  # the timer started by the first Ctrl-C
 _interrupt_lock = threading.RLock()  # re-entered by a second Ctrl-C during the print
@@ -177,16 +179,20 @@ def _exit_interrupted(name: str) -> None:
 def _stop_on_interrupt(name: str) -> None:
     """Make Ctrl-C stop ``trajopt-loader NAME`` within :data:`INTERRUPT_GRACE_S` with one line.
 
-    The SIGINT handler raises ``KeyboardInterrupt`` in the main thread (so ``finally`` blocks,
-    e.g. an export's temporary-directory cleanup, run) and starts a timer that ends the process
-    after the grace time: a ``KeyboardInterrupt`` raised while a garbage-collector callback runs
-    (JAX installs one) is swallowed by Python, and threads can block interpreter shutdown. A second
-    Ctrl-C ends the process at once.
+    For the commands of :data:`UNWIND_ON_INTERRUPT` (pure Python and file I/O: ``export``) the
+    SIGINT handler raises ``KeyboardInterrupt`` in the main thread, so ``finally`` blocks (the
+    export's temporary-directory cleanup) run, and starts a timer that ends the process after the
+    grace time (a ``KeyboardInterrupt`` raised while a garbage-collector callback runs is swallowed
+    by Python, and threads can block interpreter shutdown). The other commands run JAX: a
+    ``KeyboardInterrupt`` raised inside its start-up (JAX/XLA calling back into Python) was seen
+    to abort the process (SIGABRT / SIGSEGV), and one raised in a gc callback JAX installs is
+    swallowed; they have nothing to clean up, so the handler ends them at once. A second Ctrl-C
+    ends any command at once.
     """
     import signal
 
     def handler(signum, frame):
-        if _interrupt_timer:
+        if _interrupt_timer or name not in UNWIND_ON_INTERRUPT:
             _exit_interrupted(name)
         timer = threading.Timer(INTERRUPT_GRACE_S, _exit_interrupted, args=(name,))
         timer.daemon = True
