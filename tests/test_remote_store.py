@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from trajopt_loader.configs import load_config
-from trajopt_loader.errors import StoreNotFoundError
+from trajopt_loader.errors import ExportError, StoreNotFoundError
 from trajopt_loader.pipeline import make_dataset
 from trajopt_loader.store import TrajectoryStore, export_npz
 
@@ -153,8 +153,11 @@ def test_missing_or_unreachable_url_raises_store_not_found(server):
 
 def test_fsspec_memory_url_exports_and_reads_like_a_local_store(shared_data, cassie_store):
     out = "memory://trajopt-loader-test/cassie.zarr"
+    with pytest.raises(ExportError, match="remote store.*single_writer=True"):
+        export_npz(shared_data / "cassie" / "trajopt", out, source="cassie", convention="mujoco",
+                   motion="agility_reference", progress=False, overwrite=True)
     export_npz(shared_data / "cassie" / "trajopt", out, source="cassie", convention="mujoco",
-               motion="agility_reference", progress=False, overwrite=True)
+               motion="agility_reference", progress=False, overwrite=True, single_writer=True)
     mem, local = TrajectoryStore(out), TrajectoryStore(cassie_store)
     want = local.select(motions=("agility_reference",))
     assert [t.path for t in mem.trajectories] == [local.trajectories[i].path for i in want]

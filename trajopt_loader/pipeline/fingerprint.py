@@ -242,6 +242,12 @@ def check_state(state: Any, stream: dict, *, num_batches: int | None = None,
         raise CheckpointError(f"{where} has next_index {k}, past the end of this stream "
                               f"(num_batches={num_batches}). Fix: raise num_batches, or start "
                               "from scratch.")
+    from trajopt_loader.pipeline.schedules import ENDLESS
+
+    if num_batches is None and k >= ENDLESS:
+        raise CheckpointError(f"{where} has next_index {k}, outside [0, {ENDLESS}) of an endless "
+                              "stream (num_batches=None); no iterator reaches it. Fix: pass the "
+                              "state saved by it.get_state(), or start from scratch.")
     if STATE_KEY not in state:
         warnings.warn(f"{where} {{'next_index': {k}}} has no stream fingerprint; restored "
                       "without checking that it belongs to this config and store.", stacklevel=3)

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,8 @@ FORMAT_VERSION = 1
 CHUNK_BYTES = 512 * 1024
 BLOSC = {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+#: Names zarr gives a meaning inside a group directory (compared with :func:`name_key`).
+RESERVED_NAMES = ("zarr.json",)
 
 
 def natural_key(name: str) -> tuple:
@@ -73,7 +76,32 @@ def check_node_name(name: str, what: str, exc: type[Exception]) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name) or name.startswith("__"):
         raise exc(f"{what} name {name!r} is not valid; use letters, digits, '_', '-', '.' "
                   "(not starting with '.' or '__', no '/').")
+    if name_key(name) in RESERVED_NAMES:
+        raise exc(f"{what} name {name!r} is reserved by the Zarr format (a group's metadata "
+                  "file); rename it.")
     return name
+
+
+def name_key(name: str) -> str:
+    """The form in which two names count as the same: Unicode NFC, then case-folded.
+
+    Stores live on case-insensitive file systems too (macOS, Windows), where ``Walk`` and
+    ``walk`` are one directory; export refuses a name whose key equals another's.
+    """
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def check_name_clash(name: str, existing, what: str, exc: type[Exception]) -> None:
+    """Refuse ``name`` when one of ``existing`` differs from it but has the same :func:`name_key`.
+
+    Raises:
+      exc: naming both names and ``what`` (e.g. "motion in source 'cassie' of out.zarr").
+    """
+    for other in existing:
+        if other != name and name_key(other) == name_key(name):
+            raise exc(f"{what} {name!r} clashes with {other!r} already there (names are compared "
+                      f"ignoring case and Unicode normalization); use {other!r} (with "
+                      "overwrite to replace it) or another name.")
 
 
 @dataclasses.dataclass(frozen=True)
