@@ -66,8 +66,10 @@ def _open_root(path: str, storage_options: dict | None, timeout_s: float = remot
     try:
         return remote.with_retries(open_group, f"{path}/zarr.json", retries, timeout_s) if url \
             else open_group()
-    except StoreReadError:
-        raise
+    except StoreReadError as e:  # a stalled server; nothing listening is "not found" (below)
+        if isinstance(e.__cause__, TimeoutError):
+            raise
+        raise StoreNotFoundError(f"cannot open {path!r}: {e}") from e
     except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError) as e:
         raise StoreNotFoundError(f"no Zarr v3 group at {path!r} ({e}); expected a store written "
                                  "by `trajopt-loader export`.") from None
