@@ -20,6 +20,7 @@ import sys
 COMMANDS = {
     "export": "Export a tree of trajectory .npz files to a Zarr store.",
     "inspect": "Print a store's tree, lengths, dt, conventions, keys and value ranges.",
+    "verify": "Read every chunk of a store and check it against its index; exit 1 on a problem.",
     "stream": "Stream windows through the grain pipeline into a jitted consumer; report throughput.",
     "demo": "Export the bundled Cassie sample and train a tiny MLP on streamed windows.",
     "bench": "Run the throughput benchmarks of benchmarks/.",
