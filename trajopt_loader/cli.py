@@ -4,6 +4,7 @@ Usage::
 
     trajopt-loader export ROOT OUT.zarr --source cassie --convention mujoco
     trajopt-loader inspect OUT.zarr
+    trajopt-loader verify OUT.zarr
     trajopt-loader stream --config=trajopt_loader/configs/cassie.py --config.zarr_path=OUT.zarr
     trajopt-loader demo
     trajopt-loader bench
