@@ -18,7 +18,7 @@ from zarr.codecs import BloscCodec
 
 from conftest import revealing
 from trajopt_loader.configs import load_config
-from trajopt_loader.errors import DataIntegrityError
+from trajopt_loader.errors import DataIntegrityError, ExportError
 from trajopt_loader.pipeline import make_dataset
 from trajopt_loader.store import TrajectoryStore, export_npz, layout
 
@@ -167,3 +167,11 @@ def test_format_1_store_stays_readable_and_refuses_a_missing_chunk(long_store):
     _chunk(long_store, "s/m/traj0", "qpos", 2).unlink()
     _raises(lambda: store.read(0, "qpos", 3990, 4000), "trajectory s/m/traj0", "key 'qpos'",
             "chunk 2 (rows [3276, 4000)", "is missing", "format_version 1")
+
+
+def test_export_into_a_format_1_store_is_refused(long_store, make_npz_tree, tmp_path):
+    _as_format_1(long_store)
+    make_npz_tree(tmp_path / "more", {"n": [5]})
+    with pytest.raises(ExportError, match="format_version 2"):
+        export_npz(tmp_path / "more", long_store, source="s", progress=False)
+    assert TrajectoryStore(long_store).motions("s") == ["m"]

@@ -64,8 +64,7 @@ def _open_root(path: str, storage_options: dict | None, timeout_s: float = remot
                 return zarr.open_group(target, mode="r", zarr_format=3, use_consolidated=False,
                                        **kw)
     try:
-        return remote.with_retries(open_group, f"{path}/zarr.json", retries, timeout_s) if url \
-            else open_group()
+        return remote.retrying(f"{path}/zarr.json", retries, timeout_s)(open_group)
     except StoreReadError as e:  # a stalled server; nothing listening is "not found" (below)
         if isinstance(e.__cause__, TimeoutError):
             raise
@@ -230,10 +229,8 @@ class TrajectoryStore:
         return a
 
     def _read_rows(self, traj_id: int, key: str, start: int, stop: int) -> np.ndarray:
-        attempt = ((lambda fn: remote.with_retries(fn, f"{self.path}/{info.path}/{key}",
-                                                   self.retries, self.timeout_s))
-                   if layout.is_url(self.path) else (lambda fn: fn()))
-        info = self.trajectories[traj_id]
+        info = self.trajectories[traj_id]  # checked rows (integrity), retried requests (remote)
+        attempt = remote.retrying(f"{self.path}/{info.path}/{key}", self.retries, self.timeout_s)
         return integrity.read_rows(self._array(traj_id, key), self.path, info, key, start, stop,
                                    attempt)
 

@@ -20,6 +20,7 @@ import time
 from typing import Callable, TypeVar
 
 from trajopt_loader.errors import StoreReadError
+from trajopt_loader.store.layout import is_url
 
 #: Default seconds to wait for a connection, and between bytes of a response (http(s) stores).
 DEFAULT_TIMEOUT_S = 30.0
@@ -61,6 +62,14 @@ def is_transient(e: BaseException) -> bool:
     if isinstance(e, aiohttp.ClientResponseError):
         return e.status == 429 or e.status >= 500
     return isinstance(e, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError))
+
+
+def retrying(url: str, retries: int, timeout_s: float) -> Callable[[Callable[[], T]], T]:
+    """``attempt(fn)`` for the requests of ``url``: :func:`with_retries` for fsspec URLs, a plain
+    call ``fn()`` for local paths (nothing to retry)."""
+    if not is_url(url):
+        return lambda fn: fn()
+    return lambda fn: with_retries(fn, url, retries, timeout_s)
 
 
 def with_retries(fn: Callable[[], T], url: str, retries: int, timeout_s: float) -> T:
