@@ -175,3 +175,12 @@ def test_export_into_a_format_1_store_is_refused(long_store, make_npz_tree, tmp_
     with pytest.raises(ExportError, match="format_version 2"):
         export_npz(tmp_path / "more", long_store, source="s", progress=False)
     assert TrajectoryStore(long_store).motions("s") == ["m"]
+
+
+def test_format_1_chunk_blosc_cannot_decode_names_the_chunk(long_store):
+    _as_format_1(long_store)
+    path = _chunk(long_store, "s/m/traj1", "qvel", 0)
+    path.write_bytes(path.read_bytes()[:40])  # truncated: Blosc's own error names no file
+    _raises(lambda: TrajectoryStore(long_store).read(1, "qvel", 0, 5),
+            f"{long_store}: trajectory s/m/traj1 (traj_id 1), key 'qvel', chunk 0",
+            "cannot be decoded", "trajopt-loader verify")
