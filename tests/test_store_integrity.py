@@ -184,3 +184,14 @@ def test_format_1_chunk_blosc_cannot_decode_names_the_chunk(long_store):
     _raises(lambda: TrajectoryStore(long_store).read(1, "qvel", 0, 5),
             f"{long_store}: trajectory s/m/traj1 (traj_id 1), key 'qvel', chunk 0",
             "cannot be decoded", "trajopt-loader verify")
+
+
+def test_array_missing_from_a_store_without_consolidated_metadata(long_store):
+    meta = json.loads((long_store / "zarr.json").read_text())
+    del meta["consolidated_metadata"]  # arrays are then opened from their own zarr.json
+    (long_store / "zarr.json").write_text(json.dumps(meta))
+    shutil.rmtree(long_store / "s" / "m" / "traj1" / "action")
+    store = TrajectoryStore(long_store)
+    np.testing.assert_array_equal(store.read(1, "qpos", 0, 3), revealing(1, 4000, 40)[:3])
+    _raises(lambda: store.gather("action", [0, 1], [[0], [0]]),
+            "trajectory s/m/traj1 key 'action': no array in the store")

@@ -25,8 +25,8 @@ import numpy as np
 import zarr
 
 from trajopt_loader.conventions import Convention
-from trajopt_loader.errors import (MissingKeyError, StoreNotFoundError, StoreReadError,
-                                   WindowIndexError)
+from trajopt_loader.errors import (DataIntegrityError, MissingKeyError, StoreNotFoundError,
+                                   StoreReadError, WindowIndexError)
 from trajopt_loader.store import integrity, layout, remote
 from trajopt_loader.store.index_check import check_index
 from trajopt_loader.store.cache import HostCache
@@ -225,7 +225,12 @@ class TrajectoryStore:
             if key not in info.keys:
                 raise MissingKeyError(f"trajectory {info.path} has no {key!r}; it has "
                                       f"{sorted(info.keys)}.")
-            a = self._arrays[(traj_id, key)] = self._root[f"{info.path}/{key}"]
+            try:
+                a = self._arrays[(traj_id, key)] = self._root[f"{info.path}/{key}"]
+            except KeyError as e:  # the index lists it: a missing array is damage, not a typo
+                raise DataIntegrityError(f"{self.path}: trajectory {info.path} key {key!r}: no "
+                                         f"array in the store ({e}). "
+                                         + integrity.fix_hint(self.path)) from None
         return a
 
     def _read_rows(self, traj_id: int, key: str, start: int, stop: int) -> np.ndarray:
