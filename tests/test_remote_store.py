@@ -173,15 +173,16 @@ def test_fsspec_memory_url_exports_and_reads_like_a_local_store(shared_data, cas
 
 
 class _FaultyHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves the store's directory; paths containing a ``missing`` string get 404, paths
-    containing a ``stall`` string wait (up to 10 s, or until the test ends) before answering."""
+    """Serves the store's directory; paths containing a ``missing`` (``forbidden``) string get 404
+    (403), paths containing a ``stall`` string wait (up to 10 s, or until the test ends)."""
 
     def do_GET(self):  # noqa: N802 - http.server's name
         server = self.server
         server.seen.append(self.path)
-        if any(s in self.path for s in server.missing):
-            self.send_error(404)
-            return
+        for status, paths in ((404, server.missing), (403, server.forbidden)):
+            if any(s in self.path for s in paths):
+                self.send_error(status)
+                return
         if any(s in self.path for s in server.stall) and server.stalls_left != 0:
             server.stalls_left -= 1
             server.release.wait(10)
@@ -197,7 +198,7 @@ def faulty(cassie_store):
     handler = functools.partial(_FaultyHandler, directory=str(Path(cassie_store).parent))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
-    server.seen, server.missing, server.stall = [], [], []
+    server.seen, server.missing, server.forbidden, server.stall = [], [], [], []
     server.stalls_left, server.release = -1, threading.Event()
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -221,6 +222,15 @@ def test_http_404_for_one_chunk_raises_naming_the_chunk(faulty, cassie_store):
             f"(rows [0, {store.info(0).length}), {CHUNK0}) is missing")):
         store.warm(("qpos",))
     np.testing.assert_array_equal(store.read(1, "qpos"), TrajectoryStore(cassie_store).read(1, "qpos"))
+
+
+def test_http_403_for_one_chunk_is_a_read_error_not_damage(faulty):
+    url, server = faulty
+    server.forbidden.append(CHUNK0)
+    with pytest.raises(StoreReadError, match=re.escape(
+            f"reading {url}/cassie/agility_reference/traj0/qpos failed: HTTP 403")):
+        TrajectoryStore(url).read(0, "qpos")
+    assert server.seen.count(f"/{url.rsplit('/', 1)[1]}/{CHUNK0}") == 1  # not retried
 
 
 def test_stalled_chunk_request_times_out_naming_the_url(faulty):

@@ -11,7 +11,8 @@ keep their backend's own timeout options (s3fs: ``config_kwargs={"connect_timeou
 Every request of a read (open, chunk, presence check) is retried on a transient failure
 (timeout, connection error, HTTP 429 / 5xx) ``retries`` times with exponential backoff
 (``BACKOFF_S``, doubled each time), then fails with :class:`StoreReadError` naming the URL.
-A 404 is not transient: zarr reads it as an absent chunk, which the integrity checks report.
+A 404 is not transient: zarr reads it as an absent chunk, which the integrity checks report; any
+other HTTP error status (e.g. 403) fails at once with :class:`StoreReadError`.
 """
 
 from __future__ import annotations
@@ -76,14 +77,20 @@ def with_retries(fn: Callable[[], T], url: str, retries: int, timeout_s: float) 
     """``fn()``, retried ``retries`` times on a transient failure with exponential backoff.
 
     Raises:
-      StoreReadError: still failing after ``1 + retries`` attempts; names ``url``, the error, the
-        timeout and how to change timeout and retries. Other errors propagate unchanged.
+      StoreReadError: still failing after ``1 + retries`` attempts (names ``url``, the error, the
+        timeout and how to change timeout and retries), or at once on an HTTP error status that
+        is not transient (e.g. 403). Other errors propagate unchanged.
     """
     for attempt in range(int(retries) + 1):
         try:
             return fn()
         except Exception as e:  # noqa: BLE001 - filtered by is_transient
             if not is_transient(e):
+                status = getattr(e, "status", None)  # e.g. aiohttp's 403: access, not damage
+                if isinstance(status, int) and 400 <= status < 600:
+                    raise StoreReadError(f"reading {url} failed: HTTP {status} "
+                                         f"({type(e).__name__}: {e}); check the URL and access "
+                                         "(credentials, storage_options).") from e
                 raise
             if attempt == int(retries):
                 raise StoreReadError(
