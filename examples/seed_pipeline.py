@@ -102,9 +102,11 @@ def digit_refs() -> float:
     qpos[:, A_POS] = np.arange(24) / 10
     qvel[:, 0] = 1.0
     refs = build_refs_from_window(qpos, qvel, DigitRefSpec(A_POS, A_VEL))  # default: Pinocchio
-    # hand-computed: heading 90 deg, so world +x is robot-local -y; body velocity is not rotated.
-    want_pos = np.stack([0 * t, -0.1 * t, 0 * t], axis=1)
+    # hand-computed: ref_base_local_pos is the world position, ref_base_local_ori the absolute
+    # (roll, pitch, yaw) = (0, 0, 90 deg); the body-frame velocity is not rotated again.
+    want_pos = np.stack([0.1 * t, 0 * t, 0 * t + 1.0], axis=1)
     err = max(np.abs(refs["ref_base_local_pos"] - want_pos).max(),
+              np.abs(refs["ref_base_local_ori"] - [0.0, 0.0, np.pi / 2]).max(),
               np.abs(refs["ref_base_robot_lin_vel"] - [1.0, 0.0, 0.0]).max(),
               np.abs(refs["ref_motor_joint_pos"] - np.arange(24) / 10).max())
     print("digit refs:", {k: v.shape for k, v in refs.items()}, f"max |error| = {err:.1e}")

@@ -48,6 +48,20 @@ def sharded() -> None:
             raise SystemExit("no error for 12 envs over 8 devices")
         except ShardingError as e:
             assert "does not split evenly" in str(e) and "size 8" in str(e), e
+            iterator_error = str(e)
+    # the seed API's streamer places windows with the same code: same split, same error text
+    from trajopt_loader import DoubleBufferStreamer
+    with DoubleBufferStreamer(lambda: batch(0), device=NamedSharding(mesh, P("env"))) as s:
+        b = s.next_window(timeout=30)
+        assert {sh.data.shape for sh in b["x"].addressable_shards} == {(2, W, 3)}
+        np.testing.assert_array_equal(np.asarray(b["x"]), batch(0)["x"])
+    with DoubleBufferStreamer(lambda: {"x": np.zeros((12, 3), np.float32)},
+                              device=NamedSharding(mesh, P("env"))) as s:
+        try:
+            s.next_window(timeout=30)
+            raise SystemExit("streamer: no error for 12 envs over 8 devices")
+        except ShardingError as e:
+            assert str(e) == iterator_error, (str(e), iterator_error)
     print("SHARDED-OK", k + 1)
 
 

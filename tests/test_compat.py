@@ -265,7 +265,8 @@ def test_digit_refs_from_fetched_window(tmp_path):
     qpos, qvel = ds.fetch_window([0, 1], "qpos"), ds.fetch_window([0, 1], "qvel")
     assert qpos.shape == (2, 8, 65) and qvel.shape == (2, 8, 58)
     spec = DigitRefSpec(a_pos_index=A_POS, a_vel_index=A_VEL)
-    refs = build_refs_from_window(qpos[1], qvel[1], spec, convention=ds.convention("trajopt"))
+    refs = build_refs_from_window(qpos[1], qvel[1], spec, convention=ds.convention("trajopt"),
+                                  heading_frame_keys=True)
     t = np.arange(8.0)  # window-local time; the window starts at trajectory step 5
     np.testing.assert_array_equal(refs["ref_motor_joint_pos"], 100 + 5 + t[:, None] + np.array(A_POS) / 100)
     np.testing.assert_array_equal(refs["ref_motor_joint_vel"], -1e4 + 100 + 5 + t[:, None] + np.array(A_VEL) / 100)
@@ -273,9 +274,14 @@ def test_digit_refs_from_fetched_window(tmp_path):
     yaw0 = np.pi / 2 + 0.5
     local = np.stack([np.cos(yaw0) * 0.1 * t + np.sin(yaw0) * 0.2 * t,
                       -np.sin(yaw0) * 0.1 * t + np.cos(yaw0) * 0.2 * t, 0 * t], axis=1)
-    np.testing.assert_allclose(refs["ref_base_local_pos"], local, atol=1e-12)
-    np.testing.assert_allclose(refs["ref_base_local_trans"], local, atol=1e-12)
-    np.testing.assert_allclose(refs["ref_base_local_ori"], np.stack([0 * t, 0 * t, 0.1 * t], 1), atol=1e-12)
+    world = np.stack([0.1 * (t + 5), 0.2 * (t + 5), 0 * t + 1], axis=1)  # the seed's meanings:
+    np.testing.assert_allclose(refs["ref_base_local_pos"], world, atol=1e-12)  # world position,
+    np.testing.assert_allclose(refs["ref_base_local_trans"], world - world[0], atol=1e-12)  # from row 0,
+    np.testing.assert_allclose(refs["ref_base_local_ori"],  # absolute roll, pitch, yaw
+                               np.stack([0 * t, 0 * t, yaw0 + 0.1 * t], 1), atol=1e-12)
+    np.testing.assert_allclose(refs["ref_base_heading_pos"], local, atol=1e-12)
+    np.testing.assert_allclose(refs["ref_base_heading_trans"], local, atol=1e-12)
+    np.testing.assert_allclose(refs["ref_base_heading_ori"], np.stack([0 * t, 0 * t, 0.1 * t], 1), atol=1e-12)
     # Pinocchio: base velocities are already body-frame, so they are not rotated again.
     np.testing.assert_allclose(refs["ref_base_robot_lin_vel"], np.tile([1.0, 0, 0], (8, 1)), atol=1e-12)
     np.testing.assert_allclose(refs["ref_base_robot_ang_vel"], np.tile([0, 0, 0.5], (8, 1)), atol=1e-12)
@@ -285,3 +291,65 @@ def test_digit_refs_from_fetched_window(tmp_path):
     assert not np.allclose(wrong["ref_base_robot_lin_vel"], refs["ref_base_robot_lin_vel"])
     r = Rotation.from_quat(qpos[1, 0, 3:7])  # scipy reads xyzw: the stored order is Pinocchio's
     assert np.isclose(r.as_euler("ZYX")[0], yaw0)
+
+
+#: The predecessor's documented flow (its README's five steps), verbatim but for the import line
+#: and the two placeholder paths, filled in from NPZ_DIR / OUT_DIR.
+PREDECESSOR_FLOW = '''
+from trajopt_loader import (TrajoptLoader, VectorizedTrajectoryDataset, DoubleBufferStreamer,
+                            DigitRefSpec, build_refs_from_window)
+
+zarr_path = TrajoptLoader(NPZ_DIR).save(out_dir=OUT_DIR, dataset_source="trajopt",
+                                        motion="digit_v3")
+ds = VectorizedTrajectoryDataset(zarr_path=zarr_path, num_envs=64,
+                                 cfg={"window_size": 32, "buffer_size": 128, "allow_wrap": True})
+ds.update_references(env_to_traj={e: e % 8 for e in range(64)}, env_to_step={e: 0 for e in range(64)})
+window = ds.fetch_window(range(64), key="qpos", window_size=32)
+
+def host_fetch_window():
+    batch = {k: ds.fetch_window(range(64), key=k, window_size=32) for k in ("qpos", "qvel")}
+    for e in range(64):
+        ds.env_steps[e] += 32
+    return batch
+
+with DoubleBufferStreamer(window_fn=host_fetch_window) as streamer:
+    batch = streamer.next_window()
+    batch2 = streamer.next_window()
+'''
+
+
+def test_predecessor_flow_on_dt_less_files_12_trajectories_64_envs(tmp_path):
+    """Twelve dt-less files cut from the real Cassie data (no ``dt``, no ``time``: the
+    predecessor's own files); its flow runs unchanged, records dt as unknown with one warning,
+    and every env's windows are the file rows (steps wrapped modulo the length)."""
+    import warnings
+
+    src = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cassie" / "trajopt"
+    npz_dir = tmp_path / "npz"
+    (npz_dir / "digit_v3").mkdir(parents=True)
+    files = []
+    for i in range(12):
+        with np.load(src / "agility_reference" / f"traj_{i % 2}.npz") as f:
+            lo, n = 100 * i, 20 + 7 * i  # lengths 20..97: windows of 32 wrap in the short ones
+            arrays = {k: f[k][lo:lo + n] for k in ("qpos", "qvel", "action")}
+        np.savez(npz_dir / "digit_v3" / f"traj_{i}.npz", **arrays)
+        files.append(arrays)
+    namespace = {"NPZ_DIR": str(npz_dir), "OUT_DIR": str(tmp_path / "zarr")}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(compile(PREDECESSOR_FLOW, "predecessor_flow", "exec"), namespace)
+    dt_warnings = [str(w.message) for w in caught if "no 'dt'" in str(w.message)]
+    assert len(dt_warnings) == 1 and "dt=SECONDS" in dt_warnings[0], dt_warnings
+    ds = namespace["ds"]
+    assert len(ds.available_trajectories) == 12 and np.isnan(ds.store.dts).all()
+    assert [t.source_file for t in ds.store.trajectories] == [f"traj_{i}.npz" for i in range(12)]
+    steps = np.arange(32)
+    for e in range(64):
+        rows = files[e % 8]
+        n = len(rows["qpos"])
+        np.testing.assert_array_equal(namespace["window"][e], rows["qpos"][steps % n])
+        for key in ("qpos", "qvel"):  # on the device as float32 (x64 off), as JAX puts float64
+            np.testing.assert_array_equal(np.asarray(namespace["batch"][key][e]),
+                                          rows[key][steps % n].astype(np.float32))
+            np.testing.assert_array_equal(np.asarray(namespace["batch2"][key][e]),
+                                          rows[key][(32 + steps) % n].astype(np.float32))

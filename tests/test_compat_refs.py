@@ -73,11 +73,11 @@ def test_true_length_subsample_and_ee(tmp_path):
     ee = [rng.normal(size=(64, 6)), rng.normal(size=(10, 6))]
     root = write_files(tmp_path / "npz", [64, 10], rng, ee_pos=ee, true_length=[np.int64(40), np.int64(10)])
     spec = DigitRefSpec([7], [6], subsample=3)
-    builder = DigitTrajoptRefBuilder(root, spec, MUJOCO)
-    assert builder.lengths == [14, 4] and builder.max_len == 14  # rows 0, 3, ..., 39 of 40 real rows
+    builder = DigitTrajoptRefBuilder(root, spec, "MuJoCo")  # a convention by name
+    assert builder.convention == MUJOCO and builder.lengths == [14, 4] and builder.max_len == 14  # rows 0, 3, ..., 39 of 40 real rows
     refs = builder.build_by_index(0)
     with np.load(root / "traj_0.npz") as f:
-        want = build_refs_from_window(f["qpos"][:40:3], f["qvel"][:40:3], spec, f["ee_pos"][:40:3], MUJOCO)
+        want = build_refs_from_window(f["qpos"][:40:3], f["qvel"][:40:3], spec, f["ee_pos"][:40:3], "mujoco")
     for key in want:
         np.testing.assert_array_equal(refs[key], want[key], err_msg=key)
     assert refs["ref_local_ee_pos"].shape == (14, 2, 3)
@@ -100,7 +100,7 @@ def test_real_cassie_files_and_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="no .npz files"):
         DigitTrajoptRefBuilder(tmp_path, DIGIT_REF)
     np.savez(tmp_path / "traj_0.npz", qpos=np.array([{"a": 1}], dtype=object), qvel=np.zeros((1, 6)))
-    with pytest.raises(ReferenceInputError, match="traj_0.npz: cannot be read without pickle"):
+    with pytest.raises(ReferenceInputError, match="traj_0.npz: key 'qpos': needs pickle to load"):
         DigitTrajoptRefBuilder(tmp_path, DIGIT_REF)
     bad = np.zeros((3, 8))
     bad[:, 6] = 1.0
@@ -109,3 +109,37 @@ def test_real_cassie_files_and_errors(tmp_path):
         build_refs_from_window(bad, np.zeros((3, 7)), DigitRefSpec([7], [6]), convention=PINOCCHIO)
     with pytest.raises(ReferenceInputError, match="subsample=0"):
         DigitRefSpec([7], [6], subsample=0)
+
+
+def test_builder_reads_files_by_the_store_rules(tmp_path):
+    """true_length, one-row-per-interval padding and non-finite refusal are the export's
+    (store.validate.load_trajectory), with the same message."""
+    from trajopt_loader.errors import ExportError
+    from trajopt_loader.store.validate import UNKNOWN_DT, load_trajectory
+
+    rng = np.random.default_rng(23)
+    root = write_files(tmp_path / "npz", [6, 5], rng, true_length=[np.int64(4), np.int64(5)],
+                       ee_pos=[rng.normal(size=(5, 1, 3)), rng.normal(size=(5, 1, 3))])
+    spec = DigitRefSpec(a_pos_index=np.array([7]), a_vel_index=np.array([6]))
+    builder = DigitTrajoptRefBuilder(root, spec)
+    assert builder.lengths == [4, 5]  # traj_0: true_length 4 of 6 rows
+    for i in (0, 1):
+        t = load_trajectory(root / f"traj_{i}.npz", dt=UNKNOWN_DT)
+        n = t.length
+        want = build_refs_from_window(t.arrays["qpos"], t.arrays["qvel"], spec,
+                                      t.arrays["ee_pos"], PINOCCHIO)
+        refs = builder.build_by_index(i)
+        assert int(refs["ref_len"][0]) == n
+        for key, value in want.items():
+            if key != "ref_len":
+                np.testing.assert_array_equal(refs[key][:n], value, err_msg=key)
+    # (traj_0's ee_pos had 5 rows for 6 knots: padded by its last row, then cut to true_length)
+    qpos = np.load(root / "traj_0.npz")["qpos"].copy()
+    qpos[2, 0] = np.nan
+    np.savez(root / "traj_0.npz", qpos=qpos, qvel=np.zeros((6, 7)))
+    with pytest.raises(ExportError) as want_err:
+        load_trajectory(root / "traj_0.npz", dt=UNKNOWN_DT)
+    with pytest.raises(ReferenceInputError) as got_err:
+        DigitTrajoptRefBuilder(root, spec)
+    assert str(got_err.value) == f"{root}/{want_err.value}"
+    assert "key 'qpos': has a non-finite value nan at row 2, column (0,)" in str(got_err.value)

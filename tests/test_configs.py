@@ -14,14 +14,15 @@ from trajopt_loader.errors import ConfigError
 FIELDS = {
     "zarr_path": None, "num_envs": 64, "window_size": 32, "stride": None,
     "schedule": "sequential", "assignment": "round_robin", "traj_ids": (), "sources": (),
-    "motions": (), "allow_wrap": True, "end_policy": "wrap", "cyclic": True,
-    "allow_mixed_dt": False,
+    "motions": (), "allow_wrap": True, "end_policy": "wrap", "episode_length": 1024,
+    "cyclic": True, "allow_mixed_dt": False,
     "keys": ("qpos", "qvel", "action"),
     "dtype": "float32", "seed": 0, "cache_bytes": 2**31, "remote_timeout_s": 30.0,
     "remote_retries": 2, "host_prefetch": 2,
     "device_prefetch": 2, "read_threads": 1, "num_batches": None,
     "references.enabled": False, "references.robot": None, "references.model_path": None,
-    "references.ee_sites": (), "distributed.coordinator_address": None,
+    "references.ee_sites": (), "references.heading_frame_keys": False,
+    "distributed.coordinator_address": None,
     "distributed.num_processes": None, "distributed.process_id": None,
 }
 
@@ -78,6 +79,7 @@ def test_same_config_by_path_name_and_argument():
     ({"read_threads": -1}, "read_threads=-1"),
     ({"allow_mixed_dt": "yes"}, "'allow_mixed_dt' cannot take 'yes'"),
     ({"cyclic": 1}, "'cyclic' cannot take 1"),
+    ({"episode_length": -5}, "episode_length=-5"),
     ({"distributed.num_processes": 2, "distributed.process_id": 2}, "process_id=2"),
 ])
 def test_bad_fields_raise_config_error_with_hint(overrides, message):
@@ -101,3 +103,9 @@ def test_validate_rejects_unknown_field_in_an_unlocked_config_with_suggestion():
 def test_explicit_assignment_and_bfloat16():
     c = load_config("cassie", {"assignment": "explicit", "traj_ids": [2, 0], "dtype": "bfloat16"})
     assert c.traj_ids == (2, 0) and c.dtype == "bfloat16"
+
+
+def test_episode_length_accepts_unbounded_spellings():
+    assert load_config("default", {"episode_length": 0}).episode_length == 0
+    assert load_config("cassie", {"episode_length": None}).episode_length is None
+    assert load_config("digit_v3").episode_length == load_config("cassie").episode_length == 1024

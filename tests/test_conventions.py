@@ -1,8 +1,9 @@
 """Base conventions (trajopt_loader.conventions): named conventions, attrs round trip, bad values."""
 
+import numpy as np
 import pytest
 
-from trajopt_loader.conventions import MUJOCO, PINOCCHIO, Convention
+from trajopt_loader.conventions import MUJOCO, PINOCCHIO, Convention, as_convention, flag_table
 from trajopt_loader.errors import ConventionError
 
 
@@ -36,3 +37,28 @@ def test_bad_values_name_the_field_and_the_fix():
     with pytest.raises(ConventionError, match="source 'x' has no convention field 'ang_vel_frame'"):
         Convention.from_attrs({"quat_order": "wxyz", "lin_vel_frame": "world"}, "source 'x'")
     assert isinstance(ConventionError("m"), ValueError)
+
+
+@pytest.mark.parametrize("name,want", [("mujoco", MUJOCO), (" MuJoCo\n", MUJOCO), ("PINOCCHIO", PINOCCHIO),
+                                       ("Crocoddyl ", PINOCCHIO), (PINOCCHIO, PINOCCHIO)])
+def test_names_are_case_insensitive_and_stripped(name, want):
+    assert as_convention(name) is want
+
+
+def test_unknown_names_and_types_list_the_valid_names():
+    with pytest.raises(ConventionError, match=r"^convention 'mujuco' is unknown; expected one of "
+                                              r"\['mujoco', 'pinocchio', 'crocoddyl'\]"):
+        as_convention("mujuco")
+    with pytest.raises(ConventionError, match=r"^convention=3 is neither a Convention nor a name; "
+                                              r"expected one of \['mujoco', 'pinocchio', 'crocoddyl'\]"):
+        as_convention(3)
+    with pytest.raises(ConventionError, match=r"conventions\[1\]=None is neither"):
+        flag_table(["mujoco", None])
+
+
+def test_flag_table_rows_follow_each_convention_by_name_or_object():
+    # (quaternion xyzw, linear velocity world-frame, angular velocity world-frame)
+    np.testing.assert_array_equal(flag_table("mujoco"), [[False, True, False]])
+    np.testing.assert_array_equal(flag_table((PINOCCHIO, "MUJOCO", Convention("xyzw", "world", "world"))),
+                                  [[True, False, False], [False, True, False], [True, True, True]])
+    assert flag_table(()).shape == (0, 3)

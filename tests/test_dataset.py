@@ -267,3 +267,25 @@ def test_store_opened_from_config_caches_floats_in_the_batch_dtype(cassie_store)
     # Same values as gathering the stored float64 rows and casting each batch.
     raw = make_dataset(config, TrajectoryStore(str(cassie_store)), 0, 1)
     np.testing.assert_array_equal(next(iter(raw))["qpos"], batch["qpos"])
+
+
+def test_bounded_episodes_restart_the_cyclic_continuation(cassie_store):
+    """aslip_walk traj0 has 32 steps: W = S = 16 and episode_length = 48 give 3 chunks per
+    episode (loops 0, 0, 1: the third window is continued by one cycle), then a restart at
+    step 0 whose windows repeat the first episode's bit for bit."""
+    store = TrajectoryStore(cassie_store)
+    tid = store.info("cassie/aslip_walk/traj0").traj_id
+    config = load_config("cassie", {"num_envs": 2, "window_size": 16, "keys": ("qpos",),
+                                    "assignment": "explicit", "traj_ids": (tid,),
+                                    "references.enabled": False, "episode_length": 48,
+                                    "dtype": "float64"})
+    batches = list(itertools.islice(iter(make_dataset(config, store, 0, 1)), 7))
+    assert [b["episode_start"].tolist() for b in batches] == [[True] * 2, [False] * 2,
+                                                              [False] * 2] * 2 + [[True] * 2]
+    assert [int(b["start"][0]) for b in batches] == [0, 16, 0, 0, 16, 0, 0]
+    assert [int(b["episode_loop"][0]) for b in batches] == [0, 0, 1, 0, 0, 1, 0]
+    raw = store.read(tid, "qpos")
+    np.testing.assert_array_equal(batches[0]["qpos"][0], raw[:16])
+    assert batches[2]["qpos"][0, 0, 0] > raw[-1, 0]  # the second loop continues forward
+    for k in range(3):
+        np.testing.assert_array_equal(batches[3 + k]["qpos"], batches[k]["qpos"])

@@ -54,7 +54,7 @@ def test_record_is_exact_and_rides_in_every_state(walk):
     body = {"config": {"num_envs": 2, "window_size": 4, "stride": 4, "schedule": "sequential",
                        "assignment": "round_robin", "traj_ids": None, "allow_wrap": True,
                        "end_policy": "wrap", "keys": ["qpos"], "dtype": "float32", "seed": None,
-                       "cyclic": False},
+                       "cyclic": False, "episode_length": 1024},
             "store": {"trajectories": 2, "keys": {"qpos": "(9,) float64"},
                       "index": "0 s/walk/traj0 20 0.01 traj_0.npz\n1 s/walk/traj1 12 0.01 traj_1.npz"}}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
@@ -210,7 +210,8 @@ def test_equivalent_spellings_of_one_stream_restore_each_other(walk, saved_as, r
 
 def test_records_written_before_resolution_still_restore(walk):
     store = TrajectoryStore(walk / "s.zarr")
-    config = config_of(walk, keys=("qvel", "qpos"), motions=("walk",))
+    # streams written before episode_length existed were unbounded (episode_length=0)
+    config = config_of(walk, keys=("qvel", "qpos"), motions=("walk",), episode_length=0)
     it = stream_of(config, store)
     take(it, 2)
     state = json.loads(json.dumps(it.get_state()))
@@ -220,11 +221,14 @@ def test_records_written_before_resolution_still_restore(walk):
         "allow_wrap": True, "end_policy": "wrap", "keys": ["qvel", "qpos"], "dtype": "float32",
         "seed": 0, "cyclic": False}
     want = take(it, 2)
-    fresh = stream_of(config_of(walk, keys=("qpos", "qvel")), store)
+    fresh = stream_of(config_of(walk, keys=("qpos", "qvel"), episode_length=None), store)
     fresh.set_state(state)
     for a, b in zip(take(fresh, 2), want):
         np.testing.assert_array_equal(a, b)
-    other = stream_of(config_of(walk, keys=("qpos", "qvel"), window_size=5), store)
+    with pytest.raises(CheckpointError, match=r"\(episode_length: saved 0, config 1024\)"):
+        stream_of(config_of(walk, keys=("qpos", "qvel")), store).set_state(state)
+    other = stream_of(config_of(walk, keys=("qpos", "qvel"), window_size=5, episode_length=0),
+                      store)
     with pytest.raises(CheckpointError, match=r"pipeline \(window_size: saved 4, config 5; "
                        r"stride: saved 4, config 5\):"):
         other.set_state(state)
@@ -369,3 +373,24 @@ def test_after_an_error_the_stream_stays_failed_until_set_state(walk, on_device,
     fresh.set_state(saved)
     for got, want in zip(take(fresh, 2), reference[3:5], strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+def test_episode_length_is_part_of_the_stream_and_older_states_were_unbounded():
+    bounded = stream_fields(config_of_fields(episode_length=64))
+    assert bounded["episode_length"] == 64
+    # None and 0 are one spelling of "unbounded"
+    assert stream_fields(config_of_fields(episode_length=None))["episode_length"] == 0
+    assert stream_fields(config_of_fields(episode_length=0))["episode_length"] == 0
+    assert config_differences(bounded, stream_fields(config_of_fields(episode_length=32))) == [
+        "episode_length: saved 64, config 32"]
+    assert config_differences(stream_fields(config_of_fields(episode_length=None)),
+                              stream_fields(config_of_fields(episode_length=0))) == []
+    # a record written before the field existed streamed unbounded episodes
+    older = {k: v for k, v in stream_fields(config_of_fields(episode_length=0)).items()
+             if k != "episode_length"}
+    assert config_differences(older, stream_fields(config_of_fields(episode_length=0))) == []
+    assert config_differences(older, bounded) == ["episode_length: saved 0, config 64"]
+    # a random schedule has no episodes to bound: not compared
+    rand = stream_fields(config_of_fields(schedule="random", episode_length=64))
+    assert rand["episode_length"] is None
+    assert config_differences(rand, stream_fields(config_of_fields(schedule="random"))) == []

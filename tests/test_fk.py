@@ -87,6 +87,8 @@ def test_digit_mjx_matches_mujoco_random_states(digit):
     np.testing.assert_allclose(fk.site_positions(model, pin.reshape(4, 16, -1), DIGIT_SITES,
                                                  PINOCCHIO), expected.reshape(4, 16, 4, 3),
                                atol=ATOL)
+    np.testing.assert_allclose(fk.site_positions_mujoco(model, pin, DIGIT_SITES, " Pinocchio"),
+                               expected, atol=1e-12)  # a convention by name
     with pytest.raises(ModelError, match="nq=61"):
         fk.site_positions(model, qpos[:, :35], DIGIT_SITES, MUJOCO)
 

@@ -125,6 +125,10 @@ def test_qvel_pinocchio_round_trip(cassie):
                                atol=1e-9)
     np.testing.assert_allclose(K.qvel_to_mujoco(cassie, pin, qpos_mj, PINOCCHIO),
                                np.broadcast_to(vel, pin.shape), atol=1e-9)
+    # conventions by name: the same results
+    np.testing.assert_array_equal(K.qpos_from_mujoco(cassie, qpos_mj, "Crocoddyl"), qpos_pin)
+    np.testing.assert_array_equal(K.qvel_to_mujoco(cassie, pin, qpos_mj, "pinocchio"),
+                                  K.qvel_to_mujoco(cassie, pin, qpos_mj, PINOCCHIO))
 
 
 def test_base_velocity_frames_hand_oracle(cassie):

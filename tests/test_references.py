@@ -8,11 +8,14 @@ import pickle
 import mujoco
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from trajopt_loader import MUJOCO, PINOCCHIO
 from trajopt_loader.errors import MissingKeyError, ReferenceInputError
 from trajopt_loader.robots import cassie, digit_v3, digit_v3_thirdarm
-from trajopt_loader.transforms.references import EE_REF_KEYS, REF_KEYS, BuildReferences, compute_references
+from trajopt_loader.transforms.references import (EE_REF_KEYS, HEADING_REF_KEYS, REF_KEYS,
+                                                  compute_references)
+from trajopt_loader.transforms.references_transform import BuildReferences
 
 from _mujoco_oracle import (DATA, MODELS, YAWS, mj_truth, model, quat, random_state,  # noqa: I001
                             to_pinocchio, turn)
@@ -30,14 +33,16 @@ def test_base_rotation_matches_mju_quat2Mat(name):
     rng = np.random.default_rng(1)
     states = [random_state(m, rng) for _ in range(16)]
     origin = states[0][0].copy()
-    origin[3:7] = quat(0.0, 0.3, -0.2)  # heading 0: the orientation is expressed in world axes
-    ori = refs_of(states, spec, origin_qpos=origin[None])["ref_base_local_ori"]
-    for (qpos, qvel), (roll, pitch, yaw) in zip(states, ori):
-        want, got = np.zeros(9), np.zeros(9)
-        mujoco.mju_quat2Mat(want, qpos[3:7])
-        mujoco.mju_quat2Mat(got, quat(yaw, pitch, roll))
-        np.testing.assert_allclose(got, want, atol=1e-12)
-        np.testing.assert_allclose(want.reshape(3, 3), mj_truth(m, qpos, qvel, spec)["xmat"], atol=1e-12)
+    origin[3:7] = quat(np.radians(-135.0), 0.3, -0.2)  # episode heading -135 deg
+    refs = refs_of(states, spec, origin_qpos=origin[None], heading_frame_keys=True)
+    turn_o = np.zeros(9)  # H(psi_o): MuJoCo's matrix of a pure yaw of -135 deg
+    mujoco.mju_quat2Mat(turn_o, quat(np.radians(-135.0)))
+    for (qpos, qvel), abs_rpy, rel_rpy in zip(states, refs["ref_base_local_ori"], refs["ref_base_heading_ori"]):
+        xmat = mj_truth(m, qpos, qvel, spec)["xmat"]
+        for (roll, pitch, yaw), want in ((abs_rpy, xmat), (rel_rpy, turn_o.reshape(3, 3).T @ xmat)):
+            got = np.zeros(9)
+            mujoco.mju_quat2Mat(got, quat(yaw, pitch, roll))
+            np.testing.assert_allclose(got.reshape(3, 3), want, atol=1e-12)
 
 
 @pytest.mark.parametrize("name", ["digit", "cassie"])
@@ -60,24 +65,34 @@ def test_real_cassie_states_match_mujoco_and_are_yaw_invariant(yaw):
     m, spec = model("cassie"), cassie.SPEC
     d = np.load(DATA / "cassie" / "trajopt" / "agility_reference" / "traj_0.npz")
     qpos, qvel = turn(d["qpos"][::120], d["qvel"][::120], yaw)  # same motion, turned by `yaw`
-    refs = refs_of(list(zip(qpos, qvel)), spec)
+    refs = refs_of(list(zip(qpos, qvel)), spec, heading_frame_keys=True)
     for t in range(len(qpos)):
         truth = mj_truth(m, qpos[t], qvel[t], spec)
         np.testing.assert_allclose(refs["ref_base_robot_lin_vel"][t], truth["lin"], atol=1e-12)
         np.testing.assert_allclose(refs["ref_base_robot_ang_vel"][t], truth["ang"], atol=1e-12)
-    unturned = refs_of(list(zip(d["qpos"][::120], d["qvel"][::120])), spec)
-    for key in REF_KEYS:  # heading frames make every reference independent of the world yaw
+    unturned = refs_of(list(zip(d["qpos"][::120], d["qvel"][::120])), spec, heading_frame_keys=True)
+    invariant = ("ref_motor_joint_pos", "ref_motor_joint_vel", "ref_base_robot_lin_vel",
+                 "ref_base_robot_ang_vel", "ref_len") + HEADING_REF_KEYS
+    for key in invariant:  # body and heading frames do not depend on the world yaw
         np.testing.assert_allclose(refs[key], unturned[key], atol=1e-9, err_msg=key)
-    assert refs["ref_base_local_trans"][-1, 0] == pytest.approx(0.6207, abs=1e-3)  # walks forward
+    # world-frame keys turn with the world: positions by Rz(yaw), the yaw angle by yaw
+    rz = Rotation.from_euler("z", yaw, degrees=True)
+    np.testing.assert_allclose(refs["ref_base_local_pos"], qpos[:, 0:3], atol=0)
+    np.testing.assert_allclose(refs["ref_base_local_trans"], rz.apply(unturned["ref_base_local_trans"]), atol=1e-9)
+    dyaw = refs["ref_base_local_ori"][:, 2] - unturned["ref_base_local_ori"][:, 2] - np.radians(yaw)
+    np.testing.assert_allclose(np.angle(np.exp(1j * dyaw)), 0.0, atol=1e-9)
+    np.testing.assert_allclose(refs["ref_base_local_ori"][:, :2], unturned["ref_base_local_ori"][:, :2], atol=1e-9)
+    assert refs["ref_base_heading_trans"][-1, 0] == pytest.approx(0.6207, abs=1e-3)  # walks forward
 
 
 @pytest.mark.parametrize("yaw,yaw_o", [(0.0, 0.0), (90.0, 0.0), (170.0, -135.0), (-135.0, 90.0)])
 def test_ee_positions_match_mj_kinematics_site_xpos(yaw, yaw_o):
-    """ee from MuJoCo FK (site_xpos). ref_base_local_ee_pos = sites relative to the base with the
-    base yaw removed (MuJoCo FK of the same state at yaw 0); ref_local_ee_pos = same at yaw - yaw_o."""
+    """ee from MuJoCo FK (site_xpos). ref_local_ee_pos = site_xpos (world); ref_base_local_ee_pos =
+    sites relative to the base with the base yaw removed (MuJoCo FK of the same state at yaw 0);
+    ref_ee_heading_pos = same at yaw - yaw_o (the episode's heading removed)."""
     m, spec = model("digit"), digit_v3.SPEC
     rng = np.random.default_rng(3)
-    states, want_base, want_local = [], [], []
+    states, want_world, want_base, want_local = [], [], [], []
     for _ in range(4):
         tilt = rng.uniform(-0.4, 0.4, 2)
         qpos, qvel = random_state(m, rng)
@@ -86,6 +101,7 @@ def test_ee_positions_match_mj_kinematics_site_xpos(yaw, yaw_o):
             truth = mj_truth(m, qpos, qvel, spec)
             out.append(truth["sites"] - truth["xpos"])
         qpos[3:7] = quat(np.radians(yaw), *tilt)
+        want_world.append(mj_truth(m, qpos, qvel, spec)["sites"])
         states.append((qpos.copy(), qvel))
     ee_fn = lambda q, convention: np.stack(  # noqa: E731  FK oracle: MuJoCo site_xpos per row
         [[mj_truth(m, r, np.zeros(m.nv), spec)["sites"] for r in env] for env in q])
@@ -93,9 +109,10 @@ def test_ee_positions_match_mj_kinematics_site_xpos(yaw, yaw_o):
     origin[3:7] = quat(np.radians(yaw_o), 0.2, 0.1)
     batch = {"qpos": np.stack([s[0] for s in states])[None], "valid": np.ones((1, 4), bool),
              "qvel": np.stack([s[1] for s in states])[None], "episode_origin_qpos": origin[None]}
-    out = BuildReferences(None, spec, convention=MUJOCO, ee_fn=ee_fn).map(batch)
+    out = BuildReferences(None, spec, convention="mujoco", ee_fn=ee_fn, heading_frame_keys=True).map(batch)
+    np.testing.assert_allclose(out["ref_local_ee_pos"][0], want_world, atol=1e-12)
     np.testing.assert_allclose(out["ref_base_local_ee_pos"][0], want_base, atol=1e-9)
-    np.testing.assert_allclose(out["ref_local_ee_pos"][0], want_local, atol=1e-9)
+    np.testing.assert_allclose(out["ref_ee_heading_pos"][0], want_local, atol=1e-9)
 
 
 def one_state(base_quat, conv, lin=(0, 0, 0), ang=(0, 0, 0)):
@@ -127,12 +144,13 @@ def test_same_motion_in_both_conventions_gives_same_references(name):
     mj = [[random_state(m, rng, yaw) for _ in range(5)] for yaw in (None, 170.0)]
     pin = [[to_pinocchio(m, q, v, spec) for q, v in env] for env in mj]
     stack = lambda envs, i: np.stack([np.stack([s[i] for s in env]) for env in envs])  # noqa: E731
-    a = compute_references(stack(mj, 0), stack(mj, 1), spec, MUJOCO)
-    b = compute_references(stack(pin, 0), stack(pin, 1), spec, PINOCCHIO)
+    a = compute_references(stack(mj, 0), stack(mj, 1), spec, MUJOCO, heading_frame_keys=True)
+    b = compute_references(stack(pin, 0), stack(pin, 1), spec, "pinocchio", heading_frame_keys=True)
     mixed = compute_references(np.stack([stack(mj, 0)[0], stack(pin, 0)[1]]),
                                np.stack([stack(mj, 1)[0], stack(pin, 1)[1]]), spec,
-                               (MUJOCO, PINOCCHIO), convention_index=np.array([0, 1]))
-    for key in REF_KEYS:
+                               ("MuJoCo", "crocoddyl"), convention_index=np.array([0, 1]),
+                               heading_frame_keys=True)
+    for key in REF_KEYS + HEADING_REF_KEYS:
         np.testing.assert_allclose(a[key], b[key], atol=1e-12, err_msg=key)
         np.testing.assert_allclose(mixed[key], a[key], atol=1e-12, err_msg=key)
 
@@ -161,13 +179,21 @@ def test_frames_hand_computed():
     origin[1, 3:7] = quat(np.radians(170))
     ee = np.zeros((2, 2, 1, 3))
     ee[0, :, 0] = (2, 3, 0.5), (0, 4, 0.7)
-    r = compute_references(qpos, qvel, cassie.SPEC, MUJOCO, origin_qpos=origin, ee_pos=ee)
-    np.testing.assert_allclose(r["ref_base_local_trans"][0], [(1, 0, 0), (1, 1, 0.2)], atol=1e-12)
-    np.testing.assert_allclose(r["ref_base_local_pos"][0], [(0, 0, 0), (0, 1, 0.2)], atol=1e-12)
-    np.testing.assert_allclose(r["ref_base_local_ori"][0, :, 2], (0, np.pi / 2), atol=1e-12)
-    np.testing.assert_allclose(r["ref_base_local_ori"][1, :, 2], np.radians(20), atol=1e-12)
-    np.testing.assert_allclose(r["ref_local_ee_pos"][0, :, 0], [(0, -1, 0), (1, 0, 0)], atol=1e-12)
+    r = compute_references(qpos, qvel, cassie.SPEC, "mujoco", origin_qpos=origin, ee_pos=ee,
+                           heading_frame_keys=True)
+    # the predecessor's keys: world frame / world axes, absolute angles
+    np.testing.assert_allclose(r["ref_base_local_pos"][0], [(1, 3, 0.5), (0, 3, 0.7)], atol=1e-12)
+    np.testing.assert_allclose(r["ref_base_local_trans"][0], [(0, 1, 0), (-1, 1, 0.2)], atol=1e-12)
+    np.testing.assert_allclose(r["ref_base_local_ori"][0, :, 2], (np.pi / 2, np.pi), atol=1e-12)
+    np.testing.assert_allclose(r["ref_base_local_ori"][1, :, 2], np.radians(-170), atol=1e-12)
+    np.testing.assert_allclose(r["ref_local_ee_pos"][0, :, 0], [(2, 3, 0.5), (0, 4, 0.7)], atol=1e-12)
     np.testing.assert_allclose(r["ref_base_local_ee_pos"][0, :, 0], [(0, -1, 0), (0, -1, 0)], atol=1e-12)
+    # heading frames: window heading 90 deg, episode heading 90 deg (env 1: 170 deg)
+    np.testing.assert_allclose(r["ref_base_heading_trans"][0], [(1, 0, 0), (1, 1, 0.2)], atol=1e-12)
+    np.testing.assert_allclose(r["ref_base_heading_pos"][0], [(0, 0, 0), (0, 1, 0.2)], atol=1e-12)
+    np.testing.assert_allclose(r["ref_base_heading_ori"][0, :, 2], (0, np.pi / 2), atol=1e-12)
+    np.testing.assert_allclose(r["ref_base_heading_ori"][1, :, 2], np.radians(20), atol=1e-12)
+    np.testing.assert_allclose(r["ref_ee_heading_pos"][0, :, 0], [(0, -1, 0), (1, 0, 0)], atol=1e-12)
 
 
 def test_invalid_rows_hold_the_nearest_valid_row_and_ref_len_counts():
@@ -177,11 +203,12 @@ def test_invalid_rows_hold_the_nearest_valid_row_and_ref_len_counts():
     valid = np.ones((3, 6), bool)
     valid[0, 4:], valid[1, :2], valid[2] = False, False, False
     qpos[~valid] = 0.0  # padding rows: zero quaternions must not be read
-    r = compute_references(qpos, qvel, cassie.SPEC, MUJOCO, valid=valid)
-    full = compute_references(qpos[:1, [0, 1, 2, 3, 3, 3]], qvel[:1, [0, 1, 2, 3, 3, 3]], cassie.SPEC, MUJOCO)
-    late = compute_references(qpos[1:2, [2, 2, 2, 3, 4, 5]], qvel[1:2, [2, 2, 2, 3, 4, 5]], cassie.SPEC, MUJOCO)
+    kw = {"heading_frame_keys": True}
+    r = compute_references(qpos, qvel, cassie.SPEC, MUJOCO, valid=valid, **kw)
+    full = compute_references(qpos[:1, [0, 1, 2, 3, 3, 3]], qvel[:1, [0, 1, 2, 3, 3, 3]], cassie.SPEC, MUJOCO, **kw)
+    late = compute_references(qpos[1:2, [2, 2, 2, 3, 4, 5]], qvel[1:2, [2, 2, 2, 3, 4, 5]], cassie.SPEC, MUJOCO, **kw)
     np.testing.assert_array_equal(r["ref_len"], [4, 4, 0])
-    for key in REF_KEYS[:-1]:
+    for key in REF_KEYS[:-1] + HEADING_REF_KEYS:
         np.testing.assert_allclose(r[key][0], full[key][0], err_msg=key)
         np.testing.assert_allclose(r[key][1], late[key][0], err_msg=key)
         assert not r[key][2].any(), key
@@ -264,14 +291,18 @@ def test_transform_reads_conventions_and_episode_origin_from_store(mixed_store):
     steps = start[:, None] + np.arange(8)
     batch = {k: store.gather(k, traj, steps).astype(np.float32) for k in ("qpos", "qvel")}
     batch.update(traj_id=traj, episode_first_step=first, start=start, valid=np.ones((4, 8), bool))
-    out = pickle.loads(pickle.dumps(BuildReferences(store, cassie.SPEC))).map(batch)  # as in workers
+    transform = BuildReferences(store, cassie.SPEC, heading_frame_keys=True)
+    out = pickle.loads(pickle.dumps(transform)).map(batch)  # as in workers
     want = compute_references(batch["qpos"][:1], batch["qvel"][:1], cassie.SPEC, MUJOCO,
-                              origin_qpos=store.read(0, "qpos", 3, 4), dtype=np.float32)
-    for key in REF_KEYS:
+                              origin_qpos=store.read(0, "qpos", 3, 4), dtype=np.float32,
+                              heading_frame_keys=True)
+    for key in REF_KEYS + HEADING_REF_KEYS:
         np.testing.assert_allclose(out[key][:1], want[key], atol=1e-6, err_msg=key)
         np.testing.assert_allclose(out[key][1], out[key][0], atol=1e-5, err_msg=key)
         np.testing.assert_allclose(out[key][2], out[key][3], atol=1e-5, err_msg=key)
-    np.testing.assert_allclose(out["ref_base_local_trans"][2:], out["ref_base_local_pos"][2:], atol=1e-6)
+    pos = out["ref_base_local_pos"][2:]  # these windows start at the episode's first step
+    np.testing.assert_allclose(out["ref_base_local_trans"][2:], pos - pos[:, :1], atol=1e-6)
+    np.testing.assert_allclose(out["ref_base_heading_trans"][2:], out["ref_base_heading_pos"][2:], atol=1e-6)
     assert not out["ref_base_local_trans"][2:, 0].any() and out["ref_base_local_trans"][0, 0].any()
 
 

@@ -14,7 +14,8 @@ from trajopt_loader.pipeline import make_dataset
 from trajopt_loader.robots import cassie
 from trajopt_loader.store import TrajectoryStore
 from trajopt_loader.transforms.kinematics import EndEffectorPositions
-from trajopt_loader.transforms.references import EE_REF_KEYS, REF_KEYS, BuildReferences
+from trajopt_loader.transforms.references import EE_REF_KEYS, HEADING_REF_KEYS, REF_KEYS
+from trajopt_loader.transforms.references_transform import BuildReferences
 from trajopt_loader.transforms.references_config import reference_transforms
 
 CASSIE_XML = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cassie" / "cassie.xml"
@@ -37,7 +38,7 @@ def test_disabled_gives_nothing_and_enabled_streams_references(cassie_store):
     assert [type(t) for t in transforms] == [BuildReferences] and transforms[0].spec == cassie.SPEC
     batches = list(make_dataset(config, store, 0, 1, extra_transforms=transforms))
     assert len(batches) == 2 and all(set(REF_KEYS) <= set(b) and not set(EE_REF_KEYS) & set(b)
-                                     for b in batches)
+                                     and not set(HEADING_REF_KEYS) & set(b) for b in batches)
     assert all(b["ref_base_local_trans"].dtype == np.float32 for b in batches)
     # make_dataset builds the same transforms itself when the config enables references.
     implicit = list(make_dataset(config, store, 0, 1))
@@ -45,6 +46,20 @@ def test_disabled_gives_nothing_and_enabled_streams_references(cassie_store):
         assert set(got) == set(want)
         for key in want:
             np.testing.assert_array_equal(got[key], want[key])
+
+
+def test_heading_frame_keys_are_opt_in(cassie_store):
+    store = TrajectoryStore(str(cassie_store))
+    config = config_for(cassie_store, enabled=True, robot="cassie", heading_frame_keys=True)
+    (build,) = reference_transforms(config, store)
+    assert build.heading_frame_keys
+    plain = next(iter(make_dataset(config_for(cassie_store, enabled=True, robot="cassie"), store, 0, 1)))
+    with_heading = next(iter(make_dataset(config, store, 0, 1)))
+    assert set(with_heading) == set(plain) | set(HEADING_REF_KEYS)
+    for key in plain:  # the predecessor's keys are the same with or without the heading keys
+        np.testing.assert_array_equal(with_heading[key], plain[key], err_msg=key)
+    with pytest.raises(ConfigError, match="references.heading_frame_keys"):
+        config_for(cassie_store, enabled=True, robot="cassie", heading_frame_keys="yes")
 
 
 def test_model_and_sites_add_forward_kinematics(cassie_store):

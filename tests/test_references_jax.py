@@ -10,7 +10,8 @@ import pytest
 from trajopt_loader import MUJOCO, PINOCCHIO
 from trajopt_loader.errors import ReferenceInputError
 from trajopt_loader.robots import cassie, digit_v3
-from trajopt_loader.transforms.references import EE_REF_KEYS, REF_KEYS, compute_references
+from trajopt_loader.transforms.references import (EE_REF_KEYS, HEADING_EE_REF_KEYS, HEADING_REF_KEYS,
+                                                  REF_KEYS, compute_references)
 from trajopt_loader.transforms.references_jax import compute_references_jax
 
 from _mujoco_oracle import DATA, model, quat, random_state, to_pinocchio, turn  # noqa: I001
@@ -20,7 +21,7 @@ def assert_refs_close(got, want, keys):
     for key in keys:
         g, w = np.asarray(got[key], np.float64), np.asarray(want[key], np.float64)
         assert g.shape == w.shape, key
-        if key == "ref_base_local_ori":  # compare angles on the circle (yaw near +-pi)
+        if key.endswith("_ori"):  # compare angles on the circle (yaw near +-pi)
             g, w = np.angle(np.exp(1j * (g - w))), np.zeros_like(w)
         np.testing.assert_allclose(g, w, atol=3e-5, rtol=1e-5, err_msg=key)
 
@@ -46,12 +47,13 @@ def digit_batch():
 def test_jax_equals_numpy_mixed_conventions_padding_ee(digit_batch):
     b = digit_batch
     kw = dict(convention_index=b["conv_idx"], origin_qpos=b["origin"], valid=b["valid"], ee_pos=b["ee"])
-    want = compute_references(b["qpos"], b["qvel"], digit_v3.SPEC, (MUJOCO, PINOCCHIO), **kw)
+    want = compute_references(b["qpos"], b["qvel"], digit_v3.SPEC, (MUJOCO, PINOCCHIO), **kw,
+                              heading_frame_keys=True)
     got = compute_references_jax(*jax.device_put((b["qpos"], b["qvel"])), digit_v3.SPEC,
-                                 (MUJOCO, PINOCCHIO), **jax.device_put(kw))
+                                 ("mujoco", "pinocchio"), **jax.device_put(kw), heading_frame_keys=True)
     assert {k: (v.shape, v.dtype) for k, v in got.items()} == {
         k: (v.shape, v.dtype) for k, v in want.items()}
-    assert_refs_close(got, want, REF_KEYS + EE_REF_KEYS)
+    assert_refs_close(got, want, REF_KEYS + EE_REF_KEYS + HEADING_REF_KEYS + HEADING_EE_REF_KEYS)
     np.testing.assert_array_equal(got["ref_len"], [9, 9, 9, 9, 5, 0])
     assert not np.asarray(got["ref_motor_joint_pos"][5]).any()
 

@@ -253,3 +253,57 @@ def test_schedule_pickles_for_worker_processes():
     for k in (0, 3, 50):
         for f in FIELDS:
             np.testing.assert_array_equal(clone[k][f], sched[k][f])
+
+
+def _rows(sched, ks):
+    """(traj_id, start, episode_start, episode_first_step, episode_loop) of every env per chunk."""
+    out = []
+    for k in ks:
+        e = sched[k]
+        out.append([(int(e["traj_id"][i]), int(e["start"][i]), bool(e["episode_start"][i]),
+                     int(e["episode_first_step"][i]), int(e["episode_loop"][i]))
+                    for i in range(sched.hi - sched.lo)])
+    return out
+
+
+def test_bounded_episodes_by_hand():
+    # wrap: L=6, W=S=4, episode_length=10 -> ceil(10/4) = 3 chunks, then restart at s0 = 0.
+    s = SequentialSchedule([6], [0], 1, 4, episode_length=10)
+    assert s.episode_chunks == 3
+    assert [r[0] for r in _rows(s, range(7))] == [
+        (0, 0, True, 0, 0), (0, 4, False, 0, 0), (0, 2, False, 0, 1),  # 8 mod 6, one wrap
+        (0, 0, True, 0, 0), (0, 4, False, 0, 0), (0, 2, False, 0, 1), (0, 0, True, 0, 0)]
+    # element k is a pure function of k: a far chunk by hand, 10**12 = 3 * 333333333333 + 1
+    assert _rows(s, [10**12])[0][0] == (0, 4, False, 0, 0)
+    # unbounded (None or 0): one endless episode, loops grow
+    for unbounded in (None, 0):
+        u = SequentialSchedule([6], [0], 1, 4, episode_length=unbounded)
+        assert u.episode_chunks is None
+        assert [r[0] for r in _rows(u, [3, 4])] == [(0, 0, False, 0, 2), (0, 4, False, 0, 2)]
+
+    # move on: lengths 20 and 6, two round-robin envs, W=S=4, episode_length=8 -> 2 chunks per
+    # episode (a pass over traj 0 alone would take 5).
+    s = SequentialSchedule([20, 6], [0, 1], 2, 4, allow_wrap=False, episode_length=8)
+    assert _rows(s, range(5)) == [
+        [(0, 0, True, 0, 0), (1, 0, True, 0, 0)],
+        [(0, 4, False, 0, 0), (1, 4, False, 0, 0)],
+        [(1, 0, True, 0, 0), (0, 0, True, 0, 0)],
+        [(1, 4, False, 0, 0), (0, 4, False, 0, 0)],
+        [(0, 0, True, 0, 0), (1, 0, True, 0, 0)]]
+    # unbounded: env 0 marches over all of traj 0 (starts 0, 4, 8, 12, 16) first
+    u = SequentialSchedule([20, 6], [0, 1], 2, 4, allow_wrap=False)
+    assert [r[0][:3] for r in _rows(u, range(6))] == [
+        (0, 0, True), (0, 4, False), (0, 8, False), (0, 12, False), (0, 16, False), (1, 0, True)]
+
+    # clamp + allow_wrap: each pass restarts at 0; episode_length=6 -> 2 chunks per episode
+    s = SequentialSchedule([20], [0], 1, 4, end_policy="clamp", episode_length=6)
+    assert [r[0][1:3] for r in _rows(s, range(5))] == [
+        (0, True), (4, False), (0, True), (4, False), (0, True)]
+    # random first starts: episodes restart at the env's s0 in wrap mode
+    s = SequentialSchedule([50], [0], 3, 4, random_start=True, episode_length=8)
+    first = s[0]["start"]
+    np.testing.assert_array_equal(s[2]["start"], first)
+    np.testing.assert_array_equal(s[2]["episode_first_step"], first)
+    assert s[2]["episode_start"].all() and not s[1]["episode_start"].any()
+    with pytest.raises(ConfigError, match="episode_length=-1"):
+        SequentialSchedule([6], [0], 1, 4, episode_length=-1)

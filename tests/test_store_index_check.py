@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from trajopt_loader.configs import load_config
@@ -39,6 +40,7 @@ CASES = {
     "nan dt": (lambda i: _entry(i).update(dt=float("nan")), f"{ENTRY}/dt", "nan"),
     "negative dt": (lambda i: _entry(i).update(dt=-0.01), f"{ENTRY}/dt", "-0.01"),
     "text dt": (lambda i: _entry(i).update(dt="fast"), f"{ENTRY}/dt", "'fast'"),
+    "no dt": (lambda i: _entry(i).pop("dt"), f"{ENTRY}/dt", "'<missing>'"),
     "absurd length": (lambda i: _entry(i).update(length=2**62), f"{ENTRY}/length",
                       str(2**62)),
     "float length": (lambda i: _entry(i).update(length=12.5), f"{ENTRY}/length", "12.5"),
@@ -75,6 +77,8 @@ def test_nan_dt_fails_make_dataset_on_open_not_with_stop_iteration(store):
         make_dataset(config, process_index=0, process_count=1)
 
 
-def test_untouched_index_opens(store):
+def test_untouched_index_opens_and_null_dt_is_unknown(store):
     s = TrajectoryStore(store)
     assert [t.length for t in s.trajectories] == [12, 13] and s.dts.tolist() == [0.01, 0.01]
+    _edit(store, lambda i: _entry(i).update(dt=None))  # what `--dt unknown` records
+    assert np.isnan(TrajectoryStore(store).dts[0]) and TrajectoryStore(store).dts[1] == 0.01

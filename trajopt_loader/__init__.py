@@ -21,7 +21,7 @@ _NAMES = {
     "trajopt_loader.store": ("TrajectoryStore", "TrajectoryInfo", "export_npz", "ExportSummary",
                              "inspect_store", "StoreReport", "VelocityCheck",
                              "check_velocity_consistency"),
-    "trajopt_loader.conventions": ("Convention", "MUJOCO", "PINOCCHIO"),
+    "trajopt_loader.conventions": ("Convention", "MUJOCO", "PINOCCHIO", "as_convention"),
     # pipeline: schedules + transforms in grain, device double buffering, checkpoints
     "trajopt_loader.pipeline.dataset": ("make_dataset", "check_uniform_dt"),
     "trajopt_loader.pipeline.fingerprint": ("StreamDataset",),
@@ -37,7 +37,8 @@ _NAMES = {
     "trajopt_loader.transforms.cycles": ("ContinueCycles",),
     # robots and references
     "trajopt_loader.robots": ("RobotSpec", "spec_from_mjcf", "get_spec"),
-    "trajopt_loader.transforms.references": ("BuildReferences", "compute_references"),
+    "trajopt_loader.transforms.references": ("compute_references",),
+    "trajopt_loader.transforms.references_transform": ("BuildReferences",),
     "trajopt_loader.transforms.references_jax": ("compute_references_jax",),
     "trajopt_loader.transforms.references_config": ("reference_transforms",),
     "trajopt_loader.transforms.kinematics": ("load_kinematics_model", "qvel_from_qpos",

@@ -6,7 +6,8 @@ changed. Thin layers: export is :func:`~trajopt_loader.store.export_npz`, every 
 :mod:`~trajopt_loader.compat_stream`. Differences from the seed code: natural trajectory order
 (``traj2`` before ``traj10``); the base convention is recorded in the store; arrays keep their
 stored dtype (the seed cast to float32); no per-env buffers, so no stale rows (the cache is keyed by
-trajectory, key and time-chunk); typed errors (:mod:`trajopt_loader.errors`).
+trajectory, key and time-chunk); typed errors (:mod:`trajopt_loader.errors`); a file without a time
+step gets its dt recorded as unknown (the seed assumed 0.02 s and recorded nothing).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import ConfigError, EnvNotAssignedError, MissingKeyError, WindowIndexError
 from trajopt_loader.store import ExportSummary, TrajectoryStore, export_npz
 from trajopt_loader.store.layout import CHUNK_BYTES
+from trajopt_loader.store.validate import UNKNOWN_DT
 
 __all__ = ["TrajoptLoader", "VectorizedTrajectoryDataset", "DoubleBufferStreamer", "cfg_get"]
 
@@ -59,7 +61,11 @@ class TrajoptLoader:
             ``"pinocchio"`` (Pinocchio / Crocoddyl free-flyer, the seed's Digit data: quaternion
             ``(x, y, z, w)`` in ``qpos[3:7]``, base velocities in the body frame). Pass ``"mujoco"``
             for MuJoCo rollouts (``(w, x, y, z)``, world-frame linear velocity) or a Convention.
-          dt: time step (s) for files that carry none. key_map: ``{"qpos": "arr_0", ...}`` names of
+          dt: time step (s) for files that carry none. None (default, as the seed, which assumed
+            0.02 s and recorded nothing): such files are exported with dt recorded as unknown
+            (``store.dts`` NaN, never guessed) and one warning says how to set it; they stream,
+            but deriving qvel, resampling, rate checks and velocity inspection refuse them.
+            key_map: ``{"qpos": "arr_0", ...}`` names of
             unnamed arrays. allow_missing: keys that may be absent (e.g. ``("qvel",)``).
           overwrite: replace motions of ``dataset_source`` already in the store (default True: the
             seed rewrote the store on every call; other motions and sources are kept here).
@@ -73,7 +79,8 @@ class TrajoptLoader:
         os.makedirs(out_dir, exist_ok=True)
         zarr_path = os.path.join(os.fspath(out_dir), zarr_name)
         self.summary = export_npz(self.data_path, zarr_path, source=dataset_source, motion=motion,
-                                  convention=convention, dt=dt, key_map=dict(key_map or {}) or None,
+                                  convention=convention, dt=UNKNOWN_DT if dt is None else dt,
+                                  key_map=dict(key_map or {}) or None,
                                   max_trajs_per_motion=max_trajs_per_motion, overwrite=overwrite,
                                   allow_missing=tuple(allow_missing), progress=progress)
         return zarr_path

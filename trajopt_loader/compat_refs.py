@@ -2,8 +2,10 @@
 ``DigitTrajoptRefBuilder``.
 
 Thin wrappers over :func:`trajopt_loader.transforms.references.compute_references`; the ``ref_*``
-keys, frames and units are defined in that module's docstring. Differences from the seed code
-these names come from: the base convention is explicit (default Pinocchio/Crocoddyl: quaternion
+keys keep the seed code's names and meanings (world-frame ``ref_base_local_pos``, absolute
+``ref_base_local_ori``, world ``ref_local_ee_pos``, ...), defined with their frames in that
+module's docstring. Differences from the seed code these names come from: the base convention is
+explicit, a :class:`Convention` or its name (default ``"pinocchio"`` = Crocoddyl: quaternion
 ``(x, y, z, w)`` in ``qpos[3:7]``, both base velocities in the body frame, so they are not rotated
 again), base rotations use scipy, files are listed in natural order (``traj_2`` before ``traj_10``)
 and loaded with ``allow_pickle=False``, ``true_length`` is honoured, and end-effector keys are
@@ -14,14 +16,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from trajopt_loader.conventions import PINOCCHIO, Convention
-from trajopt_loader.errors import MissingKeyError, ReferenceInputError
+from trajopt_loader.conventions import PINOCCHIO, Convention, as_convention
+from trajopt_loader.errors import ExportError, MissingKeyError, ReferenceInputError
 from trajopt_loader.robots.spec import RobotSpec
 from trajopt_loader.store.layout import natural_key
+from trajopt_loader.store.validate import UNKNOWN_DT, load_trajectory
 from trajopt_loader.transforms.references import compute_references
 
 
@@ -60,16 +64,20 @@ def _robot_spec(spec, nq: int, nv: int) -> RobotSpec:
     raise ReferenceInputError(f"spec={spec!r}: expected a DigitRefSpec or a RobotSpec.")
 
 
-def build_refs_from_window(qpos, qvel, spec, ee_pos=None,
-                           convention: Convention = PINOCCHIO) -> dict[str, np.ndarray]:
-    """References of one window; its first row is the episode origin.
+def build_refs_from_window(qpos, qvel, spec, ee_pos=None, convention: Convention | str = PINOCCHIO,
+                           *, heading_frame_keys: bool = False) -> dict[str, np.ndarray]:
+    """References of one window; its first row is the episode origin (``ref_base_local_trans``
+    is 0 there).
 
     Args:
       qpos: float [T, nq]; qvel: float [T, nv], in ``convention``.
       spec: :class:`DigitRefSpec` or :class:`RobotSpec` (``subsample`` is not applied here).
       ee_pos: float [T, n_ee, 3] or [T, 3*n_ee] end-effector world positions (m), or None (then the
         ee keys are absent).
-      convention: base convention of the data; default Pinocchio/Crocoddyl (xyzw, body, body).
+      convention: base convention of the data, a :class:`Convention` or its name (``"mujoco"``,
+        ``"pinocchio"``, ``"crocoddyl"``; case-insensitive); default Pinocchio/Crocoddyl (xyzw,
+        body, body).
+      heading_frame_keys: also return the heading-frame keys (``ref_base_heading_pos``, ...).
 
     Returns:
       dict: each ``ref_*`` array [T, ...] (float dtype of ``qpos``, at least float32) and
@@ -77,13 +85,15 @@ def build_refs_from_window(qpos, qvel, spec, ee_pos=None,
 
     Raises:
       ReferenceInputError: wrong shapes or an invalid base quaternion.
+      ConventionError: an unknown convention name (lists the valid ones).
     """
     qpos, qvel = np.asarray(qpos), np.asarray(qvel)
     if qpos.ndim != 2 or qvel.ndim != 2 or qpos.shape[0] != qvel.shape[0]:
         raise ReferenceInputError(f"qpos {qpos.shape} / qvel {qvel.shape}: expected [T, nq] / [T, nv].")
     rspec = _robot_spec(spec, qpos.shape[1], qvel.shape[1])
     ee = None if ee_pos is None else np.asarray(ee_pos).reshape(qpos.shape[0], -1, 3)[None]
-    refs = compute_references(qpos[None], qvel[None], rspec, convention, ee_pos=ee)
+    refs = compute_references(qpos[None], qvel[None], rspec, as_convention(convention), ee_pos=ee,
+                              heading_frame_keys=heading_frame_keys)
     return {k: (v if k == "ref_len" else v[0]) for k, v in refs.items()}
 
 
@@ -94,7 +104,8 @@ class DigitTrajoptRefBuilder:
     Args:
       data_dir: directory of ``*.npz`` files (natural order) or one ``.npz`` file.
       spec: :class:`DigitRefSpec` (its ``subsample`` applies) or :class:`RobotSpec`.
-      convention: base convention of the files; default Pinocchio/Crocoddyl.
+      convention: base convention of the files, a :class:`Convention` or its name; default
+        Pinocchio/Crocoddyl.
       ee_key: key of end-effector world positions ``[T, n_ee, 3]`` / ``[T, 3*n_ee]``.
 
     Attributes:
@@ -107,8 +118,9 @@ class DigitTrajoptRefBuilder:
         (raised when that file is read; lengths are read at construction).
     """
 
-    def __init__(self, data_dir, spec, convention: Convention = PINOCCHIO, *, ee_key: str = "ee_pos"):
-        self.data_dir, self.spec, self.convention, self.ee_key = os.fspath(data_dir), spec, convention, ee_key
+    def __init__(self, data_dir, spec, convention: Convention | str = PINOCCHIO, *, ee_key: str = "ee_pos"):
+        self.data_dir, self.spec, self.ee_key = os.fspath(data_dir), spec, ee_key
+        self.convention = as_convention(convention)
         if os.path.isdir(self.data_dir):
             names = sorted((f for f in os.listdir(self.data_dir) if f.endswith(".npz")), key=natural_key)
             self.files = [os.path.join(self.data_dir, f) for f in names]
@@ -126,34 +138,24 @@ class DigitTrajoptRefBuilder:
         """Number of files."""
         return len(self.files)
 
-    def _load(self, path: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    def _load(self, path: str, need_qvel: bool = True) -> dict[str, np.ndarray]:
+        """The file's arrays through the store's reading and validation
+        (:func:`~trajopt_loader.store.validate.load_trajectory`: no pickle, ``true_length``
+        applied, one-per-interval rows padded, finite values; dt is not needed here).
+
+        Raises: MissingKeyError (no ``qvel``), ReferenceInputError (any other rule, its message).
+        """
         try:
-            with np.load(path, allow_pickle=False) as data:
-                out = {}
-                for key in keys:
-                    if key in data.files:
-                        out[key] = np.asarray(data[key])
-                    elif key in ("qpos", "qvel"):
-                        raise MissingKeyError(f"{path}: no key {key!r} (keys: {data.files}); "
-                                              "trajopt files need qpos and qvel.")
-                return out
-        except ValueError as e:
-            if isinstance(e, ReferenceInputError):
-                raise
-            raise ReferenceInputError(f"{path}: cannot be read without pickle ({e}); re-save it "
-                                      "with numeric arrays only.") from None
+            t = load_trajectory(Path(path), allow_missing=("qvel",), dt=UNKNOWN_DT)
+        except ExportError as e:
+            raise ReferenceInputError(f"{os.path.dirname(path)}/{e}") from None
+        if need_qvel and "qvel" not in t.arrays:
+            raise MissingKeyError(f"{path}: no key 'qvel' (keys: {sorted(t.arrays)}); trajopt "
+                                  "files need qpos and qvel.")
+        return t.arrays
 
     def _true_length(self, path: str) -> int:
-        data = self._load(path, ("qpos", "true_length"))
-        n = int(data["qpos"].shape[0])
-        if "true_length" in data:
-            n_true = int(data["true_length"])
-            if not 0 < n_true <= n:
-                raise ReferenceInputError(f"{path}: true_length={n_true} outside [1, {n}] (qpos rows).")
-            n = n_true
-        if n == 0:
-            raise ReferenceInputError(f"{path}: qpos has 0 rows; remove the file or fix the export.")
-        return n
+        return int(self._load(path, need_qvel=False)["qpos"].shape[0])
 
     def build_by_index(self, traj_index: int) -> dict[str, np.ndarray]:
         """References of file ``traj_index``, padded to ``max_len`` by repeating the last row.
@@ -168,9 +170,8 @@ class DigitTrajoptRefBuilder:
             raise IndexError(f"traj_index={traj_index} outside [0, {len(self.files)}) "
                              f"({len(self.files)} files under {self.data_dir!r}).")
         path = self.files[int(traj_index)]
-        n = self._true_length(path)
-        data = self._load(path, ("qpos", "qvel", self.ee_key))
-        rows = slice(0, n, self.step)
+        data = self._load(path)
+        rows = slice(0, data["qpos"].shape[0], self.step)
         ee = data.get(self.ee_key)
         try:
             refs = build_refs_from_window(data["qpos"][rows], data["qvel"][rows], self.spec,

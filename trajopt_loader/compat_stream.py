@@ -11,9 +11,10 @@ Why not :func:`trajopt_loader.pipeline.device_iterator`: that stage prefetches a
 whose elements are a pure function of their index, through two grain prefetch buffers (host and
 device), so several elements are in flight and cannot be dropped on demand. Here ``window_fn`` is a
 stateful callable (it usually advances env cursors), so the producer must run a known, small number
-of windows ahead and :meth:`DoubleBufferStreamer.reset` must be able to drop them. The dtype rules
-(:func:`~trajopt_loader.pipeline.device.to_device_dtypes`) and per-leaf sharding
-(:func:`~trajopt_loader.pipeline.device.leaf_sharding`) are shared with that stage.
+of windows ahead and :meth:`DoubleBufferStreamer.reset` must be able to drop them. Placement is
+that stage's own code (``pipeline.device._PutOnDevice``): the same dtype rules
+(:func:`~trajopt_loader.pipeline.device.to_device_dtypes`), per-leaf sharding, divisibility checks
+and errors.
 """
 
 from __future__ import annotations
@@ -21,41 +22,27 @@ from __future__ import annotations
 import queue
 import threading
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import jax
 from jax.sharding import Sharding, SingleDeviceSharding
 
-from trajopt_loader.pipeline.device import leaf_sharding, to_device_dtypes
+from trajopt_loader.pipeline.device import _PutOnDevice
 
 __all__ = ["DoubleBufferStreamer"]
 
 
 def _make_put(device) -> Callable[[Any], Any]:
-    """``window (pytree of numpy) -> pytree of jax.Array`` on ``device``, transfer finished."""
-    if device is None:
-        sharding = None
-    elif isinstance(device, Sharding):
-        sharding = device
-    elif isinstance(device, jax.Device):
-        sharding = SingleDeviceSharding(device)
-    else:
+    """``window (pytree of numpy) -> pytree of jax.Array`` on ``device``, transfer finished: the
+    device stage of ``device_iterator`` (``pipeline.device._PutOnDevice``: dtype rules, per-leaf
+    sharding, divisibility checks and ``ShardingError`` messages, multi-process assembly)."""
+    if isinstance(device, jax.Device):
+        device = SingleDeviceSharding(device)
+    elif device is not None and not isinstance(device, (Sharding, Mapping)):
         raise TypeError(f"device={device!r}: expected None, a jax.Device or a jax.sharding.Sharding "
                         "(e.g. NamedSharding(Mesh(jax.devices(), ('env',)), P('env'))).")
-    multiprocess = jax.process_count() > 1
-
-    def put_leaf(arr):
-        s = leaf_sharding(sharding, arr.ndim)
-        if multiprocess:
-            return jax.make_array_from_process_local_data(s, arr)
-        return jax.device_put(arr, s)
-
-    def put(window):
-        host = to_device_dtypes(window)
-        out = jax.device_put(host) if sharding is None else jax.tree.map(put_leaf, host)
-        return jax.block_until_ready(out)
-
-    return put
+    put = _PutOnDevice(device, multiprocess=jax.process_count() > 1)
+    return lambda window: jax.block_until_ready(put(window))
 
 
 class _Producer:
@@ -143,12 +130,15 @@ class DoubleBufferStreamer:
 
     Args:
       window_fn: zero-argument callable returning the next host window.
-      device: None (default device), a ``jax.Device``, or a ``jax.sharding.Sharding`` applied to each
-        leaf truncated to its rank (``NamedSharding(mesh, P("env"))`` splits the env axis).
+      device: None (default device; with several processes the env axis over all devices, as
+        ``device_iterator``), a ``jax.Device``, a ``jax.sharding.Sharding`` applied to each leaf
+        truncated to its rank (``NamedSharding(mesh, P("env"))`` splits the env axis), or a dict
+        of them keyed like the window (as ``device_iterator``'s ``sharding``).
       queue_size: windows on the device at once, held + prefetched (>= 1; 2 = double buffer).
 
     Raises:
-      TypeError: bad ``device``. ValueError: ``queue_size < 1``.
+      TypeError: bad ``device``. ValueError: ``queue_size < 1``. ShardingError (from
+      :meth:`next_window`): a leaf's axis does not split over the mesh, as ``device_iterator``.
     """
 
     def __init__(self, window_fn: Callable[[], Any], device=None, queue_size: int = 2):

@@ -17,6 +17,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping
 
+import numpy as np
+
 from trajopt_loader.errors import ConventionError
 
 QUAT_ORDERS = ("wxyz", "xyzw")
@@ -81,19 +83,53 @@ class Convention:
 
     @classmethod
     def named(cls, name: str) -> "Convention":
-        """The convention called ``"mujoco"`` or ``"pinocchio"`` (``"crocoddyl"`` is an alias).
+        """The convention called ``"mujoco"``, ``"pinocchio"`` or ``"crocoddyl"`` (an alias of
+        ``"pinocchio"``), case-insensitive, surrounding whitespace ignored.
 
         Raises:
-          ConventionError: for any other name.
+          ConventionError: for any other name (one line listing the valid names).
         """
-        key = "pinocchio" if name.lower() == "crocoddyl" else name.lower()
+        key = str(name).strip().lower()
+        key = "pinocchio" if key == "crocoddyl" else key
         if key not in NAMED:
             raise ConventionError(
-                f"convention {name!r} is unknown; expected one of {sorted(NAMED)} (or 'crocoddyl'), "
-                "or give quat_order / lin_vel_frame / ang_vel_frame explicitly.")
+                f"convention {name!r} is unknown; expected one of {list(NAMES)} (case-insensitive), "
+                "a trajopt_loader.Convention, or quat_order / lin_vel_frame / ang_vel_frame given "
+                "explicitly.")
         return NAMED[key]
 
 
 MUJOCO = Convention("wxyz", "world", "body")
 PINOCCHIO = Convention("xyzw", "body", "body")
 NAMED = {"mujoco": MUJOCO, "pinocchio": PINOCCHIO}
+NAMES = ("mujoco", "pinocchio", "crocoddyl")  # accepted by as_convention (crocoddyl = pinocchio)
+
+
+def as_convention(value, what: str = "convention") -> Convention:
+    """``value`` as a :class:`Convention`: a Convention is returned as is, a name goes through
+    :meth:`Convention.named` (``"mujoco"``, ``"pinocchio"``, ``"crocoddyl"``, case-insensitive).
+
+    Raises:
+      ConventionError: an unknown name (lists the valid ones), or a value of another type
+        (named ``what``).
+    """
+    if isinstance(value, Convention):
+        return value
+    if isinstance(value, str):
+        return Convention.named(value)
+    raise ConventionError(f"{what}={value!r} is neither a Convention nor a name; expected one of "
+                          f"{list(NAMES)} or trajopt_loader.MUJOCO / PINOCCHIO.")
+
+
+def flag_table(conventions) -> np.ndarray:
+    """bool ``[n, 3]`` per convention: (quaternion is ``xyzw``, linear velocity is world-frame,
+    angular velocity is world-frame); ``conventions``: one Convention / name or a sequence of
+    them (``n = 0`` for an empty one). Raises ConventionError as :func:`as_convention`, or for a
+    value that is neither a convention nor a sequence."""
+    if isinstance(conventions, (Convention, str)):
+        conventions = (conventions,)
+    elif not hasattr(conventions, "__iter__"):
+        as_convention(conventions, "conventions")  # raises: neither a convention nor a sequence
+    convs = [as_convention(c, f"conventions[{i}]") for i, c in enumerate(conventions)]
+    return np.array([(c.quat_order == "xyzw", c.lin_vel_frame == "world",
+                      c.ang_vel_frame == "world") for c in convs], dtype=bool).reshape(-1, 3)

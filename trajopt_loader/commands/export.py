@@ -8,7 +8,9 @@ Examples::
         --lin-vel-frame body --ang-vel-frame body --key qpos=arr_0 --key qvel=arr_1 --dt 0.01
 
 The convention must be given (``--convention`` or all three of ``--quat-order``,
-``--lin-vel-frame``, ``--ang-vel-frame``): it is recorded in the store and never guessed.
+``--lin-vel-frame``, ``--ang-vel-frame``): it is recorded in the store and never guessed. So is
+the time step: files without ``dt`` / ``time`` need ``--dt SECONDS``, or ``--dt unknown`` to record
+their dt as unknown on purpose (it streams; resampling, qvel derivation and rate checks refuse it).
 Errors print one line and exit with status 1.
 """
 
@@ -18,7 +20,7 @@ import sys
 
 from absl import flags
 
-from trajopt_loader.conventions import Convention
+from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import TrajoptLoaderError
 
 _F = flags.FLAGS
@@ -37,7 +39,8 @@ _define("string", "convention", None, "mujoco | pinocchio (alias crocoddyl).")
 _define("string", "quat-order", None, "wxyz | xyzw (instead of --convention).")
 _define("string", "lin-vel-frame", None, "world | body (instead of --convention).")
 _define("string", "ang-vel-frame", None, "world | body (instead of --convention).")
-_define("float", "dt", None, "Time step in seconds when the files have no dt / uniform time.")
+_define("string", "dt", None, "Time step in seconds for files with no dt / uniform time, or "
+        "'unknown' to record theirs as unknown (never guessed; without --dt such files fail).")
 _define("multi_string", "key", [], "NAME=ARRAY mapping for unnamed arrays, e.g. qpos=arr_0.")
 _define("integer", "max-trajs-per-motion", None, "Keep the first N files of each motion.")
 _define("bool", "overwrite", False, "Replace motions that already exist in the store.")
@@ -61,12 +64,26 @@ def _convention() -> Convention:
         raise _UsageError("give either --convention or --quat-order/--lin-vel-frame/"
                           "--ang-vel-frame, not both.")
     if _F.convention:
-        return Convention.named(_F.convention)
+        return as_convention(_F.convention)
     if not all(parts):
         raise _UsageError("the base convention is not given; pass --convention mujoco|pinocchio, "
                           "or all of --quat-order wxyz|xyzw --lin-vel-frame world|body "
                           "--ang-vel-frame world|body (it is recorded, never guessed).")
     return Convention(*parts)
+
+
+def _dt() -> float | str | None:
+    """``--dt``: seconds, ``unknown`` (validate.UNKNOWN_DT), or None (files must carry one)."""
+    from trajopt_loader.store.validate import UNKNOWN_DT
+
+    value = _F.dt
+    if value is None or value.strip().lower() == UNKNOWN_DT:
+        return None if value is None else UNKNOWN_DT
+    try:
+        return float(value)
+    except ValueError:
+        raise _UsageError(f"--dt {value!r} is not a time step in seconds (e.g. --dt 0.02) or "
+                          f"{UNKNOWN_DT!r}.") from None
 
 
 def _key_map() -> dict[str, str]:
@@ -112,7 +129,7 @@ def run(argv: list[str]) -> str:
     from trajopt_loader.store.export import export_npz
 
     summary = export_npz(argv[1], argv[2], source=_F.source, motion=_F.motion, convention=conv,
-                         dt=_F.dt, key_map=_key_map(),
+                         dt=_dt(), key_map=_key_map(),
                          max_trajs_per_motion=_F["max-trajs-per-motion"].value,
                          overwrite=_F.overwrite, allow_missing=tuple(allow_missing),
                          preprocess=preprocess, progress=_F.progress)

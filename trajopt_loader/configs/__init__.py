@@ -172,6 +172,8 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     _str_tuple("sources", c.sources)
     _str_tuple("motions", c.motions)
     _check(isinstance(c.allow_wrap, bool), "allow_wrap", c.allow_wrap, "True or False")
+    _check(c.episode_length is None or _is_int(c.episode_length, 0, INT32_MAX), "episode_length",
+           c.episode_length, "an int >= 1 (steps per episode), or 0 / None for unbounded")
     _check(isinstance(c.cyclic, bool), "cyclic", c.cyclic, "True or False")
     _check(isinstance(c.allow_mixed_dt, bool), "allow_mixed_dt", c.allow_mixed_dt, "True or False")
     _str_tuple("keys", c["keys"])
@@ -192,6 +194,8 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     _check(isinstance(c.references.enabled, bool), "references.enabled", c.references.enabled,
            "True or False")
     _str_tuple("references.ee_sites", c.references.ee_sites)
+    _check(isinstance(c.references.heading_frame_keys, bool), "references.heading_frame_keys",
+           c.references.heading_frame_keys, "True or False")
     d = c.distributed
     _check(d.num_processes is None or _is_int(d.num_processes, 1), "distributed.num_processes",
            d.num_processes, "an int >= 1 or unset")

@@ -32,6 +32,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c = default.get_config()
     c.num_envs = 256
     c.window_size = 32
+    # 1024 steps = 32 windows: ~25 s of aslip_walk (dt ~0.025 s), then a new episode, so the
+    # continued base stays within ~50 m (float32 resolves 4 um there; unbounded: ~1 km).
+    c.episode_length = 1024
     # qpos and qvel exist in every Cassie motion once aslip_walk is exported with
     # `--model cassie.xml --derive-qvel` (it has no qvel and no action); add "action" for
     # agility_reference only: --config.motions="('agility_reference',)".

@@ -30,6 +30,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.allow_wrap = True             # sequential: wrap the start (True) or move on to a new trajectory
     c.end_policy = "wrap"           # window past the end: "wrap" (modulo) | "clamp" (valid=False;
     #                                 with allow_wrap each pass then restarts as a new episode)
+    c.episode_length = config_dict.placeholder(int)  # sequential: steps per episode at most; then
+    c.episode_length = 1024         # restart (allow_wrap) or move on to the next trajectory;
+    #                                 None / 0 = unbounded. Bounds cyclic base offsets (float32)
     c.cyclic = True                 # steps after a wrap (loop >= 1) continue the base pose of the
     #                                 previous loop (DeepMimic cycles; transforms/cycles.py)
     c.allow_mixed_dt = False        # stream trajectories whose dt (s) differ by more than 5%
@@ -50,6 +53,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
         robot=config_dict.placeholder(str),
         model_path=config_dict.placeholder(str),
         ee_sites=(),
+        heading_frame_keys=False,  # also add the ref_*heading* keys (transforms/references.py)
     ))
     c.distributed = config_dict.ConfigDict(dict(
         coordinator_address=config_dict.placeholder(str),

@@ -21,6 +21,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c = default.get_config()
     c.num_envs = 4096
     c.window_size = 32
+    c.episode_length = 1024         # steps (32 windows), then a new episode (bounded base offsets)
     c["keys"] = ("qpos", "qvel", "action")
     c.cache_bytes = 4 * 2**30
     c.read_threads = 2

@@ -33,6 +33,7 @@ from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline import host_memory
 from trajopt_loader.pipeline.fingerprint import StreamDataset, describe_stream
 from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
+from trajopt_loader.store.validate import DT_FIX
 from trajopt_loader.transforms.cycles import ContinueCycles
 from trajopt_loader.transforms.gather import GatherKeys, cast_dtype
 from trajopt_loader.transforms.windows import WindowIndices
@@ -82,10 +83,13 @@ def _rate_groups(ids: np.ndarray, dts: np.ndarray) -> list[np.ndarray]:
 
 def check_uniform_dt(config, store, eligible) -> None:
     """Refuse to stream trajectories of different time steps together (``config.allow_mixed_dt``
-    lifts it). ``eligible``: int ``[n]`` traj ids; ``store.dts``: float64 ``[n_traj]`` seconds.
+    lifts it). ``eligible``: int ``[n]`` traj ids; ``store.dts``: float64 ``[n_traj]`` seconds,
+    NaN for an unknown dt: trajectories all of unknown dt stream (their rate is one, unknown);
+    a mix of known and unknown is refused like a mix of rates.
 
     Raises:
-      ConfigError: ``max(dt) / min(dt) > 1 + DT_TOLERANCE`` over ``eligible``; names each motion
+      ConfigError: known and unknown dt mixed (names the fix: re-export with ``dt=``); or
+        ``max(dt) / min(dt) > 1 + DT_TOLERANCE`` over ``eligible``; names each motion
         with its trajectories' dt range, the groups of compatible rate, and the fixes (resample at
         export, restrict ``motions`` / ``traj_ids``, or ``allow_mixed_dt=True``).
     """
@@ -93,8 +97,32 @@ def check_uniform_dt(config, store, eligible) -> None:
     if config.allow_mixed_dt or ids.size == 0:
         return
     dts = np.asarray(store.dts, np.float64)[ids]
-    if dts.max() <= dts.min() * (1 + DT_TOLERANCE):
+    unknown = ~np.isfinite(dts)  # unknown dt (NaN, store.validate): one rate of its own
+    selection = (f"{ids.size} trajectories selected in {store.path!r} (sources="
+                 f"{tuple(config.sources)}, motions={tuple(config.motions)}"
+                 + (f", traj_ids={tuple(config.traj_ids)}" if config.assignment == "explicit"
+                    else "") + ")")
+    if unknown.all() or (not unknown.any() and dts.max() <= dts.min() * (1 + DT_TOLERANCE)):
         return
+    compose = _unknown_dt_message if unknown.any() else _mixed_dt_message
+    raise ConfigError(compose(config, store, ids, dts, selection))
+
+
+def _unknown_dt_message(config, store, ids, dts, selection: str) -> str:
+    """Known and unknown (NaN) dt in one selection: which motions are unknown, and the fixes."""
+    unknown = ~np.isfinite(dts)
+    kinds = {f"{store.trajectories[int(i)].source}/{store.trajectories[int(i)].motion}"
+             for i in ids[unknown]}
+    return (f"{int(unknown.sum())} of the {selection} have an unknown dt ({', '.join(sorted(kinds))}"
+            f") and {int((~unknown).sum())} a known one ({dts[~unknown].min():.4g}-"
+            f"{dts[~unknown].max():.4g} s): a window of {config.window_size} steps would not "
+            f"mean one duration. Fix one of: {DT_FIX}; play only one kind (--config.motions / "
+            "--config.traj_ids); or stream them mixed on purpose with "
+            "--config.allow_mixed_dt=True.")
+
+
+def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
+    """Known rates beyond DT_TOLERANCE: each motion's groups of one rate, and the fixes."""
     infos = [store.trajectories[int(i)] for i in ids]
     by_id = dict(zip(ids.tolist(), infos))
 
@@ -129,11 +157,8 @@ def check_uniform_dt(config, store, eligible) -> None:
                     if len(best) <= 16 else "--config.assignment=explicit with traj_ids of one rate")
     other = next(i for i in infos if i.traj_id not in set(best.tolist()))
     src, motion = other.source, other.motion
-    raise ConfigError(
-        f"the {ids.size} trajectories selected in {store.path!r} (sources="
-        f"{tuple(config.sources)}, motions={tuple(config.motions)}"
-        + (f", traj_ids={tuple(config.traj_ids)}" if config.assignment == "explicit" else "")
-        + f") have time steps from {dts.min():.4g} s to {dts.max():.4g} s (x"
+    return (
+        f"the {selection} have time steps from {dts.min():.4g} s to {dts.max():.4g} s (x"
         f"{dts.max() / dts.min():.3g}; at most x{1 + DT_TOLERANCE:g} is streamed together): a "
         f"window of {config.window_size} steps would span {config.window_size * dts.min():.4g} s "
         f"in some envs and {config.window_size * dts.max():.4g} s in others.\n"
@@ -155,7 +180,8 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
     if config.schedule == "sequential":
         return SequentialSchedule(lengths, eligible, config.num_envs, config.window_size,
                                   stride=config.stride, assignment=config.assignment,
-                                  allow_wrap=config.allow_wrap, **common)
+                                  allow_wrap=config.allow_wrap,
+                                  episode_length=config.episode_length, **common)
     if config.schedule == "random":
         return RandomSchedule(lengths, eligible, config.num_envs, config.window_size, **common)
     raise ConfigError(f"schedule={config.schedule!r} is not 'sequential' or 'random'")

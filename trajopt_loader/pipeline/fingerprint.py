@@ -26,12 +26,14 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
 * config: :func:`stream_fields`, the :data:`STREAM_FIELDS` resolved: ``stride`` None ->
   ``window_size``; ``keys`` sorted (a batch is a dict); ``dtype`` numpy's name; ``traj_ids`` the
   played order unless it is increasing id order (then None); a field the schedule does not use
-  is None and not compared (``stride``, ``allow_wrap``, ``assignment`` of ``schedule="random"``;
+  is None and not compared (``stride``, ``allow_wrap``, ``assignment``, ``episode_length`` of
+  ``schedule="random"``; ``episode_length`` None and 0 are both 0, unbounded;
   ``seed`` unless schedule or assignment is random); sequential ``"explicit"`` is
   ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
   the same stream), buffers, threads, ``cache_bytes``, ``references`` (computed from the data) or
   ``allow_mixed_dt`` (a guard). A field absent from a saved state (added since) matches the
-  config's default value; records written before resolution (they list ``sources`` /
+  config's default value, except ``episode_length``: states written before it existed were
+  unbounded (0); records written before resolution (they list ``sources`` /
   ``motions``) are resolved when compared.
 * store: per played trajectory its traj_id, path, length, dt and source file, and for each
   configured key its row shape and stored dtype (appending a motion the config does not play
@@ -59,8 +61,10 @@ from trajopt_loader.pipeline.failure import FailStopIterator
 
 #: Config fields that define element ``k`` besides the selection (recorded as the store index).
 STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
-                 "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic")
-_UNRESOLVED = ("sources", "motions")  # listed by records written before resolution
+                 "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic", "episode_length")
+_UNRESOLVED = ("sources", "motions")
+#: Fields added after states were first written, with the value every older stream had.
+_BEFORE_ADDED = {"episode_length": 0}  # listed by records written before resolution
 FINGERPRINT_VERSION = 1
 STATE_KEY = "stream"
 #: The iterator state of a ``make_dataset`` pipeline, as error messages describe it.
@@ -84,9 +88,12 @@ def stream_fields(config) -> dict[str, Any]:
     sequential = f.get("schedule", "sequential") == "sequential"
     explicit = f.get("assignment") == "explicit"
     if not sequential:
-        f.update({name: None for name in ("stride", "allow_wrap", "assignment") if name in f})
+        f.update({name: None for name in ("stride", "allow_wrap", "assignment", "episode_length")
+                  if name in f})
     elif explicit:
         f["assignment"] = "round_robin"
+    if sequential and "episode_length" in f:  # None and 0 both mean unbounded: 0
+        f["episode_length"] = int(f["episode_length"] or 0)
     if sequential and "stride" in f and f["stride"] is None:
         f["stride"] = f.get("window_size")
     if "traj_ids" in f:
@@ -168,6 +175,8 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     for name in STREAM_FIELDS:
         if name not in saved and name not in current:
             continue
+        if name in _BEFORE_ADDED and name not in saved and saved.get("schedule") != "random":
+            saved = dict(saved, **{name: _BEFORE_ADDED[name]})  # older streams: unbounded
         if name not in saved and current.get(name) == defaults.get(name, object()):
             continue  # a field added since: the saved stream behaved as its default
         a, b = saved.get(name, "(absent)"), current.get(name, "(absent)")

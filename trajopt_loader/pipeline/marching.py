@@ -100,6 +100,6 @@ def wrap_cursor(first_step, k: int, stride: int, lengths, env_ids=None
         raise IndexOverflowError(
             f"env {env} at chunk {k}: the cursor has wrapped more than 2**31 - 1 times around its "
             f"trajectory (length {int(lengths[e])}, stride {stride}), so the int32 loop counter "
-            "would overflow. Bound the episodes: allow_wrap=False, or end_policy='clamp' "
-            "(each pass a new episode).")
+            "would overflow. Bound the episodes: episode_length=STEPS, allow_wrap=False, or "
+            "end_policy='clamp' (each pass a new episode).")
     return head % lengths, q * np.int64(stride) + head // lengths

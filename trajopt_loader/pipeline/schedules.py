@@ -50,6 +50,15 @@ over the given ids (duplicates allowed; ``E`` ids give env ``e`` trajectory ``id
 The first episode starts at ``s0 = 0``, or (``random_start=True``) at a seeded random valid
 start (:func:`~trajopt_loader.pipeline.marching.valid_start_counts`).
 
+Bounded episodes (``episode_length=N`` steps; None or 0 = unbounded): an episode lasts at most
+``n_e = ceil(N / S)`` chunks (the chunks that start within its first ``N`` steps), the usual RL
+time limit. Every episode count above is capped at ``n_e``: with ``allow_wrap=False`` the env
+moves on to its next trajectory after ``min(n(L, s0), n_e)`` chunks; with ``end_policy="clamp"``
+each pass restarts at step 0 after ``min(n(L, 0), n_e)`` chunks; with ``end_policy="wrap"`` the
+env restarts its trajectory at ``s0`` every ``n_e`` chunks (chunk ``k`` is chunk ``k mod n_e`` of
+an unbounded episode), so loop counts, and the base offsets ``transforms.cycles`` adds per loop,
+stay below ``(s0 + n_e S) / L``.
+
 Random windows (``RandomSchedule``): every env draws a window uniformly over all valid
 (trajectory, start) pairs of the eligible trajectories (so trajectories are weighted by their
 number of valid starts), keyed by ``(seed, k)``. Each window is its own episode.
@@ -162,6 +171,8 @@ class SequentialSchedule(_Schedule):
         (one endless episode) or restart each pass at step 0 as a new episode; also sets the
         range of random initial starts.
       random_start: first episode starts at a seeded random valid start instead of 0.
+      episode_length: at most this many steps per episode (None or 0: unbounded); an episode
+        spans ``ceil(episode_length / stride)`` chunks at most (module docstring).
       seed: int >= 0; process_index, process_count: :func:`env_shard`; num_batches: len or None.
 
     Raises: ConfigError, ShardingError, WindowIndexError, IndexOverflowError for bad arguments;
@@ -171,7 +182,7 @@ class SequentialSchedule(_Schedule):
     def __init__(self, lengths, eligible, num_envs: int, window_size: int, *,
                  stride: int | None = None, assignment: str = "round_robin",
                  allow_wrap: bool = True, end_policy: str = "wrap", random_start: bool = False,
-                 **kwargs):
+                 episode_length: int | None = None, **kwargs):
         super().__init__(lengths, eligible, num_envs, window_size, **kwargs)
         if assignment not in ASSIGNMENTS or end_policy not in END_POLICIES:
             raise ConfigError(f"assignment={assignment!r} / end_policy={end_policy!r}: expected "
@@ -181,11 +192,18 @@ class SequentialSchedule(_Schedule):
             raise ConfigError(f"stride={stride} must be in [1, 2**31 - 1] (or None = window_size)")
         self.assignment, self.allow_wrap = assignment, bool(allow_wrap)
         self.end_policy = end_policy
+        if episode_length is not None and not 0 <= int(episode_length) <= INT32_MAX:
+            raise ConfigError(f"episode_length={episode_length} must be in [0, 2**31 - 1] steps "
+                              "(None or 0 = unbounded episodes)")
+        #: chunks per episode at most (None: unbounded)
+        self.episode_chunks = -(-int(episode_length) // self.stride) if episode_length else None
+        cap = self.episode_chunks or ENDLESS
         n = self.eligible.size
         offset = (_rng(self.seed, _OFFSET).integers(0, n, size=self.num_envs)
                   if assignment == "random" else np.arange(self.num_envs) % n)
         self.lengths_elig = self.lengths[self.eligible]
-        self.cycle_chunks = pass_chunks(self.lengths_elig, 0, self.window_size, self.stride)
+        self.cycle_chunks = np.minimum(
+            pass_chunks(self.lengths_elig, 0, self.window_size, self.stride), cap)
         self.cycle_total = int(self.cycle_chunks.sum())
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         first_pos = self._cycle(0)[0][offset]  # position in eligible of each env's first episode
@@ -194,13 +212,15 @@ class SequentialSchedule(_Schedule):
         if random_start:
             high = valid_start_counts(first_len, self.window_size, end_policy)
             first_step = _rng(self.seed, _START).integers(0, high)
-        first_chunks = pass_chunks(first_len, first_step, self.window_size, self.stride)
+        first_chunks = np.minimum(
+            pass_chunks(first_len, first_step, self.window_size, self.stride), cap)
         sl = slice(self.lo, self.hi)  # keep only this process's envs
         self.first_traj = self.eligible[first_pos][sl]
         self.first_len, self.first_step, self.first_chunks = first_len[sl], first_step[sl], \
             first_chunks[sl]
         # allow_wrap + clamp: chunks of each pass after the first (restarting at step 0).
-        self.repeat_chunks = pass_chunks(self.first_len, 0, self.window_size, self.stride)
+        self.repeat_chunks = np.minimum(
+            pass_chunks(self.first_len, 0, self.window_size, self.stride), cap)
         # Position in the endless concatenation of cycles right after the first episode.
         self.after_first = self._cycle(0)[1][offset + 1][sl]
 
@@ -221,8 +241,9 @@ class SequentialSchedule(_Schedule):
     def _element(self, k: int):
         no_loops = np.zeros(self.first_len.shape, np.int64)
         if self.allow_wrap and self.end_policy == "wrap":
-            start, loop = wrap_cursor(self.first_step, k, self.stride, self.first_len, self.env_id)
-            episode_start = np.full(start.shape, k == 0)
+            kk = k % self.episode_chunks if self.episode_chunks else k  # chunk in its episode
+            start, loop = wrap_cursor(self.first_step, kk, self.stride, self.first_len, self.env_id)
+            episode_start = np.full(start.shape, kk == 0)
             return self.first_traj, start, episode_start, self.first_step, loop
         traj = self.first_traj.copy()
         start = self.first_step + np.minimum(k, self.first_chunks - 1) * self.stride

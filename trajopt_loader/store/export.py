@@ -28,12 +28,13 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
-from trajopt_loader.conventions import Convention
+from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError
 from trajopt_loader.store import layout
 from trajopt_loader.store.integrity import chunk_crcs
 from trajopt_loader.store.summary import ExportSummary
-from trajopt_loader.store.validate import LoadedTrajectory, check_arrays, load_trajectory
+from trajopt_loader.store.validate import (LoadedTrajectory, check_arrays, index_dt,
+                                           load_trajectory, unknown_dt_warning)
 
 Preprocess = Callable[[dict, float, str], tuple]
 
@@ -110,7 +111,7 @@ def _read_index(out: str, storage_options) -> dict | None:
 
 
 def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
-    entry = {"name": name, "length": t.length, "dt": t.dt, "source_file": t.source_file,
+    entry = {"name": name, "length": t.length, "dt": index_dt(t.dt), "source_file": t.source_file,
              "rows_in_file": t.rows_in_file, "keys": {}, "derived": t.derived,
              "padded": t.padded, "scalars": t.scalars}
     if t.true_length is not None:
@@ -163,7 +164,7 @@ def _dir_bytes(p: Path) -> int:
 
 
 def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = None,
-               convention: str | Convention = "mujoco", dt: float | None = None,
+               convention: str | Convention = "mujoco", dt: float | str | None = None,
                key_map: dict | None = None, max_trajs_per_motion: int | None = None,
                overwrite: bool = False, allow_missing: Sequence[str] = (),
                preprocess: Preprocess | None = None, progress: bool = True,
@@ -177,6 +178,8 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
         for every subdirectory of ``root`` holding ``.npz`` files.
       convention: ``"mujoco"`` / ``"pinocchio"`` or a :class:`Convention`; recorded per source.
       dt: time step (s) when the files carry none; must agree with the files when they do.
+        ``"unknown"`` (``validate.UNKNOWN_DT``): files without one are recorded with unknown dt
+        (index ``null``, ``store.dts`` NaN) and one warning says how to set it.
       key_map: ``{"qpos": "arr_0", ...}`` names for unnamed arrays.
       max_trajs_per_motion: keep the first N files (natural order) of each motion.
       overwrite: replace motions that already exist under ``source`` (each keeps its position in
@@ -191,7 +194,7 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
     """
     from tqdm.auto import tqdm
 
-    conv = convention if isinstance(convention, Convention) else Convention.named(convention)
+    conv = as_convention(convention)
     layout.check_node_name(source, "source", ExportError)
     if max_trajs_per_motion is not None and int(max_trajs_per_motion) < 1:
         raise ExportError(f"max_trajs_per_motion={max_trajs_per_motion} must be >= 1.")
@@ -255,6 +258,10 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
                     bar.update()
                 summary.motions[name] = len(files)
         summary.trajectories = sum(summary.motions.values())
+        unknown = [f"{m}/{e['source_file']}" for m, es in entries.items() for e in es
+                   if e["dt"] is None]
+        if unknown:  # one warning per export, not one per file
+            _warnings.warn(unknown_dt_warning(unknown), stacklevel=2)
         if local:
             summary.stored_bytes = _dir_bytes(tmp)
         order = layout.motion_order(index)  # existing motions keep their place (stable ids)

@@ -53,10 +53,10 @@ def _check_entry(ck: _Checker, at: str, entry, version: int) -> None:
     ck.typed(at, entry, dict, "an object with name, length, dt and keys")
     ck.name(f"{at}/name", entry.get("name"))
     length = ck.int_in(f"{at}/length", entry.get("length"), 1, MAX_LENGTH)
-    dt = entry.get("dt")
-    if (not isinstance(dt, (int, float)) or isinstance(dt, bool) or not math.isfinite(dt)
-            or dt <= 0):
-        ck.fail(f"{at}/dt", dt, "a finite time step > 0 in seconds")
+    dt = entry.get("dt", "<missing>")
+    if dt is not None and (not isinstance(dt, (int, float)) or isinstance(dt, bool)
+                           or not math.isfinite(dt) or dt <= 0):
+        ck.fail(f"{at}/dt", dt, "a finite time step > 0 in seconds, or null (unknown)")
     keys = ck.typed(f"{at}/keys", entry.get("keys"), dict, "an object {key: {shape, dtype, ...}}")
     if not keys:
         ck.fail(f"{at}/keys", keys, "at least one key (qpos)")

@@ -18,6 +18,7 @@ from collections import defaultdict
 import numpy as np
 
 from trajopt_loader.store.layout import TrajectoryInfo
+from trajopt_loader.store.validate import DT_FIX, dt_known
 from trajopt_loader.store.velocity import (  # noqa: F401  (re-exported)
     MIN_CORRELATION, SCALE_TOLERANCE, VelocityCheck, check_velocity_consistency,
     model_joint_addresses)
@@ -131,7 +132,9 @@ def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreRe
             elif k in ("qpos", "qvel") and info.length >= 20 and n < FEW_DISTINCT * info.length:
                 flags.append(f"{k} nearly frozen: {n} distinct rows of {info.length}")
         rep = TrajectoryReport(info, counts, flags)
-        if "qpos" in data and "qvel" in data and info.length >= 2:
+        if "qpos" in data and "qvel" in data and info.length >= 2 and not dt_known(info.dt):
+            rep.velocity_note = f"dt unknown: {DT_FIX}, to check qvel against qpos"
+        elif "qpos" in data and "qvel" in data and info.length >= 2:
             nq, nv = data["qpos"].shape[1], data["qvel"].shape[1]
             try:
                 if addr is not None and (addr[0], addr[1]) == (nq, nv):
@@ -178,10 +181,13 @@ def format_report(report, max_trajs: int = 30) -> str:
             if src != source:
                 continue
             lengths = [t.info.length for t in items]
-            dts = [t.info.dt for t in items]
+            dts = [t.info.dt for t in items if dt_known(t.info.dt)]
+            n_unknown = len(items) - len(dts)
+            rates = [f"{_rng(dts, '{:.6g}')} s"] if dts else []
+            rates += [f"unknown ({n_unknown})" if dts else "unknown"] if n_unknown else []
             keys = sorted(set.intersection(*(set(t.info.keys) for t in items)))
             lines.append(f"  {motion}/  {len(items)} trajectories, length {_rng(lengths)}, "
-                         f"dt {_rng(dts, '{:.6g}')} s, keys {', '.join(keys)}")
+                         f"dt {', '.join(rates)}, keys {', '.join(keys)}")
             shown = 0
             for t in items:
                 if shown >= max_trajs and not t.flags:
@@ -201,7 +207,8 @@ def format_report(report, max_trajs: int = 30) -> str:
                     extra.append(f"distinct qpos rows {t.distinct_rows['qpos']}")
                 flag = ("  !! " + "; ".join(t.flags)) if t.flags else ""
                 lines.append(f"    {i.name:<8} {i.source_file:<16} T={i.length:<6} "
-                             f"dt={i.dt:.6g}  " + "  ".join(extra) + flag)
+                             f"dt={f'{i.dt:.6g}' if dt_known(i.dt) else 'unknown'}  "
+                             + "  ".join(extra) + flag)
             if len(items) > shown:
                 lines.append(f"    ... {len(items) - shown} more (not flagged)")
     lines.append("keys (row shape, dtype, trajectories, min / max / mean over all values):")

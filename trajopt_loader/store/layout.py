@@ -98,7 +98,7 @@ class TrajectoryInfo:
       source: source group name. motion: motion group name. name: ``"traj{i}"``.
       path: ``"source/motion/traj{i}"`` inside the store.
       length: number of real time steps T (after ``true_length`` truncation).
-      dt: time step in seconds.
+      dt: time step in seconds; NaN when unknown (index ``null``; ``store.validate.dt_known``).
       source_file: name of the ``.npz`` file it came from.
       keys: ``{key: (row_shape, dtype_str)}``; an array ``key`` has shape ``(length, *row_shape)``.
       chunk_rows: ``{key: rows per stored time-chunk}``.
@@ -164,7 +164,8 @@ def infos_from_index(index: dict) -> tuple[TrajectoryInfo, ...]:
             out.append(TrajectoryInfo(
                 traj_id=len(out), source=source, motion=motion, name=entry["name"],
                 path=f"{source}/{motion}/{entry['name']}", length=int(entry["length"]),
-                dt=float(entry["dt"]), source_file=str(entry.get("source_file", "")),
+                dt=float("nan") if entry["dt"] is None else float(entry["dt"]),
+                source_file=str(entry.get("source_file", "")),
                 keys=keys, chunk_rows=chunks, crc32c=crcs, padded=dict(entry.get("padded", {})),
                 derived=dict(entry.get("derived", {})), scalars=dict(entry.get("scalars", {}))))
     return tuple(out)

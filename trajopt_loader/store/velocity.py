@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from trajopt_loader.store.validate import require_dt
+
 MIN_CORRELATION = 0.9
 SCALE_TOLERANCE = 0.2
 
@@ -46,15 +48,18 @@ def check_velocity_consistency(qpos, qvel, dt: float, qpos_adr=None, dof_adr=Non
     """Compare ``qvel[t, dof_adr]`` with ``(qpos[t+1, qpos_adr] - qpos[t, qpos_adr]) / dt``.
 
     Args:
-      qpos: float ``[T, nq]``. qvel: float ``[T, nv]``. dt: time step (s).
+      qpos: float ``[T, nq]``. qvel: float ``[T, nv]``. dt: time step (s); an unknown dt (NaN)
+        is refused.
       qpos_adr, dof_adr: int ``[J]`` addresses of hinge/slide joints; default: free/ball base layout
         (``nq - nv == 1``): ``qpos_adr = 7 + j``, ``dof_adr = 6 + j`` for ``j < nv - 6``.
     Returns:
       a :class:`VelocityCheck`; flagged when correlation < ``min_correlation`` or
       ``|scale - 1| > scale_tolerance``, or when qpos moves and qvel is zero (or the reverse).
     Raises:
-      ValueError: ``T < 2``, rows differ, or no addresses and ``nq - nv != 1``.
+      ValueError: ``T < 2``, rows differ, or no addresses and ``nq - nv != 1``; an unknown dt
+        (names the fix, ``store.validate.require_dt``).
     """
+    dt = require_dt(dt, "checking qvel against dq/dt", "velocity check", ValueError)
     qpos, qvel = np.asarray(qpos, np.float64), np.asarray(qvel, np.float64)
     if qpos.ndim != 2 or qvel.ndim != 2 or qpos.shape[0] != qvel.shape[0] or qpos.shape[0] < 2:
         raise ValueError(f"need qpos [T, nq] and qvel [T, nv] with equal T >= 2; got "

@@ -55,7 +55,8 @@ floating base is refused there, not at the first wrap. The math lives in ``trans
 Positions grow without bound in a never-ending wrapping episode (about ``|t_1|`` per loop):
 float32 resolves ``|x| * 6e-8`` m (0.1 mm at 1.5 km). A warning is logged once when rewritten
 positions need more resolution than the batch dtype has; use ``dtype="float64"``, or bound the
-episodes (``allow_wrap=False``, or ``end_policy="clamp"``, which restarts each pass).
+episodes (``episode_length``, ``allow_wrap=False``, or ``end_policy="clamp"``, which restarts
+each pass).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ import logging
 import grain
 import numpy as np
 
+from trajopt_loader.conventions import flag_table
 from trajopt_loader.errors import ConfigError, MissingKeyError, ReferenceInputError
 from trajopt_loader.transforms.planar import (cycle_delta, cycle_power, rot2, yaw_pairs,
                                               yaw_premultiply)
@@ -132,10 +134,7 @@ class ContinueCycles(grain.transforms.Map):
     def _conventions(self) -> np.ndarray:
         if self._flags is None:
             convs = {s: self.store.convention(s) for s in {t.source for t in self.store.trajectories}}
-            self._flags = np.array([(convs[t.source].quat_order == "xyzw",
-                                     convs[t.source].lin_vel_frame == "world",
-                                     convs[t.source].ang_vel_frame == "world")
-                                    for t in self.store.trajectories], bool).reshape(-1, 3)
+            self._flags = flag_table([convs[t.source] for t in self.store.trajectories])
         return self._flags
 
     def deltas(self, traj_ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -239,5 +238,5 @@ class ContinueCycles(grain.transforms.Map):
             _log.warning(
                 "continued base positions are offset by up to %.4g m, where %s resolves only "
                 "%.2g m (loop counts grow without bound in a wrapping episode); use "
-                "dtype='float64', or bound the episodes (allow_wrap=False or "
-                "end_policy='clamp').", max_abs, dtype, ulp)
+                "dtype='float64', or bound the episodes (episode_length=STEPS, "
+                "allow_wrap=False or end_policy='clamp').", max_abs, dtype, ulp)

@@ -19,7 +19,7 @@ import grain
 import mujoco
 import numpy as np
 
-from trajopt_loader.conventions import MUJOCO, Convention
+from trajopt_loader.conventions import MUJOCO, Convention, as_convention
 from trajopt_loader.errors import (ConfigError, ConventionError, MissingKeyError, ModelError,
                                    ModelNotFoundError)
 
@@ -97,12 +97,11 @@ def has_floating_base(model: mujoco.MjModel) -> bool:
                 and list(model.jnt_qposadr[:4]) == [0, 1, 2, 3])
 
 
-def needs_base_conversion(model: mujoco.MjModel, convention: Convention) -> bool:
-    """False for MuJoCo's convention, else True. Raises ConventionError when ``convention`` is not
-    a Convention, or needs a floating base (:func:`has_floating_base`) the model lacks."""
-    if not isinstance(convention, Convention):
-        raise ConventionError(f"convention={convention!r} is not a Convention; use "
-                              "Convention.named('mujoco'|'pinocchio') or trajopt_loader.MUJOCO.")
+def needs_base_conversion(model: mujoco.MjModel, convention: Convention | str) -> bool:
+    """False for MuJoCo's convention, else True. Raises ConventionError when ``convention`` is
+    neither a Convention nor a name of one (:func:`~trajopt_loader.conventions.as_convention`), or
+    needs a floating base (:func:`has_floating_base`) the model lacks."""
+    convention = as_convention(convention)
     if convention == MUJOCO:
         return False
     if not has_floating_base(model):
@@ -123,13 +122,15 @@ def check_qpos(model: mujoco.MjModel, qpos: np.ndarray, what: str = "qpos") -> n
     return qpos
 
 
-def qpos_to_mujoco(model: mujoco.MjModel, qpos: np.ndarray, convention: Convention) -> np.ndarray:
-    """``qpos [..., nq]`` in ``convention`` -> float64 copy with the base quaternion ``wxyz``
-    (MuJoCo). Only ``qpos[3:7]`` is reordered; other ball joints are already in MuJoCo's layout.
+def qpos_to_mujoco(model: mujoco.MjModel, qpos: np.ndarray, convention: Convention | str) -> np.ndarray:
+    """``qpos [..., nq]`` in ``convention`` (a Convention or its name) -> float64 copy with the
+    base quaternion ``wxyz`` (MuJoCo). Only ``qpos[3:7]`` is reordered; other ball joints are
+    already in MuJoCo's layout.
 
     Raises:
       ModelError: last axis is not ``nq``.  ConventionError: see :func:`needs_base_conversion`.
     """
+    convention = as_convention(convention)
     q = np.array(check_qpos(model, qpos), dtype=np.float64)
     if needs_base_conversion(model, convention) and convention.quat_order == "xyzw":
         q[..., 3:7] = q[..., [6, 3, 4, 5]]
@@ -255,7 +256,7 @@ class EndEffectorPositions(grain.transforms.Map):
         self._model = model if isinstance(model, mujoco.MjModel) else None
         self.model_path = None if model is None or self._model is not None else os.fspath(model)
         self.site_names = tuple((site_names,) if isinstance(site_names, str) else site_names)
-        self.convention = convention
+        self.convention = convention if callable(convention) else as_convention(convention)
         self.chunk_size, self.backend = int(chunk_size), backend
 
     def __getstate__(self) -> dict:  # pickled into grain workers: reload from the path there

@@ -24,8 +24,9 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from trajopt_loader.conventions import Convention
+from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, ModelError
+from trajopt_loader.store.validate import require_dt
 from trajopt_loader.transforms.fk import (  # noqa: F401  (re-exported)
     EndEffectorPositions, has_floating_base, kinematics_copy, load_kinematics_model,
     check_qpos, needs_base_conversion, qpos_to_mujoco, site_ids, site_positions,
@@ -43,14 +44,17 @@ QVEL_METHOD = "mj_differentiatePos central difference (one-sided at first and la
 
 
 def qpos_from_mujoco(model: mujoco.MjModel, qpos: np.ndarray, convention: Convention) -> np.ndarray:
-    """Inverse of :func:`qpos_to_mujoco`: base quaternion ``wxyz`` -> ``convention.quat_order``."""
+    """Inverse of :func:`qpos_to_mujoco`: base quaternion ``wxyz`` -> ``convention.quat_order``
+    (``convention``: a Convention or its name)."""
+    convention = as_convention(convention)
     q = np.array(check_qpos(model, qpos), dtype=np.float64)
     if needs_base_conversion(model, convention) and convention.quat_order == "xyzw":
         q[..., 3:7] = q[..., [4, 5, 6, 3]]
     return q
 
 
-def _rotate_base(model, qvel, qpos_mj, convention: Convention, inverse: bool) -> np.ndarray:
+def _rotate_base(model, qvel, qpos_mj, convention: Convention | str, inverse: bool) -> np.ndarray:
+    convention = as_convention(convention)
     v = np.array(qvel, dtype=np.float64)
     if not needs_base_conversion(model, convention):
         return v
@@ -204,7 +208,7 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
       (no ``qpos``, ``nq`` mismatch with both numbers, ...).
     """
     model = load_kinematics_model(model_path)
-    conv = Convention.named(convention) if isinstance(convention, str) else convention
+    conv = as_convention(convention)
     needs_base_conversion(model, conv)
     sites = tuple((ee_sites,) if isinstance(ee_sites, str) else ee_sites)
     if sites:
@@ -228,6 +232,9 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
         for key, asked, done in (("qvel", derive_qvel, do_qvel), ("ee_pos", bool(sites), do_ee)):
             if asked and not done:
                 prov[key] = "recorded"
+        if new_dt is not None or do_qvel:
+            dt = require_dt(dt, "--resample-dt" if new_dt is not None else "--derive-qvel",
+                            source_file)
         if new_dt is not None:
             arrays = _resample_arrays(model, arrays, dt, new_dt, conv, source_file)
             prov.update(resampled_from_dt=float(dt), resample=(

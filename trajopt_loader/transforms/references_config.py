@@ -6,7 +6,8 @@
 
 ``config.references``: ``enabled`` (bool), ``robot`` (``"digit_v3"``, ``"digit_v3_thirdarm"``,
 ``"cassie"``), ``model_path`` (MJCF, optional), ``ee_sites`` (tuple of site names, optional:
-overrides the robot's own). End effectors come from the data when ``"ee_pos"`` is in
+overrides the robot's own), ``heading_frame_keys`` (bool, default False: also add the
+heading-frame keys ``ref_base_heading_pos``, ... defined in ``transforms/references.py``). End effectors come from the data when ``"ee_pos"`` is in
 ``config.keys``; otherwise from MuJoCo forward kinematics (``kinematics.EndEffectorPositions``)
 when a model path and sites are given; otherwise the ee reference keys are left out (logged).
 """
@@ -19,7 +20,7 @@ import grain
 
 from trajopt_loader.errors import ConfigError, RobotSpecError
 from trajopt_loader.robots import ROBOTS, get_spec
-from trajopt_loader.transforms.references import BuildReferences
+from trajopt_loader.transforms.references_transform import BuildReferences
 
 
 class StoreConvention:
@@ -65,5 +66,5 @@ def reference_transforms(config, store) -> list[grain.transforms.Map]:
         except RobotSpecError as e:
             raise ConfigError(f"references.model_path / ee_sites: {e}") from None
         transforms.append(EndEffectorPositions(refs.model_path, spec.ee_sites, StoreConvention(store)))
-    transforms.append(BuildReferences(store, spec))
+    transforms.append(BuildReferences(store, spec, heading_frame_keys=refs.heading_frame_keys))
     return transforms
