@@ -92,7 +92,8 @@ def test_make_dataset_raises_on_a_missing_chunk_instead_of_zero_windows(cassie_c
 def test_store_deleted_while_streaming_with_a_small_cache_raises(long_store):
     store = TrajectoryStore(long_store, cache_bytes=2 * 1638 * 40 * 8)  # two qpos chunks
     config = load_config("default", {"num_envs": 2, "window_size": 8, "keys": ("qpos",),
-                                     "cyclic": False, "schedule": "sequential", "stride": 900})
+                                     "cyclic": False, "schedule": "sequential", "stride": 900,
+                                     "episode_length": 0})  # march through all chunks
     it = iter(make_dataset(config, store, 0, 1))
     first = next(it)
     np.testing.assert_array_equal(first["qpos"][0], revealing(0, 4000, 40)[:8].astype(np.float32))
