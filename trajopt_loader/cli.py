@@ -4,6 +4,7 @@ Usage::
 
     trajopt-loader export ROOT OUT.zarr --source cassie --convention mujoco
     trajopt-loader inspect OUT.zarr
+    trajopt-loader verify OUT.zarr
     trajopt-loader stream --config=trajopt_loader/configs/cassie.py --config.zarr_path=OUT.zarr
     trajopt-loader demo
     trajopt-loader bench
@@ -21,6 +22,7 @@ import threading
 COMMANDS = {
     "export": "Export a tree of trajectory .npz files to a Zarr store.",
     "inspect": "Print a store's tree, lengths, dt, conventions, keys and value ranges.",
+    "verify": "Read every chunk of a store and check it against its index; exit 1 on a problem.",
     "stream": "Stream windows through the grain pipeline into a jitted consumer; report throughput.",
     "demo": "Export the bundled Cassie sample and train a tiny MLP on streamed windows.",
     "bench": "Run the throughput benchmarks of benchmarks/.",

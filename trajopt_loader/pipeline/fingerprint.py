@@ -37,8 +37,8 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
   ``motions``) are resolved when compared.
 * store: per played trajectory its traj_id, path, length, dt and source file, and for each
   configured key its row shape and stored dtype (appending a motion the config does not play
-  keeps states valid). Not covered: array values rewritten under identical metadata (the store
-  records no content checksum).
+  keeps states valid). Not covered: array values rewritten under identical metadata (the chunk
+  checksums of format-2 indexes are not part of the fingerprint).
 
 A bare grain state ``{"next_index": k}`` (older, or stripped on purpose) restores unchecked,
 with a warning. A :class:`StreamIterator` stays failed after an error (``pipeline.failure``).

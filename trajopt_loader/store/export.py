@@ -25,7 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, TrajoptLoaderError
@@ -33,6 +33,7 @@ from trajopt_loader.store import commit, layout
 from trajopt_loader.store.discover import discover
 from trajopt_loader.store.lock import (LOCK_TIMEOUT_S, make_temp, remove_stale_temps,
                                       remove_tree, store_lock)
+from trajopt_loader.store.integrity import chunk_crcs
 from trajopt_loader.store.summary import ExportSummary
 from trajopt_loader.store.validate import (LoadedTrajectory, check_arrays, index_dt,
                                            load_trajectory, unknown_dt_warning)
@@ -75,14 +76,16 @@ def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
              "padded": t.padded, "scalars": t.scalars}
     if t.true_length is not None:
         entry["true_length"] = t.true_length
-    for key, a in t.arrays.items():
+    for key, a in t.arrays.items():  # checksums of the decoded chunks: see layout, integrity
+        rows = layout.chunk_rows(a.shape[1:], a.dtype, t.length)
         entry["keys"][key] = {"shape": list(a.shape[1:]), "dtype": str(a.dtype),
-                              "chunk_rows": layout.chunk_rows(a.shape[1:], a.dtype, t.length)}
+                              "chunk_rows": rows, "crc32c": chunk_crcs(a, rows)}
     tg = group.create_group(name, attributes=entry)
     for key, a in t.arrays.items():
         arr = tg.create_array(key, shape=a.shape, dtype=a.dtype,
                               chunks=(entry["keys"][key]["chunk_rows"], *a.shape[1:]),
-                              compressors=BloscCodec(**layout.BLOSC))
+                              compressors=(BloscCodec(**layout.BLOSC), Crc32cCodec()),
+                              config={"write_empty_chunks": True})  # every chunk exists
         arr[...] = a
     return entry
 
