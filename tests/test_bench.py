@@ -56,3 +56,17 @@ def test_host_pipeline_benchmark_runs_on_tiny_sizes():
     row = re.compile(r"^\s+8\s+4\s+[\d.]+\s+(.+?)\s{2,}[\d.]+\s+[\d.]+\s+[\d.]+$")
     methods = [m.group(1) for m in map(row.match, proc.stdout.splitlines()) if m]
     assert methods[0] == "make_dataset (sequential, 1 thr)" and methods[-1].startswith("memcpy")
+
+
+def test_integrity_benchmark_runs_on_tiny_sizes():
+    """bench_integrity.py keeps working (not a timing test): three rows, checked and not."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, str(find_benchmarks(only=("integrity",))[0]), "--num_traj", "3",
+         "--length", "100", "--envs", "8", "--window", "4", "--batches", "2", "--repeats", "1"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    assert [line[:30].strip() for line in lines[2:5]] == [
+        "format 2: checksums", "format 1: presence checks", "format 1: no check (before)"]
+    assert lines[5].startswith("CRC-32C of every decoded chunk (0.2 MB): ")

@@ -13,7 +13,8 @@ EXPECTED_BUILTIN = {
     "IndexOverflowError": OverflowError, "CheckpointError": ValueError,
     "CheckpointNotFoundError": FileNotFoundError, "ModelNotFoundError": FileNotFoundError,
     "ModelError": ValueError, "RobotSpecError": ValueError, "ReferenceInputError": ValueError,
-    "EnvNotAssignedError": ValueError,
+    "EnvNotAssignedError": ValueError, "DataIntegrityError": ValueError,
+    "StoreReadError": OSError,
 }
 
 

@@ -7,11 +7,14 @@ attrs, so no listing is needed. ``memory://`` checks the same fsspec code path f
 
 from __future__ import annotations
 
+import functools
+import http.server
 import pickle
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -20,9 +23,10 @@ import numpy as np
 import pytest
 
 from trajopt_loader.configs import load_config
-from trajopt_loader.errors import StoreNotFoundError
+from trajopt_loader.errors import DataIntegrityError, ExportError, StoreNotFoundError, StoreReadError
 from trajopt_loader.pipeline import make_dataset
 from trajopt_loader.store import TrajectoryStore, export_npz
+from trajopt_loader.store.remote import storage_options_for
 
 
 def _free_port() -> int:
@@ -153,8 +157,11 @@ def test_missing_or_unreachable_url_raises_store_not_found(server):
 
 def test_fsspec_memory_url_exports_and_reads_like_a_local_store(shared_data, cassie_store):
     out = "memory://trajopt-loader-test/cassie.zarr"
+    with pytest.raises(ExportError, match="remote store.*single_writer=True"):
+        export_npz(shared_data / "cassie" / "trajopt", out, source="cassie", convention="mujoco",
+                   motion="agility_reference", progress=False, overwrite=True)
     export_npz(shared_data / "cassie" / "trajopt", out, source="cassie", convention="mujoco",
-               motion="agility_reference", progress=False, overwrite=True)
+               motion="agility_reference", progress=False, overwrite=True, single_writer=True)
     mem, local = TrajectoryStore(out), TrajectoryStore(cassie_store)
     want = local.select(motions=("agility_reference",))
     assert [t.path for t in mem.trajectories] == [local.trajectories[i].path for i in want]
@@ -166,3 +173,111 @@ def test_fsspec_memory_url_exports_and_reads_like_a_local_store(shared_data, cas
         local.gather("qpos", want, steps).tobytes()
     with pytest.raises(StoreNotFoundError):
         TrajectoryStore("memory://trajopt-loader-test/none.zarr")
+
+
+class _FaultyHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves the store's directory; paths containing a ``missing`` (``forbidden``) string get 404
+    (403), paths containing a ``stall`` string wait (up to 10 s, or until the test ends)."""
+
+    def do_GET(self):  # noqa: N802 - http.server's name
+        server = self.server
+        server.seen.append(self.path)
+        for status, paths in ((404, server.missing), (403, server.forbidden)):
+            if any(s in self.path for s in paths):
+                self.send_error(status)
+                return
+        if any(s in self.path for s in server.stall) and server.stalls_left != 0:
+            server.stalls_left -= 1
+            server.release.wait(10)
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def faulty(cassie_store):
+    """``(url, server)``: a threaded server of the Cassie store whose faults a test sets."""
+    handler = functools.partial(_FaultyHandler, directory=str(Path(cassie_store).parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.seen, server.missing, server.forbidden, server.stall = [], [], [], []
+    server.stalls_left, server.release = -1, threading.Event()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{Path(cassie_store).name}", server
+    finally:
+        server.release.set()
+        server.shutdown()
+        server.server_close()
+
+
+CHUNK0 = "cassie/agility_reference/traj0/qpos/c/0/0"
+
+
+def test_http_404_for_one_chunk_raises_naming_the_chunk(faulty, cassie_store):
+    url, server = faulty
+    server.missing.append(CHUNK0)
+    store = TrajectoryStore(url)
+    with pytest.raises(DataIntegrityError, match=re.escape(
+            f"{url}: trajectory cassie/agility_reference/traj0 (traj_id 0), key 'qpos', chunk 0 "
+            f"(rows [0, {store.info(0).length}), {CHUNK0}) is missing")):
+        store.warm(("qpos",))
+    np.testing.assert_array_equal(store.read(1, "qpos"), TrajectoryStore(cassie_store).read(1, "qpos"))
+
+
+def test_http_403_for_one_chunk_is_a_read_error_not_damage(faulty):
+    url, server = faulty
+    server.forbidden.append(CHUNK0)
+    with pytest.raises(StoreReadError, match=re.escape(
+            f"reading {url}/cassie/agility_reference/traj0/qpos failed: HTTP 403")):
+        TrajectoryStore(url).read(0, "qpos")
+    assert server.seen.count(f"/{url.rsplit('/', 1)[1]}/{CHUNK0}") == 1  # not retried
+
+
+def test_stalled_chunk_request_times_out_naming_the_url(faulty):
+    url, server = faulty
+    server.stall.append(CHUNK0)
+    store = TrajectoryStore(url, timeout_s=0.3, retries=1)
+    start = time.monotonic()
+    with pytest.raises(StoreReadError, match=re.escape(
+            f"reading {url}/cassie/agility_reference/traj0/qpos failed after 2 attempt(s)")):
+        store.read(0, "qpos")
+    assert time.monotonic() - start < 3  # 2 x 0.3 s + 0.25 s backoff, not the server's 10 s
+    assert server.seen.count(f"/{url.rsplit('/', 1)[1]}/{CHUNK0}") == 2
+
+
+def test_stalled_open_times_out_and_a_retry_recovers(faulty, cassie_store):
+    url, server = faulty
+    server.stall.append("/zarr.json")
+    start = time.monotonic()
+    with pytest.raises(StoreReadError, match=re.escape(f"reading {url}/zarr.json failed after 1")):
+        TrajectoryStore(url, timeout_s=0.3, retries=0)
+    assert time.monotonic() - start < 3
+    server.stall[:] = [CHUNK0]
+    server.stalls_left = 1  # the first request stalls, the retry is answered
+    store = TrajectoryStore(url, timeout_s=0.3, retries=1)
+    assert store.read(0, "qpos").tobytes() == TrajectoryStore(cassie_store).read(0, "qpos").tobytes()
+
+
+def test_config_timeout_reaches_make_dataset(faulty):
+    url, server = faulty
+    server.stall.append("/c/")  # every chunk
+    config = load_config("default", {"zarr_path": url, "num_envs": 2, "window_size": 4,
+                                     "keys": ("qpos",), "allow_mixed_dt": True,
+                                     "remote_timeout_s": 0.3, "remote_retries": 0})
+    with pytest.raises(StoreReadError, match="timeout 0.3 s"):
+        next(iter(make_dataset(config, process_index=0, process_count=1)))
+
+
+def test_storage_options_timeout_wins_over_the_default():
+    import aiohttp
+
+    mine = aiohttp.ClientTimeout(total=5)
+    given = {"client_kwargs": {"timeout": mine, "trust_env": True}, "headers": {"a": "b"}}
+    opts = storage_options_for("https://h/s.zarr", given, 30.0)
+    assert opts["client_kwargs"] == {"timeout": mine, "trust_env": True} and opts["headers"] == {"a": "b"}
+    default = storage_options_for("http://h/s.zarr", None, 7.0)["client_kwargs"]["timeout"]
+    assert (default.sock_connect, default.sock_read, default.total) == (7.0, 7.0, None)
+    assert storage_options_for("s3://b/s.zarr", {"anon": True}, 7.0) == {"anon": True}

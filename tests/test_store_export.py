@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 
+import google_crc32c
 import numpy as np
 import pytest
 import zarr
@@ -251,12 +252,16 @@ def test_index_chunks_codec_and_consolidated_metadata(make_npz_tree, tmp_path):
     meta = json.loads((tmp_path / "s.zarr" / "zarr.json").read_text())
     index = meta["attributes"]["trajopt_loader"]
     entry = index["sources"]["s"]["motions"]["m"][0]
-    assert index["format_version"] == 1 and index["sources"]["s"]["convention"]["name"] == "mujoco"
-    assert entry["keys"]["qpos"] == {"shape": [40], "dtype": "float64", "chunk_rows": 1638}
+    assert index["format_version"] == 2 and index["sources"]["s"]["convention"]["name"] == "mujoco"
+    crcs = [google_crc32c.value(bytes(n * 40 * 8)) for n in (1638, 1638, 1638, 86)]  # 5000 rows
+    assert entry["keys"]["qpos"] == {"shape": [40], "dtype": "float64", "chunk_rows": 1638,
+                                     "crc32c": crcs}
     assert entry["keys"]["action"]["chunk_rows"] == 5000  # 16-byte rows: whole trajectory
     assert "s/m/traj0/qpos" in meta["consolidated_metadata"]["metadata"]
     arr = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")["s/m/traj0/qpos"]
     assert arr.chunks == (1638, 40) and type(arr.compressors[0]).__name__ == "BloscCodec"
+    assert type(arr.compressors[1]).__name__ == "Crc32cCodec"
+    assert len(os.listdir(tmp_path / "s.zarr" / "s" / "m" / "traj0" / "qpos" / "c")) == 4  # zeros too
     os.remove(tmp_path / "s.zarr" / "s" / "m" / "zarr.json")  # listing-free open via the index
     assert TrajectoryStore(tmp_path / "s.zarr").read(0, "qpos").shape == (5000, 40)
 
@@ -281,11 +286,11 @@ def test_failed_commit_rolls_back(make_npz_tree, tmp_path, monkeypatch):
         raise OSError("disk full")
 
     monkeypatch.setattr(zarr, "consolidate_metadata", fail)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ExportError, match="new.zarr.*disk full"):
         export_npz(root, tmp_path / "new.zarr", source="s", progress=False)
     assert not (tmp_path / "new.zarr").exists()
     make_npz_tree(tmp_path / "npz2", {"m": [7]})
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ExportError, match="disk full"):
         export_npz(tmp_path / "npz2", out, source="s", overwrite=True, progress=False)
     assert _listing(out) == before
     monkeypatch.undo()

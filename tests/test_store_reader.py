@@ -141,7 +141,7 @@ def test_open_errors(tmp_path, make_npz_tree):
     index = dict(g.attrs["trajopt_loader"])
     g.attrs["trajopt_loader"] = {**index, "format_version": 99}
     zarr.consolidate_metadata(str(tmp_path / "s.zarr"))
-    with pytest.raises(StoreFormatError, match=r"format_version 99; this version reads 1"):
+    with pytest.raises(StoreFormatError, match=r"format_version 99; this version reads 1, 2"):
         TrajectoryStore(tmp_path / "s.zarr")
 
 

@@ -4,6 +4,7 @@ Usage::
 
     trajopt-loader export ROOT OUT.zarr --source cassie --convention mujoco
     trajopt-loader inspect OUT.zarr
+    trajopt-loader verify OUT.zarr
     trajopt-loader stream --config=trajopt_loader/configs/cassie.py --config.zarr_path=OUT.zarr
     trajopt-loader demo
     trajopt-loader bench
@@ -16,10 +17,12 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
 
 COMMANDS = {
     "export": "Export a tree of trajectory .npz files to a Zarr store.",
     "inspect": "Print a store's tree, lengths, dt, conventions, keys and value ranges.",
+    "verify": "Read every chunk of a store and check it against its index; exit 1 on a problem.",
     "stream": "Stream windows through the grain pipeline into a jitted consumer; report throughput.",
     "demo": "Export the bundled Cassie sample and train a tiny MLP on streamed windows.",
     "bench": "Run the throughput benchmarks of benchmarks/.",
@@ -46,6 +49,14 @@ def main(argv: list[str] | None = None) -> None:
     if name not in COMMANDS:
         print(f"trajopt-loader: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         sys.exit(2)
+    _stop_on_interrupt(name)
+    try:
+        _main(name, argv)
+    except KeyboardInterrupt:  # before or after the command's own main (imports, flag parsing)
+        _exit_interrupted(name)
+
+
+def _main(name: str, argv: list[str]) -> None:
     module = importlib.import_module(f"trajopt_loader.commands.{name.replace('-', '_')}")
     from absl import app  # imported late: `trajopt-loader --help` stays fast.
 
@@ -125,13 +136,84 @@ def _clear_errors(name: str, command_main, started: list):
         started.append(True)
         try:
             return command_main(argv)
+        except KeyboardInterrupt:
+            _exit_interrupted(name)
         except TrajoptLoaderError as e:
             if os.environ.get("TRAJOPT_LOADER_TRACEBACK"):
                 raise
             print(f"trajopt-loader {name}: error: {e}", file=sys.stderr)
             sys.exit(1)
+        except Exception as e:  # not raised on purpose: say what and where to see more
+            if os.environ.get("TRAJOPT_LOADER_TRACEBACK"):
+                raise
+            text = " ".join(str(e).split()) or "(no message)"
+            print(f"trajopt-loader {name}: error: {type(e).__name__}: {text} (set "
+                  "TRAJOPT_LOADER_TRACEBACK=1 for the traceback)", file=sys.stderr)
+            sys.exit(1)
 
     return run
+
+
+#: Seconds a Ctrl-C (SIGINT) may take to unwind (cleanup included) before the process is ended.
+INTERRUPT_GRACE_S = 0.8
+#: Commands whose Ctrl-C unwinds (runs ``finally`` blocks) instead of ending the process at once.
+UNWIND_ON_INTERRUPT = ("export",)
+_interrupted: list = []  # [True] once the "interrupted" line is printed
+_interrupt_timer: list = []  # the timer started by the first Ctrl-C
+_interrupt_lock = threading.RLock()  # re-entered by a second Ctrl-C during the print
+
+
+def _exit_interrupted(name: str) -> None:
+    """Print ``trajopt-loader NAME: interrupted`` once and end the process with status 130.
+
+    ``os._exit``: worker threads (prefetch, zarr I/O) must not keep the process alive.
+    """
+    import os
+
+    with _interrupt_lock:
+        if not _interrupted:
+            _interrupted.append(True)
+            try:
+                sys.stdout.flush()
+            except Exception:  # a closed pipe must not hide the line below
+                pass
+            print(f"trajopt-loader {name}: interrupted", file=sys.stderr, flush=True)
+    os._exit(130)
+
+
+def _stop_on_interrupt(name: str) -> None:
+    """Make Ctrl-C stop ``trajopt-loader NAME`` within :data:`INTERRUPT_GRACE_S` with one line.
+
+    For the commands of :data:`UNWIND_ON_INTERRUPT` (pure Python and file I/O: ``export``) the
+    SIGINT handler raises ``KeyboardInterrupt`` in the main thread, so ``finally`` blocks (the
+    export's temporary-directory cleanup) run, and starts a timer that ends the process after the
+    grace time (a ``KeyboardInterrupt`` raised while a garbage-collector callback runs is swallowed
+    by Python, and threads can block interpreter shutdown). The other commands run JAX: a
+    ``KeyboardInterrupt`` raised inside its start-up (JAX/XLA calling back into Python) was seen
+    to abort the process (SIGABRT / SIGSEGV), and one raised in a gc callback JAX installs is
+    swallowed; they have nothing to clean up, so the handler ends them at once. A second Ctrl-C
+    ends any command at once.
+    """
+    import signal
+
+    def handler(signum, frame):
+        if _interrupt_timer or name not in UNWIND_ON_INTERRUPT:
+            _exit_interrupted(name)
+        timer = threading.Timer(INTERRUPT_GRACE_S, _exit_interrupted, args=(name,))
+        timer.daemon = True
+        _interrupt_timer.append(timer)
+        timer.start()
+        raise KeyboardInterrupt
+
+    default_hook = sys.unraisablehook
+
+    def unraisable(info):  # the swallowed KeyboardInterrupt: the timer ends the process
+        if not (_interrupt_timer and isinstance(info.exc_value, KeyboardInterrupt)):
+            default_hook(info)
+
+    if threading.current_thread() is threading.main_thread():  # signals reach the main thread
+        sys.unraisablehook = unraisable
+        signal.signal(signal.SIGINT, handler)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,22 @@ class StoreFormatError(TrajoptLoaderError, ValueError):
     """A Zarr store exists but is not a trajopt-loader store, or has an unsupported format version."""
 
 
+class DataIntegrityError(TrajoptLoaderError, ValueError):
+    """Stored data is missing or damaged: a chunk is absent, fails its checksum, cannot be decoded,
+    or does not match the shape / dtype the store's index records.
+
+    The message names the store, trajectory, key and chunk, and the fix (``trajopt-loader verify
+    STORE``; re-export the data). Never raised for data that reads back as written.
+    """
+
+
+class StoreReadError(TrajoptLoaderError, OSError):
+    """Reading a store over the network failed after its retries (timeout, connection error).
+
+    The message names the URL, the timeout and the number of attempts.
+    """
+
+
 class ExportError(TrajoptLoaderError, ValueError):
     """An input ``.npz`` file or export option is invalid; nothing was written to the store."""
 

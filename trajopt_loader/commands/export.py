@@ -11,11 +11,14 @@ The convention must be given (``--convention`` or all three of ``--quat-order``,
 ``--lin-vel-frame``, ``--ang-vel-frame``): it is recorded in the store and never guessed. So is
 the time step: files without ``dt`` / ``time`` need ``--dt SECONDS``, or ``--dt unknown`` to record
 their dt as unknown on purpose (it streams; resampling, qvel derivation and rate checks refuse it).
-Errors print one line and exit with status 1.
+Errors print one line and exit with status 1 (``TRAJOPT_LOADER_TRACEBACK=1`` shows the
+traceback). Exports of one local store run one after the other (``--lock-timeout``); a remote (URL)
+store is written only with ``--single-writer``.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import flags
@@ -52,6 +55,10 @@ _define("float", "resample-dt", None, "Resample trajectories to this dt in s (ne
 _define("list", "ee-sites", [], "Model sites whose world positions are stored as ee_pos "
                   "(needs --model).")
 _define("bool", "progress", True, "Show progress bars.")
+_define("float", "lock-timeout", 600.0, "Seconds to wait for another export of the same local "
+                  "store to finish (exports of one store run one after the other).")
+_define("bool", "single-writer", False, "Allow writing a remote (URL) store: you guarantee no "
+                  "other export writes it at the same time (remote stores have no lock).")
 
 
 class _UsageError(TrajoptLoaderError, ValueError):
@@ -132,14 +139,19 @@ def run(argv: list[str]) -> str:
                          dt=_dt(), key_map=_key_map(),
                          max_trajs_per_motion=_F["max-trajs-per-motion"].value,
                          overwrite=_F.overwrite, allow_missing=tuple(allow_missing),
-                         preprocess=preprocess, progress=_F.progress)
+                         preprocess=preprocess, progress=_F.progress,
+                         lock_timeout=_F["lock-timeout"].value,
+                         single_writer=_F["single-writer"].value)
     return str(summary)
 
 
 def main(argv: list[str]) -> None:
-    """absl entry point: prints the summary, or one error line and exits 1."""
+    """absl entry point: prints the summary, or one error line and exits 1
+    (``TRAJOPT_LOADER_TRACEBACK=1``: the traceback instead)."""
     try:
         print(run(argv))
     except TrajoptLoaderError as e:
+        if os.environ.get("TRAJOPT_LOADER_TRACEBACK"):
+            raise
         print(f"trajopt-loader export: error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -4,7 +4,8 @@ Shows sources (with conventions), motions, trajectories (file, length, dt, scala
 keys with row shapes, dtypes and min / max / mean, and flags frozen recordings (count of distinct
 rows) and velocities inconsistent with ``qpos`` and dt (see :mod:`trajopt_loader.store.inspect`).
 ``--model`` gives the joint addresses for the velocity check when the base layout alone does not.
-Errors print one line and exit with status 1.
+Errors print one line and exit with status 1. Reads are checked (a missing or damaged chunk is an
+error); ``trajopt-loader verify STORE`` checks every chunk and lists all problems.
 """
 
 from __future__ import annotations

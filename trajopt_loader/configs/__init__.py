@@ -182,6 +182,10 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     cast_dtype(c.dtype)
     _check(_is_int(c.seed, 0), "seed", c.seed, "an int >= 0")
     _check(_is_int(c.cache_bytes, 1), "cache_bytes", c.cache_bytes, "an int >= 1 (bytes)")
+    _check(isinstance(c.remote_timeout_s, (int, float)) and not isinstance(c.remote_timeout_s, bool)
+           and 0 < c.remote_timeout_s < float("inf"), "remote_timeout_s", c.remote_timeout_s,
+           "a number of seconds > 0")
+    _check(_is_int(c.remote_retries, 0), "remote_retries", c.remote_retries, "an int >= 0")
     _check(_is_int(c.host_prefetch, 0), "host_prefetch", c.host_prefetch, "an int >= 0")
     _check(_is_int(c.device_prefetch, 1), "device_prefetch", c.device_prefetch, "an int >= 1")
     _check(_is_int(c.read_threads, 0), "read_threads", c.read_threads, "an int >= 0")

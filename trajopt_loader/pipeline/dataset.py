@@ -261,7 +261,8 @@ def make_dataset(config, store=None, process_index: int | None = None,
         from trajopt_loader.store import TrajectoryStore
         dtype = cast_dtype(config.dtype)  # cache floats in the batch dtype: no per-batch cast
         store = TrajectoryStore(config.zarr_path, cache_bytes=config.cache_bytes,
-                                cache_dtype=dtype if dtype.kind == "f" else None)
+                                cache_dtype=dtype if dtype.kind == "f" else None,
+                                timeout_s=config.remote_timeout_s, retries=config.remote_retries)
     if config.references.enabled and not extra_transforms:
         from trajopt_loader.transforms.references_config import reference_transforms
         extra_transforms = reference_transforms(config, store)

@@ -37,8 +37,8 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
   ``motions``) are resolved when compared.
 * store: per played trajectory its traj_id, path, length, dt and source file, and for each
   configured key its row shape and stored dtype (appending a motion the config does not play
-  keeps states valid). Not covered: array values rewritten under identical metadata (the store
-  records no content checksum).
+  keeps states valid). Not covered: array values rewritten under identical metadata (the chunk
+  checksums of format-2 indexes are not part of the fingerprint).
 
 A bare grain state ``{"next_index": k}`` (older, or stripped on purpose) restores unchecked,
 with a warning. A :class:`StreamIterator` stays failed after an error (``pipeline.failure``).
@@ -242,6 +242,12 @@ def check_state(state: Any, stream: dict, *, num_batches: int | None = None,
         raise CheckpointError(f"{where} has next_index {k}, past the end of this stream "
                               f"(num_batches={num_batches}). Fix: raise num_batches, or start "
                               "from scratch.")
+    from trajopt_loader.pipeline.schedules import ENDLESS
+
+    if num_batches is None and k >= ENDLESS:
+        raise CheckpointError(f"{where} has next_index {k}, outside [0, {ENDLESS}) of an endless "
+                              "stream (num_batches=None); no iterator reaches it. Fix: pass the "
+                              "state saved by it.get_state(), or start from scratch.")
     if STATE_KEY not in state:
         warnings.warn(f"{where} {{'next_index': {k}}} has no stream fingerprint; restored "
                       "without checking that it belongs to this config and store.", stacklevel=3)

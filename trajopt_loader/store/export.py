@@ -3,11 +3,12 @@
 ``<root>/<motion>/*.npz`` -> ``<out>/<source>/<motion>/traj{i}/{key}`` (layout, chunking and codec:
 see :mod:`trajopt_loader.store.layout`; validation rules: :mod:`trajopt_loader.store.validate`).
 
-Nothing is partially written: every file is validated first; for a local store the new motion
-groups are then written into a temporary sibling directory of ``out`` and moved into place with
-``os.replace`` (a replaced motion is moved aside first and deleted after); the root index in the
-root attrs is updated last, then ``zarr.consolidate_metadata`` runs so the store opens without
-listing. Remote (fsspec URL) stores are written in place after validation.
+Nothing is partially written: every file is validated first; for a local store, under the store's
+export lock (:mod:`trajopt_loader.store.lock`), the new motion groups are written into a marked
+temporary sibling directory of ``out`` and committed by :mod:`trajopt_loader.store.commit` (moved
+in, replaced motions swapped atomically, the root index written last and the metadata consolidated
+so the store opens without listing). Remote (fsspec URL) stores are written in place after
+validation, only when the caller promises a single writer.
 
 Trajectory ids stay stable: the index's ``"order"`` keeps motions in the order they were first
 exported, so a new motion (of any source) is appended after the existing ones (the motions of one
@@ -17,67 +18,27 @@ export in sorted name order) and a motion replaced with ``overwrite`` keeps its 
 
 from __future__ import annotations
 
-import os
-import shutil
-import uuid
+import errno
 import warnings as _warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
+from zarr.codecs import BloscCodec, Crc32cCodec
 
 from trajopt_loader.conventions import Convention, as_convention
-from trajopt_loader.errors import ExportError
-from trajopt_loader.store import layout
+from trajopt_loader.errors import ExportError, TrajoptLoaderError
+from trajopt_loader.store import commit, layout
+from trajopt_loader.store.discover import discover
+from trajopt_loader.store.lock import (LOCK_TIMEOUT_S, make_temp, remove_stale_temps,
+                                      remove_tree, store_lock)
+from trajopt_loader.store.integrity import chunk_crcs
 from trajopt_loader.store.summary import ExportSummary
 from trajopt_loader.store.validate import (LoadedTrajectory, check_arrays, index_dt,
                                            load_trajectory, unknown_dt_warning)
 
 Preprocess = Callable[[dict, float, str], tuple]
-
-
-def _npz_files(d: Path) -> list[Path]:
-    return sorted((p for p in d.iterdir() if p.suffix == ".npz" and p.is_file()),
-                  key=lambda p: layout.natural_key(p.name))
-
-
-def _discover(root: Path, motion, warnings: list) -> list[tuple[str, list[Path]]]:
-    if not root.is_dir():
-        raise ExportError(f"input root {str(root)!r} is not a directory; expected a directory of "
-                          "<motion>/*.npz (or of *.npz with --motion NAME).")
-    if motion is not None:
-        names = [motion] if isinstance(motion, str) else list(motion)
-        out = []
-        for name in names:
-            layout.check_node_name(name, "motion", ExportError)
-            d = root / name if (root / name).is_dir() else root
-            files = _npz_files(d)
-            if not files:
-                raise ExportError(f"motion {name!r}: no .npz files in {str(root / name)!r} nor "
-                                  f"directly in {str(root)!r}; expected <root>/{name}/*.npz.")
-            out.append((name, files))
-    else:
-        out = [(d.name, _npz_files(d)) for d in sorted(root.iterdir()) if d.is_dir()]
-        out = [(n, f) for n, f in out if f]
-        top = _npz_files(root)
-        if not out:
-            raise ExportError(
-                f"no motion subdirectories with .npz files in {str(root)!r}"
-                + (f"; it holds {len(top)} .npz files directly: pass motion=NAME / --motion NAME"
-                   if top else ""))
-        if top:
-            warnings.append(f"{len(top)} .npz files directly in {root} were ignored; export them "
-                            "with --motion NAME")
-        for name, _ in out:
-            layout.check_node_name(name, "motion", ExportError)
-    lowered = [n.lower() for n, _ in out]
-    dups = sorted({n for n, _ in out if lowered.count(n.lower()) > 1})
-    if dups:
-        raise ExportError(f"duplicate motion names {dups} (names must differ ignoring case); "
-                          "rename the directories or export them to different sources.")
-    return out
 
 
 def _store(out: str, storage_options):
@@ -115,14 +76,16 @@ def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
              "padded": t.padded, "scalars": t.scalars}
     if t.true_length is not None:
         entry["true_length"] = t.true_length
-    for key, a in t.arrays.items():
+    for key, a in t.arrays.items():  # checksums of the decoded chunks: see layout, integrity
+        rows = layout.chunk_rows(a.shape[1:], a.dtype, t.length)
         entry["keys"][key] = {"shape": list(a.shape[1:]), "dtype": str(a.dtype),
-                              "chunk_rows": layout.chunk_rows(a.shape[1:], a.dtype, t.length)}
+                              "chunk_rows": rows, "crc32c": chunk_crcs(a, rows)}
     tg = group.create_group(name, attributes=entry)
     for key, a in t.arrays.items():
         arr = tg.create_array(key, shape=a.shape, dtype=a.dtype,
                               chunks=(entry["keys"][key]["chunk_rows"], *a.shape[1:]),
-                              compressors=BloscCodec(**layout.BLOSC))
+                              compressors=(BloscCodec(**layout.BLOSC), Crc32cCodec()),
+                              config={"write_empty_chunks": True})  # every chunk exists
         arr[...] = a
     return entry
 
@@ -146,16 +109,6 @@ def _load(path: Path, preprocess, **kw) -> LoadedTrajectory:
     return t
 
 
-def _rollback(moved: list, created: Path | None) -> None:
-    """Undo the moves of a failed local commit (new motion out, old motion back)."""
-    for dest, old in reversed(moved):
-        shutil.rmtree(dest, ignore_errors=True)
-        if old is not None and old.exists():
-            os.replace(old, dest)
-    if created is not None:
-        shutil.rmtree(created, ignore_errors=True)
-
-
 def _dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
@@ -165,7 +118,8 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
                key_map: dict | None = None, max_trajs_per_motion: int | None = None,
                overwrite: bool = False, allow_missing: Sequence[str] = (),
                preprocess: Preprocess | None = None, progress: bool = True,
-               storage_options: dict | None = None) -> ExportSummary:
+               storage_options: dict | None = None, lock_timeout: float = LOCK_TIMEOUT_S,
+               single_writer: bool = False) -> ExportSummary:
     """Export ``.npz`` trajectories under ``root`` into the Zarr store ``out`` as ``source``.
 
     Args:
@@ -184,13 +138,18 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
       allow_missing: keys that may be absent (only ``"qvel"`` is required besides ``qpos``).
       preprocess: ``f(arrays, dt, source_file) -> (arrays, dt, provenance)`` run after validation.
       progress: show tqdm progress bars over files.
+      lock_timeout: seconds to wait for another export of the same local store to finish
+        (exports of one store run one after the other; :mod:`trajopt_loader.store.lock`).
+      single_writer: for a remote (fsspec URL) store, the caller guarantees no other export
+        writes it at the same time; remote exports are refused without it (no lock exists there).
     Returns:
       an :class:`ExportSummary`.
     Raises:
-      ExportError: invalid input or options (nothing written); ConventionError: bad convention.
+      ExportError: invalid input or options (nothing written); the lock was not free within
+        ``lock_timeout``; a remote ``out`` without ``single_writer``; an ``OSError`` while
+        writing (permission, read-only, disk full: names the path and errno; nothing committed).
+      ConventionError: bad convention.
     """
-    from tqdm.auto import tqdm
-
     conv = as_convention(convention)
     layout.check_node_name(source, "source", ExportError)
     if max_trajs_per_motion is not None and int(max_trajs_per_motion) < 1:
@@ -198,23 +157,55 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
     out = str(out)
     summary = ExportSummary(out=out, source=source, convention=conv.name)
     # sorted: a fresh store lists its motions by name; later exports append after them
-    motions = sorted(_discover(Path(root), motion, summary.warnings), key=lambda mf: mf[0])
+    motions = sorted(discover(Path(root), motion, summary.warnings), key=lambda mf: mf[0])
     if max_trajs_per_motion is not None:
         motions = [(m, f[:int(max_trajs_per_motion)]) for m, f in motions]
+    kw = dict(key_map=key_map, allow_missing=tuple(allow_missing), dt=dt)
+    job = dict(source=source, conv=conv, motions=motions, overwrite=overwrite, kw=kw,
+               preprocess=preprocess, progress=progress, storage_options=storage_options)
+    try:
+        if layout.is_url(out):
+            if not single_writer:
+                raise ExportError(
+                    f"{out!r} is a remote store: exports to it cannot be locked against each "
+                    "other, and two at once would lose one's motions. Fix: make sure this is the "
+                    "only export writing it, then pass single_writer=True / --single-writer.")
+            return _export(out, summary, **job)
+        out_dir = Path(layout.local_path(out))
+        with store_lock(out_dir, lock_timeout):
+            summary.warnings += remove_stale_temps(
+                out_dir, lambda tmp, record: commit.recover(out_dir, tmp, record))
+            return _export(out, summary, **job)
+    except TrajoptLoaderError:
+        raise
+    except OSError as e:
+        code = f" (errno {errno.errorcode.get(e.errno, e.errno)})" if e.errno else ""
+        raise ExportError(f"writing store {out!r} failed at {str(e.filename or out)!r}: "
+                          f"{e.strerror or e}{code}; nothing was committed. Fix: free disk "
+                          "space, or choose a writable output path.") from e
+
+
+def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrite, kw,
+            preprocess, progress, storage_options) -> ExportSummary:
+    """The body of :func:`export_npz` (local stores: run with the store's lock held)."""
+    from tqdm.auto import tqdm
+
     index = _read_index(out, storage_options) or {"format_version": layout.FORMAT_VERSION,
                                                   "sources": {}}
+    layout.check_name_clash(source, index["sources"], f"source of {out}", ExportError)
     src = index["sources"].get(source)
     if src is not None:
         old = Convention.from_attrs(src.get("convention", {}), f"source {source!r} of {out}")
         if old != conv:
             raise ExportError(f"source {source!r} in {out} has convention {old.to_attrs()} but "
                               f"{conv.to_attrs()} was given; export to another source name.")
+        for m, _ in motions:
+            layout.check_name_clash(m, src["motions"], f"motion of {out}/{source}", ExportError)
         existing = [m for m, _ in motions if m in src["motions"]]
         if existing and not overwrite:
             raise ExportError(f"motion(s) {existing} already exist in {out}/{source}; pass "
                               "overwrite=True / --overwrite to replace them.")
         summary.replaced = existing
-    kw = dict(key_map=key_map, allow_missing=tuple(allow_missing), dt=dt)
     n_files = sum(len(f) for _, f in motions)
     with tqdm(total=n_files, desc="validate", unit="file", disable=not progress) as bar:
         for name, files in motions:
@@ -227,11 +218,11 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
                 bar.update()
     local = not layout.is_url(out)
     out_dir = Path(layout.local_path(out))
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp = None
     entries: dict[str, list] = {}
     try:
         if local:
-            tmp.mkdir(parents=True)
+            tmp = make_temp(out_dir)
         else:
             rg = zarr.open_group(_store(out, storage_options), mode="a",
                                  use_consolidated=False).require_group(source)
@@ -267,31 +258,19 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
         src = index["sources"].setdefault(source, {"convention": conv.to_attrs(), "motions": {}})
         src["motions"].update(entries)
         store = _store(out, storage_options)
-        created = local and not out_dir.exists()
-        root_json = out_dir / "zarr.json"
-        snapshot = root_json.read_bytes() if local and root_json.is_file() else None
-        moved: list[tuple[Path, Path | None]] = []
-        try:
-            if local:
-                zarr.open_group(str(out_dir), mode="a")
-                zarr.open_group(str(out_dir / source), mode="a")
-                for name in entries:
-                    dest, old = out_dir / source / name, None
-                    if dest.exists():
-                        old = tmp / f".old-{name}"
-                        os.replace(dest, old)
-                    moved.append((dest, old))
-                    os.replace(tmp / name, dest)
+
+        def write_index():
             zarr.open_group(store, mode="a", use_consolidated=False).attrs[layout.INDEX_KEY] = index
-            with _warnings.catch_warnings():
-                _warnings.simplefilter("ignore")
-                zarr.consolidate_metadata(store)
-        except BaseException:
-            _rollback(moved, out_dir if created else None)
-            if snapshot is not None:
-                root_json.write_bytes(snapshot)
-            raise
+            commit.consolidate(store)
+
+        if local:
+            commit.commit(out_dir, tmp, source, list(entries), write_index)
+        else:
+            write_index()
+    except BaseException:
+        commit.drain_zarr()  # no chunk write of this export may outlive the cleanup below
+        raise
     finally:
-        if local and tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            remove_tree(tmp)
     return summary

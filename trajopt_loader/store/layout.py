@@ -11,13 +11,14 @@ Layout (Zarr v3)::
 The root attrs hold the whole index under ``INDEX_KEY`` so a store opens without listing (e.g. over
 plain HTTP)::
 
-    {"format_version": 1,
+    {"format_version": 2,
      "order": ["src/motion", ...],      # global motion order, appended to by every export
      "sources": {src: {"convention": Convention.to_attrs(),
                        "motions": {motion: [{"name": "traj0", "length": T, "dt": s,
                                              "source_file": "traj_0.npz",
                                              "keys": {key: {"shape": [row dims], "dtype": "float64",
-                                                            "chunk_rows": n}},
+                                                            "chunk_rows": n,
+                                                            "crc32c": [c0, c1, ...]}},
                                              "derived": {...}, "padded": {key: 1},
                                              "scalars": {name: value}}, ...]}}}}
 
@@ -33,23 +34,37 @@ Chunking: every array is chunked along time only, whole rows per chunk, ``chunk_
 one chunk holds about ``CHUNK_BYTES`` (512 KiB) uncompressed: big enough that a whole Cassie
 trajectory (1682 x 35 float64 = 460 KiB) is one chunk and decoding is cheap, small enough that the
 host cache can work on time-chunks of long trajectories. Codec: Blosc with zstd level 3 and byte
-shuffle (fast to decode, ~2-4x on smooth float trajectories). Floats keep their input dtype, so a
-round trip is bit-exact.
+shuffle (fast to decode, ~2-4x on smooth float trajectories), then zarr's ``crc32c`` codec (a
+checksum of the compressed bytes: a damaged chunk fails to decode instead of decoding to other
+numbers). Floats keep their input dtype, so a round trip is bit-exact.
+
+Integrity (format_version 2): every chunk is written, even one equal to the fill value, and the
+index records per trajectory and key ``"crc32c"``, the CRC-32C of each chunk's *decoded* rows
+(:func:`trajopt_loader.store.integrity.chunk_crc`). A read checks it when the host cache loads a
+key or a chunk, so a missing chunk (zarr would return fill values), a chunk swapped with another
+trajectory's and damaged bytes all raise ``DataIntegrityError``. Stores of format_version 1
+(no checksums, all-zero chunks not written) stay readable; there a read checks that each chunk
+it loads exists.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import unicodedata
 from typing import Any
 
 import numpy as np
 
 INDEX_KEY = "trajopt_loader"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: format versions this version reads (1: no chunk checksums, see the module docstring)
+READ_FORMAT_VERSIONS = (1, 2)
 CHUNK_BYTES = 512 * 1024
 BLOSC = {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+#: Names zarr gives a meaning inside a group directory (compared with :func:`name_key`).
+RESERVED_NAMES = ("zarr.json",)
 
 
 def natural_key(name: str) -> tuple:
@@ -73,7 +88,32 @@ def check_node_name(name: str, what: str, exc: type[Exception]) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name) or name.startswith("__"):
         raise exc(f"{what} name {name!r} is not valid; use letters, digits, '_', '-', '.' "
                   "(not starting with '.' or '__', no '/').")
+    if name_key(name) in RESERVED_NAMES:
+        raise exc(f"{what} name {name!r} is reserved by the Zarr format (a group's metadata "
+                  "file); rename it.")
     return name
+
+
+def name_key(name: str) -> str:
+    """The form in which two names count as the same: Unicode NFC, then case-folded.
+
+    Stores live on case-insensitive file systems too (macOS, Windows), where ``Walk`` and
+    ``walk`` are one directory; export refuses a name whose key equals another's.
+    """
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def check_name_clash(name: str, existing, what: str, exc: type[Exception]) -> None:
+    """Refuse ``name`` when one of ``existing`` differs from it but has the same :func:`name_key`.
+
+    Raises:
+      exc: naming both names and ``what`` (e.g. "motion in source 'cassie' of out.zarr").
+    """
+    for other in existing:
+        if other != name and name_key(other) == name_key(name):
+            raise exc(f"{what} {name!r} clashes with {other!r} already there (names are compared "
+                      f"ignoring case and Unicode normalization); use {other!r} (with "
+                      "overwrite to replace it) or another name.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +130,7 @@ class TrajectoryInfo:
       source_file: name of the ``.npz`` file it came from.
       keys: ``{key: (row_shape, dtype_str)}``; an array ``key`` has shape ``(length, *row_shape)``.
       chunk_rows: ``{key: rows per stored time-chunk}``.
+      crc32c: ``{key: (CRC-32C of each chunk's decoded rows, ...)}`` (format 2; ``{}`` in format 1).
       padded: ``{key: rows added}`` by the one-action-per-interval padding rule.
       derived: provenance recorded by an export preprocess (e.g. qvel from finite differences).
       scalars: 0-d values of the input file (e.g. ``speed``), as Python numbers.
@@ -105,6 +146,7 @@ class TrajectoryInfo:
     source_file: str
     keys: dict
     chunk_rows: dict = dataclasses.field(default_factory=dict, compare=False)
+    crc32c: dict = dataclasses.field(default_factory=dict, compare=False)
     padded: dict = dataclasses.field(default_factory=dict, compare=False)
     derived: dict = dataclasses.field(default_factory=dict, compare=False)
     scalars: dict = dataclasses.field(default_factory=dict, compare=False)
@@ -145,11 +187,14 @@ def infos_from_index(index: dict) -> tuple[TrajectoryInfo, ...]:
             keys = {k: (tuple(int(d) for d in v["shape"]), str(v["dtype"]))
                     for k, v in entry["keys"].items()}
             chunks = {k: int(v.get("chunk_rows", 0)) for k, v in entry["keys"].items()}
+            crcs = {k: tuple(int(c) for c in v["crc32c"]) for k, v in entry["keys"].items()
+                    if "crc32c" in v}
             out.append(TrajectoryInfo(
                 traj_id=len(out), source=source, motion=motion, name=entry["name"],
                 path=f"{source}/{motion}/{entry['name']}", length=int(entry["length"]),
-                dt=float("nan") if entry["dt"] is None else float(entry["dt"]), source_file=str(entry.get("source_file", "")),
-                keys=keys, chunk_rows=chunks, padded=dict(entry.get("padded", {})),
+                dt=float("nan") if entry["dt"] is None else float(entry["dt"]),
+                source_file=str(entry.get("source_file", "")),
+                keys=keys, chunk_rows=chunks, crc32c=crcs, padded=dict(entry.get("padded", {})),
                 derived=dict(entry.get("derived", {})), scalars=dict(entry.get("scalars", {}))))
     return tuple(out)
 

@@ -17,60 +17,20 @@ shift only if its file count changes).
 from __future__ import annotations
 
 import threading
-import warnings
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import zarr
 
 from trajopt_loader.conventions import Convention
-from trajopt_loader.errors import (MissingKeyError, StoreFormatError, StoreNotFoundError,
-                                   WindowIndexError)
-from trajopt_loader.store import layout
+from trajopt_loader.errors import DataIntegrityError, MissingKeyError, WindowIndexError
+from trajopt_loader.store import integrity, layout, remote
 from trajopt_loader.store.cache import HostCache
+from trajopt_loader.store.index_check import check_index
 from trajopt_loader.store.layout import TrajectoryInfo
+from trajopt_loader.store.root import open_root
 
 #: Default ``read_concurrency`` of stores opened by URL (requests in flight on first touch).
 REMOTE_READ_CONCURRENCY = 16
-
-
-def _open_root(path: str, storage_options: dict | None):
-    """The root group of ``path``, read-only, Zarr v3, from its consolidated metadata if present.
-
-    ``zarr_format=3`` and ``use_consolidated=True`` let a remote store open with one request for
-    ``zarr.json`` (which holds the metadata of every node, written by ``export_npz``): no probing
-    for Zarr v2 files and no listing, so plain HTTP servers work. A store without consolidated
-    metadata is opened node by node instead.
-    """
-    target = layout.local_path(path)
-    url = layout.is_url(path)
-    if not url and not Path(target).exists():
-        raise StoreNotFoundError(f"no store at {path!r}; create one with `trajopt-loader export "
-                                 f"ROOT {path} --source NAME --convention mujoco`.")
-    kw = {"storage_options": storage_options} if storage_options and url else {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                return zarr.open_group(target, mode="r", zarr_format=3, use_consolidated=True, **kw)
-            except ValueError as e:
-                if "onsolidated" not in str(e):
-                    raise
-                return zarr.open_group(target, mode="r", zarr_format=3, use_consolidated=False,
-                                       **kw)
-    except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError) as e:
-        raise StoreNotFoundError(f"no Zarr v3 group at {path!r} ({e}); expected a store written "
-                                 "by `trajopt-loader export`.") from None
-    except ImportError as e:
-        scheme = path.split("://", 1)[0]
-        raise ImportError(f"cannot open {path!r}: {e}. Reading {scheme}:// stores needs the "
-                          "fsspec backend of that protocol (s3fs for s3://, gcsfs for gs://, "
-                          "aiohttp for http(s)://); pip install it.") from e
-    except OSError as e:  # e.g. connection refused, DNS failure, access denied
-        raise StoreNotFoundError(f"cannot open {path!r}: {type(e).__name__}: {e}. Check the URL, "
-                                 "that the server is reachable, and storage_options "
-                                 "(credentials, endpoint_url).") from e
 
 
 class TrajectoryStore:
@@ -86,36 +46,39 @@ class TrajectoryStore:
       cache_dtype: dtype in which the host cache holds and :meth:`gather` returns floating keys
         (e.g. ``"float32"`` for a float32 pipeline over float64 data); None keeps the stored dtype.
         :meth:`read` always returns the stored dtype.
+      timeout_s: seconds to wait for a connection and between bytes of a response, for
+        ``http(s)://`` stores (unless ``storage_options["client_kwargs"]["timeout"]`` is given).
+      retries: retries of a remote request that failed transiently (timeout, connection error,
+        HTTP 429/5xx), with exponential backoff (:mod:`trajopt_loader.store.remote`).
     Attributes:
       trajectories: ``TrajectoryInfo`` per trajectory, in global order (traj_id = position).
       lengths: int32 ``[n_traj]`` steps per trajectory. dts: float64 ``[n_traj]`` time step (s).
     Raises:
       StoreNotFoundError: nothing at ``path_or_url``.
-      StoreFormatError: not a trajopt-loader store, or an unsupported ``format_version``.
+      StoreFormatError: not a trajopt-loader store, an unsupported ``format_version``, or an
+        index field that is missing or out of range (:mod:`.index_check`).
+      StoreReadError: a remote store did not answer within ``timeout_s`` after ``retries``.
+    Reads (:meth:`read`, :meth:`gather`, :meth:`warm`) return the stored rows or raise
+    ``DataIntegrityError`` naming the chunk (missing, damaged, swapped; :mod:`.integrity`).
     """
 
     def __init__(self, path_or_url, cache_bytes: int = 2**31, storage_options: dict | None = None,
-                 *, read_concurrency: int | None = None, cache_dtype=None):
+                 *, read_concurrency: int | None = None, cache_dtype=None,
+                 timeout_s: float = remote.DEFAULT_TIMEOUT_S,
+                 retries: int = remote.DEFAULT_RETRIES):
         self.path = str(path_or_url)
         self.cache_dtype = None if cache_dtype is None else str(np.dtype(cache_dtype))
         self.cache_bytes = int(cache_bytes)
         self.storage_options = storage_options
+        self.timeout_s, self.retries = float(timeout_s), int(retries)
         self.read_concurrency = (REMOTE_READ_CONCURRENCY if layout.is_url(self.path) else 1) \
             if read_concurrency is None else int(read_concurrency)
         self._root = None
         self._cache = None
         self._arrays: dict = {}
         self._open_lock = threading.Lock()
-        index = _open_root(self.path, storage_options).attrs.get(layout.INDEX_KEY)
-        if not isinstance(index, dict):
-            raise StoreFormatError(f"{self.path!r} is a Zarr store but has no {layout.INDEX_KEY!r} "
-                                   "index in its root attrs; it was not written by "
-                                   "`trajopt-loader export`.")
-        if index.get("format_version") != layout.FORMAT_VERSION:
-            raise StoreFormatError(f"{self.path!r} has format_version "
-                                   f"{index.get('format_version')!r}; this version reads "
-                                   f"{layout.FORMAT_VERSION}. Re-export the data.")
-        self._index = index
+        root = open_root(self.path, storage_options, self.timeout_s, self.retries)
+        self._index = check_index(root.attrs.get(layout.INDEX_KEY), self.path)
         self._set_infos()
 
     def _set_infos(self) -> None:
@@ -133,7 +96,8 @@ class TrajectoryStore:
     def __getstate__(self) -> dict:
         return {"path": self.path, "cache_bytes": self.cache_bytes,
                 "storage_options": self.storage_options, "_index": self._index,
-                "read_concurrency": self.read_concurrency, "cache_dtype": self.cache_dtype}
+                "read_concurrency": self.read_concurrency, "cache_dtype": self.cache_dtype,
+                "timeout_s": self.timeout_s, "retries": self.retries}
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -205,16 +169,25 @@ class TrajectoryStore:
         if a is None:
             with self._open_lock:  # concurrent first reads open the root once
                 if self._root is None:
-                    self._root = _open_root(self.path, self.storage_options)
+                    self._root = open_root(self.path, self.storage_options, self.timeout_s,
+                                            self.retries)
             info = self.trajectories[traj_id]
             if key not in info.keys:
                 raise MissingKeyError(f"trajectory {info.path} has no {key!r}; it has "
                                       f"{sorted(info.keys)}.")
-            a = self._arrays[(traj_id, key)] = self._root[f"{info.path}/{key}"]
+            try:
+                a = self._arrays[(traj_id, key)] = self._root[f"{info.path}/{key}"]
+            except KeyError as e:  # the index lists it: a missing array is damage, not a typo
+                raise DataIntegrityError(f"{self.path}: trajectory {info.path} key {key!r}: no "
+                                         f"array in the store ({e}). "
+                                         + integrity.fix_hint(self.path)) from None
         return a
 
     def _read_rows(self, traj_id: int, key: str, start: int, stop: int) -> np.ndarray:
-        return np.asarray(self._array(traj_id, key)[start:stop])
+        info = self.trajectories[traj_id]  # checked rows (integrity), retried requests (remote)
+        attempt = remote.retrying(f"{self.path}/{info.path}/{key}", self.retries, self.timeout_s)
+        return integrity.read_rows(self._array(traj_id, key), self.path, info, key, start, stop,
+                                   attempt)
 
     @property
     def cache(self) -> HostCache:

@@ -18,13 +18,14 @@ what is wrong, what was expected and the fix):
   ``--dt unknown``): then the dt is recorded as unknown, never guessed. (The Cassie
   ``agility_reference/traj_2.npz`` has irregular source timing and a ``dt`` key: the ``dt`` key is
   used.)
+* Arrays must be numeric (bool / int / float of at most 64 bits: no float128); floats must be
+  finite on the real rows. Keys are valid Zarr node names and differ ignoring case.
 
 Unknown dt has one representation in Python: ``float("nan")`` (``LoadedTrajectory.dt``,
 ``TrajectoryInfo.dt``, ``TrajectoryStore.dts[i]``; test with :func:`dt_known`); the store index
 records it as JSON ``null`` (:func:`index_dt`). Data of unknown dt exports and streams; whatever
 needs a time step (deriving qvel, resampling, rate checks, velocity inspection) calls
 :func:`require_dt`, which refuses it naming the fix.
-* Arrays must be numeric (bool / int / float); floats must be finite on the real rows.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from typing import Mapping
 import numpy as np
 
 from trajopt_loader.errors import ExportError
-from trajopt_loader.store.layout import check_node_name
+from trajopt_loader.store.layout import check_node_name, name_key
 
 DT_RTOL = 1e-3
 #: ``dt`` argument value: files without ``dt`` / ``time`` get an unknown dt (NaN) instead of an error.
@@ -120,18 +121,33 @@ def _read_npz(path: Path, key_map: Mapping[str, str]) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _check_dtype(file: str, key: str, a: np.ndarray) -> None:
+    """Refuse dtypes a store cannot hold: non-numeric ones, and floats wider than 64 bits."""
+    if a.dtype.kind not in "biuf":
+        raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape})",
+                   "a numeric array (bool, int or float)",
+                   f"convert {key!r} to a float array before export")
+    if a.dtype.kind == "f" and a.dtype.itemsize > 8:
+        raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape}), which Zarr cannot store",
+                   "float16, float32 or float64",
+                   f"convert {key!r} with .astype(np.float64) before export")
+
+
 def check_arrays(arrays: Mapping[str, np.ndarray], file: str, length: int) -> None:
     """Check every array is numeric, has ``length`` rows, and floats are finite.
 
     Raises:
       ExportError: naming ``file``, the key, and for a non-finite value its first row and column.
     """
+    seen: dict[str, str] = {}
     for key, a in arrays.items():
         check_node_name(key, f"{file}: array key", ExportError)
-        if a.dtype.kind not in "biuf":
-            raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape})",
-                       "a numeric array (bool, int or float)",
-                       f"convert {key!r} to a float array before export")
+        other = seen.setdefault(name_key(key), key)
+        if other != key:
+            raise _err(file, key, f"and {other!r} differ only in case or Unicode normalization",
+                       "array names that differ otherwise (they would share one directory on "
+                       "case-insensitive file systems)", f"rename or drop {key!r}")
+        _check_dtype(file, key, a)
         if a.ndim == 0 or a.shape[0] != length:
             raise _err(file, key, f"has shape {a.shape}", f"{length} rows", "fix the array length")
         if a.dtype.kind == "f":
@@ -232,10 +248,7 @@ def load_trajectory(path: Path, *, key_map: Mapping[str, str] | None = None,
     file = path.name
     arrays = _read_npz(path, dict(key_map or {}))
     for key, a in arrays.items():
-        if a.dtype.kind not in "biuf":
-            raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape})",
-                       "a numeric array (bool, int or float)",
-                       f"convert {key!r} to a float array before export")
+        _check_dtype(file, key, a)
     scalars = {k: _scalar(a) for k, a in arrays.items() if a.ndim == 0}
     arrays = {k: a for k, a in arrays.items() if a.ndim > 0}
     if "qpos" in allow_missing:

@@ -1,0 +1,122 @@
+"""Validation of a store's root index (``layout.INDEX_KEY`` in the root attrs), once, on open.
+
+The index is JSON in the root ``zarr.json``; a hand edit or a damaged file must not surface later
+as a ``KeyError``, ``TypeError``, ``OverflowError`` or a stream that stops with ``StopIteration``.
+:func:`check_index` checks every field the reader uses (layout: :mod:`.layout`) and raises
+:class:`StoreFormatError` naming the field (a path such as ``sources/cassie/motions/walk/0/dt``),
+its value, what was expected and the fix.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from trajopt_loader.errors import StoreFormatError
+from trajopt_loader.store import layout
+
+#: Largest trajectory length the reader accepts (lengths are held as int32).
+MAX_LENGTH = 2**31 - 1
+
+
+class _Checker:
+    def __init__(self, path: str):
+        self.path = path
+
+    def fail(self, field: str, value, expected: str):
+        text = repr(value)
+        text = text if len(text) <= 80 else text[:77] + "..."
+        raise StoreFormatError(
+            f"{self.path}: index field {field!r} is {text}; expected {expected}. The index (root "
+            f"zarr.json attrs {layout.INDEX_KEY!r}) was edited or damaged: restore it or "
+            "re-export the data with `trajopt-loader export`.")
+
+    def typed(self, field: str, value, kind: type, expected: str):
+        if not isinstance(value, kind) or isinstance(value, bool):
+            self.fail(field, value, expected)
+        return value
+
+    def name(self, field: str, value) -> None:
+        try:
+            layout.check_node_name(value, "node", ValueError)
+        except ValueError:
+            self.fail(field, value, "a group name (letters, digits, '_', '-', '.'; no '/')")
+
+    def int_in(self, field: str, value, lo: int, hi: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not lo <= value <= hi:
+            self.fail(field, value, f"an integer in [{lo}, {hi}]")
+        return value
+
+
+def _check_entry(ck: _Checker, at: str, entry, version: int) -> None:
+    ck.typed(at, entry, dict, "an object with name, length, dt and keys")
+    ck.name(f"{at}/name", entry.get("name"))
+    length = ck.int_in(f"{at}/length", entry.get("length"), 1, MAX_LENGTH)
+    dt = entry.get("dt", "<missing>")
+    if dt is not None and (not isinstance(dt, (int, float)) or isinstance(dt, bool)
+                           or not math.isfinite(dt) or dt <= 0):
+        ck.fail(f"{at}/dt", dt, "a finite time step > 0 in seconds, or null (unknown)")
+    keys = ck.typed(f"{at}/keys", entry.get("keys"), dict, "an object {key: {shape, dtype, ...}}")
+    if not keys:
+        ck.fail(f"{at}/keys", keys, "at least one key (qpos)")
+    for key, spec in keys.items():
+        kat = f"{at}/keys/{key}"
+        ck.typed(kat, spec, dict, "an object with shape and dtype")
+        shape = ck.typed(f"{kat}/shape", spec.get("shape"), list, "a list of row dimensions")
+        for i, d in enumerate(shape):
+            ck.int_in(f"{kat}/shape/{i}", d, 0, MAX_LENGTH)
+        try:
+            dtype = np.dtype(spec.get("dtype"))
+        except (TypeError, ValueError):
+            dtype = None
+        if dtype is None or dtype.kind not in "biuf" or spec.get("dtype") is None:
+            ck.fail(f"{kat}/dtype", spec.get("dtype"), "a numeric dtype name such as 'float64'")
+        rows = spec.get("chunk_rows", 1)
+        ck.int_in(f"{kat}/chunk_rows", rows, 0 if version == 1 else 1, MAX_LENGTH)
+        if version >= 2 or "crc32c" in spec:
+            crcs = ck.typed(f"{kat}/crc32c", spec.get("crc32c"), list,
+                            "a list of one CRC-32C per chunk")
+            n_chunks = -(-length // max(1, rows or length))
+            if len(crcs) != n_chunks:
+                ck.fail(f"{kat}/crc32c", crcs, f"{n_chunks} checksums (length {length}, "
+                                               f"chunk_rows {rows})")
+            for i, c in enumerate(crcs):
+                ck.int_in(f"{kat}/crc32c/{i}", c, 0, 2**32 - 1)
+    for name in ("padded", "derived", "scalars"):
+        if name in entry:
+            ck.typed(f"{at}/{name}", entry[name], dict, "an object")
+
+
+def check_index(index, path: str) -> dict:
+    """Check the root index read from the store at ``path``; returns it.
+
+    Raises:
+      StoreFormatError: no index, a format_version this version does not read, or a field that
+        is missing or of the wrong type / range (names the field, the value and the fix).
+    """
+    if not isinstance(index, dict):
+        raise StoreFormatError(f"{path!r} is a Zarr store but has no {layout.INDEX_KEY!r} index "
+                               "in its root attrs; it was not written by `trajopt-loader export`.")
+    version = index.get("format_version")
+    if version not in layout.READ_FORMAT_VERSIONS:
+        raise StoreFormatError(f"{path!r} has format_version {version!r}; this version reads "
+                               f"{', '.join(map(str, layout.READ_FORMAT_VERSIONS))}. Re-export "
+                               "the data.")
+    ck = _Checker(path)
+    sources = ck.typed("sources", index.get("sources"), dict, "an object {source: {...}}")
+    for item in ck.typed("order", index.get("order", []), list, "a list of 'source/motion'"):
+        ck.typed("order", item, str, "a list of 'source/motion' strings")
+    for src, body in sources.items():
+        ck.name(f"sources/{src}", src)
+        ck.typed(f"sources/{src}", body, dict, "an object with convention and motions")
+        ck.typed(f"sources/{src}/convention", body.get("convention"), dict,
+                 "the source's convention object")
+        motions = ck.typed(f"sources/{src}/motions", body.get("motions"), dict,
+                           "an object {motion: [trajectory, ...]}")
+        for motion, entries in motions.items():
+            at = f"sources/{src}/motions/{motion}"
+            ck.name(at, motion)
+            for i, entry in enumerate(ck.typed(at, entries, list, "a list of trajectories")):
+                _check_entry(ck, f"{at}/{i}", entry, version)
+    return index
