@@ -133,7 +133,7 @@ def test_plot_reads_a_remote_url(shared_data):
 
     url = "memory://trajopt-loader-viz/cassie.zarr"
     export_npz(shared_data / "cassie" / "trajopt", url, source="cassie", convention="mujoco",
-               motion="agility_reference", progress=False, overwrite=True)
+               motion="agility_reference", progress=False, overwrite=True, single_writer=True)
     fig = plot_trajectories(TrajectoryStore(url), ["cassie/agility_reference/traj0"])
     raw = np.load(shared_data / "cassie" / "trajopt" / "agility_reference" / "traj_0.npz")
     np.testing.assert_array_equal(axes_by_title(fig)["base height"].lines[0].get_ydata(),
