@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# MuJoCo picks its OpenGL backend when first imported: headless EGL for the render tests
+os.environ.setdefault("MUJOCO_GL", "egl")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASSIE_TRAJOPT = SHARED_DATA / "cassie" / "trajopt"

@@ -26,6 +26,9 @@ COMMANDS = {
     "stream": "Stream windows through the grain pipeline into a jitted consumer; report throughput.",
     "demo": "Export the bundled Cassie sample and train a tiny MLP on streamed windows.",
     "bench": "Run the throughput benchmarks of benchmarks/.",
+    "plot": "Plot trajectories: base path, height, roll/pitch/yaw, joints, flags, ref_* signals.",
+    "plot-batch": "Draw one streamed batch: per env its trajectory, steps, valid, loop, episode starts.",
+    "render": "Render trajectories with MuJoCo's offscreen renderer to MP4 / GIF / PNG.",
 }
 
 
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _main(name: str, argv: list[str]) -> None:
-    module = importlib.import_module(f"trajopt_loader.commands.{name}")
+    module = importlib.import_module(f"trajopt_loader.commands.{name.replace('-', '_')}")
     from absl import app  # imported late: `trajopt-loader --help` stays fast.
 
     rest = [_resolve_config_flag(name, a) for a in argv[2:]]
