@@ -1,7 +1,8 @@
 """Every ```python and ```bash block of README.md runs, as written, in README order.
 
 The blocks run in one temporary working directory that looks like the repository root (every
-top-level entry of the repository linked in, ``../shared`` linked to the real data beside the
+top-level entry of the repository linked in, ``docs/`` copied so the pictures README's commands
+write never change the checkout, ``../shared`` linked to the real data beside the
 checkout), so relative paths such as ``../shared/data/cassie/trajopt``,
 ``trajopt_loader/configs/cassie.py`` and ``cassie.zarr`` (written by an earlier block) resolve as
 they do for a reader at the root of a checkout. Each block is a fresh process: ``bash -e -o
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -93,7 +95,9 @@ def workdir(tmp_path_factory) -> Path:
     work = root / "work"
     work.mkdir()
     for entry in REPO.iterdir():
-        if entry.name != ".git" and not entry.name.startswith(".venv"):
+        if entry.name == "docs":  # README commands write its pictures: never into the checkout
+            shutil.copytree(entry, work / entry.name)
+        elif entry.name != ".git" and not entry.name.startswith(".venv"):
             (work / entry.name).symlink_to(entry)
     (root / "shared").symlink_to(REPO.parent / "shared")
     return work
