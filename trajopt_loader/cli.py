@@ -34,8 +34,9 @@ COMMANDS = {
 
 def _usage() -> str:
     lines = ["usage: trajopt-loader COMMAND [ARGS] [--flags]", "", "commands:"]
-    lines += [f"  {name:<8} {text}" for name, text in COMMANDS.items()]
-    lines += ["", "trajopt-loader COMMAND --help shows the flags of one command."]
+    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    lines += ["", "trajopt-loader COMMAND --help shows the flags of one command;",
+              "trajopt-loader --version prints the version."]
     return "\n".join(lines)
 
 
@@ -45,9 +46,19 @@ def main(argv: list[str] | None = None) -> None:
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
         print(_usage())
         sys.exit(0 if len(argv) >= 2 else 2)
+    if argv[1] in ("-V", "--version"):
+        from trajopt_loader import __version__
+
+        print(f"trajopt-loader {__version__}")
+        sys.exit(0)
     name = argv[1]
     if name not in COMMANDS:
-        print(f"trajopt-loader: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        import difflib
+
+        close = difflib.get_close_matches(name, COMMANDS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        print(f"trajopt-loader: unknown command {name!r}{hint} (commands: {', '.join(COMMANDS)}; "
+              "trajopt-loader --help describes them)", file=sys.stderr)
         sys.exit(2)
     _stop_on_interrupt(name)
     try:
@@ -60,7 +71,13 @@ def _main(name: str, argv: list[str]) -> None:
     module = importlib.import_module(f"trajopt_loader.commands.{name.replace('-', '_')}")
     from absl import app  # imported late: `trajopt-loader --help` stays fast.
 
-    rest = [_resolve_config_flag(name, a) for a in argv[2:]]
+    rest = _spell_flags(argv[2:])
+    if any(a in ("-h", "--help") for a in _before_separator(rest)):
+        from trajopt_loader.commands.common import command_help
+
+        print(command_help(name, COMMANDS[name], module))
+        sys.exit(0)
+    rest = [_resolve_config_flag(name, a) for a in rest]
     if not any(a.startswith(("--verbosity", "-v=", "--v=")) for a in rest):
         rest = ["--verbosity=-1"] + rest  # WARNING and above; JAX's INFO backend probing is noise here.
     started = []  # set once flags are parsed and the command's main runs
@@ -71,8 +88,40 @@ def _main(name: str, argv: list[str]) -> None:
             raise
         # A bad --config.x override fails inside absl's flag parsing (ml_collections raises
         # AttributeError/KeyError there): report it like any usage error, in one line.
-        print(f"trajopt-loader {name}: error in flags: {_flag_error_text(e)}", file=sys.stderr)
+        print(f"trajopt-loader {name}: error in flags: {_public(_flag_error_text(e))}",
+              file=sys.stderr)
         sys.exit(2)
+
+
+def _before_separator(args: list[str]) -> list[str]:
+    return args[: args.index("--")] if "--" in args else args
+
+
+def _spell_flags(args: list[str]) -> list[str]:
+    """Accept the other spellings of the command's flags (defined with dashes, see
+    :mod:`trajopt_loader.commands.common`): ``--num_batches`` → ``--num-batches``,
+    ``--no-progress`` / ``--no_progress`` → ``--noprogress``. ``--config.FIELD`` overrides, short
+    flags, unknown names (absl reports them) and everything after ``--`` pass unchanged."""
+    from absl import flags
+
+    known = flags.FLAGS
+    out = []
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return out + args[i:]
+        if not arg.startswith("--") or arg.startswith("--config"):
+            out.append(arg)
+            continue
+        flag, eq, value = arg[2:].partition("=")
+        dashed = flag.replace("_", "-")
+        if flag not in known and dashed in known:
+            flag = dashed
+        elif flag not in known and dashed.startswith("no") and dashed not in known:
+            negated = dashed.removeprefix("no").removeprefix("-")
+            if negated in known and known[negated].flag_type() == "bool":
+                flag = f"no{negated}"
+        out.append(f"--{flag}{eq}{value}")
+    return out
 
 
 def _resolve_config_flag(command: str, arg: str) -> str:
@@ -101,7 +150,7 @@ def _resolve_config_flag(command: str, arg: str) -> str:
             try:
                 load_config(f"{path}:{overrides}")
             except ConfigError as e:
-                print(f"trajopt-loader {command}: error in flags: --config={value!r}: {e}",
+                print(f"trajopt-loader {command}: error in flags: --config={value!r}: {_public(e)}",
                       file=sys.stderr)
                 sys.exit(2)
         return f"--config={path}{sep}{overrides}"
@@ -109,6 +158,15 @@ def _resolve_config_flag(command: str, arg: str) -> str:
           f"not a named config; expected a path to a config .py file or one of {sorted(NAMED)} "
           "(e.g. --config=cassie).", file=sys.stderr)
     sys.exit(2)
+
+
+def _public(message) -> str:
+    """``message`` with the install location of the package shown as ``trajopt_loader``: a message
+    names the packaged config (``trajopt_loader/configs/cassie.py``), not a machine's path to it."""
+    import os
+
+    package = os.path.dirname(os.path.abspath(__file__))
+    return str(message).replace(package, "trajopt_loader")
 
 
 def _flag_error_text(error: BaseException) -> str:
@@ -141,12 +199,12 @@ def _clear_errors(name: str, command_main, started: list):
         except TrajoptLoaderError as e:
             if os.environ.get("TRAJOPT_LOADER_TRACEBACK"):
                 raise
-            print(f"trajopt-loader {name}: error: {e}", file=sys.stderr)
+            print(f"trajopt-loader {name}: error: {_public(e)}", file=sys.stderr)
             sys.exit(1)
         except Exception as e:  # not raised on purpose: say what and where to see more
             if os.environ.get("TRAJOPT_LOADER_TRACEBACK"):
                 raise
-            text = " ".join(str(e).split()) or "(no message)"
+            text = _public(" ".join(str(e).split())) or "(no message)"
             print(f"trajopt-loader {name}: error: {type(e).__name__}: {text} (set "
                   "TRAJOPT_LOADER_TRACEBACK=1 for the traceback)", file=sys.stderr)
             sys.exit(1)

@@ -9,9 +9,9 @@ the next-step change of qpos,
 ``qpos[t+1] - qpos[t]`` from ``qpos[t]`` (both standardized with the sample's statistics), with a
 hand-rolled Adam in a jitted ``jax.value_and_grad`` step. Pairs count only where both steps are
 real data (``valid``) and consecutive in their trajectory (``step[t+1] == step[t] + 1``; a window
-that wraps past a trajectory's end is cut there). Prints the loss every ``--log_every`` steps.
+that wraps past a trajectory's end is cut there). Prints the loss every ``--log-every`` steps.
 
-    trajopt-loader demo [--steps 300] [--num_envs 32] [--window_size 16]
+    trajopt-loader demo [--steps 300] [--num-envs 32] [--window-size 16]
 """
 
 from __future__ import annotations
@@ -23,24 +23,21 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
+from trajopt_loader.commands.common import define
+
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "cassie"
 
 FLAGS = flags.FLAGS
+USAGE = "trajopt-loader demo [--steps N] [--num-envs N] [--window-size N] [...]"
+EXAMPLE = "trajopt-loader demo --steps 100 --num-envs 16"
 
-
-def _define(kind: str, name: str, default, help_text: str) -> None:
-    if name not in FLAGS:  # other commands imported in the same process may own the name
-        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
-
-
-_define("integer", "steps", 300, "Training steps (one streamed batch each).")
-_define("integer", "num_envs", 32, "Envs per batch (E).")
-_define("integer", "window_size", 16, "Steps per window (W).")
-_define("integer", "hidden", 64, "Hidden units of each of the 2 MLP layers.")
-_define("float", "learning_rate", 3e-3, "Adam learning rate.")
-_define("integer", "log_every", 50, "Print the loss every this many steps.")
-_define("integer", "seed", 0, "Seed of the window schedule and of the MLP initialization.")
-
+define("integer", "steps", 300, "Training steps (one streamed batch each).")
+define("integer", "num-envs", 32, "Envs per batch (E).")
+define("integer", "window-size", 16, "Steps per window (W).")
+define("integer", "hidden", 64, "Hidden units of each of the 2 MLP layers.")
+define("float", "learning-rate", 3e-3, "Adam learning rate.")
+define("integer", "log-every", 50, "Print the loss every this many steps.")
+define("integer", "seed", 0, "Seed of the window schedule and of the MLP initialization.")
 
 def _init_mlp(key, sizes):
     import jax
@@ -123,7 +120,7 @@ def run_demo(steps: int = 300, *, num_envs: int = 32, window_size: int = 16, hid
         zarr_path = str(Path(tmp) / "cassie_sample.zarr")
         summary = export_npz(SAMPLE, zarr_path, source="cassie", convention="mujoco",
                              allow_missing=("qvel", "action"), progress=False)
-        out(f"exported the bundled sample ({SAMPLE}): {summary.trajectories} trajectories, "
+        out(f"exported the bundled sample (trajopt_loader/sample_data/cassie): {summary.trajectories} trajectories, "
             f"{summary.frames} frames")
         config = load_config("cassie", {
             "zarr_path": zarr_path, "keys": ("qpos",), "num_envs": num_envs,
@@ -170,6 +167,6 @@ def main(argv) -> None:
     """absl entry point of ``trajopt-loader demo``."""
     if len(argv) > 1:
         raise SystemExit(f"trajopt-loader demo takes no positional arguments, got {argv[1:]}")
-    run_demo(FLAGS.steps, num_envs=FLAGS.num_envs, window_size=FLAGS.window_size,
-             hidden=FLAGS.hidden, learning_rate=FLAGS.learning_rate, log_every=FLAGS.log_every,
-             seed=FLAGS.seed)
+    run_demo(FLAGS.steps, num_envs=FLAGS["num-envs"].value, window_size=FLAGS["window-size"].value,
+             hidden=FLAGS.hidden, learning_rate=FLAGS["learning-rate"].value,
+             log_every=FLAGS["log-every"].value, seed=FLAGS.seed)

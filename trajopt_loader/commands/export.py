@@ -23,41 +23,41 @@ import sys
 
 from absl import flags
 
+from trajopt_loader.commands.common import PROGRESS_HELP, define, progress_enabled
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import TrajoptLoaderError
 
 _F = flags.FLAGS
+USAGE = ("trajopt-loader export ROOT OUT --source NAME (--convention NAME | --quat-order Q "
+         "--lin-vel-frame F --ang-vel-frame F) [flags]")
+ARGUMENTS = (("ROOT", "Folder of .npz files: ROOT/MOTION/*.npz (or ROOT/*.npz with --motion)."),
+             ("OUT", "Zarr store to create or add to (local path or URL)."))
+EXAMPLE = ("trajopt-loader export ../shared/data/cassie/trajopt cassie.zarr --source cassie "
+           "--convention mujoco --allow-missing qvel")
 
-
-def _define(kind: str, name: str, default, help_text: str) -> None:
-    """Define a flag unless another command module imported in this process already did."""
-    if name not in _F:
-        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
-
-
-_define("string", "source", None, "Source group name (robot / dataset), e.g. cassie.")
-_define("string", "motion", None, "Export only this motion: ROOT/MOTION/*.npz, or ROOT/*.npz "
+define("string", "source", None, "Source group name (robot / dataset), e.g. cassie.")
+define("string", "motion", None, "Export only this motion: ROOT/MOTION/*.npz, or ROOT/*.npz "
                     "named MOTION. Default: every subdirectory of ROOT holding .npz files.")
-_define("string", "convention", None, "mujoco | pinocchio (alias crocoddyl).")
-_define("string", "quat-order", None, "wxyz | xyzw (instead of --convention).")
-_define("string", "lin-vel-frame", None, "world | body (instead of --convention).")
-_define("string", "ang-vel-frame", None, "world | body (instead of --convention).")
-_define("string", "dt", None, "Time step in seconds for files with no dt / uniform time, or "
+define("string", "convention", None, "mujoco | pinocchio (alias crocoddyl).")
+define("string", "quat-order", None, "wxyz | xyzw (instead of --convention).")
+define("string", "lin-vel-frame", None, "world | body (instead of --convention).")
+define("string", "ang-vel-frame", None, "world | body (instead of --convention).")
+define("string", "dt", None, "Time step in seconds for files with no dt / uniform time, or "
         "'unknown' to record theirs as unknown (never guessed; without --dt such files fail).")
-_define("multi_string", "key", [], "NAME=ARRAY mapping for unnamed arrays, e.g. qpos=arr_0.")
-_define("integer", "max-trajs-per-motion", None, "Keep the first N files of each motion.")
-_define("bool", "overwrite", False, "Replace motions that already exist in the store.")
-_define("multi_string", "allow-missing", [], "Keys that may be absent, e.g. qvel.")
-_define("string", "model", None, "MuJoCo model XML for --derive-qvel / --resample-dt / "
+define("multi_string", "key", [], "NAME=ARRAY mapping for unnamed arrays, e.g. qpos=arr_0.")
+define("integer", "max-trajs-per-motion", None, "Keep the first N files of each motion.")
+define("bool", "overwrite", False, "Replace motions that already exist in the store.")
+define("multi_string", "allow-missing", [], "Keys that may be absent, e.g. qvel.")
+define("string", "model", None, "MuJoCo model XML for --derive-qvel / --resample-dt / "
                     "--ee-sites preprocessing.")
-_define("bool", "derive-qvel", False, "Compute qvel from qpos with the model (needs --model).")
-_define("float", "resample-dt", None, "Resample trajectories to this dt in s (needs --model).")
-_define("list", "ee-sites", [], "Model sites whose world positions are stored as ee_pos "
+define("bool", "derive-qvel", False, "Compute qvel from qpos with the model (needs --model).")
+define("float", "resample-dt", None, "Resample trajectories to this dt in s (needs --model).")
+define("list", "ee-sites", [], "Model sites whose world positions are stored as ee_pos "
                   "(needs --model).")
-_define("bool", "progress", True, "Show progress bars.")
-_define("float", "lock-timeout", 600.0, "Seconds to wait for another export of the same local "
+define("bool", "progress", None, PROGRESS_HELP)
+define("float", "lock-timeout", 600.0, "Seconds to wait for another export of the same local "
                   "store to finish (exports of one store run one after the other).")
-_define("bool", "single-writer", False, "Allow writing a remote (URL) store: you guarantee no "
+define("bool", "single-writer", False, "Allow writing a remote (URL) store: you guarantee no "
                   "other export writes it at the same time (remote stores have no lock).")
 
 
@@ -115,7 +115,7 @@ def run(argv: list[str]) -> str:
     """
     if len(argv) != 3:
         raise _UsageError(f"expected ROOT and OUT positional arguments, got {argv[1:]}; usage: "
-                          "trajopt-loader export ROOT OUT --source NAME --convention mujoco")
+                          f"{USAGE}")
     if not _F.source:
         raise _UsageError("--source NAME is required (e.g. --source cassie).")
     conv = _convention()
@@ -139,7 +139,7 @@ def run(argv: list[str]) -> str:
                          dt=_dt(), key_map=_key_map(),
                          max_trajs_per_motion=_F["max-trajs-per-motion"].value,
                          overwrite=_F.overwrite, allow_missing=tuple(allow_missing),
-                         preprocess=preprocess, progress=_F.progress,
+                         preprocess=preprocess, progress=progress_enabled(_F.progress),
                          lock_timeout=_F["lock-timeout"].value,
                          single_writer=_F["single-writer"].value)
     return str(summary)

@@ -1,7 +1,7 @@
 r"""``trajopt-loader stream``: stream windows through the pipeline into a jitted consumer; report speed.
 
     trajopt-loader stream --config=trajopt_loader/configs/cassie.py \
-        --config.zarr_path=cassie.zarr [--num_batches 200] [--config.num_envs=1024]
+        --config.zarr_path=cassie.zarr [--num-batches 200] [--config.num_envs=1024]
 
 Builds ``make_dataset(config)``, wraps it with ``device_iterator`` (``host_prefetch`` /
 ``device_prefetch`` from the config) and runs a jitted consumer on every batch: a ``jax.lax.scan``
@@ -28,22 +28,23 @@ import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
+from trajopt_loader.commands.common import PROGRESS_HELP, define, progress_enabled, uses
+
 FLAGS = flags.FLAGS
-
-
-def _define(kind: str, name: str, default, help_text: str) -> None:
-    if name not in FLAGS:  # other commands imported in the same process may own the name
-        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
-
+USAGE = ("trajopt-loader stream --config=CONFIG [--config.FIELD=VALUE ...] [--num-batches N] "
+         "[--warmup N] [--[no-]compare]")
+EXAMPLE = ("trajopt-loader stream --config=cassie --config.zarr_path=cassie.zarr --num-batches 200 "
+           "--config.num_envs=1024")
 
 if "config" not in FLAGS:
-    config_flags.DEFINE_config_file("config", None, "Config file, e.g. trajopt_loader/configs/cassie.py.",
+    config_flags.DEFINE_config_file("config", None, "Config file or name: cassie, digit_v3, "
+                                    "default, or a path such as my_config.py[:overrides].",
                                     lock_config=True)
-_define("integer", "num_batches", None, "Batches to time (default: config.num_batches, else 100).")
-_define("integer", "warmup", 1, "Batches consumed first (compile), not timed.")
-_define("bool", "progress", True, "Show a progress bar.")
-_define("bool", "compare", True, "Also time the host pipeline alone and the consumer alone.")
-
+uses("config")
+define("integer", "num-batches", None, "Batches to time (default: config.num_batches, else 100).")
+define("integer", "warmup", 1, "Batches consumed first (compile), not timed.")
+define("bool", "progress", None, PROGRESS_HELP)
+define("bool", "compare", True, "Also time the host pipeline alone and the consumer alone.")
 
 def make_consumer(key: str = "qpos"):
     """Jitted ``(acc, batch) -> acc``, ``acc = (sum [n] float32, count () int32)``.
@@ -165,8 +166,7 @@ def main(argv) -> None:
         raise SystemExit(f"trajopt-loader stream takes no positional arguments, got {argv[1:]}")
     config = FLAGS.config
     if config is None:
-        raise SystemExit("trajopt-loader stream: --config is required, e.g. "
-                         "--config=trajopt_loader/configs/cassie.py --config.zarr_path=store.zarr")
+        raise SystemExit(f"trajopt-loader stream: --config is required; usage: {USAGE}")
     from trajopt_loader.configs import validate_config
     from trajopt_loader.pipeline.distributed import (maybe_initialize_distributed,
                                                      process_env_range)
@@ -178,5 +178,6 @@ def main(argv) -> None:
         process_env_range(config.num_envs, config.distributed.process_id or 0,
                           config.distributed.num_processes)
     maybe_initialize_distributed(config.distributed)
-    run_stream(config, FLAGS.num_batches, warmup=FLAGS.warmup, progress=FLAGS.progress,
+    run_stream(config, FLAGS["num-batches"].value, warmup=FLAGS.warmup,
+               progress=progress_enabled(FLAGS.progress),
                compare=FLAGS.compare)
