@@ -16,20 +16,54 @@ PACKAGE_DIR = str(Path(trajopt_loader.__file__).resolve().parent)
 
 # The flags each command reads (from its module), and its positional arguments.
 COMMAND_FLAGS = {
-    "export": ({"source", "motion", "convention", "quat-order", "lin-vel-frame", "ang-vel-frame",
-                "dt", "key", "max-trajs-per-motion", "overwrite", "allow-missing", "model",
-                "derive-qvel", "resample-dt", "ee-sites", "progress", "lock-timeout",
-                "single-writer"}, ["ROOT", "OUT"]),
+    "export": (
+        {
+            "source",
+            "motion",
+            "convention",
+            "quat-order",
+            "lin-vel-frame",
+            "ang-vel-frame",
+            "dt",
+            "key",
+            "max-trajs-per-motion",
+            "overwrite",
+            "allow-missing",
+            "model",
+            "derive-qvel",
+            "resample-dt",
+            "ee-sites",
+            "progress",
+            "lock-timeout",
+            "single-writer",
+        },
+        ["ROOT", "OUT"],
+    ),
     "inspect": ({"model", "max-trajs"}, ["STORE"]),
     "verify": ({"remote-timeout-s", "remote-retries"}, ["STORE"]),
     "stream": ({"config", "num-batches", "warmup", "progress", "compare"}, []),
-    "demo": ({"steps", "num-envs", "window-size", "hidden", "learning-rate", "log-every", "seed"},
-             []),
+    "demo": (
+        {"steps", "num-envs", "window-size", "hidden", "learning-rate", "log-every", "seed"},
+        [],
+    ),
     "bench": ({"only", "list", "benchmarks-dir"}, []),
     "plot": ({"traj", "refs", "output", "model", "robot", "dpi"}, ["STORE"]),
     "plot-batch": ({"config", "batch", "max-envs", "output", "dpi"}, []),
-    "render": ({"ghost", "width", "height", "fps", "max-frames", "frame", "distance", "traj",
-                "output", "model"}, ["STORE"]),
+    "render": (
+        {
+            "ghost",
+            "width",
+            "height",
+            "fps",
+            "max-frames",
+            "frame",
+            "distance",
+            "traj",
+            "output",
+            "model",
+        },
+        ["STORE"],
+    ),
 }
 
 
@@ -38,12 +72,18 @@ def run_cli(*args, cwd=REPO, text=True):
     ``text=False``: bytes, with ``\r`` kept."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     env.pop("TRAJOPT_LOADER_TRACEBACK", None)
-    return subprocess.run([sys.executable, "-m", "trajopt_loader.cli", *args], cwd=cwd, env=env,
-                          capture_output=True, text=text, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "trajopt_loader.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=text,
+        timeout=120,
+    )
 
 
 def call_main(monkeypatch, capsys, *args):
-    """``cli.main`` in this process (no SIGINT handler installed); returns (code, stdout, stderr)."""
+    """``cli.main`` in this process (no SIGINT handler installed); returns (code, out, err)."""
     monkeypatch.setattr(cli, "_stop_on_interrupt", lambda name: None)
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["trajopt-loader", *args])
@@ -66,8 +106,9 @@ def listed_flags(help_text: str) -> set[str]:
 
 @pytest.mark.parametrize("command", sorted(COMMAND_FLAGS))
 @pytest.mark.parametrize("option", ["--help", "-h"])
-def test_command_help_lists_its_flags_arguments_and_an_example(monkeypatch, capsys, command,
-                                                               option):
+def test_command_help_lists_its_flags_arguments_and_an_example(
+    monkeypatch, capsys, command, option
+):
     code, out, err = call_main(monkeypatch, capsys, command, option)
     assert code == 0 and err == ""
     flags, arguments = COMMAND_FLAGS[command]
@@ -110,7 +151,9 @@ def test_mistyped_command_gets_a_suggestion_and_exit_2():
     proc = run_cli("exprot", "x", "y")
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
-    assert proc.stderr.startswith("trajopt-loader: unknown command 'exprot'; did you mean 'export'?")
+    assert proc.stderr.startswith(
+        "trajopt-loader: unknown command 'exprot'; did you mean 'export'?"
+    )
 
 
 def test_unrelated_command_gets_no_suggestion(monkeypatch, capsys):
@@ -121,11 +164,32 @@ def test_unrelated_command_gets_no_suggestion(monkeypatch, capsys):
 def test_other_spellings_map_to_the_dashed_flags():
     from trajopt_loader.commands import stream  # noqa: F401  (defines the flags below)
 
-    args = ["--num_batches=3", "--no-progress", "--no_compare", "--warmup", "2",
-            "--config.num_envs=8", "--unknown_flag", "-o", "x", "--", "--num_batches"]
+    args = [
+        "--num_batches=3",
+        "--no-progress",
+        "--no_compare",
+        "--warmup",
+        "2",
+        "--config.num_envs=8",
+        "--unknown_flag",
+        "-o",
+        "x",
+        "--",
+        "--num_batches",
+    ]
     assert cli._spell_flags(args) == [
-        "--num-batches=3", "--noprogress", "--nocompare", "--warmup", "2", "--config.num_envs=8",
-        "--unknown_flag", "-o", "x", "--", "--num_batches"]
+        "--num-batches=3",
+        "--noprogress",
+        "--nocompare",
+        "--warmup",
+        "2",
+        "--config.num_envs=8",
+        "--unknown_flag",
+        "-o",
+        "x",
+        "--",
+        "--num_batches",
+    ]
 
 
 def test_underscore_spelling_works_on_the_command_line(tmp_path):
@@ -156,22 +220,42 @@ def test_progress_follows_the_terminal_unless_asked():
 
 def test_export_log_has_no_carriage_returns_unless_asked(make_npz_tree, tmp_path):
     root = make_npz_tree(tmp_path / "npz", {"walk": [12, 14, 9]})
-    proc = run_cli("export", str(root), str(tmp_path / "a.zarr"), "--source", "s",
-                   "--convention", "mujoco", text=False)
+    proc = run_cli(
+        "export",
+        str(root),
+        str(tmp_path / "a.zarr"),
+        "--source",
+        "s",
+        "--convention",
+        "mujoco",
+        text=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert b"\r" not in proc.stderr and b"3/3" not in proc.stderr
     assert b"3 trajectories" in proc.stdout
-    proc = run_cli("export", str(root), str(tmp_path / "b.zarr"), "--source", "s",
-                   "--convention", "mujoco", "--progress", text=False)
+    proc = run_cli(
+        "export",
+        str(root),
+        str(tmp_path / "b.zarr"),
+        "--source",
+        "s",
+        "--convention",
+        "mujoco",
+        "--progress",
+        text=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert b"\r" in proc.stderr and b"3/3" in proc.stderr
 
 
-@pytest.mark.parametrize("args", [
-    ["--config=cassie:num_envz=8"],
-    ["--config=cassie:num_envs=abc"],
-    ["--config=cassie", "--config.num_envz=8"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--config=cassie:num_envz=8"],
+        ["--config=cassie:num_envs=abc"],
+        ["--config=cassie", "--config.num_envz=8"],
+    ],
+)
 def test_packaged_config_errors_name_no_machine_path(tmp_path, args):
     proc = run_cli("stream", *args, "--config.zarr_path=x.zarr", cwd=tmp_path)
     assert proc.returncode == 2

@@ -23,11 +23,11 @@ COMMANDS = {
     "export": "Export a tree of trajectory .npz files to a Zarr store.",
     "inspect": "Print a store's tree, lengths, dt, conventions, keys and value ranges.",
     "verify": "Read every chunk of a store and check it against its index; exit 1 on a problem.",
-    "stream": "Stream windows through the grain pipeline into a jitted consumer; report throughput.",
+    "stream": "Stream windows through the pipeline into a jitted consumer; report throughput.",
     "demo": "Export the bundled Cassie sample and train a tiny MLP on streamed windows.",
     "bench": "Run the throughput benchmarks of benchmarks/.",
     "plot": "Plot trajectories: base path, height, roll/pitch/yaw, joints, flags, ref_* signals.",
-    "plot-batch": "Draw one streamed batch: per env its trajectory, steps, valid, loop, episode starts.",
+    "plot-batch": "Draw a streamed batch per env: trajectory, steps, valid, loop, episode starts.",
     "render": "Render trajectories with MuJoCo's offscreen renderer to MP4 / GIF / PNG.",
 }
 
@@ -35,8 +35,11 @@ COMMANDS = {
 def _usage() -> str:
     lines = ["usage: trajopt-loader COMMAND [ARGS] [--flags]", "", "commands:"]
     lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
-    lines += ["", "trajopt-loader COMMAND --help shows the flags of one command;",
-              "trajopt-loader --version prints the version."]
+    lines += [
+        "",
+        "trajopt-loader COMMAND --help shows the flags of one command;",
+        "trajopt-loader --version prints the version.",
+    ]
     return "\n".join(lines)
 
 
@@ -57,8 +60,11 @@ def main(argv: list[str] | None = None) -> None:
 
         close = difflib.get_close_matches(name, COMMANDS, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        print(f"trajopt-loader: unknown command {name!r}{hint} (commands: {', '.join(COMMANDS)}; "
-              "trajopt-loader --help describes them)", file=sys.stderr)
+        print(
+            f"trajopt-loader: unknown command {name!r}{hint} (commands: {', '.join(COMMANDS)}; "
+            "trajopt-loader --help describes them)",
+            file=sys.stderr,
+        )
         sys.exit(2)
     _stop_on_interrupt(name)
     try:
@@ -79,7 +85,9 @@ def _main(name: str, argv: list[str]) -> None:
         sys.exit(0)
     rest = [_resolve_config_flag(name, a) for a in rest]
     if not any(a.startswith(("--verbosity", "-v=", "--v=")) for a in rest):
-        rest = ["--verbosity=-1"] + rest  # WARNING and above; JAX's INFO backend probing is noise here.
+        rest = [
+            "--verbosity=-1"
+        ] + rest  # WARNING and above; JAX's INFO backend probing is noise here.
     started = []  # set once flags are parsed and the command's main runs
     try:
         app.run(_clear_errors(name, module.main, started), argv=[f"trajopt-loader {name}"] + rest)
@@ -88,8 +96,10 @@ def _main(name: str, argv: list[str]) -> None:
             raise
         # A bad --config.x override fails inside absl's flag parsing (ml_collections raises
         # AttributeError/KeyError there): report it like any usage error, in one line.
-        print(f"trajopt-loader {name}: error in flags: {_public(_flag_error_text(e))}",
-              file=sys.stderr)
+        print(
+            f"trajopt-loader {name}: error in flags: {_public(_flag_error_text(e))}",
+            file=sys.stderr,
+        )
         sys.exit(2)
 
 
@@ -125,7 +135,7 @@ def _spell_flags(args: list[str]) -> list[str]:
 
 
 def _resolve_config_flag(command: str, arg: str) -> str:
-    """``--config=cassie[:overrides]`` → the packaged ``configs/cassie.py``; a missing file → exit 2.
+    """``--config=cassie[:overrides]`` → the packaged ``configs/cassie.py``; no such file → exit 2.
 
     Config files are loaded by ``ml_collections.config_flags`` from a path; named configs
     (``default``, ``cassie``, ``digit_v3``) also work from any directory and from an installed
@@ -135,9 +145,7 @@ def _resolve_config_flag(command: str, arg: str) -> str:
         return arg
     import os
 
-    from trajopt_loader.configs import NAMED
-
-    from trajopt_loader.configs import load_config
+    from trajopt_loader.configs import NAMED, load_config
     from trajopt_loader.errors import ConfigError
 
     value = arg.removeprefix("--config=")
@@ -150,13 +158,18 @@ def _resolve_config_flag(command: str, arg: str) -> str:
             try:
                 load_config(f"{path}:{overrides}")
             except ConfigError as e:
-                print(f"trajopt-loader {command}: error in flags: --config={value!r}: {_public(e)}",
-                      file=sys.stderr)
+                print(
+                    f"trajopt-loader {command}: error in flags: --config={value!r}: {_public(e)}",
+                    file=sys.stderr,
+                )
                 sys.exit(2)
         return f"--config={path}{sep}{overrides}"
-    print(f"trajopt-loader {command}: error in flags: --config={value!r}: no such config file and "
-          f"not a named config; expected a path to a config .py file or one of {sorted(NAMED)} "
-          "(e.g. --config=cassie).", file=sys.stderr)
+    print(
+        f"trajopt-loader {command}: error in flags: --config={value!r}: no such config file and "
+        f"not a named config; expected a path to a config .py file or one of {sorted(NAMED)} "
+        "(e.g. --config=cassie).",
+        file=sys.stderr,
+    )
     sys.exit(2)
 
 
@@ -205,8 +218,11 @@ def _clear_errors(name: str, command_main, started: list):
             if os.environ.get("TRAJOPT_LOADER_TRACEBACK"):
                 raise
             text = _public(" ".join(str(e).split())) or "(no message)"
-            print(f"trajopt-loader {name}: error: {type(e).__name__}: {text} (set "
-                  "TRAJOPT_LOADER_TRACEBACK=1 for the traceback)", file=sys.stderr)
+            print(
+                f"trajopt-loader {name}: error: {type(e).__name__}: {text} (set "
+                "TRAJOPT_LOADER_TRACEBACK=1 for the traceback)",
+                file=sys.stderr,
+            )
             sys.exit(1)
 
     return run

@@ -27,8 +27,13 @@ EXAMPLE = "trajopt-loader bench --only device_overlap"
 
 define("list", "only", [], "Run only benchmarks whose name contains one of these words.")
 define("bool", "list", False, "List the benchmarks and exit.")
-define("string", "benchmarks-dir", None, "Folder of bench_*.py scripts (default: the "
-       "benchmarks/ folder of the source checkout).")
+define(
+    "string",
+    "benchmarks-dir",
+    None,
+    "Folder of bench_*.py scripts (default: the benchmarks/ folder of the source checkout).",
+)
+
 
 def find_benchmarks(directory: str | os.PathLike | None = None, only=()) -> list[Path]:
     """``bench_*.py`` scripts of ``directory`` (default: ``<clone>/benchmarks``), sorted by name,
@@ -43,7 +48,8 @@ def find_benchmarks(directory: str | os.PathLike | None = None, only=()) -> list
         raise FileNotFoundError(
             f"no benchmarks folder {where}: benchmarks/ ships with the source tree, not the "
             "installed package. Fix: run from a clone, or pass "
-            "--benchmarks-dir=/path/to/benchmarks.")
+            "--benchmarks-dir=/path/to/benchmarks."
+        )
     scripts = sorted(d.glob("bench_*.py"))
     if only:
         scripts = [s for s in scripts if any(word in s.stem for word in only)]
@@ -51,7 +57,11 @@ def find_benchmarks(directory: str | os.PathLike | None = None, only=()) -> list
 
 
 def run_benchmarks(scripts, *, out=print) -> dict[str, int]:
-    """Runs each script with ``sys.executable`` (output passed through); returns ``{name: exit code}``."""
+    """Runs each script with ``sys.executable`` (output passed through).
+
+    Returns:
+      ``{name: exit code}``.
+    """
     codes = {}
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
@@ -74,7 +84,9 @@ def main(argv) -> None:
     except FileNotFoundError as e:
         raise SystemExit(f"trajopt-loader bench: {e}") from None
     if not scripts:
-        raise SystemExit(f"trajopt-loader bench: no bench_*.py matches --only={','.join(FLAGS.only)}")
+        raise SystemExit(
+            f"trajopt-loader bench: no bench_*.py matches --only={','.join(FLAGS.only)}"
+        )
     if FLAGS.list:
         for s in scripts:
             print(s.stem)

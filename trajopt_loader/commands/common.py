@@ -19,10 +19,18 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 #: Config fields of the commands that take ``--config`` (shown once in their help).
-CONFIG_OVERRIDE_HELP = ("--config.FIELD=VALUE", "Override one config field, e.g. "
-                        "--config.num_envs=256 (field names as in the config).")
-_PLACEHOLDERS = {"int": "N", "float": "X", "list": "A,B,...", "multi string": "VALUE",
-                 "string": "VALUE", "config": "CONFIG"}
+CONFIG_OVERRIDE_HELP = (
+    "--config.FIELD=VALUE",
+    "Override one config field, e.g. --config.num_envs=256 (field names as in the config).",
+)
+_PLACEHOLDERS = {
+    "int": "N",
+    "float": "X",
+    "list": "A,B,...",
+    "multi string": "VALUE",
+    "string": "VALUE",
+    "config": "CONFIG",
+}
 
 
 def _caller() -> str:
@@ -58,15 +66,17 @@ def progress_enabled(requested: bool | None, stream=None) -> bool:
         return False
 
 
-PROGRESS_HELP = ("Show progress bars (default: only when stderr is a terminal; "
-                 "--no-progress turns them off).")
+PROGRESS_HELP = (
+    "Show progress bars (default: only when stderr is a terminal; --no-progress turns them off)."
+)
 
 
 def _flag_line(flag) -> tuple[str, str]:
     kind = flag.flag_type()
     short = f"-{flag.short_name}, " if flag.short_name else ""
     text = " ".join(flag.help.split()).replace(
-        "; repeat this option to specify a list of values", " (repeatable)")
+        "; repeat this option to specify a list of values", " (repeatable)"
+    )
     if kind == "bool":
         left = f"{short}--[no-]{flag.name}"
         if flag.default is not None:
@@ -88,8 +98,10 @@ def command_help(name: str, summary: str, module) -> str:
     if arguments:
         lines += ["", "arguments:"]
         lines += [f"  {arg:<22} {text}" for arg, text in arguments]
-    rows = [_flag_line(f) for f in sorted(FLAGS.get_key_flags_for_module(module.__name__),
-                                          key=lambda f: f.name)]
+    rows = [
+        _flag_line(f)
+        for f in sorted(FLAGS.get_key_flags_for_module(module.__name__), key=lambda f: f.name)
+    ]
     if "config" in FLAGS and FLAGS["config"] in FLAGS.get_key_flags_for_module(module.__name__):
         rows.append(CONFIG_OVERRIDE_HELP)
     rows.append(("-h, --help", "Show this help and exit."))
@@ -99,6 +111,10 @@ def command_help(name: str, summary: str, module) -> str:
         first = f"  {left:<22} {body[0]}" if len(left) <= 22 else f"  {left}\n{' ' * 25}{body[0]}"
         lines += [first] + [" " * 25 + more for more in body[1:]]
     lines += [
-              "", "Flags may also be spelled with underscores (--num_batches for --num-batches).",
-              "", "example:", f"  {module.EXAMPLE}"]
+        "",
+        "Flags may also be spelled with underscores (--num_batches for --num-batches).",
+        "",
+        "example:",
+        f"  {module.EXAMPLE}",
+    ]
     return "\n".join(lines)

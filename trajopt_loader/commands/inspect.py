@@ -36,8 +36,7 @@ def run(argv: list[str]) -> str:
     from trajopt_loader.store.reader import TrajectoryStore
 
     if len(argv) != 2:
-        raise TrajoptLoaderError(f"expected one STORE argument, got {argv[1:]}; usage: "
-                                 f"{USAGE}")
+        raise TrajoptLoaderError(f"expected one STORE argument, got {argv[1:]}; usage: {USAGE}")
     report = inspect_store(TrajectoryStore(argv[1], cache_bytes=0), model_path=_F.model)
     return format_report(report, max_trajs=_F["max-trajs"].value)
 

@@ -26,11 +26,20 @@ EXAMPLE = "trajopt-loader plot cassie.zarr --traj 0 --traj cassie/aslip_walk/tra
 
 define("multi_string", "traj", None, "Trajectory: traj_id or source/motion/trajN (repeatable).")
 define("bool", "refs", False, "Also plot the ref_* reference signals (needs qvel).")
-define("string", "output", None, "Output file (.png/.svg/.pdf for plots; .mp4/.gif/.png for "
-        "render).", short_name="o")
+define(
+    "string",
+    "output",
+    None,
+    "Output file (.png/.svg/.pdf for plots; .mp4/.gif/.png for render).",
+    short_name="o",
+)
 define("string", "model", None, "MuJoCo model XML (joint names / addresses; render: the robot).")
-define("string", "robot", None, "Robot name (cassie, digit_v3, digit_v3_thirdarm) when the "
-        "source is not named after it.")
+define(
+    "string",
+    "robot",
+    None,
+    "Robot name (cassie, digit_v3, digit_v3_thirdarm) when the source is not named after it.",
+)
 define("integer", "dpi", 100, "Raster resolution of PNG output (dots per inch).")
 
 
@@ -47,8 +56,9 @@ def output_path(extensions: tuple[str, ...], usage: str) -> str:
     """``-o`` checked against ``extensions`` (before any work is done)."""
     out = _F.output
     if not out or os.path.splitext(out)[1].lower() not in extensions:
-        raise UsageError(f"-o {out!r}: expected an output file ending in one of {extensions}; "
-                         f"usage: {usage}")
+        raise UsageError(
+            f"-o {out!r}: expected an output file ending in one of {extensions}; usage: {usage}"
+        )
     return out
 
 

@@ -17,13 +17,19 @@ from trajopt_loader.commands.plot import FIGURE_EXTENSIONS, UsageError, output_p
 
 _F = flags.FLAGS
 USAGE = "trajopt-loader plot-batch --config=CONFIG [--config.FIELD=VALUE ...] -o OUT.png"
-EXAMPLE = ("trajopt-loader plot-batch --config=cassie --config.zarr_path=cassie.zarr "
-           "--config.num_envs=8 --batch 2 -o batch.png")
+EXAMPLE = (
+    "trajopt-loader plot-batch --config=cassie --config.zarr_path=cassie.zarr "
+    "--config.num_envs=8 --batch 2 -o batch.png"
+)
 
 if "config" not in _F:
-    config_flags.DEFINE_config_file("config", None, "Config file or name: cassie, digit_v3, "
-                                    "default, or a path such as my_config.py[:overrides].",
-                                    lock_config=True)
+    config_flags.DEFINE_config_file(
+        "config",
+        None,
+        "Config file or name: cassie, digit_v3, "
+        "default, or a path such as my_config.py[:overrides].",
+        lock_config=True,
+    )
 uses("config", "output", "dpi")
 define("integer", "batch", 0, "Which batch of the stream to draw (0-based).")
 define("integer", "max-envs", 64, "Draw at most this many envs (the first ones).")
@@ -50,8 +56,10 @@ def run(argv: list[str]) -> str:
     validate_config(config)
     store = TrajectoryStore(config.zarr_path, cache_bytes=config.cache_bytes)
     batch = batch_at(make_dataset(config, store, process_index=0, process_count=1), _F.batch)
-    title = (f"{config.zarr_path}: batch {_F.batch}, schedule={config.schedule}, "
-             f"{config.num_envs} envs x {config.window_size} steps")
+    title = (
+        f"{config.zarr_path}: batch {_F.batch}, schedule={config.schedule}, "
+        f"{config.num_envs} envs x {config.window_size} steps"
+    )
     plot_batch(batch, store, max_envs=_F["max-envs"].value, title=title).savefig(out, dpi=_F.dpi)
     return out
 

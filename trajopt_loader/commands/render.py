@@ -19,8 +19,10 @@ _F = flags.FLAGS
 VIDEO_EXTENSIONS = (".mp4", ".gif", ".png")
 USAGE = "trajopt-loader render STORE --model MODEL.xml [--traj ID ...] -o OUT.mp4|gif|png"
 ARGUMENTS = (("STORE", "Zarr store written by trajopt-loader export (local path or URL)."),)
-EXAMPLE = ("trajopt-loader render cassie.zarr --model ../shared/data/cassie/cassie.xml --traj 0 "
-           "-o walk.mp4")
+EXAMPLE = (
+    "trajopt-loader render cassie.zarr --model ../shared/data/cassie/cassie.xml --traj 0 "
+    "-o walk.mp4"
+)
 
 uses("traj", "output", "model")
 define("string", "ghost", None, "Second qpos-like key drawn as a transparent ghost.")
@@ -45,17 +47,29 @@ def run(argv: list[str]) -> str:
         raise UsageError(f"--model is required (the robot's MJCF .xml); usage: {usage}")
     out = output_path(VIDEO_EXTENSIONS, usage)
     if _F.width % 2 or _F.height % 2 or _F.width < 2 or _F.height < 2:
-        raise UsageError(f"--width {_F.width} / --height {_F.height}: expected even sizes >= 2 "
-                         "(H.264 needs them).")
-    from trajopt_loader.viz.render import render_frames, write_video  # sets MUJOCO_GL first
+        raise UsageError(
+            f"--width {_F.width} / --height {_F.height}: expected even sizes >= 2 "
+            "(H.264 needs them)."
+        )
     from trajopt_loader.store.reader import TrajectoryStore
+    from trajopt_loader.viz.render import render_frames, write_video  # sets MUJOCO_GL first
 
     store = TrajectoryStore(argv[1], cache_bytes=0)
-    frames = render_frames(store, [traj_arg(t) for t in (_F.traj or ["0"])], _F.model,
-                           ghost_key=_F.ghost, width=_F.width, height=_F.height, fps=_F.fps,
-                           max_frames=_F["max-frames"].value, distance=_F.distance)
+    frames = render_frames(
+        store,
+        [traj_arg(t) for t in (_F.traj or ["0"])],
+        _F.model,
+        ghost_key=_F.ghost,
+        width=_F.width,
+        height=_F.height,
+        fps=_F.fps,
+        max_frames=_F["max-frames"].value,
+        distance=_F.distance,
+    )
     if _F.frame is not None and not 0 <= _F.frame < len(frames):
-        raise UsageError(f"--frame {_F.frame}: expected 0 <= frame < {len(frames)} (frames rendered).")
+        raise UsageError(
+            f"--frame {_F.frame}: expected 0 <= frame < {len(frames)} (frames rendered)."
+        )
     write_video(frames, out, _F.fps, frame=_F.frame)
     return out
 

@@ -21,9 +21,14 @@ ARGUMENTS = (("STORE", "Zarr store to check (local path or URL)."),)
 EXAMPLE = "trajopt-loader verify cassie.zarr"
 
 # the names and meanings of the config fields remote_timeout_s / remote_retries
-define("float", "remote-timeout-s", 30.0, "http(s) stores: seconds to wait to connect and between "
-       "bytes of a response.")
+define(
+    "float",
+    "remote-timeout-s",
+    30.0,
+    "http(s) stores: seconds to wait to connect and between bytes of a response.",
+)
 define("integer", "remote-retries", 2, "Remote stores: retries of a failed request.")
+
 
 def run(argv: list[str]):
     """Verify the store ``argv[1]``; returns the :class:`VerifyReport`.
@@ -34,10 +39,10 @@ def run(argv: list[str]):
     from trajopt_loader.store.verify import verify_store
 
     if len(argv) != 2:
-        raise TrajoptLoaderError(f"expected one STORE argument, got {argv[1:]}; usage: "
-                                 f"{USAGE}")
-    return verify_store(argv[1], timeout_s=_F["remote-timeout-s"].value,
-                        retries=_F["remote-retries"].value)
+        raise TrajoptLoaderError(f"expected one STORE argument, got {argv[1:]}; usage: {USAGE}")
+    return verify_store(
+        argv[1], timeout_s=_F["remote-timeout-s"].value, retries=_F["remote-retries"].value
+    )
 
 
 def main(argv: list[str]) -> None:
