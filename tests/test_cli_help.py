@@ -277,3 +277,12 @@ def test_missing_default_benchmarks_folder_names_no_machine_path(monkeypatch, tm
         bench.find_benchmarks()
     assert str(tmp_path) not in str(error.value)
     assert "--benchmarks-dir" in str(error.value)
+
+
+def test_unknown_flag_is_one_line_pointing_at_the_command_help():
+    proc = run_cli("bench", "--lsit")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1
+    assert proc.stderr.startswith("trajopt-loader bench: error in flags: Unknown command line flag")
+    assert "'lsit'. Did you mean: list ?" in proc.stderr
+    assert proc.stderr.endswith("(trajopt-loader bench --help lists the flags)\n")

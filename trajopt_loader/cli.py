@@ -90,7 +90,11 @@ def _main(name: str, argv: list[str]) -> None:
         ] + rest  # WARNING and above; JAX's INFO backend probing is noise here.
     started = []  # set once flags are parsed and the command's main runs
     try:
-        app.run(_clear_errors(name, module.main, started), argv=[f"trajopt-loader {name}"] + rest)
+        app.run(
+            _clear_errors(name, module.main, started),
+            argv=[f"trajopt-loader {name}"] + rest,
+            flags_parser=lambda args: _parse_flags(name, args),
+        )
     except (AttributeError, KeyError, TypeError, ValueError) as e:
         if started:
             raise
@@ -98,6 +102,22 @@ def _main(name: str, argv: list[str]) -> None:
         # AttributeError/KeyError there): report it like any usage error, in one line.
         print(
             f"trajopt-loader {name}: error in flags: {_public(_flag_error_text(e))}",
+            file=sys.stderr,
+        )
+        sys.exit(2)
+
+
+def _parse_flags(name: str, args: list[str]) -> list[str]:
+    """absl's flag parsing; a bad flag is one line pointing at ``--help`` (exit 2), where absl
+    would point at ``--helpfull`` (every flag of every library) and exit 1."""
+    from absl import flags
+
+    try:
+        return flags.FLAGS(args)
+    except flags.Error as e:
+        print(
+            f"trajopt-loader {name}: error in flags: {_public(e)} "
+            f"(trajopt-loader {name} --help lists the flags)",
             file=sys.stderr,
         )
         sys.exit(2)
