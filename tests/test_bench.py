@@ -33,7 +33,7 @@ def test_runs_each_script_and_reports_exit_codes(tmp_path, capfd):
 
 
 def test_missing_folder_names_the_fix(tmp_path):
-    with pytest.raises(FileNotFoundError, match="--benchmarks_dir"):
+    with pytest.raises(FileNotFoundError, match="--benchmarks-dir"):
         find_benchmarks(tmp_path / "nope")
 
 

@@ -1,10 +1,10 @@
 """``trajopt-loader bench``: run the benchmark scripts of ``benchmarks/`` with their small defaults.
 
-    trajopt-loader bench [--only device_overlap,...] [--list] [--benchmarks_dir DIR]
+    trajopt-loader bench [--only device_overlap,...] [--list] [--benchmarks-dir DIR]
 
 A thin wrapper: each ``benchmarks/bench_*.py`` runs in its own Python process (so each one starts
 JAX fresh), one after the other, with its output passed through. ``benchmarks/`` ships with the
-source tree (a clone), not with the installed package; point ``--benchmarks_dir`` at it otherwise.
+source tree (a clone), not with the installed package; point ``--benchmarks-dir`` at it otherwise.
 Exits non-zero when a benchmark fails.
 """
 
@@ -18,15 +18,21 @@ from pathlib import Path
 
 from absl import flags
 
+from trajopt_loader.commands.common import define
+
 FLAGS = flags.FLAGS
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "benchmarks"
+USAGE = "trajopt-loader bench [--only WORD,...] [--list] [--benchmarks-dir DIR]"
+EXAMPLE = "trajopt-loader bench --only device_overlap"
 
-if "only" not in FLAGS:
-    flags.DEFINE_list("only", [], "Run only benchmarks whose name contains one of these words.")
-if "list" not in FLAGS:
-    flags.DEFINE_bool("list", False, "List the benchmarks and exit.")
-if "benchmarks_dir" not in FLAGS:
-    flags.DEFINE_string("benchmarks_dir", None, "Folder of bench_*.py scripts (default: the clone's benchmarks/).")
+define("list", "only", [], "Run only benchmarks whose name contains one of these words.")
+define("bool", "list", False, "List the benchmarks and exit.")
+define(
+    "string",
+    "benchmarks-dir",
+    None,
+    "Folder of bench_*.py scripts (default: the benchmarks/ folder of the source checkout).",
+)
 
 
 def find_benchmarks(directory: str | os.PathLike | None = None, only=()) -> list[Path]:
@@ -38,9 +44,12 @@ def find_benchmarks(directory: str | os.PathLike | None = None, only=()) -> list
     """
     d = Path(directory) if directory else DEFAULT_DIR
     if not d.is_dir():
+        where = f"at {directory}" if directory else "next to the installed package"
         raise FileNotFoundError(
-            f"no benchmarks folder at {d}: benchmarks/ ships with the source tree, not the installed "
-            "package. Fix: run from a clone, or pass --benchmarks_dir=/path/to/benchmarks.")
+            f"no benchmarks folder {where}: benchmarks/ ships with the source tree, not the "
+            "installed package. Fix: run from a clone, or pass "
+            "--benchmarks-dir=/path/to/benchmarks."
+        )
     scripts = sorted(d.glob("bench_*.py"))
     if only:
         scripts = [s for s in scripts if any(word in s.stem for word in only)]
@@ -48,7 +57,11 @@ def find_benchmarks(directory: str | os.PathLike | None = None, only=()) -> list
 
 
 def run_benchmarks(scripts, *, out=print) -> dict[str, int]:
-    """Runs each script with ``sys.executable`` (output passed through); returns ``{name: exit code}``."""
+    """Runs each script with ``sys.executable`` (output passed through).
+
+    Returns:
+      ``{name: exit code}``.
+    """
     codes = {}
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
@@ -67,11 +80,13 @@ def main(argv) -> None:
     if len(argv) > 1:
         raise SystemExit(f"trajopt-loader bench takes no positional arguments, got {argv[1:]}")
     try:
-        scripts = find_benchmarks(FLAGS.benchmarks_dir, FLAGS.only)
+        scripts = find_benchmarks(FLAGS["benchmarks-dir"].value, FLAGS.only)
     except FileNotFoundError as e:
         raise SystemExit(f"trajopt-loader bench: {e}") from None
     if not scripts:
-        raise SystemExit(f"trajopt-loader bench: no bench_*.py matches --only={','.join(FLAGS.only)}")
+        raise SystemExit(
+            f"trajopt-loader bench: no bench_*.py matches --only={','.join(FLAGS.only)}"
+        )
     if FLAGS.list:
         for s in scripts:
             print(s.stem)

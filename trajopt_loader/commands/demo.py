@@ -1,4 +1,4 @@
-"""``trajopt-loader demo``: export the bundled Cassie sample and train a tiny MLP on streamed windows.
+"""``trajopt-loader demo``: export the bundled Cassie sample, train a tiny MLP on streamed windows.
 
 Needs no arguments and no files outside the package: the sample under
 ``trajopt_loader/sample_data/cassie`` (7 trajectories of osudrl/apex @ 82c44af, MIT) is exported to
@@ -9,13 +9,14 @@ the next-step change of qpos,
 ``qpos[t+1] - qpos[t]`` from ``qpos[t]`` (both standardized with the sample's statistics), with a
 hand-rolled Adam in a jitted ``jax.value_and_grad`` step. Pairs count only where both steps are
 real data (``valid``) and consecutive in their trajectory (``step[t+1] == step[t] + 1``; a window
-that wraps past a trajectory's end is cut there). Prints the loss every ``--log_every`` steps.
+that wraps past a trajectory's end is cut there). Prints the loss every ``--log-every`` steps.
 
-    trajopt-loader demo [--steps 300] [--num_envs 32] [--window_size 16]
+    trajopt-loader demo [--steps 300] [--num-envs 32] [--window-size 16]
 """
 
 from __future__ import annotations
 
+import itertools
 import tempfile
 import time
 from pathlib import Path
@@ -23,33 +24,35 @@ from pathlib import Path
 import numpy as np
 from absl import flags
 
+from trajopt_loader.commands.common import define
+
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data" / "cassie"
 
 FLAGS = flags.FLAGS
+USAGE = "trajopt-loader demo [--steps N] [--num-envs N] [--window-size N] [...]"
+EXAMPLE = "trajopt-loader demo --steps 100 --num-envs 16"
 
-
-def _define(kind: str, name: str, default, help_text: str) -> None:
-    if name not in FLAGS:  # other commands imported in the same process may own the name
-        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
-
-
-_define("integer", "steps", 300, "Training steps (one streamed batch each).")
-_define("integer", "num_envs", 32, "Envs per batch (E).")
-_define("integer", "window_size", 16, "Steps per window (W).")
-_define("integer", "hidden", 64, "Hidden units of each of the 2 MLP layers.")
-_define("float", "learning_rate", 3e-3, "Adam learning rate.")
-_define("integer", "log_every", 50, "Print the loss every this many steps.")
-_define("integer", "seed", 0, "Seed of the window schedule and of the MLP initialization.")
+define("integer", "steps", 300, "Training steps (one streamed batch each).")
+define("integer", "num-envs", 32, "Envs per batch (E).")
+define("integer", "window-size", 16, "Steps per window (W).")
+define("integer", "hidden", 64, "Hidden units of each of the 2 MLP layers.")
+define("float", "learning-rate", 3e-3, "Adam learning rate.")
+define("integer", "log-every", 50, "Print the loss every this many steps.")
+define("integer", "seed", 0, "Seed of the window schedule and of the MLP initialization.")
 
 
 def _init_mlp(key, sizes):
     import jax
 
     params = []
-    for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    for n_in, n_out in itertools.pairwise(sizes):
         key, sub = jax.random.split(key)
-        params.append({"w": jax.random.normal(sub, (n_in, n_out)) * np.sqrt(2.0 / n_in),
-                       "b": jax.numpy.zeros((n_out,))})
+        params.append(
+            {
+                "w": jax.random.normal(sub, (n_in, n_out)) * np.sqrt(2.0 / n_in),
+                "b": jax.numpy.zeros((n_out,)),
+            }
+        )
     return params
 
 
@@ -69,14 +72,19 @@ def _sample_stats(store, traj_ids) -> dict[str, np.ndarray]:
     trajectories ``traj_ids`` (int [n]), float64 [nq]."""
     qs = [store.read(int(t), "qpos") for t in traj_ids]
     q, dq = np.concatenate(qs), np.concatenate([np.diff(x, axis=0) for x in qs])
-    return {"q_mu": q.mean(0), "q_sd": np.maximum(q.std(0), 1e-3),
-            "d_mu": dq.mean(0), "d_sd": np.maximum(dq.std(0), 1e-3)}
+    return {
+        "q_mu": q.mean(0),
+        "q_sd": np.maximum(q.std(0), 1e-3),
+        "d_mu": dq.mean(0),
+        "d_sd": np.maximum(dq.std(0), 1e-3),
+    }
 
 
 def make_train_step(stats, learning_rate: float):
     """Jitted ``(params, opt, batch) -> (params, opt, loss)``; Adam (b1=0.9, b2=0.999, eps=1e-8).
 
-    ``batch``: ``qpos [E, W, nq]`` float32, ``valid [E, W]`` bool, ``step [E, W]`` int32 (on device).
+    ``batch`` (on device): ``qpos [E, W, nq]`` float32, ``valid [E, W]`` bool, ``step [E, W]``
+    int32.
     ``loss``: masked mean over pairs of the per-pair mean squared error of the standardized change.
     """
     import jax
@@ -105,13 +113,23 @@ def make_train_step(stats, learning_rate: float):
     return train_step
 
 
-def run_demo(steps: int = 300, *, num_envs: int = 32, window_size: int = 16, hidden: int = 64,
-             learning_rate: float = 3e-3, log_every: int = 50, seed: int = 0, workdir=None,
-             out=print) -> dict:
+def run_demo(
+    steps: int = 300,
+    *,
+    num_envs: int = 32,
+    window_size: int = 16,
+    hidden: int = 64,
+    learning_rate: float = 3e-3,
+    log_every: int = 50,
+    seed: int = 0,
+    workdir=None,
+    out=print,
+) -> dict:
     """Runs the demo; returns ``{"losses": [steps] float, "initial_loss", "final_loss" (means of the
     first / last 10 steps), "seconds", "batches_per_s", "env_steps_per_s"}``.
 
-    ``workdir``: where the temporary store goes (a fresh temporary directory by default, deleted after).
+    ``workdir``: where the temporary store goes (a fresh temporary directory by default, deleted
+    after).
     """
     import jax
 
@@ -121,48 +139,85 @@ def run_demo(steps: int = 300, *, num_envs: int = 32, window_size: int = 16, hid
 
     with tempfile.TemporaryDirectory(dir=workdir) as tmp:
         zarr_path = str(Path(tmp) / "cassie_sample.zarr")
-        summary = export_npz(SAMPLE, zarr_path, source="cassie", convention="mujoco",
-                             allow_missing=("qvel", "action"), progress=False)
-        out(f"exported the bundled sample ({SAMPLE}): {summary.trajectories} trajectories, "
-            f"{summary.frames} frames")
-        config = load_config("cassie", {
-            "zarr_path": zarr_path, "keys": ("qpos",), "num_envs": num_envs,
-            "references.enabled": False, "motions": (MOTION,),
-            "window_size": window_size, "schedule": "random", "seed": seed, "num_batches": steps})
+        summary = export_npz(
+            SAMPLE,
+            zarr_path,
+            source="cassie",
+            convention="mujoco",
+            allow_missing=("qvel", "action"),
+            progress=False,
+        )
+        out(
+            "exported the bundled sample (trajopt_loader/sample_data/cassie): "
+            f"{summary.trajectories} trajectories, {summary.frames} frames"
+        )
+        config = load_config(
+            "cassie",
+            {
+                "zarr_path": zarr_path,
+                "keys": ("qpos",),
+                "num_envs": num_envs,
+                "references.enabled": False,
+                "motions": (MOTION,),
+                "window_size": window_size,
+                "schedule": "random",
+                "seed": seed,
+                "num_batches": steps,
+            },
+        )
         store = TrajectoryStore(zarr_path)
         played = store.select(motions=(MOTION,))
-        out(f"streaming {MOTION}: {len(played)} trajectories, dt {store.dts[played].min():.4g}-"
+        out(
+            f"streaming {MOTION}: {len(played)} trajectories, dt {store.dts[played].min():.4g}-"
             f"{store.dts[played].max():.4g} s (a window of {window_size} steps is "
-            f"{window_size * store.dts[played].mean():.2f} s)")
+            f"{window_size * store.dts[played].mean():.2f} s)"
+        )
         stats = _sample_stats(store, played)
         nq = stats["q_mu"].shape[0]
         params = _init_mlp(jax.random.key(seed), (nq, hidden, hidden, nq))
-        opt = {"t": jax.numpy.zeros((), jax.numpy.int32),
-               "m": jax.tree.map(jax.numpy.zeros_like, params),
-               "v": jax.tree.map(jax.numpy.zeros_like, params)}
+        opt = {
+            "t": jax.numpy.zeros((), jax.numpy.int32),
+            "m": jax.tree.map(jax.numpy.zeros_like, params),
+            "v": jax.tree.map(jax.numpy.zeros_like, params),
+        }
         train_step = make_train_step(stats, learning_rate)
-        out(f"training a {nq}-{hidden}-{hidden}-{nq} MLP on {num_envs} x {window_size} windows "
-            f"for {steps} steps (loss: standardized next-step change of qpos, masked by valid)")
+        out(
+            f"training a {nq}-{hidden}-{hidden}-{nq} MLP on {num_envs} x {window_size} windows "
+            f"for {steps} steps (loss: standardized next-step change of qpos, masked by valid)"
+        )
         losses, t0 = [], time.perf_counter()
-        with device_iterator(make_dataset(config, store), host_buffer=config.host_prefetch,
-                             device_buffer=config.device_prefetch) as it:
+        with device_iterator(
+            make_dataset(config, store),
+            host_buffer=config.host_prefetch,
+            device_buffer=config.device_prefetch,
+        ) as it:
             for i, batch in enumerate(it):
                 params, opt, loss = train_step(params, opt, batch)
                 losses.append(loss)
                 if (i + 1) % log_every == 0 or i == 0:
-                    window = [float(x) for x in losses[max(0, i + 1 - log_every):]]
-                    out(f"  step {i + 1:5d}  loss {float(loss):.4f}  (mean of last {len(window)}: "
-                        f"{np.mean(window):.4f})")
+                    window = [float(x) for x in losses[max(0, i + 1 - log_every) :]]
+                    out(
+                        f"  step {i + 1:5d}  loss {float(loss):.4f}  (mean of last {len(window)}: "
+                        f"{np.mean(window):.4f})"
+                    )
         losses = [float(x) for x in jax.device_get(losses)]
         seconds = time.perf_counter() - t0
-    result = {"losses": losses, "initial_loss": float(np.mean(losses[:10])),
-              "final_loss": float(np.mean(losses[-10:])), "seconds": seconds,
-              "batches_per_s": len(losses) / seconds,
-              "env_steps_per_s": len(losses) * num_envs * window_size / seconds}
-    out(f"loss {result['initial_loss']:.4f} (first 10 steps) -> {result['final_loss']:.4f} "
-        f"(last 10), x{result['initial_loss'] / max(result['final_loss'], 1e-12):.1f} lower")
-    out(f"{len(losses)} steps in {seconds:.2f} s (incl. compile): {result['batches_per_s']:.1f} "
-        f"batches/s, {result['env_steps_per_s']:.0f} env-steps/s")
+    result = {
+        "losses": losses,
+        "initial_loss": float(np.mean(losses[:10])),
+        "final_loss": float(np.mean(losses[-10:])),
+        "seconds": seconds,
+        "batches_per_s": len(losses) / seconds,
+        "env_steps_per_s": len(losses) * num_envs * window_size / seconds,
+    }
+    out(
+        f"loss {result['initial_loss']:.4f} (first 10 steps) -> {result['final_loss']:.4f} "
+        f"(last 10), x{result['initial_loss'] / max(result['final_loss'], 1e-12):.1f} lower"
+    )
+    out(
+        f"{len(losses)} steps in {seconds:.2f} s (incl. compile): {result['batches_per_s']:.1f} "
+        f"batches/s, {result['env_steps_per_s']:.0f} env-steps/s"
+    )
     return result
 
 
@@ -170,6 +225,12 @@ def main(argv) -> None:
     """absl entry point of ``trajopt-loader demo``."""
     if len(argv) > 1:
         raise SystemExit(f"trajopt-loader demo takes no positional arguments, got {argv[1:]}")
-    run_demo(FLAGS.steps, num_envs=FLAGS.num_envs, window_size=FLAGS.window_size,
-             hidden=FLAGS.hidden, learning_rate=FLAGS.learning_rate, log_every=FLAGS.log_every,
-             seed=FLAGS.seed)
+    run_demo(
+        FLAGS.steps,
+        num_envs=FLAGS["num-envs"].value,
+        window_size=FLAGS["window-size"].value,
+        hidden=FLAGS.hidden,
+        learning_rate=FLAGS["learning-rate"].value,
+        log_every=FLAGS["log-every"].value,
+        seed=FLAGS.seed,
+    )

@@ -23,42 +23,76 @@ import sys
 
 from absl import flags
 
+from trajopt_loader.commands.common import PROGRESS_HELP, define, progress_enabled
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import TrajoptLoaderError
 
 _F = flags.FLAGS
+USAGE = (
+    "trajopt-loader export ROOT OUT --source NAME (--convention NAME | --quat-order Q "
+    "--lin-vel-frame F --ang-vel-frame F) [flags]"
+)
+ARGUMENTS = (
+    ("ROOT", "Folder of .npz files: ROOT/MOTION/*.npz (or ROOT/*.npz with --motion)."),
+    ("OUT", "Zarr store to create or add to (local path or URL)."),
+)
+EXAMPLE = (
+    "trajopt-loader export ../shared/data/cassie/trajopt cassie.zarr --source cassie "
+    "--convention mujoco --allow-missing qvel"
+)
 
-
-def _define(kind: str, name: str, default, help_text: str) -> None:
-    """Define a flag unless another command module imported in this process already did."""
-    if name not in _F:
-        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
-
-
-_define("string", "source", None, "Source group name (robot / dataset), e.g. cassie.")
-_define("string", "motion", None, "Export only this motion: ROOT/MOTION/*.npz, or ROOT/*.npz "
-                    "named MOTION. Default: every subdirectory of ROOT holding .npz files.")
-_define("string", "convention", None, "mujoco | pinocchio (alias crocoddyl).")
-_define("string", "quat-order", None, "wxyz | xyzw (instead of --convention).")
-_define("string", "lin-vel-frame", None, "world | body (instead of --convention).")
-_define("string", "ang-vel-frame", None, "world | body (instead of --convention).")
-_define("string", "dt", None, "Time step in seconds for files with no dt / uniform time, or "
-        "'unknown' to record theirs as unknown (never guessed; without --dt such files fail).")
-_define("multi_string", "key", [], "NAME=ARRAY mapping for unnamed arrays, e.g. qpos=arr_0.")
-_define("integer", "max-trajs-per-motion", None, "Keep the first N files of each motion.")
-_define("bool", "overwrite", False, "Replace motions that already exist in the store.")
-_define("multi_string", "allow-missing", [], "Keys that may be absent, e.g. qvel.")
-_define("string", "model", None, "MuJoCo model XML for --derive-qvel / --resample-dt / "
-                    "--ee-sites preprocessing.")
-_define("bool", "derive-qvel", False, "Compute qvel from qpos with the model (needs --model).")
-_define("float", "resample-dt", None, "Resample trajectories to this dt in s (needs --model).")
-_define("list", "ee-sites", [], "Model sites whose world positions are stored as ee_pos "
-                  "(needs --model).")
-_define("bool", "progress", True, "Show progress bars.")
-_define("float", "lock-timeout", 600.0, "Seconds to wait for another export of the same local "
-                  "store to finish (exports of one store run one after the other).")
-_define("bool", "single-writer", False, "Allow writing a remote (URL) store: you guarantee no "
-                  "other export writes it at the same time (remote stores have no lock).")
+define("string", "source", None, "Source group name (robot / dataset), e.g. cassie.")
+define(
+    "string",
+    "motion",
+    None,
+    "Export only this motion: ROOT/MOTION/*.npz, or ROOT/*.npz "
+    "named MOTION. Default: every subdirectory of ROOT holding .npz files.",
+)
+define("string", "convention", None, "mujoco | pinocchio (alias crocoddyl).")
+define("string", "quat-order", None, "wxyz | xyzw (instead of --convention).")
+define("string", "lin-vel-frame", None, "world | body (instead of --convention).")
+define("string", "ang-vel-frame", None, "world | body (instead of --convention).")
+define(
+    "string",
+    "dt",
+    None,
+    "Time step in seconds for files with no dt / uniform time, or "
+    "'unknown' to record theirs as unknown (never guessed; without --dt such files fail).",
+)
+define("multi_string", "key", [], "NAME=ARRAY mapping for unnamed arrays, e.g. qpos=arr_0.")
+define("integer", "max-trajs-per-motion", None, "Keep the first N files of each motion.")
+define("bool", "overwrite", False, "Replace motions that already exist in the store.")
+define("multi_string", "allow-missing", [], "Keys that may be absent, e.g. qvel.")
+define(
+    "string",
+    "model",
+    None,
+    "MuJoCo model XML for --derive-qvel / --resample-dt / --ee-sites preprocessing.",
+)
+define("bool", "derive-qvel", False, "Compute qvel from qpos with the model (needs --model).")
+define("float", "resample-dt", None, "Resample trajectories to this dt in s (needs --model).")
+define(
+    "list",
+    "ee-sites",
+    [],
+    "Model sites whose world positions are stored as ee_pos (needs --model).",
+)
+define("bool", "progress", None, PROGRESS_HELP)
+define(
+    "float",
+    "lock-timeout",
+    600.0,
+    "Seconds to wait for another export of the same local "
+    "store to finish (exports of one store run one after the other).",
+)
+define(
+    "bool",
+    "single-writer",
+    False,
+    "Allow writing a remote (URL) store: you guarantee no "
+    "other export writes it at the same time (remote stores have no lock).",
+)
 
 
 class _UsageError(TrajoptLoaderError, ValueError):
@@ -68,14 +102,17 @@ class _UsageError(TrajoptLoaderError, ValueError):
 def _convention() -> Convention:
     parts = [_F["quat-order"].value, _F["lin-vel-frame"].value, _F["ang-vel-frame"].value]
     if _F.convention and any(parts):
-        raise _UsageError("give either --convention or --quat-order/--lin-vel-frame/"
-                          "--ang-vel-frame, not both.")
+        raise _UsageError(
+            "give either --convention or --quat-order/--lin-vel-frame/--ang-vel-frame, not both."
+        )
     if _F.convention:
         return as_convention(_F.convention)
     if not all(parts):
-        raise _UsageError("the base convention is not given; pass --convention mujoco|pinocchio, "
-                          "or all of --quat-order wxyz|xyzw --lin-vel-frame world|body "
-                          "--ang-vel-frame world|body (it is recorded, never guessed).")
+        raise _UsageError(
+            "the base convention is not given; pass --convention mujoco|pinocchio, "
+            "or all of --quat-order wxyz|xyzw --lin-vel-frame world|body "
+            "--ang-vel-frame world|body (it is recorded, never guessed)."
+        )
     return Convention(*parts)
 
 
@@ -89,8 +126,9 @@ def _dt() -> float | str | None:
     try:
         return float(value)
     except ValueError:
-        raise _UsageError(f"--dt {value!r} is not a time step in seconds (e.g. --dt 0.02) or "
-                          f"{UNKNOWN_DT!r}.") from None
+        raise _UsageError(
+            f"--dt {value!r} is not a time step in seconds (e.g. --dt 0.02) or {UNKNOWN_DT!r}."
+        ) from None
 
 
 def _key_map() -> dict[str, str]:
@@ -114,8 +152,9 @@ def run(argv: list[str]) -> str:
       TrajoptLoaderError: bad usage or input (nothing written).
     """
     if len(argv) != 3:
-        raise _UsageError(f"expected ROOT and OUT positional arguments, got {argv[1:]}; usage: "
-                          "trajopt-loader export ROOT OUT --source NAME --convention mujoco")
+        raise _UsageError(
+            f"expected ROOT and OUT positional arguments, got {argv[1:]}; usage: {USAGE}"
+        )
     if not _F.source:
         raise _UsageError("--source NAME is required (e.g. --source cassie).")
     conv = _convention()
@@ -129,19 +168,32 @@ def run(argv: list[str]) -> str:
         from trajopt_loader.transforms.kinematics import make_export_preprocess
 
         preprocess = make_export_preprocess(
-            model, convention=conv, derive_qvel=bool(_F["derive-qvel"].value),
-            resample_dt=_F["resample-dt"].value, ee_sites=tuple(_F["ee-sites"].value))
+            model,
+            convention=conv,
+            derive_qvel=bool(_F["derive-qvel"].value),
+            resample_dt=_F["resample-dt"].value,
+            ee_sites=tuple(_F["ee-sites"].value),
+        )
         if _F["derive-qvel"].value and "qvel" not in allow_missing:
             allow_missing.append("qvel")
     from trajopt_loader.store.export import export_npz
 
-    summary = export_npz(argv[1], argv[2], source=_F.source, motion=_F.motion, convention=conv,
-                         dt=_dt(), key_map=_key_map(),
-                         max_trajs_per_motion=_F["max-trajs-per-motion"].value,
-                         overwrite=_F.overwrite, allow_missing=tuple(allow_missing),
-                         preprocess=preprocess, progress=_F.progress,
-                         lock_timeout=_F["lock-timeout"].value,
-                         single_writer=_F["single-writer"].value)
+    summary = export_npz(
+        argv[1],
+        argv[2],
+        source=_F.source,
+        motion=_F.motion,
+        convention=conv,
+        dt=_dt(),
+        key_map=_key_map(),
+        max_trajs_per_motion=_F["max-trajs-per-motion"].value,
+        overwrite=_F.overwrite,
+        allow_missing=tuple(allow_missing),
+        preprocess=preprocess,
+        progress=progress_enabled(_F.progress),
+        lock_timeout=_F["lock-timeout"].value,
+        single_writer=_F["single-writer"].value,
+    )
     return str(summary)
 
 

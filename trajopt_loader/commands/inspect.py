@@ -14,19 +14,16 @@ import sys
 
 from absl import flags
 
+from trajopt_loader.commands.common import define
 from trajopt_loader.errors import TrajoptLoaderError
 
 _F = flags.FLAGS
+USAGE = "trajopt-loader inspect STORE [--model MODEL.xml] [--max-trajs N]"
+ARGUMENTS = (("STORE", "Zarr store written by trajopt-loader export (local path or URL)."),)
+EXAMPLE = "trajopt-loader inspect cassie.zarr --model ../shared/data/cassie/cassie.xml"
 
-
-def _define(kind: str, name: str, default, help_text: str) -> None:
-    """Define a flag unless another command module imported in this process already did."""
-    if name not in _F:
-        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
-
-
-_define("string", "model", None, "MuJoCo model XML: hinge/slide addresses for the qvel check.")
-_define("integer", "max-trajs", 30, "List at most this many unflagged trajectories per motion.")
+define("string", "model", None, "MuJoCo model XML: hinge/slide addresses for the qvel check.")
+define("integer", "max-trajs", 30, "List at most this many unflagged trajectories per motion.")
 
 
 def run(argv: list[str]) -> str:
@@ -39,8 +36,7 @@ def run(argv: list[str]) -> str:
     from trajopt_loader.store.reader import TrajectoryStore
 
     if len(argv) != 2:
-        raise TrajoptLoaderError(f"expected one STORE argument, got {argv[1:]}; usage: "
-                                 "trajopt-loader inspect STORE [--model MODEL.xml]")
+        raise TrajoptLoaderError(f"expected one STORE argument, got {argv[1:]}; usage: {USAGE}")
     report = inspect_store(TrajectoryStore(argv[1], cache_bytes=0), model_path=_F.model)
     return format_report(report, max_trajs=_F["max-trajs"].value)
 

@@ -14,26 +14,33 @@ import os
 
 from absl import flags
 
+from trajopt_loader.commands.common import define
 from trajopt_loader.errors import TrajoptLoaderError
 
 _F = flags.FLAGS
 FIGURE_EXTENSIONS = (".png", ".svg", ".pdf")
+USAGE = "trajopt-loader plot STORE [--traj ID|PATH ...] [--refs] -o OUT.png|svg|pdf"
+ARGUMENTS = (("STORE", "Zarr store written by trajopt-loader export (local path or URL)."),)
+EXAMPLE = "trajopt-loader plot cassie.zarr --traj 0 --traj cassie/aslip_walk/traj10 -o plot.png"
 
 
-def _define(kind: str, name: str, default, help_text: str, **kw) -> None:
-    """Define a flag unless another command module imported in this process already did."""
-    if name not in _F:
-        getattr(flags, f"DEFINE_{kind}")(name, default, help_text, **kw)
-
-
-_define("multi_string", "traj", None, "Trajectory: traj_id or source/motion/trajN (repeatable).")
-_define("bool", "refs", False, "Also plot the ref_* reference signals (needs qvel).")
-_define("string", "output", None, "Output file (.png/.svg/.pdf for plots; .mp4/.gif/.png for "
-        "render).", short_name="o")
-_define("string", "model", None, "MuJoCo model XML (joint names / addresses; render: the robot).")
-_define("string", "robot", None, "Robot name (cassie, digit_v3, digit_v3_thirdarm) when the "
-        "source is not named after it.")
-_define("integer", "dpi", 100, "Raster resolution of PNG output (dots per inch).")
+define("multi_string", "traj", None, "Trajectory: traj_id or source/motion/trajN (repeatable).")
+define("bool", "refs", False, "Also plot the ref_* reference signals (needs qvel).")
+define(
+    "string",
+    "output",
+    None,
+    "Output file (.png/.svg/.pdf for plots; .mp4/.gif/.png for render).",
+    short_name="o",
+)
+define("string", "model", None, "MuJoCo model XML (joint names / addresses; render: the robot).")
+define(
+    "string",
+    "robot",
+    None,
+    "Robot name (cassie, digit_v3, digit_v3_thirdarm) when the source is not named after it.",
+)
+define("integer", "dpi", 100, "Raster resolution of PNG output (dots per inch).")
 
 
 class UsageError(TrajoptLoaderError, ValueError):
@@ -49,8 +56,9 @@ def output_path(extensions: tuple[str, ...], usage: str) -> str:
     """``-o`` checked against ``extensions`` (before any work is done)."""
     out = _F.output
     if not out or os.path.splitext(out)[1].lower() not in extensions:
-        raise UsageError(f"-o {out!r}: expected an output file ending in one of {extensions}; "
-                         f"usage: {usage}")
+        raise UsageError(
+            f"-o {out!r}: expected an output file ending in one of {extensions}; usage: {usage}"
+        )
     return out
 
 
@@ -63,7 +71,7 @@ def run(argv: list[str]) -> str:
     from trajopt_loader.store.reader import TrajectoryStore
     from trajopt_loader.viz.trajectory import plot_trajectories
 
-    usage = "trajopt-loader plot STORE [--traj ID|PATH ...] [--refs] -o OUT.png|svg|pdf"
+    usage = USAGE
     if len(argv) != 2:
         raise UsageError(f"expected one STORE argument, got {argv[1:]}; usage: {usage}")
     out = output_path(FIGURE_EXTENSIONS, usage)

@@ -12,15 +12,27 @@ from __future__ import annotations
 from absl import flags
 from ml_collections import config_flags
 
-from trajopt_loader.commands.plot import FIGURE_EXTENSIONS, UsageError, _define, output_path
+from trajopt_loader.commands.common import define, uses
+from trajopt_loader.commands.plot import FIGURE_EXTENSIONS, UsageError, output_path
 
 _F = flags.FLAGS
+USAGE = "trajopt-loader plot-batch --config=CONFIG [--config.FIELD=VALUE ...] -o OUT.png"
+EXAMPLE = (
+    "trajopt-loader plot-batch --config=cassie --config.zarr_path=cassie.zarr "
+    "--config.num_envs=8 --batch 2 -o batch.png"
+)
 
 if "config" not in _F:
-    config_flags.DEFINE_config_file("config", None, "Config file, e.g. trajopt_loader/configs/cassie.py.",
-                                    lock_config=True)
-_define("integer", "batch", 0, "Which batch of the stream to draw (0-based).")
-_define("integer", "max_envs", 64, "Draw at most this many envs (the first ones).")
+    config_flags.DEFINE_config_file(
+        "config",
+        None,
+        "Config file or name: cassie, digit_v3, "
+        "default, or a path such as my_config.py[:overrides].",
+        lock_config=True,
+    )
+uses("config", "output", "dpi")
+define("integer", "batch", 0, "Which batch of the stream to draw (0-based).")
+define("integer", "max-envs", 64, "Draw at most this many envs (the first ones).")
 
 
 def run(argv: list[str]) -> str:
@@ -34,7 +46,7 @@ def run(argv: list[str]) -> str:
     from trajopt_loader.store.reader import TrajectoryStore
     from trajopt_loader.viz.batch import batch_at, plot_batch
 
-    usage = "trajopt-loader plot-batch --config=CONFIG [--config.FIELD=VALUE ...] -o OUT.png"
+    usage = USAGE
     if len(argv) != 1:
         raise UsageError(f"unexpected arguments {argv[1:]}; usage: {usage}")
     if _F.config is None:
@@ -44,9 +56,11 @@ def run(argv: list[str]) -> str:
     validate_config(config)
     store = TrajectoryStore(config.zarr_path, cache_bytes=config.cache_bytes)
     batch = batch_at(make_dataset(config, store, process_index=0, process_count=1), _F.batch)
-    title = (f"{config.zarr_path}: batch {_F.batch}, schedule={config.schedule}, "
-             f"{config.num_envs} envs x {config.window_size} steps")
-    plot_batch(batch, store, max_envs=_F.max_envs, title=title).savefig(out, dpi=_F.dpi)
+    title = (
+        f"{config.zarr_path}: batch {_F.batch}, schedule={config.schedule}, "
+        f"{config.num_envs} envs x {config.window_size} steps"
+    )
+    plot_batch(batch, store, max_envs=_F["max-envs"].value, title=title).savefig(out, dpi=_F.dpi)
     return out
 
 

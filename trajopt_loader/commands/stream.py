@@ -1,7 +1,7 @@
-r"""``trajopt-loader stream``: stream windows through the pipeline into a jitted consumer; report speed.
+r"""``trajopt-loader stream``: stream windows through the pipeline into a jitted consumer.
 
     trajopt-loader stream --config=trajopt_loader/configs/cassie.py \
-        --config.zarr_path=cassie.zarr [--num_batches 200] [--config.num_envs=1024]
+        --config.zarr_path=cassie.zarr [--num-batches 200] [--config.num_envs=1024]
 
 Builds ``make_dataset(config)``, wraps it with ``device_iterator`` (``host_prefetch`` /
 ``device_prefetch`` from the config) and runs a jitted consumer on every batch: a ``jax.lax.scan``
@@ -11,7 +11,8 @@ streamed run (compile excluded): batches/s, env-steps/s (``E * W`` per batch) an
 the device batch), next to the host pipeline alone (numpy batches, no device) and the consumer
 alone (the same jitted step on one batch already on the device), and the mean ``qpos`` over the
 valid steps as a result check. With ``config.distributed.coordinator_address`` set it first calls
-``jax.distributed.initialize`` (:func:`~trajopt_loader.pipeline.distributed.maybe_initialize_distributed`);
+``jax.distributed.initialize``
+(:func:`~trajopt_loader.pipeline.distributed.maybe_initialize_distributed`);
 each process then reads its env shard and the consumer runs on the global env-sharded batch::
 
     trajopt-loader stream --config=trajopt_loader/configs/default.py --config.zarr_path=s.zarr \
@@ -28,21 +29,31 @@ import numpy as np
 from absl import flags
 from ml_collections import config_flags
 
+from trajopt_loader.commands.common import PROGRESS_HELP, define, progress_enabled, uses
+
 FLAGS = flags.FLAGS
-
-
-def _define(kind: str, name: str, default, help_text: str) -> None:
-    if name not in FLAGS:  # other commands imported in the same process may own the name
-        getattr(flags, f"DEFINE_{kind}")(name, default, help_text)
-
+USAGE = (
+    "trajopt-loader stream --config=CONFIG [--config.FIELD=VALUE ...] [--num-batches N] "
+    "[--warmup N] [--[no-]compare]"
+)
+EXAMPLE = (
+    "trajopt-loader stream --config=cassie --config.zarr_path=cassie.zarr --num-batches 200 "
+    "--config.num_envs=1024"
+)
 
 if "config" not in FLAGS:
-    config_flags.DEFINE_config_file("config", None, "Config file, e.g. trajopt_loader/configs/cassie.py.",
-                                    lock_config=True)
-_define("integer", "num_batches", None, "Batches to time (default: config.num_batches, else 100).")
-_define("integer", "warmup", 1, "Batches consumed first (compile), not timed.")
-_define("bool", "progress", True, "Show a progress bar.")
-_define("bool", "compare", True, "Also time the host pipeline alone and the consumer alone.")
+    config_flags.DEFINE_config_file(
+        "config",
+        None,
+        "Config file or name: cassie, digit_v3, "
+        "default, or a path such as my_config.py[:overrides].",
+        lock_config=True,
+    )
+uses("config")
+define("integer", "num-batches", None, "Batches to time (default: config.num_batches, else 100).")
+define("integer", "warmup", 1, "Batches consumed first (compile), not timed.")
+define("bool", "progress", None, PROGRESS_HELP)
+define("bool", "compare", True, "Also time the host pipeline alone and the consumer alone.")
 
 
 def make_consumer(key: str = "qpos"):
@@ -72,13 +83,22 @@ def make_consumer(key: str = "qpos"):
 
 def _rate_line(name: str, seconds: float, n: int, env_steps: int, nbytes: int) -> str:
     per = seconds / max(n, 1)
-    return (f"  {name:<20} {seconds:8.3f} s  {per * 1e3:8.2f} ms/batch  {n / seconds:9.1f} batches/s  "
-            f"{n * env_steps / seconds:12.0f} env-steps/s  {n * nbytes / seconds / 1e6:9.1f} MB/s")
+    return (
+        f"  {name:<20} {seconds:8.3f} s  {per * 1e3:8.2f} ms/batch  {n / seconds:9.1f} batches/s  "
+        f"{n * env_steps / seconds:12.0f} env-steps/s  {n * nbytes / seconds / 1e6:9.1f} MB/s"
+    )
 
 
-def run_stream(config, num_batches: int | None = None, *, warmup: int = 1, progress: bool = True,
-               compare: bool = True, out=print) -> dict:
-    """Streams ``warmup + num_batches`` batches of ``make_dataset(config)`` into the jitted consumer.
+def run_stream(
+    config,
+    num_batches: int | None = None,
+    *,
+    warmup: int = 1,
+    progress: bool = True,
+    compare: bool = True,
+    out=print,
+) -> dict:
+    """Streams ``warmup + num_batches`` batches of ``make_dataset(config)`` into the consumer.
 
     Returns a dict: ``batches`` (timed), ``consumed`` (all), ``seconds`` (timed streaming),
     ``batches_per_s``, ``env_steps_per_s``, ``mb_per_s``, ``batch_bytes``, ``host_seconds`` /
@@ -102,12 +122,18 @@ def run_stream(config, num_batches: int | None = None, *, warmup: int = 1, progr
     from trajopt_loader.pipeline.distributed import env_sharding
 
     sharding = env_sharding() if jax.process_count() > 1 else None  # global env-sharded batch
-    with device_iterator(make_dataset(config), sharding, host_buffer=config.host_prefetch,
-                         device_buffer=config.device_prefetch) as it:
+    with device_iterator(
+        make_dataset(config),
+        sharding,
+        host_buffer=config.host_prefetch,
+        device_buffer=config.device_prefetch,
+    ) as it:
         first = list(itertools.islice(it, max(warmup, 1)))
         if not first:
-            raise ValueError(f"the dataset of {config.zarr_path} yielded no batch (num_batches="
-                             f"{config.num_batches}); nothing to stream.")
+            raise ValueError(
+                f"the dataset of {config.zarr_path} yielded no batch (num_batches="
+                f"{config.num_batches}); nothing to stream."
+            )
         batch0 = first[0]
         acc = (jnp.zeros(batch0[key].shape[-1], jnp.float32), jnp.zeros((), jnp.int32))
         for b in first:
@@ -140,22 +166,38 @@ def run_stream(config, num_batches: int | None = None, *, warmup: int = 1, progr
         consumer_s = time.perf_counter() - t0
     total, count = np.asarray(acc[0]), int(acc[1])
     seconds = max(seconds, 1e-9)
-    result = {"batches": done, "consumed": consumed, "seconds": seconds, "batch_bytes": nbytes,
-              "batches_per_s": done / seconds, "env_steps_per_s": done * env_steps / seconds,
-              "mb_per_s": done * nbytes / seconds / 1e6, "host_seconds": host_s,
-              "consumer_seconds": consumer_s, "sum": total, "count": count,
-              "mean": total / max(count, 1)}
+    result = {
+        "batches": done,
+        "consumed": consumed,
+        "seconds": seconds,
+        "batch_bytes": nbytes,
+        "batches_per_s": done / seconds,
+        "env_steps_per_s": done * env_steps / seconds,
+        "mb_per_s": done * nbytes / seconds / 1e6,
+        "host_seconds": host_s,
+        "consumer_seconds": consumer_s,
+        "sum": total,
+        "count": count,
+        "mean": total / max(count, 1),
+    }
     shape = " x ".join(str(d) for d in batch0["valid"].shape)
-    out(f"streamed {done} batches (+{len(first)} warm-up) of {shape} env-steps "
-        f"({nbytes / 1e6:.2f} MB/batch on device; keys {', '.join(config['keys'])})")
+    out(
+        f"streamed {done} batches (+{len(first)} warm-up) of {shape} env-steps "
+        f"({nbytes / 1e6:.2f} MB/batch on device; keys {', '.join(config['keys'])})"
+    )
     out(_rate_line("streaming", seconds, done, env_steps, nbytes))
     if host_s is not None:
         out(_rate_line("host pipeline only", max(host_s, 1e-9), done, env_steps, nbytes))
         out(_rate_line("consumer only", max(consumer_s, 1e-9), done, env_steps, nbytes))
-        out(f"  streaming / max(host, consumer) = {seconds / max(host_s, consumer_s, 1e-9):.2f}"
-            " (1.00 = fully overlapped)")
-    out(f"mean {key} over {count} valid steps of {consumed} batches: "
-        + np.array2string(result["mean"][:7], precision=4) + (" ..." if total.size > 7 else ""))
+        out(
+            f"  streaming / max(host, consumer) = {seconds / max(host_s, consumer_s, 1e-9):.2f}"
+            " (1.00 = fully overlapped)"
+        )
+    out(
+        f"mean {key} over {count} valid steps of {consumed} batches: "
+        + np.array2string(result["mean"][:7], precision=4)
+        + (" ..." if total.size > 7 else "")
+    )
     return result
 
 
@@ -165,18 +207,22 @@ def main(argv) -> None:
         raise SystemExit(f"trajopt-loader stream takes no positional arguments, got {argv[1:]}")
     config = FLAGS.config
     if config is None:
-        raise SystemExit("trajopt-loader stream: --config is required, e.g. "
-                         "--config=trajopt_loader/configs/cassie.py --config.zarr_path=store.zarr")
+        raise SystemExit(f"trajopt-loader stream: --config is required; usage: {USAGE}")
     from trajopt_loader.configs import validate_config
-    from trajopt_loader.pipeline.distributed import (maybe_initialize_distributed,
-                                                     process_env_range)
+    from trajopt_loader.pipeline.distributed import maybe_initialize_distributed, process_env_range
 
     # Check what can be checked alone before joining the other processes: a config error found
     # after jax.distributed.initialize would leave the other processes waiting for this one.
     validate_config(config)
     if config.distributed.num_processes:
-        process_env_range(config.num_envs, config.distributed.process_id or 0,
-                          config.distributed.num_processes)
+        process_env_range(
+            config.num_envs, config.distributed.process_id or 0, config.distributed.num_processes
+        )
     maybe_initialize_distributed(config.distributed)
-    run_stream(config, FLAGS.num_batches, warmup=FLAGS.warmup, progress=FLAGS.progress,
-               compare=FLAGS.compare)
+    run_stream(
+        config,
+        FLAGS["num-batches"].value,
+        warmup=FLAGS.warmup,
+        progress=progress_enabled(FLAGS.progress),
+        compare=FLAGS.compare,
+    )

@@ -12,13 +12,22 @@ import sys
 
 from absl import flags
 
+from trajopt_loader.commands.common import define
 from trajopt_loader.errors import TrajoptLoaderError
 
 _F = flags.FLAGS
-if "remote_timeout_s" not in _F:  # the names and meanings of the config fields
-    flags.DEFINE_float("remote_timeout_s", 30.0, "http(s) stores: seconds to wait to connect "
-                       "and between bytes of a response.")
-    flags.DEFINE_integer("remote_retries", 2, "Remote stores: retries of a failed request.")
+USAGE = "trajopt-loader verify STORE [--remote-timeout-s X] [--remote-retries N]"
+ARGUMENTS = (("STORE", "Zarr store to check (local path or URL)."),)
+EXAMPLE = "trajopt-loader verify cassie.zarr"
+
+# the names and meanings of the config fields remote_timeout_s / remote_retries
+define(
+    "float",
+    "remote-timeout-s",
+    30.0,
+    "http(s) stores: seconds to wait to connect and between bytes of a response.",
+)
+define("integer", "remote-retries", 2, "Remote stores: retries of a failed request.")
 
 
 def run(argv: list[str]):
@@ -30,9 +39,10 @@ def run(argv: list[str]):
     from trajopt_loader.store.verify import verify_store
 
     if len(argv) != 2:
-        raise TrajoptLoaderError(f"expected one STORE argument, got {argv[1:]}; usage: "
-                                 "trajopt-loader verify STORE")
-    return verify_store(argv[1], timeout_s=_F.remote_timeout_s, retries=_F.remote_retries)
+        raise TrajoptLoaderError(f"expected one STORE argument, got {argv[1:]}; usage: {USAGE}")
+    return verify_store(
+        argv[1], timeout_s=_F["remote-timeout-s"].value, retries=_F["remote-retries"].value
+    )
 
 
 def main(argv: list[str]) -> None:
