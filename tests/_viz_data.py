@@ -31,7 +31,7 @@ def digit_store(tmp: Path, m) -> Path:
     Digit ``mujoco.MjModel`` ``m`` (loading digit-v3.xml with its meshes takes seconds: load once)."""
     from trajopt_loader import MUJOCO, export_npz, qvel_from_qpos
     from trajopt_loader.robots import digit_v3
-    from trajopt_loader.transforms.fk import site_positions_mujoco
+    from trajopt_loader.kinematics import site_positions_mujoco
 
     root = tmp / "digit_npz" / "walk"
     root.mkdir(parents=True)

@@ -1,4 +1,4 @@
-"""Tests of trajopt_loader.transforms.fk: MJX site positions against mj_kinematics on the original
+"""Tests of trajopt_loader.kinematics.fk: MJX site positions against mj_kinematics on the original
 (unmodified) models, conventions, chunking, and the EndEffectorPositions grain transform (C5).
 
 MJX compiles once per (model object, sites, chunk shape): the tests reuse one model object per
@@ -16,7 +16,8 @@ from scipy.spatial.transform import Rotation
 
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO
 from trajopt_loader.errors import ConfigError, MissingKeyError, ModelError
-from trajopt_loader.transforms import fk
+from trajopt_loader import kinematics as fk
+from trajopt_loader.transforms.end_effectors import EndEffectorPositions
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DIGIT_XML = DATA / "digit_v3" / "digit-v3.xml"
@@ -138,7 +139,7 @@ def test_end_effector_positions_c5(cassie_full):
     qpos = np.load(TRAJOPT / "aslip_walk" / "traj_10.npz")["qpos"].reshape(2, 16, -1)
     qpos = np.concatenate([qpos, qpos[:, ::-1]]).astype(np.float32)  # [E=4, W=16, 35]
     batch = {"qpos": qpos, "traj_id": np.array([3, 3, 7, 7], np.int32)}
-    transform = fk.EndEffectorPositions(cassie_full, ["imu"], MUJOCO)
+    transform = EndEffectorPositions(cassie_full, ["imu"], MUJOCO)
     out = transform.map(batch)
     assert out["ee_pos"].shape == (4, 16, 1, 3) and out["ee_pos"].dtype == np.float32
     expected = oracle(cassie_full, qpos.reshape(64, -1).astype(np.float64), ["imu"])
@@ -146,31 +147,31 @@ def test_end_effector_positions_c5(cassie_full):
     assert np.abs(out["ee_pos"][..., 2]).min() > 0.5  # the imu is ~1 m up: never silent zeros
     assert out["qpos"] is qpos and "ee_pos" not in batch
 
-    host = fk.EndEffectorPositions(cassie_full, ["imu"], MUJOCO, backend="mujoco").map(batch)
+    host = EndEffectorPositions(cassie_full, ["imu"], MUJOCO, backend="mujoco").map(batch)
     np.testing.assert_allclose(host["ee_pos"], out["ee_pos"], atol=ATOL)
     with pytest.raises(ConfigError, match="backend='warp'"):
-        fk.EndEffectorPositions(cassie_full, ["imu"], MUJOCO, backend="warp")
+        EndEffectorPositions(cassie_full, ["imu"], MUJOCO, backend="warp")
 
     # Data that carries ee_pos passes through untouched, even without a model.
     recorded = {**batch, "ee_pos": np.full((4, 16, 1, 3), 7.0, np.float32)}
     assert transform.map(recorded) is recorded
-    assert fk.EndEffectorPositions(None, ["imu"], MUJOCO).map(recorded) is recorded
+    assert EndEffectorPositions(None, ["imu"], MUJOCO).map(recorded) is recorded
     with pytest.raises(MissingKeyError, match="no 'ee_pos'.*no model"):
-        fk.EndEffectorPositions(None, ["imu"], MUJOCO).map(batch)
+        EndEffectorPositions(None, ["imu"], MUJOCO).map(batch)
     with pytest.raises(MissingKeyError, match="needs 'qpos'"):
         transform.map({"traj_id": batch["traj_id"]})
 
     # Per-trajectory conventions: trajectory 7 stored Pinocchio-style (xyzw).
     mixed = qpos.copy()
     mixed[2:, :, 3:7] = qpos[2:, :, [4, 5, 6, 3]]
-    per_traj = fk.EndEffectorPositions(cassie_full, ["imu"],
+    per_traj = EndEffectorPositions(cassie_full, ["imu"],
                                        lambda i: PINOCCHIO if i == 7 else MUJOCO)
     np.testing.assert_allclose(per_traj.map({**batch, "qpos": mixed})["ee_pos"], out["ee_pos"],
                                atol=1e-6)
 
 
 def test_end_effector_positions_from_path_pickles(chain_xml):
-    transform = fk.EndEffectorPositions(str(chain_xml), ["s2", "s0"], MUJOCO)
+    transform = EndEffectorPositions(str(chain_xml), ["s2", "s0"], MUJOCO)
     clone = pickle.loads(pickle.dumps(transform))
     assert clone._model is None and clone.model_path == str(chain_xml)
     model = mujoco.MjModel.from_xml_path(str(chain_xml))
@@ -178,6 +179,6 @@ def test_end_effector_positions_from_path_pickles(chain_xml):
     out = clone.map({"qpos": qpos})
     np.testing.assert_allclose(out["ee_pos"][0], oracle(model, qpos[0], ["s2", "s0"]), atol=1e-5)
     assert out["ee_pos"].dtype == np.float64  # follows qpos
-    bad = fk.EndEffectorPositions(str(chain_xml), ["left-hand"], MUJOCO)
+    bad = EndEffectorPositions(str(chain_xml), ["left-hand"], MUJOCO)
     with pytest.raises(MissingKeyError, match="available sites.*s0"):
         bad.map({"qpos": qpos})

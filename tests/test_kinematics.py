@@ -1,4 +1,4 @@
-"""Tests of trajopt_loader.transforms.kinematics against MuJoCo, scipy and hand-computed oracles."""
+"""Tests of trajopt_loader.kinematics against MuJoCo, scipy and hand-computed oracles."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from scipy.spatial.transform import Rotation, Slerp
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO, Convention
 from trajopt_loader.errors import (ConventionError, ExportError, MissingKeyError, ModelError,
                                    ModelNotFoundError)
-from trajopt_loader.transforms import kinematics as K
+from trajopt_loader import kinematics as K
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 CASSIE_XML = DATA / "cassie" / "cassie.xml"

@@ -311,7 +311,7 @@ def test_inside_make_dataset_with_fk_end_effectors(cassie_store):
     from trajopt_loader.configs import load_config
     from trajopt_loader.pipeline import make_dataset
     from trajopt_loader.store import TrajectoryStore
-    from trajopt_loader.transforms.kinematics import EndEffectorPositions
+    from trajopt_loader.transforms.end_effectors import EndEffectorPositions
     store, m = TrajectoryStore(str(cassie_store)), model("cassie")
     spec = dataclasses.replace(cassie.SPEC, ee_sites=("imu",))
     # All three agility trajectories on purpose (2 kHz and 29 Hz): references are per step.

@@ -13,7 +13,7 @@ from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline import make_dataset
 from trajopt_loader.robots import cassie
 from trajopt_loader.store import TrajectoryStore
-from trajopt_loader.transforms.kinematics import EndEffectorPositions
+from trajopt_loader.transforms.end_effectors import EndEffectorPositions
 from trajopt_loader.transforms.references import EE_REF_KEYS, HEADING_REF_KEYS, REF_KEYS
 from trajopt_loader.transforms.references_transform import BuildReferences
 from trajopt_loader.transforms.references_config import reference_transforms

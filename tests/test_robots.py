@@ -10,7 +10,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from trajopt_loader.errors import RobotSpecError
+from trajopt_loader.errors import ModelNotFoundError, RobotSpecError
 from trajopt_loader.robots import (ROBOTS, RobotSpec, cassie, digit_v3, digit_v3_thirdarm, get_spec,
                                    spec_from_mjcf)
 
@@ -103,7 +103,7 @@ def test_spec_from_mjcf_selections_and_errors():
         spec_from_mjcf(CASSIE_XML, actuator_names=("nope",))
     with pytest.raises(RobotSpecError, match="not both"):
         spec_from_mjcf(CASSIE_XML, actuator_names=(), joint_names=())
-    with pytest.raises(RobotSpecError, match="does not exist"):
+    with pytest.raises(ModelNotFoundError, match="no MuJoCo model at .*no-such-robot.xml"):
         spec_from_mjcf(DATA / "no-such-robot.xml")
     fixed = mujoco.MjSpec()
     arm = fixed.worldbody.add_body(name="arm")

@@ -41,9 +41,9 @@ _NAMES = {
     "trajopt_loader.transforms.references_transform": ("BuildReferences",),
     "trajopt_loader.transforms.references_jax": ("compute_references_jax",),
     "trajopt_loader.transforms.references_config": ("reference_transforms",),
-    "trajopt_loader.transforms.kinematics": ("load_kinematics_model", "qvel_from_qpos",
-                                             "resample_qpos", "site_positions",
-                                             "EndEffectorPositions", "make_export_preprocess"),
+    "trajopt_loader.kinematics": ("load_kinematics_model", "qvel_from_qpos", "resample_qpos",
+                                  "site_positions", "make_export_preprocess"),
+    "trajopt_loader.transforms.end_effectors": ("EndEffectorPositions",),
     # the seed API names
     "trajopt_loader.compat": ("TrajoptLoader", "VectorizedTrajectoryDataset",
                               "DoubleBufferStreamer"),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 
 import numpy as np
 
@@ -105,15 +104,9 @@ def model_joint_addresses(model_path: str) -> tuple[int, int, np.ndarray, np.nda
     """
     import mujoco
 
-    from trajopt_loader.errors import ModelError, ModelNotFoundError
+    from trajopt_loader.kinematics.model import load_model
 
-    if not os.path.isfile(model_path):
-        raise ModelNotFoundError(f"no MuJoCo model at {str(model_path)!r}; pass --model "
-                                 "PATH/TO/robot.xml (the MJCF the data was made for).")
-    try:
-        m = mujoco.MjModel.from_xml_path(str(model_path))
-    except ValueError as e:
-        raise ModelError(f"MuJoCo cannot load {str(model_path)!r}: {e}") from None
+    m = load_model(model_path)
     kinds = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
     ids = [j for j in range(m.njnt) if int(m.jnt_type[j]) in kinds]
     return m.nq, m.nv, np.asarray(m.jnt_qposadr[ids]), np.asarray(m.jnt_dofadr[ids])

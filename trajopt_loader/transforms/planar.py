@@ -11,10 +11,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from trajopt_loader.conventions import quat_as_xyzw
 from trajopt_loader.errors import ConventionError
-
-_WXYZ_TO_XYZW = [1, 2, 3, 0]
-
 
 def rot2(x, y, cos, sin):
     """Rotate 2-D vectors ``(x, y)`` by the angle of ``(cos, sin)``; arrays broadcast."""
@@ -69,7 +67,7 @@ def cycle_delta(first, prev, last, xyzw: np.ndarray, names=None):
     """
     quats = []
     for frame, rows in (("0", first), ("L-2", prev), ("L-1", last)):
-        q = np.where(xyzw[:, None], rows[:, 3:7], rows[:, 3:7][:, _WXYZ_TO_XYZW])
+        q = quat_as_xyzw(rows[:, 3:7], xyzw[:, None])
         norm = np.linalg.norm(q, axis=-1)
         bad = np.flatnonzero(~(np.abs(norm - 1.0) <= 1e-2))
         if bad.size:

@@ -54,7 +54,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from trajopt_loader.conventions import flag_table
+from trajopt_loader.conventions import flag_table, quat_as_xyzw
 from trajopt_loader.errors import ReferenceInputError
 from trajopt_loader.robots.spec import RobotSpec
 from trajopt_loader.transforms.references_heading import (HEADING_EE_REF_KEYS, HEADING_REF_KEYS,
@@ -166,8 +166,8 @@ def compute_references(qpos, qvel, spec: RobotSpec, conventions, *, convention_i
         _check("origin_qpos", origin, (n_env, spec.nq), "origin_qpos must be qpos rows [E, nq].")
         origin = origin[:, qa:qa + 7].astype(np.float64)
     pos, lin, ang = q[..., 0:3].astype(np.float64), v[..., 0:3].astype(np.float64), v[..., 3:6]
-    to_xyzw = lambda x, flag: np.where(flag, x, x[..., [1, 2, 3, 0]]).astype(np.float64)  # noqa: E731
-    quat, quat_o = to_xyzw(q[..., 3:7], xyzw), to_xyzw(origin[:, 3:7], xyzw[:, 0])
+    quat = quat_as_xyzw(q[..., 3:7], xyzw).astype(np.float64)
+    quat_o = quat_as_xyzw(origin[:, 3:7], xyzw[:, 0]).astype(np.float64)
     empty = ref_len == 0
     quat[empty], quat_o[empty] = (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0, 1.0)
     for name, qq in (("qpos", quat), ("origin_qpos", quat_o[:, None])):

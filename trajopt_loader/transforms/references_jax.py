@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.spatial.transform import Rotation
 
-from trajopt_loader.conventions import flag_table
+from trajopt_loader.conventions import flag_table, quat_as_xyzw
 from trajopt_loader.errors import ReferenceInputError
 from trajopt_loader.robots.spec import RobotSpec
 
@@ -86,7 +86,7 @@ def compute_references_jax(qpos, qvel, spec: RobotSpec, conventions, *, conventi
     identity = jnp.array([0.0, 0.0, 0.0, 1.0], qpos.dtype)
 
     def to_xyzw(q, flag):
-        return jnp.where(empty, identity, jnp.where(flag, q, q[..., jnp.array([1, 2, 3, 0])]))
+        return jnp.where(empty, identity, quat_as_xyzw(q, flag, jnp))
 
     rot = Rotation.from_quat(to_xyzw(qpos[..., spec.base_quat_slice], xyzw))
     ypr = rot.as_euler("ZYX")  # (yaw, pitch, roll)
