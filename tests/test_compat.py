@@ -17,7 +17,7 @@ from scipy.spatial.transform import Rotation
 
 from conftest import revealing
 from trajopt_loader.compat import TrajoptLoader, VectorizedTrajectoryDataset, cfg_get
-from trajopt_loader.compat_refs import DigitRefSpec, build_refs_from_window
+from trajopt_loader.compat import DigitRefSpec, build_refs_from_window
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO
 from trajopt_loader.errors import (ConfigError, EnvNotAssignedError, MissingKeyError,
                                    TrajoptLoaderError, WindowIndexError)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from trajopt_loader import MUJOCO, PINOCCHIO
-from trajopt_loader.compat_refs import DigitRefSpec, DigitTrajoptRefBuilder, build_refs_from_window
+from trajopt_loader.compat import DigitRefSpec, DigitTrajoptRefBuilder, build_refs_from_window
 from trajopt_loader.errors import MissingKeyError, ReferenceInputError
 from trajopt_loader.robots import cassie, digit_v3
 from trajopt_loader.transforms.references import REF_KEYS, compute_references

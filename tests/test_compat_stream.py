@@ -1,4 +1,4 @@
-"""Tests of trajopt_loader.compat_stream.DoubleBufferStreamer, and the seed pipeline end to end on
+"""Tests of trajopt_loader.compat.stream.DoubleBufferStreamer, and the seed pipeline end to end on
 real Cassie data (TrajoptLoader -> VectorizedTrajectoryDataset -> DoubleBufferStreamer -> jitted
 lax.scan) against a numpy oracle read straight from the ``.npz`` files."""
 
@@ -202,6 +202,6 @@ def test_seed_pipeline_end_to_end_cassie(tmp_path):
 def test_example_script_runs():
     out = subprocess.run([sys.executable, str(REPO / "examples" / "seed_pipeline.py"), "--data", str(DATA),
                           "--windows", "3", "--num-envs", "8"], capture_output=True, text=True, timeout=300,
-                         env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"})
+                         env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr[-3000:]
     assert "OK: results match the numpy oracle" in out.stdout

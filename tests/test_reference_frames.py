@@ -22,7 +22,7 @@ import mujoco
 import numpy as np
 import pytest
 
-from trajopt_loader.compat_refs import build_refs_from_window
+from trajopt_loader.compat import build_refs_from_window
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConventionError

@@ -46,9 +46,8 @@ _NAMES = {
     "trajopt_loader.transforms.end_effectors": ("EndEffectorPositions",),
     # the seed API names
     "trajopt_loader.compat": ("TrajoptLoader", "VectorizedTrajectoryDataset",
-                              "DoubleBufferStreamer"),
-    "trajopt_loader.compat_refs": ("DigitRefSpec", "build_refs_from_window",
-                                   "DigitTrajoptRefBuilder"),
+                              "DoubleBufferStreamer", "DigitRefSpec", "build_refs_from_window",
+                              "DigitTrajoptRefBuilder"),
     # errors
     "trajopt_loader.errors": ("TrajoptLoaderError", "StoreNotFoundError", "StoreFormatError",
                               "ExportError", "ConventionError", "MissingKeyError",
