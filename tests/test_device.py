@@ -256,7 +256,7 @@ def test_set_state_midway_rewinds_the_same_iterator_and_state_survives_close():
 
 
 def test_refused_state_leaves_the_iterator_where_it_was():
-    from trajopt_loader.pipeline.fingerprint import StreamDataset
+    from trajopt_loader.pipeline.stream_iterators import StreamDataset
 
     record = {"version": 1, "fingerprint": "0" * 16, "config": {"seed": 0},
               "store": {"trajectories": 0, "keys": {}, "index": ""}}

@@ -17,8 +17,9 @@ from conftest import revealing
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import CheckpointError
 from trajopt_loader.pipeline import device_iterator, make_dataset
-from trajopt_loader.pipeline.fingerprint import (STREAM_FIELDS, StreamDataset, config_differences,
+from trajopt_loader.pipeline.fingerprint import (STREAM_FIELDS, config_differences,
                                                  describe_stream, stream_fields)
+from trajopt_loader.pipeline.stream_iterators import StreamDataset
 from trajopt_loader.store import TrajectoryStore, export_npz
 
 

@@ -24,7 +24,7 @@ _NAMES = {
     "trajopt_loader.conventions": ("Convention", "MUJOCO", "PINOCCHIO", "as_convention"),
     # pipeline: schedules + transforms in grain, device double buffering, checkpoints
     "trajopt_loader.pipeline.dataset": ("make_dataset", "check_uniform_dt"),
-    "trajopt_loader.pipeline.fingerprint": ("StreamDataset",),
+    "trajopt_loader.pipeline.stream_iterators": ("StreamDataset",),
     "trajopt_loader.pipeline.device": ("device_iterator", "DeviceIterator"),
     "trajopt_loader.pipeline.checkpoint": ("save_state", "load_state", "save_with_manager",
                                            "restore_with_manager"),

@@ -31,8 +31,9 @@ import numpy as np
 from trajopt_loader.configs import validate_config
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline import host_memory
-from trajopt_loader.pipeline.fingerprint import StreamDataset, describe_stream
+from trajopt_loader.pipeline.fingerprint import describe_stream
 from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
+from trajopt_loader.pipeline.stream_iterators import StreamDataset
 from trajopt_loader.store.validate import DT_FIX
 from trajopt_loader.transforms.cycles import ContinueCycles
 from trajopt_loader.transforms.gather import GatherKeys, cast_dtype
@@ -219,7 +220,7 @@ def make_dataset(config, store=None, process_index: int | None = None,
         up to ~7x more batches/s at 256 envs). False leaves malloc alone.
 
     Returns:
-      :class:`~trajopt_loader.pipeline.fingerprint.StreamDataset` (a grain ``IterDataset``;
+      :class:`~trajopt_loader.pipeline.stream_iterators.StreamDataset` (a grain ``IterDataset``;
       ``.stream["fingerprint"]`` identifies config + played data; its iterators' states carry
       it and ``set_state`` checks it) whose elements are dicts of numpy arrays, ``E = num_envs /
       process_count``: ``{key: [E, W, *row] config.dtype for key in config.keys}``,
