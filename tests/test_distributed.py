@@ -1,4 +1,4 @@
-"""trajopt_loader.pipeline.distributed in one process: sharding helpers, initialization guards,
+"""trajopt_loader.pipeline.distributed and .process_state in one process: sharding helpers, initialization guards,
 per-process states (same and different process counts, every refusal). The real 2-process run is
 tests/test_multihost.py."""
 
@@ -17,10 +17,10 @@ from trajopt_loader.configs import load_config
 from trajopt_loader.errors import (CheckpointError, CheckpointNotFoundError, ConfigError,
                                    ShardingError)
 from trajopt_loader.pipeline import make_dataset
-from trajopt_loader.pipeline.distributed import (STREAM_FIELDS, env_sharding,
-                                                 maybe_initialize_distributed, process_env_range,
-                                                 restore_process_state, save_process_state,
-                                                 stream_fields)
+from trajopt_loader.pipeline.distributed import (env_sharding, maybe_initialize_distributed,
+                                                 process_env_range)
+from trajopt_loader.pipeline.fingerprint import STREAM_FIELDS, stream_fields
+from trajopt_loader.pipeline.process_state import restore_process_state, save_process_state
 from trajopt_loader.store import TrajectoryStore, export_npz
 
 E, SAVE_AT = 8, 3

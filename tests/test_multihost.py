@@ -23,7 +23,7 @@ import pytest
 
 from trajopt_loader.configs import load_config
 from trajopt_loader.pipeline import make_dataset
-from trajopt_loader.pipeline.distributed import restore_process_state
+from trajopt_loader.pipeline.process_state import restore_process_state
 from trajopt_loader.store import TrajectoryStore, export_npz
 
 REPO = Path(__file__).resolve().parents[1]
