@@ -11,7 +11,8 @@ import pytest
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConfigError, IndexOverflowError, ShardingError
 from trajopt_loader.pipeline import make_dataset
-from trajopt_loader.pipeline.dataset import DT_TOLERANCE, make_schedule
+from trajopt_loader.pipeline.dataset import make_schedule
+from trajopt_loader.pipeline.time_step import DT_TOLERANCE
 from trajopt_loader.store import TrajectoryStore, export_npz
 
 NQ, NV, NU = 9, 8, 2

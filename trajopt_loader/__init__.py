@@ -23,7 +23,8 @@ _NAMES = {
                              "check_velocity_consistency"),
     "trajopt_loader.conventions": ("Convention", "MUJOCO", "PINOCCHIO", "as_convention"),
     # pipeline: schedules + transforms in grain, device double buffering, checkpoints
-    "trajopt_loader.pipeline.dataset": ("make_dataset", "check_uniform_dt"),
+    "trajopt_loader.pipeline.dataset": ("make_dataset",),
+    "trajopt_loader.pipeline.time_step": ("check_uniform_dt",),
     "trajopt_loader.pipeline.stream_iterators": ("StreamDataset",),
     "trajopt_loader.pipeline.device": ("device_iterator", "DeviceIterator"),
     "trajopt_loader.pipeline.checkpoint": ("save_state", "load_state", "save_with_manager",
