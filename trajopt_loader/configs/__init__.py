@@ -16,13 +16,10 @@ from typing import Any, Iterable, Mapping
 
 from ml_collections import config_dict
 
+from trajopt_loader.choices import ASSIGNMENTS, END_POLICIES, INT32_MAX, SCHEDULES
 from trajopt_loader.errors import ConfigError
 
 NAMED = ("default", "cassie", "digit_v3")
-SCHEDULES = ("sequential", "random")
-ASSIGNMENTS = ("round_robin", "random", "explicit")
-END_POLICIES = ("wrap", "clamp")
-INT32_MAX = 2**31 - 1
 
 
 def _suggest(name: str, choices: Iterable[str]) -> str:

@@ -33,10 +33,10 @@ import numpy as np
 from grain.experimental import ThreadPrefetchIterDataset
 from jax.sharding import NamedSharding, PartitionSpec, Sharding
 
+from trajopt_loader.choices import INT32_MAX, INT32_MIN
 from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingError
 from trajopt_loader.pipeline.failure import FailStopIterator
 
-_INT32_MIN, _INT32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
 _OPEN: "weakref.WeakSet[DeviceIterator]" = weakref.WeakSet()
 
 
@@ -75,11 +75,11 @@ def to_device_dtypes(batch: Any) -> Any:
         if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:
             if arr.size:
                 lo, hi = arr.min(), arr.max()
-                if lo < _INT32_MIN or hi > _INT32_MAX:
-                    bad = np.unravel_index(int(np.argmax((arr < _INT32_MIN) | (arr > _INT32_MAX))), arr.shape)
+                if lo < INT32_MIN or hi > INT32_MAX:
+                    bad = np.unravel_index(int(np.argmax((arr < INT32_MIN) | (arr > INT32_MAX))), arr.shape)
                     raise IndexOverflowError(
                         f"batch leaf {_leaf_name(path)} ({arr.dtype}, shape {arr.shape}) holds {arr[bad]} at "
-                        f"index {tuple(int(i) for i in bad)}, outside int32 [{_INT32_MIN}, {_INT32_MAX}]; with "
+                        f"index {tuple(int(i) for i in bad)}, outside int32 [{INT32_MIN}, {INT32_MAX}]; with "
                         "jax_enable_x64 off JAX would silently truncate it. Fix: keep step indices "
                         "trajectory-local (int32), or enable x64 (jax.config.update('jax_enable_x64', True))."
                     )
