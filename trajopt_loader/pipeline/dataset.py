@@ -28,6 +28,7 @@ from typing import Sequence
 import grain
 import numpy as np
 
+from trajopt_loader.choices import cast_dtype
 from trajopt_loader.configs import validate_config
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline import host_memory
@@ -36,7 +37,7 @@ from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
 from trajopt_loader.pipeline.stream_iterators import StreamDataset
 from trajopt_loader.pipeline.time_step import check_uniform_dt
 from trajopt_loader.transforms.cycles import ContinueCycles
-from trajopt_loader.transforms.gather import GatherKeys, cast_dtype
+from trajopt_loader.transforms.gather import GatherKeys
 from trajopt_loader.transforms.windows import WindowIndices
 
 
