@@ -15,7 +15,8 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from trajopt_loader.errors import ConventionError
-from trajopt_loader.transforms.planar import cycle_delta, cycle_power, yaw_premultiply
+from trajopt_loader.geometry import yaw_premultiply
+from trajopt_loader.transforms.planar import cycle_delta, cycle_power
 
 
 def _rot2(a):

@@ -68,8 +68,8 @@ import numpy as np
 
 from trajopt_loader.conventions import XYZW_FROM_WXYZ, flag_table
 from trajopt_loader.errors import ConfigError, MissingKeyError, ReferenceInputError
-from trajopt_loader.transforms.planar import (cycle_delta, cycle_power, rot2, yaw_pairs,
-                                              yaw_premultiply)
+from trajopt_loader.geometry import rot2, yaw_pairs, yaw_premultiply
+from trajopt_loader.transforms.planar import cycle_delta, cycle_power
 
 __all__ = ["RESOLUTION_M", "ContinueCycles", "cycle_delta", "cycle_power", "yaw_premultiply"]
 

@@ -56,10 +56,10 @@ from scipy.spatial.transform import Rotation
 
 from trajopt_loader.conventions import flag_table, quat_as_xyzw
 from trajopt_loader.errors import ReferenceInputError
+from trajopt_loader.geometry import heading_mats
 from trajopt_loader.robots.spec import RobotSpec
 from trajopt_loader.transforms.references_heading import (HEADING_EE_REF_KEYS, HEADING_REF_KEYS,
-                                                          heading_mats, heading_references,
-                                                          to_heading)
+                                                          heading_references, to_heading)
 
 REF_KEYS = ("ref_motor_joint_pos", "ref_motor_joint_vel", "ref_base_local_pos",
             "ref_base_local_trans", "ref_base_local_ori", "ref_base_robot_lin_vel",
