@@ -21,6 +21,11 @@ import numpy as np
 
 from trajopt_loader.errors import ConventionError
 
+__all__ = ["Convention", "MUJOCO", "PINOCCHIO", "NAMED", "NAMES", "QUAT_ORDERS", "FRAMES",
+           "WXYZ_FROM_XYZW", "XYZW_FROM_WXYZ", "as_convention", "flag_table", "quat_as_xyzw",
+           "qpos_base_from_mujoco", "qpos_base_to_mujoco", "qvel_base_from_mujoco",
+           "qvel_base_to_mujoco", "reorder_quat"]
+
 QUAT_ORDERS = ("wxyz", "xyzw")
 FRAMES = ("world", "body")
 

@@ -19,6 +19,9 @@ from ml_collections import config_dict
 from trajopt_loader.choices import ASSIGNMENTS, END_POLICIES, INT32_MAX, SCHEDULES, cast_dtype
 from trajopt_loader.errors import ConfigError
 
+__all__ = ["NAMED", "apply_overrides", "config_file", "load_config", "named_config",
+           "validate_config"]
+
 NAMED = ("default", "cassie", "digit_v3")
 
 

@@ -3,7 +3,9 @@
 ``WindowIndices`` (schedule element -> step / loop / valid indices), ``GatherKeys`` (indices ->
 arrays from the store), ``ContinueCycles`` (base continued across wraps), ``BuildReferences``
 (``ref_*`` arrays) and ``EndEffectorPositions`` (``ee_pos`` by forward kinematics, MuJoCo).
-``BuildReferences`` and ``EndEffectorPositions`` are imported on first use (SciPy / MuJoCo).
+The references (``BuildReferences``, ``compute_references``, ``compute_references_jax``,
+``reference_transforms``) and ``EndEffectorPositions`` are imported on first use (SciPy, JAX,
+MuJoCo).
 """
 
 import importlib
@@ -13,10 +15,14 @@ from trajopt_loader.transforms.gather import GatherKeys
 from trajopt_loader.transforms.windows import WindowIndices, window_loops, window_steps
 
 _LAZY = {"BuildReferences": "trajopt_loader.transforms.references_transform",
-         "EndEffectorPositions": "trajopt_loader.transforms.end_effectors"}
+         "EndEffectorPositions": "trajopt_loader.transforms.end_effectors",
+         "compute_references": "trajopt_loader.transforms.references",
+         "compute_references_jax": "trajopt_loader.transforms.references_jax",
+         "reference_transforms": "trajopt_loader.transforms.references_config"}
 
 __all__ = ["BuildReferences", "ContinueCycles", "EndEffectorPositions", "GatherKeys",
-           "WindowIndices", "window_loops", "window_steps"]
+           "WindowIndices", "compute_references", "compute_references_jax",
+           "reference_transforms", "window_loops", "window_steps"]
 
 
 def __getattr__(name: str):

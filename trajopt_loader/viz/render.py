@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 
-from trajopt_loader.errors import ModelError, TrajoptLoaderError
+from trajopt_loader.errors import GLBackendError, ModelError
 
 if "mujoco" not in sys.modules:  # MuJoCo reads MUJOCO_GL once, when first imported
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -31,10 +31,6 @@ from trajopt_loader.viz import require  # noqa: E402
 
 HEADLESS = {"egl": "libegl1 libopengl0 libegl-mesa0 libgl1-mesa-dri", "osmesa": "libosmesa6"}
 GHOST_ALPHA = 0.3
-
-
-class GLBackendError(TrajoptLoaderError, RuntimeError):
-    """MuJoCo's offscreen renderer cannot create an OpenGL context (headless GL library missing)."""
 
 
 def gl_install_hint(backend: str | None = None) -> str:
