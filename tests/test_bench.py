@@ -6,13 +6,11 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from trajopt_loader.commands.bench import find_benchmarks, run_benchmarks
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_finds_the_repository_benchmarks():
@@ -47,7 +45,7 @@ def test_cli_list():
 
 def test_host_pipeline_benchmark_runs_on_tiny_sizes():
     """The benchmark script keeps working as the pipeline's defaults change (not a timing test)."""
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     proc = subprocess.run(
         [sys.executable, str(find_benchmarks(only=("host_pipeline",))[0]), "--num_traj", "3",
          "--length", "80", "--num_envs", "8", "--window", "4", "--batches", "2",

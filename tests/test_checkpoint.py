@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from pathlib import Path
 
 import grain
 import jax
@@ -12,6 +11,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
+from conftest import SHARED_DATA
 from trajopt_loader.errors import CheckpointError, CheckpointNotFoundError
 from trajopt_loader.pipeline.checkpoint import (
     load_state,
@@ -22,7 +22,7 @@ from trajopt_loader.pipeline.checkpoint import (
 from trajopt_loader.pipeline.device import device_iterator
 from trajopt_loader.store import TrajectoryStore, export_npz
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 ASLIP = DATA / "cassie" / "trajopt" / "aslip_walk"
 QPOS = np.stack([np.load(ASLIP / f"traj_{i}.npz")["qpos"] for i in range(4)])  # [4 traj, 32, 35] float64
 E, W, N = 3, 8, 16

@@ -6,16 +6,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import revealing
+from conftest import REPO
 from trajopt_loader.errors import CheckpointError, ExportError
 from trajopt_loader.store import TrajectoryStore, export_npz
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _env(**extra):

@@ -16,6 +16,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from conftest import revealing
+from conftest import SHARED_DATA
 from trajopt_loader.compat import TrajoptLoader, VectorizedTrajectoryDataset, cfg_get
 from trajopt_loader.compat import DigitRefSpec, build_refs_from_window
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO
@@ -324,7 +325,7 @@ def test_predecessor_flow_on_dt_less_files_12_trajectories_64_envs(tmp_path):
     and every env's windows are the file rows (steps wrapped modulo the length)."""
     import warnings
 
-    src = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cassie" / "trajopt"
+    src = SHARED_DATA / "cassie" / "trajopt"
     npz_dir = tmp_path / "npz"
     (npz_dir / "digit_v3").mkdir(parents=True)
     files = []

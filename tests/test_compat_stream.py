@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -17,10 +16,10 @@ import numpy as np
 import pytest
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from conftest import REPO
 from trajopt_loader.compat import DoubleBufferStreamer, TrajoptLoader, VectorizedTrajectoryDataset
 from trajopt_loader.errors import IndexOverflowError
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "cassie" / "trajopt"
 
 

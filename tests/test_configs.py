@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 import pytest
 from ml_collections import config_dict
 
+from conftest import REPO
 from trajopt_loader.configs import apply_overrides, load_config, validate_config
 from trajopt_loader.errors import ConfigError
 
@@ -55,7 +55,7 @@ def test_named_configs_validate_lock_and_document_their_command(name):
 
 
 def test_same_config_by_path_name_and_argument():
-    path = Path(__file__).resolve().parents[1] / "trajopt_loader" / "configs" / "digit_v3.py"
+    path = REPO / "trajopt_loader" / "configs" / "digit_v3.py"
     by_path = load_config(f"{path}:num_envs=8,seed=3")
     assert (by_path.num_envs, by_path.seed, by_path.window_size) == (8, 3, 32)
     by_name = load_config("digit_v3", {"num_envs": 8, "seed": 3})

@@ -12,13 +12,13 @@ from __future__ import annotations
 import itertools
 import logging
 import re
-from pathlib import Path
 
 import ml_dtypes
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from conftest import SHARED_DATA
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConfigError, ConventionError, MissingKeyError
 from trajopt_loader.pipeline import make_dataset
@@ -26,7 +26,7 @@ from trajopt_loader.store import TrajectoryStore, export_npz
 from trajopt_loader.transforms.cycles import ContinueCycles
 from trajopt_loader.kinematics import make_export_preprocess
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 ASLIP = DATA / "cassie" / "trajopt" / "aslip_walk"
 LOOPS = 6
 

@@ -7,13 +7,12 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 
+from conftest import REPO
 from trajopt_loader.commands import demo
 
-REPO = Path(__file__).resolve().parents[1]
 SHARED_CASSIE = REPO.parent / "shared" / "data" / "cassie"
 
 

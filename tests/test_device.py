@@ -10,7 +10,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import grain
 import jax
@@ -18,11 +17,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import REPO
 from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingError
 from trajopt_loader.pipeline.device import (DeviceIterator, default_sharding, device_iterator,
                                             leaf_sharding, to_device_dtypes)
 
-REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 QPOS = np.load(DATA / "cassie" / "trajopt" / "agility_reference" / "traj_2.npz")["qpos"]  # [28, 35] float64
 E, W = 4, 6

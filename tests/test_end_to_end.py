@@ -1,16 +1,15 @@
 """End to end on real Cassie data: export with derived qvel → stream with references → jit."""
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from trajopt_loader import (TrajectoryStore, device_iterator, export_npz, load_config,
-                            make_dataset, make_export_preprocess)
+from conftest import SHARED_DATA
+from trajopt_loader import TrajectoryStore, device_iterator, export_npz, load_config, make_dataset
+from trajopt_loader.kinematics import make_export_preprocess
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 CASSIE_XML = DATA / "cassie" / "cassie.xml"
 
 

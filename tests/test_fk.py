@@ -7,19 +7,19 @@ robot and 64-frame batches, so each robot compiles once per module."""
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import mujoco
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
+from conftest import SHARED_DATA
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO
 from trajopt_loader.errors import ConfigError, MissingKeyError, ModelError
 from trajopt_loader import kinematics as fk
 from trajopt_loader.transforms.end_effectors import EndEffectorPositions
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 DIGIT_XML = DATA / "digit_v3" / "digit-v3.xml"
 CASSIE_XML = DATA / "cassie" / "cassie.xml"
 TRAJOPT = DATA / "cassie" / "trajopt"

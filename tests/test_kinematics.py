@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import mujoco
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation, Slerp
 
+from conftest import SHARED_DATA
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO, Convention
 from trajopt_loader.errors import (ConventionError, ExportError, MissingKeyError, ModelError,
                                    ModelNotFoundError)
 from trajopt_loader import kinematics as K
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 CASSIE_XML = DATA / "cassie" / "cassie.xml"
 TRAJOPT = DATA / "cassie" / "trajopt"
 

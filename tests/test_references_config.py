@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pickle
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline import make_dataset
@@ -18,7 +18,7 @@ from trajopt_loader.transforms.references import EE_REF_KEYS, HEADING_REF_KEYS, 
 from trajopt_loader.transforms.references_transform import BuildReferences
 from trajopt_loader.transforms.references_config import reference_transforms
 
-CASSIE_XML = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cassie" / "cassie.xml"
+CASSIE_XML = SHARED_DATA / "cassie" / "cassie.xml"
 
 
 def config_for(store_path, **refs):

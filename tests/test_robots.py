@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import mujoco
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA
 from trajopt_loader.errors import ModelNotFoundError, RobotSpecError
 from trajopt_loader.robots import (ROBOTS, RobotSpec, cassie, digit_v3, digit_v3_thirdarm, get_spec,
                                    spec_from_mjcf)
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 DIGIT_XML = DATA / "digit_v3" / "digit-v3.xml"
 CASSIE_XML = DATA / "cassie" / "cassie.xml"
 # As listed in shared/data/README.md (independent of the robot modules).

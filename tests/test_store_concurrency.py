@@ -19,11 +19,10 @@ import pytest
 import zarr
 
 from conftest import revealing
+from conftest import REPO
 from trajopt_loader.errors import ExportError
 from trajopt_loader.store import TrajectoryStore, commit, export_npz, lock
 from trajopt_loader.store import export as export_mod
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args) -> subprocess.Popen:

@@ -7,17 +7,16 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 
+from conftest import REPO
 from trajopt_loader.commands.stream import make_consumer, run_stream
 from trajopt_loader.configs import load_config
 from trajopt_loader.pipeline import make_dataset
 
-REPO = Path(__file__).resolve().parents[1]
 RATE = re.compile(r"^\s+(streaming|host pipeline only|consumer only)\s+([\d.]+) s\s+([\d.]+) ms/batch\s+"
                   r"([\d.]+) batches/s\s+(\d+) env-steps/s\s+([\d.]+) MB/s$")
 

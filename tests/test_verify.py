@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import zarr
 
+from conftest import REPO
 from trajopt_loader.errors import StoreFormatError
 from trajopt_loader.store import TrajectoryStore
 from trajopt_loader.store.verify import verify_store
 
-REPO = Path(__file__).resolve().parents[1]
 TRAJ = "cassie/agility_reference/traj{}"
 
 
