@@ -35,6 +35,7 @@ def test_missing_folder_names_the_fix(tmp_path):
         find_benchmarks(tmp_path / "nope")
 
 
+@pytest.mark.slow
 def test_cli_list():
     env = dict(os.environ, PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "bench", "--list"], cwd=REPO,
@@ -43,6 +44,7 @@ def test_cli_list():
     assert "bench_device_overlap" in proc.stdout.split()
 
 
+@pytest.mark.slow
 def test_host_pipeline_benchmark_runs_on_tiny_sizes():
     """The benchmark script keeps working as the pipeline's defaults change (not a timing test)."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
@@ -56,6 +58,7 @@ def test_host_pipeline_benchmark_runs_on_tiny_sizes():
     assert methods[0] == "make_dataset (sequential, 1 thr)" and methods[-1].startswith("memcpy")
 
 
+@pytest.mark.slow
 def test_integrity_benchmark_runs_on_tiny_sizes():
     """bench_integrity.py keeps working (not a timing test): three rows, checked and not."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))

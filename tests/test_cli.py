@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
 
 
@@ -14,6 +16,7 @@ def run_cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_help_lists_every_command():
     proc = run_cli("--help")
     assert proc.returncode == 0
@@ -21,16 +24,19 @@ def test_help_lists_every_command():
         assert f"  {name} " in proc.stdout
 
 
+@pytest.mark.slow
 def test_no_command_is_a_usage_error():
     proc = run_cli()
     assert proc.returncode == 2 and "usage: trajopt-loader COMMAND" in proc.stdout
 
 
+@pytest.mark.slow
 def test_unknown_command_names_it():
     proc = run_cli("exprt")
     assert proc.returncode == 2 and "unknown command 'exprt'" in proc.stderr
 
 
+@pytest.mark.slow
 def test_library_error_is_one_line_without_traceback(tmp_path):
     missing = tmp_path / "nothing.zarr"
     proc = run_cli("inspect", str(missing))
@@ -39,6 +45,7 @@ def test_library_error_is_one_line_without_traceback(tmp_path):
     assert f"no store at {str(missing)!r}" in proc.stderr
 
 
+@pytest.mark.slow
 def test_stream_error_is_one_line_without_traceback(tmp_path):
     missing = tmp_path / "nothing.zarr"
     proc = run_cli("stream", "--config=trajopt_loader/configs/cassie.py",
@@ -49,6 +56,7 @@ def test_stream_error_is_one_line_without_traceback(tmp_path):
         f"trajopt-loader stream: error: no store at {str(missing)!r}")
 
 
+@pytest.mark.slow
 def test_misspelled_config_field_is_one_line_with_a_suggestion():
     proc = run_cli("stream", "--config=trajopt_loader/configs/cassie.py", "--config.window_sise=3")
     assert proc.returncode == 2
@@ -58,6 +66,7 @@ def test_misspelled_config_field_is_one_line_with_a_suggestion():
         'Did you mean "window_size" instead of "window_sise"?')
 
 
+@pytest.mark.slow
 def test_named_config_resolves_to_the_packaged_file(tmp_path):
     missing = tmp_path / "nothing.zarr"
     proc = run_cli("stream", "--config=cassie:num_envs=8", f"--config.zarr_path={missing}",
@@ -67,6 +76,7 @@ def test_named_config_resolves_to_the_packaged_file(tmp_path):
         f"trajopt-loader stream: error: no store at {str(missing)!r}")
 
 
+@pytest.mark.slow
 def test_missing_config_file_is_one_line():
     proc = run_cli("stream", "--config=/nope/cfg.py", "--num_batches", "1")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -76,6 +86,7 @@ def test_missing_config_file_is_one_line():
         "['cassie', 'default', 'digit_v3'] (e.g. --config=cassie).")
 
 
+@pytest.mark.slow
 def test_bad_config_file_override_is_one_line_with_a_suggestion():
     proc = run_cli("stream", "--config=trajopt_loader/configs/cassie.py:num_envz=8")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -86,6 +97,7 @@ def test_bad_config_file_override_is_one_line_with_a_suggestion():
     assert "\n" not in line
 
 
+@pytest.mark.slow
 def test_stream_checks_the_env_split_before_joining_other_processes(tmp_path):
     # With 3 processes and 256 envs nothing can work: fail at once instead of waiting for peers.
     proc = run_cli("stream", "--config=cassie", f"--config.zarr_path={tmp_path / 'x.zarr'}",

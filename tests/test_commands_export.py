@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import revealing
 from trajopt_loader.conventions import PINOCCHIO
@@ -24,6 +25,7 @@ def _one_error_line(r, code=1):
     return lines[0]
 
 
+@pytest.mark.slow
 def test_cassie_refused_without_qvel_then_exported(shared_data, tmp_path):
     out = tmp_path / "x.zarr"
     root = shared_data / "cassie" / "trajopt"
@@ -48,6 +50,7 @@ def test_cassie_refused_without_qvel_then_exported(shared_data, tmp_path):
     assert "already exist" in _one_error_line(r) and "--overwrite" in r.stderr
 
 
+@pytest.mark.slow
 def test_options(tmp_path):
     src = tmp_path / "npz" / "walk"
     src.mkdir(parents=True)

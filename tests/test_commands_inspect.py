@@ -5,12 +5,15 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "inspect", *map(str, args)],
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_inspect_cassie(cassie_store, shared_data):
     r = _cli(cassie_store, "--max-trajs", "3")
     assert r.returncode == 0, r.stderr
@@ -31,6 +34,7 @@ def test_inspect_cassie(cassie_store, shared_data):
     assert "qvel vs dq/dt: r=0.9997 scale=0.9992" in r.stdout
 
 
+@pytest.mark.slow
 def test_inspect_errors(tmp_path):
     r = _cli(tmp_path / "missing.zarr")
     assert r.returncode == 1 and "Traceback" not in r.stderr

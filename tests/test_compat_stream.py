@@ -198,6 +198,7 @@ def test_seed_pipeline_end_to_end_cassie(tmp_path):
     assert np.asarray(carry).dtype == np.float32
 
 
+@pytest.mark.slow
 def test_example_script_runs():
     out = subprocess.run([sys.executable, str(REPO / "examples" / "seed_pipeline.py"), "--data", str(DATA),
                           "--windows", "3", "--num-envs", "8"], capture_output=True, text=True, timeout=300,

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from conftest import REPO
 from trajopt_loader.commands import demo
@@ -60,6 +61,7 @@ def test_stats_match_numpy_over_the_streamed_motion(tmp_path):
     np.testing.assert_allclose(stats["d_sd"], np.maximum(dq.std(0), 1e-3), rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_cli_demo_runs_with_no_arguments():
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "demo"], cwd=REPO, env=env,

@@ -308,6 +308,7 @@ def _env() -> dict:
     return dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
 
 
+@pytest.mark.slow
 def test_eight_cpu_devices_env_sharded_run_in_subprocess():
     proc = subprocess.run([sys.executable, str(REPO / "tests" / "device_runs.py"), "sharded"], cwd=REPO,
                           env=_env(), capture_output=True, text=True, timeout=300)
@@ -315,6 +316,7 @@ def test_eight_cpu_devices_env_sharded_run_in_subprocess():
     assert "SHARDED-OK 4" in proc.stdout
 
 
+@pytest.mark.slow
 def test_two_processes_build_global_arrays_from_local_batches():
     with socket.socket() as s:  # a free port for the coordinator
         s.bind(("localhost", 0))
@@ -333,6 +335,7 @@ def test_two_processes_build_global_arrays_from_local_batches():
         assert f"MULTIPROCESS-OK {i} 3" in out
 
 
+@pytest.mark.slow
 def test_iterator_left_open_at_exit_is_closed_quietly():
     code = ("import grain, numpy as np\nfrom trajopt_loader.pipeline.device import device_iterator\n"
             "ds = grain.MapDataset.range(50).map(lambda k: {'x': np.full((4, 3), k, np.float32)})\n"

@@ -73,6 +73,7 @@ def test_site_ids_unknown_lists_available(digit):
         fk.site_ids(digit[0], [])
 
 
+@pytest.mark.slow
 def test_digit_mjx_matches_mujoco_random_states(digit):
     model, full = digit
     assert fk.has_floating_base(model)  # 3 world slides + ball: MuJoCo's free-joint layout
@@ -94,6 +95,7 @@ def test_digit_mjx_matches_mujoco_random_states(digit):
         fk.site_positions(model, qpos[:, :35], DIGIT_SITES, MUJOCO)
 
 
+@pytest.mark.slow
 def test_cassie_pgs_model_real_states(cassie_full):
     from mujoco import mjx
 
@@ -126,6 +128,7 @@ def chain_xml(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 def test_chunking_pads_and_matches(chain_xml):
     model = fk.load_kinematics_model(str(chain_xml))
     qpos = random_qpos(model, 20, np.random.default_rng(1))
@@ -135,6 +138,7 @@ def test_chunking_pads_and_matches(chain_xml):
     assert fk.site_positions(model, qpos[:0], ["s0"], MUJOCO).shape == (0, 1, 3)
 
 
+@pytest.mark.slow
 def test_end_effector_positions_c5(cassie_full):
     qpos = np.load(TRAJOPT / "aslip_walk" / "traj_10.npz")["qpos"].reshape(2, 16, -1)
     qpos = np.concatenate([qpos, qpos[:, ::-1]]).astype(np.float32)  # [E=4, W=16, 35]
@@ -170,6 +174,7 @@ def test_end_effector_positions_c5(cassie_full):
                                atol=1e-6)
 
 
+@pytest.mark.slow
 def test_end_effector_positions_from_path_pickles(chain_xml):
     transform = EndEffectorPositions(str(chain_xml), ["s2", "s0"], MUJOCO)
     clone = pickle.loads(pickle.dumps(transform))

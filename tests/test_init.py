@@ -24,6 +24,7 @@ def test_unknown_name_raises_attribute_error():
         trajopt_loader.fetch_everything  # noqa: B018
 
 
+@pytest.mark.slow
 def test_import_is_lazy():
     code = ("import sys, trajopt_loader; "
             "print(sorted(m for m in ('jax', 'grain', 'mujoco', 'zarr', 'matplotlib') "

@@ -104,6 +104,7 @@ def workdir(tmp_path_factory) -> Path:
     return work
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
 def test_readme_block_runs(block, workdir):
     env = dict(os.environ, JAX_PLATFORMS="cpu",

@@ -306,6 +306,7 @@ def test_transform_reads_conventions_and_episode_origin_from_store(mixed_store):
     assert not out["ref_base_local_trans"][2:, 0].any() and out["ref_base_local_trans"][0, 0].any()
 
 
+@pytest.mark.slow
 def test_inside_make_dataset_with_fk_end_effectors(cassie_store):
     """make_dataset + kinematics.EndEffectorPositions (MJX FK of the 'imu' site) + BuildReferences."""
     from trajopt_loader.configs import load_config

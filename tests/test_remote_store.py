@@ -28,6 +28,8 @@ from trajopt_loader.pipeline import make_dataset
 from trajopt_loader.store import TrajectoryStore, export_npz
 from trajopt_loader.store.remote import storage_options_for
 
+pytestmark = pytest.mark.slow  # real subprocesses
+
 
 def _free_port() -> int:
     with socket.socket() as s:

@@ -126,6 +126,7 @@ def test_robot_spec_validation_and_registry():
         get_spec("atlas")
 
 
+@pytest.mark.slow
 def test_import_opens_no_model_and_no_mujoco():
     code = ("import sys, trajopt_loader.robots as r; "
             "print('mujoco' in sys.modules, [s.model_path for s in map(r.get_spec, r.ROBOTS)])")

@@ -73,6 +73,7 @@ def test_run_stream_reports_parseable_rates_and_oracle_result(cassie_store):
     assert re.match(r"streaming / max\(host, consumer\) = [\d.]+", lines[4].strip())
 
 
+@pytest.mark.slow
 def test_cli_stream_subprocess(cassie_store):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     cmd = [sys.executable, "-m", "trajopt_loader.cli", "stream",
@@ -92,6 +93,7 @@ def test_cli_stream_subprocess(cassie_store):
     np.testing.assert_allclose([float(x) for x in m.group(2).split()], (total / count)[:7], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_stream_without_config_says_what_to_pass():
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "stream"], cwd=REPO, env=env,

@@ -134,6 +134,7 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_refuses_without_dt_and_records_unknown_with_dt_unknown(no_dt, tmp_path):
     out = tmp_path / "s.zarr"
     base = (no_dt, out, "--source", "s", "--convention", "mujoco", "--noprogress")

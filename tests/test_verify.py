@@ -83,6 +83,7 @@ def _cli(*args):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_exit_codes(cassie_copy, tmp_path):
     ok = _cli(cassie_copy)
     assert ok.returncode == 0 and ok.stdout.startswith(f"OK: {cassie_copy}: 24 trajectories")

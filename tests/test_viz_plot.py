@@ -172,6 +172,7 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_plot_and_plot_batch_commands(cassie_store, tmp_path):
     from PIL import Image
 
@@ -195,6 +196,7 @@ def test_plot_and_plot_batch_commands(cassie_store, tmp_path):
         "[--traj ID|PATH ...] [--refs] -o OUT.png|svg|pdf"]
 
 
+@pytest.mark.slow
 def test_importing_the_package_does_not_import_matplotlib():
     code = ("import sys, trajopt_loader, trajopt_loader.viz, trajopt_loader.viz.render, "
             "trajopt_loader.cli; assert 'matplotlib' not in sys.modules and 'imageio' not in "

@@ -107,6 +107,7 @@ def test_ghost_draws_the_second_key(tmp_path, shared_data, cassie_xml):
     assert robot_pixels(both[0]) > robot_pixels(plain[0])  # more robot: the (translucent) ghost
 
 
+@pytest.mark.slow
 def test_missing_model_is_one_clear_error(store, tmp_path):
     with pytest.raises(ModelNotFoundError, match="no MuJoCo model at .*nope.xml.*--model"):
         render_frames(store, [0], str(tmp_path / "nope.xml"), width=W, height=H, max_frames=1)
@@ -131,6 +132,7 @@ def test_missing_gl_library_names_the_package(store, cassie_xml, monkeypatch):
         render_frames(store, [0], cassie_xml, width=W, height=H, max_frames=1)
 
 
+@pytest.mark.slow
 def test_gl_backend_errors_from_the_environment(store, cassie_xml, tmp_path):
     """A fresh process: the backend MuJoCo picks at import comes from the environment."""
     code = ("from trajopt_loader import TrajectoryStore; from trajopt_loader.viz.render import "
@@ -147,6 +149,7 @@ def test_gl_backend_errors_from_the_environment(store, cassie_xml, tmp_path):
         assert r.returncode == 1 and "GLBackendError" in r.stderr and text in r.stderr, r.stderr
 
 
+@pytest.mark.slow
 def test_render_command_writes_a_video(store, cassie_xml, tmp_path):
     from PIL import Image
 
