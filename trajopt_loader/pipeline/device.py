@@ -15,7 +15,7 @@ Checkpointing: each grain ``ThreadPrefetch`` stage stores the state of its paren
 every element it buffers and reports, from ``get_state()``, the state recorded with the last element
 it handed out. The two stages nest, so :meth:`DeviceIterator.get_state` is the state right after the
 last batch the consumer received — batches waiting in either buffer are neither skipped nor repeated
-on restore (``tests/test_device.py`` checks this at every position). After a batch that failed to
+on restore (``tests/pipeline/test_device.py`` checks this at every position). After a batch that failed to
 be produced the iterator stays failed until ``set_state`` (:mod:`~trajopt_loader.pipeline.failure`),
 so catching the error and calling ``next()`` again never skips that batch.
 """

@@ -7,7 +7,7 @@ import pytest
 
 from trajopt_loader.store import TrajectoryStore, export_npz
 from trajopt_loader.store.inspect import distinct_rows, inspect_store, model_joint_addresses
-from test_store_velocity import _free_base_motion
+from test_velocity import _free_base_motion
 
 def test_c13_distinct_rows():
     a = np.zeros((10, 3))

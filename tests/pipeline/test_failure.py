@@ -1,6 +1,6 @@
 """trajopt_loader.pipeline.failure: an iterator stays failed after an error (no skipped batch, no
 off-by-one position) until set_state rebuilds it. Integration with make_dataset and
-device_iterator: tests/test_fingerprint.py and tests/test_device.py."""
+device_iterator: tests/pipeline/test_fingerprint.py and tests/pipeline/test_device.py."""
 
 from __future__ import annotations
 
