@@ -30,7 +30,7 @@ def test_aslip_walk_exports_with_derived_qvel_and_streams_with_references(tmp_pa
     joints = model.actuator_trnid[:, 0]
     assert (model.jnt_type[joints] == mujoco.mjtJoint.mjJNT_HINGE).all()
     qadr, dadr = model.jnt_qposadr[joints], model.jnt_dofadr[joints]
-    assert (qadr != dadr).all()  # C15: reading velocities at qpos addresses would be wrong
+    assert (qadr != dadr).all()  # reading velocities at qpos addresses would be wrong
     qvel = store.read(7, "qvel")
     central = (qpos[2:, qadr] - qpos[:-2, qadr]) / (2 * dt)
     np.testing.assert_allclose(qvel[1:-1, dadr], central, rtol=1e-9, atol=1e-9)

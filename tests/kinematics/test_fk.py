@@ -1,5 +1,6 @@
 """Tests of trajopt_loader.kinematics.fk: MJX site positions against mj_kinematics on the original
-(unmodified) models, conventions, chunking, and the EndEffectorPositions grain transform (C5).
+(unmodified) models, conventions, chunking, and the EndEffectorPositions grain transform
+(computed end-effector positions, never zeros).
 
 MJX compiles once per (model object, sites, chunk shape): the tests reuse one model object per
 robot and 64-frame batches, so each robot compiles once per module."""
@@ -139,7 +140,7 @@ def test_chunking_pads_and_matches(chain_xml):
 
 
 @pytest.mark.slow
-def test_end_effector_positions_c5(cassie_full):
+def test_end_effector_positions_computed_never_zeros(cassie_full):
     qpos = np.load(TRAJOPT / "aslip_walk" / "traj_10.npz")["qpos"].reshape(2, 16, -1)
     qpos = np.concatenate([qpos, qpos[:, ::-1]]).astype(np.float32)  # [E=4, W=16, 35]
     batch = {"qpos": qpos, "traj_id": np.array([3, 3, 7, 7], np.int32)}

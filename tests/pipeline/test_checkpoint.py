@@ -1,4 +1,5 @@
-"""Tests of trajopt_loader.pipeline.checkpoint: JSON state files, Orbax manager, C9 and C10 resume."""
+"""Tests of trajopt_loader.pipeline.checkpoint: JSON state files, Orbax manager, bit-identical resume
+with batches in the prefetch buffers."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def assert_same(a: dict, b: dict) -> None:
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)  # bit-exact
 
 
-def test_c9_resume_from_state_file_is_bit_identical(tmp_path):
+def test_resume_from_state_file_is_bit_identical(tmp_path):
     with pipeline() as it:
         for _ in range(5):
             next(it)
@@ -67,7 +68,7 @@ def test_c9_resume_from_state_file_is_bit_identical(tmp_path):
     np.testing.assert_array_equal(after[0]["qpos"], make_batch(5)["qpos"].astype(np.float32))
 
 
-def test_c10_save_after_consuming_batch_n_resumes_at_n_plus_1(tmp_path):
+def test_save_after_consuming_batch_n_resumes_at_n_plus_1(tmp_path):
     with pipeline(host_buffer=3, device_buffer=2) as it:
         for n in range(6):
             consumed = host(next(it))  # the training step consumed batch n ...
@@ -146,9 +147,9 @@ def test_load_state_errors_name_the_file(tmp_path):
 
 
 @pytest.mark.parametrize("schedule", ["sequential", "random"])
-def test_c9_c10_through_make_dataset_and_device_iterator(cassie_store, tmp_path, schedule):
+def test_resume_through_make_dataset_and_prefetching_device_iterator(cassie_store, tmp_path, schedule):
     """The real pipeline: 5 batches, save, 3 more; a freshly built pipeline restored from the file
-    yields those 3 bit-identically (C9), even though more batches sat in the prefetch buffers (C10)."""
+    yields those 3 bit-identically, even though more batches sat in the prefetch buffers."""
     from trajopt_loader.configs import load_config
     from trajopt_loader.pipeline import make_dataset
 

@@ -1,4 +1,5 @@
-"""Tests of trajopt_loader.pipeline.device: device double buffering, sharding, C10, C11, threads."""
+"""Tests of trajopt_loader.pipeline.device: device double buffering, sharding, resume with batches
+in the prefetch slots, int32 range checks, threads."""
 
 from __future__ import annotations
 
@@ -217,7 +218,7 @@ def _wait_produced(produced: list, count: int) -> None:
 
 
 @pytest.mark.parametrize("host_buffer,device_buffer", [(2, 2), (1, 3), (0, 1)])
-def test_c10_state_refers_to_last_batch_handed_out(host_buffer, device_buffer):
+def test_state_refers_to_last_batch_handed_out(host_buffer, device_buffer):
     n_total = 12
     for taken in (1, 4, 7):
         produced: list[int] = []

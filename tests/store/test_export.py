@@ -1,4 +1,5 @@
-"""Export of .npz trees to Zarr (trajopt_loader.store.export): C1, C2, C7 atomicity, append/overwrite."""
+"""Export of .npz trees to Zarr (trajopt_loader.store.export): file order, ragged keys, atomicity on
+bad values, append/overwrite."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _tree(make_npz_tree, tmp_path, spec, **kw):
     return make_npz_tree(tmp_path / "npz", spec, **kw)
 
 
-def test_c1_natural_order_twelve_files(make_npz_tree, tmp_path):
+def test_natural_order_twelve_files(make_npz_tree, tmp_path):
     root = _tree(make_npz_tree, tmp_path, {"walk": [5 + i for i in range(12)]})
     s = export_npz(root, tmp_path / "s.zarr", source="sim", progress=False)
     assert s.motions == {"walk": 12} and s.trajectories == 12 and s.frames == sum(range(5, 17))
@@ -58,7 +59,7 @@ def test_round_trip_is_exact(make_npz_tree, tmp_path):
     assert store.trajectories[2].keys["qvel"] == ((8,), "float32")
 
 
-def test_c2_ragged_action_padded_and_reported(make_npz_tree, tmp_path):
+def test_ragged_action_padded_and_reported(make_npz_tree, tmp_path):
     root = _tree(make_npz_tree, tmp_path, {"m": [{"length": 50,
                                                   "action": revealing(0, 49, 2, 1e4)}]})
     s = export_npz(root, tmp_path / "s.zarr", source="src", progress=False)
@@ -162,7 +163,7 @@ def test_custom_convention_recorded(make_npz_tree, tmp_path):
      r"m/traj_1.npz: key 'qpos': has 0 rows"),
     ({"weird": np.array([b"x"] * 10, dtype=object)}, r"m/traj_1.npz: key 'weird': needs pickle"),
 ])
-def test_c7_failed_export_writes_nothing(make_npz_tree, tmp_path, bad, match):
+def test_failed_export_writes_nothing(make_npz_tree, tmp_path, bad, match):
     root = _tree(make_npz_tree, tmp_path, {"m": [10, dict(length=10, **bad), 10]})
     out = tmp_path / "s.zarr"
     with pytest.raises(ExportError, match=match):

@@ -1,4 +1,4 @@
-"""Store inspection (trajopt_loader.store.inspect): C13 frozen recordings, C14 qvel vs qpos / dt."""
+"""Store inspection (trajopt_loader.store.inspect): frozen recordings, qvel vs qpos / dt."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from trajopt_loader.store import TrajectoryStore, export_npz
 from trajopt_loader.store.inspect import distinct_rows, inspect_store, model_joint_addresses
 from test_velocity import _free_base_motion
 
-def test_c13_distinct_rows():
+def test_distinct_rows_flag_frozen_recordings():
     a = np.zeros((10, 3))
     assert distinct_rows(a) == 1
     a[4, 1] = 1.0
@@ -17,7 +17,7 @@ def test_c13_distinct_rows():
     assert distinct_rows(np.arange(5.0)) == 5 and distinct_rows(np.zeros((0, 2))) == 0
 
 
-def test_c13_c14_flags_in_store_report(tmp_path, make_npz_tree):
+def test_frozen_and_velocity_flags_in_store_report(tmp_path, make_npz_tree):
     qpos, qvel = _free_base_motion(n=40)
     frozen = np.tile(qpos[:1], (40, 1))
     few = qpos[np.arange(40) // 20 * 20]  # two distinct rows out of 40

@@ -12,7 +12,7 @@ from trajopt_loader.store.layout import (CHUNK_BYTES, check_node_name, chunk_row
                                          natural_key)
 
 
-def test_c1_natural_order():
+def test_natural_order():
     names = [f"traj_{i}.npz" for i in range(12)]
     assert sorted(names, key=natural_key) == names
     assert sorted(names)[:4] == ["traj_0.npz", "traj_1.npz", "traj_10.npz", "traj_11.npz"]

@@ -159,7 +159,7 @@ def _gather_in_worker(store, traj_ids, steps):
     return store.gather("qpos", traj_ids, steps), store.cache_info()["misses"]
 
 
-def test_c12_spawned_worker_reads_same_bytes(cassie_store):
+def test_spawned_worker_reads_same_bytes(cassie_store):
     import multiprocessing
 
     store = TrajectoryStore(cassie_store)

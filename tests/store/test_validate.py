@@ -1,4 +1,5 @@
-"""Validation of single .npz files (trajopt_loader.store.validate): C2, C6, C7, C16 and dt rules."""
+"""Validation of single .npz files (trajopt_loader.store.validate): ragged keys, padded files, bad
+values, unnamed arrays, and dt rules."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def test_named_file_loads_exactly(tmp_path):
     assert t.scalars == {"speed": 1.5} and t.padded == {} and t.skipped == []
 
 
-def test_c2_action_with_one_row_less_is_padded_by_repeating_last(tmp_path):
+def test_action_with_one_row_less_is_padded_by_repeating_last(tmp_path):
     action = revealing(0, 49, 2, 1e4)
     t = load_trajectory(_save(tmp_path, **_base(50, action=action)))
     assert t.arrays["action"].shape == (50, 2)
@@ -41,7 +42,7 @@ def test_c2_action_with_one_row_less_is_padded_by_repeating_last(tmp_path):
     assert t.padded == {"action": 1}
 
 
-def test_c2_other_action_mismatch_is_an_error(tmp_path):
+def test_other_action_mismatch_is_an_error(tmp_path):
     with pytest.raises(ExportError, match=r"traj_0.npz: key 'action': has 47 rows but qpos has 50"):
         load_trajectory(_save(tmp_path, **_base(50, action=np.zeros((47, 2)))))
 
@@ -53,7 +54,7 @@ def test_extra_array_of_other_length_is_skipped_with_warning(tmp_path):
     assert t.skipped == ["traj_0.npz: contacts (4, 2) skipped (qpos has 10 rows)"]
 
 
-def test_c6_true_length_keeps_only_real_rows(tmp_path):
+def test_true_length_keeps_only_real_rows(tmp_path):
     qpos = revealing(0, 64, 9)
     qpos[40:] = np.nan  # padding rows may hold anything: they are never read
     t = load_trajectory(_save(tmp_path, **_base(64, qpos=qpos, true_length=np.int64(40))))
@@ -63,12 +64,12 @@ def test_c6_true_length_keeps_only_real_rows(tmp_path):
 
 
 @pytest.mark.parametrize("tl", [0, 65, -1, 3.5])
-def test_c6_true_length_out_of_range(tmp_path, tl):
+def test_true_length_out_of_range(tmp_path, tl):
     with pytest.raises(ExportError, match=r"key 'true_length': is .* expected an integer in 1..64"):
         load_trajectory(_save(tmp_path, **_base(64, true_length=np.float64(tl))))
 
 
-def test_c7_nan_in_qvel_names_file_key_row_column(tmp_path):
+def test_nan_in_qvel_names_file_key_row_column(tmp_path):
     qvel = revealing(0, 10, 8)
     qvel[7, 3] = np.nan
     with pytest.raises(ExportError) as e:
@@ -77,32 +78,32 @@ def test_c7_nan_in_qvel_names_file_key_row_column(tmp_path):
                                    "column (3,)")
 
 
-def test_c7_inf_in_1d_extra(tmp_path):
+def test_inf_in_1d_extra(tmp_path):
     time = np.arange(10) * 0.01
     time[2] = np.inf
     with pytest.raises(ExportError, match=r"key 'time': has a non-finite value inf at row 2;"):
         load_trajectory(_save(tmp_path, **_base(time=time)))
 
 
-def test_c7_zero_rows(tmp_path):
+def test_zero_rows(tmp_path):
     with pytest.raises(ExportError, match=r"traj_0.npz: key 'qpos': has 0 rows"):
         load_trajectory(_save(tmp_path, **_base(0)))
 
 
-def test_c7_object_array_needing_pickle(tmp_path):
+def test_object_array_needing_pickle(tmp_path):
     p = tmp_path / "traj_0.npz"
     np.savez(p, qpos=np.array([np.zeros(3), np.zeros(2)], dtype=object), qvel=np.zeros((2, 2)))
     with pytest.raises(ExportError, match=r"traj_0.npz: key 'qpos': needs pickle to load"):
         load_trajectory(p)
 
 
-def test_c7_string_array_is_not_numeric(tmp_path):
+def test_string_array_is_not_numeric(tmp_path):
     with pytest.raises(ExportError, match=r"key 'label': has dtype <U3 .* expected a numeric"):
         load_trajectory(_save(tmp_path, **_base(label=np.array(["abc"] * 10))))
 
 
 @pytest.mark.parametrize("content", [b"", b"not a zip file at all", b"PK\x03\x04broken"])
-def test_c7_corrupt_file(tmp_path, content):
+def test_corrupt_file(tmp_path, content):
     p = tmp_path / "traj_9.npz"
     p.write_bytes(content)
     with pytest.raises(ExportError, match=r"^traj_9.npz: cannot be read as .npz"):
@@ -126,7 +127,7 @@ def test_qpos_qvel_row_counts_differ(tmp_path):
         load_trajectory(_save(tmp_path, **_base(qvel=np.zeros((9, 8)))))
 
 
-def test_c16_unnamed_arrays_refused_with_fix_then_mapped(tmp_path):
+def test_unnamed_arrays_refused_with_fix_then_mapped(tmp_path):
     p = tmp_path / "traj_0.npz"
     np.savez(p, revealing(0, 10, 9), revealing(0, 10, 8, -1e4), np.float64(0.01))
     with pytest.raises(ExportError) as e:

@@ -1,4 +1,4 @@
-"""C14 velocity check (trajopt_loader.store.velocity): qvel vs the derivative of qpos at dt."""
+"""Velocity check (trajopt_loader.store.velocity): qvel vs the derivative of qpos at dt."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ def _free_base_motion(n=50, joints=3):
     return qpos, qvel
 
 
-def test_c14_consistent_velocities():
+def test_velocity_check_consistent_velocities():
     qpos, qvel = _free_base_motion()
     v = check_velocity_consistency(qpos, qvel, DT)
     assert v.correlation == pytest.approx(1.0, abs=1e-12)
@@ -32,7 +32,7 @@ def test_c14_consistent_velocities():
 
 
 @pytest.mark.parametrize("factor", [2.0, 0.5])
-def test_c14_wrong_dt_gives_scale(factor):
+def test_velocity_check_wrong_dt_gives_scale(factor):
     qpos, qvel = _free_base_motion()
     v = check_velocity_consistency(qpos, qvel, DT * factor)  # dt recorded wrong by `factor`
     assert v.scale == pytest.approx(factor, rel=1e-12)
@@ -40,7 +40,7 @@ def test_c14_wrong_dt_gives_scale(factor):
     assert v.flagged and f"is dt off by a factor {factor:.3g}?" in v.reason
 
 
-def test_c14_zero_shuffled_and_wrong_columns():
+def test_velocity_check_zero_shuffled_and_wrong_columns():
     qpos, qvel = _free_base_motion()
     v = check_velocity_consistency(qpos, np.zeros_like(qvel), DT)
     assert (v.scale, v.flagged, v.reason) == (0.0, True, "qvel is zero while qpos moves")
@@ -52,7 +52,7 @@ def test_c14_zero_shuffled_and_wrong_columns():
     assert check_velocity_consistency(qpos, swapped, DT).flagged
 
 
-def test_c14_explicit_addresses_and_errors():
+def test_velocity_check_explicit_addresses_and_errors():
     qpos, qvel = _free_base_motion()
     # ball joint before the hinges: without addresses the layout is unknown
     qpos_b = np.concatenate([qpos[:, :7], np.tile([1.0, 0, 0, 0], (len(qpos), 1)), qpos[:, 7:]], 1)

@@ -1,4 +1,5 @@
-"""References (numpy core + grain transform) against MuJoCo itself, hand-computed cases, C3/C4/C15."""
+"""References (numpy core + grain transform) against MuJoCo itself and hand-computed cases:
+quaternion order, velocity frames, qpos vs qvel addresses."""
 
 from __future__ import annotations
 
@@ -121,14 +122,14 @@ def one_state(base_quat, conv, lin=(0, 0, 0), ang=(0, 0, 0)):
     return {k: v[0, 0] for k, v in compute_references(qpos, qvel, cassie.SPEC, conv).items() if v.ndim > 1}
 
 
-def test_c3_identity_quaternion_order_comes_from_the_convention():
+def test_identity_quaternion_order_comes_from_the_convention():
     assert not one_state((1, 0, 0, 0), MUJOCO)["ref_base_local_ori"].any()  # identity (w,x,y,z)
     assert not one_state((0, 0, 0, 1), PINOCCHIO)["ref_base_local_ori"].any()  # identity (x,y,z,w)
     wrong = one_state((1, 0, 0, 0), PINOCCHIO)["ref_base_local_ori"]  # read as xyzw: roll = pi
     assert abs(wrong[0]) == pytest.approx(np.pi)
 
 
-def test_c4_yaw_90_velocity_frames():
+def test_yaw_90_velocity_frames():
     refs = one_state(quat(np.pi / 2), MUJOCO, lin=(1, 0, 0), ang=(1, 0, 0))
     np.testing.assert_allclose(refs["ref_base_robot_ang_vel"], (1.0, 0.0, 0.0), atol=1e-12)
     np.testing.assert_allclose(refs["ref_base_robot_lin_vel"], (0.0, -1.0, 0.0), atol=1e-12)
@@ -155,7 +156,7 @@ def test_same_motion_in_both_conventions_gives_same_references(name):
         np.testing.assert_allclose(mixed[key], a[key], atol=1e-12, err_msg=key)
 
 
-def test_c15_thirdarm_velocities_read_at_dof_address():
+def test_thirdarm_velocities_read_at_dof_address():
     m = digit_v3_thirdarm.build_mjspec(MODELS["digit"][0]).compile()
     d = mujoco.MjData(m)
     rng = np.random.default_rng(5)
@@ -261,7 +262,7 @@ def test_transform_on_batch_dict_exact_keys_shapes_dtypes(caplog):
         np.testing.assert_array_equal(out[key], want[key], err_msg=key)
     del batch["ee_pos"]
     out = BuildReferences(None, digit_v3.SPEC, convention=MUJOCO).map(batch)
-    assert not set(EE_REF_KEYS) & set(out) and "no end-effector positions" in caplog.text  # C5
+    assert not set(EE_REF_KEYS) & set(out) and "no end-effector positions" in caplog.text  # never zeros
     # A robot spec without end-effector sites expects none: no warning.
     caplog.clear()
     no_ee = dataclasses.replace(digit_v3.SPEC, ee_sites=())

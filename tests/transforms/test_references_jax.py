@@ -82,10 +82,10 @@ def test_real_cassie_window(yaw):
     assert_refs_close(got, want, REF_KEYS)
 
 
-def test_c3_c4_in_jax():
+def test_quaternion_order_and_velocity_frames_in_jax():
     qpos, qvel = np.zeros((2, 1, 35), np.float32), np.zeros((2, 1, 32), np.float32)
-    qpos[0, 0, 3:7] = (1, 0, 0, 0)  # C3: MuJoCo identity -> rpy 0
-    qpos[1, 0, 3:7] = quat(np.pi / 2)  # C4: yaw +90 deg
+    qpos[0, 0, 3:7] = (1, 0, 0, 0)  # quaternion order: MuJoCo identity -> rpy 0
+    qpos[1, 0, 3:7] = quat(np.pi / 2)  # velocity frames: yaw +90 deg
     qvel[1, 0, 0:3], qvel[1, 0, 3:6] = (1, 0, 0), (1, 0, 0)
     got = compute_references_jax(jnp.asarray(qpos), jnp.asarray(qvel), cassie.SPEC, MUJOCO,
                                  origin_qpos=jnp.asarray(qpos[:, 0] * 0 + qpos[0, 0]))

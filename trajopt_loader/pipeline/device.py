@@ -279,7 +279,7 @@ def device_iterator(
       TypeError: ``dataset`` is not a grain dataset.
       ValueError: a buffer size is negative.
       ShardingError: bad ``sharding`` (on ``next()`` if it only shows on a batch's shapes).
-      IndexOverflowError: on ``next()``, an int64 leaf does not fit int32 with x64 off (C11).
+      IndexOverflowError: on ``next()``, an int64 leaf does not fit int32 with x64 off (never truncated silently).
     """
     if isinstance(dataset, grain.MapDataset):
         dataset = dataset.to_iter_dataset()

@@ -1,11 +1,11 @@
-"""C14: is ``qvel`` the time derivative of ``qpos`` at the recorded ``dt``?
+"""Wrong velocity data or dt: is ``qvel`` the time derivative of ``qpos`` at the recorded ``dt``?
 
 For hinge and slide coordinates, ``qvel[t, dof]`` is compared with the forward difference
 ``(qpos[t+1, adr] - qpos[t, adr]) / dt``: the correlation and the least-squares scale between the
 two are reported, and a scale far from 1 (a wrong ``dt`` or unit) or a low correlation (velocities
 of other joints, shuffled or frozen data) is flagged. Addresses come from a MuJoCo model
 (``jnt_qposadr`` / ``jnt_dofadr`` of hinge and slide joints; they differ once a free or ball joint
-precedes a joint, C15), or, without a model, from the free/ball-base layout when ``nq - nv == 1``
+precedes a joint), or, without a model, from the free/ball-base layout when ``nq - nv == 1``
 (qpos ``7 + j`` vs qvel ``6 + j``).
 """
 
@@ -97,7 +97,7 @@ def model_joint_addresses(model_path: str) -> tuple[int, int, np.ndarray, np.nda
     """``(nq, nv, qpos_adr, dof_adr)`` of the hinge and slide joints of a MuJoCo model.
 
     ``qpos_adr`` / ``dof_adr`` are int ``[n_joints]`` (``jnt_qposadr`` / ``jnt_dofadr``: they differ
-    once a free or ball joint precedes a joint, C15).
+    once a free or ball joint precedes a joint).
 
     Raises:
       ModelNotFoundError: no file at ``model_path``. ModelError: MuJoCo cannot load it.

@@ -40,7 +40,7 @@ are rotated only when the convention stores them in the world frame (MuJoCo's an
 and Pinocchio's linear + angular velocity are already body-frame; it rotated them again);
 ``ref_base_local_trans`` is relative to the episode's first step (it used each window's first
 step); end-effector keys exist only when end-effector positions are given or computed (it
-filled zeros; C5). After a cyclic wrap (``transforms/cycles.py``) ``p_t``, ``R_t`` and
+filled zeros). After a cyclic wrap (``transforms/cycles.py``) ``p_t``, ``R_t`` and
 ``x_k,t`` are the continued ones, so the world-frame keys keep growing along the episode.
 Rows where ``valid`` is False hold the references of the nearest earlier valid row (or the first
 valid row if none is earlier); an env without any valid row gets zeros and ``ref_len = 0``.
