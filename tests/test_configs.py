@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import os
+import subprocess
+import sys
 
 import pytest
 from ml_collections import config_dict
@@ -109,3 +112,16 @@ def test_episode_length_accepts_unbounded_spellings():
     assert load_config("default", {"episode_length": 0}).episode_length == 0
     assert load_config("cassie", {"episode_length": None}).episode_length is None
     assert load_config("digit_v3").episode_length == load_config("cassie").episode_length == 1024
+
+
+@pytest.mark.slow
+def test_configs_import_no_pipeline_code():
+    """Configs are data: loading one imports no pipeline, transform or store module (nor grain,
+    JAX, MuJoCo or zarr)."""
+    code = ("import sys; from trajopt_loader.configs import load_config; load_config('cassie'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('grain', 'jax', 'mujoco', "
+            "'zarr') or m.startswith(('trajopt_loader.pipeline', 'trajopt_loader.transforms', "
+            "'trajopt_loader.store'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert out.stdout.strip() == "[]"
