@@ -31,11 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trajopt_loader.configs import load_config
-from trajopt_loader.pipeline import make_dataset
-from trajopt_loader.store import TrajectoryStore, export_npz
-from trajopt_loader.transforms.cycles import ContinueCycles
-from trajopt_loader.transforms.kinematics import make_export_preprocess
+from trajopt_loader import TrajectoryStore, export_npz, load_config, make_dataset
+from trajopt_loader.kinematics import make_export_preprocess
+from trajopt_loader.transforms import ContinueCycles
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

@@ -31,9 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from trajopt_loader.configs import load_config
-from trajopt_loader.pipeline import device_iterator, make_dataset
-from trajopt_loader.store import export_npz
+from trajopt_loader import device_iterator, export_npz, load_config, make_dataset
 
 SAMPLE = Path(__file__).resolve().parents[1] / "trajopt_loader" / "sample_data" / "cassie"
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trajopt_loader.compat import TrajoptLoader, VectorizedTrajectoryDataset
+from trajopt_loader import TrajoptLoader, VectorizedTrajectoryDataset
 
 N_TRAJ, LENGTH, NQ, NV = 16, 2000, 61, 54
 

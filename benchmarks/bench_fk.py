@@ -21,9 +21,8 @@ import mujoco
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from trajopt_loader.conventions import MUJOCO
-from trajopt_loader.transforms.fk import load_kinematics_model, site_positions, \
-    site_positions_mujoco
+from trajopt_loader import MUJOCO
+from trajopt_loader.kinematics import load_kinematics_model, site_positions, site_positions_mujoco
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

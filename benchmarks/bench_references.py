@@ -28,9 +28,7 @@ import numpy as np
 
 from trajopt_loader import MUJOCO, PINOCCHIO
 from trajopt_loader.robots import digit_v3
-from trajopt_loader.transforms.references import compute_references
-from trajopt_loader.transforms.references_jax import compute_references_jax
-from trajopt_loader.transforms.references_transform import BuildReferences
+from trajopt_loader import BuildReferences, compute_references, compute_references_jax
 
 
 def make_batch(num_envs: int, window: int, with_ee: bool, seed: int = 0) -> dict:

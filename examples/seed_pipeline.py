@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 import trajopt_loader
-from trajopt_loader.compat import DoubleBufferStreamer, TrajoptLoader, VectorizedTrajectoryDataset
-from trajopt_loader.compat_refs import DigitRefSpec, build_refs_from_window
+from trajopt_loader import (DigitRefSpec, DoubleBufferStreamer, TrajoptLoader,
+                            VectorizedTrajectoryDataset, build_refs_from_window)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cassie" / "trajopt"
 BUNDLED = Path(trajopt_loader.__file__).parent / "sample_data" / "cassie"

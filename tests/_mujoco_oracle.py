@@ -4,14 +4,14 @@ rotation, body-frame velocity (``mj_objectVelocity``) and site positions (``site
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import mujoco
 import numpy as np
 
+from conftest import SHARED_DATA
 from trajopt_loader.robots import cassie, digit_v3
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 MODELS = {"digit": (DATA / "digit_v3" / "digit-v3.xml", digit_v3.SPEC),
           "cassie": (DATA / "cassie" / "cassie.xml", cassie.SPEC)}
 YAWS = (0.0, 90.0, 170.0, -135.0)

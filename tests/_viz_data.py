@@ -29,9 +29,10 @@ def digit_store(tmp: Path, m) -> Path:
     """A store ``digit_v3/walk/{traj0, traj1}`` (MuJoCo convention) with qvel from qpos and the
     world positions of Digit's 4 end-effector sites as ``ee_pos [T, 4, 3]``, for the
     Digit ``mujoco.MjModel`` ``m`` (loading digit-v3.xml with its meshes takes seconds: load once)."""
-    from trajopt_loader import MUJOCO, export_npz, qvel_from_qpos
+    from trajopt_loader import MUJOCO, export_npz
+    from trajopt_loader.kinematics import qvel_from_qpos
     from trajopt_loader.robots import digit_v3
-    from trajopt_loader.transforms.fk import site_positions_mujoco
+    from trajopt_loader.kinematics import site_positions_mujoco
 
     root = tmp / "digit_npz" / "walk"
     root.mkdir(parents=True)

@@ -11,7 +11,9 @@ import pytest
 # MuJoCo picks its OpenGL backend when first imported: headless EGL for the render tests
 os.environ.setdefault("MUJOCO_GL", "egl")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+#: The checkout's root, and the real data beside it (test modules import both from here).
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
 CASSIE_TRAJOPT = SHARED_DATA / "cassie" / "trajopt"
 
 

@@ -35,8 +35,8 @@ from ml_collections import ConfigDict  # noqa: E402
 
 from trajopt_loader.configs import load_config  # noqa: E402
 from trajopt_loader.pipeline import device_iterator, make_dataset  # noqa: E402
-from trajopt_loader.pipeline.distributed import (env_sharding, maybe_initialize_distributed,  # noqa: E402
-                                                 restore_process_state, save_process_state)
+from trajopt_loader.pipeline.distributed import env_sharding, maybe_initialize_distributed  # noqa: E402
+from trajopt_loader.pipeline.process_state import restore_process_state, save_process_state  # noqa: E402
 from trajopt_loader.store import TrajectoryStore  # noqa: E402
 
 

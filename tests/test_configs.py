@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
+import os
+import subprocess
+import sys
 
 import pytest
 from ml_collections import config_dict
 
+from conftest import REPO
 from trajopt_loader.configs import apply_overrides, load_config, validate_config
 from trajopt_loader.errors import ConfigError
 
@@ -55,7 +58,7 @@ def test_named_configs_validate_lock_and_document_their_command(name):
 
 
 def test_same_config_by_path_name_and_argument():
-    path = Path(__file__).resolve().parents[1] / "trajopt_loader" / "configs" / "digit_v3.py"
+    path = REPO / "trajopt_loader" / "configs" / "digit_v3.py"
     by_path = load_config(f"{path}:num_envs=8,seed=3")
     assert (by_path.num_envs, by_path.seed, by_path.window_size) == (8, 3, 32)
     by_name = load_config("digit_v3", {"num_envs": 8, "seed": 3})
@@ -109,3 +112,16 @@ def test_episode_length_accepts_unbounded_spellings():
     assert load_config("default", {"episode_length": 0}).episode_length == 0
     assert load_config("cassie", {"episode_length": None}).episode_length is None
     assert load_config("digit_v3").episode_length == load_config("cassie").episode_length == 1024
+
+
+@pytest.mark.slow
+def test_configs_import_no_pipeline_code():
+    """Configs are data: loading one imports no pipeline, transform or store module (nor grain,
+    JAX, MuJoCo or zarr)."""
+    code = ("import sys; from trajopt_loader.configs import load_config; load_config('cassie'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('grain', 'jax', 'mujoco', "
+            "'zarr') or m.startswith(('trajopt_loader.pipeline', 'trajopt_loader.transforms', "
+            "'trajopt_loader.store'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    assert out.stdout.strip() == "[]"

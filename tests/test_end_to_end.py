@@ -1,16 +1,15 @@
 """End to end on real Cassie data: export with derived qvel → stream with references → jit."""
 
-from pathlib import Path
-
 import jax
 import jax.numpy as jnp
 import mujoco
 import numpy as np
 
-from trajopt_loader import (TrajectoryStore, device_iterator, export_npz, load_config,
-                            make_dataset, make_export_preprocess)
+from conftest import SHARED_DATA
+from trajopt_loader import TrajectoryStore, device_iterator, export_npz, load_config, make_dataset
+from trajopt_loader.kinematics import make_export_preprocess
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = SHARED_DATA
 CASSIE_XML = DATA / "cassie" / "cassie.xml"
 
 
@@ -31,7 +30,7 @@ def test_aslip_walk_exports_with_derived_qvel_and_streams_with_references(tmp_pa
     joints = model.actuator_trnid[:, 0]
     assert (model.jnt_type[joints] == mujoco.mjtJoint.mjJNT_HINGE).all()
     qadr, dadr = model.jnt_qposadr[joints], model.jnt_dofadr[joints]
-    assert (qadr != dadr).all()  # C15: reading velocities at qpos addresses would be wrong
+    assert (qadr != dadr).all()  # reading velocities at qpos addresses would be wrong
     qvel = store.read(7, "qvel")
     central = (qpos[2:, qadr] - qpos[:-2, qadr]) / (2 * dt)
     np.testing.assert_allclose(qvel[1:-1, dadr], central, rtol=1e-9, atol=1e-9)

@@ -21,12 +21,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import REPO
 from trajopt_loader.configs import load_config
 from trajopt_loader.pipeline import make_dataset
-from trajopt_loader.pipeline.distributed import restore_process_state
+from trajopt_loader.pipeline.process_state import restore_process_state
 from trajopt_loader.store import TrajectoryStore, export_npz
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # real subprocesses
+
 LENGTHS = [7, 12, 9, 15, 6, 10]  # traj i: qpos[t, j] = 100 i + t + j / 100
 N, SAVE_AT, E = 6, 2, 8
 CONFIGS = {  # cyclic off: the revealing values have no unit base quaternion at qpos[3:7]

@@ -31,7 +31,8 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from conftest import REPO
+
 README = REPO / "README.md"
 FENCE = re.compile(r"^```(\w*)\s*$")
 MARKER = re.compile(r"^<!--\s*readme-test:\s*(\w+)\s*(?:\((.*)\))?\s*-->\s*$")
@@ -103,6 +104,7 @@ def workdir(tmp_path_factory) -> Path:
     return work
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
 def test_readme_block_runs(block, workdir):
     env = dict(os.environ, JAX_PLATFORMS="cpu",

@@ -114,7 +114,7 @@ def test_time_step_users_refuse_unknown_dt(no_dt, tmp_path, shared_data):
     assert "dt unknown" in text and "dt=unknown" in text
     assert all(t.velocity is None for t in report.trajectories)
     # qvel derivation and resampling (export preprocess) on a real dt-less Cassie file
-    from trajopt_loader.transforms.kinematics import make_export_preprocess
+    from trajopt_loader.kinematics import make_export_preprocess
     src = np.load(shared_data / "cassie" / "trajopt" / "aslip_walk" / "traj_0.npz")
     (tmp_path / "cassie" / "walk").mkdir(parents=True)
     np.savez(tmp_path / "cassie" / "walk" / "traj_0.npz", qpos=src["qpos"])
@@ -134,6 +134,7 @@ def _cli(*args):
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.slow
 def test_cli_refuses_without_dt_and_records_unknown_with_dt_unknown(no_dt, tmp_path):
     out = tmp_path / "s.zarr"
     base = (no_dt, out, "--source", "s", "--convention", "mujoco", "--noprogress")

@@ -1,6 +1,10 @@
 """trajopt-loader: trajectory-optimization data (qpos / qvel / action windows) from Zarr into JAX.
 
-The public API is what ``__all__`` lists; everything else is internal. Names are imported lazily
+``__all__`` lists the names a user needs (store, pipeline, checkpoints, conventions, robots,
+references, the base error and the predecessor's six names); the rest lives in namespaces:
+``trajopt_loader.store``, ``.pipeline``, ``.configs``, ``.conventions``, ``.robots``,
+``.transforms``, ``.kinematics`` (MuJoCo), ``.errors`` (every error class), ``.compat`` and
+``.viz``, each with its own ``__all__``. Names are imported lazily
 (PEP 562 module ``__getattr__``), so ``import trajopt_loader`` stays cheap and loads JAX, grain or
 MuJoCo only when a name that needs them is first used.
 
@@ -17,46 +21,36 @@ import importlib
 __version__ = "0.2.0"
 
 _NAMES = {
-    # store: layout, export, reading, inspection
-    "trajopt_loader.store": ("TrajectoryStore", "TrajectoryInfo", "export_npz", "ExportSummary",
-                             "inspect_store", "StoreReport", "VelocityCheck",
-                             "check_velocity_consistency"),
-    "trajopt_loader.conventions": ("Convention", "MUJOCO", "PINOCCHIO", "as_convention"),
-    # pipeline: schedules + transforms in grain, device double buffering, checkpoints
-    "trajopt_loader.pipeline.dataset": ("make_dataset", "check_uniform_dt"),
-    "trajopt_loader.pipeline.fingerprint": ("StreamDataset",),
-    "trajopt_loader.pipeline.device": ("device_iterator", "DeviceIterator"),
+    # store: export, reading, inspection, verification
+    "trajopt_loader.store.reader": ("TrajectoryStore",),
+    "trajopt_loader.store.export": ("export_npz",),
+    "trajopt_loader.store.inspect": ("inspect_store",),
+    "trajopt_loader.store.verify": ("verify_store",),
+    # pipeline: config, grain dataset, device prefetch, checkpoints, several processes
+    "trajopt_loader.configs": ("load_config",),
+    "trajopt_loader.pipeline.dataset": ("make_dataset",),
+    "trajopt_loader.pipeline.device": ("device_iterator",),
     "trajopt_loader.pipeline.checkpoint": ("save_state", "load_state", "save_with_manager",
                                            "restore_with_manager"),
-    "trajopt_loader.pipeline.distributed": ("env_sharding", "maybe_initialize_distributed",
-                                            "process_env_range", "save_process_state",
-                                            "restore_process_state"),
-    "trajopt_loader.configs": ("load_config", "validate_config"),
-    "trajopt_loader.transforms.windows": ("WindowIndices",),
-    "trajopt_loader.transforms.gather": ("GatherKeys",),
-    "trajopt_loader.transforms.cycles": ("ContinueCycles",),
-    # robots and references
-    "trajopt_loader.robots": ("RobotSpec", "spec_from_mjcf", "get_spec"),
+    "trajopt_loader.pipeline.distributed": ("env_sharding", "maybe_initialize_distributed"),
+    "trajopt_loader.pipeline.process_state": ("save_process_state", "restore_process_state"),
+    # data conventions, robots, references
+    "trajopt_loader.conventions": ("Convention", "MUJOCO", "PINOCCHIO", "as_convention"),
+    "trajopt_loader.robots": ("RobotSpec", "get_spec", "spec_from_mjcf"),
     "trajopt_loader.transforms.references": ("compute_references",),
-    "trajopt_loader.transforms.references_transform": ("BuildReferences",),
     "trajopt_loader.transforms.references_jax": ("compute_references_jax",),
-    "trajopt_loader.transforms.references_config": ("reference_transforms",),
-    "trajopt_loader.transforms.kinematics": ("load_kinematics_model", "qvel_from_qpos",
-                                             "resample_qpos", "site_positions",
-                                             "EndEffectorPositions", "make_export_preprocess"),
-    # the seed API names
+    "trajopt_loader.transforms.references_transform": ("BuildReferences",),
+    "trajopt_loader.errors": ("TrajoptLoaderError",),
+    # the predecessor's names (README, "Code written for the predecessor's API")
     "trajopt_loader.compat": ("TrajoptLoader", "VectorizedTrajectoryDataset",
-                              "DoubleBufferStreamer"),
-    "trajopt_loader.compat_refs": ("DigitRefSpec", "build_refs_from_window",
-                                   "DigitTrajoptRefBuilder"),
-    # errors
-    "trajopt_loader.errors": ("TrajoptLoaderError", "StoreNotFoundError", "StoreFormatError",
-                              "ExportError", "ConventionError", "MissingKeyError",
-                              "WindowIndexError", "ConfigError", "ShardingError",
-                              "IndexOverflowError", "CheckpointError", "CheckpointNotFoundError",
-                              "RobotSpecError", "ReferenceInputError", "ModelError",
-                              "ModelNotFoundError", "EnvNotAssignedError"),
+                              "DoubleBufferStreamer", "DigitRefSpec", "build_refs_from_window",
+                              "DigitTrajoptRefBuilder"),
 }
+#: Namespaces for the rest: each lists its names in ``__all__`` (the facade's names included).
+NAMESPACES = ("trajopt_loader.store", "trajopt_loader.pipeline", "trajopt_loader.configs",
+              "trajopt_loader.conventions", "trajopt_loader.robots", "trajopt_loader.transforms",
+              "trajopt_loader.kinematics", "trajopt_loader.errors", "trajopt_loader.compat",
+              "trajopt_loader.viz")
 _MODULE_OF = {name: module for module, names in _NAMES.items() for name in names}
 
 __all__ = sorted(_MODULE_OF)

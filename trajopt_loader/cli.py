@@ -163,17 +163,13 @@ def _resolve_config_flag(command: str, arg: str) -> str:
     """
     if not arg.startswith("--config="):
         return arg
-    import os
-
-    from trajopt_loader.configs import NAMED, load_config
+    from trajopt_loader.configs import NAMED, config_file, load_config
     from trajopt_loader.errors import ConfigError
 
     value = arg.removeprefix("--config=")
     path, sep, overrides = value.partition(":")
-    stem = os.path.basename(path).removesuffix(".py")
-    if not os.path.isfile(path) and stem in NAMED:
-        path = os.path.join(os.path.dirname(__file__), "configs", f"{stem}.py")
-    if os.path.isfile(path):
+    path = config_file(path) or ""
+    if path:
         if overrides:  # absl would bury a bad "file.py:field=value" in a traceback: check first
             try:
                 load_config(f"{path}:{overrides}")

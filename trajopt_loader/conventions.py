@@ -21,6 +21,11 @@ import numpy as np
 
 from trajopt_loader.errors import ConventionError
 
+__all__ = ["Convention", "MUJOCO", "PINOCCHIO", "NAMED", "NAMES", "QUAT_ORDERS", "FRAMES",
+           "WXYZ_FROM_XYZW", "XYZW_FROM_WXYZ", "as_convention", "flag_table", "quat_as_xyzw",
+           "qpos_base_from_mujoco", "qpos_base_to_mujoco", "qvel_base_from_mujoco",
+           "qvel_base_to_mujoco", "reorder_quat"]
+
 QUAT_ORDERS = ("wxyz", "xyzw")
 FRAMES = ("world", "body")
 
@@ -133,3 +138,73 @@ def flag_table(conventions) -> np.ndarray:
     convs = [as_convention(c, f"conventions[{i}]") for i, c in enumerate(conventions)]
     return np.array([(c.quat_order == "xyzw", c.lin_vel_frame == "world",
                       c.ang_vel_frame == "world") for c in convs], dtype=bool).reshape(-1, 3)
+
+
+XYZW_FROM_WXYZ = [1, 2, 3, 0]  # quat_xyzw = quat_wxyz[..., XYZW_FROM_WXYZ]
+WXYZ_FROM_XYZW = [3, 0, 1, 2]  # quat_wxyz = quat_xyzw[..., WXYZ_FROM_XYZW]
+
+
+def reorder_quat(quat, src: str, dst: str):
+    """Quaternions ``quat [..., 4]`` in order ``src`` (``"wxyz"`` / ``"xyzw"``) as order ``dst``.
+
+    Works on numpy and JAX arrays alike (fancy indexing of the last axis); returns ``quat``
+    itself when the orders agree, else a reordered copy of the same dtype.
+    Raises ConventionError for an order outside :data:`QUAT_ORDERS`."""
+    for order in (src, dst):
+        if order not in QUAT_ORDERS:
+            raise ConventionError(f"quaternion order {order!r} is not one of {QUAT_ORDERS}.")
+    if src == dst:
+        return quat
+    return quat[..., XYZW_FROM_WXYZ if dst == "xyzw" else WXYZ_FROM_XYZW]
+
+
+def quat_as_xyzw(quat, is_xyzw, xp=np):
+    """``quat [..., 4]`` as ``xyzw`` where bool ``is_xyzw`` (broadcast against ``quat[..., :1]``)
+    is True, else read as ``wxyz`` and reordered; ``xp``: ``numpy`` or ``jax.numpy``.
+    Per-env orders come from :func:`flag_table` column 0."""
+    return xp.where(is_xyzw, quat, quat[..., XYZW_FROM_WXYZ])
+
+
+def qpos_base_to_mujoco(qpos, convention: Convention) -> np.ndarray:
+    """float64 copy of ``qpos [..., nq]`` with the base quaternion ``qpos[..., 3:7]`` reordered
+    from ``convention.quat_order`` to MuJoCo's ``wxyz``; other entries unchanged. The caller
+    checks the model has a floating base at ``qpos[0:7]``
+    (:func:`trajopt_loader.kinematics.model.qpos_to_mujoco` does)."""
+    q = np.array(qpos, dtype=np.float64)
+    q[..., 3:7] = reorder_quat(q[..., 3:7], convention.quat_order, MUJOCO.quat_order)
+    return q
+
+
+def qpos_base_from_mujoco(qpos, convention: Convention) -> np.ndarray:
+    """Inverse of :func:`qpos_base_to_mujoco`: base quaternion ``wxyz`` ->
+    ``convention.quat_order``; float64 copy."""
+    q = np.array(qpos, dtype=np.float64)
+    q[..., 3:7] = reorder_quat(q[..., 3:7], MUJOCO.quat_order, convention.quat_order)
+    return q
+
+
+def _rotate_base_velocity(qvel, quat_wxyz, convention: Convention, to_mujoco: bool) -> np.ndarray:
+    from scipy.spatial.transform import Rotation  # deferred: importing this module stays cheap
+
+    v = np.array(qvel, dtype=np.float64)
+    rot = Rotation.from_quat(np.asarray(quat_wxyz).reshape(-1, 4), scalar_first=True)
+    flat = v.reshape(-1, v.shape[-1])
+    if convention.lin_vel_frame == "body":  # v_body = R^T v_world
+        flat[:, 0:3] = rot.apply(flat[:, 0:3], inverse=not to_mujoco)
+    if convention.ang_vel_frame == "world":  # omega_world = R omega_body
+        flat[:, 3:6] = rot.apply(flat[:, 3:6], inverse=to_mujoco)
+    return flat.reshape(v.shape)
+
+
+def qvel_base_from_mujoco(qvel, quat_wxyz, convention: Convention) -> np.ndarray:
+    """MuJoCo base velocities ``qvel [..., nv]`` (``[v_world (m/s), omega_body (rad/s)]`` at
+    ``qvel[..., 0:6]``) -> the frames of ``convention``: ``v_body = R^T v_world``,
+    ``omega_world = R omega_body``, with ``R`` (body -> world) the base rotation of
+    ``quat_wxyz [..., 4]`` at the same frames. Returns a float64 copy."""
+    return _rotate_base_velocity(qvel, quat_wxyz, convention, to_mujoco=False)
+
+
+def qvel_base_to_mujoco(qvel, quat_wxyz, convention: Convention) -> np.ndarray:
+    """Inverse of :func:`qvel_base_from_mujoco`: ``convention`` -> MuJoCo ``[v_world,
+    omega_body]``; float64 copy."""
+    return _rotate_base_velocity(qvel, quat_wxyz, convention, to_mujoco=True)

@@ -8,6 +8,13 @@ expected, and how to fix it.
 
 from __future__ import annotations
 
+__all__ = ["TrajoptLoaderError", "StoreNotFoundError", "StoreFormatError", "DataIntegrityError",
+           "StoreReadError", "ExportError", "ConventionError", "MissingKeyError",
+           "WindowIndexError", "ConfigError", "ShardingError", "IndexOverflowError",
+           "CheckpointError", "RobotSpecError", "ReferenceInputError", "ModelError",
+           "ModelNotFoundError", "CheckpointNotFoundError", "EnvNotAssignedError",
+           "VizDependencyError", "GLBackendError"]
+
 
 class TrajoptLoaderError(Exception):
     """Base class of every error raised by trajopt-loader."""
@@ -103,3 +110,11 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 class EnvNotAssignedError(TrajoptLoaderError, ValueError):
     """An env was asked for data before a trajectory was assigned to it (``update_references``)."""
+
+
+class VizDependencyError(TrajoptLoaderError, ImportError):
+    """An optional package of the ``[viz]`` extra (matplotlib, imageio, ...) is not installed."""
+
+
+class GLBackendError(TrajoptLoaderError, RuntimeError):
+    """MuJoCo's offscreen renderer cannot create an OpenGL context (headless GL library missing)."""

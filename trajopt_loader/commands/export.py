@@ -165,7 +165,7 @@ def run(argv: list[str]) -> str:
     if wants_model and not model:
         raise _UsageError("--derive-qvel / --resample-dt / --ee-sites need --model MODEL.xml.")
     if model:
-        from trajopt_loader.transforms.kinematics import make_export_preprocess
+        from trajopt_loader.kinematics import make_export_preprocess
 
         preprocess = make_export_preprocess(
             model,

@@ -16,13 +16,13 @@ from typing import Any, Iterable, Mapping
 
 from ml_collections import config_dict
 
+from trajopt_loader.choices import ASSIGNMENTS, END_POLICIES, INT32_MAX, SCHEDULES, cast_dtype
 from trajopt_loader.errors import ConfigError
 
+__all__ = ["NAMED", "apply_overrides", "config_file", "load_config", "named_config",
+           "validate_config"]
+
 NAMED = ("default", "cassie", "digit_v3")
-SCHEDULES = ("sequential", "random")
-ASSIGNMENTS = ("round_robin", "random", "explicit")
-END_POLICIES = ("wrap", "clamp")
-INT32_MAX = 2**31 - 1
 
 
 def _suggest(name: str, choices: Iterable[str]) -> str:
@@ -81,6 +81,25 @@ def apply_overrides(config: config_dict.ConfigDict,
     return config
 
 
+def named_config(name_or_path: str) -> str | None:
+    """The named config (one of :data:`NAMED`) that ``name_or_path`` means, or None.
+
+    ``"cassie"``, ``"cassie.py"`` and ``".../cassie.py"`` mean ``"cassie"`` unless a file exists
+    at that path (an existing file always means itself)."""
+    stem = os.path.basename(name_or_path).removesuffix(".py")
+    return stem if stem in NAMED and not os.path.isfile(name_or_path) else None
+
+
+def config_file(name_or_path: str) -> str | None:
+    """The config ``.py`` file ``name_or_path`` means: an existing file itself, else the packaged
+    file of the named config it means (:func:`named_config`), else None. Works from any directory
+    and from an installed (non-editable) package."""
+    if os.path.isfile(name_or_path):
+        return name_or_path
+    named = named_config(name_or_path)
+    return None if named is None else os.path.join(os.path.dirname(__file__), f"{named}.py")
+
+
 def _load_module(name_or_path: str):
     if name_or_path in NAMED:
         return importlib.import_module(f"trajopt_loader.configs.{name_or_path}")
@@ -106,10 +125,7 @@ def load_config(name_or_path: str = "default",
       ConfigError: unknown config name / field (with a suggestion) or an invalid value.
     """
     name, _, arg = str(name_or_path).partition(":")
-    stem = os.path.basename(name).removesuffix(".py")
-    if not os.path.isfile(name) and stem in NAMED:  # "cassie", "cassie.py", ".../cassie.py"
-        name = stem
-    config = _load_module(name).get_config(arg or None)
+    config = _load_module(named_config(name) or name).get_config(arg or None)
     config.lock()
     apply_overrides(config, overrides)
     validate_config(config)
@@ -145,7 +161,6 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
       ConfigError: naming the field, the value, what is expected, and a close name if any.
     """
     from trajopt_loader.configs import default
-    from trajopt_loader.transforms.gather import cast_dtype
 
     flat, known = _flat(config), _flat(default.get_config())
     for name in flat:

@@ -36,7 +36,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.cyclic = True                 # steps after a wrap (loop >= 1) continue the base pose of the
     #                                 previous loop (DeepMimic cycles; transforms/cycles.py)
     c.allow_mixed_dt = False        # stream trajectories whose dt (s) differ by more than 5%
-    # (pipeline.dataset.DT_TOLERANCE); by default make_dataset refuses them, since W steps would
+    # (pipeline.time_step.DT_TOLERANCE); by default make_dataset refuses them, since W steps would
     # span different durations. When True, look rates up with store.dts[batch["traj_id"]].
     c["keys"] = ("qpos", "qvel", "action")
     c.dtype = "float32"             # dtype of the gathered arrays

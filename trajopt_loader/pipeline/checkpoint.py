@@ -83,7 +83,7 @@ def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
         raise CheckpointError(f"iterator state must be a dict (from it.get_state()), got {type(state).__name__}.")
     _check_json(state, path)
     check_state_shape(state, f"iterator state to save to {os.fspath(path)}")
-    return _write_state_file(path, state)
+    return write_state_file(path, state)
 
 
 def _check_json(state: dict, path) -> None:
@@ -95,8 +95,9 @@ def _check_json(state: dict, path) -> None:
         )
 
 
-def _write_state_file(path, state: dict) -> Path:
-    """Atomic JSON write of ``state`` in the trajopt-loader envelope (format, version)."""
+def write_state_file(path, state: dict) -> Path:
+    """Atomic JSON write of ``state`` in the trajopt-loader envelope (format, version); returns
+    the path. Raises CheckpointError when ``state`` is not JSON-serializable (names the value)."""
     _check_json(state, path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,13 +126,14 @@ def load_state(path: str | os.PathLike) -> dict[str, Any]:
       CheckpointError: the file is not JSON, not of a supported version, or holds something not
         shaped like an iterator state (``fingerprint.STATE_SHAPE``); names the file.
     """
-    state = _read_state_file(path)
+    state = read_state_file(path)
     check_state_shape(state, f"iterator state file {os.fspath(path)}")
     return state
 
 
-def _read_state_file(path) -> Any:
-    """The JSON payload of a state file (envelope removed), unvalidated."""
+def read_state_file(path) -> Any:
+    """The JSON payload of a state file (envelope removed), unvalidated. Raises
+    CheckpointNotFoundError (no file) or CheckpointError (not JSON, another format or version)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointNotFoundError(

@@ -15,7 +15,7 @@ Checkpointing: each grain ``ThreadPrefetch`` stage stores the state of its paren
 every element it buffers and reports, from ``get_state()``, the state recorded with the last element
 it handed out. The two stages nest, so :meth:`DeviceIterator.get_state` is the state right after the
 last batch the consumer received — batches waiting in either buffer are neither skipped nor repeated
-on restore (``tests/test_device.py`` checks this at every position). After a batch that failed to
+on restore (``tests/pipeline/test_device.py`` checks this at every position). After a batch that failed to
 be produced the iterator stays failed until ``set_state`` (:mod:`~trajopt_loader.pipeline.failure`),
 so catching the error and calling ``next()`` again never skips that batch.
 """
@@ -33,10 +33,10 @@ import numpy as np
 from grain.experimental import ThreadPrefetchIterDataset
 from jax.sharding import NamedSharding, PartitionSpec, Sharding
 
+from trajopt_loader.choices import INT32_MAX, INT32_MIN
 from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingError
 from trajopt_loader.pipeline.failure import FailStopIterator
 
-_INT32_MIN, _INT32_MAX = int(np.iinfo(np.int32).min), int(np.iinfo(np.int32).max)
 _OPEN: "weakref.WeakSet[DeviceIterator]" = weakref.WeakSet()
 
 
@@ -75,11 +75,11 @@ def to_device_dtypes(batch: Any) -> Any:
         if arr.dtype.kind in "iu" and arr.dtype.itemsize == 8:
             if arr.size:
                 lo, hi = arr.min(), arr.max()
-                if lo < _INT32_MIN or hi > _INT32_MAX:
-                    bad = np.unravel_index(int(np.argmax((arr < _INT32_MIN) | (arr > _INT32_MAX))), arr.shape)
+                if lo < INT32_MIN or hi > INT32_MAX:
+                    bad = np.unravel_index(int(np.argmax((arr < INT32_MIN) | (arr > INT32_MAX))), arr.shape)
                     raise IndexOverflowError(
                         f"batch leaf {_leaf_name(path)} ({arr.dtype}, shape {arr.shape}) holds {arr[bad]} at "
-                        f"index {tuple(int(i) for i in bad)}, outside int32 [{_INT32_MIN}, {_INT32_MAX}]; with "
+                        f"index {tuple(int(i) for i in bad)}, outside int32 [{INT32_MIN}, {INT32_MAX}]; with "
                         "jax_enable_x64 off JAX would silently truncate it. Fix: keep step indices "
                         "trajectory-local (int32), or enable x64 (jax.config.update('jax_enable_x64', True))."
                     )
@@ -279,7 +279,7 @@ def device_iterator(
       TypeError: ``dataset`` is not a grain dataset.
       ValueError: a buffer size is negative.
       ShardingError: bad ``sharding`` (on ``next()`` if it only shows on a batch's shapes).
-      IndexOverflowError: on ``next()``, an int64 leaf does not fit int32 with x64 off (C11).
+      IndexOverflowError: on ``next()``, an int64 leaf does not fit int32 with x64 off (never truncated silently).
     """
     if isinstance(dataset, grain.MapDataset):
         dataset = dataset.to_iter_dataset()

@@ -5,7 +5,7 @@ grain's read-ahead iterators lose the element whose production raised: the error
 the element after it, while ``get_state()`` stays one element behind (a restore would repeat one).
 A caller that catches the error and goes on would silently skip a batch and save a wrong position.
 :class:`FailStopIterator` (the base of
-:class:`~trajopt_loader.pipeline.fingerprint.StreamIterator` and
+:class:`~trajopt_loader.pipeline.stream_iterators.StreamIterator` and
 :class:`~trajopt_loader.pipeline.device.DeviceIterator`) makes the iterator *failed* instead:
 
 * the ``next()`` that fails raises the original error, unchanged;
@@ -24,7 +24,8 @@ import copy
 from typing import Any, NoReturn
 
 import grain
-from grain._src.python.dataset import dataset as _grain_dataset
+
+from trajopt_loader.pipeline.grain_adapter import get_next_index, replace_parent, set_next_index
 
 
 def raise_again(error: BaseException, state: Any) -> NoReturn:
@@ -101,22 +102,16 @@ class FailStopIterator(grain.DatasetIterator):
             except BaseException:
                 fresh.close()
                 raise
-            old, self._parents = self._parents, (fresh,)
-            to_visit = [fresh]
-            while to_visit:  # the new tree shares this iterator's context, as grain arranges it
-                current = to_visit.pop()
-                current._ctx = self._ctx  # pylint: disable=protected-access
-                to_visit.extend(current._parents)  # pylint: disable=protected-access
-            for parent in old:
+            for parent in replace_parent(self, fresh):
                 parent.close()
         self._error = self._failed_state = None
 
     def _get_next_index(self) -> int:
         if self._error is not None:
             return int(self._failed_state["next_index"])
-        return _grain_dataset.get_next_index(self._parent)
+        return get_next_index(self._parent)
 
     def _set_next_index(self, index: int) -> None:
         if self._error is not None:
             self._restore(self._failed_state)
-        _grain_dataset.set_next_index(self._parent, index)
+        set_next_index(self._parent, index)

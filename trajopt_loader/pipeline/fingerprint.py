@@ -2,7 +2,8 @@
 
 An iterator position ``{"next_index": k}`` only means something for the stream it was saved from:
 element ``k`` is a pure function of the config and of the trajectories it plays. So
-:func:`~trajopt_loader.pipeline.make_dataset` returns a :class:`StreamDataset` whose iterators'
+:func:`~trajopt_loader.pipeline.make_dataset` returns a
+:class:`~trajopt_loader.pipeline.stream_iterators.StreamDataset` whose iterators'
 ``get_state()`` is::
 
     {"next_index": k,                       # grain's position
@@ -41,7 +42,8 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
   checksums of format-2 indexes are not part of the fingerprint).
 
 A bare grain state ``{"next_index": k}`` (older, or stripped on purpose) restores unchecked,
-with a warning. A :class:`StreamIterator` stays failed after an error (``pipeline.failure``).
+with a warning. The iterator classes that carry and check these records are
+:mod:`trajopt_loader.pipeline.stream_iterators`.
 """
 
 from __future__ import annotations
@@ -52,12 +54,9 @@ import json
 import warnings
 from typing import Any
 
-import grain
 import numpy as np
-from grain._src.python.dataset import dataset as _grain_dataset
 
 from trajopt_loader.errors import CheckpointError
-from trajopt_loader.pipeline.failure import FailStopIterator
 
 #: Config fields that define element ``k`` besides the selection (recorded as the store index).
 STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
@@ -262,54 +261,3 @@ def check_state(state: Any, stream: dict, *, num_batches: int | None = None,
                 "if the trajectories played are known to be unchanged, restore the bare "
                 f"position unchecked: it.set_state({{'next_index': {k}}}).")
     return {"next_index": k}
-
-
-class StreamIterator(FailStopIterator):
-    """Iterator of a :class:`StreamDataset`: batches of its parent; states carry the stream.
-    Stays failed after a ``next()`` that raised until ``set_state``, which rebuilds the parent
-    from ``dataset`` (:class:`~trajopt_loader.pipeline.failure.FailStopIterator`)."""
-
-    def __init__(self, parent: grain.DatasetIterator, stream: dict, num_batches: int | None,
-                 dataset: grain.IterDataset | None = None):
-        super().__init__(parent, dataset)
-        self._stream, self._num_batches = stream, num_batches
-
-    def get_state(self) -> dict[str, Any]:
-        """``{"next_index": k, "stream": record}`` (the record is shared; copy before editing)."""
-        return {**self._position(), STATE_KEY: self._stream}
-
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Resume at ``state`` (clears a failure); checked first, so a refused state leaves the
-        position (and a failure) unchanged.
-
-        Raises:
-          CheckpointError: see :func:`check_state`.
-        """
-        self._restore(check_state(state, self._stream, num_batches=self._num_batches))
-
-    def __str__(self) -> str:
-        return f"StreamIterator(fingerprint={self._stream['fingerprint']}, parent={self._parent})"
-
-
-class StreamDataset(grain.IterDataset):
-    """``parent`` (a grain ``IterDataset``) whose iterators' states carry and check ``stream``.
-
-    Attributes:
-      stream: the ``"stream"`` record (:func:`describe_stream`); ``stream["fingerprint"]`` is a
-        16-hex-digit id of the config fields and played trajectories.
-    """
-
-    def __init__(self, parent: grain.IterDataset, stream: dict, num_batches: int | None = None):
-        super().__init__(parent)
-        self.stream, self._num_batches = stream, num_batches
-
-    def __iter__(self) -> StreamIterator:
-        return StreamIterator(self._parent.__iter__(), self.stream, self._num_batches,
-                              self._parent)
-
-    @property
-    def _element_spec(self) -> Any:
-        return _grain_dataset.get_element_spec(self._parent)
-
-    def __str__(self) -> str:
-        return f"StreamDataset(fingerprint={self.stream['fingerprint']})"

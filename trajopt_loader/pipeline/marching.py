@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from trajopt_loader.choices import INT32_MAX
 from trajopt_loader.errors import ConfigError, IndexOverflowError, WindowIndexError
-
-INT32_MAX = 2**31 - 1
 
 
 def check_lengths(lengths) -> np.ndarray:

@@ -68,16 +68,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from trajopt_loader.choices import ASSIGNMENTS, END_POLICIES, INT32_MAX
 from trajopt_loader.errors import ConfigError, ShardingError, WindowIndexError
-from trajopt_loader.pipeline.marching import (INT32_MAX, check_lengths, pass_chunks,
-                                              valid_start_counts, wrap_cursor)
+from trajopt_loader.pipeline.marching import (check_lengths, pass_chunks, valid_start_counts,
+                                              wrap_cursor)
 
 __all__ = ["ENDLESS", "RandomSchedule", "SequentialSchedule", "check_lengths", "env_shard",
            "pass_chunks", "valid_start_counts"]
 
 ENDLESS = 2**62  # length of an endless schedule (int64-safe chunk arithmetic; ~forever)
-ASSIGNMENTS = ("round_robin", "random", "explicit")
-END_POLICIES = ("wrap", "clamp")
 _OFFSET, _START, _PERM, _WINDOW = 1, 2, 3, 4  # spawn_key purposes of the generator
 
 

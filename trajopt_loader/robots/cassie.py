@@ -6,7 +6,7 @@ Layout (base = 3 world-axis slides + 1 ball joint on ``cassie-pelvis``):
 The 10 motors drive, in actuator order, the joints below (motor -> joint through each
 actuator's joint transmission, ``actuator_trnid``); their qpos and dof addresses differ by one
 after the ball joint and by more after each passive ball-jointed achilles rod.
-``tests/test_robots.py`` checks every constant against ``spec_from_mjcf`` on the model.
+``tests/robots/test_robots.py`` checks every constant against ``spec_from_mjcf`` on the model.
 
 The model has no foot sites (only ``imu``), so :data:`EE_SITES` is empty: end-effector
 references need data with an ``ee_pos`` key or a model with foot sites passed to

@@ -4,7 +4,7 @@ Such a model is Digit v3 (``digit-v3.xml``) plus four hinge joints in a chain be
 ``torso/base``. Because MuJoCo lays out ``qpos`` / ``qvel`` in depth-first body order, the arm's
 joints come last: qpos addresses 61..64 and dof addresses 54..57 (``nq = 65``, ``nv = 58``).
 The 24 actuated joints are Digit's 20 followed by the arm's 4. :func:`build_mjspec` builds the
-model with ``mujoco.MjSpec``; ``tests/test_robots.py`` checks these constants against it.
+model with ``mujoco.MjSpec``; ``tests/robots/test_robots.py`` checks these constants against it.
 """
 
 from __future__ import annotations

@@ -15,8 +15,6 @@ import dataclasses
 import os
 from typing import Sequence
 
-import numpy as np
-
 from trajopt_loader.errors import RobotSpecError
 
 
@@ -119,7 +117,8 @@ def load_model(model):
     """``mujoco.MjModel`` from a path (str / PathLike), an ``MjSpec`` (compiled) or an ``MjModel``.
 
     Raises:
-      RobotSpecError: if a path does not exist (FileNotFoundError is chained).
+      ModelNotFoundError: a path where no file is. ModelError: MuJoCo cannot load the file
+        (both from :func:`trajopt_loader.kinematics.model.load_model`).
     """
     import mujoco  # Imported lazily: the numpy reference path does not need MuJoCo.
 
@@ -127,29 +126,26 @@ def load_model(model):
         return model
     if isinstance(model, mujoco.MjSpec):
         return model.compile()
-    path = os.fspath(model)
-    if not os.path.isfile(path):
-        raise RobotSpecError(f"MJCF model file {path!r} does not exist; pass the path of the "
-                             "robot's .xml (e.g. digit-v3.xml, cassie.xml).")
-    return mujoco.MjModel.from_xml_path(path)
+    from trajopt_loader.kinematics.model import load_model as load_mjcf
+
+    return load_mjcf(model)
 
 
-def _floating_base(m, mujoco) -> tuple[int, int, int]:
-    """(body id, qpos adr, dof adr) of a free joint or of 3 world-axis slides + 1 ball joint."""
+def _floating_base(m) -> tuple[int, int, int]:
+    """(body id, qpos adr, dof adr) of the floating base
+    (:func:`trajopt_loader.kinematics.model.floating_base`); RobotSpecError when there is none."""
+    from trajopt_loader.kinematics.model import floating_base
+
     if m.njnt == 0:
         raise RobotSpecError("the model has no joints, so no floating base.")
-    jtype = [int(t) for t in m.jnt_type]
-    if jtype[0] == int(mujoco.mjtJoint.mjJNT_FREE):
-        return int(m.jnt_bodyid[0]), int(m.jnt_qposadr[0]), int(m.jnt_dofadr[0])
-    slide, ball = int(mujoco.mjtJoint.mjJNT_SLIDE), int(mujoco.mjtJoint.mjJNT_BALL)
-    if (m.njnt >= 4 and all(jtype[i] == slide for i in range(3)) and jtype[3] == ball
-            and len(set(int(b) for b in m.jnt_bodyid[:4])) == 1
-            and np.allclose(m.jnt_axis[:3], np.eye(3))):
-        return int(m.jnt_bodyid[0]), int(m.jnt_qposadr[0]), int(m.jnt_dofadr[0])
-    raise RobotSpecError(
-        "the model's first joint is neither a free joint nor 3 slides (x, y, z) + 1 ball joint on "
-        f"one body (got joint types {jtype[:4]}); references need a "
-        "floating base laid out as [pos(3), quat(4)] / [lin vel(3), ang vel(3)].")
+    found = floating_base(m)
+    if found is None:
+        raise RobotSpecError(
+            "the model's first joint is neither a free joint nor 3 slides (x, y, z) + 1 ball joint "
+            f"on one world-aligned body whose parent is the world (got joint types "
+            f"{[int(t) for t in m.jnt_type[:4]]}); references need a floating base laid out as "
+            "[pos(3), quat(4)] / [lin vel(3), ang vel(3)].")
+    return found
 
 
 def spec_from_mjcf(
@@ -215,7 +211,7 @@ def spec_from_mjcf(
                                  f"(type {int(m.jnt_type[j])}); actuated joints must have 1 dof.")
     for s in ee_sites:
         lookup(mujoco.mjtObj.mjOBJ_SITE, s)
-    body, qadr, dadr = _floating_base(m, mujoco)
+    body, qadr, dadr = _floating_base(m)
     return RobotSpec(
         name=name if name is not None else m.names[: m.names.index(b"\0")].decode(),
         nq=int(m.nq), nv=int(m.nv),

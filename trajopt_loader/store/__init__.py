@@ -11,6 +11,8 @@ from trajopt_loader.store.inspect import (StoreReport, VelocityCheck, check_velo
 from trajopt_loader.store.layout import TrajectoryInfo, natural_key
 from trajopt_loader.store.reader import TrajectoryStore
 from trajopt_loader.store.summary import ExportSummary
+from trajopt_loader.store.verify import VerifyReport, verify_store
 
 __all__ = ["TrajectoryStore", "TrajectoryInfo", "export_npz", "ExportSummary", "natural_key",
-           "inspect_store", "StoreReport", "VelocityCheck", "check_velocity_consistency"]
+           "inspect_store", "StoreReport", "VelocityCheck", "check_velocity_consistency",
+           "verify_store", "VerifyReport"]

@@ -5,7 +5,7 @@ Flags:
 * **frozen recordings**: the number of distinct rows of every float array per trajectory; a
   trajectory whose array has one distinct row (T > 1) is flagged, and ``qpos`` / ``qvel`` with fewer
   than ``FEW_DISTINCT`` x T distinct rows (T >= 20) are flagged as nearly frozen.
-* **velocity vs position / dt**: :mod:`trajopt_loader.store.velocity` (C14); layouts it cannot
+* **velocity vs position / dt**: :mod:`trajopt_loader.store.velocity`; layouts it cannot
   address without a model are skipped with a note.
 """
 
@@ -69,8 +69,8 @@ class StoreReport:
       path: the store's path or URL.
       conventions: ``{source: Convention}`` as recorded in the store.
       trajectories: one :class:`TrajectoryReport` per trajectory, in ``store.trajectories`` order
-        (``distinct_rows`` per key, ``flags`` such as frozen recordings (C13) or a qvel that is not
-        the derivative of qpos (C14), and the :class:`VelocityCheck` when it could run).
+        (``distinct_rows`` per key, ``flags`` such as frozen recordings or a qvel that is not
+        the derivative of qpos, and the :class:`VelocityCheck` when it could run).
       keys: ``{key: KeyStats}`` over all trajectories (row shapes, dtypes, count, min, max, mean).
       notes: store-wide remarks, e.g. why the velocity check was skipped.
     """
@@ -91,7 +91,7 @@ class StoreReport:
 
 
 def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreReport:
-    """Read every trajectory of ``store`` and build a :class:`StoreReport` (C13, C14 checks).
+    """Read every trajectory of ``store`` and build a :class:`StoreReport` (frozen-recording and velocity checks).
 
     Args:
       store: an open ``TrajectoryStore``; every trajectory is read whole (host memory: the

@@ -1,11 +1,11 @@
-"""C14: is ``qvel`` the time derivative of ``qpos`` at the recorded ``dt``?
+"""Wrong velocity data or dt: is ``qvel`` the time derivative of ``qpos`` at the recorded ``dt``?
 
 For hinge and slide coordinates, ``qvel[t, dof]`` is compared with the forward difference
 ``(qpos[t+1, adr] - qpos[t, adr]) / dt``: the correlation and the least-squares scale between the
 two are reported, and a scale far from 1 (a wrong ``dt`` or unit) or a low correlation (velocities
 of other joints, shuffled or frozen data) is flagged. Addresses come from a MuJoCo model
 (``jnt_qposadr`` / ``jnt_dofadr`` of hinge and slide joints; they differ once a free or ball joint
-precedes a joint, C15), or, without a model, from the free/ball-base layout when ``nq - nv == 1``
+precedes a joint), or, without a model, from the free/ball-base layout when ``nq - nv == 1``
 (qpos ``7 + j`` vs qvel ``6 + j``).
 """
 
@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 
 import numpy as np
 
@@ -98,22 +97,16 @@ def model_joint_addresses(model_path: str) -> tuple[int, int, np.ndarray, np.nda
     """``(nq, nv, qpos_adr, dof_adr)`` of the hinge and slide joints of a MuJoCo model.
 
     ``qpos_adr`` / ``dof_adr`` are int ``[n_joints]`` (``jnt_qposadr`` / ``jnt_dofadr``: they differ
-    once a free or ball joint precedes a joint, C15).
+    once a free or ball joint precedes a joint).
 
     Raises:
       ModelNotFoundError: no file at ``model_path``. ModelError: MuJoCo cannot load it.
     """
     import mujoco
 
-    from trajopt_loader.errors import ModelError, ModelNotFoundError
+    from trajopt_loader.kinematics.model import load_model
 
-    if not os.path.isfile(model_path):
-        raise ModelNotFoundError(f"no MuJoCo model at {str(model_path)!r}; pass --model "
-                                 "PATH/TO/robot.xml (the MJCF the data was made for).")
-    try:
-        m = mujoco.MjModel.from_xml_path(str(model_path))
-    except ValueError as e:
-        raise ModelError(f"MuJoCo cannot load {str(model_path)!r}: {e}") from None
+    m = load_model(model_path)
     kinds = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
     ids = [j for j in range(m.njnt) if int(m.jnt_type[j]) in kinds]
     return m.nq, m.nv, np.asarray(m.jnt_qposadr[ids]), np.asarray(m.jnt_dofadr[ids])

@@ -1,8 +1,31 @@
-"""grain MapTransforms of trajopt-loader: numpy, vectorized over envs."""
+"""grain MapTransforms of trajopt-loader: numpy, vectorized over envs.
+
+``WindowIndices`` (schedule element -> step / loop / valid indices), ``GatherKeys`` (indices ->
+arrays from the store), ``ContinueCycles`` (base continued across wraps), ``BuildReferences``
+(``ref_*`` arrays) and ``EndEffectorPositions`` (``ee_pos`` by forward kinematics, MuJoCo).
+The references (``BuildReferences``, ``compute_references``, ``compute_references_jax``,
+``reference_transforms``) and ``EndEffectorPositions`` are imported on first use (SciPy, JAX,
+MuJoCo).
+"""
+
+import importlib
 
 from trajopt_loader.transforms.cycles import ContinueCycles
-from trajopt_loader.transforms.gather import GatherKeys, cast_dtype
+from trajopt_loader.transforms.gather import GatherKeys
 from trajopt_loader.transforms.windows import WindowIndices, window_loops, window_steps
 
-__all__ = ["ContinueCycles", "GatherKeys", "WindowIndices", "cast_dtype", "window_loops",
-           "window_steps"]
+_LAZY = {"BuildReferences": "trajopt_loader.transforms.references_transform",
+         "EndEffectorPositions": "trajopt_loader.transforms.end_effectors",
+         "compute_references": "trajopt_loader.transforms.references",
+         "compute_references_jax": "trajopt_loader.transforms.references_jax",
+         "reference_transforms": "trajopt_loader.transforms.references_config"}
+
+__all__ = ["BuildReferences", "ContinueCycles", "EndEffectorPositions", "GatherKeys",
+           "WindowIndices", "compute_references", "compute_references_jax",
+           "reference_transforms", "window_loops", "window_steps"]
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'trajopt_loader.transforms' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)

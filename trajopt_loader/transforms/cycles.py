@@ -66,10 +66,10 @@ import logging
 import grain
 import numpy as np
 
-from trajopt_loader.conventions import flag_table
+from trajopt_loader.conventions import XYZW_FROM_WXYZ, flag_table
 from trajopt_loader.errors import ConfigError, MissingKeyError, ReferenceInputError
-from trajopt_loader.transforms.planar import (cycle_delta, cycle_power, rot2, yaw_pairs,
-                                              yaw_premultiply)
+from trajopt_loader.geometry import rot2, yaw_pairs, yaw_premultiply
+from trajopt_loader.transforms.planar import cycle_delta, cycle_power
 
 __all__ = ["RESOLUTION_M", "ContinueCycles", "cycle_delta", "cycle_power", "yaw_premultiply"]
 
@@ -196,7 +196,7 @@ class ContinueCycles(grain.transforms.Map):
             qpos = np.array(batch["qpos"])
             _planar(qpos[..., 0], qpos[..., 1], moved, cos, sin, tx, ty)
             for xyzw in np.unique(flags[:, 0]) if turns else ():
-                cols = (3, 4, 5, 6) if xyzw else (4, 5, 6, 3)  # x, y, z, w
+                cols = [3 + i for i in (range(4) if xyzw else XYZW_FROM_WXYZ)]  # x, y, z, w
                 rows = moved & (flags[:, 0] == xyzw)[:, None]
                 new = yaw_pairs(*(qpos[..., i].astype(np.float64) for i in cols), cos_h, sin_h)
                 for i, value in zip(cols, new):

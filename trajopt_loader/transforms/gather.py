@@ -12,6 +12,7 @@ import difflib
 import grain
 import numpy as np
 
+from trajopt_loader.choices import cast_dtype
 from trajopt_loader.errors import ConfigError, MissingKeyError
 
 # Schedule bookkeeping that a batch does not carry: ``chunk`` is the grain index, which the
@@ -27,25 +28,6 @@ def missing_key_error(key: str, available, where: str) -> MissingKeyError:
     return MissingKeyError(
         f"key {key!r} is not in {where}; available keys: {available}.{hint} Fix the config "
         "field `keys`, or re-export the data with that array (it is never filled with zeros).")
-
-
-def cast_dtype(dtype) -> np.dtype:
-    """``np.dtype(dtype)`` for a numeric dtype name (``"float32"``, ``"bfloat16"`` via ml_dtypes).
-
-    Raises:
-      ConfigError: unknown or non-numeric dtype.
-    """
-    try:
-        out = np.dtype(dtype)
-    except TypeError:
-        try:
-            import ml_dtypes  # jax's dependency; provides bfloat16 etc.
-            out = np.dtype(getattr(ml_dtypes, str(dtype)))
-        except (ImportError, AttributeError, TypeError):
-            raise ConfigError(f"dtype={dtype!r} is not a numpy dtype name (e.g. 'float32')") from None
-    if out.kind not in "fiuc" and out.name != "bfloat16":
-        raise ConfigError(f"dtype={dtype!r} is not numeric; use e.g. 'float32'")
-    return out
 
 
 class GatherKeys(grain.transforms.Map):

@@ -1,5 +1,6 @@
-"""Planar algebra of continued cycles: 2-D rotations, yaw-premultiplied quaternions, the
-per-trajectory transform ``Delta`` and its closed-form powers ``Delta^c``.
+"""Planar algebra of continued cycles: the per-trajectory transform ``Delta`` and its
+closed-form powers ``Delta^c`` (2-D rotations and yaw-premultiplied quaternions:
+:mod:`trajopt_loader.geometry`).
 
 The definitions (frames used, extrapolated frame ``L``, closed form) are in the docstring of
 :mod:`trajopt_loader.transforms.cycles`, which applies them to batches. Angles in rad,
@@ -11,43 +12,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from trajopt_loader.conventions import quat_as_xyzw
 from trajopt_loader.errors import ConventionError
-
-_WXYZ_TO_XYZW = [1, 2, 3, 0]
-
-
-def rot2(x, y, cos, sin):
-    """Rotate 2-D vectors ``(x, y)`` by the angle of ``(cos, sin)``; arrays broadcast."""
-    return cos * x - sin * y, sin * x + cos * y
-
-
-def yaw_pairs(x, y, z, w, cos_half, sin_half):
-    """Components of ``qz (x) q`` for a pure-yaw ``qz`` of half angle ``(cos_half, sin_half)``."""
-    x, y = rot2(x, y, cos_half, sin_half)
-    w, z = rot2(w, z, cos_half, sin_half)
-    return x, y, z, w
-
-
-def yaw_premultiply(quat_xyzw: np.ndarray, angle: np.ndarray) -> np.ndarray:
-    """Hamilton product ``qz(angle) (x) q`` with ``qz = (0, 0, sin(a/2), cos(a/2))`` (xyzw).
-
-    A pure-yaw quaternion turns the pairs ``(x, y)`` and ``(w, z)`` of ``q`` each by ``a/2``
-    (written out: ``x' = Cx - Sy, y' = Sx + Cy, z' = Cz + Sw, w' = Cw - Sz``); the same as
-    ``(Rotation.from_euler("z", a) * Rotation.from_quat(q)).as_quat()`` without normalizing or
-    canonicalizing (tests check it against scipy; scipy's composition took ~60 ms per 131k rows).
-
-    Args:
-      quat_xyzw: float ``[n, 4]`` quaternions (x, y, z, w). angle: float ``[n]`` yaw (rad).
-
-    Returns:
-      float ``[n, 4]`` (x, y, z, w).
-    """
-    return np.stack(yaw_pairs(*quat_xyzw.T, np.cos(angle / 2), np.sin(angle / 2)), axis=-1)
-
-
-def wrap_angle(angle):
-    """Float angles (rad, any shape) wrapped into ``(-pi, pi]``, same shape."""
-    return np.pi - np.mod(np.pi - angle, 2 * np.pi)
+from trajopt_loader.geometry import wrap_angle, yaw_premultiply
 
 
 def cycle_delta(first, prev, last, xyzw: np.ndarray, names=None):
@@ -69,7 +36,7 @@ def cycle_delta(first, prev, last, xyzw: np.ndarray, names=None):
     """
     quats = []
     for frame, rows in (("0", first), ("L-2", prev), ("L-1", last)):
-        q = np.where(xyzw[:, None], rows[:, 3:7], rows[:, 3:7][:, _WXYZ_TO_XYZW])
+        q = quat_as_xyzw(rows[:, 3:7], xyzw[:, None])
         norm = np.linalg.norm(q, axis=-1)
         bad = np.flatnonzero(~(np.abs(norm - 1.0) <= 1e-2))
         if bad.size:

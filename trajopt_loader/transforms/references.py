@@ -40,7 +40,7 @@ are rotated only when the convention stores them in the world frame (MuJoCo's an
 and Pinocchio's linear + angular velocity are already body-frame; it rotated them again);
 ``ref_base_local_trans`` is relative to the episode's first step (it used each window's first
 step); end-effector keys exist only when end-effector positions are given or computed (it
-filled zeros; C5). After a cyclic wrap (``transforms/cycles.py``) ``p_t``, ``R_t`` and
+filled zeros). After a cyclic wrap (``transforms/cycles.py``) ``p_t``, ``R_t`` and
 ``x_k,t`` are the continued ones, so the world-frame keys keep growing along the episode.
 Rows where ``valid`` is False hold the references of the nearest earlier valid row (or the first
 valid row if none is earlier); an env without any valid row gets zeros and ``ref_len = 0``.
@@ -54,12 +54,12 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from trajopt_loader.conventions import flag_table
+from trajopt_loader.conventions import flag_table, quat_as_xyzw
 from trajopt_loader.errors import ReferenceInputError
+from trajopt_loader.geometry import heading_mats
 from trajopt_loader.robots.spec import RobotSpec
 from trajopt_loader.transforms.references_heading import (HEADING_EE_REF_KEYS, HEADING_REF_KEYS,
-                                                          heading_mats, heading_references,
-                                                          to_heading)
+                                                          heading_references, to_heading)
 
 REF_KEYS = ("ref_motor_joint_pos", "ref_motor_joint_vel", "ref_base_local_pos",
             "ref_base_local_trans", "ref_base_local_ori", "ref_base_robot_lin_vel",
@@ -166,8 +166,8 @@ def compute_references(qpos, qvel, spec: RobotSpec, conventions, *, convention_i
         _check("origin_qpos", origin, (n_env, spec.nq), "origin_qpos must be qpos rows [E, nq].")
         origin = origin[:, qa:qa + 7].astype(np.float64)
     pos, lin, ang = q[..., 0:3].astype(np.float64), v[..., 0:3].astype(np.float64), v[..., 3:6]
-    to_xyzw = lambda x, flag: np.where(flag, x, x[..., [1, 2, 3, 0]]).astype(np.float64)  # noqa: E731
-    quat, quat_o = to_xyzw(q[..., 3:7], xyzw), to_xyzw(origin[:, 3:7], xyzw[:, 0])
+    quat = quat_as_xyzw(q[..., 3:7], xyzw).astype(np.float64)
+    quat_o = quat_as_xyzw(origin[:, 3:7], xyzw[:, 0]).astype(np.float64)
     empty = ref_len == 0
     quat[empty], quat_o[empty] = (0.0, 0.0, 0.0, 1.0), (0.0, 0.0, 0.0, 1.0)
     for name, qq in (("qpos", quat), ("origin_qpos", quat_o[:, None])):

@@ -60,7 +60,7 @@ def reference_transforms(config, store) -> list[grain.transforms.Map]:
     transforms: list[grain.transforms.Map] = []
     if "ee_pos" not in tuple(config["keys"]) and refs.model_path and spec.ee_sites:
         from trajopt_loader.robots.spec import spec_from_mjcf
-        from trajopt_loader.transforms.kinematics import EndEffectorPositions
+        from trajopt_loader.transforms.end_effectors import EndEffectorPositions
         try:
             spec_from_mjcf(refs.model_path, ee_sites=spec.ee_sites)  # sites exist, model loads
         except RobotSpecError as e:

@@ -12,18 +12,11 @@ Rz(yaw_t - psi_o) Ry(pitch_t) Rx(roll_t)`` exactly, so removing a heading change
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
-from trajopt_loader.transforms.planar import wrap_angle
+from trajopt_loader.geometry import heading_mats, wrap_angle
 
 HEADING_REF_KEYS = ("ref_base_heading_pos", "ref_base_heading_trans", "ref_base_heading_ori")
 HEADING_EE_REF_KEYS = ("ref_ee_heading_pos",)
-
-
-def heading_mats(yaw: np.ndarray) -> np.ndarray:
-    """float64 ``[..., 3, 3]`` matrices ``H(yaw) = Rz(yaw)`` of float ``yaw [...]`` (rad)."""
-    yaw = np.asarray(yaw, np.float64)
-    return Rotation.from_euler("z", yaw.reshape(-1, 1)).as_matrix().reshape(yaw.shape + (3, 3))
 
 
 def to_heading(heading: np.ndarray, vec: np.ndarray) -> np.ndarray:

@@ -23,14 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.spatial.transform import Rotation
 
-from trajopt_loader.conventions import flag_table
+from trajopt_loader.conventions import flag_table, quat_as_xyzw
 from trajopt_loader.errors import ReferenceInputError
+from trajopt_loader.geometry import heading_mats_jax, wrap_angle
 from trajopt_loader.robots.spec import RobotSpec
-
-
-def _heading_mats(yaw):
-    """[..., 3, 3] matrices of ``Rz(yaw)``."""
-    return Rotation.from_euler("z", yaw[..., None]).as_matrix()
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "conventions", "heading_frame_keys"))
@@ -86,7 +82,7 @@ def compute_references_jax(qpos, qvel, spec: RobotSpec, conventions, *, conventi
     identity = jnp.array([0.0, 0.0, 0.0, 1.0], qpos.dtype)
 
     def to_xyzw(q, flag):
-        return jnp.where(empty, identity, jnp.where(flag, q, q[..., jnp.array([1, 2, 3, 0])]))
+        return jnp.where(empty, identity, quat_as_xyzw(q, flag, jnp))
 
     rot = Rotation.from_quat(to_xyzw(qpos[..., spec.base_quat_slice], xyzw))
     ypr = rot.as_euler("ZYX")  # (yaw, pitch, roll)
@@ -105,14 +101,14 @@ def compute_references_jax(qpos, qvel, spec: RobotSpec, conventions, *, conventi
         ee_pos = jnp.take_along_axis(ee_pos, src[..., None], axis=1).astype(qpos.dtype)
         rel = ee_pos - pos[:, :, None]
         refs["ref_local_ee_pos"] = ee_pos
-        refs["ref_base_local_ee_pos"] = jnp.einsum("etji,etkj->etki", _heading_mats(ypr[..., 0]), rel)
+        refs["ref_base_local_ee_pos"] = jnp.einsum("etji,etkj->etki", heading_mats_jax(ypr[..., 0]), rel)
     if heading_frame_keys:
         quat_o = to_xyzw(origin[:, None, spec.base_quat_slice], xyzw)[:, 0]
         yaw_o = Rotation.from_quat(quat_o).as_euler("ZYX")[:, 0]
-        h_o, h_w = _heading_mats(yaw_o), _heading_mats(ypr[:, 0, 0])
+        h_o, h_w = heading_mats_jax(yaw_o), heading_mats_jax(ypr[:, 0, 0])
         refs["ref_base_heading_pos"] = jnp.einsum("eji,etj->eti", h_w, pos - pos[:, :1])
         refs["ref_base_heading_trans"] = jnp.einsum("eji,etj->eti", h_o, pos - pos_o[:, None])
-        yaw_rel = jnp.pi - jnp.mod(jnp.pi - (ypr[..., 0] - yaw_o[:, None]), 2 * jnp.pi)
+        yaw_rel = wrap_angle(ypr[..., 0] - yaw_o[:, None], jnp)
         refs["ref_base_heading_ori"] = jnp.stack([ypr[..., 2], ypr[..., 1], yaw_rel], axis=-1)
         if ee_pos is not None:
             refs["ref_ee_heading_pos"] = jnp.einsum("eji,etkj->etki", h_o, rel)

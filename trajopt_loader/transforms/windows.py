@@ -22,10 +22,8 @@ from __future__ import annotations
 import grain
 import numpy as np
 
+from trajopt_loader.choices import END_POLICIES, INT32_MAX
 from trajopt_loader.errors import ConfigError, IndexOverflowError, WindowIndexError
-
-END_POLICIES = ("wrap", "clamp")
-INT32_MAX = 2**31 - 1
 
 
 def window_steps(lengths, starts, window_size: int,

@@ -16,13 +16,9 @@ from __future__ import annotations
 
 import importlib
 
-from trajopt_loader.errors import TrajoptLoaderError
+from trajopt_loader.errors import VizDependencyError
 
 VIZ_INSTALL = "pip install 'trajopt-loader[viz]'"
-
-
-class VizDependencyError(TrajoptLoaderError, ImportError):
-    """An optional package of the ``[viz]`` extra (matplotlib, imageio, ...) is not installed."""
 
 
 def require(module: str, purpose: str):

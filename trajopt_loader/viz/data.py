@@ -13,6 +13,7 @@ import functools
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from trajopt_loader.conventions import reorder_quat
 from trajopt_loader.errors import MissingKeyError, RobotSpecError
 from trajopt_loader.robots import ROBOTS, RobotSpec, get_spec, spec_from_mjcf
 from trajopt_loader.store.inspect import FEW_DISTINCT, distinct_rows
@@ -101,9 +102,7 @@ def base_pose(qpos: np.ndarray, spec: RobotSpec, quat_order: str) -> tuple[np.nd
     Raises:
       RobotSpecError: a base quaternion with norm below 1e-6 (names the step).
     """
-    q = np.asarray(qpos[:, spec.base_quat_slice], np.float64)
-    if quat_order == "wxyz":
-        q = q[:, [1, 2, 3, 0]]
+    q = reorder_quat(np.asarray(qpos[:, spec.base_quat_slice], np.float64), quat_order, "xyzw")
     bad = np.flatnonzero(np.linalg.norm(q, axis=1) < 1e-6)
     if bad.size:
         raise RobotSpecError(f"base quaternion at step {int(bad[0])} has norm < 1e-6; is the base "

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 
-from trajopt_loader.errors import ModelError, ModelNotFoundError, TrajoptLoaderError
+from trajopt_loader.errors import GLBackendError, ModelError
 
 if "mujoco" not in sys.modules:  # MuJoCo reads MUJOCO_GL once, when first imported
     os.environ.setdefault("MUJOCO_GL", "egl")
@@ -31,10 +31,6 @@ from trajopt_loader.viz import require  # noqa: E402
 
 HEADLESS = {"egl": "libegl1 libopengl0 libegl-mesa0 libgl1-mesa-dri", "osmesa": "libosmesa6"}
 GHOST_ALPHA = 0.3
-
-
-class GLBackendError(TrajoptLoaderError, RuntimeError):
-    """MuJoCo's offscreen renderer cannot create an OpenGL context (headless GL library missing)."""
 
 
 def gl_install_hint(backend: str | None = None) -> str:
@@ -54,15 +50,9 @@ def load_render_model(model_path: str, width: int, height: int):
     Raises:
       ModelNotFoundError: no file at ``model_path``. ModelError: MuJoCo cannot load it.
     """
-    import mujoco
+    from trajopt_loader.kinematics.model import load_model
 
-    if not os.path.isfile(str(model_path)):
-        raise ModelNotFoundError(f"no MuJoCo model at {str(model_path)!r}; pass --model "
-                                 "PATH/TO/robot.xml (the MJCF the data was made for).")
-    try:
-        model = mujoco.MjModel.from_xml_path(str(model_path))
-    except ValueError as e:
-        raise ModelError(f"MuJoCo cannot load {str(model_path)!r}: {e}") from None
+    model = load_model(model_path)
     model.vis.global_.offwidth = max(int(model.vis.global_.offwidth), width)
     model.vis.global_.offheight = max(int(model.vis.global_.offheight), height)
     return model
@@ -119,7 +109,7 @@ def render_frames(store, trajs=(0,), model_path: str = "", *, ghost_key: str | N
     """
     import mujoco
 
-    from trajopt_loader.transforms.fk import qpos_to_mujoco
+    from trajopt_loader.kinematics import qpos_to_mujoco
 
     model = load_render_model(model_path, width, height)
     trajs = list(trajs)
