@@ -278,17 +278,26 @@ class RandomSchedule(_Schedule):
 
     Every window is its own episode: ``episode_start`` True, ``episode_first_step = start``.
     Draws for all envs are made and sliced to the shard (rejection sampling has no fixed stride).
+
+    ``sampler``: an object whose ``draw(k)`` returns ``(position [E_local] into eligible,
+    start [E_local])`` replaces the uniform draw (static weights, failure-adaptive starts:
+    :class:`~trajopt_loader.pipeline.feedback.FailureFeedback`); None: uniform.
     """
 
     def __init__(self, lengths, eligible, num_envs: int, window_size: int, *,
-                 end_policy: str = "clamp", **kwargs):
+                 end_policy: str = "clamp", sampler=None, **kwargs):
         super().__init__(lengths, eligible, num_envs, window_size, **kwargs)
+        self.sampler = sampler
         if end_policy not in END_POLICIES:
             raise ConfigError(f"end_policy={end_policy!r}: expected one of {END_POLICIES}")
         counts = valid_start_counts(self.lengths[self.eligible], self.window_size, end_policy)
         self.cum_starts = np.concatenate([[0], np.cumsum(counts)])
 
     def _element(self, k: int):
+        if self.sampler is not None:
+            idx, start = self.sampler.draw(k)
+            return (self.eligible[idx], start, np.ones(start.shape, bool), start,
+                    np.zeros(start.shape, np.int64))
         draw = _rng(self.seed, _WINDOW, k).integers(0, self.cum_starts[-1], size=self.num_envs)
         draw = draw[self.lo:self.hi]
         idx = np.searchsorted(self.cum_starts, draw, side="right") - 1
