@@ -3,5 +3,7 @@
 from trajopt_loader.pipeline import schedules
 from trajopt_loader.pipeline.dataset import make_dataset
 from trajopt_loader.pipeline.device import device_iterator
+from trajopt_loader.pipeline.feedback import FailureFeedback, FeedbackTimeoutError
 
-__all__ = ["device_iterator", "make_dataset", "schedules"]
+__all__ = ["FailureFeedback", "FeedbackTimeoutError", "device_iterator", "make_dataset",
+           "schedules"]
