@@ -60,8 +60,8 @@ def test_bins_in_seconds_need_known_dt():
 
 
 @pytest.mark.parametrize("overrides, match", [
-    ({"adaptive.enabled": True}, r"need schedule='random'"),
-    ({"motion_weights": (("walk", 2.0),)}, r"need schedule='random'"),
+    ({"adaptive.enabled": True, "end_policy": "clamp"}, r"needs bounded episodes on a kept"),
+    ({"motion_weights": (("walk", 2.0),)}, r"needs schedule='random'"),
     ({"schedule": "random", "adaptive.enabled": True, "adaptive.lag": 3},
      r"adaptive.lag=3 is below the prefetch depth host_prefetch \+ device_prefetch = 4"),
     ({"schedule": "random", "motion_weights": (("walk", -1.0),)}, r"motion_weights="),

@@ -200,10 +200,45 @@ def test_unknown_dt_needs_bins_in_steps(tmp_path):
     from conftest import _make_npz_tree
 
     _make_npz_tree(tmp_path / "npz", {"walk": [20, 30]}, dt=None)
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="toy", convention="mujoco",
-               progress=False, dt="unknown")
+    with pytest.warns(UserWarning, match=r"their dt is recorded as unknown"):
+        export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="toy", convention="mujoco",
+                   progress=False, dt="unknown")
     nan_store = TrajectoryStore(tmp_path / "s.zarr")
     with pytest.raises(ConfigError, match=r"2 of 2 have an unknown dt .*adaptive.bin_steps=N"):
         make_dataset(config_of(nan_store), nan_store, 0, 1)
     ds = make_dataset(config_of(nan_store, **{"adaptive.bin_steps": 7}), nan_store, 0, 1)
     np.testing.assert_array_equal(ds.feedback.layout.width, [7, 7, 6, 7, 7, 7, 7, 2])
+
+
+def seq_config(store, **overrides):
+    return config_of(store, **{"schedule": "sequential", "episode_length": 3 * W, **overrides})
+
+
+def test_sequential_episodes_start_where_their_trajectory_fails(store, tmp_path):
+    config = seq_config(store)
+    a = run(iter(make_dataset(config, store, 0, 1)), store, 45)
+    same(a, run(iter(make_dataset(config, store, 0, 1)), store, 45))
+    target = store.select(motions=("walk",))[1]
+    for k, b in enumerate(a):  # envs keep their trajectory; an episode marches by W from s0
+        np.testing.assert_array_equal(b["traj_id"], a[0]["traj_id"])
+        np.testing.assert_array_equal(b["episode_start"], np.full(E, k % 3 == 0))
+        s0 = a[k - k % 3]["start"]
+        np.testing.assert_array_equal(b["start"], (s0 + (k % 3) * W) % store.lengths[b["traj_id"]])
+        np.testing.assert_array_equal(b["episode_first_step"], s0)
+    on_target = a[0]["traj_id"] == target
+    first = np.array([b["start"][on_target] for b in a[::3]])  # episode first steps
+    hard_share = ((first >= 20) & (first < 30)).mean(axis=1)
+    assert hard_share[:2].mean() < 0.5 and hard_share[-5:].mean() > 0.7, hard_share
+    it = iter(make_dataset(config, store, 0, 1))
+    run(it, store, 20)  # mid-episode (20 % 3 == 2)
+    save_state(tmp_path / "seq.json", it.get_state())
+    fresh = iter(make_dataset(config, store, 0, 1))
+    fresh.set_state(load_state(tmp_path / "seq.json"))
+    same(run(fresh, store, 25), a[20:])
+
+
+def test_sequential_adaptive_needs_bounded_wrapping_episodes(store):
+    with pytest.raises(ConfigError, match=r"needs bounded episodes .* episode_length=0"):
+        seq_config(store, episode_length=0)
+    with pytest.raises(ConfigError, match=r"motion_weights=.* needs schedule='random'"):
+        seq_config(store, **{"adaptive.enabled": False, "motion_weights": {"run": 2.0}})

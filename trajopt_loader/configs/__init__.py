@@ -164,11 +164,18 @@ def _validate_sampling(c) -> None:
         "pairs ('motion' or 'source/motion', finite weight >= 0), e.g. (('aslip_walk', 2.0),)")
     a = c.adaptive
     _check(isinstance(a.enabled, bool), "adaptive.enabled", a.enabled, "True or False")
-    if (a.enabled or c.motion_weights) and c.schedule != "random":
-        raise ConfigError(f"config fields adaptive.enabled={a.enabled} / motion_weights="
-                          f"{c.motion_weights!r} need schedule='random' (the sequential schedule "
-                          "marches in closed form and draws no starts). Fix: "
-                          "--config.schedule=random, or turn them off.")
+    if c.motion_weights and c.schedule != "random":
+        raise ConfigError(f"config field motion_weights={c.motion_weights!r} needs "
+                          "schedule='random' (sequential assignment is closed-form round robin "
+                          "or permutation). Fix: --config.schedule=random, or drop the weights.")
+    if a.enabled and c.schedule == "sequential" and not (
+            c.allow_wrap and c.end_policy == "wrap" and c.episode_length):
+        raise ConfigError(
+            f"config field adaptive.enabled=True with schedule='sequential' draws the first step "
+            f"of every episode, which needs bounded episodes on a kept trajectory: allow_wrap="
+            f"True, end_policy='wrap' and episode_length > 0 (got allow_wrap={c.allow_wrap}, "
+            f"end_policy={c.end_policy!r}, episode_length={c.episode_length}). Fix: set them, "
+            "or use schedule='random'.")
     _check(_is_int(a.lag, 1, INT32_MAX), "adaptive.lag", a.lag, "an int >= 1 (batches)")
     if a.enabled and a.lag < c.host_prefetch + c.device_prefetch:
         raise ConfigError(f"config field adaptive.lag={a.lag} is below the prefetch depth "

@@ -52,7 +52,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     # a motion not named weighs 1 (pipeline/adaptive.py). A dict is accepted by load_config.
     c.motion_weights = ()
     c.adaptive = config_dict.ConfigDict(dict(  # failure-adaptive window starts (pipeline/adaptive.py)
-        enabled=False,        # schedule="random": draw starts from reported failures
+        enabled=False,        # draw random-window starts / sequential episode first steps from failures
         lag=8,                # batch k uses reports of batches <= k - lag; >= host+device prefetch
         bin_s=1.0,            # bin length (s) of the per-(trajectory, bin) failure statistics
         bin_steps=config_dict.placeholder(int),  # bin length in steps (needed when dt is unknown)

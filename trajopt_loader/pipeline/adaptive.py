@@ -47,7 +47,7 @@ import numpy as np
 
 from trajopt_loader.errors import ConfigError
 
-__all__ = ["BinLayout", "bin_steps_of", "draw_starts", "fold", "smooth", "start_distribution",
+__all__ = ["BinLayout", "bin_steps_of", "draw_starts", "draw_within", "fold", "smooth", "start_distribution",
            "trajectory_weights"]
 
 
@@ -155,6 +155,28 @@ def draw_starts(cdf: np.ndarray, layout: BinLayout, u: np.ndarray, v: np.ndarray
     b = np.minimum(b, int(np.flatnonzero(np.diff(np.r_[0.0, cdf]) > 0)[-1]))
     start = layout.first[b] + (v * layout.width[b]).astype(np.int64)
     return layout.owner[b], start
+
+
+def draw_within(cdf: np.ndarray, layout: BinLayout, position, u: np.ndarray, v: np.ndarray
+                ) -> np.ndarray:
+    """Starts drawn within given trajectories: bin ``b`` of trajectory ``position`` with
+    probability ``p_b / sum of p over its bins`` (uniform over its starts if that sum is 0).
+
+    Args:
+      cdf: float64 ``[n_bins]`` ``cumsum(p)``; position: int ``[E]`` trajectory positions;
+        u, v: float64 ``[E]`` uniforms in [0, 1).
+    Returns:
+      int64 ``[E]`` trajectory-local starts.
+    """
+    position = np.asarray(position, np.int64)
+    first, last = layout.offset[position], layout.offset[position + 1] - 1
+    c = np.r_[0.0, cdf]
+    lo, hi = c[first], c[last + 1]
+    b = np.searchsorted(cdf, lo + u * (hi - lo), side="right")
+    b = np.clip(b, first, last)
+    uniform = np.floor(u * layout.counts[position]).astype(np.int64)
+    start = layout.first[b] + (v * layout.width[b]).astype(np.int64)
+    return np.where(hi > lo, start, uniform)
 
 
 def trajectory_weights(motion_weights, store, eligible) -> np.ndarray:

@@ -70,7 +70,8 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
 
     ``schedule="random"`` with ``config.adaptive.enabled`` or ``config.motion_weights`` draws
     through a :class:`~trajopt_loader.pipeline.feedback.FailureFeedback` (``schedule.sampler``;
-    needs ``store`` for the motion names and time steps).
+    needs ``store`` for the motion names and time steps); ``schedule="sequential"`` with
+    ``adaptive.enabled`` draws the first step of every episode through it.
 
     Raises:
       ConfigError, ShardingError, WindowIndexError: see :mod:`trajopt_loader.pipeline.schedules`.
@@ -78,10 +79,15 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
     common = dict(seed=config.seed, process_index=process_index, process_count=process_count,
                   num_batches=config.num_batches, end_policy=config.end_policy)
     if config.schedule == "sequential":
-        return SequentialSchedule(lengths, eligible, config.num_envs, config.window_size,
-                                  stride=config.stride, assignment=config.assignment,
-                                  allow_wrap=config.allow_wrap,
-                                  episode_length=config.episode_length, **common)
+        schedule = SequentialSchedule(lengths, eligible, config.num_envs, config.window_size,
+                                      stride=config.stride, assignment=config.assignment,
+                                      allow_wrap=config.allow_wrap,
+                                      episode_length=config.episode_length, **common)
+        if config.adaptive.enabled:  # adaptive first step of every episode, own trajectory
+            schedule.sampler = make_feedback(config, store, schedule, process_count)
+            schedule.sampler.episode_chunks = schedule.episode_chunks
+            schedule.sampler.element = lambda k: (schedule.first_position, schedule[k]["start"])
+        return schedule
     if config.schedule == "random":
         schedule = RandomSchedule(lengths, eligible, config.num_envs, config.window_size, **common)
         if config.adaptive.enabled or config.motion_weights:
@@ -105,7 +111,7 @@ def make_feedback(config, store, schedule, process_count: int = 1):
 
     if store is None:
         raise ConfigError("adaptive / motion_weights streams need the store (motion names, dt)")
-    eligible = schedule.eligible
+    eligible = np.unique(schedule.eligible)  # explicit ids may repeat
     counts = valid_start_counts(schedule.lengths[eligible], config.window_size, config.end_policy)
     a = config.adaptive
     steps = bin_steps_of(store.dts[eligible], a.bin_s, a.bin_steps) if a.enabled \

@@ -1,7 +1,8 @@
 """Failure reports of a closed-loop consumer, and the window starts drawn from them.
 
 :class:`FailureFeedback` is the random schedule's start sampler when ``config.adaptive.enabled``
-or ``config.motion_weights`` is set (the update rule and distribution:
+or ``config.motion_weights`` is set, and the sequential schedule's episode-start sampler with
+``adaptive.enabled`` (each episode's first step, within the env's trajectory) (the update rule and distribution:
 :mod:`trajopt_loader.pipeline.adaptive`). Its reports come from the iterators'
 ``report_failures`` (:class:`~trajopt_loader.pipeline.stream_iterators.StreamIterator`,
 :class:`~trajopt_loader.pipeline.device.DeviceIterator`).
@@ -36,7 +37,8 @@ import time
 import numpy as np
 
 from trajopt_loader.errors import CheckpointError, ConfigError, TrajoptLoaderError
-from trajopt_loader.pipeline.adaptive import BinLayout, draw_starts, fold, start_distribution
+from trajopt_loader.pipeline.adaptive import (BinLayout, draw_starts, draw_within, fold,
+                                              start_distribution)
 
 __all__ = ["FailureFeedback", "FeedbackTimeoutError"]
 
@@ -75,6 +77,10 @@ class FailureFeedback:
         ``kernel_decay``, ``uniform_mix``, ``report_timeout_s``); disabled: static weights only.
       seed, num_envs, lo, hi: the schedule's seed and env shard ``[lo, hi)`` of ``num_envs``.
       process_count: processes that report (> 1: counts are all-gathered).
+
+    Sequential schedules set ``episode_chunks`` (chunks per episode) and ``element`` (``k ->
+    (position, start)`` of batch ``k``): :meth:`episode_starts` draws each episode's first step
+    within the env's own trajectory from the snapshot of the episode's first chunk.
     """
 
     def __init__(self, layout: BinLayout, weights, lengths, window_size: int, end_policy: str,
@@ -89,6 +95,8 @@ class FailureFeedback:
         self.timeout_s = float(adaptive.report_timeout_s)
         self.seed, self.num_envs, self.lo, self.hi = int(seed), int(num_envs), int(lo), int(hi)
         self.process_count = int(process_count)
+        self.episode_chunks: int | None = None
+        self.element = None  # sequential: k -> (position [E_local], start [E_local])
         self._cond = threading.Condition()
         self._generation, self._stopping = 0, False
         self._reset()
@@ -135,6 +143,26 @@ class FailureFeedback:
                 self._cdf[m] = cdf
         return cdf
 
+    def episode_starts(self, k0: int, position) -> np.ndarray:
+        """int64 ``[E_local]`` first steps of the episodes beginning at chunk ``k0``, drawn
+        within each env's trajectory ``position`` (int ``[E_local]``).
+
+        Raises:
+          FeedbackTimeoutError: a report it depends on did not arrive in time.
+        """
+        cdf = self._cdf_for(k0)
+        from trajopt_loader.pipeline.schedules import _rng
+
+        rng = _rng(self.seed, _DRAW, k0)
+        u, v = rng.random(self.num_envs), rng.random(self.num_envs)
+        return draw_within(cdf, self.layout, position, u[self.lo:self.hi], v[self.lo:self.hi])
+
+    def record(self, k: int, position, start) -> None:
+        """Remember batch ``k``'s ``(position, start)`` ``[E_local]`` to map its report."""
+        with self._cond:
+            if self.enabled and k >= self._folded:
+                self._produced[k] = (np.asarray(position), np.asarray(start))
+
     def draw(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """``(position [E_local] int64 into eligible, start [E_local] int64)`` of batch ``k``.
 
@@ -147,9 +175,7 @@ class FailureFeedback:
         rng = _rng(self.seed, _DRAW, k)
         u, v = rng.random(self.num_envs), rng.random(self.num_envs)
         position, start = draw_starts(cdf, self.layout, u[self.lo:self.hi], v[self.lo:self.hi])
-        with self._cond:
-            if self.enabled and k >= self._folded:
-                self._produced[k] = (position, start)
+        self.record(k, position, start)
         return position, start
 
     # --- reports (consumer thread) ---------------------------------------------------------
@@ -185,7 +211,9 @@ class FailureFeedback:
             e = int(np.flatnonzero(bad)[0])
             raise ConfigError(f"report of batch {k}: env row {e} failed at window step "
                               f"{int(fail_step[e])}, outside [0, {self.window_size})")
-        position, start = produced if produced is not None else self.draw(k)
+        if produced is None:  # handed out before a restore: the element again
+            produced = self.element(k) if self.element is not None else self.draw(k)
+        position, start = produced
         rows = np.flatnonzero(failed)
         step = start[rows] + fail_step[rows]
         length = self.lengths[position[rows]]
@@ -209,7 +237,10 @@ class FailureFeedback:
             dense[bins] = counts
             self._stats[j + 1] = fold(self._stats[j], dense, self.rate)
             self._folded = j + 1
-        keep = max(0, self._folded - self.lag + 1) if self.enabled else self._folded
+        # the oldest snapshot a batch >= folded may draw from (its episode's first chunk)
+        first = self._folded - self._folded % self.episode_chunks if self.episode_chunks \
+            else self._folded
+        keep = self.snapshot_index(first) if self.enabled else self._folded
         for table in (self._stats, self._counts, self._cdf):
             for m in [m for m in table if m < keep]:
                 del table[m]

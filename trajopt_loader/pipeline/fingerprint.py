@@ -29,7 +29,7 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
   played order unless it is increasing id order (then None); a field the schedule does not use
   is None and not compared (``stride``, ``allow_wrap``, ``assignment``, ``episode_length`` of
   ``schedule="random"``; ``episode_length`` None and 0 are both 0, unbounded;
-  ``seed`` unless schedule or assignment is random); ``motion_weights`` sorted pairs;
+  ``seed`` unless schedule or assignment is random or adaptive); ``motion_weights`` sorted pairs;
   ``adaptive`` False when off, else its :data:`ADAPTIVE_FIELDS` (``bin_s`` None when
   ``bin_steps`` is set); sequential ``"explicit"`` is
   ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
@@ -108,7 +108,8 @@ def stream_fields(config) -> dict[str, Any]:
     if "traj_ids" in f:
         ids = [int(i) for i in f["traj_ids"]] if explicit else []
         f["traj_ids"] = None if ids == sorted(set(ids)) else ids
-    if "seed" in f and sequential and f.get("assignment") != "random":
+    adaptive = isinstance(f.get("adaptive"), dict) and bool(f["adaptive"].get("enabled"))
+    if "seed" in f and sequential and f.get("assignment") != "random" and not adaptive:
         f["seed"] = None
     if "keys" in f:
         f["keys"] = sorted(f["keys"])

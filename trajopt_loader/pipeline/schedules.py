@@ -222,6 +222,10 @@ class SequentialSchedule(_Schedule):
             pass_chunks(self.first_len, 0, self.window_size, self.stride), cap)
         # Position in the endless concatenation of cycles right after the first episode.
         self.after_first = self._cycle(0)[1][offset + 1][sl]
+        #: ``sampler.episode_starts(k0, position)`` draws each episode's first step (adaptive
+        #: episodes, ``allow_wrap`` + ``wrap`` + ``episode_length``; FailureFeedback); None: s0.
+        self.sampler = None
+        self.first_position = np.searchsorted(np.unique(self.eligible), self.first_traj)
 
     def _cycle(self, c: int) -> tuple[np.ndarray, np.ndarray]:
         """(order, cumulative chunks ``[n+1]``) of cycle ``c``: positions into ``eligible``."""
@@ -241,9 +245,13 @@ class SequentialSchedule(_Schedule):
         no_loops = np.zeros(self.first_len.shape, np.int64)
         if self.allow_wrap and self.end_policy == "wrap":
             kk = k % self.episode_chunks if self.episode_chunks else k  # chunk in its episode
-            start, loop = wrap_cursor(self.first_step, kk, self.stride, self.first_len, self.env_id)
+            first = self.first_step if self.sampler is None else \
+                self.sampler.episode_starts(k - kk, self.first_position)  # adaptive episodes
+            start, loop = wrap_cursor(first, kk, self.stride, self.first_len, self.env_id)
+            if self.sampler is not None:
+                self.sampler.record(k, self.first_position, start)
             episode_start = np.full(start.shape, kk == 0)
-            return self.first_traj, start, episode_start, self.first_step, loop
+            return self.first_traj, start, episode_start, first, loop
         traj = self.first_traj.copy()
         start = self.first_step + np.minimum(k, self.first_chunks - 1) * self.stride
         episode_start, first_step = np.full(start.shape, k == 0), self.first_step.copy()
