@@ -242,3 +242,21 @@ def test_sequential_adaptive_needs_bounded_wrapping_episodes(store):
         seq_config(store, episode_length=0)
     with pytest.raises(ConfigError, match=r"motion_weights=.* needs schedule='random'"):
         seq_config(store, **{"adaptive.enabled": False, "motion_weights": {"run": 2.0}})
+
+
+def test_feedback_state_round_trips_bit_exactly_and_refuses_tampering():
+    from trajopt_loader.pipeline.feedback_state import pack_state, parse_state
+
+    base = np.array([0.1, 1 / 3, 5e-324, 0.0])  # not exact in decimal; a subnormal
+    reports = {7: (np.array([1]), np.array([2])), 9: (np.array([0, 3]), np.array([1, 4]))}
+    state = pack_state(4, 8, 7, base, {7: reports[7]}, {9: reports[9]})
+    assert state["counts"] == [[7, [1], [2]]] and state["pending"] == [[9, [0, 3], [1, 4]]]
+    base_index, got, folded = parse_state(state, 4)
+    assert base_index == 7 and got.tobytes() == base.tobytes()
+    assert sorted(folded) == [7, 9]
+    with pytest.raises(CheckpointError, match=r"with 4 bins; this stream has version 1 with 5"):
+        parse_state(state, 5)
+    with pytest.raises(CheckpointError, match=r"counts of batches \[\], expected 7..7"):
+        parse_state({**state, "counts": []}, 4)
+    with pytest.raises(CheckpointError, match=r"malformed"):
+        parse_state({**state, "base": "not base64!"}, 4)

@@ -21,16 +21,15 @@ processes (``jax.experimental.multihost_utils.process_allgather``, a collective:
 reports every batch, in the same order), so every process folds the same totals and holds the
 same statistics.
 
-State (``get_state()["feedback"]``, JSON): ``folded`` (reports folded so far), ``base_index``
-and ``base`` (the statistics after ``base_index`` folds, float64 little-endian bytes in base64:
-restored bit-exactly), ``counts`` (the failure counts of each batch folded since), ``pending``
-(reports received ahead of order). Save after reporting every delivered batch; a batch delivered
-but not reported at saving time must be reported after the restore.
+State (``get_state()["feedback"]``, JSON, :mod:`~trajopt_loader.pipeline.feedback_state`): the
+statistics at the oldest snapshot a coming batch may draw from, bit-exact, plus the failure
+counts of the batches folded since and reports received ahead of order. Save after reporting
+every delivered batch; a batch delivered but not reported at saving time must be reported after
+the restore.
 """
 
 from __future__ import annotations
 
-import base64
 import threading
 import time
 
@@ -39,11 +38,11 @@ import numpy as np
 from trajopt_loader.errors import CheckpointError, ConfigError, TrajoptLoaderError
 from trajopt_loader.pipeline.adaptive import (BinLayout, draw_starts, draw_within, fold,
                                               start_distribution)
+from trajopt_loader.pipeline.feedback_state import pack_state, parse_state
 
 __all__ = ["FailureFeedback", "FeedbackTimeoutError"]
 
 _DRAW = 5  # spawn_key purpose of the adaptive draws (schedules' purposes are 1..4)
-STATE_VERSION = 1
 
 
 class FeedbackTimeoutError(TrajoptLoaderError, TimeoutError):
@@ -52,17 +51,6 @@ class FeedbackTimeoutError(TrajoptLoaderError, TimeoutError):
 
 class _Superseded(TrajoptLoaderError, RuntimeError):
     """A draw waiting for a report was abandoned by ``set_state`` / ``close``."""
-
-
-def _encode(stats: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(stats, "<f8").tobytes()).decode("ascii")
-
-
-def _decode(text: str, size: int) -> np.ndarray:
-    stats = np.frombuffer(base64.b64decode(text.encode("ascii")), "<f8").astype(np.float64)
-    if stats.size != size:
-        raise CheckpointError(f"feedback state holds {stats.size} bins, this stream has {size}")
-    return stats
 
 
 class FailureFeedback:
@@ -278,15 +266,12 @@ class FailureFeedback:
             self._cond.notify_all()
 
     def state(self) -> dict:
-        """The JSON state (module docstring); equal states give bit-identical continuations."""
+        """The JSON state (:mod:`~trajopt_loader.pipeline.feedback_state`); equal states give
+        bit-identical continuations."""
         with self._cond:
             base = min(self._stats)
-            pack = lambda table: [[j, table[j][0].tolist(), table[j][1].tolist()]  # noqa: E731
-                                  for j in sorted(table)]
-            return {"version": STATE_VERSION, "bins": self.layout.total, "folded": self._folded,
-                    "base_index": base, "base": _encode(self._stats[base]),
-                    "counts": pack({j: c for j, c in self._counts.items() if j >= base}),
-                    "pending": pack(self._pending)}
+            return pack_state(self.layout.total, self._folded, base, self._stats[base],
+                              self._counts, self._pending)
 
     def load(self, state: dict) -> None:
         """Replace the statistics with ``state`` (from :meth:`state`); ends an :meth:`interrupt`.
@@ -298,34 +283,16 @@ class FailureFeedback:
 
     def parse(self, state: dict) -> tuple:
         """Validate ``state`` for :meth:`apply`. Raises CheckpointError (names what is wrong)."""
-        try:
-            if state["version"] != STATE_VERSION or state["bins"] != self.layout.total:
-                raise CheckpointError(f"version {state['version']} / {state['bins']} bins; this "
-                                      f"stream has version {STATE_VERSION}, "
-                                      f"{self.layout.total} bins")
-            base_index, folded = int(state["base_index"]), int(state["folded"])
-            stats = {base_index: _decode(state["base"], self.layout.total)}
-            unpack = lambda rows: {int(j): (np.asarray(b, np.int64), np.asarray(c, np.int64))  # noqa: E731
-                                   for j, b, c in rows}
-            counts, pending = unpack(state["counts"]), unpack(state["pending"])
-            if sorted(counts) != list(range(base_index, folded)):
-                raise CheckpointError(f"counts of batches {sorted(counts)}, expected "
-                                      f"{base_index}..{folded - 1}")
-        except CheckpointError as e:
-            raise CheckpointError(f"feedback state does not fit this stream: {e}") from e
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"feedback state is malformed ({type(e).__name__}: {e}); "
-                                  "pass the state saved by it.get_state()") from e
-        return stats, base_index, {**counts, **pending}
+        return parse_state(state, self.layout.total)
 
     def apply(self, parsed: tuple) -> None:
         """Install a :meth:`parse` result; ends an :meth:`interrupt`."""
-        stats, base_index, reports = parsed
+        base_index, base, reports = parsed
         with self._cond:
             self._generation += 1
             self._stopping = False
             self._reset()
-            self._stats, self._folded = dict(stats), base_index
+            self._stats, self._folded = {base_index: base.copy()}, base_index
             self._pending = dict(reports)
             self._fold_pending()
             self._cond.notify_all()
