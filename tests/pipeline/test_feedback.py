@@ -260,3 +260,23 @@ def test_feedback_state_round_trips_bit_exactly_and_refuses_tampering():
         parse_state({**state, "counts": []}, 4)
     with pytest.raises(CheckpointError, match=r"malformed"):
         parse_state({**state, "base": "not base64!"}, 4)
+
+
+def test_device_iterator_restores_and_closes_while_its_threads_wait_for_reports(store):
+    import time
+
+    config = config_of(store, **{"adaptive.report_timeout_s": 60.0})
+    it = device_iterator(make_dataset(config, store, 0, 1))
+    got = [next(it) for _ in range(LAG)]  # unreported: the read-ahead threads now wait
+    state = it.get_state()
+    time.sleep(0.3)
+    t = time.monotonic()
+    it.set_state(state)  # stops the waiting threads: does not sit out the 60 s timeout
+    for k, b in enumerate(got):
+        it.report_failures(*hard(b, store), batch_index=k)
+    nxt = next(it)
+    it.close()
+    assert time.monotonic() - t < 30
+    ref = iter(make_dataset(config, store, 0, 1))
+    run(ref, store, LAG)
+    np.testing.assert_array_equal(np.asarray(nxt["start"]), next(ref)["start"])

@@ -314,7 +314,8 @@ def device_iterator(
 
     Raises:
       TypeError: ``dataset`` is not a grain dataset.
-      ValueError: a buffer size is negative.
+      ValueError: a buffer size is negative; an adaptive stream (``config.adaptive``) whose
+        ``lag`` is below ``host_buffer + device_buffer``.
       ShardingError: bad ``sharding`` (on ``next()`` if it only shows on a batch's shapes).
       IndexOverflowError: on ``next()``, an int64 leaf does not fit int32 with x64 off (C11).
     """
