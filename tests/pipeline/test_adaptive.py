@@ -76,3 +76,23 @@ def test_config_refuses_bad_sampling_fields(overrides, match):
 def test_motion_weights_accept_a_dict():
     config = load_config("default", {"schedule": "random", "motion_weights": {"walk": 2.0}})
     assert config.motion_weights == (("walk", 2.0),)
+
+
+def test_stream_fields_record_the_adaptive_settings():
+    from trajopt_loader.pipeline.fingerprint import config_differences, stream_fields
+
+    plain = stream_fields(load_config("default"))
+    assert plain["adaptive"] is False and plain["motion_weights"] == [] and plain["seed"] is None
+    seq = stream_fields(load_config("default", {"adaptive.enabled": True, "seed": 4,
+                                                "adaptive.report_timeout_s": 5.0}))
+    assert seq["seed"] == 4  # adaptive sequential episodes draw with the seed
+    assert seq["adaptive"] == {"lag": 8, "bin_s": 1.0, "bin_steps": None, "ema_rate": 0.03,
+                               "kernel_size": 1, "kernel_decay": 0.8, "uniform_mix": 0.1}
+    steps = stream_fields(load_config("default", {"adaptive.enabled": True,
+                                                  "adaptive.bin_steps": 5}))
+    assert steps["adaptive"]["bin_s"] is None and steps["adaptive"]["bin_steps"] == 5
+    weighted = stream_fields(load_config("default", {
+        "schedule": "random", "motion_weights": (("walk", 2), ("run", 0.5), ("walk", 3.0))}))
+    assert weighted["motion_weights"] == [["run", 0.5], ["walk", 3.0]]  # a later pair wins
+    assert [d[:40] for d in config_differences(plain, seq)] == \
+        ["adaptive: saved False, config {'lag': 8, "]  # on vs. off is compared
