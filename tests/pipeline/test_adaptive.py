@@ -95,4 +95,4 @@ def test_stream_fields_record_the_adaptive_settings():
         "schedule": "random", "motion_weights": (("walk", 2), ("run", 0.5), ("walk", 3.0))}))
     assert weighted["motion_weights"] == [["run", 0.5], ["walk", 3.0]]  # a later pair wins
     assert [d[:40] for d in config_differences(plain, seq)] == \
-        ["adaptive: saved False, config {'lag': 8, "]  # on vs. off is compared
+        ["adaptive: saved False, config {'lag': 8,"]  # on vs. off is compared
