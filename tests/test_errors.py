@@ -14,7 +14,7 @@ EXPECTED_BUILTIN = {
     "CheckpointNotFoundError": FileNotFoundError, "ModelNotFoundError": FileNotFoundError,
     "ModelError": ValueError, "RobotSpecError": ValueError, "ReferenceInputError": ValueError,
     "EnvNotAssignedError": ValueError, "DataIntegrityError": ValueError,
-    "StoreReadError": OSError,
+    "StoreReadError": OSError, "FeedbackTimeoutError": TimeoutError,
 }
 
 

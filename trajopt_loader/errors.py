@@ -103,3 +103,8 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 class EnvNotAssignedError(TrajoptLoaderError, ValueError):
     """An env was asked for data before a trajectory was assigned to it (``update_references``)."""
+
+
+class FeedbackTimeoutError(TrajoptLoaderError, TimeoutError):
+    """A batch of an adaptive stream needs a failure report that did not arrive within
+    ``adaptive.report_timeout_s`` (``pipeline/feedback.py``)."""

@@ -35,7 +35,8 @@ import time
 
 import numpy as np
 
-from trajopt_loader.errors import CheckpointError, ConfigError, TrajoptLoaderError
+from trajopt_loader.errors import (CheckpointError, ConfigError, FeedbackTimeoutError,
+                                   TrajoptLoaderError)
 from trajopt_loader.pipeline.adaptive import (BinLayout, draw_starts, draw_within, fold,
                                               start_distribution)
 from trajopt_loader.pipeline.feedback_state import pack_state, parse_state
@@ -43,10 +44,6 @@ from trajopt_loader.pipeline.feedback_state import pack_state, parse_state
 __all__ = ["FailureFeedback", "FeedbackTimeoutError"]
 
 _DRAW = 5  # spawn_key purpose of the adaptive draws (schedules' purposes are 1..4)
-
-
-class FeedbackTimeoutError(TrajoptLoaderError, TimeoutError):
-    """A batch needs a failure report that did not arrive within ``adaptive.report_timeout_s``."""
 
 
 class _Superseded(TrajoptLoaderError, RuntimeError):
