@@ -280,3 +280,10 @@ def test_device_iterator_restores_and_closes_while_its_threads_wait_for_reports(
     ref = iter(make_dataset(config, store, 0, 1))
     run(ref, store, LAG)
     np.testing.assert_array_equal(np.asarray(nxt["start"]), next(ref)["start"])
+
+
+def test_the_open_loop_stream_command_refuses_adaptive_configs(store):
+    from trajopt_loader.commands.stream import run_stream
+
+    with pytest.raises(ConfigError, match=r"open-loop consumer that reports no failures"):
+        run_stream(config_of(store), 2, progress=False)
