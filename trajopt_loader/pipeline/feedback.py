@@ -40,6 +40,7 @@ from trajopt_loader.errors import (CheckpointError, ConfigError, FeedbackTimeout
 from trajopt_loader.pipeline.adaptive import (BinLayout, draw_starts, draw_within, fold,
                                               start_distribution)
 from trajopt_loader.pipeline.feedback_state import pack_state, parse_state
+from trajopt_loader.pipeline.schedules import _rng
 
 __all__ = ["FailureFeedback", "FeedbackTimeoutError"]
 
@@ -136,8 +137,6 @@ class FailureFeedback:
           FeedbackTimeoutError: a report it depends on did not arrive in time.
         """
         cdf = self._cdf_for(k0)
-        from trajopt_loader.pipeline.schedules import _rng
-
         rng = _rng(self.seed, _DRAW, k0)
         u, v = rng.random(self.num_envs), rng.random(self.num_envs)
         return draw_within(cdf, self.layout, position, u[self.lo:self.hi], v[self.lo:self.hi])
@@ -155,8 +154,6 @@ class FailureFeedback:
           FeedbackTimeoutError: a report it depends on did not arrive in time (names batches).
         """
         cdf = self._cdf_for(k)
-        from trajopt_loader.pipeline.schedules import _rng
-
         rng = _rng(self.seed, _DRAW, k)
         u, v = rng.random(self.num_envs), rng.random(self.num_envs)
         position, start = draw_starts(cdf, self.layout, u[self.lo:self.hi], v[self.lo:self.hi])
