@@ -36,9 +36,9 @@ def local_rows(x: jax.Array) -> np.ndarray:
 
 
 def main() -> None:
-    PROCESS_ID, PORT = int(sys.argv[1]), int(sys.argv[2])  # noqa: N806
-    STORE, OUT = sys.argv[3], Path(sys.argv[4])  # noqa: N806
-    CONFIG, N = json.loads(sys.argv[5]), int(sys.argv[6])  # noqa: N806
+    PROCESS_ID, PORT = int(sys.argv[1]), int(sys.argv[2])
+    STORE, OUT = sys.argv[3], Path(sys.argv[4])
+    CONFIG, N = json.loads(sys.argv[5]), int(sys.argv[6])
     dist = ConfigDict({"coordinator_address": f"127.0.0.1:{PORT}", "num_processes": 2,
                        "process_id": PROCESS_ID})
     assert maybe_initialize_distributed(dist, initialization_timeout=30)

@@ -16,7 +16,7 @@ def test_closed_loop_example_concentrates_and_restores(shared_data):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     out = subprocess.run([sys.executable, str(REPO / "examples" / "closed_loop.py"), "--data",
                           str(shared_data / "cassie" / "trajopt"), "--num-envs", "32",
-                          "--batches", "24"], cwd=REPO, env=env, capture_output=True, text=True,
+                          "--batches", "24"], cwd=REPO, env=env, capture_output=True, text=True, check=False,
                          timeout=300)
     assert out.returncode == 0, out.stdout + out.stderr
     uniform = float(re.search(r"\((\d+\.\d)% of the starts", out.stdout).group(1))

@@ -17,8 +17,8 @@ from typing import Any
 
 import grain
 
-from trajopt_loader.pipeline.failure import FailStopIterator
 from trajopt_loader.errors import CheckpointError
+from trajopt_loader.pipeline.failure import FailStopIterator
 from trajopt_loader.pipeline.fingerprint import FEEDBACK_KEY, STATE_KEY, check_state
 from trajopt_loader.pipeline.grain_adapter import get_element_spec
 
