@@ -27,6 +27,9 @@ FIELDS = {
     "references.ee_sites": (), "references.heading_frame_keys": False,
     "distributed.coordinator_address": None,
     "distributed.num_processes": None, "distributed.process_id": None,
+    "motion_weights": (), "adaptive.enabled": False, "adaptive.lag": 8, "adaptive.bin_s": 1.0,
+    "adaptive.bin_steps": None, "adaptive.ema_rate": 0.03, "adaptive.kernel_size": 1,
+    "adaptive.kernel_decay": 0.8, "adaptive.uniform_mix": 0.1, "adaptive.report_timeout_s": 60.0,
 }
 
 

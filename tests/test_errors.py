@@ -15,6 +15,7 @@ EXPECTED_BUILTIN = {
     "ModelError": ValueError, "RobotSpecError": ValueError, "ReferenceInputError": ValueError,
     "EnvNotAssignedError": ValueError, "DataIntegrityError": ValueError,
     "StoreReadError": OSError, "VizDependencyError": ImportError, "GLBackendError": RuntimeError,
+    "FeedbackTimeoutError": TimeoutError,
 }
 
 

@@ -13,7 +13,7 @@ __all__ = ["TrajoptLoaderError", "StoreNotFoundError", "StoreFormatError", "Data
            "WindowIndexError", "ConfigError", "ShardingError", "IndexOverflowError",
            "CheckpointError", "RobotSpecError", "ReferenceInputError", "ModelError",
            "ModelNotFoundError", "CheckpointNotFoundError", "EnvNotAssignedError",
-           "VizDependencyError", "GLBackendError"]
+           "VizDependencyError", "GLBackendError", "FeedbackTimeoutError"]
 
 
 class TrajoptLoaderError(Exception):
@@ -118,3 +118,8 @@ class VizDependencyError(TrajoptLoaderError, ImportError):
 
 class GLBackendError(TrajoptLoaderError, RuntimeError):
     """MuJoCo's offscreen renderer cannot create an OpenGL context (headless GL library missing)."""
+
+
+class FeedbackTimeoutError(TrajoptLoaderError, TimeoutError):
+    """A batch of an adaptive stream needs a failure report that did not arrive within
+    ``adaptive.report_timeout_s`` (``pipeline/feedback.py``)."""

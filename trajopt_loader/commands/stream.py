@@ -106,8 +106,8 @@ def run_stream(
     ``[n]``: ``sum qpos * valid`` over all consumed batches), ``count`` (valid steps), ``mean``.
 
     Raises:
-      ConfigError / MissingKeyError / ...: from ``make_dataset``. ValueError: the dataset ended
-        before the warm-up was done.
+      ConfigError / MissingKeyError / ...: from ``make_dataset``; ``adaptive.enabled`` (this
+        consumer reports no failures). ValueError: the dataset ended before the warm-up was done.
     """
     import jax
     import jax.numpy as jnp
@@ -115,6 +115,13 @@ def run_stream(
 
     from trajopt_loader.pipeline import device_iterator, make_dataset
 
+    if config.adaptive.enabled:
+        from trajopt_loader.errors import ConfigError
+
+        raise ConfigError("config field adaptive.enabled=True: the stream command is an open-loop "
+                          "consumer that reports no failures, so the stream would wait for "
+                          "reports. Fix: --config.adaptive.enabled=False here; closed-loop "
+                          "consumers call it.report_failures (examples/closed_loop.py).")
     n = num_batches or config.num_batches or 100
     key = "qpos" if "qpos" in config["keys"] else config["keys"][0]
     consume = make_consumer(key)

@@ -74,6 +74,8 @@ def apply_overrides(config: config_dict.ConfigDict,
                               f"Known fields: {sorted(known)}")
         if isinstance(value, list):
             value = tuple(value)
+        if isinstance(value, Mapping) and isinstance(node[leaf], tuple):  # motion_weights
+            value = tuple((k, v) for k, v in value.items())
         try:
             node[leaf] = value
         except (TypeError, ValueError) as e:
@@ -152,6 +154,52 @@ def _str_tuple(name: str, value: Any) -> None:
            "a tuple of non-empty strings")
 
 
+def _number(value: Any, low: float, high: float) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+
+
+def _validate_sampling(c) -> None:
+    """``motion_weights`` and ``adaptive.*`` (pipeline/adaptive.py)."""
+    _check(isinstance(c.motion_weights, tuple) and all(
+        isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str) and p[0]
+        and _number(p[1], 0, float("inf")) and p[1] < float("inf") for p in c.motion_weights),
+        "motion_weights", c.motion_weights,
+        "pairs ('motion' or 'source/motion', finite weight >= 0), e.g. (('aslip_walk', 2.0),)")
+    a = c.adaptive
+    _check(isinstance(a.enabled, bool), "adaptive.enabled", a.enabled, "True or False")
+    if c.motion_weights and c.schedule != "random":
+        raise ConfigError(f"config field motion_weights={c.motion_weights!r} needs "
+                          "schedule='random' (sequential assignment is closed-form round robin "
+                          "or permutation). Fix: --config.schedule=random, or drop the weights.")
+    if a.enabled and c.schedule == "sequential" and not (
+            c.allow_wrap and c.end_policy == "wrap" and c.episode_length):
+        raise ConfigError(
+            f"config field adaptive.enabled=True with schedule='sequential' draws the first step "
+            f"of every episode, which needs bounded episodes on a kept trajectory: allow_wrap="
+            f"True, end_policy='wrap' and episode_length > 0 (got allow_wrap={c.allow_wrap}, "
+            f"end_policy={c.end_policy!r}, episode_length={c.episode_length}). Fix: set them, "
+            "or use schedule='random'.")
+    _check(_is_int(a.lag, 1, INT32_MAX), "adaptive.lag", a.lag, "an int >= 1 (batches)")
+    if a.enabled and a.lag < c.host_prefetch + c.device_prefetch:
+        raise ConfigError(f"config field adaptive.lag={a.lag} is below the prefetch depth "
+                          f"host_prefetch + device_prefetch = {c.host_prefetch + c.device_prefetch}"
+                          ": batches read ahead would wait for reports of batches the consumer "
+                          "has not been given. Fix: --config.adaptive.lag="
+                          f"{c.host_prefetch + c.device_prefetch} or more.")
+    _check(_number(a.bin_s, 1e-12, float("inf")) and a.bin_s < float("inf"), "adaptive.bin_s",
+           a.bin_s, "a bin length in seconds > 0")
+    _check(a.bin_steps is None or _is_int(a.bin_steps, 1, INT32_MAX), "adaptive.bin_steps",
+           a.bin_steps, "an int >= 1 (steps), or None to use bin_s")
+    _check(_number(a.ema_rate, 1e-300, 1.0), "adaptive.ema_rate", a.ema_rate, "a number in (0, 1]")
+    _check(_is_int(a.kernel_size, 1, 2**20), "adaptive.kernel_size", a.kernel_size, "an int >= 1")
+    _check(_number(a.kernel_decay, 0.0, 1.0), "adaptive.kernel_decay", a.kernel_decay,
+           "a number in [0, 1]")
+    _check(_number(a.uniform_mix, 0.0, 1.0), "adaptive.uniform_mix", a.uniform_mix,
+           "a number in [0, 1]")
+    _check(_number(a.report_timeout_s, 1e-3, float("inf")) and a.report_timeout_s < float("inf"),
+           "adaptive.report_timeout_s", a.report_timeout_s, "a number of seconds > 0")
+
+
 def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     """Check every field of a trajopt-loader config; returns it unchanged.
 
@@ -206,6 +254,7 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     _check(_is_int(c.read_threads, 0), "read_threads", c.read_threads, "an int >= 0")
     _check(c.num_batches is None or _is_int(c.num_batches, 1), "num_batches", c.num_batches,
            "an int >= 1, or None for endless")
+    _validate_sampling(c)
     _check(isinstance(c.references.enabled, bool), "references.enabled", c.references.enabled,
            "True or False")
     _str_tuple("references.ee_sites", c.references.ee_sites)

@@ -48,6 +48,20 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.device_prefetch = 2           # batches held on the device (double buffer)
     c.read_threads = 1              # grain threads preparing batches
     c.num_batches = config_dict.placeholder(int)  # None = endless
+    # schedule="random": static weight per motion, pairs ("motion" or "source/motion", weight >= 0);
+    # a motion not named weighs 1 (pipeline/adaptive.py). A dict is accepted by load_config.
+    c.motion_weights = ()
+    c.adaptive = config_dict.ConfigDict(dict(  # failure-adaptive window starts (pipeline/adaptive.py)
+        enabled=False,        # draw random-window starts / sequential episode first steps from failures
+        lag=8,                # batch k uses reports of batches <= k - lag; >= host+device prefetch
+        bin_s=1.0,            # bin length (s) of the per-(trajectory, bin) failure statistics
+        bin_steps=config_dict.placeholder(int),  # bin length in steps (needed when dt is unknown)
+        ema_rate=0.03,        # EMA rate per reported batch (BeyondMimic 0.001 per step, W=32)
+        kernel_size=1,        # non-causal smoothing kernel length in bins (1 = none)
+        kernel_decay=0.8,     # kernel weights kernel_decay**t
+        uniform_mix=0.1,      # mixture weight of the static (uniform x motion_weights) draw
+        report_timeout_s=60.0,  # max wait (s) of a batch for a report it depends on
+    ))
     c.references = config_dict.ConfigDict(dict(
         enabled=False,
         robot=config_dict.placeholder(str),

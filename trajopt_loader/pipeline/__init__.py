@@ -16,6 +16,7 @@ _NAMES = {
                                             "process_env_range"),
     "trajopt_loader.pipeline.process_state": ("save_process_state", "restore_process_state"),
     "trajopt_loader.pipeline.time_step": ("check_uniform_dt",),
+    "trajopt_loader.pipeline.feedback": ("FailureFeedback",),
 }
 _MODULE_OF = {name: module for module, names in _NAMES.items() for name in names}
 

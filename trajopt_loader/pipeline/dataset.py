@@ -64,8 +64,14 @@ def eligible_traj_ids(config, store) -> np.ndarray:
 
 
 #: Largest relative spread of time steps ``make_dataset`` streams together unless
-def make_schedule(config, lengths, eligible, process_index: int = 0, process_count: int = 1):
+def make_schedule(config, lengths, eligible, process_index: int = 0, process_count: int = 1,
+                  store=None):
     """The schedule source named by ``config.schedule`` for this process's env shard.
+
+    ``schedule="random"`` with ``config.adaptive.enabled`` or ``config.motion_weights`` draws
+    through a :class:`~trajopt_loader.pipeline.feedback.FailureFeedback` (``schedule.sampler``;
+    needs ``store`` for the motion names and time steps); ``schedule="sequential"`` with
+    ``adaptive.enabled`` draws the first step of every episode through it.
 
     Raises:
       ConfigError, ShardingError, WindowIndexError: see :mod:`trajopt_loader.pipeline.schedules`.
@@ -73,13 +79,48 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
     common = dict(seed=config.seed, process_index=process_index, process_count=process_count,
                   num_batches=config.num_batches, end_policy=config.end_policy)
     if config.schedule == "sequential":
-        return SequentialSchedule(lengths, eligible, config.num_envs, config.window_size,
-                                  stride=config.stride, assignment=config.assignment,
-                                  allow_wrap=config.allow_wrap,
-                                  episode_length=config.episode_length, **common)
+        schedule = SequentialSchedule(lengths, eligible, config.num_envs, config.window_size,
+                                      stride=config.stride, assignment=config.assignment,
+                                      allow_wrap=config.allow_wrap,
+                                      episode_length=config.episode_length, **common)
+        if config.adaptive.enabled:  # adaptive first step of every episode, own trajectory
+            schedule.sampler = make_feedback(config, store, schedule, process_count)
+            schedule.sampler.episode_chunks = schedule.episode_chunks
+            schedule.sampler.element = lambda k: (schedule.first_position, schedule[k]["start"])
+        return schedule
     if config.schedule == "random":
-        return RandomSchedule(lengths, eligible, config.num_envs, config.window_size, **common)
+        schedule = RandomSchedule(lengths, eligible, config.num_envs, config.window_size, **common)
+        if config.adaptive.enabled or config.motion_weights:
+            schedule.sampler = make_feedback(config, store, schedule, process_count)
+        return schedule
     raise ConfigError(f"schedule={config.schedule!r} is not 'sequential' or 'random'")
+
+
+def make_feedback(config, store, schedule, process_count: int = 1):
+    """The :class:`~trajopt_loader.pipeline.feedback.FailureFeedback` drawing ``schedule``'s
+    (a RandomSchedule) starts.
+
+    Raises:
+      ConfigError: no ``store``; a ``motion_weights`` name that matches no played trajectory;
+        adaptive with ``bin_s`` and a played trajectory of unknown dt
+        (:func:`~trajopt_loader.pipeline.adaptive.bin_steps_of`).
+    """
+    from trajopt_loader.pipeline.adaptive import BinLayout, bin_steps_of, trajectory_weights
+    from trajopt_loader.pipeline.feedback import FailureFeedback
+    from trajopt_loader.pipeline.marching import valid_start_counts
+
+    if store is None:
+        raise ConfigError("adaptive / motion_weights streams need the store (motion names, dt)")
+    eligible = np.unique(schedule.eligible)  # explicit ids may repeat
+    counts = valid_start_counts(schedule.lengths[eligible], config.window_size, config.end_policy)
+    a = config.adaptive
+    steps = bin_steps_of(store.dts[eligible], a.bin_s, a.bin_steps) if a.enabled \
+        else counts  # static weights only: one bin per trajectory
+    layout = BinLayout(counts, steps)
+    weights = trajectory_weights(config.motion_weights, store, eligible)
+    return FailureFeedback(layout, weights, schedule.lengths[eligible], config.window_size,
+                           config.end_policy, a, seed=config.seed, num_envs=config.num_envs,
+                           lo=schedule.lo, hi=schedule.hi, process_count=process_count)
 
 
 def _id_ranges(ids: np.ndarray) -> str:
@@ -167,7 +208,7 @@ def make_dataset(config, store=None, process_index: int | None = None,
         process_count = jax.process_count() if process_count is None else process_count
     eligible = eligible_traj_ids(config, store)
     check_uniform_dt(config, store, eligible)
-    schedule = make_schedule(config, store.lengths, eligible, process_index, process_count)
+    schedule = make_schedule(config, store.lengths, eligible, process_index, process_count, store)
     if retain_freed_memory:
         host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)
@@ -182,4 +223,5 @@ def make_dataset(config, store=None, process_index: int | None = None,
         ds = ds.map(transform)
     ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
                                               prefetch_buffer_size=config.host_prefetch))
-    return StreamDataset(ds, describe_stream(config, store, eligible), config.num_batches)
+    return StreamDataset(ds, describe_stream(config, store, eligible), config.num_batches,
+                         feedback=getattr(schedule, "sampler", None))

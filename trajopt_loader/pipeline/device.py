@@ -36,6 +36,7 @@ from jax.sharding import NamedSharding, PartitionSpec, Sharding
 from trajopt_loader.choices import INT32_MAX, INT32_MIN
 from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingError
 from trajopt_loader.pipeline.failure import FailStopIterator
+from trajopt_loader.pipeline.stream_iterators import report_to, with_feedback
 
 _OPEN: "weakref.WeakSet[DeviceIterator]" = weakref.WeakSet()
 
@@ -89,6 +90,15 @@ def to_device_dtypes(batch: Any) -> Any:
         return arr
 
     return jax.tree_util.tree_map_with_path(fix, batch)
+
+
+def _local_rows(x) -> np.ndarray:
+    """This process's rows of ``x``: a global ``jax.Array`` spanning processes gives its
+    addressable shards in row order; anything else as a numpy array."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+        shards = sorted(x.addressable_shards, key=lambda s: s.index[0].start or 0)
+        return np.concatenate([np.asarray(s.data) for s in shards])
+    return np.asarray(x)
 
 
 def leaf_sharding(sharding: Sharding, ndim: int) -> Sharding:
@@ -194,9 +204,12 @@ class DeviceIterator(FailStopIterator):
     ``it.set_state(it.get_state())`` retries the failed batch once its cause is fixed.
     """
 
-    def __init__(self, parent: grain.DatasetIterator, dataset: grain.IterDataset | None = None):
+    def __init__(self, parent: grain.DatasetIterator, dataset: grain.IterDataset | None = None,
+                 feedback=None):
         super().__init__(parent, dataset)
         self._final_state: dict | None = None
+        #: the stream's start sampler (``adaptive`` / ``motion_weights`` streams), else None
+        self.feedback = feedback
         _OPEN.add(self)
 
     def __next__(self) -> Any:
@@ -206,7 +219,24 @@ class DeviceIterator(FailStopIterator):
     def get_state(self) -> dict[str, Any]:
         if self._closed:
             return copy.deepcopy(self._final_state)
-        return copy.deepcopy(self._position())
+        return with_feedback(copy.deepcopy(self._position()), self.feedback)
+
+    def report_failures(self, failed, fail_step, *, batch_index: int | None = None) -> None:
+        """Report which envs of a delivered batch failed, and at which window step.
+
+        Args:
+          failed: bool ``[E]`` global array (or this process's ``[E_local]`` rows); each
+            process reports its own rows (its addressable shards), and the statistics sum the
+            reports of all processes (:mod:`~trajopt_loader.pipeline.feedback`).
+          fail_step: int ``[E]`` (or ``[E_local]``) window step in ``[0, W)`` of each failure.
+          batch_index: the batch (default: the last one handed out).
+
+        Raises:
+          ConfigError: not an adaptive stream, or a bad report
+            (:meth:`~trajopt_loader.pipeline.stream_iterators.StreamIterator.report_failures`).
+        """
+        report_to(self.feedback, self._position(), _local_rows(failed), _local_rows(fail_step),
+                  batch_index)
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Resume right after the batch ``state`` was taken at (batches buffered now are dropped).
@@ -221,11 +251,16 @@ class DeviceIterator(FailStopIterator):
         """
         self._assert_not_closed()
         before = None if self.failed else copy.deepcopy(self._parent.get_state())
+        live = None if self.feedback is None else self.feedback.state()
+        if self.feedback is not None:
+            self.feedback.interrupt()  # waiting draws give up, so the threads stop now
         try:
             self._restore(copy.deepcopy(state))
         except (CheckpointError, KeyError, IndexError, TypeError, ValueError) as e:
             if before is not None:
                 self._parent.set_state(before)
+            if live is not None:
+                self.feedback.load(live)
             if isinstance(e, CheckpointError):
                 raise
             raise CheckpointError(
@@ -237,7 +272,9 @@ class DeviceIterator(FailStopIterator):
         """Stops and joins the prefetch threads; idempotent. ``get_state()`` still works afterwards."""
         if self._closed:
             return
-        self._final_state = copy.deepcopy(self._position())
+        self._final_state = with_feedback(copy.deepcopy(self._position()), self.feedback)
+        if self.feedback is not None:
+            self.feedback.interrupt()
         super().close()
         self._parents = ()  # release the stages now, while the interpreter is fully alive.
         _OPEN.discard(self)
@@ -277,7 +314,8 @@ def device_iterator(
 
     Raises:
       TypeError: ``dataset`` is not a grain dataset.
-      ValueError: a buffer size is negative.
+      ValueError: a buffer size is negative; an adaptive stream (``config.adaptive``) whose
+        ``lag`` is below ``host_buffer + device_buffer``.
       ShardingError: bad ``sharding`` (on ``next()`` if it only shows on a batch's shapes).
       IndexOverflowError: on ``next()``, an int64 leaf does not fit int32 with x64 off (never truncated silently).
     """
@@ -291,8 +329,14 @@ def device_iterator(
     for name, value in (("host_buffer", host_buffer), ("device_buffer", device_buffer)):
         if not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"{name} must be an int >= 0 (batches buffered), got {value!r}.")
+    feedback = getattr(dataset, "feedback", None)
+    if feedback is not None and feedback.enabled and feedback.lag < host_buffer + device_buffer:
+        raise ValueError(f"adaptive.lag={feedback.lag} is below host_buffer + device_buffer = "
+                         f"{host_buffer + device_buffer}: read-ahead batches would wait for "
+                         "reports of batches not handed out. Fix: raise adaptive.lag or lower "
+                         "the buffers.")
     put = _PutOnDevice(sharding, multiprocess=jax.process_count() > 1)
     ds = ThreadPrefetchIterDataset(dataset, prefetch_buffer_size=int(host_buffer))
     ds = ds.map(put)
     ds = ThreadPrefetchIterDataset(ds, prefetch_buffer_size=int(device_buffer))
-    return DeviceIterator(ds.__iter__(), ds)
+    return DeviceIterator(ds.__iter__(), ds, feedback)

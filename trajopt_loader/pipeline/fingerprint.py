@@ -29,7 +29,9 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
   played order unless it is increasing id order (then None); a field the schedule does not use
   is None and not compared (``stride``, ``allow_wrap``, ``assignment``, ``episode_length`` of
   ``schedule="random"``; ``episode_length`` None and 0 are both 0, unbounded;
-  ``seed`` unless schedule or assignment is random); sequential ``"explicit"`` is
+  ``seed`` unless schedule or assignment is random or adaptive); ``motion_weights`` sorted pairs;
+  ``adaptive`` False when off, else its :data:`ADAPTIVE_FIELDS` (``bin_s`` None when
+  ``bin_steps`` is set); sequential ``"explicit"`` is
   ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
   the same stream), buffers, threads, ``cache_bytes``, ``references`` (computed from the data) or
   ``allow_mixed_dt`` (a guard). A field absent from a saved state (added since) matches the
@@ -60,7 +62,11 @@ from trajopt_loader.errors import CheckpointError
 
 #: Config fields that define element ``k`` besides the selection (recorded as the store index).
 STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
-                 "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic", "episode_length")
+                 "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic", "episode_length",
+                 "motion_weights", "adaptive")
+#: ``adaptive`` sub-fields that change the stream (not ``report_timeout_s``, a guard).
+ADAPTIVE_FIELDS = ("lag", "bin_s", "bin_steps", "ema_rate", "kernel_size", "kernel_decay",
+                   "uniform_mix")
 _UNRESOLVED = ("sources", "motions")
 #: Fields added after states were first written, with the value every older stream had.
 _BEFORE_ADDED = {"episode_length": 0}  # listed by records written before resolution
@@ -68,7 +74,9 @@ FINGERPRINT_VERSION = 1
 STATE_KEY = "stream"
 #: The iterator state of a ``make_dataset`` pipeline, as error messages describe it.
 STATE_SHAPE = ('{"next_index": k (int >= 0), "stream": {"version", "fingerprint", "config", '
-               '"store"} (optional, written by make_dataset pipelines)}')
+               '"store"} (optional, written by make_dataset pipelines), "feedback": {...} '
+               '(adaptive streams, pipeline/feedback.py)}')
+FEEDBACK_KEY = "feedback"
 
 
 def _jsonable(value: Any) -> Any:
@@ -76,6 +84,8 @@ def _jsonable(value: Any) -> Any:
         return [_jsonable(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
+    if hasattr(value, "to_dict"):  # a nested ConfigDict (adaptive)
+        return value.to_dict()
     return value
 
 
@@ -98,10 +108,18 @@ def stream_fields(config) -> dict[str, Any]:
     if "traj_ids" in f:
         ids = [int(i) for i in f["traj_ids"]] if explicit else []
         f["traj_ids"] = None if ids == sorted(set(ids)) else ids
-    if "seed" in f and sequential and f.get("assignment") != "random":
+    adaptive = isinstance(f.get("adaptive"), dict) and bool(f["adaptive"].get("enabled"))
+    if "seed" in f and sequential and f.get("assignment") != "random" and not adaptive:
         f["seed"] = None
     if "keys" in f:
         f["keys"] = sorted(f["keys"])
+    if "motion_weights" in f:  # pairs: a later one wins (adaptive.trajectory_weights)
+        f["motion_weights"] = sorted([n, float(w)] for n, w in dict(f["motion_weights"]).items())
+    if "adaptive" in f:  # False when off (not None: on vs. off is compared)
+        a = f["adaptive"]
+        f["adaptive"] = {n: a.get(n) for n in ADAPTIVE_FIELDS} if a.get("enabled") else False
+        if f["adaptive"] and f["adaptive"]["bin_steps"]:
+            f["adaptive"]["bin_s"] = None
     if "dtype" in f:  # numpy's name ("f4" is "float32"); names numpy lacks (bfloat16) as given
         with contextlib.suppress(TypeError):
             f["dtype"] = np.dtype(f["dtype"]).name
@@ -214,7 +232,8 @@ def check_state_shape(state: Any, where: str) -> None:
     ``where`` names the state in the message (e.g. ``"iterator state file ckpt/data.json"``).
     """
     k = state.get("next_index") if isinstance(state, dict) else None
-    ok = (isinstance(state, dict) and set(state) <= {"next_index", STATE_KEY}
+    ok = (isinstance(state, dict) and set(state) <= {"next_index", STATE_KEY, FEEDBACK_KEY}
+          and isinstance(state.get(FEEDBACK_KEY, {}), dict)
           and isinstance(k, int) and not isinstance(k, bool) and k >= 0
           and (STATE_KEY not in state or _is_record(state[STATE_KEY])))
     if not ok:

@@ -222,6 +222,10 @@ class SequentialSchedule(_Schedule):
             pass_chunks(self.first_len, 0, self.window_size, self.stride), cap)
         # Position in the endless concatenation of cycles right after the first episode.
         self.after_first = self._cycle(0)[1][offset + 1][sl]
+        #: ``sampler.episode_starts(k0, position)`` draws each episode's first step (adaptive
+        #: episodes, ``allow_wrap`` + ``wrap`` + ``episode_length``; FailureFeedback); None: s0.
+        self.sampler = None
+        self.first_position = np.searchsorted(np.unique(self.eligible), self.first_traj)
 
     def _cycle(self, c: int) -> tuple[np.ndarray, np.ndarray]:
         """(order, cumulative chunks ``[n+1]``) of cycle ``c``: positions into ``eligible``."""
@@ -241,9 +245,13 @@ class SequentialSchedule(_Schedule):
         no_loops = np.zeros(self.first_len.shape, np.int64)
         if self.allow_wrap and self.end_policy == "wrap":
             kk = k % self.episode_chunks if self.episode_chunks else k  # chunk in its episode
-            start, loop = wrap_cursor(self.first_step, kk, self.stride, self.first_len, self.env_id)
+            first = self.first_step if self.sampler is None else \
+                self.sampler.episode_starts(k - kk, self.first_position)  # adaptive episodes
+            start, loop = wrap_cursor(first, kk, self.stride, self.first_len, self.env_id)
+            if self.sampler is not None:
+                self.sampler.record(k, self.first_position, start)
             episode_start = np.full(start.shape, kk == 0)
-            return self.first_traj, start, episode_start, self.first_step, loop
+            return self.first_traj, start, episode_start, first, loop
         traj = self.first_traj.copy()
         start = self.first_step + np.minimum(k, self.first_chunks - 1) * self.stride
         episode_start, first_step = np.full(start.shape, k == 0), self.first_step.copy()
@@ -278,17 +286,26 @@ class RandomSchedule(_Schedule):
 
     Every window is its own episode: ``episode_start`` True, ``episode_first_step = start``.
     Draws for all envs are made and sliced to the shard (rejection sampling has no fixed stride).
+
+    ``sampler``: an object whose ``draw(k)`` returns ``(position [E_local] into eligible,
+    start [E_local])`` replaces the uniform draw (static weights, failure-adaptive starts:
+    :class:`~trajopt_loader.pipeline.feedback.FailureFeedback`); None: uniform.
     """
 
     def __init__(self, lengths, eligible, num_envs: int, window_size: int, *,
-                 end_policy: str = "clamp", **kwargs):
+                 end_policy: str = "clamp", sampler=None, **kwargs):
         super().__init__(lengths, eligible, num_envs, window_size, **kwargs)
+        self.sampler = sampler
         if end_policy not in END_POLICIES:
             raise ConfigError(f"end_policy={end_policy!r}: expected one of {END_POLICIES}")
         counts = valid_start_counts(self.lengths[self.eligible], self.window_size, end_policy)
         self.cum_starts = np.concatenate([[0], np.cumsum(counts)])
 
     def _element(self, k: int):
+        if self.sampler is not None:
+            idx, start = self.sampler.draw(k)
+            return (self.eligible[idx], start, np.ones(start.shape, bool), start,
+                    np.zeros(start.shape, np.int64))
         draw = _rng(self.seed, _WINDOW, k).integers(0, self.cum_starts[-1], size=self.num_envs)
         draw = draw[self.lo:self.hi]
         idx = np.searchsorted(self.cum_starts, draw, side="right") - 1
