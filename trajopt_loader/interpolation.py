@@ -1,0 +1,105 @@
+"""Sampling stored frames at another time step: the time grid, linear and spherical interpolation.
+
+One rule, used by export resampling (:func:`trajopt_loader.kinematics.derive.resample_grid`) and by
+streaming at a control rate (:mod:`trajopt_loader.transforms.interpolate`): sample ``k`` of a
+trajectory of ``T`` frames spaced ``dt`` (s) at a new time step ``new_dt`` (s) is at time
+``k * new_dt``, i.e. at fractional frame ``s = k * new_dt / dt``; it lies between frames
+``i = floor(s)`` and ``i + 1`` at ``alpha = s - i`` in ``[0, 1)``. A time within :data:`GRID_EPS`
+frames of a stored frame is that frame (``alpha = 0``), so a grid that lands on stored frames
+reads them bit for bit. The grid has ``floor((T - 1) * dt / new_dt) + 1`` samples
+(:func:`grid_lengths`): the last one is at or before the last stored frame, never extrapolated.
+
+Interpolation between frames ``i`` and ``i + 1``: :func:`lerp` (``a + alpha (b - a)``) for
+positions and velocities of scalar joints and any other floating key, :func:`slerp` (shortest arc)
+for unit quaternions. Both return ``a`` exactly where ``alpha == 0``. numpy only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["GRID_EPS", "grid_lengths", "grid_positions", "lerp", "slerp"]
+
+#: Tolerance, in frames, for a grid time falling on a stored frame (float rounding of k * new_dt / dt).
+GRID_EPS = 1e-9
+_SMALL_ANGLE = 1e-6  # sin(theta) below this: slerp weights -> linear weights (error < 1e-12)
+
+
+def grid_lengths(lengths, dt, new_dt) -> np.ndarray:
+    """Samples of the new grid per trajectory, int64 ``[n]``: ``floor((T - 1) dt / new_dt) + 1``.
+
+    Args:
+      lengths: int ``[n]`` stored frames ``T`` (>= 1). dt: float ``[n]`` (or scalar) stored time
+        step (s, finite, > 0). new_dt: float scalar (s, finite, > 0).
+    The caller checks that ``dt`` and ``new_dt`` are finite and positive.
+    """
+    span = (np.asarray(lengths, np.int64) - 1) * np.asarray(dt, np.float64) / float(new_dt)
+    return np.floor(span + GRID_EPS).astype(np.int64) + 1
+
+
+def grid_positions(steps, dt, new_dt, lengths) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Stored frames around grid samples ``steps`` (module docstring).
+
+    Args:
+      steps: int ``[E, W]`` (or ``[T']``) sample indices, each ``< grid_lengths(lengths, dt, new_dt)``.
+      dt: float ``[E]`` (or scalar) stored time step of each row's trajectory (s).
+      new_dt: float scalar (s). lengths: int ``[E]`` (or scalar) stored frames ``T`` of each row.
+    Returns:
+      ``(i, j, alpha)``: int64 frames ``i`` and ``j = min(i + 1, T - 1)`` and float64 ``alpha`` in
+      ``[0, 1)``, each shaped like ``steps``; ``alpha == 0`` at stored frames and at ``i = T - 1``.
+    """
+    steps = np.asarray(steps, np.int64)
+    extra = (slice(None),) + (None,) * (steps.ndim - 1)
+    ratio = (float(new_dt) / np.asarray(dt, np.float64))
+    last = np.asarray(lengths, np.int64) - 1
+    if ratio.ndim:
+        ratio, last = ratio[extra], last[extra]
+    s = steps * ratio
+    i = np.minimum(np.floor(s + GRID_EPS).astype(np.int64), last)
+    alpha = s - i
+    alpha[(alpha < GRID_EPS) | (i == last)] = 0.0
+    return i, np.minimum(i + 1, last), alpha
+
+
+def lerp(a: np.ndarray, b: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``a + alpha (b - a)`` in ``a``'s floating dtype, a new array; ``a`` itself where ``alpha == 0``.
+
+    Args: a, b: ``[E, W, ...]`` values at frames ``i``, ``i + 1``. alpha: float ``[E, W]``.
+    """
+    weight = alpha.astype(a.dtype, copy=False).reshape(alpha.shape + (1,) * (a.ndim - alpha.ndim))
+    out = np.subtract(b, a)
+    out *= weight
+    out += a
+    exact = alpha == 0
+    if exact.any():  # bit for bit (signed zeros, non-finite neighbours)
+        np.copyto(out, a, where=exact.reshape(weight.shape))
+    return out
+
+
+def slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Spherical interpolation of unit quaternions along the shortest arc, float64 ``[..., 4]``.
+
+    ``q0 (q0^-1 q1)^alpha`` with ``q1`` taken in ``q0``'s hemisphere (``q1`` and ``-q1`` are one
+    rotation), i.e. ``(sin((1 - alpha) theta) q0 + sin(alpha theta) q1') / sin(theta)`` with
+    ``cos(theta) = |q0 . q1|``: the rotation of ``mj_integratePos(q0, alpha *
+    mj_differentiatePos(q0, q1))``. Order-free: the same for ``wxyz`` and ``xyzw`` components.
+    Unit norm to float64 rounding for unit inputs; ``q0`` exactly where ``alpha == 0``.
+
+    Args: q0, q1: ``[..., 4]`` quaternions at frames ``i``, ``i + 1``. alpha: float ``[...]``.
+    """
+    q0 = np.asarray(q0, np.float64)
+    q1 = np.asarray(q1, np.float64)
+    alpha = np.asarray(alpha, np.float64)
+    dot = np.einsum("...k,...k->...", q0, q1)
+    sign = np.where(dot < 0, -1.0, 1.0)
+    theta = np.arccos(np.clip(np.abs(dot), 0.0, 1.0))
+    sin = np.sin(theta)
+    small = sin < _SMALL_ANGLE
+    safe = np.where(small, 1.0, sin)
+    w0 = np.where(small, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
+    w1 = np.where(small, alpha, np.sin(alpha * theta) / safe) * sign
+    out = w0[..., None] * q0 + w1[..., None] * q1
+    exact = alpha == 0
+    if exact.any():
+        np.copyto(out, q0, where=exact[..., None])
+    return out
