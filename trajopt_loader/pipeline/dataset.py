@@ -5,6 +5,8 @@
     grain.MapDataset.source(schedule)          element k: traj_id / start per env (schedules.py)
       .map(WindowIndices(...))                 + step, loop [E, W] int32, valid [E, W] bool
       .map(GatherKeys(...))                    + {key: [E, W, *row] config.dtype}
+                                               (InterpolateKeys with config.control_dt: windows
+                                               of control steps, transforms/interpolate.py)
       .map(ContinueCycles(store))              config.cyclic: base continued after wraps
       .to_iter_dataset(ReadOptions(num_threads=config.read_threads,
                                    prefetch_buffer_size=config.host_prefetch))
@@ -18,7 +20,8 @@ index, :mod:`trajopt_loader.pipeline.fingerprint`) makes ``set_state`` refuse a 
 another config or other data.
 
 The trajectories a config plays must share one time step unless ``config.allow_mixed_dt``
-(:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`).
+(:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`) or ``config.control_dt`` (then
+``step`` and every length are control steps, :func:`window_source`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from trajopt_loader.pipeline.stream_iterators import StreamDataset
 from trajopt_loader.pipeline.time_step import check_uniform_dt
 from trajopt_loader.transforms.cycles import ContinueCycles
 from trajopt_loader.transforms.gather import GatherKeys
+from trajopt_loader.transforms.interpolate import InterpolateKeys, control_lengths, qpos_quaternions
 from trajopt_loader.transforms.windows import WindowIndices
 
 
@@ -80,6 +84,26 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
     if config.schedule == "random":
         return RandomSchedule(lengths, eligible, config.num_envs, config.window_size, **common)
     raise ConfigError(f"schedule={config.schedule!r} is not 'sequential' or 'random'")
+
+
+def window_source(config, store, eligible) -> tuple[np.ndarray, grain.transforms.Map]:
+    """``(lengths [n_traj] int, gather Map)`` of a pipeline: the stored lengths and
+    :class:`GatherKeys`, or with ``config.control_dt`` the lengths in control steps and
+    :class:`~trajopt_loader.transforms.interpolate.InterpolateKeys` (schedules, windows and
+    cycles then count control steps).
+
+    Raises:
+      ConfigError: see :func:`~trajopt_loader.transforms.interpolate.control_lengths` and
+        :func:`~trajopt_loader.transforms.interpolate.qpos_quaternions`. MissingKeyError: as
+        GatherKeys.
+    """
+    if config.control_dt is None:
+        return store.lengths, GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible)
+    lengths = control_lengths(store, config.control_dt, eligible)
+    gather = InterpolateKeys(store, config["keys"], config.dtype, traj_ids=eligible,
+                             control_dt=config.control_dt,
+                             quaternions=qpos_quaternions(config, store, eligible))
+    return lengths, gather
 
 
 def _id_ranges(ids: np.ndarray) -> str:
@@ -167,12 +191,13 @@ def make_dataset(config, store=None, process_index: int | None = None,
         process_count = jax.process_count() if process_count is None else process_count
     eligible = eligible_traj_ids(config, store)
     check_uniform_dt(config, store, eligible)
-    schedule = make_schedule(config, store.lengths, eligible, process_index, process_count)
+    lengths, gather = window_source(config, store, eligible)  # control steps with control_dt
+    schedule = make_schedule(config, lengths, eligible, process_index, process_count)
     if retain_freed_memory:
         host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)
-    ds = ds.map(WindowIndices(store.lengths, config.window_size, config.end_policy))
-    ds = ds.map(GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible))
+    ds = ds.map(WindowIndices(lengths, config.window_size, config.end_policy))
+    ds = ds.map(gather)
     if config.cyclic:
         cycles = ContinueCycles(store)
         if config.end_policy == "wrap":  # loops >= 1 can occur: check and cache every Delta now

@@ -29,7 +29,8 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
   played order unless it is increasing id order (then None); a field the schedule does not use
   is None and not compared (``stride``, ``allow_wrap``, ``assignment``, ``episode_length`` of
   ``schedule="random"``; ``episode_length`` None and 0 are both 0, unbounded;
-  ``seed`` unless schedule or assignment is random); sequential ``"explicit"`` is
+  ``seed`` unless schedule or assignment is random); ``control_dt`` a float, or ``"stored"``
+  when unset (the stored frames); sequential ``"explicit"`` is
   ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
   the same stream), buffers, threads, ``cache_bytes``, ``references`` (computed from the data) or
   ``allow_mixed_dt`` (a guard). A field absent from a saved state (added since) matches the
@@ -60,7 +61,8 @@ from trajopt_loader.errors import CheckpointError
 
 #: Config fields that define element ``k`` besides the selection (recorded as the store index).
 STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
-                 "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic", "episode_length")
+                 "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic", "episode_length",
+                 "control_dt")
 _UNRESOLVED = ("sources", "motions")
 #: Fields added after states were first written, with the value every older stream had.
 _BEFORE_ADDED = {"episode_length": 0}  # listed by records written before resolution
@@ -102,6 +104,8 @@ def stream_fields(config) -> dict[str, Any]:
         f["seed"] = None
     if "keys" in f:
         f["keys"] = sorted(f["keys"])
+    if "control_dt" in f:  # compared like any value: None (stored frames) is "stored"
+        f["control_dt"] = "stored" if f["control_dt"] is None else float(f["control_dt"])
     if "dtype" in f:  # numpy's name ("f4" is "float32"); names numpy lacks (bfloat16) as given
         with contextlib.suppress(TypeError):
             f["dtype"] = np.dtype(f["dtype"]).name
