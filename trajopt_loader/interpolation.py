@@ -67,9 +67,10 @@ def lerp(a: np.ndarray, b: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     Args: a, b: ``[E, W, ...]`` values at frames ``i``, ``i + 1``. alpha: float ``[E, W]``.
     """
     weight = alpha.astype(a.dtype, copy=False).reshape(alpha.shape + (1,) * (a.ndim - alpha.ndim))
-    out = np.subtract(b, a)
-    out *= weight
-    out += a
+    with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows: copied below if exact
+        out = np.subtract(b, a)
+        out *= weight
+        out += a
     exact = alpha == 0
     if exact.any():  # bit for bit (signed zeros, non-finite neighbours)
         np.copyto(out, a, where=exact.reshape(weight.shape))
