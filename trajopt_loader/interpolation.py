@@ -84,12 +84,15 @@ def slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     rotation), i.e. ``(sin((1 - alpha) theta) q0 + sin(alpha theta) q1') / sin(theta)`` with
     ``cos(theta) = |q0 . q1|``: the rotation of ``mj_integratePos(q0, alpha *
     mj_differentiatePos(q0, q1))``. Order-free: the same for ``wxyz`` and ``xyzw`` components.
-    Unit norm to float64 rounding for unit inputs; ``q0`` exactly where ``alpha == 0``.
+    Inputs are normalized first (as MuJoCo does), so results between frames are unit norm to
+    float64 rounding; where ``alpha == 0`` the result is ``q0`` exactly, as stored.
 
     Args: q0, q1: ``[..., 4]`` quaternions at frames ``i``, ``i + 1``. alpha: float ``[...]``.
     """
-    q0 = np.asarray(q0, np.float64)
+    raw = np.asarray(q0, np.float64)
+    q0 = raw / np.linalg.norm(raw, axis=-1, keepdims=True)
     q1 = np.asarray(q1, np.float64)
+    q1 = q1 / np.linalg.norm(q1, axis=-1, keepdims=True)
     alpha = np.asarray(alpha, np.float64)
     dot = np.einsum("...k,...k->...", q0, q1)
     sign = np.where(dot < 0, -1.0, 1.0)
@@ -102,5 +105,5 @@ def slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     out = w0[..., None] * q0 + w1[..., None] * q1
     exact = alpha == 0
     if exact.any():
-        np.copyto(out, q0, where=exact[..., None])
+        np.copyto(out, raw, where=exact[..., None])
     return out
