@@ -21,7 +21,7 @@ another config or other data.
 
 The trajectories a config plays must share one time step unless ``config.allow_mixed_dt``
 (:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`) or ``config.control_dt`` (then
-``step`` and every length are control steps, :func:`window_source`).
+``step`` and every length are control steps, :func:`window_lengths`, :func:`window_gather`).
 """
 
 from __future__ import annotations
@@ -86,24 +86,29 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
     raise ConfigError(f"schedule={config.schedule!r} is not 'sequential' or 'random'")
 
 
-def window_source(config, store, eligible) -> tuple[np.ndarray, grain.transforms.Map]:
-    """``(lengths [n_traj] int, gather Map)`` of a pipeline: the stored lengths and
-    :class:`GatherKeys`, or with ``config.control_dt`` the lengths in control steps and
-    :class:`~trajopt_loader.transforms.interpolate.InterpolateKeys` (schedules, windows and
-    cycles then count control steps).
+def window_lengths(config, store, eligible) -> np.ndarray:
+    """Trajectory lengths ``[n_traj]`` that schedules and windows count in: ``store.lengths``,
+    or with ``config.control_dt`` control steps
+    (:func:`~trajopt_loader.transforms.interpolate.control_lengths`, which raises ConfigError
+    for a played trajectory of unknown dt)."""
+    if config.control_dt is None:
+        return store.lengths
+    return control_lengths(store, config.control_dt, eligible)
+
+
+def window_gather(config, store, eligible) -> grain.transforms.Map:
+    """The Map reading window arrays: :class:`GatherKeys`, or with ``config.control_dt``
+    :class:`~trajopt_loader.transforms.interpolate.InterpolateKeys`.
 
     Raises:
-      ConfigError: see :func:`~trajopt_loader.transforms.interpolate.control_lengths` and
-        :func:`~trajopt_loader.transforms.interpolate.qpos_quaternions`. MissingKeyError: as
-        GatherKeys.
+      ConfigError: see :func:`~trajopt_loader.transforms.interpolate.qpos_quaternions`.
+      MissingKeyError: as GatherKeys.
     """
     if config.control_dt is None:
-        return store.lengths, GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible)
-    lengths = control_lengths(store, config.control_dt, eligible)
-    gather = InterpolateKeys(store, config["keys"], config.dtype, traj_ids=eligible,
-                             control_dt=config.control_dt,
-                             quaternions=qpos_quaternions(config, store, eligible))
-    return lengths, gather
+        return GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible)
+    return InterpolateKeys(store, config["keys"], config.dtype, traj_ids=eligible,
+                           control_dt=config.control_dt,
+                           quaternions=qpos_quaternions(config, store, eligible))
 
 
 def _id_ranges(ids: np.ndarray) -> str:
@@ -145,12 +150,17 @@ def make_dataset(config, store=None, process_index: int | None = None,
       ``step``, ``loop`` ``[E, W] int32``, ``valid [E, W] bool``, ``env_id``, ``traj_id``,
       ``start``, ``episode_first_step``, ``episode_loop`` ``[E] int32`` and
       ``episode_start [E] bool``. With ``config.cyclic`` the base of steps with ``loop >= 1``
-      continues from the previous loop (``transforms.cycles``). Endless unless
+      continues from the previous loop (``transforms.cycles``). With ``config.control_dt``,
+      ``step`` / ``start`` / ``episode_first_step`` are control steps (time ``step *
+      control_dt`` s from the trajectory's first frame) and the arrays are interpolated there
+      (``transforms.interpolate``). Endless unless
       ``config.num_batches`` is set. Same config and seed give the identical stream.
 
     Raises:
       ConfigError: invalid config, no ``zarr_path`` without a store, invalid ``references``
-        fields, played trajectories of different dt (:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`); with
+        fields, played trajectories of different dt (:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`);
+        with ``control_dt``, a played trajectory of unknown dt, or no model / robot telling
+        which qpos entries are quaternions (``transforms.interpolate.qpos_quaternions``); with
         ``config.cyclic`` and ``end_policy="wrap"``, a played trajectory whose ``qpos`` rows have
         fewer than 7 values (no floating base; fix: ``--config.cyclic=False``).
       ConventionError: with ``config.cyclic`` and ``end_policy="wrap"``, a played trajectory whose
@@ -191,13 +201,13 @@ def make_dataset(config, store=None, process_index: int | None = None,
         process_count = jax.process_count() if process_count is None else process_count
     eligible = eligible_traj_ids(config, store)
     check_uniform_dt(config, store, eligible)
-    lengths, gather = window_source(config, store, eligible)  # control steps with control_dt
+    lengths = window_lengths(config, store, eligible)  # control steps with control_dt
     schedule = make_schedule(config, lengths, eligible, process_index, process_count)
     if retain_freed_memory:
         host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)
     ds = ds.map(WindowIndices(lengths, config.window_size, config.end_policy))
-    ds = ds.map(gather)
+    ds = ds.map(window_gather(config, store, eligible))
     if config.cyclic:
         cycles = ContinueCycles(store)
         if config.end_policy == "wrap":  # loops >= 1 can occur: check and cache every Delta now
