@@ -61,14 +61,17 @@ def grid_positions(steps, dt, new_dt, lengths) -> tuple[np.ndarray, np.ndarray, 
     return i, np.minimum(i + 1, last), alpha
 
 
-def lerp(a: np.ndarray, b: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """``a + alpha (b - a)`` in ``a``'s floating dtype, a new array; ``a`` itself where ``alpha == 0``.
+def lerp(a: np.ndarray, b: np.ndarray, alpha: np.ndarray, *, overwrite_b: bool = False
+         ) -> np.ndarray:
+    """``a + alpha (b - a)`` in ``a``'s floating dtype; ``a`` itself where ``alpha == 0``.
 
     Args: a, b: ``[E, W, ...]`` values at frames ``i``, ``i + 1``. alpha: float ``[E, W]``.
+      overwrite_b: compute in place in ``b`` (same dtype and shape as ``a``) and return it,
+        saving an allocation; else a new array.
     """
     weight = alpha.astype(a.dtype, copy=False).reshape(alpha.shape + (1,) * (a.ndim - alpha.ndim))
     with np.errstate(invalid="ignore", over="ignore"):  # non-finite rows: copied below if exact
-        out = np.subtract(b, a)
+        out = np.subtract(b, a, out=b if overwrite_b else None)
         out *= weight
         out += a
     exact = alpha == 0
@@ -87,23 +90,33 @@ def slerp(q0: np.ndarray, q1: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     Inputs are normalized first (as MuJoCo does), so results between frames are unit norm to
     float64 rounding; where ``alpha == 0`` the result is ``q0`` exactly, as stored.
 
-    Args: q0, q1: ``[..., 4]`` quaternions at frames ``i``, ``i + 1``. alpha: float ``[...]``.
+    Args: q0, q1: ``[..., 4]`` quaternions at frames ``i``, ``i + 1``. alpha: float ``[...]``
+      (broadcast against ``q0[..., 0]``).
     """
-    raw = np.asarray(q0, np.float64)
-    q0 = raw / np.linalg.norm(raw, axis=-1, keepdims=True)
-    q1 = np.asarray(q1, np.float64)
-    q1 = q1 / np.linalg.norm(q1, axis=-1, keepdims=True)
-    alpha = np.asarray(alpha, np.float64)
-    dot = np.einsum("...k,...k->...", q0, q1)
-    sign = np.where(dot < 0, -1.0, 1.0)
-    theta = np.arccos(np.clip(np.abs(dot), 0.0, 1.0))
+    # component-major [4, ...]: every operation runs along the long axes; the norms scale the
+    # per-quaternion weights rather than the quaternions
+    raw = np.moveaxis(np.asarray(q0, np.float64), -1, 0)
+    r = np.moveaxis(np.asarray(q1, np.float64), -1, 0)
+    inv0 = 1.0 / np.sqrt((raw * raw).sum(axis=0))
+    inv1 = 1.0 / np.sqrt((r * r).sum(axis=0))
+    dot = (raw * r).sum(axis=0) * inv0 * inv1
+    alpha = np.broadcast_to(np.asarray(alpha, np.float64), dot.shape)
+    theta = np.arccos(np.minimum(np.abs(dot), 1.0))
     sin = np.sin(theta)
+    w0 = np.sin((1.0 - alpha) * theta)
+    w1 = np.sin(alpha * theta)
     small = sin < _SMALL_ANGLE
-    safe = np.where(small, 1.0, sin)
-    w0 = np.where(small, 1.0 - alpha, np.sin((1.0 - alpha) * theta) / safe)
-    w1 = np.where(small, alpha, np.sin(alpha * theta) / safe) * sign
-    out = w0[..., None] * q0 + w1[..., None] * q1
+    if small.any():  # nearly equal rotations: the linear weights (then normalized)
+        np.copyto(w0, 1.0 - alpha, where=small)
+        np.copyto(w1, alpha, where=small)
+        np.copyto(sin, 1.0, where=small)
+    w0 *= inv0 / sin
+    w1 *= np.copysign(inv1, dot) / sin  # q1 taken in q0's hemisphere
+    out = w0 * raw
+    out += w1 * r
+    if small.any():
+        out /= np.sqrt((out * out).sum(axis=0))
     exact = alpha == 0
     if exact.any():
-        np.copyto(out, raw, where=exact[..., None])
-    return out
+        np.copyto(out, raw, where=exact)
+    return np.moveaxis(out, 0, -1)

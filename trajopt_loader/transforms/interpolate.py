@@ -130,7 +130,8 @@ class InterpolateKeys(GatherKeys):
     ``map(element)`` needs ``traj_id [E] int32`` and ``step [E, W] int32`` control steps (in
     ``[0, L)``, :func:`control_lengths`) and returns the element without ``chunk`` plus
     ``{key: [E, W, *row] dtype}``. Float math in the gathered dtype (the store's cache dtype),
-    quaternions in float64.
+    quaternions in float64. Frames ``i`` and ``i + 1`` are two gathers of the store; when every
+    step of the batch is on a stored frame only one.
 
     Raises:
       MissingKeyError: as GatherKeys. WindowIndexError: a control step past its trajectory.
@@ -148,16 +149,17 @@ class InterpolateKeys(GatherKeys):
                                      self.control_dt, lengths)
         batch = {k: v for k, v in element.items() if k not in DROPPED}
         exact = not alpha.any()  # every control step on a stored frame: one plain gather
-        width = i.shape[1]
+        cols = np.add.outer(self.quaternions, np.arange(4)).ravel()  # [n_quat * 4]
         for key in self.keys:
-            if exact:
-                out = np.asarray(self.store.gather(key, traj, i))
-            else:
-                both = np.asarray(self.store.gather(key, traj, np.concatenate([i, j], axis=1)))
-                a, b = both[:, :width], both[:, width:]
-                out = lerp(a, b, alpha) if a.dtype.kind in "fc" else np.ascontiguousarray(a)
-                if key == "qpos":
-                    for q in self.quaternions:
-                        out[..., q:q + 4] = slerp(a[..., q:q + 4], b[..., q:q + 4], alpha)
-            batch[key] = out.astype(self.dtype, copy=False)
+            a = np.asarray(self.store.gather(key, traj, i))
+            if not exact and a.dtype.kind == "f":
+                b = np.asarray(self.store.gather(key, traj, j))  # a new array: reused for out
+                quats = None
+                if key == "qpos" and cols.size:  # [E, W, n_quat, 4], float64
+                    quats = slerp(a[..., cols].reshape(*a.shape[:2], -1, 4),
+                                  b[..., cols].reshape(*a.shape[:2], -1, 4), alpha[..., None])
+                a = lerp(a, b, alpha, overwrite_b=True)
+                if quats is not None:
+                    a[..., cols] = quats.reshape(*a.shape[:2], -1)
+            batch[key] = a.astype(self.dtype, copy=False)
         return batch
