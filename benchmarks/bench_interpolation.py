@@ -7,18 +7,22 @@ host cache float32 and warm, as ``make_dataset`` opens it), it times per batch o
 
 * ``gather``: ``GatherKeys.map`` of stored-frame windows (what a stream without ``control_dt``
   runs);
-* ``interp``: ``InterpolateKeys.map`` of control-step windows at ``control_dt`` (default 0.02 s:
-  40.00007 stored frames per step on the 2 kHz clips, whose recorded dt is not exactly 0.5 ms,
-  0.58 on traj2, so nearly every step lies between frames: two rows gathered, lerp, and slerp
-  of the 3 quaternions in float64);
-* ``lerp only``: the same without quaternions (what the slerp costs is the difference).
+* ``tables``: ``InterpolateKeys.map`` of control-step windows at ``control_dt`` with its
+  control-rate tables (what ``make_dataset`` runs when they fit ``cache_bytes``: every played
+  trajectory interpolated once, then one gather per key; ``build`` is that one-time cost);
+* ``per batch``: the same without tables, interpolating every batch (default ``control_dt``
+  0.02 s is 40.00007 stored frames per step on the 2 kHz clips, whose recorded dt is not
+  exactly 0.5 ms, and 0.58 on traj2, so nearly every step lies between frames: two rows
+  gathered, lerp, and slerp of the 3 quaternions, float32);
+* ``lerp only``: per batch without quaternions (the slerp costs the difference).
 
 Run::
 
     python benchmarks/bench_interpolation.py                      # E = 256, 4096; W = 32
     python benchmarks/bench_interpolation.py --num_envs 4096 --batches 50 --control_dt 0.01
 
-No assertions: it prints ms per batch and interp / gather (goal <= 1.5 at 4096 envs).
+No assertions: it prints ms per batch and tables / gather, per batch / gather (goal <= 1.5 at
+4096 envs).
 """
 
 from __future__ import annotations
@@ -73,24 +77,29 @@ def main() -> None:
         quats = quaternion_qpos_addresses(load_kinematics_model(DATA / "cassie" / "cassie.xml"))
         ids = np.arange(3)
         plain = GatherKeys(store, KEYS, "float32", traj_ids=ids)
-        interp = InterpolateKeys(store, KEYS, "float32", traj_ids=ids,
-                                 control_dt=args.control_dt, quaternions=quats)
-        lerp_only = InterpolateKeys(store, KEYS, "float32", traj_ids=ids,
-                                    control_dt=args.control_dt)
+        common = dict(traj_ids=ids, control_dt=args.control_dt)
+        tables = InterpolateKeys(store, KEYS, "float32", **common, quaternions=quats,
+                                 table_bytes=2**31)
+        per_batch = InterpolateKeys(store, KEYS, "float32", **common, quaternions=quats)
+        lerp_only = InterpolateKeys(store, KEYS, "float32", **common)
+        t = time.perf_counter()
+        tables.tables()
+        build = 1e3 * (time.perf_counter() - t)
         controls = control_lengths(store, args.control_dt)
         print(f"stored lengths {store.lengths.tolist()} (dt {np.round(store.dts, 6).tolist()} s)"
               f" -> {controls.tolist()} control steps of {args.control_dt} s; quaternions at "
-              f"qpos{list(quats)}")
-        print(f"{'E':>6} {'gather ms':>10} {'interp ms':>10} {'lerp only':>10} "
-              f"{'interp/gather':>14}")
+              f"qpos{list(quats)}; tables built once in {build:.1f} ms")
+        print(f"{'E':>6} {'gather ms':>10} {'tables':>8} {'per batch':>10} {'lerp only':>10} "
+              f"{'tables/gather':>14} {'per batch/gather':>17}")
         for E in args.num_envs:
             rng = np.random.default_rng(0)
             stored = _element(store.lengths, E, args.window, rng)
             control = _element(controls, E, args.window, rng)
-            row = _median_ms([lambda: plain.map(stored), lambda: interp.map(control),
-                              lambda: lerp_only.map(control)], args.batches)
-            print(f"{E:>6} {row[0]:>10.2f} {row[1]:>10.2f} {row[2]:>10.2f} "
-                  f"{row[1] / row[0]:>14.2f}")
+            row = _median_ms([lambda: plain.map(stored), lambda: tables.map(control),
+                              lambda: per_batch.map(control), lambda: lerp_only.map(control)],
+                             args.batches)
+            print(f"{E:>6} {row[0]:>10.2f} {row[1]:>8.2f} {row[2]:>10.2f} {row[3]:>10.2f} "
+                  f"{row[1] / row[0]:>14.2f} {row[2] / row[0]:>17.2f}")
 
 
 if __name__ == "__main__":

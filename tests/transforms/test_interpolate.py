@@ -130,6 +130,11 @@ def test_interpolation_helpers_on_their_own():
     want = q0 * Rotation.from_rotvec((q0.inv() * q1).as_rotvec() * alpha[:, None])
     np.testing.assert_allclose(Rotation.from_quat(got).as_matrix(), want.as_matrix(), atol=1e-12)
     assert (np.einsum("ij,ij->i", got, q0.as_quat()) > 0).all()  # continues from q0
+    for step in (1e-4, 1e-2, 1.0):  # float32 math: within float32 resolution of float64's
+        near = (q0 * Rotation.from_rotvec(rng.normal(size=(50, 3)) * step)).as_quat()
+        f32 = slerp(q0.as_quat().astype(np.float32), near.astype(np.float32), alpha)
+        assert f32.dtype == np.float32
+        np.testing.assert_allclose(f32, slerp(q0.as_quat(), near, alpha), atol=5e-7)
     a = np.array([[[-0.0, np.inf]]], np.float32)
     np.testing.assert_array_equal(lerp(a, a + 1, np.zeros((1, 1))), a)  # exact: -0.0, inf kept
     np.testing.assert_array_equal(lerp(np.float32([[[1.0]]]), np.float32([[[3.0]]]),
@@ -175,3 +180,29 @@ def test_control_dt_needs_to_know_the_quaternions(three_joints):
     batch = _stream(xml, store, control_dt=0.02, num_batches=1, **{"keys": ("qvel", "action"),
                                                                    "references.model_path": None})
     assert batch[0]["qvel"].shape == (2, 6, 10)  # no qpos: nothing to slerp, nothing needed
+
+
+def test_control_rate_tables_equal_per_batch_interpolation(three_joints):
+    from trajopt_loader.errors import WindowIndexError
+    from trajopt_loader.transforms import InterpolateKeys
+
+    xml, store_path, _ = three_joints
+    store = TrajectoryStore(store_path, cache_dtype="float32")
+    common = dict(keys=("qpos", "qvel", "action"), dtype="float32", traj_ids=[0, 1],
+                  control_dt=0.004, quaternions=(3, 7))
+    tables = InterpolateKeys(store, **common, table_bytes=2**20)
+    per_batch = InterpolateKeys(store, **common)  # no table budget: every batch interpolates
+    too_small = InterpolateKeys(store, **common, table_bytes=100)
+    element = {"traj_id": np.array([0, 1, 1], np.int32),
+               "step": np.array([[0, 7, 20], [33, 1, 17], [5, 5, 6]], np.int32)}
+    want = per_batch.map(element)
+    for transform in (tables, too_small):
+        got = transform.map(element)
+        for key in common["keys"]:
+            assert got[key].dtype == np.float32
+            np.testing.assert_array_equal(got[key], want[key])
+    offsets, arrays = tables.tables()
+    assert arrays["qpos"].shape == (21 + 34, 12) and offsets[1] == 21
+    assert too_small.tables() is False and per_batch.tables() is False
+    with pytest.raises(WindowIndexError, match=r"env row 0 \(traj_id 0\): control steps \[21\]"):
+        tables.map({"traj_id": np.array([0], np.int32), "step": np.array([[21]], np.int32)})

@@ -108,7 +108,8 @@ def window_gather(config, store, eligible) -> grain.transforms.Map:
         return GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible)
     return InterpolateKeys(store, config["keys"], config.dtype, traj_ids=eligible,
                            control_dt=config.control_dt,
-                           quaternions=qpos_quaternions(config, store, eligible))
+                           quaternions=qpos_quaternions(config, store, eligible),
+                           table_bytes=config.cache_bytes)
 
 
 def _id_ranges(ids: np.ndarray) -> str:

@@ -38,9 +38,11 @@ any stored rates stream together (``pipeline.time_step``).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
-from trajopt_loader.errors import ConfigError
+from trajopt_loader.errors import ConfigError, WindowIndexError
 from trajopt_loader.interpolation import grid_lengths, grid_positions, lerp, slerp
 from trajopt_loader.transforms.gather import DROPPED, GatherKeys
 
@@ -126,40 +128,109 @@ class InterpolateKeys(GatherKeys):
         (same construction checks). control_dt: control time step (s).
       quaternions: qpos addresses ``a`` of quaternions ``qpos[a:a+4]`` to slerp
         (:func:`qpos_quaternions`).
+      table_bytes: budget (bytes) of the control-rate tables, or None for none (below).
 
     ``map(element)`` needs ``traj_id [E] int32`` and ``step [E, W] int32`` control steps (in
     ``[0, L)``, :func:`control_lengths`) and returns the element without ``chunk`` plus
-    ``{key: [E, W, *row] dtype}``. Float math in the gathered dtype (the store's cache dtype),
-    quaternions in float64. Frames ``i`` and ``i + 1`` are two gathers of the store; when every
-    step of the batch is on a stored frame only one.
+    ``{key: [E, W, *row] dtype}``.
+
+    Control-rate tables: on its first batch (in each process) the transform interpolates every
+    played trajectory once at every control step (:meth:`interpolate`) into one host table per
+    key, ``[sum of L, *row] dtype``, when all of them fit ``table_bytes`` (``make_dataset``
+    passes ``config.cache_bytes``, the store cache's budget, so host memory holds at most twice
+    it); every batch is then one gather from the tables, the cost of a plain gather. Otherwise
+    each batch interpolates its own windows. Both give bit-identical values.
 
     Raises:
-      MissingKeyError: as GatherKeys. WindowIndexError: a control step past its trajectory.
+      ConfigError: a played trajectory of unknown dt (construction).
+      MissingKeyError: as GatherKeys. WindowIndexError: a control step outside ``[0, L)``.
     """
 
     def __init__(self, store, keys=("qpos", "qvel", "action"), dtype="float32", traj_ids=None, *,
-                 control_dt: float, quaternions=()):
+                 control_dt: float, quaternions=(), table_bytes: int | None = None):
         super().__init__(store, keys, dtype, traj_ids)
         self.control_dt, self.quaternions = float(control_dt), tuple(int(a) for a in quaternions)
+        self.played = np.unique(np.asarray(np.arange(len(store.lengths)) if traj_ids is None
+                                           else traj_ids, np.int64))
+        self.controls = control_lengths(store, self.control_dt, self.played)
+        self.table_bytes = table_bytes
+        self._tables = None  # (offsets [n_traj], {key: table}) once built; False: not built
+        self._lock = threading.Lock()
 
-    def map(self, element: dict) -> dict:
-        traj = np.asarray(element["traj_id"], np.int64)
-        lengths = np.asarray(self.store.lengths, np.int64)[traj]
-        i, j, alpha = grid_positions(element["step"], np.asarray(self.store.dts)[traj],
-                                     self.control_dt, lengths)
-        batch = {k: v for k, v in element.items() if k not in DROPPED}
-        exact = not alpha.any()  # every control step on a stored frame: one plain gather
+    def __getstate__(self) -> dict:  # tables are rebuilt where the transform runs
+        return {k: v for k, v in self.__dict__.items() if k not in ("_tables", "_lock")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._tables, self._lock = None, threading.Lock()
+
+    def interpolate(self, traj, step) -> dict[str, np.ndarray]:
+        """``{key: [E, W, *row] dtype}`` at control steps ``step`` (int ``[E, W]``, in range) of
+        trajectories ``traj`` (int ``[E]``), interpolated from the store's frames. Float math in
+        the gathered dtype (the store's cache dtype: float32 for a float32 pipeline, quaternions
+        included; float64 data in float64). Frames ``i`` and ``i + 1`` are two gathers; one when
+        every step lies on a stored frame."""
+        traj = np.asarray(traj, np.int64)
+        i, j, alpha = grid_positions(step, np.asarray(self.store.dts)[traj], self.control_dt,
+                                     np.asarray(self.store.lengths, np.int64)[traj])
+        exact = not alpha.any()
         cols = np.add.outer(self.quaternions, np.arange(4)).ravel()  # [n_quat * 4]
+        out = {}
         for key in self.keys:
             a = np.asarray(self.store.gather(key, traj, i))
             if not exact and a.dtype.kind == "f":
                 b = np.asarray(self.store.gather(key, traj, j))  # a new array: reused for out
                 quats = None
-                if key == "qpos" and cols.size:  # [E, W, n_quat, 4], float64
+                if key == "qpos" and cols.size:  # [E, W, n_quat, 4]
                     quats = slerp(a[..., cols].reshape(*a.shape[:2], -1, 4),
                                   b[..., cols].reshape(*a.shape[:2], -1, 4), alpha[..., None])
                 a = lerp(a, b, alpha, overwrite_b=True)
-                if quats is not None:
-                    a[..., cols] = quats.reshape(*a.shape[:2], -1)
-            batch[key] = a.astype(self.dtype, copy=False)
+                for k, q in enumerate(self.quaternions if quats is not None else ()):
+                    a[..., q:q + 4] = quats[..., k, :]  # slices: faster than a fancy set
+            out[key] = a.astype(self.dtype, copy=False)
+        return out
+
+    def tables(self):
+        """``(offsets [n_traj] int64, {key: [sum L, *row] dtype})``, built on first call, or
+        False when they do not fit ``table_bytes`` (class docstring)."""
+        if self._tables is None:
+            with self._lock:
+                if self._tables is None:
+                    self._tables = self._build()
+        return self._tables
+
+    def _build(self):
+        lengths = self.controls[self.played]
+        row = sum(int(np.prod(self.store.check_uniform(k, self.played)[0])) for k in self.keys)
+        if self.table_bytes is None or int(lengths.sum()) * row * self.dtype.itemsize > \
+                self.table_bytes:
+            return False
+        traj = np.repeat(self.played, lengths)
+        step = np.arange(traj.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        values = self.interpolate(traj, step[:, None])
+        offsets = np.zeros(len(self.store.lengths), np.int64)
+        offsets[self.played] = np.cumsum(lengths) - lengths
+        return offsets, {k: v[:, 0] for k, v in values.items()}
+
+    def map(self, element: dict) -> dict:
+        traj = np.asarray(element["traj_id"], np.int64)
+        step = np.asarray(element["step"], np.int64)
+        if traj.size and (np.isin(traj, self.played, invert=True).any()
+                          or (step < 0).any() or (step >= self.controls[traj][:, None]).any()):
+            bad = np.flatnonzero(np.isin(traj, self.played, invert=True)
+                                 | ((step < 0) | (step >= self.controls[traj][:, None])).any(1))
+            e = int(bad[0])
+            raise WindowIndexError(
+                f"env row {e} (traj_id {int(traj[e])}): control steps {step[e].tolist()} leave "
+                f"[0, {int(self.controls[traj[e]])}) of its trajectory, or it is not among the "
+                f"{self.played.size} trajectories this transform plays.")
+        batch = {k: v for k, v in element.items() if k not in DROPPED}
+        tables = self.tables()
+        if not tables:
+            batch.update(self.interpolate(traj, step))
+            return batch
+        offsets, arrays = tables
+        rows = offsets[traj][:, None] + step
+        for key in self.keys:
+            batch[key] = np.take(arrays[key], rows, axis=0)
         return batch
