@@ -34,6 +34,11 @@ control_dt``, instead of exactly ``control_dt``.
 
 Time steps: with ``control_dt`` every played trajectory needs a known ``dt``, and trajectories of
 any stored rates stream together (``pipeline.time_step``).
+
+Cost: interpolating a batch takes two gathers, a lerp pass and a slerp per quaternion (~9x a plain
+gather at 4096 envs, ``benchmarks/bench_interpolation.py``), so :class:`InterpolateKeys` first
+interpolates every played trajectory once into control-rate tables when they fit its byte budget,
+and then gathers from them (~1x).
 """
 
 from __future__ import annotations
