@@ -128,5 +128,6 @@ def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
         + "\n".join(lines) + "\nFix one of: resample at export to one rate (`trajopt-loader "
         f"export ROOT {store.path} --source {src} --motion {motion} --model MODEL.xml "
         f"--resample-dt {float(np.median(store.dts[best])):.4g} --overwrite`); play trajectories "
-        f"of one rate ({restrict}); or stream them mixed on purpose with "
+        f"of one rate ({restrict}); sample all of them at one control rate, interpolated "
+        "(--config.control_dt=SECONDS); or stream them mixed on purpose with "
         "--config.allow_mixed_dt=True and read each env's rate as store.dts[batch['traj_id']].")
