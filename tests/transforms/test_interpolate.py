@@ -182,9 +182,11 @@ def test_control_dt_needs_to_know_the_quaternions(three_joints):
     assert batch[0]["qvel"].shape == (2, 6, 10)  # no qpos: nothing to slerp, nothing needed
 
 
-def test_control_rate_tables_equal_per_batch_interpolation(three_joints):
+def test_control_rate_tables_equal_per_batch_interpolation(three_joints, monkeypatch):
     from trajopt_loader.errors import WindowIndexError
-    from trajopt_loader.transforms import InterpolateKeys
+    from trajopt_loader.transforms import InterpolateKeys, interpolate
+
+    monkeypatch.setattr(interpolate, "_TABLE_BLOCK", 7)  # tables built in several blocks
 
     xml, store_path, _ = three_joints
     store = TrajectoryStore(store_path, cache_dtype="float32")

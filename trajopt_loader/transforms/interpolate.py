@@ -53,6 +53,8 @@ from trajopt_loader.transforms.gather import DROPPED, GatherKeys
 
 __all__ = ["InterpolateKeys", "control_lengths", "qpos_quaternions"]
 
+_TABLE_BLOCK = 1 << 16  # control steps interpolated at once while building tables
+
 
 def control_lengths(store, control_dt: float, traj_ids=None) -> np.ndarray:
     """Trajectory lengths in control steps, int64 ``[n_traj]`` indexed by traj_id.
@@ -206,16 +208,20 @@ class InterpolateKeys(GatherKeys):
 
     def _build(self):
         lengths = self.controls[self.played]
-        row = sum(int(np.prod(self.store.check_uniform(k, self.played)[0])) for k in self.keys)
-        if self.table_bytes is None or int(lengths.sum()) * row * self.dtype.itemsize > \
-                self.table_bytes:
+        rows = {k: self.store.check_uniform(k, self.played)[0] for k in self.keys}
+        row_bytes = sum(int(np.prod(shape)) for shape in rows.values()) * self.dtype.itemsize
+        if self.table_bytes is None or int(lengths.sum()) * row_bytes > self.table_bytes:
             return False
         traj = np.repeat(self.played, lengths)
         step = np.arange(traj.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        values = self.interpolate(traj, step[:, None])
+        tables = {k: np.empty((traj.size, *shape), self.dtype) for k, shape in rows.items()}
+        for lo in range(0, traj.size, _TABLE_BLOCK):  # bounded temporaries
+            hi = min(lo + _TABLE_BLOCK, traj.size)
+            for key, value in self.interpolate(traj[lo:hi], step[lo:hi, None]).items():
+                tables[key][lo:hi] = value[:, 0]
         offsets = np.zeros(len(self.store.lengths), np.int64)
         offsets[self.played] = np.cumsum(lengths) - lengths
-        return offsets, {k: v[:, 0] for k, v in values.items()}
+        return offsets, tables
 
     def map(self, element: dict) -> dict:
         traj = np.asarray(element["traj_id"], np.int64)
