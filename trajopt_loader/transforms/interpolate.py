@@ -146,7 +146,10 @@ class InterpolateKeys(GatherKeys):
     key, ``[sum of L, *row] dtype``, when all of them fit ``table_bytes`` (``make_dataset``
     passes ``config.cache_bytes``, the store cache's budget, so host memory holds at most twice
     it); every batch is then one gather from the tables, the cost of a plain gather. Otherwise
-    each batch interpolates its own windows. Both give bit-identical values.
+    each batch interpolates its own windows. Both give the same values, bit for bit except that
+    numpy's vectorized float32 ``sin`` / ``arccos`` may round slerped quaternion entries 1 ulp
+    differently for arrays of other lengths (so ``cache_bytes`` can change them at that level;
+    a given config on a given machine always streams the same bits).
 
     Raises:
       ConfigError: a played trajectory of unknown dt (construction).
