@@ -18,7 +18,7 @@ FIELDS = {
     "zarr_path": None, "num_envs": 64, "window_size": 32, "stride": None,
     "schedule": "sequential", "assignment": "round_robin", "traj_ids": (), "sources": (),
     "motions": (), "allow_wrap": True, "end_policy": "wrap", "episode_length": 1024,
-    "cyclic": True, "allow_mixed_dt": False,
+    "cyclic": True, "allow_mixed_dt": False, "control_dt": None,
     "keys": ("qpos", "qvel", "action"),
     "dtype": "float32", "seed": 0, "cache_bytes": 2**31, "remote_timeout_s": 30.0,
     "remote_retries": 2, "host_prefetch": 2,

@@ -213,7 +213,8 @@ def test_trajectories_of_different_dt_are_refused_naming_motions_rates_and_fixes
         "  r/slow: traj0 at dt 0.1 s\n"
         f"Fix one of: resample at export to one rate (`trajopt-loader export ROOT {rates.path} "
         "--source r --motion slow --model MODEL.xml --resample-dt 0.01 --overwrite`); play "
-        "trajectories of one rate (--config.motions=\"('r/fast', 'r/near')\"); or stream them "
+        "trajectories of one rate (--config.motions=\"('r/fast', 'r/near')\"); sample all of "
+        "them at one control rate, interpolated (--config.control_dt=SECONDS); or stream them "
         "mixed on purpose with --config.allow_mixed_dt=True and read each env's rate as "
         "store.dts[batch['traj_id']].")
     with pytest.raises(ConfigError, match=r"the 2 trajectories selected .* motions=\(\), "

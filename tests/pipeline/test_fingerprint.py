@@ -56,7 +56,7 @@ def test_record_is_exact_and_rides_in_every_state(walk):
                        "assignment": "round_robin", "traj_ids": None, "allow_wrap": True,
                        "end_policy": "wrap", "keys": ["qpos"], "dtype": "float32", "seed": None,
                        "cyclic": False, "episode_length": 1024, "motion_weights": [],
-                       "adaptive": False},
+                       "adaptive": False, "control_dt": "stored"},
             "store": {"trajectories": 2, "keys": {"qpos": "(9,) float64"},
                       "index": "0 s/walk/traj0 20 0.01 traj_0.npz\n1 s/walk/traj1 12 0.01 traj_1.npz"}}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())

@@ -239,6 +239,10 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
            c.episode_length, "an int >= 1 (steps per episode), or 0 / None for unbounded")
     _check(isinstance(c.cyclic, bool), "cyclic", c.cyclic, "True or False")
     _check(isinstance(c.allow_mixed_dt, bool), "allow_mixed_dt", c.allow_mixed_dt, "True or False")
+    _check(c.control_dt is None or (isinstance(c.control_dt, (int, float))
+                                    and not isinstance(c.control_dt, bool)
+                                    and 0 < c.control_dt < float("inf")), "control_dt",
+           c.control_dt, "a control time step > 0 in seconds, or None for the stored frames")
     _str_tuple("keys", c["keys"])
     _check(len(c["keys"]) > 0 and len(set(c["keys"])) == len(c["keys"]), "keys", c["keys"],
            "a non-empty tuple of distinct array names, e.g. ('qpos', 'qvel', 'action')")

@@ -38,6 +38,10 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.allow_mixed_dt = False        # stream trajectories whose dt (s) differ by more than 5%
     # (pipeline.time_step.DT_TOLERANCE); by default make_dataset refuses them, since W steps would
     # span different durations. When True, look rates up with store.dts[batch["traj_id"]].
+    c.control_dt = config_dict.placeholder(float)  # s; set: windows sampled every control_dt from
+    # the stored frames by interpolation (transforms/interpolate.py); step, window_size, stride and
+    # episode_length then count control steps, and trajectories of any stored dt stream together.
+    # None = the stored frames as they are.
     c["keys"] = ("qpos", "qvel", "action")
     c.dtype = "float32"             # dtype of the gathered arrays
     c.seed = 0

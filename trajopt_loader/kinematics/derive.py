@@ -23,12 +23,12 @@ import numpy as np
 
 from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import ModelError
+from trajopt_loader.interpolation import grid_lengths, grid_positions
 from trajopt_loader.kinematics.model import qpos_from_mujoco, qpos_to_mujoco, qvel_from_mujoco
 
 __all__ = ["QVEL_METHOD", "check_dt", "qvel_from_qpos", "resample_grid", "resample_linear",
            "resample_qpos"]
 
-_EPS = 1e-9  # tolerance, in frames, for a resampled time falling on a source frame
 QVEL_METHOD = "mj_differentiatePos central difference (one-sided at first and last frame)"
 
 
@@ -75,7 +75,8 @@ def qvel_from_qpos(model: mujoco.MjModel, qpos: np.ndarray, dt: float,
 
 
 def resample_grid(length: int, dt: float, new_dt: float) -> tuple[np.ndarray, np.ndarray]:
-    """Where new frame ``k`` (time ``k * new_dt``) falls among ``length`` frames spaced ``dt``.
+    """Where new frame ``k`` (time ``k * new_dt``) falls among ``length`` frames spaced ``dt``
+    (the grid of :mod:`trajopt_loader.interpolation`).
 
     Returns ``(i [T'] int64, alpha [T'] float64)``: new frame ``k`` lies at ``i + alpha`` source
     frames, ``alpha`` in ``[0, 1)`` (0 when the times coincide, up to 1e-9 frame), ``i < length``.
@@ -85,11 +86,8 @@ def resample_grid(length: int, dt: float, new_dt: float) -> tuple[np.ndarray, np
     dt, new_dt = check_dt(dt), check_dt(new_dt, "new_dt")
     if length < 1:
         raise ValueError(f"cannot resample a trajectory of length {length}; it needs >= 1 frame.")
-    count = int(math.floor((length - 1) * dt / new_dt + _EPS)) + 1
-    s = np.arange(count) * (new_dt / dt)
-    i = np.clip(np.floor(s + _EPS).astype(np.int64), 0, length - 1)
-    alpha = np.clip(s - i, 0.0, None)
-    alpha[(alpha < _EPS) | (i == length - 1)] = 0.0
+    count = int(grid_lengths(length, dt, new_dt))
+    i, _, alpha = grid_positions(np.arange(count), dt, new_dt, length)
     return i, alpha
 
 

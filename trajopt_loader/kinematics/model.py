@@ -21,7 +21,7 @@ from trajopt_loader.conventions import (MUJOCO, Convention, as_convention, qpos_
                                         qvel_base_to_mujoco)
 from trajopt_loader.errors import ConventionError, ModelError, ModelNotFoundError
 
-__all__ = ["check_qpos", "floating_base", "has_floating_base", "kinematics_copy", "load_model",
+__all__ = ["check_qpos", "floating_base", "quaternion_qpos_addresses", "has_floating_base", "kinematics_copy", "load_model",
            "load_kinematics_model", "model_name", "needs_base_conversion", "qpos_from_mujoco",
            "qpos_to_mujoco", "qvel_from_mujoco", "qvel_to_mujoco"]
 
@@ -120,6 +120,14 @@ def floating_base(model: mujoco.MjModel) -> tuple[int, int, int] | None:
             and list(model.jnt_qposadr[:4]) == [0, 1, 2, 3]):
         return int(body), int(model.jnt_qposadr[0]), int(model.jnt_dofadr[0])
     return None
+
+
+def quaternion_qpos_addresses(model: mujoco.MjModel) -> tuple[int, ...]:
+    """qpos address of the 4 quaternion entries ``qpos[a:a+4]`` of every free and ball joint of
+    ``model``, in joint order (a free joint's quaternion follows its 3 position entries)."""
+    free, ball = int(mujoco.mjtJoint.mjJNT_FREE), int(mujoco.mjtJoint.mjJNT_BALL)
+    return tuple(int(a) + (3 if int(t) == free else 0)
+                 for t, a in zip(model.jnt_type, model.jnt_qposadr) if int(t) in (free, ball))
 
 
 def has_floating_base(model: mujoco.MjModel) -> bool:

@@ -5,6 +5,8 @@
     grain.MapDataset.source(schedule)          element k: traj_id / start per env (schedules.py)
       .map(WindowIndices(...))                 + step, loop [E, W] int32, valid [E, W] bool
       .map(GatherKeys(...))                    + {key: [E, W, *row] config.dtype}
+                                               (InterpolateKeys with config.control_dt: windows
+                                               of control steps, transforms/interpolate.py)
       .map(ContinueCycles(store))              config.cyclic: base continued after wraps
       .to_iter_dataset(ReadOptions(num_threads=config.read_threads,
                                    prefetch_buffer_size=config.host_prefetch))
@@ -18,7 +20,8 @@ index, :mod:`trajopt_loader.pipeline.fingerprint`) makes ``set_state`` refuse a 
 another config or other data.
 
 The trajectories a config plays must share one time step unless ``config.allow_mixed_dt``
-(:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`).
+(:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`) or ``config.control_dt`` (then
+``step`` and every length are control steps, :func:`window_lengths`, :func:`window_gather`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from trajopt_loader.pipeline.stream_iterators import StreamDataset
 from trajopt_loader.pipeline.time_step import check_uniform_dt
 from trajopt_loader.transforms.cycles import ContinueCycles
 from trajopt_loader.transforms.gather import GatherKeys
+from trajopt_loader.transforms.interpolate import InterpolateKeys, control_lengths, qpos_quaternions
 from trajopt_loader.transforms.windows import WindowIndices
 
 
@@ -114,13 +118,42 @@ def make_feedback(config, store, schedule, process_count: int = 1):
     eligible = np.unique(schedule.eligible)  # explicit ids may repeat
     counts = valid_start_counts(schedule.lengths[eligible], config.window_size, config.end_policy)
     a = config.adaptive
-    steps = bin_steps_of(store.dts[eligible], a.bin_s, a.bin_steps) if a.enabled \
+    # a step lasts dt, or control_dt when windows count control steps
+    step_s = (store.dts[eligible] if config.control_dt is None
+              else np.full(len(eligible), float(config.control_dt)))
+    steps = bin_steps_of(step_s, a.bin_s, a.bin_steps) if a.enabled \
         else counts  # static weights only: one bin per trajectory
     layout = BinLayout(counts, steps)
     weights = trajectory_weights(config.motion_weights, store, eligible)
     return FailureFeedback(layout, weights, schedule.lengths[eligible], config.window_size,
                            config.end_policy, a, seed=config.seed, num_envs=config.num_envs,
                            lo=schedule.lo, hi=schedule.hi, process_count=process_count)
+
+
+def window_lengths(config, store, eligible) -> np.ndarray:
+    """Trajectory lengths ``[n_traj]`` that schedules and windows count in: ``store.lengths``,
+    or with ``config.control_dt`` control steps
+    (:func:`~trajopt_loader.transforms.interpolate.control_lengths`, which raises ConfigError
+    for a played trajectory of unknown dt)."""
+    if config.control_dt is None:
+        return store.lengths
+    return control_lengths(store, config.control_dt, eligible)
+
+
+def window_gather(config, store, eligible) -> grain.transforms.Map:
+    """The Map reading window arrays: :class:`GatherKeys`, or with ``config.control_dt``
+    :class:`~trajopt_loader.transforms.interpolate.InterpolateKeys`.
+
+    Raises:
+      ConfigError: see :func:`~trajopt_loader.transforms.interpolate.qpos_quaternions`.
+      MissingKeyError: as GatherKeys.
+    """
+    if config.control_dt is None:
+        return GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible)
+    return InterpolateKeys(store, config["keys"], config.dtype, traj_ids=eligible,
+                           control_dt=config.control_dt,
+                           quaternions=qpos_quaternions(config, store, eligible),
+                           table_bytes=config.cache_bytes)
 
 
 def _id_ranges(ids: np.ndarray) -> str:
@@ -162,12 +195,17 @@ def make_dataset(config, store=None, process_index: int | None = None,
       ``step``, ``loop`` ``[E, W] int32``, ``valid [E, W] bool``, ``env_id``, ``traj_id``,
       ``start``, ``episode_first_step``, ``episode_loop`` ``[E] int32`` and
       ``episode_start [E] bool``. With ``config.cyclic`` the base of steps with ``loop >= 1``
-      continues from the previous loop (``transforms.cycles``). Endless unless
+      continues from the previous loop (``transforms.cycles``). With ``config.control_dt``,
+      ``step`` / ``start`` / ``episode_first_step`` are control steps (time ``step *
+      control_dt`` s from the trajectory's first frame) and the arrays are interpolated there
+      (``transforms.interpolate``). Endless unless
       ``config.num_batches`` is set. Same config and seed give the identical stream.
 
     Raises:
       ConfigError: invalid config, no ``zarr_path`` without a store, invalid ``references``
-        fields, played trajectories of different dt (:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`); with
+        fields, played trajectories of different dt (:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`);
+        with ``control_dt``, a played trajectory of unknown dt, or no model / robot telling
+        which qpos entries are quaternions (``transforms.interpolate.qpos_quaternions``); with
         ``config.cyclic`` and ``end_policy="wrap"``, a played trajectory whose ``qpos`` rows have
         fewer than 7 values (no floating base; fix: ``--config.cyclic=False``).
       ConventionError: with ``config.cyclic`` and ``end_policy="wrap"``, a played trajectory whose
@@ -208,12 +246,13 @@ def make_dataset(config, store=None, process_index: int | None = None,
         process_count = jax.process_count() if process_count is None else process_count
     eligible = eligible_traj_ids(config, store)
     check_uniform_dt(config, store, eligible)
-    schedule = make_schedule(config, store.lengths, eligible, process_index, process_count, store)
+    lengths = window_lengths(config, store, eligible)  # control steps with control_dt
+    schedule = make_schedule(config, lengths, eligible, process_index, process_count, store)
     if retain_freed_memory:
         host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)
-    ds = ds.map(WindowIndices(store.lengths, config.window_size, config.end_policy))
-    ds = ds.map(GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible))
+    ds = ds.map(WindowIndices(lengths, config.window_size, config.end_policy))
+    ds = ds.map(window_gather(config, store, eligible))
     if config.cyclic:
         cycles = ContinueCycles(store)
         if config.end_policy == "wrap":  # loops >= 1 can occur: check and cache every Delta now

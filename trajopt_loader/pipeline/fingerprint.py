@@ -31,8 +31,8 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
   ``schedule="random"``; ``episode_length`` None and 0 are both 0, unbounded;
   ``seed`` unless schedule or assignment is random or adaptive); ``motion_weights`` sorted pairs;
   ``adaptive`` False when off, else its :data:`ADAPTIVE_FIELDS` (``bin_s`` None when
-  ``bin_steps`` is set); sequential ``"explicit"`` is
-  ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
+  ``bin_steps`` is set); ``control_dt`` a float, or ``"stored"`` when unset (the stored
+  frames); sequential ``"explicit"`` is ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
   the same stream), buffers, threads, ``cache_bytes``, ``references`` (computed from the data) or
   ``allow_mixed_dt`` (a guard). A field absent from a saved state (added since) matches the
   config's default value, except ``episode_length``: states written before it existed were
@@ -63,7 +63,7 @@ from trajopt_loader.errors import CheckpointError
 #: Config fields that define element ``k`` besides the selection (recorded as the store index).
 STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
                  "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic", "episode_length",
-                 "motion_weights", "adaptive")
+                 "motion_weights", "adaptive", "control_dt")
 #: ``adaptive`` sub-fields that change the stream (not ``report_timeout_s``, a guard).
 ADAPTIVE_FIELDS = ("lag", "bin_s", "bin_steps", "ema_rate", "kernel_size", "kernel_decay",
                    "uniform_mix")
@@ -120,6 +120,8 @@ def stream_fields(config) -> dict[str, Any]:
         f["adaptive"] = {n: a.get(n) for n in ADAPTIVE_FIELDS} if a.get("enabled") else False
         if f["adaptive"] and f["adaptive"]["bin_steps"]:
             f["adaptive"]["bin_s"] = None
+    if "control_dt" in f:  # compared like any value: None (stored frames) is "stored"
+        f["control_dt"] = "stored" if f["control_dt"] is None else float(f["control_dt"])
     if "dtype" in f:  # numpy's name ("f4" is "float32"); names numpy lacks (bfloat16) as given
         with contextlib.suppress(TypeError):
             f["dtype"] = np.dtype(f["dtype"]).name

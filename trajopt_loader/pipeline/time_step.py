@@ -3,7 +3,10 @@
 A window of ``W`` steps must mean the same duration in every env, so :func:`check_uniform_dt`
 refuses (unless ``config.allow_mixed_dt``) selections whose time steps differ by more than
 :data:`DT_TOLERANCE`, or that mix known and unknown dt, with a message naming each motion's
-rates and the fixes. How a file's dt is read and recorded (``UNKNOWN_DT``, ``DT_FIX``) is
+rates and the fixes. With ``config.control_dt`` set the rule is met by construction: every
+window samples the stored frames every ``control_dt`` seconds (``transforms.interpolate``), so
+trajectories of any known dt stream together, and an unknown dt is refused
+(:func:`~trajopt_loader.transforms.interpolate.control_lengths`). How a file's dt is read and recorded (``UNKNOWN_DT``, ``DT_FIX``) is
 :mod:`trajopt_loader.store.validate`.
 """
 
@@ -37,17 +40,23 @@ def rate_groups(ids: np.ndarray, dts: np.ndarray) -> list[np.ndarray]:
 
 def check_uniform_dt(config, store, eligible) -> None:
     """Refuse to stream trajectories of different time steps together (``config.allow_mixed_dt``
-    lifts it). ``eligible``: int ``[n]`` traj ids; ``store.dts``: float64 ``[n_traj]`` seconds,
+    lifts it; with ``config.control_dt`` every known dt is accepted and an unknown one refused,
+    module docstring). ``eligible``: int ``[n]`` traj ids; ``store.dts``: float64 ``[n_traj]`` seconds,
     NaN for an unknown dt: trajectories all of unknown dt stream (their rate is one, unknown);
     a mix of known and unknown is refused like a mix of rates.
 
     Raises:
-      ConfigError: known and unknown dt mixed (names the fix: re-export with ``dt=``); or
+      ConfigError: with ``control_dt``, a trajectory of unknown dt (names it and the fix);
+        without it: known and unknown dt mixed (names the fix: re-export with ``dt=``); or
         ``max(dt) / min(dt) > 1 + DT_TOLERANCE`` over ``eligible``; names each motion
         with its trajectories' dt range, the groups of compatible rate, and the fixes (resample at
         export, restrict ``motions`` / ``traj_ids``, or ``allow_mixed_dt=True``).
     """
     ids = np.unique(np.asarray(eligible, np.int64))
+    if config.get("control_dt") is not None:  # one rate by construction: control_dt
+        from trajopt_loader.transforms.interpolate import control_lengths
+        control_lengths(store, config.control_dt, ids)  # raises for an unknown dt
+        return
     if config.allow_mixed_dt or ids.size == 0:
         return
     dts = np.asarray(store.dts, np.float64)[ids]
@@ -119,5 +128,6 @@ def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
         + "\n".join(lines) + "\nFix one of: resample at export to one rate (`trajopt-loader "
         f"export ROOT {store.path} --source {src} --motion {motion} --model MODEL.xml "
         f"--resample-dt {float(np.median(store.dts[best])):.4g} --overwrite`); play trajectories "
-        f"of one rate ({restrict}); or stream them mixed on purpose with "
+        f"of one rate ({restrict}); sample all of them at one control rate, interpolated "
+        "(--config.control_dt=SECONDS); or stream them mixed on purpose with "
         "--config.allow_mixed_dt=True and read each env's rate as store.dts[batch['traj_id']].")

@@ -1,7 +1,8 @@
 """grain MapTransforms of trajopt-loader: numpy, vectorized over envs.
 
 ``WindowIndices`` (schedule element -> step / loop / valid indices), ``GatherKeys`` (indices ->
-arrays from the store), ``ContinueCycles`` (base continued across wraps), ``BuildReferences``
+arrays from the store), ``InterpolateKeys`` (control steps -> arrays interpolated from the stored
+frames, ``config.control_dt``), ``ContinueCycles`` (base continued across wraps), ``BuildReferences``
 (``ref_*`` arrays) and ``EndEffectorPositions`` (``ee_pos`` by forward kinematics, MuJoCo).
 The references (``BuildReferences``, ``compute_references``, ``compute_references_jax``,
 ``reference_transforms``) and ``EndEffectorPositions`` are imported on first use (SciPy, JAX,
@@ -12,6 +13,7 @@ import importlib
 
 from trajopt_loader.transforms.cycles import ContinueCycles
 from trajopt_loader.transforms.gather import GatherKeys
+from trajopt_loader.transforms.interpolate import InterpolateKeys, control_lengths
 from trajopt_loader.transforms.windows import WindowIndices, window_loops, window_steps
 
 _LAZY = {"BuildReferences": "trajopt_loader.transforms.references_transform",
@@ -21,8 +23,8 @@ _LAZY = {"BuildReferences": "trajopt_loader.transforms.references_transform",
          "reference_transforms": "trajopt_loader.transforms.references_config"}
 
 __all__ = ["BuildReferences", "ContinueCycles", "EndEffectorPositions", "GatherKeys",
-           "WindowIndices", "compute_references", "compute_references_jax",
-           "reference_transforms", "window_loops", "window_steps"]
+           "InterpolateKeys", "WindowIndices", "compute_references", "compute_references_jax",
+           "control_lengths", "reference_transforms", "window_loops", "window_steps"]
 
 
 def __getattr__(name: str):
