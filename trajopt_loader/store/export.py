@@ -109,6 +109,28 @@ def _load(path: Path, preprocess, **kw) -> LoadedTrajectory:
     return t
 
 
+def _record_layout(src: dict, layout_attrs: dict | None, new_source: bool, out: str,
+                   source: str, summary: ExportSummary) -> None:
+    """Record the export model's layout (``kinematics.model_layout``) in the source's index entry.
+
+    A source holds data of one model: a layout differing from the recorded one is refused. A
+    source first exported without a model gets none (its older motions' model is unknown)."""
+    if layout_attrs is None:
+        return
+    old = src.get("model_layout")
+    if old is not None and old.get("fingerprint") != layout_attrs["fingerprint"]:
+        raise ExportError(f"source {source!r} of {out} was exported with another model layout "
+                          f"(nq={old.get('nq')}, nv={old.get('nv')}, nbody={old.get('nbody')}) "
+                          f"than this --model (nq={layout_attrs['nq']}, nv={layout_attrs['nv']}, "
+                          f"nbody={layout_attrs['nbody']}); export to another source name.")
+    if old is None and not new_source:
+        summary.warnings.append(f"source {source!r} has motions exported without a model; its "
+                                "model layout stays unrecorded (export to a new source to "
+                                "record it).")
+        return
+    src["model_layout"] = layout_attrs
+
+
 def _dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
@@ -136,7 +158,10 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
       overwrite: replace motions that already exist under ``source`` (each keeps its position in
         the store's global order; new motions and sources are appended at the end).
       allow_missing: keys that may be absent (only ``"qvel"`` is required besides ``qpos``).
-      preprocess: ``f(arrays, dt, source_file) -> (arrays, dt, provenance)`` run after validation.
+      preprocess: ``f(arrays, dt, source_file) -> (arrays, dt, provenance)`` run after validation;
+        its ``model_layout`` attribute, when it has one (``kinematics.make_export_preprocess``),
+        is recorded per source (``index["sources"][source]["model_layout"]``; a different
+        layout for an existing source is refused).
       progress: show tqdm progress bars over files.
       lock_timeout: seconds to wait for another export of the same local store to finish
         (exports of one store run one after the other; :mod:`trajopt_loader.store.lock`).
@@ -255,7 +280,10 @@ def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrit
         order = layout.motion_order(index)  # existing motions keep their place (stable ids)
         index["order"] = [f"{s}/{m}" for s, m in order] + [
             f"{source}/{m}" for m in entries if (source, m) not in order]
+        new_source = source not in index["sources"]
         src = index["sources"].setdefault(source, {"convention": conv.to_attrs(), "motions": {}})
+        _record_layout(src, getattr(preprocess, "model_layout", None), new_source, out, source,
+                       summary)
         src["motions"].update(entries)
         store = _store(out, storage_options)
 

@@ -14,6 +14,7 @@ plain HTTP)::
     {"format_version": 2,
      "order": ["src/motion", ...],      # global motion order, appended to by every export
      "sources": {src: {"convention": Convention.to_attrs(),
+                       "model_layout": {...},   # only when exported with --model
                        "motions": {motion: [{"name": "traj0", "length": T, "dt": s,
                                              "source_file": "traj_0.npz",
                                              "keys": {key: {"shape": [row dims], "dtype": "float64",
@@ -21,6 +22,10 @@ plain HTTP)::
                                                             "crc32c": [c0, c1, ...]}},
                                              "derived": {...}, "padded": {key: 1},
                                              "scalars": {name: value}}, ...]}}}}
+
+``model_layout`` (:mod:`trajopt_loader.kinematics.model_layout`): nq, nv, joint names / types /
+qpos and dof addresses and body names / parents of the export's model, checked against an
+environment's model by ``TrajectoryStore.check_model``.
 
 Order and trajectory ids: ``TrajectoryStore.trajectories`` lists the motions in the order they
 were first exported, whatever their source, then each motion's trajectories in natural file
