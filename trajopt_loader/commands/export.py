@@ -49,11 +49,13 @@ _define("integer", "max-trajs-per-motion", None, "Keep the first N files of each
 _define("bool", "overwrite", False, "Replace motions that already exist in the store.")
 _define("multi_string", "allow-missing", [], "Keys that may be absent, e.g. qvel.")
 _define("string", "model", None, "MuJoCo model XML for --derive-qvel / --resample-dt / "
-                    "--ee-sites preprocessing.")
+                    "--ee-sites / --bodies preprocessing; its joint / body layout is recorded.")
 _define("bool", "derive-qvel", False, "Compute qvel from qpos with the model (needs --model).")
 _define("float", "resample-dt", None, "Resample trajectories to this dt in s (needs --model).")
 _define("list", "ee-sites", [], "Model sites whose world positions are stored as ee_pos "
                   "(needs --model).")
+_define("string", "bodies", None, "Bodies whose world pose and velocity are stored as body_pos, "
+        "body_quat (wxyz), body_lin_vel, body_ang_vel: 'all' or NAME,NAME (needs --model).")
 _define("bool", "progress", True, "Show progress bars.")
 _define("float", "lock-timeout", 600.0, "Seconds to wait for another export of the same local "
                   "store to finish (exports of one store run one after the other).")
@@ -122,15 +124,18 @@ def run(argv: list[str]) -> str:
     allow_missing = list(_F["allow-missing"].value)
     preprocess = None
     model = _F.model
-    wants_model = _F["derive-qvel"].value or _F["resample-dt"].value or _F["ee-sites"].value
+    wants_model = (_F["derive-qvel"].value or _F["resample-dt"].value or _F["ee-sites"].value
+                   or _F.bodies)
     if wants_model and not model:
-        raise _UsageError("--derive-qvel / --resample-dt / --ee-sites need --model MODEL.xml.")
+        raise _UsageError("--derive-qvel / --resample-dt / --ee-sites / --bodies need --model "
+                          "MODEL.xml.")
     if model:
         from trajopt_loader.kinematics import make_export_preprocess
 
         preprocess = make_export_preprocess(
             model, convention=conv, derive_qvel=bool(_F["derive-qvel"].value),
-            resample_dt=_F["resample-dt"].value, ee_sites=tuple(_F["ee-sites"].value))
+            resample_dt=_F["resample-dt"].value, ee_sites=tuple(_F["ee-sites"].value),
+            bodies=_F.bodies or ())
         if _F["derive-qvel"].value and "qvel" not in allow_missing:
             allow_missing.append("qvel")
     from trajopt_loader.store.export import export_npz

@@ -30,11 +30,11 @@ from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import MissingKeyError, ModelError
 from trajopt_loader.kinematics.model import (check_qpos, model_name, qpos_to_mujoco,
                                              qvel_to_mujoco)
+from trajopt_loader.store.layout import BODY_KEYS
 
 __all__ = ["BODY_KEYS", "BODY_QUAT_ORDER", "BODY_VEL_FRAME", "body_ids", "body_names_of",
            "body_states"]
 
-BODY_KEYS = ("body_pos", "body_quat", "body_lin_vel", "body_ang_vel")
 BODY_QUAT_ORDER = "wxyz"
 BODY_VEL_FRAME = ("world axes, at the body frame origin (mj_objectVelocity mjOBJ_XBODY, "
                   "flg_local=0)")
@@ -98,8 +98,7 @@ def body_states(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray,
                          f"[{q.shape[0]}, {model.nv}].")
     v = qvel_to_mujoco(model, qvel, q, convention)
     n, nb = q.shape[0], ids.size
-    out = {"body_pos": np.empty((n, nb, 3)), "body_quat": np.empty((n, nb, 4)),
-           "body_lin_vel": np.empty((n, nb, 3)), "body_ang_vel": np.empty((n, nb, 3))}
+    out = {key: np.empty((n, nb, width)) for key, width in zip(BODY_KEYS, (3, 4, 3, 3))}
     data, res, xbody = mujoco.MjData(model), np.empty(6), int(mujoco.mjtObj.mjOBJ_XBODY)
     for k in range(n):
         data.qpos[:], data.qvel[:] = q[k], v[k]

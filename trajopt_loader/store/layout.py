@@ -67,6 +67,9 @@ FORMAT_VERSION = 2
 READ_FORMAT_VERSIONS = (1, 2)
 CHUNK_BYTES = 512 * 1024
 BLOSC = {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}
+#: Store keys of body states written by an export with ``--bodies`` (kinematics/bodies.py):
+#: ``[T, nb, 3]``, ``[T, nb, 4]`` (wxyz), ``[T, nb, 3]``, ``[T, nb, 3]``; world frame.
+BODY_KEYS = ("body_pos", "body_quat", "body_lin_vel", "body_ang_vel")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 #: Names zarr gives a meaning inside a group directory (compared with :func:`name_key`).
 RESERVED_NAMES = ("zarr.json",)
