@@ -3,7 +3,8 @@
 ``WindowIndices`` (schedule element -> step / loop / valid indices), ``GatherKeys`` (indices ->
 arrays from the store), ``ContinueCycles`` (base continued across wraps), ``BuildReferences``
 (``ref_*`` arrays) and ``EndEffectorPositions`` (``ee_pos`` by forward kinematics, MuJoCo).
-``BuildReferences`` and ``EndEffectorPositions`` are imported on first use (SciPy / MuJoCo).
+``BuildBodyReferences`` (``ref_body_*`` from exported body states). ``BuildReferences``,
+``BuildBodyReferences`` and ``EndEffectorPositions`` are imported on first use (SciPy / MuJoCo).
 """
 
 import importlib
@@ -13,9 +14,10 @@ from trajopt_loader.transforms.gather import GatherKeys
 from trajopt_loader.transforms.windows import WindowIndices, window_loops, window_steps
 
 _LAZY = {"BuildReferences": "trajopt_loader.transforms.references_transform",
+         "BuildBodyReferences": "trajopt_loader.transforms.references_bodies",
          "EndEffectorPositions": "trajopt_loader.transforms.end_effectors"}
 
-__all__ = ["BuildReferences", "ContinueCycles", "EndEffectorPositions", "GatherKeys",
+__all__ = ["BuildBodyReferences", "BuildReferences", "ContinueCycles", "EndEffectorPositions", "GatherKeys",
            "WindowIndices", "window_loops", "window_steps"]
 
 
