@@ -99,9 +99,12 @@ def check_store_model(config, store) -> None:
     paths = [config.model_path]
     if config.references.enabled:
         paths.append(config.references.model_path)
+    paths = list(dict.fromkeys(p for p in paths if p))
+    if not paths:
+        return
     sources = tuple(sorted({store.trajectories[int(i)].source
                             for i in eligible_traj_ids(config, store)}))
-    for path in dict.fromkeys(p for p in paths if p):
+    for path in paths:
         store.check_model(path, sources)
 
 
