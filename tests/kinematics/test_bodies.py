@@ -88,7 +88,8 @@ def test_linear_velocity_is_the_derivative_of_position(models):
         lin = (two["body_pos"][0] - two["body_pos"][1]) / (2 * h)
         np.testing.assert_allclose(got["body_lin_vel"][k], lin, atol=1e-5)
         r_a, r_b = (np.array([_mat(q) for q in two["body_quat"][i]]) for i in (0, 1))
-        skew = np.einsum("bij,bkj->bik", r_a - r_b, np.array([_mat(q) for q in got["body_quat"][k]])) / (2 * h)
+        r_now = np.array([_mat(q) for q in got["body_quat"][k]])
+        skew = np.einsum("bij,bkj->bik", r_a - r_b, r_now) / (2 * h)  # dR/dt R^T = [omega]x
         omega = np.stack([skew[:, 2, 1], skew[:, 0, 2], skew[:, 1, 0]], axis=-1)
         np.testing.assert_allclose(got["body_ang_vel"][k], omega, atol=1e-4)
 

@@ -56,7 +56,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
         heading_frame_keys=False,  # also add the ref_*heading* keys (transforms/references.py)
         body_keys=False,  # add the ref_body_* keys from the exported body states (needs
         #                   body_pos, body_quat, body_lin_vel, body_ang_vel in config.keys)
-        anchor_body=config_dict.placeholder(str),  # ref_body_heading_* anchor; None = first stored body
+        anchor_body=config_dict.placeholder(str),  # anchor of ref_body_heading_*; None = the
+        #                   first stored body
     ))
     c.model_path = config_dict.placeholder(str)  # the environment's MJCF: make_dataset refuses a
     #                                 store whose recorded joint / body layout differs from it

@@ -26,9 +26,9 @@ from trajopt_loader.kinematics.model import (floating_base, has_floating_base, k
 from trajopt_loader.kinematics.model_layout import check_model_layout, model_layout
 from trajopt_loader.kinematics.preprocess import make_export_preprocess
 
-__all__ = ["QVEL_METHOD", "body_names_of", "body_states", "check_model_layout", "floating_base", "has_floating_base", "kinematics_copy",
-           "load_kinematics_model", "load_model", "make_export_preprocess", "model_layout",
-           "needs_base_conversion",
+__all__ = ["QVEL_METHOD", "body_names_of", "body_states", "check_model_layout", "floating_base",
+           "has_floating_base", "kinematics_copy", "load_kinematics_model", "load_model",
+           "make_export_preprocess", "model_layout", "needs_base_conversion",
            "qpos_from_mujoco", "qpos_to_mujoco", "qvel_from_mujoco", "qvel_from_qpos",
            "qvel_to_mujoco", "resample_grid", "resample_linear", "resample_qpos", "site_ids",
            "site_positions", "site_positions_mujoco"]

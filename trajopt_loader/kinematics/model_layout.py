@@ -65,8 +65,10 @@ def _first_difference(field: str, recorded, actual) -> str:
     for i, (a, b) in enumerate(zip(recorded, actual)):
         if a != b:
             return f"{field}[{i}] ({what} {i}) is {a!r} in the store but {b!r} in the model"
+    n = min(len(recorded), len(actual))
+    longer = recorded if len(recorded) > n else actual
     return (f"{field} has {len(recorded)} entries in the store but {len(actual)} in the model "
-            f"(first extra: {(recorded if len(recorded) > len(actual) else actual)[min(len(recorded), len(actual))]!r})")
+            f"(first extra: {longer[n]!r})")
 
 
 def check_model_layout(recorded: dict, model, where: str = "the store") -> None:

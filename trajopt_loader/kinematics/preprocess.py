@@ -27,6 +27,7 @@ from trajopt_loader.kinematics.fk import site_ids, site_positions_mujoco
 from trajopt_loader.kinematics.model import (load_kinematics_model, needs_base_conversion,
                                              qpos_to_mujoco)
 from trajopt_loader.kinematics.model_layout import model_layout
+from trajopt_loader.store.layout import BODY_KEYS
 from trajopt_loader.store.validate import require_dt
 
 __all__ = ["make_export_preprocess"]
@@ -57,7 +58,8 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
 
     ``provenance`` (JSON-serializable) records the model file name, convention and each step done:
     ``qvel``, ``resampled_from_dt`` and ``resample``, ``ee_pos`` and ``ee_sites``, ``body_names``,
-    ``body_quat_order`` and ``body_vel_frame``. ``preprocess.model_layout`` is the model's layout.
+    ``body_quat_order``, ``body_vel_frame`` and ``model_fingerprint``. ``preprocess.model_layout``
+    is the model's layout.
 
     Raises:
       ModelNotFoundError, ModelError, MissingKeyError (unknown site or body), ValueError (bad
@@ -71,6 +73,7 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
     if sites:
         site_ids(model, sites)
     names = body_names_of(model, bodies) if bodies else ()
+    layout = model_layout(model)
     new_dt = None if resample_dt is None else check_dt(resample_dt, "resample_dt")
     base = {"model": os.path.basename(os.fspath(model_path)), "convention": conv.name}
 
@@ -111,15 +114,20 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
             arrays["ee_pos"] = site_positions_mujoco(model, arrays["qpos"], sites, conv)
             prov.update(ee_pos="mj_kinematics site_xpos (world frame, m)", ee_sites=list(sites))
         if names:
+            recorded = [k for k in BODY_KEYS if k in arrays]
+            if recorded:
+                raise ExportError(f"{source_file}: already has {recorded}; --bodies computes "
+                                  f"{list(BODY_KEYS)} from qpos / qvel and never replaces "
+                                  "recorded data: drop those arrays, or export without --bodies.")
             if "qvel" not in arrays:
                 raise ExportError(f"{source_file}: no 'qvel'; body velocities (--bodies) need "
                                   "qvel [T, nv]: pass --derive-qvel (derive_qvel=True).")
             arrays.update(body_states(model, arrays["qpos"], arrays["qvel"], names, conv))
             prov.update(body_names=list(names), body_quat_order=BODY_QUAT_ORDER,
-                        body_vel_frame=BODY_VEL_FRAME)
+                        body_vel_frame=BODY_VEL_FRAME, model_fingerprint=layout["fingerprint"])
         return arrays, float(dt), prov
 
-    preprocess.model_layout = model_layout(model)
+    preprocess.model_layout = layout
     return preprocess
 
 

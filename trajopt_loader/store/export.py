@@ -117,18 +117,25 @@ def _record_layout(src: dict, layout_attrs: dict | None, new_source: bool, out: 
     source first exported without a model gets none (its older motions' model is unknown)."""
     if layout_attrs is None:
         return
-    old = src.get("model_layout")
-    if old is not None and old.get("fingerprint") != layout_attrs["fingerprint"]:
-        raise ExportError(f"source {source!r} of {out} was exported with another model layout "
-                          f"(nq={old.get('nq')}, nv={old.get('nv')}, nbody={old.get('nbody')}) "
-                          f"than this --model (nq={layout_attrs['nq']}, nv={layout_attrs['nv']}, "
-                          f"nbody={layout_attrs['nbody']}); export to another source name.")
+    old = _check_layout(src, layout_attrs, out, source)
     if old is None and not new_source:
         summary.warnings.append(f"source {source!r} has motions exported without a model; its "
                                 "model layout stays unrecorded (export to a new source to "
                                 "record it).")
         return
     src["model_layout"] = layout_attrs
+
+
+def _check_layout(src: dict, layout_attrs: dict | None, out: str, source: str) -> dict | None:
+    """The layout recorded for the source (or None); ExportError when ``layout_attrs`` differs."""
+    old = src.get("model_layout")
+    if layout_attrs is not None and old is not None and \
+            old.get("fingerprint") != layout_attrs["fingerprint"]:
+        raise ExportError(f"source {source!r} of {out} was exported with another model layout "
+                          f"(nq={old.get('nq')}, nv={old.get('nv')}, nbody={old.get('nbody')}) "
+                          f"than this --model (nq={layout_attrs['nq']}, nv={layout_attrs['nv']}, "
+                          f"nbody={layout_attrs['nbody']}); export to another source name.")
+    return old
 
 
 def _dir_bytes(p: Path) -> int:
@@ -231,6 +238,7 @@ def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrit
             raise ExportError(f"motion(s) {existing} already exist in {out}/{source}; pass "
                               "overwrite=True / --overwrite to replace them.")
         summary.replaced = existing
+        _check_layout(src, getattr(preprocess, "model_layout", None), out, source)
     n_files = sum(len(f) for _, f in motions)
     with tqdm(total=n_files, desc="validate", unit="file", disable=not progress) as bar:
         for name, files in motions:

@@ -86,4 +86,7 @@ def _body_references(config, store):
         raise ConfigError(f"references.body_keys needs {missing} in config.keys="
                           f"{tuple(config['keys'])}; add them (export them with --model "
                           "MODEL.xml --bodies all).")
-    return BuildBodyReferences(store_body_names(store), config.references.anchor_body)
+    from trajopt_loader.pipeline.dataset import eligible_traj_ids  # late: dataset imports us
+
+    names = store_body_names(store, eligible_traj_ids(config, store))
+    return BuildBodyReferences(names, config.references.anchor_body)
