@@ -67,6 +67,11 @@ def test_recorded_layout_matches_the_model(model_store, cassie_xml):
         warnings.simplefilter("error")
         store.check_model(cassie_xml)
         store.check_model(model)
+    from trajopt_loader.store.inspect import inspect_store
+
+    text = str(inspect_store(store))
+    assert (f"model layout nq 35, nv 32, {model.njnt} joints, {model.nbody} bodies, "
+            f"fingerprint {recorded['fingerprint'][:12]}") in text
 
 
 def test_reordered_bodies_are_refused(model_store, cassie_xml):
@@ -103,6 +108,9 @@ def test_store_without_layout_warns_once(cassie_store, cassie_xml):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         store.check_model(cassie_xml)  # once per store object
+    from trajopt_loader.store.inspect import format_report, inspect_store
+
+    assert "model layout not recorded" in format_report(inspect_store(store, keys=("qpos",)))
 
 
 def test_other_layout_into_a_source_is_refused(model_store, cassie_xml, shared_data, tmp_path):

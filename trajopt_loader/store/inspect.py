@@ -73,6 +73,7 @@ class StoreReport:
         the derivative of qpos (C14), and the :class:`VelocityCheck` when it could run).
       keys: ``{key: KeyStats}`` over all trajectories (row shapes, dtypes, count, min, max, mean).
       notes: store-wide remarks, e.g. why the velocity check was skipped.
+      layouts: ``{source: model layout or None}`` recorded at export (``store.model_layout``).
     """
 
     path: str
@@ -80,6 +81,7 @@ class StoreReport:
     trajectories: list
     keys: dict
     notes: list
+    layouts: dict = dataclasses.field(default_factory=dict)
 
     @property
     def flags(self) -> list[tuple[str, str]]:
@@ -153,7 +155,16 @@ def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreRe
     if any(r.velocity_note for r in reports):
         notes.append("qvel/qpos check skipped for some trajectories: " +
                      sorted({r.velocity_note for r in reports if r.velocity_note})[0])
-    return StoreReport(store.path, convs, reports, stats, notes)
+    layouts = {s: store.model_layout(s) for s in store.sources}
+    return StoreReport(store.path, convs, reports, stats, notes, layouts)
+
+
+def _layout_text(lay: dict | None) -> str:
+    """The model layout recorded for a source, as a suffix of its convention line."""
+    if not lay:
+        return "; model layout not recorded (exported without --model)"
+    return (f"; model layout nq {lay['nq']}, nv {lay['nv']}, {len(lay['joint_names'])} joints, "
+            f"{lay['nbody']} bodies, fingerprint {lay['fingerprint'][:12]}")
 
 
 def _rng(values, fmt: str = "{:g}") -> str:
@@ -176,7 +187,8 @@ def format_report(report, max_trajs: int = 30) -> str:
         by_motion[(t.info.source, t.info.motion)].append(t)
     for source, conv in report.conventions.items():
         lines.append(f"{source}/  convention {conv.name} (quat {conv.quat_order}, linear velocity "
-                     f"{conv.lin_vel_frame} frame, angular velocity {conv.ang_vel_frame} frame)")
+                     f"{conv.lin_vel_frame} frame, angular velocity {conv.ang_vel_frame} frame)"
+                     + _layout_text(report.layouts.get(source)))
         for (src, motion), items in by_motion.items():
             if src != source:
                 continue
