@@ -127,3 +127,19 @@ def test_other_layout_into_a_source_is_refused(model_store, cassie_xml, shared_d
         export_npz(root.parent, out, source="cassie", convention="mujoco", preprocess=pre,
                    progress=False)
     assert TrajectoryStore(out).motions("cassie") == ["walk"]  # nothing committed
+
+
+def test_model_into_a_source_without_layout_records_none(cassie_store, cassie_xml, shared_data,
+                                                         tmp_path):
+    """Motions exported earlier without a model keep the source unrecorded (their model is
+    unknown); the export says so."""
+    out = tmp_path / "s.zarr"
+    shutil.copytree(cassie_store, out)
+    root = tmp_path / "src" / "again"
+    root.mkdir(parents=True)
+    shutil.copy(shared_data / "cassie/trajopt/agility_reference/traj_2.npz", root)
+    pre = make_export_preprocess(cassie_xml, convention="mujoco")
+    summary = export_npz(root.parent, out, source="cassie", convention="mujoco", preprocess=pre,
+                         progress=False)
+    assert any("exported without a model" in w for w in summary.warnings)
+    assert TrajectoryStore(out).model_layout("cassie") is None
