@@ -80,8 +80,7 @@ def test_reordered_bodies_are_refused(model_store, cassie_xml):
         TrajectoryStore(model_store).check_model(swapped)
     msg = str(err.value)
     assert "source 'cassie'" in msg and "\n" not in msg
-    # joints come first: the first joint of the left leg is now the right leg's
-    assert "joint_names[4] (joint 4) is 'left-hip-roll' in the store but 'right-hip-roll'" in msg
+    assert "body_names[2] (body 2) is 'left-hip-roll' in the store but 'right-hip-roll'" in msg
     assert "re-export" in msg
 
 

@@ -11,8 +11,8 @@ and body rows their meaning (:func:`model_layout`)::
      "fingerprint": "<sha256 hex of the fields above>"}
 
 :func:`check_model_layout` compares a recorded layout with a model field by field, in the order
-``nq, nv, nbody, joint_names, joint_types, joint_qposadr, joint_dofadr, body_names,
-body_parents``, and raises :class:`~trajopt_loader.errors.ModelError` naming the first difference
+``nq, nv, nbody, body_names, body_parents, joint_names, joint_types, joint_qposadr,
+joint_dofadr``, and raises :class:`~trajopt_loader.errors.ModelError` naming the first difference
 (e.g. the same bodies in another order: every body target would land on the wrong body).
 """
 
@@ -29,8 +29,8 @@ from trajopt_loader.kinematics.model import load_kinematics_model, model_name
 
 __all__ = ["LAYOUT_FIELDS", "check_model_layout", "model_layout"]
 
-LAYOUT_FIELDS = ("nq", "nv", "nbody", "joint_names", "joint_types", "joint_qposadr",
-                 "joint_dofadr", "body_names", "body_parents")
+LAYOUT_FIELDS = ("nq", "nv", "nbody", "body_names", "body_parents", "joint_names", "joint_types",
+                 "joint_qposadr", "joint_dofadr")
 _TYPES = {int(mujoco.mjtJoint.mjJNT_FREE): "free", int(mujoco.mjtJoint.mjJNT_BALL): "ball",
           int(mujoco.mjtJoint.mjJNT_SLIDE): "slide", int(mujoco.mjtJoint.mjJNT_HINGE): "hinge"}
 
