@@ -6,6 +6,7 @@ Inputs are the store keys written by ``export --model M.xml --bodies ...``
 ``body_ang_vel``, world frame, gathered as windows ``[E, T, nb, ...]``. The definitions (notation
 ``x_b,t``, ``R_b,t``, ``v_b,t``, ``omega_b,t``, anchor ``a``, ``H(psi_a,t)``) are in the table of
 :mod:`trajopt_loader.transforms.references`, the one definition of every ``ref_*`` key.
+``references_bodies_jax.py`` is the jit-able twin (e.g. for the simulated robot's bodies).
 """
 
 from __future__ import annotations
