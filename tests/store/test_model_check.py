@@ -79,7 +79,7 @@ def test_reordered_bodies_are_refused(model_store, cassie_xml):
     with pytest.raises(ModelError) as err:
         TrajectoryStore(model_store).check_model(swapped)
     msg = str(err.value)
-    assert "source 'cassie'" in msg and "\n" not in msg
+    assert "source 'cassie'" in msg and "than model 'cassie'" in msg and "\n" not in msg
     assert "body_names[2] (body 2) is 'left-hip-roll' in the store but 'right-hip-roll'" in msg
     assert "re-export" in msg
 
@@ -92,7 +92,8 @@ def test_wrong_nq_is_refused_by_make_dataset(model_store, cassie_xml, tmp_path):
     extra = _save(spec, cassie_xml, tmp_path / "cassie_plus.xml")
     config = load_config(overrides={"zarr_path": str(model_store), "num_envs": 2,
                                     "window_size": 4, "model_path": str(extra)})
-    with pytest.raises(ModelError, match=r"nq is 35 in the store but 36 in the model"):
+    with pytest.raises(ModelError, match=r"than model '.*cassie_plus.xml': nq is 35 in the store "
+                                         r"but 36 in the model"):
         make_dataset(config, process_index=0, process_count=1)
     config.model_path = str(cassie_xml)
     batch = next(iter(make_dataset(config, process_index=0, process_count=1)))

@@ -27,7 +27,7 @@ import mujoco
 from trajopt_loader.errors import ModelError
 from trajopt_loader.kinematics.model import load_kinematics_model, model_name
 
-__all__ = ["LAYOUT_FIELDS", "check_model_layout", "model_layout"]
+__all__ = ["LAYOUT_FIELDS", "as_model", "check_model_layout", "model_layout"]
 
 LAYOUT_FIELDS = ("nq", "nv", "nbody", "body_names", "body_parents", "joint_names", "joint_types",
                  "joint_qposadr", "joint_dofadr")
@@ -52,10 +52,10 @@ def model_layout(model: mujoco.MjModel) -> dict:
     return out
 
 
-def _as_model(model) -> tuple[mujoco.MjModel, str]:
-    if isinstance(model, mujoco.MjModel):
-        return model, f"model {model_name(model)!r}"
-    return load_kinematics_model(model), f"model {os.fspath(model)!r}"
+def as_model(model) -> mujoco.MjModel:
+    """``model`` itself when it is a ``mujoco.MjModel``, else the kinematics model of the MJCF
+    file at that path (ModelNotFoundError / ModelError as ``load_kinematics_model``)."""
+    return model if isinstance(model, mujoco.MjModel) else load_kinematics_model(model)
 
 
 def _first_difference(field: str, recorded, actual) -> str:
@@ -71,19 +71,24 @@ def _first_difference(field: str, recorded, actual) -> str:
             f"(first extra: {longer[n]!r})")
 
 
-def check_model_layout(recorded: dict, model, where: str = "the store") -> None:
+def check_model_layout(recorded: dict, model, where: str = "the store",
+                       label: str | None = None) -> None:
     """Refuse a ``model`` whose layout differs from the ``recorded`` one.
 
     Args:
       recorded: a layout recorded at export (:func:`model_layout`).
       model: a ``mujoco.MjModel`` or the path of its MJCF file.
       where: what recorded it, for the message (e.g. ``"source 'cassie' of out.zarr"``).
+      label: how the message names the model (default: its path, or its MJCF model name).
 
     Raises:
       ModelError: one line naming the first differing field and index, both values, and the
         fix. ModelNotFoundError: no file at the path.
     """
-    model, label = _as_model(model)
+    if label is None and isinstance(model, (str, os.PathLike)):
+        label = f"model {os.fspath(model)!r}"
+    model = as_model(model)
+    label = label or f"model {model_name(model)!r}"
     actual = model_layout(model)
     if recorded.get("fingerprint") == actual["fingerprint"]:
         return
