@@ -6,6 +6,7 @@
 bodies.
 
     JAX_PLATFORMS=cpu python benchmarks/bench_bodies.py --frames 1000
+    python benchmarks/bench_bodies.py --no-mjx     # skip MJX (its compile takes 20-30 s per model)
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ def mjx_fn(model):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1000)
+    parser.add_argument("--mjx", action=argparse.BooleanOptionalAction, default=True,
+                        help="also time MJX (jit + vmap), compile included separately")
     args = parser.parse_args()
     results = {}
     for robot, path in MODELS.items():
@@ -65,21 +68,22 @@ def main() -> None:
         t0 = time.perf_counter()
         ref = body_states(model, qpos, qvel, names, "mujoco")
         t_mj = time.perf_counter() - t0
-        fn = mjx_fn(model)
-        t0 = time.perf_counter()
-        out = fn(qpos.astype(np.float32), qvel.astype(np.float32))
-        out[0].block_until_ready()
-        t_compile = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        out = fn(qpos.astype(np.float32), qvel.astype(np.float32))
-        out[0].block_until_ready()
-        t_mjx = time.perf_counter() - t0
-        err = float(np.abs(np.asarray(out[3])[:, 1:] - ref["body_lin_vel"]).max())
         results[robot] = {"frames": args.frames, "bodies": len(names),
-                          "mujoco_frames_per_s": round(args.frames / t_mj),
-                          "mjx_frames_per_s": round(args.frames / t_mjx),
-                          "mjx_first_call_s (compile)": round(t_compile, 2),
-                          "max_lin_vel_diff_m_per_s": err}
+                          "mujoco_frames_per_s": round(args.frames / t_mj)}
+        if args.mjx:
+            fn = mjx_fn(model)
+            t0 = time.perf_counter()
+            out = fn(qpos.astype(np.float32), qvel.astype(np.float32))
+            out[0].block_until_ready()
+            t_compile = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            out = fn(qpos.astype(np.float32), qvel.astype(np.float32))
+            out[0].block_until_ready()
+            t_mjx = time.perf_counter() - t0
+            err = float(np.abs(np.asarray(out[3])[:, 1:] - ref["body_lin_vel"]).max())
+            results[robot].update({"mjx_frames_per_s": round(args.frames / t_mjx),
+                                   "mjx_first_call_s (compile)": round(t_compile, 2),
+                                   "max_lin_vel_diff_m_per_s": err})
     results["export_cassie_agility_reference"] = _export()
     print(json.dumps(results, indent=1))
 

@@ -79,6 +79,10 @@ def test_reordered_bodies_are_refused(model_store, cassie_xml):
     with pytest.raises(ModelError) as err:
         TrajectoryStore(model_store).check_model(swapped)
     msg = str(err.value)
+    from trajopt_loader.store.inspect import inspect_store
+
+    notes = inspect_store(TrajectoryStore(model_store), model_path=cassie_xml, keys=()).notes
+    assert not any("model layout" in n for n in notes)
     assert "source 'cassie'" in msg and "than model 'cassie'" in msg and "\n" not in msg
     assert "body_names[2] (body 2) is 'left-hip-roll' in the store but 'right-hip-roll'" in msg
     assert "re-export" in msg
@@ -127,6 +131,10 @@ def test_other_layout_into_a_source_is_refused(model_store, cassie_xml, shared_d
         export_npz(root.parent, out, source="cassie", convention="mujoco", preprocess=pre,
                    progress=False)
     assert TrajectoryStore(out).motions("cassie") == ["walk"]  # nothing committed
+    from trajopt_loader.store.inspect import inspect_store
+
+    notes = inspect_store(TrajectoryStore(out), model_path=str(swapped), keys=()).notes
+    assert any("body_names[2] (body 2) is 'left-hip-roll'" in n for n in notes)
 
 
 def test_model_into_a_source_without_layout_records_none(cassie_store, cassie_xml, shared_data,

@@ -17,6 +17,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from trajopt_loader.errors import ModelError
 from trajopt_loader.store.layout import TrajectoryInfo
 from trajopt_loader.store.validate import DT_FIX, dt_known
 from trajopt_loader.store.velocity import (  # noqa: F401  (re-exported)
@@ -99,7 +100,9 @@ def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreRe
       store: an open ``TrajectoryStore``; every trajectory is read whole (host memory: the
         largest trajectory).
       model_path: optional MuJoCo XML giving hinge/slide joint addresses for the velocity check;
-        without it the check runs only for a free-joint layout (``nq - nv == 1``).
+        without it the check runs only for a free-joint layout (``nq - nv == 1``). Sources with
+        a recorded model layout are also checked against it (``store.check_model``); a
+        difference becomes a note.
       keys: keys to analyse (default: every key of every trajectory).
 
     Returns:
@@ -156,6 +159,11 @@ def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreRe
         notes.append("qvel/qpos check skipped for some trajectories: " +
                      sorted({r.velocity_note for r in reports if r.velocity_note})[0])
     layouts = {s: store.model_layout(s) for s in store.sources}
+    if model_path is not None and any(layouts.values()):
+        try:
+            store.check_model(model_path, [s for s, lay in layouts.items() if lay])
+        except ModelError as e:
+            notes.append(str(e))
     return StoreReport(store.path, convs, reports, stats, notes, layouts)
 
 
