@@ -29,7 +29,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, TrajoptLoaderError
-from trajopt_loader.store import commit, layout
+from trajopt_loader.store import commit, layout, model_record
 from trajopt_loader.store.discover import discover
 from trajopt_loader.store.lock import (LOCK_TIMEOUT_S, make_temp, remove_stale_temps,
                                       remove_tree, store_lock)
@@ -107,35 +107,6 @@ def _load(path: Path, preprocess, **kw) -> LoadedTrajectory:
         check_arrays(arrays, t.source_file, t.length)
         t.arrays, t.dt, t.derived = dict(arrays), float(dt), dict(provenance or {})
     return t
-
-
-def _record_layout(src: dict, layout_attrs: dict | None, new_source: bool, out: str,
-                   source: str, summary: ExportSummary) -> None:
-    """Record the export model's layout (``kinematics.model_layout``) in the source's index entry.
-
-    A source holds data of one model: a layout differing from the recorded one is refused. A
-    source first exported without a model gets none (its older motions' model is unknown)."""
-    if layout_attrs is None:
-        return
-    old = _check_layout(src, layout_attrs, out, source)
-    if old is None and not new_source:
-        summary.warnings.append(f"source {source!r} has motions exported without a model; its "
-                                "model layout stays unrecorded (export to a new source to "
-                                "record it).")
-        return
-    src["model_layout"] = layout_attrs
-
-
-def _check_layout(src: dict, layout_attrs: dict | None, out: str, source: str) -> dict | None:
-    """The layout recorded for the source (or None); ExportError when ``layout_attrs`` differs."""
-    old = src.get("model_layout")
-    if layout_attrs is not None and old is not None and \
-            old.get("fingerprint") != layout_attrs["fingerprint"]:
-        raise ExportError(f"source {source!r} of {out} was exported with another model layout "
-                          f"(nq={old.get('nq')}, nv={old.get('nv')}, nbody={old.get('nbody')}) "
-                          f"than this --model (nq={layout_attrs['nq']}, nv={layout_attrs['nv']}, "
-                          f"nbody={layout_attrs['nbody']}); export to another source name.")
-    return old
 
 
 def _dir_bytes(p: Path) -> int:
@@ -238,7 +209,8 @@ def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrit
             raise ExportError(f"motion(s) {existing} already exist in {out}/{source}; pass "
                               "overwrite=True / --overwrite to replace them.")
         summary.replaced = existing
-        _check_layout(src, getattr(preprocess, "model_layout", None), out, source)
+        model_record.check_export_layout(src, getattr(preprocess, "model_layout", None), out,
+                                         source)
     n_files = sum(len(f) for _, f in motions)
     with tqdm(total=n_files, desc="validate", unit="file", disable=not progress) as bar:
         for name, files in motions:
@@ -290,8 +262,8 @@ def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrit
             f"{source}/{m}" for m in entries if (source, m) not in order]
         new_source = source not in index["sources"]
         src = index["sources"].setdefault(source, {"convention": conv.to_attrs(), "motions": {}})
-        _record_layout(src, getattr(preprocess, "model_layout", None), new_source, out, source,
-                       summary)
+        model_record.record_layout(src, getattr(preprocess, "model_layout", None), new_source,
+                                   out, source, summary.warnings)
         src["motions"].update(entries)
         store = _store(out, storage_options)
 

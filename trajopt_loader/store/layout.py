@@ -24,8 +24,9 @@ plain HTTP)::
                                              "scalars": {name: value}}, ...]}}}}
 
 ``model_layout`` (:mod:`trajopt_loader.kinematics.model_layout`): nq, nv, joint names / types /
-qpos and dof addresses and body names / parents of the export's model, checked against an
-environment's model by ``TrajectoryStore.check_model``.
+qpos and dof addresses and body names / parents of the export's model, recorded and checked
+against an environment's model (``TrajectoryStore.check_model``) by
+:mod:`trajopt_loader.store.model_record`.
 
 Order and trajectory ids: ``TrajectoryStore.trajectories`` lists the motions in the order they
 were first exported, whatever their source, then each motion's trajectories in natural file

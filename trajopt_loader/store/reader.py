@@ -16,9 +16,7 @@ shift only if its file count changes).
 
 from __future__ import annotations
 
-import os
 import threading
-import warnings
 from typing import Sequence
 
 import numpy as np
@@ -154,22 +152,9 @@ class TrajectoryStore:
         Warns (once per store object): when a checked source has no recorded layout (exported
         without ``--model``): ``"store has no recorded model layout ..."``; it is not checked.
         """
-        layouts = {s: self.model_layout(s) for s in tuple(sources) or self.sources}
-        unrecorded = [s for s, recorded in layouts.items() if recorded is None]
-        if len(unrecorded) < len(layouts):  # load a model file only when there is a check to do
-            from trajopt_loader.kinematics.model_layout import as_model, check_model_layout
+        from trajopt_loader.store.model_record import check_store
 
-            label = (f"model {os.fspath(model)!r}" if isinstance(model, (str, os.PathLike))
-                     else None)
-            model = as_model(model)
-            for source, recorded in layouts.items():
-                if recorded is not None:
-                    check_model_layout(recorded, model, f"source {source!r} of {self.path}", label)
-        if unrecorded and not getattr(self, "_warned_layout", False):
-            self._warned_layout = True
-            warnings.warn(f"store has no recorded model layout for source(s) {unrecorded} of "
-                          f"{self.path}; cannot check their joint / body order against the model. "
-                          "Re-export with --model MODEL.xml to record it.", stacklevel=2)
+        check_store(self, model, tuple(sources) or self.sources)
 
     def select(self, sources: Sequence[str] = (), motions: Sequence[str] = ()) -> np.ndarray:
         """int32 traj_ids of the given sources and motions (``"motion"`` or ``"source/motion"``).
