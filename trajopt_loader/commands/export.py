@@ -68,7 +68,8 @@ define(
     "string",
     "model",
     None,
-    "MuJoCo model XML for --derive-qvel / --resample-dt / --ee-sites preprocessing.",
+    "MuJoCo model XML for --derive-qvel / --resample-dt / --ee-sites / --bodies "
+    "preprocessing; its joint / body layout is recorded.",
 )
 define("bool", "derive-qvel", False, "Compute qvel from qpos with the model (needs --model).")
 define("float", "resample-dt", None, "Resample trajectories to this dt in s (needs --model).")
@@ -77,6 +78,13 @@ define(
     "ee-sites",
     [],
     "Model sites whose world positions are stored as ee_pos (needs --model).",
+)
+define(
+    "string",
+    "bodies",
+    None,
+    "Bodies whose world pose and velocity are stored as body_pos, body_quat (wxyz), "
+    "body_lin_vel, body_ang_vel: 'all' or NAME,NAME (needs --model).",
 )
 define("bool", "progress", None, PROGRESS_HELP)
 define(
@@ -161,9 +169,11 @@ def run(argv: list[str]) -> str:
     allow_missing = list(_F["allow-missing"].value)
     preprocess = None
     model = _F.model
-    wants_model = _F["derive-qvel"].value or _F["resample-dt"].value or _F["ee-sites"].value
+    wants_model = (_F["derive-qvel"].value or _F["resample-dt"].value or _F["ee-sites"].value
+                   or _F.bodies)
     if wants_model and not model:
-        raise _UsageError("--derive-qvel / --resample-dt / --ee-sites need --model MODEL.xml.")
+        raise _UsageError("--derive-qvel / --resample-dt / --ee-sites / --bodies need --model "
+                          "MODEL.xml.")
     if model:
         from trajopt_loader.kinematics import make_export_preprocess
 
@@ -173,6 +183,7 @@ def run(argv: list[str]) -> str:
             derive_qvel=bool(_F["derive-qvel"].value),
             resample_dt=_F["resample-dt"].value,
             ee_sites=tuple(_F["ee-sites"].value),
+            bodies=_F.bodies or (),
         )
         if _F["derive-qvel"].value and "qvel" not in allow_missing:
             allow_missing.append("qvel")

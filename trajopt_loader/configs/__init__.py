@@ -264,6 +264,13 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     _str_tuple("references.ee_sites", c.references.ee_sites)
     _check(isinstance(c.references.heading_frame_keys, bool), "references.heading_frame_keys",
            c.references.heading_frame_keys, "True or False")
+    _check(isinstance(c.references.body_keys, bool), "references.body_keys",
+           c.references.body_keys, "True or False")
+    _check(c.references.anchor_body is None or (isinstance(c.references.anchor_body, str)
+                                                and c.references.anchor_body != ""),
+           "references.anchor_body", c.references.anchor_body, "a body name or unset")
+    _check(c.model_path is None or (isinstance(c.model_path, str) and c.model_path != ""),
+           "model_path", c.model_path, "an MJCF path or unset")
     d = c.distributed
     _check(d.num_processes is None or _is_int(d.num_processes, 1), "distributed.num_processes",
            d.num_processes, "an int >= 1 or unset")

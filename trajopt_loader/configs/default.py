@@ -72,7 +72,13 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
         model_path=config_dict.placeholder(str),
         ee_sites=(),
         heading_frame_keys=False,  # also add the ref_*heading* keys (transforms/references.py)
+        body_keys=False,  # add the ref_body_* keys from the exported body states (needs
+        #                   body_pos, body_quat, body_lin_vel, body_ang_vel in config.keys)
+        anchor_body=config_dict.placeholder(str),  # anchor of ref_body_heading_*; None = the
+        #                   first stored body
     ))
+    c.model_path = config_dict.placeholder(str)  # the environment's MJCF: make_dataset refuses a
+    #                                 store whose recorded joint / body layout differs from it
     c.distributed = config_dict.ConfigDict(dict(
         coordinator_address=config_dict.placeholder(str),
         num_processes=config_dict.placeholder(int),

@@ -1,9 +1,12 @@
-"""Export preprocessing with MuJoCo: resampling, derived ``qvel`` and end-effector positions.
+"""Export preprocessing with MuJoCo: resampling, derived ``qvel``, end-effector positions and
+body poses / velocities.
 
 :func:`make_export_preprocess` builds the ``preprocess`` hook of
 :func:`~trajopt_loader.store.export.export_npz` (CLI ``--model``, ``--derive-qvel``,
-``--resample-dt``, ``--ee-sites``) from :mod:`trajopt_loader.kinematics.derive` and
-:mod:`trajopt_loader.kinematics.fk`.
+``--resample-dt``, ``--ee-sites``, ``--bodies``) from :mod:`trajopt_loader.kinematics.derive` and
+:mod:`trajopt_loader.kinematics.fk`, :mod:`trajopt_loader.kinematics.bodies`. The hook carries
+the model's layout (``preprocess.model_layout``, :mod:`trajopt_loader.kinematics.model_layout`),
+which ``export_npz`` records per source.
 """
 
 from __future__ import annotations
@@ -16,11 +19,15 @@ import numpy as np
 
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError
+from trajopt_loader.kinematics.bodies import (BODY_QUAT_ORDER, BODY_VEL_FRAME, body_names_of,
+                                              body_states)
 from trajopt_loader.kinematics.derive import (QVEL_METHOD, check_dt, qvel_from_qpos,
                                               resample_linear, resample_qpos)
 from trajopt_loader.kinematics.fk import site_ids, site_positions_mujoco
 from trajopt_loader.kinematics.model import (load_kinematics_model, needs_base_conversion,
                                              qpos_to_mujoco)
+from trajopt_loader.kinematics.model_layout import model_layout
+from trajopt_loader.store.layout import BODY_KEYS
 from trajopt_loader.store.validate import require_dt
 
 __all__ = ["make_export_preprocess"]
@@ -28,9 +35,10 @@ __all__ = ["make_export_preprocess"]
 
 def make_export_preprocess(model_path: str, *, convention: Convention | str,
                            derive_qvel: bool = False, resample_dt: float | None = None,
-                           ee_sites: Sequence[str] = ()) -> Callable:
+                           ee_sites: Sequence[str] = (),
+                           bodies: str | Sequence[str] = ()) -> Callable:
     """Build the ``preprocess`` hook of ``export_npz`` (CLI ``--model``, ``--derive-qvel``,
-    ``--resample-dt``, ``--ee-sites``).
+    ``--resample-dt``, ``--ee-sites``, ``--bodies``).
 
     ``preprocess(arrays: dict[str, np.ndarray], dt: float, source_file: str) -> (arrays, dt,
     provenance)``, applied per trajectory file, in this order:
@@ -43,12 +51,18 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
        never replaced; provenance says ``"recorded"``), so one export can mix both.
     3. ``ee_sites``: ``ee_pos [T, n_sites, 3]`` float64 (world, m) by ``mj_kinematics``, likewise
        only where the file has no ``ee_pos``.
+    4. ``bodies`` (``"all"``, ``"name,name"`` or a sequence of names; ``()`` = none): the keys
+       ``body_pos``, ``body_quat`` (wxyz), ``body_lin_vel``, ``body_ang_vel`` ``[T, nb, ...]``
+       float64 by :func:`~trajopt_loader.kinematics.bodies.body_states` (world frame; needs
+       ``qvel``, recorded or derived).
 
     ``provenance`` (JSON-serializable) records the model file name, convention and each step done:
-    ``qvel``, ``resampled_from_dt`` and ``resample``, ``ee_pos`` and ``ee_sites``.
+    ``qvel``, ``resampled_from_dt`` and ``resample``, ``ee_pos`` and ``ee_sites``, ``body_names``,
+    ``body_quat_order``, ``body_vel_frame`` and ``model_fingerprint``. ``preprocess.model_layout``
+    is the model's layout.
 
     Raises:
-      ModelNotFoundError, ModelError, MissingKeyError (unknown site), ValueError (bad
+      ModelNotFoundError, ModelError, MissingKeyError (unknown site or body), ValueError (bad
       ``resample_dt``) here; ExportError from ``preprocess`` naming the file and the key at fault
       (no ``qpos``, ``nq`` mismatch with both numbers, ...).
     """
@@ -58,6 +72,8 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
     sites = tuple((ee_sites,) if isinstance(ee_sites, str) else ee_sites)
     if sites:
         site_ids(model, sites)
+    names = body_names_of(model, bodies) if bodies else ()
+    layout = model_layout(model)
     new_dt = None if resample_dt is None else check_dt(resample_dt, "resample_dt")
     base = {"model": os.path.basename(os.fspath(model_path)), "convention": conv.name}
 
@@ -97,8 +113,21 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
         if do_ee:
             arrays["ee_pos"] = site_positions_mujoco(model, arrays["qpos"], sites, conv)
             prov.update(ee_pos="mj_kinematics site_xpos (world frame, m)", ee_sites=list(sites))
+        if names:
+            recorded = [k for k in BODY_KEYS if k in arrays]
+            if recorded:
+                raise ExportError(f"{source_file}: already has {recorded}; --bodies computes "
+                                  f"{list(BODY_KEYS)} from qpos / qvel and never replaces "
+                                  "recorded data: drop those arrays, or export without --bodies.")
+            if "qvel" not in arrays:
+                raise ExportError(f"{source_file}: no 'qvel'; body velocities (--bodies) need "
+                                  "qvel [T, nv]: pass --derive-qvel (derive_qvel=True).")
+            arrays.update(body_states(model, arrays["qpos"], arrays["qvel"], names, conv))
+            prov.update(body_names=list(names), body_quat_order=BODY_QUAT_ORDER,
+                        body_vel_frame=BODY_VEL_FRAME, model_fingerprint=layout["fingerprint"])
         return arrays, float(dt), prov
 
+    preprocess.model_layout = layout
     return preprocess
 
 

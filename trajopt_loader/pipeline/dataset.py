@@ -166,6 +166,22 @@ def _id_ranges(ids: np.ndarray) -> str:
     return ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in zip(starts, ends))
 
 
+def check_store_model(config, store) -> None:
+    """Check ``store`` against the environment's model: ``config.model_path`` and, with
+    references enabled, ``config.references.model_path`` (:meth:`TrajectoryStore.check_model`
+    over the played sources). Raises ModelError naming the first difference."""
+    paths = [config.model_path]
+    if config.references.enabled:
+        paths.append(config.references.model_path)
+    paths = list(dict.fromkeys(p for p in paths if p))
+    if not paths:
+        return
+    sources = tuple(sorted({store.trajectories[int(i)].source
+                            for i in eligible_traj_ids(config, store)}))
+    for path in paths:
+        store.check_model(path, sources)
+
+
 def make_dataset(config, store=None, process_index: int | None = None,
                  process_count: int | None = None, *,
                  extra_transforms: Sequence[grain.transforms.Map] = (),
@@ -216,7 +232,10 @@ def make_dataset(config, store=None, process_index: int | None = None,
       MissingKeyError: a configured key is not in the store (or, with ``config.cyclic``, a
         played trajectory has no ``qpos``).
       ModelError, RobotSpecError: ``config.references`` names a model or robot spec that does not
-        load or fit.
+        load or fit; ``config.model_path`` (or, with references enabled,
+        ``references.model_path``) is a model whose joint / body layout differs from the one the
+        store recorded at export (:meth:`TrajectoryStore.check_model`; a store without a recorded
+        layout warns once).
 
       Raised only by ``next()`` on an iterator (they depend on the chunk index or the data read):
       IndexOverflowError: an endless wrapping stream so long that an env's loop count passes
@@ -237,6 +256,7 @@ def make_dataset(config, store=None, process_index: int | None = None,
         store = TrajectoryStore(config.zarr_path, cache_bytes=config.cache_bytes,
                                 cache_dtype=dtype if dtype.kind == "f" else None,
                                 timeout_s=config.remote_timeout_s, retries=config.remote_retries)
+    check_store_model(config, store)
     if config.references.enabled and not extra_transforms:
         from trajopt_loader.transforms.references_config import reference_transforms
         extra_transforms = reference_transforms(config, store)

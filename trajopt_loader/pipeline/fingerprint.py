@@ -34,9 +34,9 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
   ``bin_steps`` is set); ``control_dt`` a float, or ``"stored"`` when unset (the stored
   frames); sequential ``"explicit"`` is ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
   the same stream), buffers, threads, ``cache_bytes``, ``references`` (computed from the data) or
-  ``allow_mixed_dt`` (a guard). A field absent from a saved state (added since) matches the
-  config's default value, except ``episode_length``: states written before it existed were
-  unbounded (0); records written before resolution (they list ``sources`` /
+  ``allow_mixed_dt`` / ``model_path`` (guards). A field absent from a saved state (added since)
+  matches the config's default value, except ``episode_length``: states written before it
+  existed were unbounded (0); records written before resolution (they list ``sources`` /
   ``motions``) are resolved when compared.
 * store: per played trajectory its traj_id, path, length, dt and source file, and for each
   configured key its row shape and stored dtype (appending a motion the config does not play

@@ -29,7 +29,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, TrajoptLoaderError
-from trajopt_loader.store import commit, layout
+from trajopt_loader.store import commit, layout, model_record
 from trajopt_loader.store.discover import discover
 from trajopt_loader.store.lock import (LOCK_TIMEOUT_S, make_temp, remove_stale_temps,
                                       remove_tree, store_lock)
@@ -136,7 +136,10 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
       overwrite: replace motions that already exist under ``source`` (each keeps its position in
         the store's global order; new motions and sources are appended at the end).
       allow_missing: keys that may be absent (only ``"qvel"`` is required besides ``qpos``).
-      preprocess: ``f(arrays, dt, source_file) -> (arrays, dt, provenance)`` run after validation.
+      preprocess: ``f(arrays, dt, source_file) -> (arrays, dt, provenance)`` run after validation;
+        its ``model_layout`` attribute, when it has one (``kinematics.make_export_preprocess``),
+        is recorded per source (``index["sources"][source]["model_layout"]``; a different
+        layout for an existing source is refused).
       progress: show tqdm progress bars over files.
       lock_timeout: seconds to wait for another export of the same local store to finish
         (exports of one store run one after the other; :mod:`trajopt_loader.store.lock`).
@@ -206,6 +209,8 @@ def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrit
             raise ExportError(f"motion(s) {existing} already exist in {out}/{source}; pass "
                               "overwrite=True / --overwrite to replace them.")
         summary.replaced = existing
+        model_record.check_export_layout(src, getattr(preprocess, "model_layout", None), out,
+                                         source)
     n_files = sum(len(f) for _, f in motions)
     with tqdm(total=n_files, desc="validate", unit="file", disable=not progress) as bar:
         for name, files in motions:
@@ -255,7 +260,10 @@ def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrit
         order = layout.motion_order(index)  # existing motions keep their place (stable ids)
         index["order"] = [f"{s}/{m}" for s, m in order] + [
             f"{source}/{m}" for m in entries if (source, m) not in order]
+        new_source = source not in index["sources"]
         src = index["sources"].setdefault(source, {"convention": conv.to_attrs(), "motions": {}})
+        model_record.record_layout(src, getattr(preprocess, "model_layout", None), new_source,
+                                   out, source, summary.warnings)
         src["motions"].update(entries)
         store = _store(out, storage_options)
 

@@ -17,6 +17,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from trajopt_loader.errors import ModelError
 from trajopt_loader.store.layout import TrajectoryInfo
 from trajopt_loader.store.validate import DT_FIX, dt_known
 from trajopt_loader.store.velocity import (  # noqa: F401  (re-exported)
@@ -73,6 +74,7 @@ class StoreReport:
         the derivative of qpos, and the :class:`VelocityCheck` when it could run).
       keys: ``{key: KeyStats}`` over all trajectories (row shapes, dtypes, count, min, max, mean).
       notes: store-wide remarks, e.g. why the velocity check was skipped.
+      layouts: ``{source: model layout or None}`` recorded at export (``store.model_layout``).
     """
 
     path: str
@@ -80,6 +82,7 @@ class StoreReport:
     trajectories: list
     keys: dict
     notes: list
+    layouts: dict = dataclasses.field(default_factory=dict)
 
     @property
     def flags(self) -> list[tuple[str, str]]:
@@ -97,7 +100,9 @@ def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreRe
       store: an open ``TrajectoryStore``; every trajectory is read whole (host memory: the
         largest trajectory).
       model_path: optional MuJoCo XML giving hinge/slide joint addresses for the velocity check;
-        without it the check runs only for a free-joint layout (``nq - nv == 1``).
+        without it the check runs only for a free-joint layout (``nq - nv == 1``). Sources with
+        a recorded model layout are also checked against it (``store.check_model``); a
+        difference becomes a note.
       keys: keys to analyse (default: every key of every trajectory).
 
     Returns:
@@ -153,7 +158,21 @@ def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreRe
     if any(r.velocity_note for r in reports):
         notes.append("qvel/qpos check skipped for some trajectories: " +
                      sorted({r.velocity_note for r in reports if r.velocity_note})[0])
-    return StoreReport(store.path, convs, reports, stats, notes)
+    layouts = {s: store.model_layout(s) for s in store.sources}
+    if model_path is not None and any(layouts.values()):
+        try:
+            store.check_model(model_path, [s for s, lay in layouts.items() if lay])
+        except ModelError as e:
+            notes.append(str(e))
+    return StoreReport(store.path, convs, reports, stats, notes, layouts)
+
+
+def _layout_text(lay: dict | None) -> str:
+    """The model layout recorded for a source, as a suffix of its convention line."""
+    if not lay:
+        return "; model layout not recorded (exported without --model)"
+    return (f"; model layout nq {lay['nq']}, nv {lay['nv']}, {len(lay['joint_names'])} joints, "
+            f"{lay['nbody']} bodies, fingerprint {lay['fingerprint'][:12]}")
 
 
 def _rng(values, fmt: str = "{:g}") -> str:
@@ -176,7 +195,8 @@ def format_report(report, max_trajs: int = 30) -> str:
         by_motion[(t.info.source, t.info.motion)].append(t)
     for source, conv in report.conventions.items():
         lines.append(f"{source}/  convention {conv.name} (quat {conv.quat_order}, linear velocity "
-                     f"{conv.lin_vel_frame} frame, angular velocity {conv.ang_vel_frame} frame)")
+                     f"{conv.lin_vel_frame} frame, angular velocity {conv.ang_vel_frame} frame)"
+                     + _layout_text(report.layouts.get(source)))
         for (src, motion), items in by_motion.items():
             if src != source:
                 continue

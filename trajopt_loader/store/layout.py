@@ -14,6 +14,7 @@ plain HTTP)::
     {"format_version": 2,
      "order": ["src/motion", ...],      # global motion order, appended to by every export
      "sources": {src: {"convention": Convention.to_attrs(),
+                       "model_layout": {...},   # only when exported with --model
                        "motions": {motion: [{"name": "traj0", "length": T, "dt": s,
                                              "source_file": "traj_0.npz",
                                              "keys": {key: {"shape": [row dims], "dtype": "float64",
@@ -21,6 +22,11 @@ plain HTTP)::
                                                             "crc32c": [c0, c1, ...]}},
                                              "derived": {...}, "padded": {key: 1},
                                              "scalars": {name: value}}, ...]}}}}
+
+``model_layout`` (:mod:`trajopt_loader.kinematics.model_layout`): nq, nv, joint names / types /
+qpos and dof addresses and body names / parents of the export's model, recorded and checked
+against an environment's model (``TrajectoryStore.check_model``) by
+:mod:`trajopt_loader.store.model_record`.
 
 Order and trajectory ids: ``TrajectoryStore.trajectories`` lists the motions in the order they
 were first exported, whatever their source, then each motion's trajectories in natural file
@@ -62,6 +68,9 @@ FORMAT_VERSION = 2
 READ_FORMAT_VERSIONS = (1, 2)
 CHUNK_BYTES = 512 * 1024
 BLOSC = {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}
+#: Store keys of body states written by an export with ``--bodies`` (kinematics/bodies.py):
+#: ``[T, nb, 3]``, ``[T, nb, 4]`` (wxyz), ``[T, nb, 3]``, ``[T, nb, 3]``; world frame.
+BODY_KEYS = ("body_pos", "body_quat", "body_lin_vel", "body_ang_vel")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
 #: Names zarr gives a meaning inside a group directory (compared with :func:`name_key`).
 RESERVED_NAMES = ("zarr.json",)

@@ -133,6 +133,29 @@ class TrajectoryStore:
         return Convention.from_attrs(self._index["sources"][source]["convention"],
                                      f"source {source!r} of {self.path}")
 
+    def model_layout(self, source: str) -> dict | None:
+        """The model layout recorded for ``source`` by an export with a model (joint and body
+        names, qpos / dof addresses, nq, nv; :mod:`trajopt_loader.kinematics.model_layout`), or
+        None when it was exported without one."""
+        self.motions(source)
+        return self._index["sources"][source].get("model_layout")
+
+    def check_model(self, model, sources: Sequence[str] = ()) -> None:
+        """Refuse an environment ``model`` whose layout differs from the one recorded at export.
+
+        Args:
+          model: a ``mujoco.MjModel`` or the path of its MJCF file.
+          sources: sources to check (``()`` = all).
+        Raises:
+          ModelError: a source's recorded layout differs; one line naming the source, the first
+            differing field (e.g. ``body_names[5]``) with both values, and the fix.
+        Warns (once per store object): when a checked source has no recorded layout (exported
+        without ``--model``): ``"store has no recorded model layout ..."``; it is not checked.
+        """
+        from trajopt_loader.store.model_record import check_store
+
+        check_store(self, model, tuple(sources) or self.sources)
+
     def select(self, sources: Sequence[str] = (), motions: Sequence[str] = ()) -> np.ndarray:
         """int32 traj_ids of the given sources and motions (``"motion"`` or ``"source/motion"``).
 

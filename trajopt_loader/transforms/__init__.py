@@ -3,8 +3,9 @@
 ``WindowIndices`` (schedule element -> step / loop / valid indices), ``GatherKeys`` (indices ->
 arrays from the store), ``InterpolateKeys`` (control steps -> arrays interpolated from the stored
 frames, ``config.control_dt``), ``ContinueCycles`` (base continued across wraps), ``BuildReferences``
-(``ref_*`` arrays) and ``EndEffectorPositions`` (``ee_pos`` by forward kinematics, MuJoCo).
-The references (``BuildReferences``, ``compute_references``, ``compute_references_jax``,
+(``ref_*`` arrays), ``BuildBodyReferences`` (``ref_body_*`` from exported body states) and
+``EndEffectorPositions`` (``ee_pos`` by forward kinematics, MuJoCo). The references
+(``BuildReferences``, ``BuildBodyReferences``, ``compute_references``, ``compute_references_jax``,
 ``reference_transforms``) and ``EndEffectorPositions`` are imported on first use (SciPy, JAX,
 MuJoCo).
 """
@@ -17,13 +18,14 @@ from trajopt_loader.transforms.interpolate import InterpolateKeys, control_lengt
 from trajopt_loader.transforms.windows import WindowIndices, window_loops, window_steps
 
 _LAZY = {"BuildReferences": "trajopt_loader.transforms.references_transform",
+         "BuildBodyReferences": "trajopt_loader.transforms.references_bodies",
          "EndEffectorPositions": "trajopt_loader.transforms.end_effectors",
          "compute_references": "trajopt_loader.transforms.references",
          "compute_references_jax": "trajopt_loader.transforms.references_jax",
          "reference_transforms": "trajopt_loader.transforms.references_config"}
 
-__all__ = ["BuildReferences", "ContinueCycles", "EndEffectorPositions", "GatherKeys",
-           "InterpolateKeys", "WindowIndices", "compute_references", "compute_references_jax",
+__all__ = ["BuildBodyReferences", "BuildReferences", "ContinueCycles", "EndEffectorPositions",
+           "GatherKeys", "InterpolateKeys", "WindowIndices", "compute_references", "compute_references_jax",
            "control_lengths", "reference_transforms", "window_loops", "window_steps"]
 
 

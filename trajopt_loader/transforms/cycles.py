@@ -33,7 +33,10 @@ gets its base moved by the planar transform ``Delta^c``:
   order, ``store.convention``); **z stays as recorded**; world-frame base velocities (MuJoCo's
   linear velocity, ``Convention.lin_vel_frame == "world"``) are turned by ``R(c theta)``, body-
   frame ones are unchanged; world points (``ee_pos``, ``[..., n_ee * 3]`` or ``[..., n_ee, 3]``,
-  m) are moved like the base position. Rows with ``c == 0`` are left bit-identical.
+  m) are moved like the base position; body states (``kinematics/bodies.py``): ``body_pos`` is
+  moved like a world point, ``body_quat`` (wxyz) turned like the base quaternion, the world-axes
+  ``body_lin_vel`` / ``body_ang_vel`` turned by ``R(c theta)``. Rows with ``c == 0`` are left
+  bit-identical.
 
 The quaternion keeps a continuous sign across the seam: ``Rz(theta) * q_0`` is compared with
 ``q_{L-1}`` and, when they lie in opposite hemispheres, every loop also flips the sign (the same
@@ -105,6 +108,25 @@ def _per_step(loop, theta, disp, flip, turns: bool):
     return tuple(np.take_along_axis(t, rel, axis=1) for t in tables)
 
 
+def _turn_bodies(batch, out, moved, cos, sin, cos_h, sin_h, sign) -> None:
+    """Turn the body states of ``batch`` into ``out`` where ``moved``: world-axes body velocities
+    ``[E, W, nb, 3]`` by ``R(c theta)``, ``body_quat [E, W, nb, 4]`` (wxyz) by ``Rz(c theta)``
+    with the loop's quaternion sign."""
+    grid = lambda g: g[..., None]  # noqa: E731  [E, W|1] -> [E, W|1, 1] over bodies
+    for key in ("body_lin_vel", "body_ang_vel"):
+        if key in batch:
+            arr = np.array(batch[key])
+            _planar(arr[..., 0], arr[..., 1], grid(moved), grid(cos), grid(sin))
+            out[key] = arr
+    if "body_quat" in batch:
+        arr = np.array(batch["body_quat"])
+        cols = [1, 2, 3, 0]  # x, y, z, w of wxyz
+        new = yaw_pairs(*(arr[..., i].astype(np.float64) for i in cols), grid(cos_h), grid(sin_h))
+        for i, value in zip(cols, new):
+            np.multiply(value, grid(sign), out=arr[..., i], where=grid(moved), casting="unsafe")
+        out["body_quat"] = arr
+
+
 class ContinueCycles(grain.transforms.Map):
     """grain Map continuing cyclic motions across the wrap seam (module docstring).
 
@@ -125,7 +147,7 @@ class ContinueCycles(grain.transforms.Map):
       are not 3-D points.
     """
 
-    def __init__(self, store, world_points=("ee_pos",)):
+    def __init__(self, store, world_points=("ee_pos", "body_pos")):
         self.store, self.world_points = store, tuple(world_points)
         self._table = None  # (known, theta, disp, flip) per traj_id, filled lazily
         self._flags = None  # per traj_id: (quat xyzw, lin vel world, ang vel world)
@@ -209,6 +231,8 @@ class ContinueCycles(grain.transforms.Map):
                 if world.any():
                     _planar(qvel[..., col], qvel[..., col + 1], moved & world[:, None], cos, sin)
             out["qvel"] = qvel
+        if turns:
+            _turn_bodies(batch, out, moved, cos, sin, cos_h, sin_h, sign)
         for key in self.world_points:
             if key in batch:
                 arr = np.array(batch[key])

@@ -9,7 +9,11 @@ intrinsic Z-Y'-X'' angles of ``R_t = Rz(yaw) Ry(pitch) Rx(roll)`` (yaw in [-pi, 
 frame; ``o`` = the episode's first step (``episode_first_step`` of the env's trajectory), ``w``
 = the window's first step (``t = 0``); ``x_k,t`` = world position of end effector ``k``;
 ``v_t``, ``omega_t`` = base linear / angular velocity in ``qvel`` (frames per convention);
-``wrap`` = into (-pi, pi]; ``a^T`` = transpose (world -> frame).
+``wrap`` = into (-pi, pi]; ``a^T`` = transpose (world -> frame). Bodies (exported with
+``--bodies``, ``kinematics/bodies.py``): ``x_b,t``, ``R_b,t`` (quaternion ``q_b,t``, wxyz),
+``v_b,t``, ``omega_b,t`` = world position, rotation, linear velocity of the frame origin and
+angular velocity of body ``b``, world axes; ``a`` = the anchor body (``references.anchor_body``,
+default the first stored body) and ``psi_a,t`` its heading.
 
 ==========================  ===============  ======  ==========================================
 key                         shape            units   definition (frame)
@@ -31,6 +35,17 @@ with ``heading_frame_keys=True`` (``config.references.heading_frame_keys``), als
 ``ref_base_heading_trans``  [E, T, 3]        m       ``H(psi_o)^T (p_t - p_o)``: episode-local, episode's first heading axes
 ``ref_base_heading_ori``    [E, T, 3]        rad     ``(roll_t, pitch_t, wrap(yaw_t - psi_o))`` = ZYX angles of ``H(psi_o)^T R_t``
 ``ref_ee_heading_pos``      [E, T, n_ee, 3]  m       ``H(psi_o)^T (x_k,t - p_t)``: from the base, episode's first heading axes
+--------------------------  ---------------  ------  ------------------------------------------
+with ``body_keys=True`` (``config.references.body_keys``; ``references_bodies.py``), also:
+--------------------------  ---------------  ------  ------------------------------------------
+``ref_body_pos``            [E, T, nb, 3]    m       ``x_b,t``: world frame
+``ref_body_quat``           [E, T, nb, 4]    1       ``q_b,t`` (wxyz): body -> world
+``ref_body_lin_vel``        [E, T, nb, 3]    m/s     ``v_b,t``: world axes, at the body frame origin
+``ref_body_ang_vel``        [E, T, nb, 3]    rad/s   ``omega_b,t``: world axes
+``ref_body_heading_pos``    [E, T, nb, 3]    m       ``H(psi_a,t)^T (x_b,t - x_a,t)``: from the anchor, its own heading axes
+``ref_body_heading_quat``   [E, T, nb, 4]    1       ``H(psi_a,t)^T R_b,t`` as ``qz(-psi_a,t) q_b,t`` (wxyz)
+``ref_body_heading_lin_vel`` [E, T, nb, 3]    m/s     ``H(psi_a,t)^T v_b,t``: anchor's heading axes (not relative to its velocity)
+``ref_body_heading_ang_vel`` [E, T, nb, 3]    rad/s   ``H(psi_a,t)^T omega_b,t``: anchor's heading axes
 ==========================  ===============  ======  ==========================================
 
 The keys above the line are the predecessor's names with its meanings (``ref_base_local_ee_pos``

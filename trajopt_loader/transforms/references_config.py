@@ -7,7 +7,11 @@
 ``config.references``: ``enabled`` (bool), ``robot`` (``"digit_v3"``, ``"digit_v3_thirdarm"``,
 ``"cassie"``), ``model_path`` (MJCF, optional), ``ee_sites`` (tuple of site names, optional:
 overrides the robot's own), ``heading_frame_keys`` (bool, default False: also add the
-heading-frame keys ``ref_base_heading_pos``, ... defined in ``transforms/references.py``). End effectors come from the data when ``"ee_pos"`` is in
+heading-frame keys ``ref_base_heading_pos``, ... defined in ``transforms/references.py``),
+``body_keys`` (bool, default False: also add the ``ref_body_*`` keys of
+``transforms/references_bodies.py`` from the exported body states, which must be in
+``config.keys``), ``anchor_body`` (anchor of the ``ref_body_heading_*`` keys; None = the first
+stored body). End effectors come from the data when ``"ee_pos"`` is in
 ``config.keys``; otherwise from MuJoCo forward kinematics (``kinematics.EndEffectorPositions``)
 when a model path and sites are given; otherwise the ee reference keys are left out (logged).
 """
@@ -67,4 +71,22 @@ def reference_transforms(config, store) -> list[grain.transforms.Map]:
             raise ConfigError(f"references.model_path / ee_sites: {e}") from None
         transforms.append(EndEffectorPositions(refs.model_path, spec.ee_sites, StoreConvention(store)))
     transforms.append(BuildReferences(store, spec, heading_frame_keys=refs.heading_frame_keys))
+    if refs.body_keys:
+        transforms.append(_body_references(config, store))
     return transforms
+
+
+def _body_references(config, store):
+    """``BuildBodyReferences`` for ``references.body_keys`` (checks config.keys and the store)."""
+    from trajopt_loader.store.layout import BODY_KEYS
+    from trajopt_loader.transforms.references_bodies import BuildBodyReferences, store_body_names
+
+    missing = [k for k in BODY_KEYS if k not in tuple(config["keys"])]
+    if missing:
+        raise ConfigError(f"references.body_keys needs {missing} in config.keys="
+                          f"{tuple(config['keys'])}; add them (export them with --model "
+                          "MODEL.xml --bodies all).")
+    from trajopt_loader.pipeline.dataset import eligible_traj_ids  # late: dataset imports us
+
+    names = store_body_names(store, eligible_traj_ids(config, store))
+    return BuildBodyReferences(names, config.references.anchor_body)
