@@ -22,6 +22,8 @@ FIELDS = {
     "device_prefetch": 2, "read_threads": 1, "num_batches": None,
     "references.enabled": False, "references.robot": None, "references.model_path": None,
     "references.ee_sites": (), "references.heading_frame_keys": False,
+    "references.ee_source": "auto", "future_steps": 0, "random_start": False,
+    "episode_origin_keys": False,
     "distributed.coordinator_address": None,
     "distributed.num_processes": None, "distributed.process_id": None,
 }

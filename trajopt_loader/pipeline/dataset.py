@@ -3,8 +3,9 @@
 ::
 
     grain.MapDataset.source(schedule)          element k: traj_id / start per env (schedules.py)
-      .map(WindowIndices(...))                 + step, loop [E, W] int32, valid [E, W] bool
-      .map(GatherKeys(...))                    + {key: [E, W, *row] config.dtype}
+      .map(WindowIndices(...))                 + step, loop [E, W+F] int32, valid [E, W+F] bool
+      .map(GatherKeys(...))                    + {key: [E, W+F, *row] config.dtype}
+      .map(EpisodeOrigin(...))                 config.episode_origin_keys: + origin_qpos/qvel [E, n]
       .map(ContinueCycles(store))              config.cyclic: base continued after wraps
       .to_iter_dataset(ReadOptions(num_threads=config.read_threads,
                                    prefetch_buffer_size=config.host_prefetch))
@@ -33,6 +34,7 @@ from trajopt_loader.configs import validate_config
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline import host_memory
 from trajopt_loader.pipeline.fingerprint import describe_stream
+from trajopt_loader.transforms.origin import EpisodeOrigin
 from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
 from trajopt_loader.pipeline.stream_iterators import StreamDataset
 from trajopt_loader.pipeline.time_step import check_uniform_dt
@@ -75,7 +77,7 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
     if config.schedule == "sequential":
         return SequentialSchedule(lengths, eligible, config.num_envs, config.window_size,
                                   stride=config.stride, assignment=config.assignment,
-                                  allow_wrap=config.allow_wrap,
+                                  allow_wrap=config.allow_wrap, random_start=config.random_start,
                                   episode_length=config.episode_length, **common)
     if config.schedule == "random":
         return RandomSchedule(lengths, eligible, config.num_envs, config.window_size, **common)
@@ -117,10 +119,12 @@ def make_dataset(config, store=None, process_index: int | None = None,
       :class:`~trajopt_loader.pipeline.stream_iterators.StreamDataset` (a grain ``IterDataset``;
       ``.stream["fingerprint"]`` identifies config + played data; its iterators' states carry
       it and ``set_state`` checks it) whose elements are dicts of numpy arrays, ``E = num_envs /
-      process_count``: ``{key: [E, W, *row] config.dtype for key in config.keys}``,
-      ``step``, ``loop`` ``[E, W] int32``, ``valid [E, W] bool``, ``env_id``, ``traj_id``,
+      process_count`` and ``T = W + F`` (``F = config.future_steps``, default 0):
+      ``{key: [E, T, *row] config.dtype for key in config.keys}``,
+      ``step``, ``loop`` ``[E, T] int32``, ``valid [E, T] bool``, ``env_id``, ``traj_id``,
       ``start``, ``episode_first_step``, ``episode_loop`` ``[E] int32`` and
-      ``episode_start [E] bool``. With ``config.cyclic`` the base of steps with ``loop >= 1``
+      ``episode_start [E] bool``; with ``config.episode_origin_keys`` also ``origin_qpos [E, nq]``
+      / ``origin_qvel [E, nv]`` (:mod:`~trajopt_loader.transforms.origin`). With ``config.cyclic`` the base of steps with ``loop >= 1``
       continues from the previous loop (``transforms.cycles``). Endless unless
       ``config.num_batches`` is set. Same config and seed give the identical stream.
 
@@ -171,8 +175,11 @@ def make_dataset(config, store=None, process_index: int | None = None,
     if retain_freed_memory:
         host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)
-    ds = ds.map(WindowIndices(store.lengths, config.window_size, config.end_policy))
+    ds = ds.map(WindowIndices(store.lengths, config.window_size, config.end_policy,
+                              future_steps=config.future_steps))
     ds = ds.map(GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible))
+    if config.episode_origin_keys:
+        ds = ds.map(EpisodeOrigin(store, config.dtype, traj_ids=eligible))
     if config.cyclic:
         cycles = ContinueCycles(store)
         if config.end_policy == "wrap":  # loops >= 1 can occur: check and cache every Delta now

@@ -27,9 +27,11 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
 * config: :func:`stream_fields`, the :data:`STREAM_FIELDS` resolved: ``stride`` None ->
   ``window_size``; ``keys`` sorted (a batch is a dict); ``dtype`` numpy's name; ``traj_ids`` the
   played order unless it is increasing id order (then None); a field the schedule does not use
-  is None and not compared (``stride``, ``allow_wrap``, ``assignment``, ``episode_length`` of
-  ``schedule="random"``; ``episode_length`` None and 0 are both 0, unbounded;
-  ``seed`` unless schedule or assignment is random); sequential ``"explicit"`` is
+  is None and not compared (``stride``, ``allow_wrap``, ``assignment``, ``episode_length``,
+  ``random_start`` of ``schedule="random"``; ``episode_length`` None and 0 are both 0, unbounded;
+  ``seed`` unless schedule or assignment is random or ``random_start``); ``future_steps`` and
+  ``episode_origin_keys`` change the batch shapes / keys (these three are recorded only when
+  not at their defaults, 0 / False, so streams that do not use them keep their fingerprints); sequential ``"explicit"`` is
   ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
   the same stream), buffers, threads, ``cache_bytes``, ``references`` (computed from the data) or
   ``allow_mixed_dt`` (a guard). A field absent from a saved state (added since) matches the
@@ -60,8 +62,12 @@ from trajopt_loader.errors import CheckpointError
 
 #: Config fields that define element ``k`` besides the selection (recorded as the store index).
 STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
-                 "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic", "episode_length")
+                 "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic", "episode_length",
+                 "future_steps", "random_start", "episode_origin_keys")
 _UNRESOLVED = ("sources", "motions")
+#: Fields recorded only when they differ from these values (added after version 1: streams that
+#: do not use them keep their fingerprints).
+_OMITTED_AT = {"future_steps": 0, "random_start": False, "episode_origin_keys": False}
 #: Fields added after states were first written, with the value every older stream had.
 _BEFORE_ADDED = {"episode_length": 0}  # listed by records written before resolution
 FINGERPRINT_VERSION = 1
@@ -87,8 +93,8 @@ def stream_fields(config) -> dict[str, Any]:
     sequential = f.get("schedule", "sequential") == "sequential"
     explicit = f.get("assignment") == "explicit"
     if not sequential:
-        f.update({name: None for name in ("stride", "allow_wrap", "assignment", "episode_length")
-                  if name in f})
+        f.update({name: None for name in ("stride", "allow_wrap", "assignment", "episode_length",
+                                          "random_start") if name in f})
     elif explicit:
         f["assignment"] = "round_robin"
     if sequential and "episode_length" in f:  # None and 0 both mean unbounded: 0
@@ -98,10 +104,13 @@ def stream_fields(config) -> dict[str, Any]:
     if "traj_ids" in f:
         ids = [int(i) for i in f["traj_ids"]] if explicit else []
         f["traj_ids"] = None if ids == sorted(set(ids)) else ids
-    if "seed" in f and sequential and f.get("assignment") != "random":
+    if "seed" in f and sequential and f.get("assignment") != "random" and not f.get("random_start"):
         f["seed"] = None
     if "keys" in f:
         f["keys"] = sorted(f["keys"])
+    for name, value in _OMITTED_AT.items():
+        if name in f and f[name] in (value, None):
+            del f[name]
     if "dtype" in f:  # numpy's name ("f4" is "float32"); names numpy lacks (bfloat16) as given
         with contextlib.suppress(TypeError):
             f["dtype"] = np.dtype(f["dtype"]).name
@@ -178,7 +187,8 @@ def config_differences(saved: dict, current: dict) -> list[str]:
             saved = dict(saved, **{name: _BEFORE_ADDED[name]})  # older streams: unbounded
         if name not in saved and current.get(name) == defaults.get(name, object()):
             continue  # a field added since: the saved stream behaved as its default
-        a, b = saved.get(name, "(absent)"), current.get(name, "(absent)")
+        absent = _OMITTED_AT.get(name, "(absent)")
+        a, b = saved.get(name, absent), current.get(name, absent)
         if name != "traj_ids" and (a is None or b is None):
             continue
         if a != b:
