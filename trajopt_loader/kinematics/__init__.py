@@ -18,11 +18,12 @@ from trajopt_loader.kinematics.fk import site_ids, site_positions, site_position
 from trajopt_loader.kinematics.model import (floating_base, has_floating_base, kinematics_copy,
                                              load_kinematics_model, load_model,
                                              needs_base_conversion, qpos_from_mujoco,
-                                             qpos_to_mujoco, qvel_from_mujoco, qvel_to_mujoco)
+                                             qpos_to_mujoco, qvel_from_mujoco, qvel_to_mujoco,
+                                             simulation_copy)
 from trajopt_loader.kinematics.preprocess import make_export_preprocess
 
 __all__ = ["QVEL_METHOD", "floating_base", "has_floating_base", "kinematics_copy",
            "load_kinematics_model", "load_model", "make_export_preprocess", "needs_base_conversion",
            "qpos_from_mujoco", "qpos_to_mujoco", "qvel_from_mujoco", "qvel_from_qpos",
            "qvel_to_mujoco", "resample_grid", "resample_linear", "resample_qpos", "site_ids",
-           "site_positions", "site_positions_mujoco"]
+           "simulation_copy", "site_positions", "site_positions_mujoco"]
