@@ -26,7 +26,8 @@ references of that step are. ``examples/mjx_tracking.py`` uses all three helpers
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp

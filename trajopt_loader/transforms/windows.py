@@ -123,7 +123,8 @@ class WindowIndices(grain.transforms.Map):
         if int(future_steps) < 0:
             raise ConfigError(f"future_steps={future_steps} must be >= 0 (look-ahead frames)")
         self.lengths = np.asarray(lengths, np.int64)
-        self.window_size = int(window_size) + int(future_steps)  # frames read per window
+        self.window_size, self.future_steps = int(window_size), int(future_steps)
+        self.frames = self.window_size + self.future_steps  # read per window: W + F
         self.end_policy = end_policy
         window_steps(self.lengths[:1], np.zeros(1, np.int64), window_size, end_policy)  # validate
 
@@ -133,7 +134,7 @@ class WindowIndices(grain.transforms.Map):
             raise WindowIndexError(f"traj_id values {traj.min()}..{traj.max()} outside the "
                                    f"store's [0, {self.lengths.size})")
         lengths = self.lengths[traj]
-        step, valid = window_steps(lengths, element["start"], self.window_size, self.end_policy)
-        loop = window_loops(lengths, element["start"], self.window_size, self.end_policy,
+        step, valid = window_steps(lengths, element["start"], self.frames, self.end_policy)
+        loop = window_loops(lengths, element["start"], self.frames, self.end_policy,
                             element.get("episode_loop"))
         return {**element, "step": step, "loop": loop, "valid": valid}
