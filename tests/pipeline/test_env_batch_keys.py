@@ -79,3 +79,19 @@ def test_random_start_and_origin_keys_against_the_npz(store, shared_data, caplog
     assert other.stream["fingerprint"] != ds.stream["fingerprint"]
     with pytest.raises(ConfigError, match="'random_start' cannot take 'yes'"):
         load_config("default", {"random_start": "yes"})
+
+
+def test_new_stream_fields_are_compared_against_their_defaults():
+    from trajopt_loader.pipeline.fingerprint import config_differences, stream_fields
+
+    plain = stream_fields(load_config("default"))
+    assert not {"future_steps", "random_start", "episode_origin_keys"} & set(plain)
+    changed = stream_fields(load_config("default", {"future_steps": 2, "random_start": True,
+                                                    "episode_origin_keys": True}))
+    # a state saved before these fields existed (or without them) is refused by such a config
+    assert config_differences(plain, changed) == [
+        "future_steps: saved 0, config 2", "random_start: saved False, config True",
+        "episode_origin_keys: saved False, config True"]
+    assert config_differences(changed, changed) == []
+    random = load_config("default", {"schedule": "random", "random_start": True})
+    assert "random_start" not in stream_fields(random)  # unused by random windows
