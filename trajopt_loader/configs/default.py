@@ -29,8 +29,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.traj_ids = ()                 # explicit assignment: trajectory ids, cycled over envs
     c.sources = ()                  # restrict to these sources (() = all)
     c.motions = ()                  # restrict to these motions ("motion" or "source/motion")
-    c.random_start = False          # sequential: each env's first episode starts at a seeded
-    #                                 random valid step (breaks lockstep duplicates) instead of 0
+    c.random_start = False          # sequential: each env starts at a seeded random valid step
+    #                                 instead of 0 (no lockstep duplicates; schedules.py rules)
     c.allow_wrap = True             # sequential: wrap the start (True) or move on to a new trajectory
     c.end_policy = "wrap"           # window past the end: "wrap" (modulo) | "clamp" (valid=False;
     #                                 with allow_wrap each pass then restarts as a new episode)
@@ -40,7 +40,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.cyclic = True                 # steps after a wrap (loop >= 1) continue the base pose of the
     #                                 previous loop (DeepMimic cycles; transforms/cycles.py)
     c.episode_origin_keys = False   # add origin_qpos [E, nq] / origin_qvel [E, nv]: the state at
-    #                                 episode_first_step (pipeline/origin.py)
+    #                                 episode_first_step (transforms/origin.py)
     c.allow_mixed_dt = False        # stream trajectories whose dt (s) differ by more than 5%
     # (pipeline.time_step.DT_TOLERANCE); by default make_dataset refuses them, since W steps would
     # span different durations. When True, look rates up with store.dts[batch["traj_id"]].
