@@ -26,6 +26,8 @@ FIELDS = {
     "references.enabled": False, "references.robot": None, "references.model_path": None,
     "references.ee_sites": (), "references.heading_frame_keys": False,
     "references.body_keys": False, "references.anchor_body": None, "model_path": None,
+    "references.ee_source": "auto", "future_steps": 0, "random_start": False,
+    "episode_origin_keys": False,
     "distributed.coordinator_address": None,
     "distributed.num_processes": None, "distributed.process_id": None,
     "motion_weights": (), "adaptive.enabled": False, "adaptive.lag": 8, "adaptive.bin_s": 1.0,

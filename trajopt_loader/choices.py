@@ -6,6 +6,8 @@ configs (:mod:`trajopt_loader.configs`), schedules, windows and the device stage
 * :data:`ASSIGNMENTS` -- ``config.assignment``: how envs get trajectories in a sequential schedule.
 * :data:`END_POLICIES` -- ``config.end_policy``: a window running past a trajectory's last step
   ``"wrap"`` s to step 0 or ``"clamp"`` s (repeats the last step).
+* :data:`EE_SOURCES` -- ``config.references.ee_source``: where end-effector positions come from
+  (``transforms/references_config.py``).
 * :data:`INT32_MIN` / :data:`INT32_MAX` -- bounds of the int32 indices batches carry (steps,
   loop counts, lengths, env counts).
 * :func:`cast_dtype` -- ``config.dtype``: the numeric dtypes batches may be cast to.
@@ -20,6 +22,7 @@ from trajopt_loader.errors import ConfigError
 SCHEDULES = ("sequential", "random")
 ASSIGNMENTS = ("round_robin", "random", "explicit")
 END_POLICIES = ("wrap", "clamp")
+EE_SOURCES = ("auto", "store", "mujoco", "mjx")
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 

@@ -33,6 +33,7 @@ COMMAND_FLAGS = {
             "derive-qvel",
             "resample-dt",
             "ee-sites",
+            "bodies",
             "progress",
             "lock-timeout",
             "single-writer",

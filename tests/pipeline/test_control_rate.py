@@ -99,3 +99,23 @@ def test_control_dt_is_part_of_the_stream_fingerprint(cassie_store, shared_data)
     same = iter(make_dataset(_config(shared_data), store, 0, 1))
     same.set_state(state)
     np.testing.assert_array_equal(next(same)["qpos"], next(it)["qpos"])
+
+
+def test_origin_and_look_ahead_at_a_control_rate(cassie_store, shared_data):
+    """With control_dt the episode origin is the state interpolated at the episode's first control
+    step (the window row at episode_start), and look-ahead frames are the next control steps."""
+    store = TrajectoryStore(cassie_store)
+    common = {"random_start": True, "seed": 3}  # episodes start between stored frames
+    plain = list(make_dataset(_config(shared_data, **common), store, 0, 1))
+    ahead = list(make_dataset(_config(shared_data, future_steps=4, episode_origin_keys=True,
+                                      **common), store, 0, 1))
+    starts = ahead[0]["episode_first_step"] * CONTROL_DT / store.dts[:3]
+    assert np.any(np.abs(starts - np.round(starts)) > 1e-3)  # an interpolated origin is tested
+    for k, (p, a) in enumerate(zip(plain, ahead, strict=True)):
+        assert a["qpos"].shape == (3, 16 + 4, 35) and a["valid"].shape == (3, 20)
+        np.testing.assert_array_equal(a["qpos"][:, :16], p["qpos"])  # the window is unchanged
+        if k + 1 < len(plain):  # look-ahead = the first frames of the next window (marching)
+            np.testing.assert_array_equal(a["qpos"][:, 16:], plain[k + 1]["qpos"][:, :4])
+        first = ahead[0]  # one episode per env here: its first step is the first window's row 0
+        np.testing.assert_array_equal(a["origin_qpos"], first["qpos"][:, 0])
+        np.testing.assert_array_equal(a["origin_qvel"], first["qvel"][:, 0])

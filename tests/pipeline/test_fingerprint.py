@@ -61,7 +61,9 @@ def test_record_is_exact_and_rides_in_every_state(walk):
                       "index": "0 s/walk/traj0 20 0.01 traj_0.npz\n1 s/walk/traj1 12 0.01 traj_1.npz"}}
     digest = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
     assert ds.stream == {"version": 1, "fingerprint": digest.hexdigest()[:16], **body}
-    assert list(ds.stream["config"]) == [f for f in STREAM_FIELDS]  # every field, in order
+    # every field, in order; the look-ahead / random-start / origin fields only when set
+    assert list(ds.stream["config"]) == [f for f in STREAM_FIELDS if f not in (
+        "future_steps", "random_start", "episode_origin_keys")]
     it = iter(ds)
     assert it.get_state() == {"next_index": 0, "stream": ds.stream}
     take(it, 3)

@@ -146,7 +146,7 @@ def run_stream(
         for b in first:
             acc = consume(acc, b)
         jax.block_until_ready(acc)
-        env_steps = int(np.prod(batch0["valid"].shape))
+        env_steps = int(batch0["valid"].shape[0]) * config.window_size  # not look-ahead frames
         nbytes = int(sum(x.nbytes for x in jax.tree.leaves(batch0)))
         done, t0 = 0, time.perf_counter()
         with tqdm(total=n, disable=not progress, unit="batch", desc="stream") as bar:

@@ -16,7 +16,8 @@ from typing import Any, Iterable, Mapping
 
 from ml_collections import config_dict
 
-from trajopt_loader.choices import ASSIGNMENTS, END_POLICIES, INT32_MAX, SCHEDULES, cast_dtype
+from trajopt_loader.choices import (ASSIGNMENTS, EE_SOURCES, END_POLICIES, INT32_MAX, SCHEDULES,
+                                    cast_dtype)
 from trajopt_loader.errors import ConfigError
 
 __all__ = ["NAMED", "apply_overrides", "config_file", "load_config", "named_config",
@@ -225,6 +226,11 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     _check(_is_int(c.window_size, 1, INT32_MAX), "window_size", c.window_size, "an int >= 1")
     _check(c.stride is None or _is_int(c.stride, 1, INT32_MAX), "stride", c.stride,
            "an int >= 1, or None for window_size")
+    _check(_is_int(c.future_steps, 0, INT32_MAX - c.window_size), "future_steps", c.future_steps,
+           "an int >= 0 (look-ahead frames per window), with window_size + future_steps < 2**31")
+    _check(isinstance(c.random_start, bool), "random_start", c.random_start, "True or False")
+    _check(isinstance(c.episode_origin_keys, bool), "episode_origin_keys", c.episode_origin_keys,
+           "True or False")
     _choice("schedule", c.schedule, SCHEDULES)
     _choice("assignment", c.assignment, ASSIGNMENTS)
     _choice("end_policy", c.end_policy, END_POLICIES)
@@ -262,6 +268,7 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     _check(isinstance(c.references.enabled, bool), "references.enabled", c.references.enabled,
            "True or False")
     _str_tuple("references.ee_sites", c.references.ee_sites)
+    _choice("references.ee_source", c.references.ee_source, EE_SOURCES)
     _check(isinstance(c.references.heading_frame_keys, bool), "references.heading_frame_keys",
            c.references.heading_frame_keys, "True or False")
     _check(isinstance(c.references.body_keys, bool), "references.body_keys",

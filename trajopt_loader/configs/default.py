@@ -22,11 +22,15 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.num_envs = 64                 # E: envs in one batch, over all processes
     c.window_size = 32              # W: steps per window
     c.stride = config_dict.placeholder(int)  # steps between chunk starts; None = window_size
+    c.future_steps = 0              # F: look-ahead frames appended to every window: keys are
+    #                                 [E, W + F, ...] (valid too); schedules still advance by stride
     c.schedule = "sequential"       # "sequential" (marching) | "random" (uniform windows)
     c.assignment = "round_robin"    # sequential: "round_robin" | "random" | "explicit"
     c.traj_ids = ()                 # explicit assignment: trajectory ids, cycled over envs
     c.sources = ()                  # restrict to these sources (() = all)
     c.motions = ()                  # restrict to these motions ("motion" or "source/motion")
+    c.random_start = False          # sequential: each env starts at a seeded random valid step
+    #                                 instead of 0 (no lockstep duplicates; schedules.py rules)
     c.allow_wrap = True             # sequential: wrap the start (True) or move on to a new trajectory
     c.end_policy = "wrap"           # window past the end: "wrap" (modulo) | "clamp" (valid=False;
     #                                 with allow_wrap each pass then restarts as a new episode)
@@ -35,6 +39,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     #                                 None / 0 = unbounded. Bounds cyclic base offsets (float32)
     c.cyclic = True                 # steps after a wrap (loop >= 1) continue the base pose of the
     #                                 previous loop (DeepMimic cycles; transforms/cycles.py)
+    c.episode_origin_keys = False   # add origin_qpos [E, nq] / origin_qvel [E, nv]: the state at
+    #                                 episode_first_step (transforms/origin.py)
     c.allow_mixed_dt = False        # stream trajectories whose dt (s) differ by more than 5%
     # (pipeline.time_step.DT_TOLERANCE); by default make_dataset refuses them, since W steps would
     # span different durations. When True, look rates up with store.dts[batch["traj_id"]].
@@ -71,6 +77,7 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
         robot=config_dict.placeholder(str),
         model_path=config_dict.placeholder(str),
         ee_sites=(),
+        ee_source="auto",  # "auto" | "store" | "mujoco" | "mjx" (transforms/references_config.py)
         heading_frame_keys=False,  # also add the ref_*heading* keys (transforms/references.py)
         body_keys=False,  # add the ref_body_* keys from the exported body states (needs
         #                   body_pos, body_quat, body_lin_vel, body_ang_vel in config.keys)

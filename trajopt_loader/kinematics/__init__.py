@@ -23,7 +23,8 @@ from trajopt_loader.kinematics.model import (floating_base, has_floating_base, k
                                              load_kinematics_model, load_model,
                                              needs_base_conversion, qpos_from_mujoco,
                                              qpos_to_mujoco, quaternion_qpos_addresses,
-                                             qvel_from_mujoco, qvel_to_mujoco)
+                                             qvel_from_mujoco, qvel_to_mujoco,
+                                             simulation_copy)
 from trajopt_loader.kinematics.model_layout import check_model_layout, model_layout
 from trajopt_loader.kinematics.preprocess import make_export_preprocess
 
@@ -33,4 +34,4 @@ __all__ = ["QVEL_METHOD", "body_names_of", "body_states", "check_model_layout", 
            "qpos_from_mujoco", "qpos_to_mujoco", "quaternion_qpos_addresses", "qvel_from_mujoco",
            "qvel_from_qpos",
            "qvel_to_mujoco", "resample_grid", "resample_linear", "resample_qpos", "site_ids",
-           "site_positions", "site_positions_mujoco"]
+           "simulation_copy", "site_positions", "site_positions_mujoco"]

@@ -23,7 +23,7 @@ from trajopt_loader.errors import ConventionError, ModelError, ModelNotFoundErro
 
 __all__ = ["check_qpos", "floating_base", "quaternion_qpos_addresses", "has_floating_base", "kinematics_copy", "load_model",
            "load_kinematics_model", "model_name", "needs_base_conversion", "qpos_from_mujoco",
-           "qpos_to_mujoco", "qvel_from_mujoco", "qvel_to_mujoco"]
+           "qpos_to_mujoco", "qvel_from_mujoco", "qvel_to_mujoco", "simulation_copy"]
 
 _DISABLE = int(mujoco.mjtDisableBit.mjDSBL_CONTACT) | int(mujoco.mjtDisableBit.mjDSBL_CONSTRAINT)
 
@@ -87,13 +87,23 @@ def load_kinematics_model(model_path: str) -> mujoco.MjModel:
         raise ModelError(f"MuJoCo cannot load {path!r}: {e}") from e
 
 
+def simulation_copy(model: mujoco.MjModel, timestep: float | None = None) -> mujoco.MjModel:
+    """Deep copy of ``model`` that ``mjx.put_model`` accepts for full physics: solver Newton
+    (MJX refuses PGS, e.g. Cassie's), contacts kept; ``timestep`` (s) replaces the model's when
+    given (Cassie at 5 ms gives MuJoCo's QACC instability warnings; 2.5 ms substeps do not)."""
+    out = copy.deepcopy(model)
+    out.opt.solver = mujoco.mjtSolver.mjSOL_NEWTON
+    if timestep is not None:
+        out.opt.timestep = float(timestep)
+    return out
+
+
 def kinematics_copy(model: mujoco.MjModel) -> mujoco.MjModel:
     """Deep copy of ``model`` that MJX accepts for kinematics: collisions off, contact and
     constraint solving disabled, solver Newton. Bodies, joints and sites are unchanged."""
-    out = copy.deepcopy(model)
+    out = simulation_copy(model)
     out.geom_contype[:] = 0
     out.geom_conaffinity[:] = 0
-    out.opt.solver = mujoco.mjtSolver.mjSOL_NEWTON
     out.opt.disableflags |= _DISABLE
     return out
 

@@ -3,10 +3,11 @@
 ::
 
     grain.MapDataset.source(schedule)          element k: traj_id / start per env (schedules.py)
-      .map(WindowIndices(...))                 + step, loop [E, W] int32, valid [E, W] bool
-      .map(GatherKeys(...))                    + {key: [E, W, *row] config.dtype}
+      .map(WindowIndices(...))                 + step, loop [E, W+F] int32, valid [E, W+F] bool
+      .map(GatherKeys(...))                    + {key: [E, W+F, *row] config.dtype}
                                                (InterpolateKeys with config.control_dt: windows
                                                of control steps, transforms/interpolate.py)
+      .map(EpisodeOrigin(...))                 config.episode_origin_keys: + origin_qpos/qvel [E, n]
       .map(ContinueCycles(store))              config.cyclic: base continued after wraps
       .to_iter_dataset(ReadOptions(num_threads=config.read_threads,
                                    prefetch_buffer_size=config.host_prefetch))
@@ -36,6 +37,7 @@ from trajopt_loader.configs import validate_config
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline import host_memory
 from trajopt_loader.pipeline.fingerprint import describe_stream
+from trajopt_loader.transforms.origin import EpisodeOrigin
 from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
 from trajopt_loader.pipeline.stream_iterators import StreamDataset
 from trajopt_loader.pipeline.time_step import check_uniform_dt
@@ -86,6 +88,7 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
         schedule = SequentialSchedule(lengths, eligible, config.num_envs, config.window_size,
                                       stride=config.stride, assignment=config.assignment,
                                       allow_wrap=config.allow_wrap,
+                                      random_start=config.random_start,
                                       episode_length=config.episode_length, **common)
         if config.adaptive.enabled:  # adaptive first step of every episode, own trajectory
             schedule.sampler = make_feedback(config, store, schedule, process_count)
@@ -156,6 +159,20 @@ def window_gather(config, store, eligible) -> grain.transforms.Map:
                            table_bytes=config.cache_bytes)
 
 
+def episode_origin(config, store, eligible, gather) -> EpisodeOrigin:
+    """:class:`EpisodeOrigin` for ``config.episode_origin_keys``: stored rows, or with
+    ``config.control_dt`` the state interpolated at the episode's first control step by the
+    windows' ``gather`` (an InterpolateKeys) when it reads qpos and qvel, so both agree bit for
+    bit."""
+    interpolator = None
+    if config.control_dt is not None:
+        interpolator = gather if {"qpos", "qvel"} <= set(gather.keys) else InterpolateKeys(
+            store, ("qpos", "qvel"), config.dtype, traj_ids=eligible,
+            control_dt=config.control_dt, quaternions=qpos_quaternions(config, store, eligible),
+            table_bytes=config.cache_bytes)
+    return EpisodeOrigin(store, config.dtype, traj_ids=eligible, interpolator=interpolator)
+
+
 def _id_ranges(ids: np.ndarray) -> str:
     """``[0, 1, 2, 5, 7, 8]`` → ``"0..2, 5, 7..8"`` (sorted, for messages)."""
     ids = np.unique(np.asarray(ids, np.int64))
@@ -207,10 +224,13 @@ def make_dataset(config, store=None, process_index: int | None = None,
       :class:`~trajopt_loader.pipeline.stream_iterators.StreamDataset` (a grain ``IterDataset``;
       ``.stream["fingerprint"]`` identifies config + played data; its iterators' states carry
       it and ``set_state`` checks it) whose elements are dicts of numpy arrays, ``E = num_envs /
-      process_count``: ``{key: [E, W, *row] config.dtype for key in config.keys}``,
-      ``step``, ``loop`` ``[E, W] int32``, ``valid [E, W] bool``, ``env_id``, ``traj_id``,
+      process_count`` and ``T = W + F`` (``F = config.future_steps``, default 0):
+      ``{key: [E, T, *row] config.dtype for key in config.keys}``,
+      ``step``, ``loop`` ``[E, T] int32``, ``valid [E, T] bool``, ``env_id``, ``traj_id``,
       ``start``, ``episode_first_step``, ``episode_loop`` ``[E] int32`` and
-      ``episode_start [E] bool``. With ``config.cyclic`` the base of steps with ``loop >= 1``
+      ``episode_start [E] bool``; with ``config.episode_origin_keys`` also ``origin_qpos [E, nq]``
+      / ``origin_qvel [E, nv]`` (:mod:`~trajopt_loader.transforms.origin`). With ``config.cyclic``
+      the base of steps with ``loop >= 1``
       continues from the previous loop (``transforms.cycles``). With ``config.control_dt``,
       ``step`` / ``start`` / ``episode_first_step`` are control steps (time ``step *
       control_dt`` s from the trajectory's first frame) and the arrays are interpolated there
@@ -271,8 +291,12 @@ def make_dataset(config, store=None, process_index: int | None = None,
     if retain_freed_memory:
         host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)
-    ds = ds.map(WindowIndices(lengths, config.window_size, config.end_policy))
-    ds = ds.map(window_gather(config, store, eligible))
+    ds = ds.map(WindowIndices(lengths, config.window_size, config.end_policy,
+                              future_steps=config.future_steps))
+    gather = window_gather(config, store, eligible)
+    ds = ds.map(gather)
+    if config.episode_origin_keys:
+        ds = ds.map(episode_origin(config, store, eligible, gather))
     if config.cyclic:
         cycles = ContinueCycles(store)
         if config.end_policy == "wrap":  # loops >= 1 can occur: check and cache every Delta now

@@ -27,12 +27,15 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
 * config: :func:`stream_fields`, the :data:`STREAM_FIELDS` resolved: ``stride`` None ->
   ``window_size``; ``keys`` sorted (a batch is a dict); ``dtype`` numpy's name; ``traj_ids`` the
   played order unless it is increasing id order (then None); a field the schedule does not use
-  is None and not compared (``stride``, ``allow_wrap``, ``assignment``, ``episode_length`` of
-  ``schedule="random"``; ``episode_length`` None and 0 are both 0, unbounded;
-  ``seed`` unless schedule or assignment is random or adaptive); ``motion_weights`` sorted pairs;
-  ``adaptive`` False when off, else its :data:`ADAPTIVE_FIELDS` (``bin_s`` None when
-  ``bin_steps`` is set); ``control_dt`` a float, or ``"stored"`` when unset (the stored
-  frames); sequential ``"explicit"`` is ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
+  is None and not compared (``stride``, ``allow_wrap``, ``assignment``, ``episode_length``,
+  ``random_start`` of ``schedule="random"``; ``episode_length`` None and 0 are both 0, unbounded;
+  ``seed`` unless schedule or assignment is random, adaptive or ``random_start``);
+  ``motion_weights`` sorted pairs; ``adaptive`` False when off, else its :data:`ADAPTIVE_FIELDS`
+  (``bin_s`` None when ``bin_steps`` is set); ``control_dt`` a float, or ``"stored"`` when unset
+  (the stored frames); ``future_steps`` and ``episode_origin_keys`` change the batch shapes /
+  keys (these and ``random_start`` are recorded only when not at their defaults, 0 / False, so
+  streams that do not use them keep their fingerprints); sequential ``"explicit"`` is
+  ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
   the same stream), buffers, threads, ``cache_bytes``, ``references`` (computed from the data) or
   ``allow_mixed_dt`` / ``model_path`` (guards). A field absent from a saved state (added since)
   matches the config's default value, except ``episode_length``: states written before it
@@ -63,11 +66,15 @@ from trajopt_loader.errors import CheckpointError
 #: Config fields that define element ``k`` besides the selection (recorded as the store index).
 STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
                  "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic", "episode_length",
-                 "motion_weights", "adaptive", "control_dt")
+                 "motion_weights", "adaptive", "control_dt", "future_steps", "random_start",
+                 "episode_origin_keys")
 #: ``adaptive`` sub-fields that change the stream (not ``report_timeout_s``, a guard).
 ADAPTIVE_FIELDS = ("lag", "bin_s", "bin_steps", "ema_rate", "kernel_size", "kernel_decay",
                    "uniform_mix")
 _UNRESOLVED = ("sources", "motions")
+#: Fields recorded only when they differ from these values (added after version 1: streams that
+#: do not use them keep their fingerprints).
+_OMITTED_AT = {"future_steps": 0, "random_start": False, "episode_origin_keys": False}
 #: Fields added after states were first written, with the value every older stream had.
 _BEFORE_ADDED = {"episode_length": 0}  # listed by records written before resolution
 FINGERPRINT_VERSION = 1
@@ -97,8 +104,8 @@ def stream_fields(config) -> dict[str, Any]:
     sequential = f.get("schedule", "sequential") == "sequential"
     explicit = f.get("assignment") == "explicit"
     if not sequential:
-        f.update({name: None for name in ("stride", "allow_wrap", "assignment", "episode_length")
-                  if name in f})
+        f.update({name: None for name in ("stride", "allow_wrap", "assignment", "episode_length",
+                                          "random_start") if name in f})
     elif explicit:
         f["assignment"] = "round_robin"
     if sequential and "episode_length" in f:  # None and 0 both mean unbounded: 0
@@ -109,7 +116,8 @@ def stream_fields(config) -> dict[str, Any]:
         ids = [int(i) for i in f["traj_ids"]] if explicit else []
         f["traj_ids"] = None if ids == sorted(set(ids)) else ids
     adaptive = isinstance(f.get("adaptive"), dict) and bool(f["adaptive"].get("enabled"))
-    if "seed" in f and sequential and f.get("assignment") != "random" and not adaptive:
+    if ("seed" in f and sequential and f.get("assignment") != "random" and not adaptive
+            and not f.get("random_start")):
         f["seed"] = None
     if "keys" in f:
         f["keys"] = sorted(f["keys"])
@@ -122,6 +130,9 @@ def stream_fields(config) -> dict[str, Any]:
             f["adaptive"]["bin_s"] = None
     if "control_dt" in f:  # compared like any value: None (stored frames) is "stored"
         f["control_dt"] = "stored" if f["control_dt"] is None else float(f["control_dt"])
+    for name, value in _OMITTED_AT.items():
+        if name in f and f[name] in (value, None):
+            del f[name]
     if "dtype" in f:  # numpy's name ("f4" is "float32"); names numpy lacks (bfloat16) as given
         with contextlib.suppress(TypeError):
             f["dtype"] = np.dtype(f["dtype"]).name
@@ -198,7 +209,8 @@ def config_differences(saved: dict, current: dict) -> list[str]:
             saved = dict(saved, **{name: _BEFORE_ADDED[name]})  # older streams: unbounded
         if name not in saved and current.get(name) == defaults.get(name, object()):
             continue  # a field added since: the saved stream behaved as its default
-        a, b = saved.get(name, "(absent)"), current.get(name, "(absent)")
+        absent = _OMITTED_AT.get(name, "(absent)")
+        a, b = saved.get(name, absent), current.get(name, absent)
         if name != "traj_ids" and (a is None or b is None):
             continue
         if a != b:

@@ -2,7 +2,8 @@
 
 ``WindowIndices`` (schedule element -> step / loop / valid indices), ``GatherKeys`` (indices ->
 arrays from the store), ``InterpolateKeys`` (control steps -> arrays interpolated from the stored
-frames, ``config.control_dt``), ``ContinueCycles`` (base continued across wraps), ``BuildReferences``
+frames, ``config.control_dt``), ``EpisodeOrigin`` (the state at each env's episode first
+step), ``ContinueCycles`` (base continued across wraps), ``BuildReferences``
 (``ref_*`` arrays), ``BuildBodyReferences`` (``ref_body_*`` from exported body states) and
 ``EndEffectorPositions`` (``ee_pos`` by forward kinematics, MuJoCo). The references
 (``BuildReferences``, ``BuildBodyReferences``, ``compute_references``, ``compute_references_jax``,
@@ -15,6 +16,7 @@ import importlib
 from trajopt_loader.transforms.cycles import ContinueCycles
 from trajopt_loader.transforms.gather import GatherKeys
 from trajopt_loader.transforms.interpolate import InterpolateKeys, control_lengths
+from trajopt_loader.transforms.origin import EpisodeOrigin
 from trajopt_loader.transforms.windows import WindowIndices, window_loops, window_steps
 
 _LAZY = {"BuildReferences": "trajopt_loader.transforms.references_transform",
@@ -25,8 +27,9 @@ _LAZY = {"BuildReferences": "trajopt_loader.transforms.references_transform",
          "reference_transforms": "trajopt_loader.transforms.references_config"}
 
 __all__ = ["BuildBodyReferences", "BuildReferences", "ContinueCycles", "EndEffectorPositions",
-           "GatherKeys", "InterpolateKeys", "WindowIndices", "compute_references", "compute_references_jax",
-           "control_lengths", "reference_transforms", "window_loops", "window_steps"]
+           "EpisodeOrigin", "GatherKeys", "InterpolateKeys", "WindowIndices", "compute_references",
+           "compute_references_jax", "control_lengths", "reference_transforms", "window_loops",
+           "window_steps"]
 
 
 def __getattr__(name: str):

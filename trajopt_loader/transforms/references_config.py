@@ -11,20 +11,58 @@ heading-frame keys ``ref_base_heading_pos``, ... defined in ``transforms/referen
 ``body_keys`` (bool, default False: also add the ``ref_body_*`` keys of
 ``transforms/references_bodies.py`` from the exported body states, which must be in
 ``config.keys``), ``anchor_body`` (anchor of the ``ref_body_heading_*`` keys; None = the first
-stored body). End effectors come from the data when ``"ee_pos"`` is in
-``config.keys``; otherwise from MuJoCo forward kinematics (``kinematics.EndEffectorPositions``)
-when a model path and sites are given; otherwise the ee reference keys are left out (logged).
+stored body),
+``ee_source`` (where end-effector positions come from, :data:`~trajopt_loader.choices.EE_SOURCES`):
+
+* ``"store"``: the data's ``ee_pos`` (exported with ``--ee-sites``); ``"ee_pos"`` must be in
+  ``config.keys``.
+* ``"mujoco"`` / ``"mjx"``: forward kinematics on the host of the batch's ``qpos`` at the sites,
+  by ``mj_kinematics`` (float64, no compile) or MJX
+  (:class:`~trajopt_loader.transforms.end_effectors.EndEffectorPositions`); needs ``model_path``
+  and sites, and ``"ee_pos"`` must not be in ``config.keys``. Exporting them is cheapest at
+  stream time: host FK runs for every batch.
+* ``"auto"`` (default): ``"store"`` when ``"ee_pos"`` is in ``config.keys``, else ``"mjx"`` when
+  ``model_path`` and sites are given, else none: the ee reference keys are left out, with one
+  warning (also when the robot has no end-effector sites, as Cassie's model has none).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import grain
 
 from trajopt_loader.errors import ConfigError, RobotSpecError
 from trajopt_loader.robots import ROBOTS, get_spec
+from trajopt_loader.transforms.references import EE_REF_KEYS
 from trajopt_loader.transforms.references_transform import BuildReferences
+
+_log = logging.getLogger(__name__)
+
+
+def _ee_source(refs, spec, ee_in_keys: bool) -> str | None:
+    """The resolved end-effector source (``"store"``, ``"mujoco"``, ``"mjx"`` or None: none) of
+    ``config.references`` (module docstring); warns once for a robot without sites."""
+    source = refs.ee_source
+    if source == "auto":
+        source = ("store" if ee_in_keys else
+                  "mjx" if refs.model_path and spec.ee_sites else None)
+    if source == "store" and not ee_in_keys:
+        raise ConfigError("references.ee_source='store' reads the data's 'ee_pos', which is not "
+                          "in config.keys; add it (--config.keys=\"('qpos','qvel','ee_pos')\") "
+                          "or compute it with --config.references.ee_source=mujoco.")
+    if source in ("mujoco", "mjx") and (ee_in_keys or not refs.model_path or not spec.ee_sites):
+        raise ConfigError(
+            f"references.ee_source={source!r} computes 'ee_pos' by forward kinematics: it needs "
+            f"references.model_path (now {refs.model_path!r}) and end-effector sites (robot "
+            f"{spec.name!r} has {tuple(spec.ee_sites)}; set references.ee_sites) and 'ee_pos' "
+            "not in config.keys (use ee_source='store' to read the data's).")
+    if source is None and not spec.ee_sites:  # with sites, BuildReferences warns at the batch
+        _log.warning("references: robot %r has no end-effector sites, so the ee reference keys "
+                     "(%s) are left out; set references.ee_sites and references.model_path to "
+                     "compute them.", spec.name, ", ".join(EE_REF_KEYS))
+    return source
 
 
 class StoreConvention:
@@ -46,7 +84,8 @@ def reference_transforms(config, store) -> list[grain.transforms.Map]:
 
     Raises:
       ConfigError: no or unknown ``references.robot``; ``qpos`` / ``qvel`` not in ``config.keys``;
-        an ``ee_sites`` name is not in the model (checked only when ``model_path`` is set).
+        an ``ee_sites`` name is not in the model (checked only when ``model_path`` is set);
+        an ``ee_source`` whose inputs are missing (module docstring).
     """
     refs = config.references
     if not refs.enabled:
@@ -61,15 +100,17 @@ def reference_transforms(config, store) -> list[grain.transforms.Map]:
     spec = get_spec(refs.robot, refs.model_path or None)
     if refs.ee_sites:
         spec = dataclasses.replace(spec, ee_sites=tuple(refs.ee_sites))
+    source = _ee_source(refs, spec, "ee_pos" in tuple(config["keys"]))
     transforms: list[grain.transforms.Map] = []
-    if "ee_pos" not in tuple(config["keys"]) and refs.model_path and spec.ee_sites:
+    if source in ("mujoco", "mjx"):
         from trajopt_loader.robots.spec import spec_from_mjcf
         from trajopt_loader.transforms.end_effectors import EndEffectorPositions
         try:
             spec_from_mjcf(refs.model_path, ee_sites=spec.ee_sites)  # sites exist, model loads
         except RobotSpecError as e:
             raise ConfigError(f"references.model_path / ee_sites: {e}") from None
-        transforms.append(EndEffectorPositions(refs.model_path, spec.ee_sites, StoreConvention(store)))
+        transforms.append(EndEffectorPositions(refs.model_path, spec.ee_sites,
+                                               StoreConvention(store), backend=source))
     transforms.append(BuildReferences(store, spec, heading_frame_keys=refs.heading_frame_keys))
     if refs.body_keys:
         transforms.append(_body_references(config, store))

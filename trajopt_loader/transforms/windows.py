@@ -96,12 +96,19 @@ def window_loops(lengths, starts, window_size: int, end_policy: str,
 
 
 class WindowIndices(grain.transforms.Map):
-    """grain Map adding ``step``, ``loop`` ``[E, W] int32`` and ``valid [E, W] bool`` to an element.
+    """grain Map adding ``step``, ``loop`` ``[E, W + F] int32`` and ``valid [E, W + F] bool`` to an
+    element.
 
     Args:
       lengths: int ``[n_traj]`` trajectory lengths indexed by ``traj_id`` (``store.lengths``).
       window_size: ``W``.
       end_policy: ``"wrap"`` | ``"clamp"``.
+      future_steps: ``F >= 0`` look-ahead frames (``config.future_steps``): the window reads
+        ``start + arange(W + F)`` under the same end policy, so frame ``W + j`` is the step
+        ``j`` frames after the window's last one (the next window, which the schedule still
+        starts ``stride`` steps later, shows it again). Look-ahead frames past the end of the
+        trajectory wrap or clamp (``valid=False``) like any other frame: they never show the
+        env's next episode.
 
     ``map(element)`` reads ``element["traj_id"] [E]``, ``element["start"] [E]`` and, when
     present, ``element["episode_loop"] [E]`` and returns a new dict with the same entries plus
@@ -112,9 +119,12 @@ class WindowIndices(grain.transforms.Map):
       IndexOverflowError: a loop count outside int32.
     """
 
-    def __init__(self, lengths, window_size: int, end_policy: str = "wrap"):
+    def __init__(self, lengths, window_size: int, end_policy: str = "wrap", future_steps: int = 0):
+        if int(future_steps) < 0:
+            raise ConfigError(f"future_steps={future_steps} must be >= 0 (look-ahead frames)")
         self.lengths = np.asarray(lengths, np.int64)
-        self.window_size = int(window_size)
+        self.window_size, self.future_steps = int(window_size), int(future_steps)
+        self.frames = self.window_size + self.future_steps  # read per window: W + F
         self.end_policy = end_policy
         window_steps(self.lengths[:1], np.zeros(1, np.int64), window_size, end_policy)  # validate
 
@@ -124,7 +134,7 @@ class WindowIndices(grain.transforms.Map):
             raise WindowIndexError(f"traj_id values {traj.min()}..{traj.max()} outside the "
                                    f"store's [0, {self.lengths.size})")
         lengths = self.lengths[traj]
-        step, valid = window_steps(lengths, element["start"], self.window_size, self.end_policy)
-        loop = window_loops(lengths, element["start"], self.window_size, self.end_policy,
+        step, valid = window_steps(lengths, element["start"], self.frames, self.end_policy)
+        loop = window_loops(lengths, element["start"], self.frames, self.end_policy,
                             element.get("episode_loop"))
         return {**element, "step": step, "loop": loop, "valid": valid}
