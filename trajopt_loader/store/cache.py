@@ -23,7 +23,7 @@ from __future__ import annotations
 import collections
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -31,6 +31,7 @@ from trajopt_loader.errors import MissingKeyError, WindowIndexError
 from trajopt_loader.store.layout import TrajectoryInfo, chunk_rows
 
 ReadRows = Callable[[int, str, int, int], np.ndarray]
+ReadWhole = Callable[[str, np.ndarray], Iterator[tuple[int, np.ndarray]]]
 
 
 class _KeyMeta:
@@ -80,15 +81,20 @@ class HostCache:
         the per-request latency of remote stores on first touch).
       float_dtype: dtype of floating keys in the cache and in gathers (e.g. float32 for a float32
         pipeline over float64 data: half the memory, no cast of each batch).
+      read_whole: ``read_whole(key, traj_ids [n]) -> iterator of (traj_id, rows [length, *row])``
+        loading a key of many trajectories at once (:mod:`.bulk_read`); None reads them one by
+        one with ``read_rows``.
     """
 
     def __init__(self, infos: Sequence[TrajectoryInfo], budget: int, read_rows: ReadRows,
-                 read_concurrency: int = 1, float_dtype=None):
+                 read_concurrency: int = 1, float_dtype=None,
+                 read_whole: ReadWhole | None = None):
         self._infos = tuple(infos)
         self.budget = int(budget)
         self._read = read_rows
         self.read_concurrency = max(1, int(read_concurrency))
         self.float_dtype = None if float_dtype is None else np.dtype(float_dtype)
+        self._read_whole = read_whole
         self._meta: dict[str, _KeyMeta] = {}
         self._whole: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
         self._lru: collections.OrderedDict = collections.OrderedDict()
@@ -136,10 +142,14 @@ class HostCache:
                 def fill(i: int, o: int, n: int, flat=flat) -> None:
                     flat[o:o + n] = self._read(i, key, 0, n)  # disjoint rows; cast to m.dtype
 
-                jobs = [(int(i), int(offsets[i]), int(m.lengths[i])) for i in ids]
-                with ThreadPoolExecutor(max(1, min(self.read_concurrency, len(jobs)))) as pool:
-                    list(pool.map(lambda job: fill(*job), jobs))  # 1 worker for local stores
-                self.misses += len(jobs)
+                if self._read_whole is not None:
+                    for i, rows in self._read_whole(key, ids):
+                        flat[offsets[i]:offsets[i] + m.lengths[i]] = rows  # casts to m.dtype
+                else:
+                    jobs = [(int(i), int(offsets[i]), int(m.lengths[i])) for i in ids]
+                    with ThreadPoolExecutor(max(1, min(self.read_concurrency, len(jobs)))) as pool:
+                        list(pool.map(lambda job: fill(*job), jobs))  # 1 worker: local stores
+                self.misses += len(ids)
                 flats.append(flat)
             self._whole_bytes += m.nbytes
             self._evict(0)

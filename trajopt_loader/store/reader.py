@@ -23,7 +23,7 @@ import numpy as np
 
 from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import DataIntegrityError, MissingKeyError, WindowIndexError
-from trajopt_loader.store import integrity, layout, remote
+from trajopt_loader.store import bulk_read, integrity, layout, remote
 from trajopt_loader.store.cache import HostCache
 from trajopt_loader.store.index_check import check_index
 from trajopt_loader.store.layout import TrajectoryInfo
@@ -189,12 +189,19 @@ class TrajectoryStore:
         return integrity.read_rows(self._array(traj_id, key), self.path, info, key, start, stop,
                                    attempt)
 
+    def _read_whole(self, key: str, traj_ids: np.ndarray):
+        """``(traj_id, rows)`` of ``key`` for many trajectories at once (:mod:`.bulk_read`)."""
+        return bulk_read.read_whole(
+            self.path, [self.trajectories[int(i)] for i in traj_ids], key,
+            lambda i: self._read_rows(i, key, 0, self.trajectories[i].length),
+            self.storage_options, self.timeout_s)
+
     @property
     def cache(self) -> HostCache:
         """The host cache (created lazily)."""
         if self._cache is None:
             self._cache = HostCache(self.trajectories, self.cache_bytes, self._read_rows,
-                                    self.read_concurrency, self.cache_dtype)
+                                    self.read_concurrency, self.cache_dtype, self._read_whole)
         return self._cache
 
     def read(self, traj, key: str, start: int = 0, stop: int | None = None, *,
