@@ -104,3 +104,19 @@ def test_ordered_map_keeps_order_and_raises_the_first_error():
 
     with pytest.raises(ValueError, match="item 7"):
         list(parallel_io.ordered_map(boom, range(50), 8))
+
+
+def test_cache_share_holds_only_its_trajectories_and_widens_on_demand(many):
+    store = TrajectoryStore(many / "s.zarr")
+    ids = [0, 3, 4]
+    store.cache.share(ids)
+    store.warm(("qpos",))
+    np.testing.assert_array_equal(store.cache.held("qpos"), ids)
+    lengths = store.lengths.astype(np.int64)
+    assert store.cache_info()["bytes_used"] == lengths[ids].sum() * 9 * 8
+    steps = np.zeros((2, 3), np.int64) + [0, 1, 2]
+    got = store.gather("qpos", [4, 5], steps)  # 5 is outside the share: reloaded with it
+    np.testing.assert_array_equal(got, np.stack([store.read(4, "qpos")[:3],
+                                                 store.read(5, "qpos")[:3]]))
+    np.testing.assert_array_equal(store.cache.held("qpos"), [0, 3, 4, 5])
+    assert store.cache_info()["bytes_used"] == lengths[[0, 3, 4, 5]].sum() * 9 * 8

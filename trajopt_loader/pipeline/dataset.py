@@ -273,6 +273,8 @@ def make_dataset(config, store=None, process_index: int | None = None,
     eligible = eligible_traj_ids(config, store)
     check_uniform_dt(config, store, eligible)
     schedule = make_schedule(config, store.lengths, eligible, process_index, process_count)
+    if hasattr(store, "cache"):  # decode only what this process's envs can play
+        store.cache.share(schedule.playable())
     if retain_freed_memory:
         host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)

@@ -136,6 +136,10 @@ class _Schedule:
     def __len__(self) -> int:
         return ENDLESS if self.num_batches is None else self.num_batches
 
+    def playable(self) -> np.ndarray:
+        """int64 sorted traj_ids this process's envs can read at any chunk (its cache share)."""
+        return np.unique(self.eligible)
+
     def __getitem__(self, k) -> dict[str, np.ndarray]:
         if isinstance(k, slice) or not 0 <= int(k) < len(self):
             raise IndexError(f"chunk index {k!r} out of range [0, {len(self)})")
@@ -223,6 +227,10 @@ class SequentialSchedule(_Schedule):
             pass_chunks(self.first_len, 0, self.window_size, self.stride), cap)
         # Position in the endless concatenation of cycles right after the first episode.
         self.after_first = self._cycle(0)[1][offset + 1][sl]
+
+    def playable(self) -> np.ndarray:
+        """With ``allow_wrap`` each env keeps its first trajectory: this shard's; else all."""
+        return np.unique(self.first_traj) if self.allow_wrap else super().playable()
 
     def _cycle(self, c: int) -> tuple[np.ndarray, np.ndarray]:
         """(order, cumulative chunks ``[n+1]``) of cycle ``c``: positions into ``eligible``."""

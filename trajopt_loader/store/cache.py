@@ -42,7 +42,8 @@ class _KeyMeta:
       stored: stored dtype per trajectory (None where absent). dtype: the gather dtype
         (``float_dtype`` for floating keys when given, else ``np.result_type`` of all stored
         dtypes). chunk: int64 [n_traj] rows per stored chunk.
-      lengths: int64 [n_traj]. nbytes: bytes of the whole key held in the gather dtype.
+      lengths: int64 [n_traj]. nbytes: bytes of the key of all trajectories in the gather
+        dtype; traj_bytes: int64 [n_traj] the same per trajectory.
     """
 
     def __init__(self, infos: Sequence[TrajectoryInfo], key: str, float_dtype=None):
@@ -65,9 +66,11 @@ class _KeyMeta:
         if float_dtype is not None and self.dtype.kind == "f":
             self.dtype = np.dtype(float_dtype)
         self.lengths = np.array([info.length for info in infos], np.int64)
-        row_bytes = [int(np.prod(s, dtype=np.int64)) * self.dtype.itemsize for s in self.shapes]
-        self.nbytes = int(sum(self.lengths[self.group == g].sum() * b
-                              for g, b in enumerate(row_bytes)))
+        row_bytes = np.array([int(np.prod(s, dtype=np.int64)) * self.dtype.itemsize
+                              for s in self.shapes] + [0], np.int64)
+        #: int64 [n_traj]: bytes of each trajectory's key in the gather dtype (0 where absent)
+        self.traj_bytes = self.lengths * row_bytes[self.group]
+        self.nbytes = int(self.traj_bytes.sum())
 
 
 class HostCache:
@@ -96,7 +99,9 @@ class HostCache:
         self.float_dtype = None if float_dtype is None else np.dtype(float_dtype)
         self._read_whole = read_whole
         self._meta: dict[str, _KeyMeta] = {}
-        self._whole: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
+        # key -> (flats per group, offsets [n_traj], held bool [n_traj], bytes)
+        self._whole: dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray, int]] = {}
+        self._share: np.ndarray | None = None  # bool [n_traj] (None: every trajectory)
         self._lru: collections.OrderedDict = collections.OrderedDict()
         self._whole_bytes = self._lru_bytes = 0
         self.hits = self.misses = 0
@@ -117,24 +122,56 @@ class HostCache:
                 "hits": self.hits, "misses": self.misses, "whole_keys": sorted(self._whole),
                 "chunks": len(self._lru)}
 
-    def has_whole(self, key: str) -> bool:
-        """True when ``key`` is already decoded whole (no loading)."""
-        return key in self._whole
+    def share(self, traj_ids) -> None:
+        """Hold only ``traj_ids`` (int [n]) in whole keys loaded from now on (union over calls).
 
-    def whole(self, key: str) -> tuple[list[np.ndarray], np.ndarray] | None:
-        """The whole-key arrays ``(flats per group, offsets [n_traj])`` if the key fits the budget."""
-        if (got := self._whole.get(key)) is not None:
-            return got
+        A pipeline calls it with the trajectories its process's envs can play, so each process
+        of a multi-process run decodes its share, not the whole store. A later gather of another
+        trajectory still returns its rows: the key is reloaded with it added (never wrong data).
+        """
+        ids = np.asarray(traj_ids, np.int64).ravel()
+        with self._lock:
+            if self._share is None:
+                self._share = np.zeros(len(self._infos), bool)
+            self._share[ids] = True
+
+    def held(self, key: str) -> np.ndarray:
+        """int64 trajectory ids whose ``key`` is held whole (empty when the key is not loaded)."""
+        got = self._whole.get(key)
+        return np.flatnonzero(got[2]) if got is not None else np.zeros(0, np.int64)
+
+    def has_whole(self, key: str, traj: int | None = None) -> bool:
+        """True when ``key`` is already decoded whole (for ``traj``, when given; no loading)."""
+        got = self._whole.get(key)
+        return got is not None and (traj is None or bool(got[2][traj]))
+
+    def whole(self, key: str, need=None) -> tuple[list[np.ndarray], np.ndarray] | None:
+        """Whole-key arrays ``(flats per group, offsets [n_traj])`` if the key fits the budget.
+
+        Holds the trajectories of :meth:`share` (all when never called) plus ``need`` (int [n]
+        traj_ids about to be gathered); offsets of trajectories not held are meaningless.
+        """
+        got = self._whole.get(key)
+        if got is not None and (need is None or got[2][need].all()):
+            return got[0], got[1]
         m = self.meta(key)
         with self._lock:
-            if key in self._whole:
-                return self._whole[key]
-            if self._whole_bytes + m.nbytes > self.budget:
+            got = self._whole.get(key)
+            if got is not None and (need is None or got[2][need].all()):
+                return got[0], got[1]
+            held = np.ones(len(self._infos), bool) if self._share is None else self._share.copy()
+            if need is not None:
+                held[need] = True
+            if got is not None:
+                held |= got[2]
+            held &= m.group >= 0
+            nbytes, old = int(m.traj_bytes[held].sum()), (got[3] if got is not None else 0)
+            if self._whole_bytes - old + nbytes > self.budget:
                 return None
             offsets = np.zeros(len(self._infos), np.int64)
             flats = []
             for g, shape in enumerate(m.shapes):
-                ids = np.flatnonzero(m.group == g)
+                ids = np.flatnonzero((m.group == g) & held)
                 flat = np.empty((int(m.lengths[ids].sum()), *shape), m.dtype)
                 ends = np.cumsum(m.lengths[ids])
                 offsets[ids] = ends - m.lengths[ids]
@@ -151,10 +188,10 @@ class HostCache:
                         list(pool.map(lambda job: fill(*job), jobs))  # 1 worker: local stores
                 self.misses += len(ids)
                 flats.append(flat)
-            self._whole_bytes += m.nbytes
+            self._whole_bytes += nbytes - old
             self._evict(0)
-            self._whole[key] = (flats, offsets)
-            return self._whole[key]
+            self._whole[key] = (flats, offsets, held, nbytes)
+            return flats, offsets
 
     def _evict(self, incoming: int) -> None:
         limit = max(0, self.budget - self._whole_bytes - incoming)
@@ -276,7 +313,7 @@ class HostCache:
         shape = m.shapes[g]
         if traj_ids.size == 0 or steps.size == 0:
             return np.empty((*steps.shape, *shape), m.dtype)
-        whole = self.whole(key)
+        whole = self.whole(key, traj_ids)
         if whole is not None:
             self.hits += traj_ids.size
             flats, offsets = whole

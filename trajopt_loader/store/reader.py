@@ -229,7 +229,7 @@ class TrajectoryStore:
         if wrap and (start < 0 or stop > n):
             rows = np.arange(start, stop) % n
             return self.read(info.traj_id, key)[rows]
-        if (self._cache is not None and self._cache.has_whole(key)
+        if (self._cache is not None and self._cache.has_whole(key, info.traj_id)
                 and self._cache.meta(key).dtype == np.dtype(info.keys[key][1])):
             flats, offsets = self._cache.whole(key)  # cast copies would not be the stored dtype
             g = int(self.cache.meta(key).group[info.traj_id])
