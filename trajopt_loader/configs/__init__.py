@@ -196,6 +196,10 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
     _str_tuple("references.ee_sites", c.references.ee_sites)
     _check(isinstance(c.references.heading_frame_keys, bool), "references.heading_frame_keys",
            c.references.heading_frame_keys, "True or False")
+    _check(isinstance(c.working_set.enabled, bool), "working_set.enabled", c.working_set.enabled,
+           "True or False")
+    _check(_is_int(c.working_set.rotate_every, 1), "working_set.rotate_every",
+           c.working_set.rotate_every, "an int >= 1 (batches per working set)")
     d = c.distributed
     _check(d.num_processes is None or _is_int(d.num_processes, 1), "distributed.num_processes",
            d.num_processes, "an int >= 1 or unset")

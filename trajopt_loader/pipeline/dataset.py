@@ -272,14 +272,20 @@ def make_dataset(config, store=None, process_index: int | None = None,
         process_count = jax.process_count() if process_count is None else process_count
     eligible = eligible_traj_ids(config, store)
     check_uniform_dt(config, store, eligible)
-    schedule = make_schedule(config, store.lengths, eligible, process_index, process_count)
-    if hasattr(store, "cache"):  # decode only what this process's envs can play
-        store.cache.share(schedule.playable())
+    if config.working_set.enabled:  # data larger than the host cache: pipeline/working_set.py
+        from trajopt_loader.pipeline.working_set import working_set_pipeline
+        schedule, gather = working_set_pipeline(config, store, eligible, process_index,
+                                                process_count)
+    else:
+        schedule = make_schedule(config, store.lengths, eligible, process_index, process_count)
+        gather = GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible)
+        if hasattr(store, "cache"):  # decode only what this process's envs can play
+            store.cache.share(schedule.playable())
     if retain_freed_memory:
         host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)
     ds = ds.map(WindowIndices(store.lengths, config.window_size, config.end_policy))
-    ds = ds.map(GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible))
+    ds = ds.map(gather)
     if config.cyclic:
         cycles = ContinueCycles(store)
         if config.end_policy == "wrap":  # loops >= 1 can occur: check and cache every Delta now

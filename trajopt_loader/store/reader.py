@@ -189,8 +189,13 @@ class TrajectoryStore:
         return integrity.read_rows(self._array(traj_id, key), self.path, info, key, start, stop,
                                    attempt)
 
-    def _read_whole(self, key: str, traj_ids: np.ndarray):
-        """``(traj_id, rows)`` of ``key`` for many trajectories at once (:mod:`.bulk_read`)."""
+    def read_whole(self, key: str, traj_ids):
+        """Yield ``(traj_id, rows [length, *row] stored dtype)`` of ``key`` for ``traj_ids``
+        (int [n], each holding ``key``), read together (:mod:`.bulk_read`), in that order.
+
+        Raises:
+          DataIntegrityError: a chunk is missing or damaged (names it). StoreReadError: remote.
+        """
         return bulk_read.read_whole(
             self.path, [self.trajectories[int(i)] for i in traj_ids], key,
             lambda i: self._read_rows(i, key, 0, self.trajectories[i].length),
@@ -201,7 +206,7 @@ class TrajectoryStore:
         """The host cache (created lazily)."""
         if self._cache is None:
             self._cache = HostCache(self.trajectories, self.cache_bytes, self._read_rows,
-                                    self.read_concurrency, self.cache_dtype, self._read_whole)
+                                    self.read_concurrency, self.cache_dtype, self.read_whole)
         return self._cache
 
     def read(self, traj, key: str, start: int = 0, stop: int | None = None, *,
