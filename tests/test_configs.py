@@ -22,6 +22,7 @@ FIELDS = {
     "device_prefetch": 2, "read_threads": 1, "num_batches": None,
     "references.enabled": False, "references.robot": None, "references.model_path": None,
     "references.ee_sites": (), "references.heading_frame_keys": False,
+    "working_set.enabled": False, "working_set.rotate_every": 100,
     "distributed.coordinator_address": None,
     "distributed.num_processes": None, "distributed.process_id": None,
 }
