@@ -120,3 +120,23 @@ def test_cache_share_holds_only_its_trajectories_and_widens_on_demand(many):
                                                  store.read(5, "qpos")[:3]]))
     np.testing.assert_array_equal(store.cache.held("qpos"), [0, 3, 4, 5])
     assert store.cache_info()["bytes_used"] == lengths[[0, 3, 4, 5]].sum() * 9 * 8
+
+
+def test_root_index_read_without_zarr_equals_zarrs_attrs(many, tmp_path):
+    import json
+
+    import zarr
+
+    from trajopt_loader.store import layout
+    from trajopt_loader.store.root_index import parse_attrs, read_root_index
+
+    out = many / "s.zarr"
+    want = zarr.open_group(str(out), mode="r").attrs[layout.INDEX_KEY]
+    assert read_root_index(str(out), None, 5.0, 0) == want
+    doc = json.loads((out / "zarr.json").read_bytes())
+    reordered = {"zarr_format": 3, "node_type": "group", "attributes": doc["attributes"]}
+    assert parse_attrs(json.dumps(reordered).encode()) == doc["attributes"]  # whole-JSON path
+    assert parse_attrs(b'{"attributes": {"a": [1, 2]}, "zarr_format": 3}') == {"a": [1, 2]}
+    for bad in (b"", b"not json", b'{"attributes": [1]}', b'{"zarr_format": 2}', b"\xff\xfe"):
+        assert parse_attrs(bad) is None, bad
+    assert read_root_index(str(tmp_path / "nothing"), None, 5.0, 0) is None
