@@ -20,6 +20,7 @@ import re
 from trajopt_loader.store import layout, remote
 
 _ATTRS = re.compile(rb'\A\s*\{\s*"attributes"\s*:\s*')
+_END = b'\n  },\n  "zarr_format"'
 
 
 def parse_attrs(raw: bytes) -> dict | None:
@@ -27,8 +28,16 @@ def parse_attrs(raw: bytes) -> dict | None:
     try:
         m = _ATTRS.match(raw)
         if m is not None:  # decode the attributes only, not the consolidated metadata after them
-            text = raw.decode("utf-8")
-            attrs, _ = json.JSONDecoder().raw_decode(text, len(raw[:m.end()].decode("utf-8")))
+            attrs = None
+            end = raw.find(_END)  # where zarr's indented JSON closes them (a guess, checked)
+            for text in ((raw[m.end():end + 4],) if end > 0 else ()) + (raw[m.end():],):
+                try:
+                    attrs, _ = json.JSONDecoder().raw_decode(text.decode("utf-8"))
+                    break
+                except ValueError:  # cut inside the object: decode up to the end of the file
+                    continue
+            if attrs is None:
+                return None
         else:
             doc = json.loads(raw)
             if not isinstance(doc, dict) or doc.get("zarr_format") != 3:
