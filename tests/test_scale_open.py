@@ -16,7 +16,7 @@ import pytest
 
 from conftest import revealing
 from trajopt_loader.errors import DataIntegrityError
-from trajopt_loader.store import TrajectoryStore, export_npz, parallel_io
+from trajopt_loader.store import TrajectoryStore, bulk_read, export_npz, parallel_io
 
 LENGTHS = {"a": [7, 30, 1], "b": [12] * 20, "c": [5, 8000]}  # 8000 rows of qpos 9 (float64): 2 chunks
 
@@ -42,6 +42,9 @@ def test_bulk_first_touch_equals_the_checked_zarr_read(many):
     assert store.cache_info()["whole_keys"] == ["action", "qpos", "qvel"]
     oracle = TrajectoryStore(many / "s.zarr", cache_bytes=0)
     assert max(len(t.crc32c["qpos"]) for t in store.trajectories) == 2
+    fast = dict(bulk_read.read_whole(str(many / "s.zarr"), store.trajectories, "qpos",
+                                     lambda i: pytest.fail(f"traj {i} fell back to zarr")))
+    assert sorted(fast) == list(range(len(store.trajectories)))  # no fallback on a clean store
     for info in store.trajectories:
         i = int(info.source_file.split("_")[1].split(".")[0])
         for key in ("qpos", "qvel", "action"):

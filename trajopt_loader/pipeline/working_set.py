@@ -39,6 +39,7 @@ import numpy as np
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline.marching import valid_start_counts
 from trajopt_loader.pipeline.schedules import _WINDOW, RandomSchedule, _rng
+from trajopt_loader.store import host_alloc
 from trajopt_loader.transforms.gather import DROPPED, GatherKeys, cast_dtype
 
 _SET = 5  # spawn_key purpose of the per-epoch shuffle (schedules uses 1..4)
@@ -139,7 +140,7 @@ class ResidentSets:
         flats = {}
         for key in self.keys:
             shape = self.store.check_uniform(key, ids)[0]
-            flat = np.empty((int(lengths.sum()), *shape), self.dtype)
+            flat = host_alloc.empty((int(lengths.sum()), *shape), self.dtype)
             for i, rows in self.store.read_whole(key, ids):
                 flat[offsets[i]:offsets[i] + len(rows)] = rows  # casts to the batch dtype
             flats[key] = flat

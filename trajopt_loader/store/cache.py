@@ -28,6 +28,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from trajopt_loader.errors import MissingKeyError, WindowIndexError
+from trajopt_loader.store import host_alloc
 from trajopt_loader.store.layout import TrajectoryInfo, chunk_rows
 
 ReadRows = Callable[[int, str, int, int], np.ndarray]
@@ -172,7 +173,7 @@ class HostCache:
             flats = []
             for g, shape in enumerate(m.shapes):
                 ids = np.flatnonzero((m.group == g) & held)
-                flat = np.empty((int(m.lengths[ids].sum()), *shape), m.dtype)
+                flat = host_alloc.empty((int(m.lengths[ids].sum()), *shape), m.dtype)
                 ends = np.cumsum(m.lengths[ids])
                 offsets[ids] = ends - m.lengths[ids]
 
