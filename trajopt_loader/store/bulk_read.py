@@ -56,7 +56,8 @@ def decode_chunk(raw, info: TrajectoryInfo, key: str, c: int) -> np.ndarray | No
     except Exception:  # noqa: BLE001 - not blosc: the checked zarr read decodes or names it
         return None
     count = rows * int(np.prod(shape, dtype=np.int64))
-    if len(data) != count * dtype.itemsize:
+    full = n * int(np.prod(shape, dtype=np.int64))  # zarr stores the last chunk whole (padded)
+    if len(data) not in (count * dtype.itemsize, full * dtype.itemsize):
         return None
     out = np.frombuffer(data, dtype, count).reshape(rows, *shape)
     return out if chunk_crc(out) == crcs[c] else None
