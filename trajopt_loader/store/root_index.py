@@ -8,7 +8,8 @@ bulk first touch (:mod:`.bulk_read`) needs none. :func:`read_root_index` fetches
 file starts with it (as zarr writes it), the whole JSON otherwise.
 
 It returns None whenever that does not work (no file, not JSON, no attributes, a network
-error): the caller then opens the root with zarr (:func:`.root.open_root`), which reads the same
+error other than a timeout, which raises ``StoreReadError`` as ``open_root`` does): the caller
+then opens the root with zarr (:func:`.root.open_root`), which reads the same
 attrs or raises the project's error for what is wrong.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 
+from trajopt_loader.errors import StoreReadError
 from trajopt_loader.store import layout, remote
 
 _ATTRS = re.compile(rb'\A\s*\{\s*"attributes"\s*:\s*')
@@ -63,6 +65,10 @@ def read_root_index(path: str, storage_options: dict | None, timeout_s: float,
         else:
             with open(f"{layout.local_path(path).rstrip('/')}/zarr.json", "rb") as f:
                 raw = f.read()
+    except StoreReadError as e:  # a stalled server: waiting again in open_root would double it
+        if isinstance(e.__cause__, TimeoutError):
+            raise
+        return None
     except Exception:  # noqa: BLE001 - open_root reads it again and names the problem
         return None
     attrs = parse_attrs(raw)
