@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import revealing
+
 from trajopt_loader.errors import DataIntegrityError
 from trajopt_loader.store import TrajectoryStore, bulk_read, export_npz, parallel_io
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import _make_npz_tree
+
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConfigError, DataIntegrityError
 from trajopt_loader.pipeline import make_dataset
@@ -119,7 +119,7 @@ def test_background_load_error_reaches_the_caller(toy, tmp_path):
     shutil.copytree(toy, out)
     sched = WorkingSetSchedule(np.array(LENGTHS), np.arange(12), 8, 4, size=3, rotate_every=5,
                                seed=7)
-    bad = int(sorted(set(sched.resident(1)) - set(sched.resident(0)))[0])
+    bad = int(min(set(sched.resident(1)) - set(sched.resident(0))))
     info = TrajectoryStore(out).info(bad)
     (out / info.path / "qpos" / "c" / "0" / "0").unlink()
     it = iter(make_dataset(_config(out), TrajectoryStore(out), 0, 1))

@@ -19,7 +19,7 @@ store without checksums) makes its trajectory go through the checked zarr read
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

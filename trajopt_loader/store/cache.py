@@ -29,49 +29,11 @@ import numpy as np
 
 from trajopt_loader.errors import MissingKeyError, WindowIndexError
 from trajopt_loader.store import host_alloc
-from trajopt_loader.store.layout import TrajectoryInfo, chunk_rows
+from trajopt_loader.store.key_meta import KeyMeta
+from trajopt_loader.store.layout import TrajectoryInfo
 
 ReadRows = Callable[[int, str, int, int], np.ndarray]
 ReadWhole = Callable[[str, np.ndarray], Iterator[tuple[int, np.ndarray]]]
-
-
-class _KeyMeta:
-    """Per-key arrays over all trajectories.
-
-    Attributes:
-      group: int64 [n_traj] row-shape group id (-1 = key absent). shapes: row shape per group.
-      stored: stored dtype per trajectory (None where absent). dtype: the gather dtype
-        (``float_dtype`` for floating keys when given, else ``np.result_type`` of all stored
-        dtypes). chunk: int64 [n_traj] rows per stored chunk.
-      lengths: int64 [n_traj]. nbytes: bytes of the key of all trajectories in the gather
-        dtype; traj_bytes: int64 [n_traj] the same per trajectory.
-    """
-
-    def __init__(self, infos: Sequence[TrajectoryInfo], key: str, float_dtype=None):
-        n = len(infos)
-        self.group = np.full(n, -1, np.int64)
-        self.chunk = np.ones(n, np.int64)
-        self.shapes: list[tuple[int, ...]] = []
-        self.stored: list[np.dtype | None] = [None] * n
-        for i, info in enumerate(infos):
-            if key not in info.keys:
-                continue
-            shape, dtype = tuple(info.keys[key][0]), np.dtype(info.keys[key][1])
-            if shape not in self.shapes:
-                self.shapes.append(shape)
-            self.group[i] = self.shapes.index(shape)
-            self.stored[i] = dtype
-            self.chunk[i] = info.chunk_rows.get(key) or chunk_rows(shape, dtype, info.length)
-        present = [d for d in self.stored if d is not None]
-        self.dtype = np.result_type(*present) if present else np.dtype(np.float64)
-        if float_dtype is not None and self.dtype.kind == "f":
-            self.dtype = np.dtype(float_dtype)
-        self.lengths = np.array([info.length for info in infos], np.int64)
-        row_bytes = np.array([int(np.prod(s, dtype=np.int64)) * self.dtype.itemsize
-                              for s in self.shapes] + [0], np.int64)
-        #: int64 [n_traj]: bytes of each trajectory's key in the gather dtype (0 where absent)
-        self.traj_bytes = self.lengths * row_bytes[self.group]
-        self.nbytes = int(self.traj_bytes.sum())
 
 
 class HostCache:
@@ -99,7 +61,7 @@ class HostCache:
         self.read_concurrency = max(1, int(read_concurrency))
         self.float_dtype = None if float_dtype is None else np.dtype(float_dtype)
         self._read_whole = read_whole
-        self._meta: dict[str, _KeyMeta] = {}
+        self._meta: dict[str, KeyMeta] = {}
         # key -> (flats per group, offsets [n_traj], held bool [n_traj], bytes)
         self._whole: dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray, int]] = {}
         self._share: np.ndarray | None = None  # bool [n_traj] (None: every trajectory)
@@ -108,10 +70,10 @@ class HostCache:
         self.hits = self.misses = 0
         self._lock = threading.RLock()
 
-    def meta(self, key: str) -> _KeyMeta:
+    def meta(self, key: str) -> KeyMeta:
         m = self._meta.get(key)
         if m is None:
-            m = self._meta[key] = _KeyMeta(self._infos, key, self.float_dtype)
+            m = self._meta[key] = KeyMeta(self._infos, key, self.float_dtype)
             if (m.group < 0).all():
                 raise MissingKeyError(f"key {key!r} is in no trajectory of the store; keys of "
                                       f"traj 0: {sorted(self._infos[0].keys) if self._infos else []}")
@@ -229,7 +191,7 @@ class HostCache:
                 self._lru_bytes += a.nbytes
         return a
 
-    def _ids(self, key: str, traj_ids: np.ndarray, rows: bool = True) -> _KeyMeta:
+    def _ids(self, key: str, traj_ids: np.ndarray, rows: bool = True) -> KeyMeta:
         """Check that ``traj_ids`` [E] hold ``key`` with one row shape (``rows``: name env rows)."""
         m, at = self.meta(key), (lambda e: f"env row {e}: " if rows else "")
         if traj_ids.size and (traj_ids.min() < 0 or traj_ids.max() >= len(self._infos)):
@@ -274,7 +236,7 @@ class HostCache:
         shape = m.shapes[m.group[ids[0]]] if ids.size else m.shapes[0]
         return shape, m.dtype
 
-    def check(self, key: str, traj_ids: np.ndarray, steps: np.ndarray) -> _KeyMeta:
+    def check(self, key: str, traj_ids: np.ndarray, steps: np.ndarray) -> KeyMeta:
         """Validate a gather request; returns the key's metadata.
 
         Raises:
