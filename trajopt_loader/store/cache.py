@@ -3,7 +3,10 @@
 A Zarr slice read costs ~1 ms in Python, slicing the same rows from RAM ~2 us, so windows are
 always gathered from host memory (DESIGN.md, decision 3). Two regimes, per key:
 
-* **whole** (the key of every trajectory fits the byte budget): one concatenated host array
+* **whole** (the key of every trajectory of the cache's share fits the byte budget; the share
+  is every trajectory unless :meth:`HostCache.share` names the ones a process can play, and
+  widens when another is gathered; the arrays are filled once from
+  :mod:`.bulk_read`, on plain pages, :mod:`.host_alloc`): one concatenated host array
   ``flat [sum_T, *row]`` per row shape plus int64 ``offsets [n_traj]``; a gather is one fancy
   index ``np.take(flat, offsets[traj_ids][:, None] + steps, axis=0)``.
 * **chunks** (past the budget): an LRU of decoded time-chunks (the stored Zarr chunks, so a miss
