@@ -1,7 +1,11 @@
 r"""Does streaming cost the training step anything? Step time fed by ``device_iterator`` vs resident data.
 
     python benchmarks/bench_device_overlap.py [--zarr_path STORE --keys qpos,qvel] [--num_envs 256]
-        [--window_size 32] [--hidden 64] [--steps 30] [--repeats 5]
+        [--window_size 32] [--hidden 64] [--steps 30] [--repeats 5] [--digit N]
+
+On a GPU machine, one command (4096 envs, Digit-sized rows, streaming vs resident in one run)::
+
+    python benchmarks/bench_device_overlap.py --digit 64 --num_envs 4096 --hidden 256
 
 The consumer is one jitted training step (2-hidden-layer MLP, forward + backward + SGD update,
 masked by ``valid``) on the ``[E, W, n]`` window batch. It is timed (after compile, median of
@@ -135,16 +139,26 @@ def main(argv=None) -> dict[str, list[float]]:
     parser.add_argument("--hidden", type=int, default=64, help="MLP width (consumer cost)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--digit", type=int, default=0, metavar="N",
+                        help="stream N synthetic Digit-sized trajectories (qpos 61, qvel 54, "
+                             "action 20, float32, 2000 steps; keys qpos,qvel,action) instead")
     args = parser.parse_args(argv)
+    if args.digit:
+        args.keys = "qpos,qvel,action"
     with tempfile.TemporaryDirectory() as tmp:
         path = args.zarr_path
-        if path is None:
+        if args.digit:  # the host pipeline benchmark's synthetic Digit store
+            from bench_host_pipeline import write_store
+
+            path = write_store(Path(tmp), args.digit, 2000).path
+        elif path is None:
             path = str(Path(tmp) / "sample.zarr")
             export_npz(SAMPLE, path, source="cassie", motion="aslip_walk", convention="mujoco",
                        allow_missing=("qvel", "action"), progress=False)
         config = load_config("default", {
             "zarr_path": path, "keys": tuple(args.keys.split(",")), "num_envs": args.num_envs,
-            "window_size": args.window_size, "schedule": "random"})
+            "window_size": args.window_size, "schedule": "random",
+            "cyclic": not args.digit})  # random synthetic rows have no unit base quaternion
         runs = bench(config, args.steps, args.repeats, args.hidden)
         first = next(iter(make_dataset(config)))
         batch_bytes = sum(v.nbytes for v in first.values())

@@ -12,7 +12,8 @@ streams the rest again. It writes ``OUT_DIR/p{PROCESS_ID}_{name}.npz``:
 * ``global_{key}``  [N, E, ...]    the global batch (``multihost_utils.process_allgather``);
 * ``restored_{key}`` [N - SAVE_AT, E, ...] global batches after the restore;
 * ``gather_traj`` [M, E/2], ``gather_step`` [M, E/2, W]: every ``store.gather("qpos", ...)`` call;
-* ``jit_sum`` [N]: a jitted ``sum(qpos * valid)`` over the global batch (a cross-process reduction).
+* ``jit_sum`` [N]: a jitted ``sum(qpos * valid)`` over the global batch (a cross-process reduction);
+* ``cached_qpos``: traj_ids whose qpos the host cache holds; ``cached_bytes``: its bytes used.
 """
 
 from __future__ import annotations
@@ -91,6 +92,8 @@ def run(name: str, overrides: dict) -> None:
     arrays = {k: np.stack(v) for k, v in out.items()}
     arrays["gather_traj"] = np.stack([t for t, _ in store.calls])
     arrays["gather_step"] = np.stack([s for _, s in store.calls])
+    arrays["cached_qpos"] = store.cache.held("qpos")  # trajectories this process decoded
+    arrays["cached_bytes"] = np.array(store.cache_info()["bytes_used"])
     arrays["mesh_processes"] = np.array([d.process_index for d in sharding.mesh.devices.flat])
     np.savez(OUT / f"p{PROCESS_ID}_{name}.npz", **arrays)
 

@@ -28,6 +28,7 @@ FIELDS = {
     "references.body_keys": False, "references.anchor_body": None, "model_path": None,
     "references.ee_source": "auto", "future_steps": 0, "random_start": False,
     "episode_origin_keys": False,
+    "working_set.enabled": False, "working_set.rotate_every": 100,
     "distributed.coordinator_address": None,
     "distributed.num_processes": None, "distributed.process_id": None,
     "motion_weights": (), "adaptive.enabled": False, "adaptive.lag": 8, "adaptive.bin_s": 1.0,

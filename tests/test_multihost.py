@@ -36,6 +36,7 @@ CONFIGS = {  # cyclic off: the revealing values have no unit base quaternion at 
             "seed": 3, "cyclic": False},
     "rand": {"num_envs": E, "window_size": 5, "schedule": "random", "end_policy": "clamp",
              "seed": 5, "cyclic": False},
+    "wrap": {"num_envs": E, "window_size": 4, "seed": 1, "cyclic": False},  # env e plays e % 6
 }
 KEYS = ("qpos", "qvel", "action", "step", "loop", "valid", "env_id", "traj_id", "start",
         "episode_start", "episode_first_step", "episode_loop")
@@ -119,6 +120,12 @@ def test_each_process_reads_only_its_envs(run, name):
                                       np.stack([b["traj_id"][lo:hi] for b in single]))
         np.testing.assert_array_equal(got["gather_step"],
                                       np.stack([b["step"][lo:hi] for b in single]))
+        # the host cache holds this process's share: what its envs play (wrap: env e keeps
+        # trajectory e % 6; seq / rand: every trajectory), bytes = its rows of 3 float64 keys
+        share = {"wrap": np.unique([e % len(LENGTHS) for e in range(lo, hi)]),
+                 "seq": np.arange(len(LENGTHS)), "rand": np.arange(len(LENGTHS))}[name]
+        np.testing.assert_array_equal(got["cached_qpos"], share)
+        assert int(got["cached_bytes"]) == sum(LENGTHS[i] for i in share) * (9 + 8 + 2) * 8
 
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
@@ -127,7 +134,8 @@ def test_global_arrays_equal_the_single_process_stream(run, name):
     single = _single(store, name, N)
     for b in single:  # the oracle itself against the revealing values
         np.testing.assert_array_equal(b["qpos"][..., 0], 100.0 * b["traj_id"][:, None] + b["step"])
-    assert len({tuple(b["traj_id"]) for b in single}) > 1  # the stream moves between trajectories
+    # the stream moves between trajectories (wrap: every env keeps its own)
+    assert len({tuple(b["traj_id"]) for b in single}) > (0 if name == "wrap" else 1)
     for p in range(2):
         got = np.load(out / f"p{p}_{name}.npz")
         for key in KEYS:

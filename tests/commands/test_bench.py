@@ -71,3 +71,18 @@ def test_integrity_benchmark_runs_on_tiny_sizes():
     assert [line[:30].strip() for line in lines[2:5]] == [
         "format 2: checksums", "format 1: presence checks", "format 1: no check (before)"]
     assert lines[5].startswith("CRC-32C of every decoded chunk (0.2 MB): ")
+
+
+def test_scale_benchmark_runs_on_tiny_sizes(tmp_path):
+    """bench_scale keeps working (in-memory sizes and the working-set run); not a timing test."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
+    proc = subprocess.run(
+        [sys.executable, str(find_benchmarks(only=("scale",))[0]), "--clips", "12", "--frames",
+         "30", "--big", "24", "--big_frames", "20", "--envs", "16", "--window", "4", "--batches",
+         "2", "--rotate_every", "2", "--dir", str(tmp_path)], env=env, capture_output=True,
+        text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line.split("|") for line in proc.stdout.splitlines() if "frames/s" in line]
+    assert [int(r[0].replace(",", "")) for r in rows] == [12, 24, 24]
+    assert [int(r[2].replace(",", "")) for r in rows[:2]] == [3 + 5 * 12, 3 + 5 * 24]  # files
+    assert "(working set)" in rows[2][-1] and "cache budget" in proc.stdout

@@ -278,6 +278,10 @@ def validate_config(config: config_dict.ConfigDict) -> config_dict.ConfigDict:
            "references.anchor_body", c.references.anchor_body, "a body name or unset")
     _check(c.model_path is None or (isinstance(c.model_path, str) and c.model_path != ""),
            "model_path", c.model_path, "an MJCF path or unset")
+    _check(isinstance(c.working_set.enabled, bool), "working_set.enabled", c.working_set.enabled,
+           "True or False")
+    _check(_is_int(c.working_set.rotate_every, 1), "working_set.rotate_every",
+           c.working_set.rotate_every, "an int >= 1 (batches per working set)")
     d = c.distributed
     _check(d.num_processes is None or _is_int(d.num_processes, 1), "distributed.num_processes",
            d.num_processes, "an int >= 1 or unset")

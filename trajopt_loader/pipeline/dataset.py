@@ -287,13 +287,21 @@ def make_dataset(config, store=None, process_index: int | None = None,
     eligible = eligible_traj_ids(config, store)
     check_uniform_dt(config, store, eligible)
     lengths = window_lengths(config, store, eligible)  # control steps with control_dt
-    schedule = make_schedule(config, lengths, eligible, process_index, process_count, store)
+    if config.working_set.enabled:  # data larger than the host cache: pipeline/working_set.py
+        from trajopt_loader.pipeline.working_set import working_set_pipeline
+
+        schedule, gather = working_set_pipeline(config, store, eligible, process_index,
+                                                process_count)
+    else:
+        schedule = make_schedule(config, lengths, eligible, process_index, process_count, store)
+        gather = window_gather(config, store, eligible)
+        if hasattr(store, "cache"):  # decode only what this process's envs can play
+            store.cache.share(schedule.playable())
     if retain_freed_memory:
         host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)
     ds = ds.map(WindowIndices(lengths, config.window_size, config.end_policy,
                               future_steps=config.future_steps))
-    gather = window_gather(config, store, eligible)
     ds = ds.map(gather)
     if config.episode_origin_keys:
         ds = ds.map(episode_origin(config, store, eligible, gather))

@@ -133,6 +133,10 @@ def stream_fields(config) -> dict[str, Any]:
     for name, value in _OMITTED_AT.items():
         if name in f and f[name] in (value, None):
             del f[name]
+    ws = config["working_set"] if "working_set" in config else None
+    if ws is not None and ("enabled" not in ws or ws["enabled"]):  # sets depend on the budget
+        f["working_set"] = {"rotate_every": int(ws["rotate_every"]), "cache_bytes": int(
+            ws["cache_bytes"] if "cache_bytes" in ws else config["cache_bytes"])}
     if "dtype" in f:  # numpy's name ("f4" is "float32"); names numpy lacks (bfloat16) as given
         with contextlib.suppress(TypeError):
             f["dtype"] = np.dtype(f["dtype"]).name

@@ -135,6 +135,10 @@ class _Schedule:
     def __len__(self) -> int:
         return ENDLESS if self.num_batches is None else self.num_batches
 
+    def playable(self) -> np.ndarray:
+        """int64 sorted traj_ids this process's envs can read at any chunk (its cache share)."""
+        return np.unique(self.eligible)
+
     def __getitem__(self, k) -> dict[str, np.ndarray]:
         if isinstance(k, slice) or not 0 <= int(k) < len(self):
             raise IndexError(f"chunk index {k!r} out of range [0, {len(self)})")
@@ -226,6 +230,10 @@ class SequentialSchedule(_Schedule):
         #: episodes, ``allow_wrap`` + ``wrap`` + ``episode_length``; FailureFeedback); None: s0.
         self.sampler = None
         self.first_position = np.searchsorted(np.unique(self.eligible), self.first_traj)
+
+    def playable(self) -> np.ndarray:
+        """With ``allow_wrap`` each env keeps its first trajectory: this shard's; else all."""
+        return np.unique(self.first_traj) if self.allow_wrap else super().playable()
 
     def _cycle(self, c: int) -> tuple[np.ndarray, np.ndarray]:
         """(order, cumulative chunks ``[n+1]``) of cycle ``c``: positions into ``eligible``."""

@@ -3,7 +3,10 @@
 A Zarr slice read costs ~1 ms in Python, slicing the same rows from RAM ~2 us, so windows are
 always gathered from host memory (DESIGN.md, decision 3). Two regimes, per key:
 
-* **whole** (the key of every trajectory fits the byte budget): one concatenated host array
+* **whole** (the key of every trajectory of the cache's share fits the byte budget; the share
+  is every trajectory unless :meth:`HostCache.share` names the ones a process can play, and
+  widens when another is gathered; the arrays are filled once from
+  :mod:`.bulk_read`, on plain pages, :mod:`.host_alloc`): one concatenated host array
   ``flat [sum_T, *row]`` per row shape plus int64 ``offsets [n_traj]``; a gather is one fancy
   index ``np.take(flat, offsets[traj_ids][:, None] + steps, axis=0)``.
 * **chunks** (past the budget): an LRU of decoded time-chunks (the stored Zarr chunks, so a miss
@@ -23,50 +26,17 @@ from __future__ import annotations
 import collections
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
 from trajopt_loader.errors import MissingKeyError, WindowIndexError
-from trajopt_loader.store.layout import TrajectoryInfo, chunk_rows
+from trajopt_loader.store import host_alloc
+from trajopt_loader.store.key_meta import KeyMeta
+from trajopt_loader.store.layout import TrajectoryInfo
 
 ReadRows = Callable[[int, str, int, int], np.ndarray]
-
-
-class _KeyMeta:
-    """Per-key arrays over all trajectories.
-
-    Attributes:
-      group: int64 [n_traj] row-shape group id (-1 = key absent). shapes: row shape per group.
-      stored: stored dtype per trajectory (None where absent). dtype: the gather dtype
-        (``float_dtype`` for floating keys when given, else ``np.result_type`` of all stored
-        dtypes). chunk: int64 [n_traj] rows per stored chunk.
-      lengths: int64 [n_traj]. nbytes: bytes of the whole key held in the gather dtype.
-    """
-
-    def __init__(self, infos: Sequence[TrajectoryInfo], key: str, float_dtype=None):
-        n = len(infos)
-        self.group = np.full(n, -1, np.int64)
-        self.chunk = np.ones(n, np.int64)
-        self.shapes: list[tuple[int, ...]] = []
-        self.stored: list[np.dtype | None] = [None] * n
-        for i, info in enumerate(infos):
-            if key not in info.keys:
-                continue
-            shape, dtype = tuple(info.keys[key][0]), np.dtype(info.keys[key][1])
-            if shape not in self.shapes:
-                self.shapes.append(shape)
-            self.group[i] = self.shapes.index(shape)
-            self.stored[i] = dtype
-            self.chunk[i] = info.chunk_rows.get(key) or chunk_rows(shape, dtype, info.length)
-        present = [d for d in self.stored if d is not None]
-        self.dtype = np.result_type(*present) if present else np.dtype(np.float64)
-        if float_dtype is not None and self.dtype.kind == "f":
-            self.dtype = np.dtype(float_dtype)
-        self.lengths = np.array([info.length for info in infos], np.int64)
-        row_bytes = [int(np.prod(s, dtype=np.int64)) * self.dtype.itemsize for s in self.shapes]
-        self.nbytes = int(sum(self.lengths[self.group == g].sum() * b
-                              for g, b in enumerate(row_bytes)))
+ReadWhole = Callable[[str, np.ndarray], Iterator[tuple[int, np.ndarray]]]
 
 
 class HostCache:
@@ -80,26 +50,33 @@ class HostCache:
         the per-request latency of remote stores on first touch).
       float_dtype: dtype of floating keys in the cache and in gathers (e.g. float32 for a float32
         pipeline over float64 data: half the memory, no cast of each batch).
+      read_whole: ``read_whole(key, traj_ids [n]) -> iterator of (traj_id, rows [length, *row])``
+        loading a key of many trajectories at once (:mod:`.bulk_read`); None reads them one by
+        one with ``read_rows``.
     """
 
     def __init__(self, infos: Sequence[TrajectoryInfo], budget: int, read_rows: ReadRows,
-                 read_concurrency: int = 1, float_dtype=None):
+                 read_concurrency: int = 1, float_dtype=None,
+                 read_whole: ReadWhole | None = None):
         self._infos = tuple(infos)
         self.budget = int(budget)
         self._read = read_rows
         self.read_concurrency = max(1, int(read_concurrency))
         self.float_dtype = None if float_dtype is None else np.dtype(float_dtype)
-        self._meta: dict[str, _KeyMeta] = {}
-        self._whole: dict[str, tuple[list[np.ndarray], np.ndarray]] = {}
+        self._read_whole = read_whole
+        self._meta: dict[str, KeyMeta] = {}
+        # key -> (flats per group, offsets [n_traj], held bool [n_traj], bytes)
+        self._whole: dict[str, tuple[list[np.ndarray], np.ndarray, np.ndarray, int]] = {}
+        self._share: np.ndarray | None = None  # bool [n_traj] (None: every trajectory)
         self._lru: collections.OrderedDict = collections.OrderedDict()
         self._whole_bytes = self._lru_bytes = 0
         self.hits = self.misses = 0
         self._lock = threading.RLock()
 
-    def meta(self, key: str) -> _KeyMeta:
+    def meta(self, key: str) -> KeyMeta:
         m = self._meta.get(key)
         if m is None:
-            m = self._meta[key] = _KeyMeta(self._infos, key, self.float_dtype)
+            m = self._meta[key] = KeyMeta(self._infos, key, self.float_dtype)
             if (m.group < 0).all():
                 raise MissingKeyError(f"key {key!r} is in no trajectory of the store; keys of "
                                       f"traj 0: {sorted(self._infos[0].keys) if self._infos else []}")
@@ -111,40 +88,76 @@ class HostCache:
                 "hits": self.hits, "misses": self.misses, "whole_keys": sorted(self._whole),
                 "chunks": len(self._lru)}
 
-    def has_whole(self, key: str) -> bool:
-        """True when ``key`` is already decoded whole (no loading)."""
-        return key in self._whole
+    def share(self, traj_ids) -> None:
+        """Hold only ``traj_ids`` (int [n]) in whole keys loaded from now on (union over calls).
 
-    def whole(self, key: str) -> tuple[list[np.ndarray], np.ndarray] | None:
-        """The whole-key arrays ``(flats per group, offsets [n_traj])`` if the key fits the budget."""
-        if (got := self._whole.get(key)) is not None:
-            return got
+        A pipeline calls it with the trajectories its process's envs can play, so each process
+        of a multi-process run decodes its share, not the whole store. A later gather of another
+        trajectory still returns its rows: the key is reloaded with it added (never wrong data).
+        """
+        ids = np.asarray(traj_ids, np.int64).ravel()
+        with self._lock:
+            if self._share is None:
+                self._share = np.zeros(len(self._infos), bool)
+            self._share[ids] = True
+
+    def held(self, key: str) -> np.ndarray:
+        """int64 trajectory ids whose ``key`` is held whole (empty when the key is not loaded)."""
+        got = self._whole.get(key)
+        return np.flatnonzero(got[2]) if got is not None else np.zeros(0, np.int64)
+
+    def has_whole(self, key: str, traj: int | None = None) -> bool:
+        """True when ``key`` is already decoded whole (for ``traj``, when given; no loading)."""
+        got = self._whole.get(key)
+        return got is not None and (traj is None or bool(got[2][traj]))
+
+    def whole(self, key: str, need=None) -> tuple[list[np.ndarray], np.ndarray] | None:
+        """Whole-key arrays ``(flats per group, offsets [n_traj])`` if the key fits the budget.
+
+        Holds the trajectories of :meth:`share` (all when never called) plus ``need`` (int [n]
+        traj_ids about to be gathered); offsets of trajectories not held are meaningless.
+        """
+        got = self._whole.get(key)
+        if got is not None and (need is None or got[2][need].all()):
+            return got[0], got[1]
         m = self.meta(key)
         with self._lock:
-            if key in self._whole:
-                return self._whole[key]
-            if self._whole_bytes + m.nbytes > self.budget:
+            got = self._whole.get(key)
+            if got is not None and (need is None or got[2][need].all()):
+                return got[0], got[1]
+            held = np.ones(len(self._infos), bool) if self._share is None else self._share.copy()
+            if need is not None:
+                held[need] = True
+            if got is not None:
+                held |= got[2]
+            held &= m.group >= 0
+            nbytes, old = int(m.traj_bytes[held].sum()), (got[3] if got is not None else 0)
+            if self._whole_bytes - old + nbytes > self.budget:
                 return None
             offsets = np.zeros(len(self._infos), np.int64)
             flats = []
             for g, shape in enumerate(m.shapes):
-                ids = np.flatnonzero(m.group == g)
-                flat = np.empty((int(m.lengths[ids].sum()), *shape), m.dtype)
+                ids = np.flatnonzero((m.group == g) & held)
+                flat = host_alloc.empty((int(m.lengths[ids].sum()), *shape), m.dtype)
                 ends = np.cumsum(m.lengths[ids])
                 offsets[ids] = ends - m.lengths[ids]
 
                 def fill(i: int, o: int, n: int, flat=flat) -> None:
                     flat[o:o + n] = self._read(i, key, 0, n)  # disjoint rows; cast to m.dtype
 
-                jobs = [(int(i), int(offsets[i]), int(m.lengths[i])) for i in ids]
-                with ThreadPoolExecutor(max(1, min(self.read_concurrency, len(jobs)))) as pool:
-                    list(pool.map(lambda job: fill(*job), jobs))  # 1 worker for local stores
-                self.misses += len(jobs)
+                if self._read_whole is not None:
+                    for i, rows in self._read_whole(key, ids):
+                        flat[offsets[i]:offsets[i] + m.lengths[i]] = rows  # casts to m.dtype
+                else:
+                    jobs = [(int(i), int(offsets[i]), int(m.lengths[i])) for i in ids]
+                    with ThreadPoolExecutor(max(1, min(self.read_concurrency, len(jobs)))) as pool:
+                        list(pool.map(lambda job: fill(*job), jobs))  # 1 worker: local stores
+                self.misses += len(ids)
                 flats.append(flat)
-            self._whole_bytes += m.nbytes
+            self._whole_bytes += nbytes - old
             self._evict(0)
-            self._whole[key] = (flats, offsets)
-            return self._whole[key]
+            self._whole[key] = (flats, offsets, held, nbytes)
+            return flats, offsets
 
     def _evict(self, incoming: int) -> None:
         limit = max(0, self.budget - self._whole_bytes - incoming)
@@ -181,7 +194,7 @@ class HostCache:
                 self._lru_bytes += a.nbytes
         return a
 
-    def _ids(self, key: str, traj_ids: np.ndarray, rows: bool = True) -> _KeyMeta:
+    def _ids(self, key: str, traj_ids: np.ndarray, rows: bool = True) -> KeyMeta:
         """Check that ``traj_ids`` [E] hold ``key`` with one row shape (``rows``: name env rows)."""
         m, at = self.meta(key), (lambda e: f"env row {e}: " if rows else "")
         if traj_ids.size and (traj_ids.min() < 0 or traj_ids.max() >= len(self._infos)):
@@ -226,7 +239,7 @@ class HostCache:
         shape = m.shapes[m.group[ids[0]]] if ids.size else m.shapes[0]
         return shape, m.dtype
 
-    def check(self, key: str, traj_ids: np.ndarray, steps: np.ndarray) -> _KeyMeta:
+    def check(self, key: str, traj_ids: np.ndarray, steps: np.ndarray) -> KeyMeta:
         """Validate a gather request; returns the key's metadata.
 
         Raises:
@@ -266,7 +279,7 @@ class HostCache:
         shape = m.shapes[g]
         if traj_ids.size == 0 or steps.size == 0:
             return np.empty((*steps.shape, *shape), m.dtype)
-        whole = self.whole(key)
+        whole = self.whole(key, traj_ids)
         if whole is not None:
             self.hits += traj_ids.size
             flats, offsets = whole

@@ -29,7 +29,7 @@ from zarr.codecs import BloscCodec, Crc32cCodec
 
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, TrajoptLoaderError
-from trajopt_loader.store import commit, layout, model_record
+from trajopt_loader.store import commit, layout, model_record, parallel_io
 from trajopt_loader.store.discover import discover
 from trajopt_loader.store.lock import (LOCK_TIMEOUT_S, make_temp, remove_stale_temps,
                                       remove_tree, store_lock)
@@ -39,6 +39,9 @@ from trajopt_loader.store.validate import (LoadedTrajectory, check_arrays, index
                                            load_trajectory, unknown_dt_warning)
 
 Preprocess = Callable[[dict, float, str], tuple]
+
+#: Trajectories written at once to a remote (fsspec URL) store.
+REMOTE_WRITE_CONCURRENCY = 16
 
 
 def _store(out: str, storage_options):
@@ -236,12 +239,21 @@ def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrit
                 group = (zarr.open_group(str(tmp / name), mode="w") if local
                          else rg.create_group(name, overwrite=True))
                 entries[name] = []
-                for i, f in enumerate(files):
+
+                def load_write(job, group=group, name=name):
+                    i, f = job
                     try:
                         t = _load(f, preprocess, **kw)
                     except ExportError as e:
                         raise ExportError(f"{name}/{e}") from None
-                    entries[name].append(_write_traj(group, f"traj{i}", t))
+                    return t, _write_traj(group, f"traj{i}", t)
+
+                # files load and write concurrently; a user preprocess runs in this thread only
+                threads = 1 if preprocess is not None else (
+                    parallel_io.LOCAL_IO_THREADS if local else REMOTE_WRITE_CONCURRENCY)
+                jobs = list(enumerate(files))
+                for t, entry in parallel_io.ordered_map(load_write, jobs, threads):
+                    entries[name].append(entry)
                     summary.frames += t.length
                     summary.bytes += sum(a.nbytes for a in t.arrays.values())
                     if t.padded:

@@ -23,11 +23,12 @@ import numpy as np
 
 from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import DataIntegrityError, MissingKeyError, WindowIndexError
-from trajopt_loader.store import integrity, layout, remote
+from trajopt_loader.store import bulk_read, integrity, layout, remote
 from trajopt_loader.store.cache import HostCache
 from trajopt_loader.store.index_check import check_index
 from trajopt_loader.store.layout import TrajectoryInfo
 from trajopt_loader.store.root import open_root
+from trajopt_loader.store.root_index import read_root_index
 
 #: Default ``read_concurrency`` of stores opened by URL (requests in flight on first touch).
 REMOTE_READ_CONCURRENCY = 16
@@ -77,8 +78,11 @@ class TrajectoryStore:
         self._cache = None
         self._arrays: dict = {}
         self._open_lock = threading.Lock()
-        root = open_root(self.path, storage_options, self.timeout_s, self.retries)
-        self._index = check_index(root.attrs.get(layout.INDEX_KEY), self.path)
+        index = read_root_index(self.path, storage_options, self.timeout_s, self.retries)
+        if index is None:  # zarr reads it, or raises what is wrong (not found, not a store...)
+            index = open_root(self.path, storage_options, self.timeout_s,
+                              self.retries).attrs.get(layout.INDEX_KEY)
+        self._index = check_index(index, self.path)
         self._set_infos()
 
     def _set_infos(self) -> None:
@@ -212,12 +216,24 @@ class TrajectoryStore:
         return integrity.read_rows(self._array(traj_id, key), self.path, info, key, start, stop,
                                    attempt)
 
+    def read_whole(self, key: str, traj_ids):
+        """Yield ``(traj_id, rows [length, *row] stored dtype)`` of ``key`` for ``traj_ids``
+        (int [n], each holding ``key``), read together (:mod:`.bulk_read`), in that order.
+
+        Raises:
+          DataIntegrityError: a chunk is missing or damaged (names it). StoreReadError: remote.
+        """
+        return bulk_read.read_whole(
+            self.path, [self.trajectories[int(i)] for i in traj_ids], key,
+            lambda i: self._read_rows(i, key, 0, self.trajectories[i].length),
+            self.storage_options, self.timeout_s)
+
     @property
     def cache(self) -> HostCache:
         """The host cache (created lazily)."""
         if self._cache is None:
             self._cache = HostCache(self.trajectories, self.cache_bytes, self._read_rows,
-                                    self.read_concurrency, self.cache_dtype)
+                                    self.read_concurrency, self.cache_dtype, self.read_whole)
         return self._cache
 
     def read(self, traj, key: str, start: int = 0, stop: int | None = None, *,
@@ -245,7 +261,7 @@ class TrajectoryStore:
         if wrap and (start < 0 or stop > n):
             rows = np.arange(start, stop) % n
             return self.read(info.traj_id, key)[rows]
-        if (self._cache is not None and self._cache.has_whole(key)
+        if (self._cache is not None and self._cache.has_whole(key, info.traj_id)
                 and self._cache.meta(key).dtype == np.dtype(info.keys[key][1])):
             flats, offsets = self._cache.whole(key)  # cast copies would not be the stored dtype
             g = int(self.cache.meta(key).group[info.traj_id])

@@ -1,0 +1,145 @@
+"""Scale benchmark: export, open, first batch and steady batches of many small clips.
+
+    python benchmarks/bench_scale.py                          # 100, 1000, 15000 clips
+    python benchmarks/bench_scale.py --clips 100 1000 15000 --big 150000 --big_frames 100
+    python benchmarks/bench_scale.py --clips 20 --frames 40 --envs 64 --window 4   # smoke
+
+Synthetic clips (``--frames`` frames each, qpos 36 + qvel 35 float32, like AMASS-sized humanoid
+libraries) are written as ``.npz`` files and exported with ``export_npz``; then, in a fresh
+process per size (so peak RSS is that size's alone), the store is opened, the first batch of the
+``random`` schedule (``--envs`` x ``--window``) is gathered (it decodes every clip's keys into
+the host cache) and ``--batches`` steady batches are timed. ``--big`` runs one more size with a
+cache budget of a quarter of its data in working-set mode (``working_set.enabled``) and
+compares its steady batch to the in-memory one. No assertions: it prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROWS = {"qpos": 36, "qvel": 35}
+
+
+def write_clips(root: Path, clips: int, frames: int, seed: int = 0) -> None:
+    """``clips`` synthetic ``.npz`` files under ``root/<motion>/`` (100 clips per motion)."""
+    rng = np.random.default_rng(seed)
+    block = {k: rng.standard_normal((frames * 8, n)).astype(np.float32) for k, n in ROWS.items()}
+    for i in range(clips):
+        d = root / f"m{i // 100:05d}"
+        d.mkdir(parents=True, exist_ok=True)
+        o = (i * 7) % (frames * 7)  # distinct rows per clip without generating them all
+        np.savez(d / f"c{i % 100:03d}.npz", dt=np.float64(1 / 30),
+                 **{k: b[o:o + frames] for k, b in block.items()})
+
+
+def measure(store_path: str, args) -> dict:
+    """Open, first batch and steady batches in this process (run in a child per size)."""
+    from trajopt_loader.configs import load_config
+    from trajopt_loader.pipeline import make_dataset
+    from trajopt_loader.store import TrajectoryStore
+
+    t0 = time.perf_counter()
+    store = TrajectoryStore(store_path, cache_bytes=args.cache_bytes)
+    t_open = time.perf_counter() - t0
+    cfg = load_config()
+    cfg.zarr_path, cfg.num_envs, cfg.window_size = store_path, args.envs, args.window
+    cfg.schedule, cfg.dtype, cfg.cache_bytes = "random", "float32", args.cache_bytes
+    cfg["keys"] = tuple(ROWS)
+    cfg.read_threads, cfg.host_prefetch, cfg.cyclic = 1, 0, False
+    if args.working_set:
+        cfg.working_set.enabled = True
+        cfg.working_set.rotate_every = args.rotate_every
+    t0 = time.perf_counter()
+    it = iter(make_dataset(cfg, store, 0, 1))
+    next(it)
+    t_first = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(args.batches):
+        next(it)
+    t_steady = (time.perf_counter() - t0) / args.batches
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    data = int(sum(store.lengths.sum() * n * 4 for n in ROWS.values()))
+    batch = args.envs * args.window * sum(ROWS.values()) * 4
+    return {"open": t_open, "first": t_first, "steady": t_steady, "rss": rss, "data": data,
+            "batch": batch}
+
+
+def run_size(tmp: Path, clips: int, frames: int, args, working_set: bool = False,
+             cache_fraction: float = 1.0) -> dict:
+    from trajopt_loader.store import export_npz
+
+    npz, out = tmp / f"npz{clips}", tmp / f"s{clips}.zarr"
+    if not out.exists():
+        write_clips(npz, clips, frames)
+        t0 = time.perf_counter()
+        s = export_npz(npz, out, source="synth", dt=1 / 30, progress=False)
+        export = time.perf_counter() - t0
+        files = sum(len(f) for _, _, f in os.walk(out))
+        export_info = {"export": export, "frames": s.frames, "files": files}
+        (tmp / f"export{clips}.json").write_text(json.dumps(export_info))
+    export_info = json.loads((tmp / f"export{clips}.json").read_text())
+    data = clips * frames * sum(ROWS.values()) * 4
+    cmd = [sys.executable, __file__, "--child", str(out), "--envs", str(args.envs),
+           "--window", str(args.window), "--batches", str(args.batches),
+           "--cache_bytes", str(int(data * cache_fraction) if cache_fraction < 1 else 2**40),
+           "--rotate_every", str(args.rotate_every)] + (["--working_set"] if working_set else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
+    if proc.returncode:
+        raise SystemExit(f"size {clips} failed:\n{proc.stderr[-3000:]}")
+    return dict(export_info, clips=clips, **json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def row(r: dict) -> str:
+    return (f"{r['clips']:>8,} | {r['export']:7.1f} s ({r['frames'] / r['export'] / 1e3:6.0f}k "
+            f"frames/s) | {r['files']:>8,} | {r['open'] * 1e3:7.0f} ms | {r['first']:6.2f} s | "
+            f"{r['steady'] * 1e3:7.1f} ms | {r['rss'] / 2**20:7.0f} MiB "
+            f"({r['rss'] / (r['data'] + r['batch']):.2f} x data+batch)")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--clips", type=int, nargs="*", default=[100, 1000, 15000])
+    p.add_argument("--frames", type=int, default=400)
+    p.add_argument("--big", type=int, default=0, help="clips of the working-set run (0: none)")
+    p.add_argument("--big_frames", type=int, default=400)
+    p.add_argument("--envs", type=int, default=4096)
+    p.add_argument("--window", type=int, default=32)
+    p.add_argument("--batches", type=int, default=20)
+    p.add_argument("--rotate_every", type=int, default=50)
+    p.add_argument("--timeout", type=float, default=1800)
+    p.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--cache_bytes", type=int, default=2**40, help=argparse.SUPPRESS)
+    p.add_argument("--working_set", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child, args)))
+        return
+    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+        print("   clips | export                   |    files |    open | first  |  steady "
+              "| peak RSS")
+        for clips in args.clips:
+            print(row(run_size(Path(tmp), clips, args.frames, args)), flush=True)
+        if args.big:
+            full = run_size(Path(tmp), args.big, args.big_frames, args)
+            print(row(full), "(in memory)", flush=True)
+            ws = run_size(Path(tmp), args.big, args.big_frames, args, working_set=True,
+                          cache_fraction=0.25)
+            print(row(ws), "(working set)")
+            print(f"cache budget {ws['data'] / 4 / 2**30:.2f} GiB vs data {ws['data'] / 2**30:.2f}"
+                  f" GiB; steady batch working set {ws['steady'] * 1e3:.1f} ms vs in-memory "
+                  f"{full['steady'] * 1e3:.1f} ms ({ws['steady'] / full['steady']:.2f} x)")
+
+
+if __name__ == "__main__":
+    main()

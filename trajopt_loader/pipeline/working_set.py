@@ -1,0 +1,220 @@
+"""Working-set mode: random windows from a resident subset of trajectories that rotates.
+
+For datasets larger than the host cache (``config.cache_bytes``). With the plain ``random``
+schedule every batch touches chunks all over the store, so past the budget the chunk LRU misses
+on almost every window. In working-set mode (``config.working_set.enabled``):
+
+* **Rotation.** Batch ``k`` belongs to window ``w = k // rotate_every``. The eligible
+  trajectories are shuffled once per *epoch* by ``(seed, epoch)`` and cut into
+  ``P = ceil(n / size)`` consecutive working sets; window ``w`` plays set ``w mod P`` of epoch
+  ``w // P``. So every trajectory is resident for exactly one window per epoch of
+  ``P * rotate_every`` batches, and the subset of batch ``k`` is a pure function of
+  ``(seed, k)``: a checkpoint is still ``next_index``.
+* **Draws.** Within the window every env draws a window uniformly over the valid
+  (trajectory, start) pairs of the working set (as :class:`RandomSchedule` over all of them),
+  keyed by ``(seed, k)``; all processes see the same working set (env shards as usual).
+* **Size.** ``size`` trajectories such that two sets (the one played, the next one loading) fit
+  ``cache_bytes`` in the batch dtype: :func:`working_set_size`.
+* **Loading.** :class:`ResidentSets` decodes the next window's set in a background thread
+  (bulk first touch, :mod:`trajopt_loader.store.bulk_read`) while the current one is played;
+  a batch waits only if the load is not done. A load error is raised by the batch that needs
+  that set (in the caller's ``next()``), not lost in the thread.
+
+Statistics: within one epoch every trajectory is resident once, so coverage per epoch is 100 %
+of trajectories (each drawn with probability ``1 - (1 - p)^(E * rotate_every)`` per window,
+``p`` its share of the set's valid starts), but windows of nearby batches come from the same
+``size`` trajectories: batches within a window are correlated (fewer distinct trajectories than
+uniform sampling over the store, ``size`` instead of ``n``). Larger ``cache_bytes`` (bigger
+sets) and smaller ``rotate_every`` reduce it; ``rotate_every`` should stay long enough to
+load a set in the background (its bytes / the first-touch rate).
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+
+import numpy as np
+
+from trajopt_loader.errors import ConfigError
+from trajopt_loader.pipeline.marching import valid_start_counts
+from trajopt_loader.pipeline.schedules import _WINDOW, RandomSchedule, _rng
+from trajopt_loader.store import host_alloc
+from trajopt_loader.transforms.gather import DROPPED, GatherKeys, cast_dtype
+
+_SET = 5  # spawn_key purpose of the per-epoch shuffle (schedules uses 1..4)
+
+
+def working_set_size(config, store, eligible) -> int:
+    """Trajectories per working set: two sets of ``config["keys"]`` in ``config.dtype`` fit
+    ``config.cache_bytes`` (mean bytes per eligible trajectory); at least 1.
+
+    Raises:
+      ConfigError: the budget does not hold two sets of even the smallest trajectory.
+    """
+    ids = np.unique(np.asarray(eligible, np.int64))
+    itemsize = cast_dtype(config.dtype).itemsize
+    row = sum(int(np.prod(store.check_uniform(k, ids)[0], dtype=np.int64)) for k in config["keys"])
+    per_traj = store.lengths[ids].astype(np.int64) * row * itemsize
+    size = int(config.cache_bytes // 2 // max(1, int(per_traj.mean())))
+    if size < 1 or 2 * int(per_traj.min()) > config.cache_bytes:
+        raise ConfigError(
+            f"config field cache_bytes={config.cache_bytes} holds no working set: two sets need at "
+            f"least {2 * int(per_traj.min())} bytes (keys {list(config['keys'])} in "
+            f"{config.dtype}). Raise cache_bytes or set working_set.enabled=False.")
+    return min(size, ids.size)
+
+
+class WorkingSetSchedule(RandomSchedule):
+    """Random windows over the working set of each window of batches (module docstring).
+
+    Args:
+      size: trajectories per working set (:func:`working_set_size`); rotate_every: batches per
+        window. Other arguments as :class:`RandomSchedule`.
+    Element ``k`` is the :class:`RandomSchedule` element layout; traj_ids are in
+    :meth:`resident` ``(k // rotate_every)``.
+    """
+
+    def __init__(self, lengths, eligible, num_envs: int, window_size: int, *, size: int,
+                 rotate_every: int, end_policy: str = "clamp", **kwargs):
+        super().__init__(lengths, eligible, num_envs, window_size, end_policy=end_policy, **kwargs)
+        if not 1 <= int(size) or not 1 <= int(rotate_every):
+            raise ConfigError(f"working set size={size} and rotate_every={rotate_every} must "
+                              "be >= 1")
+        self.size, self.rotate_every = min(int(size), self.eligible.size), int(rotate_every)
+        self.sets_per_epoch = -(-self.eligible.size // self.size)
+        self.counts = valid_start_counts(self.lengths[self.eligible], self.window_size,
+                                         end_policy)
+        self._perm: dict[int, np.ndarray] = {}
+
+    def positions(self, w: int) -> np.ndarray:
+        """int64 positions into ``eligible`` of window ``w``'s working set."""
+        epoch, slot = divmod(int(w), self.sets_per_epoch)
+        perm = self._perm.get(epoch)
+        if perm is None:
+            perm = _rng(self.seed, _SET, epoch).permutation(self.eligible.size)
+            self._perm = {epoch: perm}  # windows run in order: one epoch at a time
+        return perm[slot * self.size:(slot + 1) * self.size]
+
+    def resident(self, w: int) -> np.ndarray:
+        """int64 sorted traj_ids of window ``w``'s working set."""
+        return np.unique(self.eligible[self.positions(w)])
+
+    def playable(self) -> np.ndarray:
+        return np.unique(self.eligible)  # over time; held by ResidentSets, not the store cache
+
+    def _element(self, k: int):
+        pos = self.positions(k // self.rotate_every)
+        cum = np.concatenate([[0], np.cumsum(self.counts[pos])])
+        draw = _rng(self.seed, _WINDOW, k).integers(0, cum[-1], size=self.num_envs)[self.lo:self.hi]
+        idx = np.searchsorted(cum, draw, side="right") - 1
+        start = draw - cum[idx]
+        return (self.eligible[pos[idx]], start, np.ones(start.shape, bool), start,
+                np.zeros(start.shape, np.int64))
+
+
+class ResidentSets:
+    """Decoded working sets, the next one loaded in a background thread.
+
+    Args:
+      store: a ``TrajectoryStore``. keys: keys to hold. dtype: their dtype (the batch dtype).
+      schedule: the :class:`WorkingSetSchedule`.
+    :meth:`get` ``(w)`` returns ``{key: flat [rows, *row]}`` and int64 ``offsets [n_traj]`` (-1
+    where not resident) of window ``w`` and starts loading ``w + 1``; it holds at most the sets
+    of ``w`` and ``w + 1``. Errors of a load are raised by the :meth:`get` of that window.
+    """
+
+    def __init__(self, store, keys, dtype, schedule: WorkingSetSchedule):
+        self.store, self.keys, self.dtype = store, tuple(keys), cast_dtype(dtype)
+        self.schedule = schedule
+        self._sets: dict[int, Future] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self.loads = 0
+
+    def _load(self, w: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        ids = self.schedule.resident(w)
+        lengths = self.store.lengths[ids].astype(np.int64)
+        offsets = np.full(len(self.store.trajectories), -1, np.int64)
+        offsets[ids] = np.cumsum(lengths) - lengths
+        flats = {}
+        for key in self.keys:
+            shape = self.store.check_uniform(key, ids)[0]
+            flat = host_alloc.empty((int(lengths.sum()), *shape), self.dtype)
+            for i, rows in self.store.read_whole(key, ids):
+                flat[offsets[i]:offsets[i] + len(rows)] = rows  # casts to the batch dtype
+            flats[key] = flat
+        self.loads += 1
+        return flats, offsets
+
+    def _submit(self, w: int) -> Future:
+        f = self._sets.get(w)
+        if f is None:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="working-set")
+            f = self._sets[w] = self._pool.submit(self._load, w)
+        return f
+
+    def get(self, w: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        with self._lock:
+            current = self._submit(w)
+            self._submit(w + 1)
+            for old in [v for v in self._sets if v not in (w, w + 1)]:
+                self._sets.pop(old).cancel()
+        return current.result()  # a failed load raises here, in the batch that needs it
+
+    def __getstate__(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if k not in ("_sets", "_lock", "_pool")}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state, _sets={}, _lock=threading.Lock(), _pool=None)
+
+
+class GatherWorkingSet(GatherKeys):
+    """:class:`GatherKeys` reading from the working set of the element's window."""
+
+    def __init__(self, store, keys, dtype, traj_ids, schedule: WorkingSetSchedule):
+        super().__init__(store, keys, dtype, traj_ids=traj_ids)
+        self.sets = ResidentSets(store, self.keys, self.dtype, schedule)
+
+    def map(self, element: dict) -> dict:
+        flats, offsets = self.sets.get(int(element["chunk"]) // self.sets.schedule.rotate_every)
+        traj, step = element["traj_id"], element["step"]
+        base = offsets[traj]
+        if (base < 0).any():
+            raise RuntimeError(f"traj_id {int(traj[base < 0][0])} is not in the working set of "
+                               f"chunk {int(element['chunk'])}")
+        rows = base[:, None] + step
+        batch = {k: v for k, v in element.items() if k not in DROPPED}
+        for key in self.keys:
+            batch[key] = np.take(flats[key], rows, axis=0)
+        return batch
+
+
+def working_set_pipeline(config, store, eligible, process_index: int, process_count: int):
+    """``(schedule, gather)`` of a working-set pipeline of ``config`` (random schedule only).
+
+    Raises:
+      ConfigError: ``schedule`` is not ``random``; ``control_dt``, ``adaptive``,
+        ``motion_weights`` or ``episode_origin_keys`` are set (not combined yet); or
+        ``cache_bytes`` holds no working set.
+    """
+    if config.schedule != "random":
+        raise ConfigError(f"working_set.enabled=True needs schedule='random' (got "
+                          f"{config.schedule!r}); the sequential schedule has no working-set "
+                          "mode yet: set --config.schedule=random or working_set.enabled=False.")
+    combined = [name for name, used in (
+        ("control_dt", config.control_dt is not None), ("adaptive.enabled", config.adaptive.enabled),
+        ("motion_weights", bool(config.motion_weights)),
+        ("episode_origin_keys", config.episode_origin_keys)) if used]
+    if combined:
+        raise ConfigError(f"working_set.enabled=True cannot be combined with {combined} yet (the "
+                          "working set draws uniformly and gathers stored frames): unset them or "
+                          "set working_set.enabled=False.")
+    schedule = WorkingSetSchedule(
+        store.lengths, eligible, config.num_envs, config.window_size,
+        size=working_set_size(config, store, eligible),
+        rotate_every=config.working_set.rotate_every, end_policy=config.end_policy,
+        seed=config.seed, process_index=process_index, process_count=process_count,
+        num_batches=config.num_batches)
+    return schedule, GatherWorkingSet(store, config["keys"], config.dtype, eligible, schedule)
