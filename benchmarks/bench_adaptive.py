@@ -36,18 +36,39 @@ from trajopt_loader.transforms.windows import WindowIndices
 
 
 def config_of(store, num_envs: int, **overrides):
-    return load_config("default", {"zarr_path": str(store.path), "num_envs": num_envs,
-                                   "window_size": 32, "schedule": "random", "cyclic": False,
-                                   "keys": ("qpos", "qvel", "action"), **overrides})
+    return load_config(
+        "default",
+        {
+            "zarr_path": str(store.path),
+            "num_envs": num_envs,
+            "window_size": 32,
+            "schedule": "random",
+            "cyclic": False,
+            "keys": ("qpos", "qvel", "action"),
+            **overrides,
+        },
+    )
 
 
 def bench(store, num_envs: int, batches: int) -> list[tuple[str, float]]:
     eligible = store.select()
     plain = make_schedule(config_of(store, num_envs), store.lengths, eligible, 0, 1, store)
-    adaptive = make_schedule(config_of(store, num_envs, **{"adaptive.enabled": True}),
-                             store.lengths, eligible, 0, 1, store)
-    weighted = make_schedule(config_of(store, num_envs, motion_weights={"walk": 2.0}),
-                             store.lengths, eligible, 0, 1, store)
+    adaptive = make_schedule(
+        config_of(store, num_envs, **{"adaptive.enabled": True}),
+        store.lengths,
+        eligible,
+        0,
+        1,
+        store,
+    )
+    weighted = make_schedule(
+        config_of(store, num_envs, motion_weights={"walk": 2.0}),
+        store.lengths,
+        eligible,
+        0,
+        1,
+        store,
+    )
     window = WindowIndices(store.lengths, 32, "wrap")
     gather = GatherKeys(store, ("qpos", "qvel", "action"), "float32", traj_ids=eligible)
     counter = {"plain": 0, "gather": 0, "adaptive": 0, "weighted": 0}
@@ -57,6 +78,7 @@ def bench(store, num_envs: int, batches: int) -> list[tuple[str, float]]:
             k = counter[name]
             counter[name] += 1
             return fn(k)
+
         return call
 
     feedback = adaptive.sampler
@@ -68,12 +90,15 @@ def bench(store, num_envs: int, batches: int) -> list[tuple[str, float]]:
         feedback.report(k, fail, fail_step, k + 1)
         return element
 
-    rows = [("gather (window indices + GatherKeys)",
-             rate(step("gather", lambda k: gather.map(window.map(plain[k]))), batches)),
-            ("uniform draw (RandomSchedule[k])", rate(step("plain", plain.__getitem__), batches)),
-            ("adaptive draw + report", rate(step("adaptive", adaptive_step), batches)),
-            ("weighted draw (motion_weights)",
-             rate(step("weighted", weighted.__getitem__), batches))]
+    rows = [
+        (
+            "gather (window indices + GatherKeys)",
+            rate(step("gather", lambda k: gather.map(window.map(plain[k]))), batches),
+        ),
+        ("uniform draw (RandomSchedule[k])", rate(step("plain", plain.__getitem__), batches)),
+        ("adaptive draw + report", rate(step("adaptive", adaptive_step), batches)),
+        ("weighted draw (motion_weights)", rate(step("weighted", weighted.__getitem__), batches)),
+    ]
     return [(name, 1e3 / r) for name, r in rows]
 
 

@@ -50,8 +50,12 @@ def mjx_fn(model):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=1000)
-    parser.add_argument("--mjx", action=argparse.BooleanOptionalAction, default=True,
-                        help="also time MJX (jit + vmap), compile included separately")
+    parser.add_argument(
+        "--mjx",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also time MJX (jit + vmap), compile included separately",
+    )
     args = parser.parse_args()
     results = {}
     for robot, path in MODELS.items():
@@ -68,8 +72,11 @@ def main() -> None:
         t0 = time.perf_counter()
         ref = body_states(model, qpos, qvel, names, "mujoco")
         t_mj = time.perf_counter() - t0
-        results[robot] = {"frames": args.frames, "bodies": len(names),
-                          "mujoco_frames_per_s": round(args.frames / t_mj)}
+        results[robot] = {
+            "frames": args.frames,
+            "bodies": len(names),
+            "mujoco_frames_per_s": round(args.frames / t_mj),
+        }
         if args.mjx:
             fn = mjx_fn(model)
             t0 = time.perf_counter()
@@ -81,9 +88,13 @@ def main() -> None:
             out[0].block_until_ready()
             t_mjx = time.perf_counter() - t0
             err = float(np.abs(np.asarray(out[3])[:, 1:] - ref["body_lin_vel"]).max())
-            results[robot].update({"mjx_frames_per_s": round(args.frames / t_mjx),
-                                   "mjx_first_call_s (compile)": round(t_compile, 2),
-                                   "max_lin_vel_diff_m_per_s": err})
+            results[robot].update(
+                {
+                    "mjx_frames_per_s": round(args.frames / t_mjx),
+                    "mjx_first_call_s (compile)": round(t_compile, 2),
+                    "max_lin_vel_diff_m_per_s": err,
+                }
+            )
     results["export_cassie_agility_reference"] = _export()
     print(json.dumps(results, indent=1))
 
@@ -98,8 +109,14 @@ def _export() -> dict:
         for label, bodies in (("without bodies", ()), ("with --bodies all", "all")):
             pre = make_export_preprocess(MODELS["cassie"], convention="mujoco", bodies=bodies)
             t0 = time.perf_counter()
-            s = export_npz(DATA / "cassie/trajopt", tmp / f"{len(out)}.zarr", source="cassie",
-                           motion="agility_reference", preprocess=pre, progress=False)
+            s = export_npz(
+                DATA / "cassie/trajopt",
+                tmp / f"{len(out)}.zarr",
+                source="cassie",
+                motion="agility_reference",
+                preprocess=pre,
+                progress=False,
+            )
             out[label + " frames/s"] = round(s.frames / (time.perf_counter() - t0))
     finally:
         shutil.rmtree(tmp)

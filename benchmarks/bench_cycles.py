@@ -45,9 +45,16 @@ def _store(tmp: Path) -> TrajectoryStore:
         with np.load(src) as f:
             ee = np.stack([f["left_foot_pos"], f["right_foot_pos"]], axis=1)
             np.savez(root / src.name, qpos=f["qpos"], ee_pos=ee, dt=f["dt"])
-    export_npz(root.parent, tmp / "aslip.zarr", source="cassie", convention="mujoco",
-               progress=False, preprocess=make_export_preprocess(
-                   str(DATA / "cassie" / "cassie.xml"), convention="mujoco", derive_qvel=True))
+    export_npz(
+        root.parent,
+        tmp / "aslip.zarr",
+        source="cassie",
+        convention="mujoco",
+        progress=False,
+        preprocess=make_export_preprocess(
+            str(DATA / "cassie" / "cassie.xml"), convention="mujoco", derive_qvel=True
+        ),
+    )
     store = TrajectoryStore(tmp / "aslip.zarr")
     store.warm()
     return store
@@ -72,8 +79,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store = _store(Path(tmp))
         keys = ("qpos", "qvel", "ee_pos")
-        print(f"{'E':>6} {'gather ms':>10} {'cycles ms':>10} {'turning':>8} {'pipeline off':>13} "
-              f"{'on':>8} {'build off':>10} {'on':>8}")
+        print(
+            f"{'E':>6} {'gather ms':>10} {'cycles ms':>10} {'turning':>8} {'pipeline off':>13} "
+            f"{'on':>8} {'build off':>10} {'on':>8}"
+        )
         for E in args.num_envs:
             rng = np.random.default_rng(0)
             traj = rng.integers(0, len(store.lengths), E).astype(np.int32)
@@ -86,25 +95,46 @@ def main() -> None:
             cycles, turning = ContinueCycles(store), ContinueCycles(store)
             turning.deltas(np.arange(len(store.lengths)))
             turning._table[1][:] = 0.3  # every stride turns 0.3 rad per loop (arithmetic path)
-            row = [_best_ms(gather, args.batches), _best_ms(lambda: cycles.map(batch), args.batches),
-                   _best_ms(lambda: turning.map(batch), args.batches)]
+            row = [
+                _best_ms(gather, args.batches),
+                _best_ms(lambda: cycles.map(batch), args.batches),
+                _best_ms(lambda: turning.map(batch), args.batches),
+            ]
             for cyclic in (False, True):
-                config = load_config("cassie", {
-                    "zarr_path": store.path, "num_envs": E, "window_size": args.window,
-                    "keys": keys, "cyclic": cyclic, "references.enabled": False})
+                config = load_config(
+                    "cassie",
+                    {
+                        "zarr_path": store.path,
+                        "num_envs": E,
+                        "window_size": args.window,
+                        "keys": keys,
+                        "cyclic": cyclic,
+                        "references.enabled": False,
+                    },
+                )
                 it = iter(make_dataset(config, store, 0, 1))
                 for _ in itertools.islice(it, 3):  # past the first loop: every env has wrapped
                     pass
                 row.append(_best_ms(lambda: next(it), args.batches))
             for cyclic in (False, True):
-                config = load_config("cassie", {
-                    "zarr_path": store.path, "num_envs": E, "window_size": args.window,
-                    "keys": keys, "cyclic": cyclic, "references.enabled": False})
+                config = load_config(
+                    "cassie",
+                    {
+                        "zarr_path": store.path,
+                        "num_envs": E,
+                        "window_size": args.window,
+                        "keys": keys,
+                        "cyclic": cyclic,
+                        "references.enabled": False,
+                    },
+                )
                 t = time.perf_counter()
                 make_dataset(config, TrajectoryStore(store.path), 0, 1)
                 row.append(1e3 * (time.perf_counter() - t))
-            print(f"{E:>6} {row[0]:>10.2f} {row[1]:>10.2f} {row[2]:>8.2f} {row[3]:>13.2f} "
-                  f"{row[4]:>8.2f} {row[5]:>10.1f} {row[6]:>8.1f}")
+            print(
+                f"{E:>6} {row[0]:>10.2f} {row[1]:>10.2f} {row[2]:>8.2f} {row[3]:>13.2f} "
+                f"{row[4]:>8.2f} {row[5]:>10.1f} {row[6]:>8.1f}"
+            )
 
 
 if __name__ == "__main__":

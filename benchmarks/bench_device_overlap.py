@@ -78,7 +78,9 @@ def bench(config, steps: int, repeats: int, hidden: int) -> dict[str, list[float
     """Seconds per step of each mode (see the module docstring), one entry per repeat."""
     keys = tuple(config["keys"])
     step, init = make_step(keys, hidden)
-    with device_iterator(make_dataset(config)) as it:  # the batches "streaming" sees, after 2 skipped
+    with device_iterator(
+        make_dataset(config)
+    ) as it:  # the batches "streaming" sees, after 2 skipped
         resident = list(itertools.islice(it, steps + 2))[2:]
     batch = resident[0]
     n_in = sum(batch[k].shape[-1] for k in keys)
@@ -86,8 +88,9 @@ def bench(config, steps: int, repeats: int, hidden: int) -> dict[str, list[float
     jax.block_until_ready(step(params, batch))  # compile
 
     def stream(host_buffer: int, device_buffer: int) -> float:
-        with device_iterator(make_dataset(config), host_buffer=host_buffer,
-                             device_buffer=device_buffer) as it:
+        with device_iterator(
+            make_dataset(config), host_buffer=host_buffer, device_buffer=device_buffer
+        ) as it:
             time_run(step, params, itertools.islice(it, 2))  # threads started, buffers filled
             return time_run(step, params, itertools.islice(it, steps))
 
@@ -118,15 +121,21 @@ def table(runs: dict[str, list[float]], config, batch_bytes: int) -> str:
     env_steps = config.num_envs * config.window_size
     med = {name: statistics.median(r) for name, r in runs.items()}
     low = {name: min(r) for name, r in runs.items()}
-    lines = [f"{'mode':<10} {'median ms':>10} {'ratio':>7} {'min ms':>9} {'ratio':>7} "
-             f"{'env-steps/s':>13} {'MB/s':>9}"]
+    lines = [
+        f"{'mode':<10} {'median ms':>10} {'ratio':>7} {'min ms':>9} {'ratio':>7} "
+        f"{'env-steps/s':>13} {'MB/s':>9}"
+    ]
     for name in runs:
-        lines.append(f"{name:<10} {med[name] * 1e3:10.2f} {med[name] / med['resident']:7.2f} "
-                     f"{low[name] * 1e3:9.2f} {low[name] / low['resident']:7.2f} "
-                     f"{env_steps / med[name]:13.0f} {batch_bytes / med[name] / 1e6:9.1f}")
+        lines.append(
+            f"{name:<10} {med[name] * 1e3:10.2f} {med[name] / med['resident']:7.2f} "
+            f"{low[name] * 1e3:9.2f} {low[name] / low['resident']:7.2f} "
+            f"{env_steps / med[name]:13.0f} {batch_bytes / med[name] / 1e6:9.1f}"
+        )
     ratio = med["streaming"] / med["resident"]
-    lines.append(f"streaming / resident = {ratio:.3f} median, {low['streaming'] / low['resident']:.3f}"
-                 f" min (target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'} at the median)")
+    lines.append(
+        f"streaming / resident = {ratio:.3f} median, {low['streaming'] / low['resident']:.3f}"
+        f" min (target <= 1.10: {'met' if ratio <= 1.10 else 'NOT met'} at the median)"
+    )
     return "\n".join(lines)
 
 
@@ -139,9 +148,14 @@ def main(argv=None) -> dict[str, list[float]]:
     parser.add_argument("--hidden", type=int, default=64, help="MLP width (consumer cost)")
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--digit", type=int, default=0, metavar="N",
-                        help="stream N synthetic Digit-sized trajectories (qpos 61, qvel 54, "
-                             "action 20, float32, 2000 steps; keys qpos,qvel,action) instead")
+    parser.add_argument(
+        "--digit",
+        type=int,
+        default=0,
+        metavar="N",
+        help="stream N synthetic Digit-sized trajectories (qpos 61, qvel 54, "
+        "action 20, float32, 2000 steps; keys qpos,qvel,action) instead",
+    )
     args = parser.parse_args(argv)
     if args.digit:
         args.keys = "qpos,qvel,action"
@@ -153,18 +167,34 @@ def main(argv=None) -> dict[str, list[float]]:
             path = write_store(Path(tmp), args.digit, 2000).path
         elif path is None:
             path = str(Path(tmp) / "sample.zarr")
-            export_npz(SAMPLE, path, source="cassie", motion="aslip_walk", convention="mujoco",
-                       allow_missing=("qvel", "action"), progress=False)
-        config = load_config("default", {
-            "zarr_path": path, "keys": tuple(args.keys.split(",")), "num_envs": args.num_envs,
-            "window_size": args.window_size, "schedule": "random",
-            "cyclic": not args.digit})  # random synthetic rows have no unit base quaternion
+            export_npz(
+                SAMPLE,
+                path,
+                source="cassie",
+                motion="aslip_walk",
+                convention="mujoco",
+                allow_missing=("qvel", "action"),
+                progress=False,
+            )
+        config = load_config(
+            "default",
+            {
+                "zarr_path": path,
+                "keys": tuple(args.keys.split(",")),
+                "num_envs": args.num_envs,
+                "window_size": args.window_size,
+                "schedule": "random",
+                "cyclic": not args.digit,
+            },
+        )  # random synthetic rows have no unit base quaternion
         runs = bench(config, args.steps, args.repeats, args.hidden)
         first = next(iter(make_dataset(config)))
         batch_bytes = sum(v.nbytes for v in first.values())
-    print(f"device overlap: {jax.devices()[0].platform} x{jax.device_count()}, "
-          f"{args.num_envs} envs x {args.window_size} steps, keys {args.keys}, MLP width "
-          f"{args.hidden}, {args.steps} steps, median of {args.repeats}, {batch_bytes / 1e6:.2f} MB/batch")
+    print(
+        f"device overlap: {jax.devices()[0].platform} x{jax.device_count()}, "
+        f"{args.num_envs} envs x {args.window_size} steps, keys {args.keys}, MLP width "
+        f"{args.hidden}, {args.steps} steps, median of {args.repeats}, {batch_bytes / 1e6:.2f} MB/batch"
+    )
     print(table(runs, config, batch_bytes))
     return runs
 

@@ -51,8 +51,12 @@ def _write(root: Path, dtype) -> None:
     rng = np.random.default_rng(0)
     for i in range(N_TRAJ):
         qpos = np.cumsum(rng.normal(0, 0.01, (LENGTH, NQ)), axis=0).astype(dtype)
-        np.savez(root / "digit_v3" / f"traj_{i}.npz", qpos=qpos,
-                 qvel=rng.normal(0, 1, (LENGTH, NV)).astype(dtype), dt=np.float64(0.01))
+        np.savez(
+            root / "digit_v3" / f"traj_{i}.npz",
+            qpos=qpos,
+            qvel=rng.normal(0, 1, (LENGTH, NV)).astype(dtype),
+            dt=np.float64(0.01),
+        )
 
 
 class _SeedAlgorithm:
@@ -80,7 +84,7 @@ class _SeedAlgorithm:
                 start = max(0, step - self.buffer_size // 2)
                 stop = min(start + self.buffer_size, n)
                 off = self.offsets[tid]
-                buf = self.buffers[e][key] = self.flat[off + start:off + stop]
+                buf = self.buffers[e][key] = self.flat[off + start : off + stop]
                 self.window_starts[e] = start
             rows.append(buf[step - start])
         return np.stack(rows)
@@ -111,17 +115,22 @@ def main(argv=None) -> dict:
         with tempfile.TemporaryDirectory() as tmp:
             _write(Path(tmp) / "npz", dtype)
             path = TrajoptLoader(Path(tmp) / "npz").save(out_dir=tmp, motion="digit_v3")
-            ds = VectorizedTrajectoryDataset(path, n_env, {"window_size": w, "buffer_size": buffer_size,
-                                                           "allow_wrap": True})
-            ds.update_references(env_to_traj=dict(enumerate(traj.tolist())),
-                                 env_to_step=dict(enumerate(start.tolist())))
+            ds = VectorizedTrajectoryDataset(
+                path, n_env, {"window_size": w, "buffer_size": buffer_size, "allow_wrap": True}
+            )
+            ds.update_references(
+                env_to_traj=dict(enumerate(traj.tolist())),
+                env_to_step=dict(enumerate(start.tolist())),
+            )
             envs = range(n_env)
             vec = lambda: ds.fetch_window(envs, "qpos", w)  # noqa: E731
             ref = vec()
             mode = "whole" if ds.store.cache_info()["whole_keys"] else "chunk LRU"
             size = N_TRAJ * LENGTH * (NQ + NV) * np.dtype(dtype).itemsize / 2**20
-            print(f"{dtype} rows, buffer_size={buffer_size}: cache budget "
-                  f"{ds.cache_bytes / 2**20:.1f} MiB ({mode}); dataset {size:.1f} MiB")
+            print(
+                f"{dtype} rows, buffer_size={buffer_size}: cache budget "
+                f"{ds.cache_bytes / 2**20:.1f} MiB ({mode}); dataset {size:.1f} MiB"
+            )
             t_vec = _time(vec, args.repeats)
             line = {"fetch_window": t_vec}
             if mode == "whole":
@@ -149,13 +158,22 @@ def main(argv=None) -> dict:
                         per_t.append(np.stack(rows))
                     return np.moveaxis(np.stack(per_t), 0, 1)
 
-                seed = _SeedAlgorithm(flat, offsets, lengths, ds.env_traj_ids, ds.env_steps, buffer_size)
-                for name, fn in (("tight loop", tight), ("seed-style loop", seed_style),
-                                 ("seed algorithm", lambda: seed.fetch_window(envs, w))):
+                seed = _SeedAlgorithm(
+                    flat, offsets, lengths, ds.env_traj_ids, ds.env_steps, buffer_size
+                )
+                for name, fn in (
+                    ("tight loop", tight),
+                    ("seed-style loop", seed_style),
+                    ("seed algorithm", lambda: seed.fetch_window(envs, w)),
+                ):
                     np.testing.assert_array_equal(fn(), ref)
                     line[name] = _time(fn, max(1, args.repeats // 5))
             for name, t in line.items():
-                speed = f"  ({t / t_vec:5.1f}x slower than fetch_window)" if name != "fetch_window" else ""
+                speed = (
+                    f"  ({t / t_vec:5.1f}x slower than fetch_window)"
+                    if name != "fetch_window"
+                    else ""
+                )
                 print(f"  {name:16s} {t * 1e3:9.2f} ms  [{n_env}, {w}, {NQ}]{speed}")
             results[(dtype, buffer_size)] = line
     return results

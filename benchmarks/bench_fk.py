@@ -35,7 +35,7 @@ def random_states(model: mujoco.MjModel, n: int, seed: int = 0) -> np.ndarray:
         a, kind = model.jnt_qposadr[j], model.jnt_type[j]
         if kind in (mujoco.mjtJoint.mjJNT_FREE, mujoco.mjtJoint.mjJNT_BALL):
             a += 3 if kind == mujoco.mjtJoint.mjJNT_FREE else 0
-            q[:, a:a + 4] = Rotation.random(n, random_state=rng).as_quat(scalar_first=True)
+            q[:, a : a + 4] = Rotation.random(n, random_state=rng).as_quat(scalar_first=True)
         else:
             lo, hi = model.jnt_range[j] if model.jnt_limited[j] else (-1.0, 1.0)
             q[:, a] = rng.uniform(lo, hi, n)
@@ -50,8 +50,12 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--chunk_size", type=int, default=8192)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--mujoco_frames", type=int, default=None,
-                        help="frames for the (slow) mj_kinematics loop; default: all")
+    parser.add_argument(
+        "--mujoco_frames",
+        type=int,
+        default=None,
+        help="frames for the (slow) mj_kinematics loop; default: all",
+    )
     args = parser.parse_args()
 
     import jax  # after argument parsing: importing MJX is slow
@@ -75,13 +79,20 @@ def main() -> None:
     mj_s = time.perf_counter() - start
     err = float(np.abs(mjx_out.reshape(n, len(sites), 3)[:m_frames] - mj_out).max())
     result = {
-        "model": Path(args.model).name, "sites": len(sites), "frames": n,
-        "backend": jax.default_backend(), "device": str(jax.devices()[0]),
-        "chunk_size": args.chunk_size, "mjx_compile_s": round(compile_s, 2),
-        "mjx_best_s": round(min(times), 4), "mjx_frames_per_s": round(n / min(times)),
-        "mujoco_frames": m_frames, "mujoco_s": round(mj_s, 3),
-        "mujoco_frames_per_s": round(m_frames / mj_s), "speedup": round(
-            (n / min(times)) / (m_frames / mj_s), 1), "max_abs_diff_m": err,
+        "model": Path(args.model).name,
+        "sites": len(sites),
+        "frames": n,
+        "backend": jax.default_backend(),
+        "device": str(jax.devices()[0]),
+        "chunk_size": args.chunk_size,
+        "mjx_compile_s": round(compile_s, 2),
+        "mjx_best_s": round(min(times), 4),
+        "mjx_frames_per_s": round(n / min(times)),
+        "mujoco_frames": m_frames,
+        "mujoco_s": round(mj_s, 3),
+        "mujoco_frames_per_s": round(m_frames / mj_s),
+        "speedup": round((n / min(times)) / (m_frames / mj_s), 1),
+        "max_abs_diff_m": err,
     }
     print(json.dumps(result))
 

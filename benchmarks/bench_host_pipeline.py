@@ -48,8 +48,7 @@ def write_store(tmp: Path, num_traj: int, length: int, seed: int = 0) -> Traject
     for i in range(num_traj):
         arrays = {k: rng.standard_normal((length, n), np.float32) for k, n in ROWS.items()}
         np.savez(root / f"traj_{i}.npz", dt=np.float64(0.01), **arrays)
-    export_npz(tmp / "npz", tmp / "digit.zarr", source="digit", convention="mujoco",
-               progress=False)
+    export_npz(tmp / "npz", tmp / "digit.zarr", source="digit", convention="mujoco", progress=False)
     return TrajectoryStore(tmp / "digit.zarr", cache_bytes=2**32)
 
 
@@ -68,19 +67,26 @@ def rate(fn, batches: int, repeats: int = 3, warmup: int = 3) -> float:
 
 
 def digit_config(num_envs: int, window: int, schedule: str, read_threads: int):
-    return load_config("digit_v3", {"num_envs": num_envs, "window_size": window,
-                                    "schedule": schedule, "read_threads": read_threads,
-                                    "host_prefetch": 2,
-                                    # the raw window gather; references and cycle continuation
-                                    # are measured by bench_references.py / bench_cycles.py
-                                    "references.enabled": False, "cyclic": False})
+    return load_config(
+        "digit_v3",
+        {
+            "num_envs": num_envs,
+            "window_size": window,
+            "schedule": schedule,
+            "read_threads": read_threads,
+            "host_prefetch": 2,
+            # the raw window gather; references and cycle continuation
+            # are measured by bench_references.py / bench_cycles.py
+            "references.enabled": False,
+            "cyclic": False,
+        },
+    )
 
 
 def bench_baselines(store: TrajectoryStore, config, batches: int) -> list[tuple[str, float]]:
     """Batches per second of plain numpy producing the same bytes as ``config``'s batches."""
     num_envs, window = config.num_envs, config.window_size
-    flats = {k: np.concatenate([store.read(t, k) for t in range(len(store.lengths))])
-             for k in ROWS}
+    flats = {k: np.concatenate([store.read(t, k) for t in range(len(store.lengths))]) for k in ROWS}
     offsets = np.concatenate([[0], np.cumsum(store.lengths)[:-1]]).astype(np.int64)
     sched = make_schedule(config, store.lengths, store.select())
     indices = []
@@ -90,22 +96,39 @@ def bench_baselines(store: TrajectoryStore, config, batches: int) -> list[tuple[
         indices.append(offsets[el["traj_id"]][:, None] + steps)
     rows = itertools.cycle(indices)
     # Block copies: a window that does not cross its trajectory's end is W contiguous rows.
-    views = {k: as_strided(f, (f.shape[0] - window + 1, window * f.shape[1]),
-                           (f.strides[0], f.itemsize), writeable=False) for k, f in flats.items()}
+    views = {
+        k: as_strided(
+            f,
+            (f.shape[0] - window + 1, window * f.shape[1]),
+            (f.strides[0], f.itemsize),
+            writeable=False,
+        )
+        for k, f in flats.items()
+    }
     last = next(iter(flats.values())).shape[0] - window  # (bound only: ignores the end)
     firsts = itertools.cycle([np.minimum(i[:, 0], last) for i in indices])
-    src = {k: np.random.default_rng(1).standard_normal((num_envs, window, n), np.float32)
-           for k, n in ROWS.items()}
+    src = {
+        k: np.random.default_rng(1).standard_normal((num_envs, window, n), np.float32)
+        for k, n in ROWS.items()
+    }
     dst = {k: np.empty_like(v) for k, v in src.items()}
     return [
-        ("numpy fancy-index gather (rows)", rate(
-            lambda: {k: f[i] for i in [next(rows)] for k, f in flats.items()}, batches)),
-        ("numpy block gather (windows)", rate(
-            lambda: {k: v[i] for i in [next(firsts)] for k, v in views.items()}, batches)),
-        ("copy to new arrays (ndarray.copy)", rate(
-            lambda: {k: v.copy() for k, v in src.items()}, batches)),
-        ("memcpy (np.copyto, preallocated)", rate(
-            lambda: [np.copyto(dst[k], src[k]) for k in ROWS], batches)),
+        (
+            "numpy fancy-index gather (rows)",
+            rate(lambda: {k: f[i] for i in [next(rows)] for k, f in flats.items()}, batches),
+        ),
+        (
+            "numpy block gather (windows)",
+            rate(lambda: {k: v[i] for i in [next(firsts)] for k, v in views.items()}, batches),
+        ),
+        (
+            "copy to new arrays (ndarray.copy)",
+            rate(lambda: {k: v.copy() for k, v in src.items()}, batches),
+        ),
+        (
+            "memcpy (np.copyto, preallocated)",
+            rate(lambda: [np.copyto(dst[k], src[k]) for k in ROWS], batches),
+        ),
     ]
 
 
@@ -118,9 +141,12 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=40)
     parser.add_argument("--schedule", choices=["sequential", "random"], default="sequential")
     parser.add_argument("--read_threads", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--no_retain", action="store_true",
-                        help="leave glibc malloc at its defaults (make_dataset otherwise keeps "
-                             "freed batch memory; pipeline.host_memory)")
+    parser.add_argument(
+        "--no_retain",
+        action="store_true",
+        help="leave glibc malloc at its defaults (make_dataset otherwise keeps "
+        "freed batch memory; pipeline.host_memory)",
+    )
     args = parser.parse_args()
     retain = not args.no_retain and host_memory.retain_freed_memory()  # all rows alike
     print(f"glibc malloc keeps freed memory: {retain}")
@@ -128,24 +154,34 @@ def main() -> None:
         t = time.perf_counter()
         store = write_store(Path(tmp), args.num_traj, args.length)
         store.warm(tuple(ROWS))
-        print(f"store: {args.num_traj} x {args.length} steps, rows {ROWS} float32, written and "
-              f"warmed in {time.perf_counter() - t:.1f} s; cache {store.cache_info()}")
-        print(f"{'E':>5} {'W':>3} {'MB/batch':>8}  {'method':<38} {'batch/s':>8} {'GB/s':>6} "
-              f"{'x memcpy':>8}")
+        print(
+            f"store: {args.num_traj} x {args.length} steps, rows {ROWS} float32, written and "
+            f"warmed in {time.perf_counter() - t:.1f} s; cache {store.cache_info()}"
+        )
+        print(
+            f"{'E':>5} {'W':>3} {'MB/batch':>8}  {'method':<38} {'batch/s':>8} {'GB/s':>6} "
+            f"{'x memcpy':>8}"
+        )
         for num_envs in args.num_envs:
             mb = num_envs * args.window * sum(ROWS.values()) * 4 / 1e6
             rows = []
             for threads in args.read_threads:
                 config = digit_config(num_envs, args.window, args.schedule, threads)
                 it = iter(make_dataset(config, store, 0, 1, retain_freed_memory=retain))
-                rows.append((f"make_dataset ({args.schedule}, {threads} thr)",
-                             rate(lambda: next(it), args.batches)))
+                rows.append(
+                    (
+                        f"make_dataset ({args.schedule}, {threads} thr)",
+                        rate(lambda: next(it), args.batches),
+                    )
+                )
                 del it
             rows += bench_baselines(store, config, args.batches)
             memcpy = rows[-1][1]
             for name, per_s in rows:
-                print(f"{num_envs:>5} {args.window:>3} {mb:>8.1f}  {name:<38} {per_s:>8.1f} "
-                      f"{per_s * mb / 1e3:>6.2f} {per_s / memcpy:>8.2f}")
+                print(
+                    f"{num_envs:>5} {args.window:>3} {mb:>8.1f}  {name:<38} {per_s:>8.1f} "
+                    f"{per_s * mb / 1e3:>6.2f} {per_s / memcpy:>8.2f}"
+                )
 
 
 if __name__ == "__main__":

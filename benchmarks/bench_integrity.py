@@ -43,17 +43,32 @@ ROWS = {"qpos": 61, "qvel": 54, "action": 20}  # Digit v3: nq, nv, nu
 
 def _write_traj_format_1(group, name, t):
     """``_write_traj`` as format 1 wrote it: Blosc only, no checksums, zero chunks skipped."""
-    entry = {"name": name, "length": t.length, "dt": t.dt, "source_file": t.source_file,
-             "rows_in_file": t.rows_in_file, "keys": {}, "derived": t.derived,
-             "padded": t.padded, "scalars": t.scalars}
+    entry = {
+        "name": name,
+        "length": t.length,
+        "dt": t.dt,
+        "source_file": t.source_file,
+        "rows_in_file": t.rows_in_file,
+        "keys": {},
+        "derived": t.derived,
+        "padded": t.padded,
+        "scalars": t.scalars,
+    }
     for key, a in t.arrays.items():
-        entry["keys"][key] = {"shape": list(a.shape[1:]), "dtype": str(a.dtype),
-                              "chunk_rows": layout.chunk_rows(a.shape[1:], a.dtype, t.length)}
+        entry["keys"][key] = {
+            "shape": list(a.shape[1:]),
+            "dtype": str(a.dtype),
+            "chunk_rows": layout.chunk_rows(a.shape[1:], a.dtype, t.length),
+        }
     tg = group.create_group(name, attributes=entry)
     for key, a in t.arrays.items():
-        tg.create_array(key, shape=a.shape, dtype=a.dtype,
-                        chunks=(entry["keys"][key]["chunk_rows"], *a.shape[1:]),
-                        compressors=BloscCodec(**layout.BLOSC))[...] = a
+        tg.create_array(
+            key,
+            shape=a.shape,
+            dtype=a.dtype,
+            chunks=(entry["keys"][key]["chunk_rows"], *a.shape[1:]),
+            compressors=BloscCodec(**layout.BLOSC),
+        )[...] = a
     return entry
 
 
@@ -62,8 +77,10 @@ def _export(npz: Path, out: Path, checked: bool) -> float:
     if checked:
         export_npz(npz, out, source="digit", convention="mujoco", progress=False)
     else:
-        with mock.patch.object(export_mod, "_write_traj", _write_traj_format_1), \
-                mock.patch.object(layout, "FORMAT_VERSION", 1):
+        with (
+            mock.patch.object(export_mod, "_write_traj", _write_traj_format_1),
+            mock.patch.object(layout, "FORMAT_VERSION", 1),
+        ):
             export_npz(npz, out, source="digit", convention="mujoco", progress=False)
     return time.perf_counter() - t0
 
@@ -106,11 +123,17 @@ def main() -> None:
             for name in export_s:
                 stores[name] = tmp / f"{name}{r}.zarr"
                 export_s[name].append(_export(tmp / "npz", stores[name], name == "checked"))
-        assert zarr.open_group(str(stores["unchecked"]), mode="r").attrs[
-            layout.INDEX_KEY]["format_version"] == 1
-        modes = {"format 2: checksums": ("checked", "checked"),
-                 "format 1: presence checks": ("unchecked", "presence"),
-                 "format 1: no check (before)": ("unchecked", "no check")}
+        assert (
+            zarr.open_group(str(stores["unchecked"]), mode="r").attrs[layout.INDEX_KEY][
+                "format_version"
+            ]
+            == 1
+        )
+        modes = {
+            "format 2: checksums": ("checked", "checked"),
+            "format 1: presence checks": ("unchecked", "presence"),
+            "format 1: no check (before)": ("unchecked", "no check"),
+        }
         ids = rng.integers(0, args.num_traj, args.envs)
         starts = rng.integers(0, args.length - args.window, (args.batches, args.envs))
 
@@ -133,19 +156,29 @@ def main() -> None:
                 t["whole"].append(_best(lambda: batches(whole[m]), 1) / args.batches)
                 t["lru"].append(_best(lambda: batches(lru[m]), 1) / args.batches)
         store = TrajectoryStore(stores["checked"])
-        decoded = [(store.read(i, k), store.info(i).chunk_rows[k])
-                   for i in range(args.num_traj) for k in ROWS]
+        decoded = [
+            (store.read(i, k), store.info(i).chunk_rows[k])
+            for i in range(args.num_traj)
+            for k in ROWS
+        ]
         crc_s = _best(lambda: [chunk_crcs(a, n) for a, n in decoded], args.repeats)
-        print(f"{args.num_traj} trajectories x {args.length} steps, {raw / 1e6:.1f} MB raw "
-              f"float32; batch [{args.envs}, {args.window}] of {', '.join(ROWS)}; best of "
-              f"{args.repeats}, interleaved")
-        print(f"{'reader':<30} {'export MB/s':>11} {'whole load ms':>13} "
-              f"{'batch ms (whole)':>16} {'batch ms (LRU)':>14}")
+        print(
+            f"{args.num_traj} trajectories x {args.length} steps, {raw / 1e6:.1f} MB raw "
+            f"float32; batch [{args.envs}, {args.window}] of {', '.join(ROWS)}; best of "
+            f"{args.repeats}, interleaved"
+        )
+        print(
+            f"{'reader':<30} {'export MB/s':>11} {'whole load ms':>13} "
+            f"{'batch ms (whole)':>16} {'batch ms (LRU)':>14}"
+        )
         for m, (w, _) in modes.items():
             t = times[m]
-            print(f"{m:<30} {raw / 1e6 / min(export_s[w]):>11.1f} {min(t['load']) * 1e3:>13.1f} "
-                  f"{min(t['whole']) * 1e3:>16.2f} {min(t['lru']) * 1e3:>14.2f}")
+            print(
+                f"{m:<30} {raw / 1e6 / min(export_s[w]):>11.1f} {min(t['load']) * 1e3:>13.1f} "
+                f"{min(t['whole']) * 1e3:>16.2f} {min(t['lru']) * 1e3:>14.2f}"
+            )
         print(f"CRC-32C of every decoded chunk ({raw / 1e6:.1f} MB): {crc_s * 1e3:.1f} ms")
+
 
 if __name__ == "__main__":
     main()

@@ -70,36 +70,55 @@ def main() -> None:
     parser.add_argument("--control_dt", type=float, default=0.02)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        export_npz(DATA / "cassie" / "trajopt", Path(tmp) / "cassie.zarr", source="cassie",
-                   motion="agility_reference", convention="mujoco", progress=False)
+        export_npz(
+            DATA / "cassie" / "trajopt",
+            Path(tmp) / "cassie.zarr",
+            source="cassie",
+            motion="agility_reference",
+            convention="mujoco",
+            progress=False,
+        )
         store = TrajectoryStore(Path(tmp) / "cassie.zarr", cache_dtype="float32")
         store.warm(KEYS)
         quats = quaternion_qpos_addresses(load_kinematics_model(DATA / "cassie" / "cassie.xml"))
         ids = np.arange(3)
         plain = GatherKeys(store, KEYS, "float32", traj_ids=ids)
         common = dict(traj_ids=ids, control_dt=args.control_dt)
-        tables = InterpolateKeys(store, KEYS, "float32", **common, quaternions=quats,
-                                 table_bytes=2**31)
+        tables = InterpolateKeys(
+            store, KEYS, "float32", **common, quaternions=quats, table_bytes=2**31
+        )
         per_batch = InterpolateKeys(store, KEYS, "float32", **common, quaternions=quats)
         lerp_only = InterpolateKeys(store, KEYS, "float32", **common)
         t = time.perf_counter()
         tables.tables()
         build = 1e3 * (time.perf_counter() - t)
         controls = control_lengths(store, args.control_dt)
-        print(f"stored lengths {store.lengths.tolist()} (dt {np.round(store.dts, 6).tolist()} s)"
-              f" -> {controls.tolist()} control steps of {args.control_dt} s; quaternions at "
-              f"qpos{list(quats)}; tables built once in {build:.1f} ms")
-        print(f"{'E':>6} {'gather ms':>10} {'tables':>8} {'per batch':>10} {'lerp only':>10} "
-              f"{'tables/gather':>14} {'per batch/gather':>17}")
+        print(
+            f"stored lengths {store.lengths.tolist()} (dt {np.round(store.dts, 6).tolist()} s)"
+            f" -> {controls.tolist()} control steps of {args.control_dt} s; quaternions at "
+            f"qpos{list(quats)}; tables built once in {build:.1f} ms"
+        )
+        print(
+            f"{'E':>6} {'gather ms':>10} {'tables':>8} {'per batch':>10} {'lerp only':>10} "
+            f"{'tables/gather':>14} {'per batch/gather':>17}"
+        )
         for E in args.num_envs:
             rng = np.random.default_rng(0)
             stored = _element(store.lengths, E, args.window, rng)
             control = _element(controls, E, args.window, rng)
-            row = _median_ms([lambda: plain.map(stored), lambda: tables.map(control),
-                              lambda: per_batch.map(control), lambda: lerp_only.map(control)],
-                             args.batches)
-            print(f"{E:>6} {row[0]:>10.2f} {row[1]:>8.2f} {row[2]:>10.2f} {row[3]:>10.2f} "
-                  f"{row[1] / row[0]:>14.2f} {row[2] / row[0]:>17.2f}")
+            row = _median_ms(
+                [
+                    lambda: plain.map(stored),
+                    lambda: tables.map(control),
+                    lambda: per_batch.map(control),
+                    lambda: lerp_only.map(control),
+                ],
+                args.batches,
+            )
+            print(
+                f"{E:>6} {row[0]:>10.2f} {row[1]:>8.2f} {row[2]:>10.2f} {row[3]:>10.2f} "
+                f"{row[1] / row[0]:>14.2f} {row[2] / row[0]:>17.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -26,9 +26,14 @@ import time
 import jax
 import numpy as np
 
-from trajopt_loader import MUJOCO, PINOCCHIO
+from trajopt_loader import (
+    MUJOCO,
+    PINOCCHIO,
+    BuildReferences,
+    compute_references,
+    compute_references_jax,
+)
 from trajopt_loader.robots import digit_v3
-from trajopt_loader import BuildReferences, compute_references, compute_references_jax
 
 
 def make_batch(num_envs: int, window: int, with_ee: bool, seed: int = 0) -> dict:
@@ -38,10 +43,14 @@ def make_batch(num_envs: int, window: int, with_ee: bool, seed: int = 0) -> dict
     qpos = rng.normal(size=(num_envs, window, spec.nq)).astype(np.float32)
     qpos[..., 3:7] /= np.linalg.norm(qpos[..., 3:7], axis=-1, keepdims=True)
     valid = np.ones((num_envs, window), bool)
-    valid[::7, window // 2:] = False
-    batch = {"qpos": qpos, "qvel": rng.normal(size=(num_envs, window, spec.nv)).astype(np.float32),
-             "valid": valid, "episode_origin_qpos": qpos[:, 0].copy(),
-             "conv_idx": (np.arange(num_envs) % 2).astype(np.int32)}
+    valid[::7, window // 2 :] = False
+    batch = {
+        "qpos": qpos,
+        "qvel": rng.normal(size=(num_envs, window, spec.nv)).astype(np.float32),
+        "valid": valid,
+        "episode_origin_qpos": qpos[:, 0].copy(),
+        "conv_idx": (np.arange(num_envs) % 2).astype(np.int32),
+    }
     if with_ee:
         batch["ee_pos"] = rng.normal(size=(num_envs, window, spec.n_ee, 3)).astype(np.float32)
     return batch
@@ -68,8 +77,16 @@ def main() -> None:
     ee = b.get("ee_pos")
 
     def numpy_core():
-        return compute_references(b["qpos"], b["qvel"], spec, convs, convention_index=b["conv_idx"],
-                                  origin_qpos=b["episode_origin_qpos"], valid=b["valid"], ee_pos=ee)
+        return compute_references(
+            b["qpos"],
+            b["qvel"],
+            spec,
+            convs,
+            convention_index=b["conv_idx"],
+            origin_qpos=b["episode_origin_qpos"],
+            valid=b["valid"],
+            ee_pos=ee,
+        )
 
     # Without a store the transform takes one convention; MuJoCo for all envs here.
     transform = BuildReferences(None, spec, convention=MUJOCO)
@@ -77,9 +94,16 @@ def main() -> None:
     dev = jax.device_put({k: b[k] for k in host_keys + (("ee_pos",) if args.ee else ())})
 
     def jax_call(d):
-        return compute_references_jax(d["qpos"], d["qvel"], spec, convs, convention_index=d["conv_idx"],
-                                      origin_qpos=d["episode_origin_qpos"], valid=d["valid"],
-                                      ee_pos=d.get("ee_pos"))
+        return compute_references_jax(
+            d["qpos"],
+            d["qvel"],
+            spec,
+            convs,
+            convention_index=d["conv_idx"],
+            origin_qpos=d["episode_origin_qpos"],
+            valid=d["valid"],
+            ee_pos=d.get("ee_pos"),
+        )
 
     t0 = time.perf_counter()
     jax.block_until_ready(jax_call(dev))
@@ -87,16 +111,27 @@ def main() -> None:
     host = {k: b[k] for k in dev}
     rows = [
         ("numpy core", timed(numpy_core, args.repeats)),
-        ("grain transform", timed(lambda: transform.map({k: b[k] for k in host_keys[:4] + (
-            ("ee_pos",) if args.ee else ())}), args.repeats)),
+        (
+            "grain transform",
+            timed(
+                lambda: transform.map(
+                    {k: b[k] for k in host_keys[:4] + (("ee_pos",) if args.ee else ())}
+                ),
+                args.repeats,
+            ),
+        ),
         ("jax (on device)", timed(lambda: jax.block_until_ready(jax_call(dev)), args.repeats)),
-        ("jax + transfer", timed(lambda: jax.block_until_ready(jax_call(jax.device_put(host))),
-                                 args.repeats)),
+        (
+            "jax + transfer",
+            timed(lambda: jax.block_until_ready(jax_call(jax.device_put(host))), args.repeats),
+        ),
     ]
     mb = sum(v.nbytes for v in host.values()) / 1e6
-    print(f"references: {args.num_envs} envs x {args.window_size} steps, Digit v3 (nq={spec.nq}), "
-          f"ee={'on' if args.ee else 'off'}, input {mb:.1f} MB, backend {jax.default_backend()} "
-          f"({jax.devices()[0].device_kind}), jax compile {compile_ms:.0f} ms")
+    print(
+        f"references: {args.num_envs} envs x {args.window_size} steps, Digit v3 (nq={spec.nq}), "
+        f"ee={'on' if args.ee else 'off'}, input {mb:.1f} MB, backend {jax.default_backend()} "
+        f"({jax.devices()[0].device_kind}), jax compile {compile_ms:.0f} ms"
+    )
     for name, (med, best) in rows:
         print(f"  {name:<16} {med:8.1f} ms/batch (min {best:.1f})")
 

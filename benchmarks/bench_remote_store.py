@@ -63,20 +63,32 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "store.zarr"
         for c in range(args.copies):
-            export_npz(DATA, path, source=f"cassie{c}", convention="mujoco",
-                       allow_missing=("qvel",), progress=False)
+            export_npz(
+                DATA,
+                path,
+                source=f"cassie{c}",
+                convention="mujoco",
+                allow_missing=("qvel",),
+                progress=False,
+            )
         log = Path(tmp) / "requests.log"
-        server = subprocess.Popen([sys.executable, __file__, "--serve", tmp, "--latency-ms",
-                                   str(args.latency_ms)], stdout=subprocess.PIPE,
-                                  stderr=open(log, "w"), text=True)
+        server = subprocess.Popen(
+            [sys.executable, __file__, "--serve", tmp, "--latency-ms", str(args.latency_ms)],
+            stdout=subprocess.PIPE,
+            stderr=open(log, "w"),
+            text=True,
+        )
         url = f"http://127.0.0.1:{int(server.stdout.readline())}/store.zarr"
 
         def requests() -> int:
             return log.read_text().count("GET")
+
         local = TrajectoryStore(path)
         n = len(local.trajectories)
-        print(f"{n} trajectories, qpos {local.cache.meta('qpos').nbytes / 1e6:.1f} MB, "
-              f"latency {args.latency_ms:g} ms per request")
+        print(
+            f"{n} trajectories, qpos {local.cache.meta('qpos').nbytes / 1e6:.1f} MB, "
+            f"latency {args.latency_ms:g} ms per request"
+        )
         rng = np.random.default_rng(0)
         traj = rng.integers(0, n, 1024)
         length = local.lengths[traj][:, None]
@@ -89,15 +101,19 @@ def main() -> None:
             t0 = time.perf_counter()
             store.warm(("qpos",))
             t_warm = time.perf_counter() - t0
-            print(f"  read_concurrency={conc:<3} open {t_open * 1e3:7.1f} ms   first touch of qpos "
-                  f"{t_warm * 1e3:8.1f} ms   ({requests() - before} requests)")
+            print(
+                f"  read_concurrency={conc:<3} open {t_open * 1e3:7.1f} ms   first touch of qpos "
+                f"{t_warm * 1e3:8.1f} ms   ({requests() - before} requests)"
+            )
         for name, s in (("remote", store), ("local", local)):
             s.warm(("qpos",))
             t0 = time.perf_counter()
             for _ in range(20):
                 out = s.gather("qpos", traj, steps)
-            print(f"  gather 1024 x 32 qpos from the {name} store's cache: "
-                  f"{(time.perf_counter() - t0) / 20 * 1e3:.2f} ms")
+            print(
+                f"  gather 1024 x 32 qpos from the {name} store's cache: "
+                f"{(time.perf_counter() - t0) / 20 * 1e3:.2f} ms"
+            )
         np.testing.assert_array_equal(out, store.gather("qpos", traj, steps))
         server.terminate()
         server.wait(timeout=10)

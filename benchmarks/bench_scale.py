@@ -38,8 +38,11 @@ def write_clips(root: Path, clips: int, frames: int, seed: int = 0) -> None:
         d = root / f"m{i // 100:05d}"
         d.mkdir(parents=True, exist_ok=True)
         o = (i * 7) % (frames * 7)  # distinct rows per clip without generating them all
-        np.savez(d / f"c{i % 100:03d}.npz", dt=np.float64(1 / 30),
-                 **{k: b[o:o + frames] for k, b in block.items()})
+        np.savez(
+            d / f"c{i % 100:03d}.npz",
+            dt=np.float64(1 / 30),
+            **{k: b[o : o + frames] for k, b in block.items()},
+        )
 
 
 def measure(store_path: str, args) -> dict:
@@ -70,12 +73,19 @@ def measure(store_path: str, args) -> dict:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     data = int(sum(store.lengths.sum() * n * 4 for n in ROWS.values()))
     batch = args.envs * args.window * sum(ROWS.values()) * 4
-    return {"open": t_open, "first": t_first, "steady": t_steady, "rss": rss, "data": data,
-            "batch": batch}
+    return {
+        "open": t_open,
+        "first": t_first,
+        "steady": t_steady,
+        "rss": rss,
+        "data": data,
+        "batch": batch,
+    }
 
 
-def run_size(tmp: Path, clips: int, frames: int, args, working_set: bool = False,
-             cache_fraction: float = 1.0) -> dict:
+def run_size(
+    tmp: Path, clips: int, frames: int, args, working_set: bool = False, cache_fraction: float = 1.0
+) -> dict:
     from trajopt_loader.store import export_npz
 
     npz, out = tmp / f"npz{clips}", tmp / f"s{clips}.zarr"
@@ -89,10 +99,22 @@ def run_size(tmp: Path, clips: int, frames: int, args, working_set: bool = False
         (tmp / f"export{clips}.json").write_text(json.dumps(export_info))
     export_info = json.loads((tmp / f"export{clips}.json").read_text())
     data = clips * frames * sum(ROWS.values()) * 4
-    cmd = [sys.executable, __file__, "--child", str(out), "--envs", str(args.envs),
-           "--window", str(args.window), "--batches", str(args.batches),
-           "--cache_bytes", str(int(data * cache_fraction) if cache_fraction < 1 else 2**40),
-           "--rotate_every", str(args.rotate_every)] + (["--working_set"] if working_set else [])
+    cmd = [
+        sys.executable,
+        __file__,
+        "--child",
+        str(out),
+        "--envs",
+        str(args.envs),
+        "--window",
+        str(args.window),
+        "--batches",
+        str(args.batches),
+        "--cache_bytes",
+        str(int(data * cache_fraction) if cache_fraction < 1 else 2**40),
+        "--rotate_every",
+        str(args.rotate_every),
+    ] + (["--working_set"] if working_set else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
     if proc.returncode:
         raise SystemExit(f"size {clips} failed:\n{proc.stderr[-3000:]}")
@@ -100,10 +122,12 @@ def run_size(tmp: Path, clips: int, frames: int, args, working_set: bool = False
 
 
 def row(r: dict) -> str:
-    return (f"{r['clips']:>8,} | {r['export']:7.1f} s ({r['frames'] / r['export'] / 1e3:6.0f}k "
-            f"frames/s) | {r['files']:>8,} | {r['open'] * 1e3:7.0f} ms | {r['first']:6.2f} s | "
-            f"{r['steady'] * 1e3:7.1f} ms | {r['rss'] / 2**20:7.0f} MiB "
-            f"({r['rss'] / (r['data'] + r['batch']):.2f} x data+batch)")
+    return (
+        f"{r['clips']:>8,} | {r['export']:7.1f} s ({r['frames'] / r['export'] / 1e3:6.0f}k "
+        f"frames/s) | {r['files']:>8,} | {r['open'] * 1e3:7.0f} ms | {r['first']:6.2f} s | "
+        f"{r['steady'] * 1e3:7.1f} ms | {r['rss'] / 2**20:7.0f} MiB "
+        f"({r['rss'] / (r['data'] + r['batch']):.2f} x data+batch)"
+    )
 
 
 def main() -> None:
@@ -126,19 +150,23 @@ def main() -> None:
         print(json.dumps(measure(args.child, args)))
         return
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        print("   clips | export                   |    files |    open | first  |  steady "
-              "| peak RSS")
+        print(
+            "   clips | export                   |    files |    open | first  |  steady | peak RSS"
+        )
         for clips in args.clips:
             print(row(run_size(Path(tmp), clips, args.frames, args)), flush=True)
         if args.big:
             full = run_size(Path(tmp), args.big, args.big_frames, args)
             print(row(full), "(in memory)", flush=True)
-            ws = run_size(Path(tmp), args.big, args.big_frames, args, working_set=True,
-                          cache_fraction=0.25)
+            ws = run_size(
+                Path(tmp), args.big, args.big_frames, args, working_set=True, cache_fraction=0.25
+            )
             print(row(ws), "(working set)")
-            print(f"cache budget {ws['data'] / 4 / 2**30:.2f} GiB vs data {ws['data'] / 2**30:.2f}"
-                  f" GiB; steady batch working set {ws['steady'] * 1e3:.1f} ms vs in-memory "
-                  f"{full['steady'] * 1e3:.1f} ms ({ws['steady'] / full['steady']:.2f} x)")
+            print(
+                f"cache budget {ws['data'] / 4 / 2**30:.2f} GiB vs data {ws['data'] / 2**30:.2f}"
+                f" GiB; steady batch working set {ws['steady'] * 1e3:.1f} ms vs in-memory "
+                f"{full['steady'] * 1e3:.1f} ms ({ws['steady'] / full['steady']:.2f} x)"
+            )
 
 
 if __name__ == "__main__":

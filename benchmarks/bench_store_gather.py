@@ -39,11 +39,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "cassie.zarr"
         t0 = time.perf_counter()
-        s = export_npz(DATA, out, source="cassie", convention="mujoco", allow_missing=("qvel",),
-                       progress=False)
-        print(f"export: {s.trajectories} trajectories, {s.frames} frames, "
-              f"{s.bytes / 2**20:.2f} MiB raw -> {s.stored_bytes / 2**20:.2f} MiB stored "
-              f"in {time.perf_counter() - t0:.2f} s")
+        s = export_npz(
+            DATA, out, source="cassie", convention="mujoco", allow_missing=("qvel",), progress=False
+        )
+        print(
+            f"export: {s.trajectories} trajectories, {s.frames} frames, "
+            f"{s.bytes / 2**20:.2f} MiB raw -> {s.stored_bytes / 2**20:.2f} MiB stored "
+            f"in {time.perf_counter() - t0:.2f} s"
+        )
         rng = np.random.default_rng(0)
         probe = TrajectoryStore(out)
         ids = rng.integers(0, len(probe.trajectories), args.envs)
@@ -54,13 +57,17 @@ def main() -> None:
             store = TrajectoryStore(out, cache_bytes=budget)
             dt = _time(lambda: store.gather("qpos", ids, steps), args.repeats)
             info = store.cache_info()
-            print(f"gather qpos [{args.envs}, {args.window}, 35] {name}: {dt * 1e3:.2f} ms "
-                  f"({nbytes / dt / 2**30:.2f} GiB/s), cache {info['bytes_used'] / 2**20:.2f} MiB")
+            print(
+                f"gather qpos [{args.envs}, {args.window}, 35] {name}: {dt * 1e3:.2f} ms "
+                f"({nbytes / dt / 2**30:.2f} GiB/s), cache {info['bytes_used'] / 2**20:.2f} MiB"
+            )
         store = TrajectoryStore(out, cache_bytes=0)
         arr = [store._array(int(i), "qpos") for i in ids[:64]]
-        dt = _time(lambda: [a[0:args.window] for a in arr], 3) / 64
-        print(f"zarr slice read of one window: {dt * 1e3:.3f} ms "
-              f"(x {args.envs} envs = {dt * args.envs * 1e3:.0f} ms per batch)")
+        dt = _time(lambda: [a[0 : args.window] for a in arr], 3) / 64
+        print(
+            f"zarr slice read of one window: {dt * 1e3:.3f} ms "
+            f"(x {args.envs} envs = {dt * args.envs * 1e3:.0f} ms per batch)"
+        )
 
 
 if __name__ == "__main__":

@@ -69,18 +69,25 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         store_path = args.store or ex.export_aslip(args.data, Path(tmp) / "cassie.zarr")
         store = TrajectoryStore(str(store_path))
-        tracker = ex.Tracker(args.data / "cassie" / "cassie.xml", float(np.nanmedian(store.dts)),
-                             physics=args.physics)
+        tracker = ex.Tracker(
+            args.data / "cassie" / "cassie.xml",
+            float(np.nanmedian(store.dts)),
+            physics=args.physics,
+        )
         config = ex.tracking_config(store_path, args.num_envs, args.window_size, None)
         carry = tracker.initial_carry(args.num_envs)
         ds = make_dataset(config, store)
-        resident = [jax.device_put(b, jax.local_devices()[0])
-                    for b in itertools.islice(iter(ds), args.windows)]
+        resident = [
+            jax.device_put(b, jax.local_devices()[0])
+            for b in itertools.islice(iter(ds), args.windows)
+        ]
         t0 = time.perf_counter()
         _, carry = _timed(tracker, carry, resident[:1])  # compile
-        print(f"compile + first window: {time.perf_counter() - t0:.1f} s "
-              f"({'physics' if args.physics else 'kinematics only'}, {args.num_envs} envs, "
-              f"W={args.window_size}, {jax.devices()[0].platform})")
+        print(
+            f"compile + first window: {time.perf_counter() - t0:.1f} s "
+            f"({'physics' if args.physics else 'kinematics only'}, {args.num_envs} envs, "
+            f"W={args.window_size}, {jax.devices()[0].platform})"
+        )
         times = {"resident": [], "streaming": []}
         with device_iterator(ds) as stream:
             _timed(tracker, carry, itertools.islice(stream, 2))  # fill the buffers
@@ -94,8 +101,10 @@ def main(argv=None) -> None:
     print(f"{'feed':<10} {'env-steps/s (median)':>21} {'(best)':>10}")
     for name, (med, best) in rate.items():
         print(f"{name:<10} {med:>21.0f} {best:>10.0f}")
-    print(f"streaming / resident throughput: {rate['streaming'][0] / rate['resident'][0]:.3f} "
-          f"(median) / {rate['streaming'][1] / rate['resident'][1]:.3f} (best)")
+    print(
+        f"streaming / resident throughput: {rate['streaming'][0] / rate['resident'][0]:.3f} "
+        f"(median) / {rate['streaming'][1] / rate['resident'][1]:.3f} (best)"
+    )
 
 
 if __name__ == "__main__":

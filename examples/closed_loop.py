@@ -36,23 +36,36 @@ HARD_STEPS = (10, 20)  # trajectory steps [10, 20) fail
 
 def hard_ids(store) -> np.ndarray:
     """Trajectory ids of the failing strides."""
-    return np.array([t.traj_id for t in store.trajectories
-                     if t.motion == "aslip_walk" and Path(t.source_file).stem in HARD_TRAJ])
+    return np.array(
+        [
+            t.traj_id
+            for t in store.trajectories
+            if t.motion == "aslip_walk" and Path(t.source_file).stem in HARD_TRAJ
+        ]
+    )
 
 
 def consumer(batch, hard: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
     """``(failed [E] bool, fail_step [E] int)``: the first window step inside a hard segment."""
     step = np.asarray(batch["step"])  # [E, W] trajectory steps of each window
-    inside = np.isin(np.asarray(batch["traj_id"]), hard)[:, None] \
-        & (step >= HARD_STEPS[0]) & (step < HARD_STEPS[1])
+    inside = (
+        np.isin(np.asarray(batch["traj_id"]), hard)[:, None]
+        & (step >= HARD_STEPS[0])
+        & (step < HARD_STEPS[1])
+    )
     return inside.any(axis=1), np.where(inside.any(axis=1), inside.argmax(axis=1), 0)
 
 
 def drawn_hard(batch, hard: np.ndarray) -> float:
     """Share of envs whose window starts inside a hard segment."""
     start = np.asarray(batch["start"])
-    return float(np.mean(np.isin(np.asarray(batch["traj_id"]), hard)
-                         & (start >= HARD_STEPS[0]) & (start < HARD_STEPS[1])))
+    return float(
+        np.mean(
+            np.isin(np.asarray(batch["traj_id"]), hard)
+            & (start >= HARD_STEPS[0])
+            & (start < HARD_STEPS[1])
+        )
+    )
 
 
 def run(it, hard, window, n, log=None):
@@ -76,13 +89,31 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         zarr = Path(tmp) / "cassie.zarr"
-        export_npz(args.data, zarr, source="cassie", convention="mujoco",
-                   allow_missing=("qvel",), progress=False)
-        config = load_config("default", {
-            "zarr_path": str(zarr), "motions": ("aslip_walk",), "keys": ("qpos",),
-            "num_envs": args.num_envs, "window_size": args.window, "schedule": "random",
-            "cyclic": False, "seed": 7, "adaptive.enabled": True, "adaptive.bin_s": 0.25,
-            "adaptive.ema_rate": 0.1, "adaptive.kernel_size": 2})
+        export_npz(
+            args.data,
+            zarr,
+            source="cassie",
+            convention="mujoco",
+            allow_missing=("qvel",),
+            progress=False,
+        )
+        config = load_config(
+            "default",
+            {
+                "zarr_path": str(zarr),
+                "motions": ("aslip_walk",),
+                "keys": ("qpos",),
+                "num_envs": args.num_envs,
+                "window_size": args.window,
+                "schedule": "random",
+                "cyclic": False,
+                "seed": 7,
+                "adaptive.enabled": True,
+                "adaptive.bin_s": 0.25,
+                "adaptive.ema_rate": 0.1,
+                "adaptive.kernel_size": 2,
+            },
+        )
         store = TrajectoryStore(zarr)
         hard = hard_ids(store)
         counts = store.lengths[store.select(motions=("aslip_walk",))]
@@ -96,22 +127,30 @@ def main(argv=None) -> None:
         saved_stats = ds.feedback.statistics()
         rest = run(it, hard, args.window, args.batches - half, shares)
         step = max(1, args.batches // 6)
-        print(f"hard segments: {HARD_TRAJ} steps {HARD_STEPS[0]}..{HARD_STEPS[1] - 1} "
-              f"({uniform:.1%} of the starts: the share a uniform draw gives)")
+        print(
+            f"hard segments: {HARD_TRAJ} steps {HARD_STEPS[0]}..{HARD_STEPS[1] - 1} "
+            f"({uniform:.1%} of the starts: the share a uniform draw gives)"
+        )
         for k in range(0, args.batches, step):
-            print(f"batches {k:3d}-{min(k + step, args.batches) - 1:3d}: "
-                  f"{np.mean(shares[k:k + step]):6.1%} of the envs start in a hard segment")
+            print(
+                f"batches {k:3d}-{min(k + step, args.batches) - 1:3d}: "
+                f"{np.mean(shares[k : k + step]):6.1%} of the envs start in a hard segment"
+            )
         fresh_ds = make_dataset(config, store)
         fresh = iter(fresh_ds)
         fresh.set_state(load_state(Path(tmp) / "state.json"))
         same_stats = fresh_ds.feedback.statistics().tobytes() == saved_stats.tobytes()
         replay = run(fresh, hard, args.window, args.batches - half)
-        same = same_stats and all((a == c).all() and (b == d).all()
-                                  for (a, b), (c, d) in zip(rest, replay))
-        same = same and fresh_ds.feedback.statistics().tobytes() \
-            == ds.feedback.statistics().tobytes()
-        print(f"restored at batch {half}: the next {args.batches - half} batches and the "
-              f"statistics are bit-identical: {same}")
+        same = same_stats and all(
+            (a == c).all() and (b == d).all() for (a, b), (c, d) in zip(rest, replay)
+        )
+        same = (
+            same and fresh_ds.feedback.statistics().tobytes() == ds.feedback.statistics().tobytes()
+        )
+        print(
+            f"restored at batch {half}: the next {args.batches - half} batches and the "
+            f"statistics are bit-identical: {same}"
+        )
         assert same, "the restored stream diverged"
 
 

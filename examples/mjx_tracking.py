@@ -43,8 +43,12 @@ from mujoco import mjx
 
 from trajopt_loader.configs import load_config
 from trajopt_loader.env_helpers import reference_state, step_slice, where_envs
-from trajopt_loader.kinematics import (load_kinematics_model, load_model, make_export_preprocess,
-                                       simulation_copy)
+from trajopt_loader.kinematics import (
+    load_kinematics_model,
+    load_model,
+    make_export_preprocess,
+    simulation_copy,
+)
 from trajopt_loader.pipeline.dataset import make_dataset
 from trajopt_loader.pipeline.device import device_iterator
 from trajopt_loader.robots import cassie
@@ -62,20 +66,38 @@ def export_aslip(data_root: Path, out: Path) -> Path:
     """Export ``cassie/trajopt/aslip_walk`` (21 strides, 31-32 steps at ~25 ms) to ``out`` with
     ``qvel`` derived from ``qpos`` by the model (the files have none); returns ``out``."""
     xml = data_root / "cassie" / "cassie.xml"
-    export_npz(data_root / "cassie" / "trajopt", out, source="cassie", motion="aslip_walk",
-               convention="mujoco", allow_missing=("qvel",), progress=False,
-               preprocess=make_export_preprocess(str(xml), convention="mujoco", derive_qvel=True))
+    export_npz(
+        data_root / "cassie" / "trajopt",
+        out,
+        source="cassie",
+        motion="aslip_walk",
+        convention="mujoco",
+        allow_missing=("qvel",),
+        progress=False,
+        preprocess=make_export_preprocess(str(xml), convention="mujoco", derive_qvel=True),
+    )
     return out
 
 
-def tracking_config(store_path, num_envs: int, window_size: int, num_batches: int | None,
-                    seed: int = 0):
+def tracking_config(
+    store_path, num_envs: int, window_size: int, num_batches: int | None, seed: int = 0
+):
     """The stream an env needs: Cassie references, one look-ahead frame, a random first phase
     per env (no lockstep duplicates), the episode origin."""
-    return load_config("cassie", {
-        "zarr_path": str(store_path), "motions": ("aslip_walk",), "num_envs": num_envs,
-        "window_size": window_size, "num_batches": num_batches, "seed": seed, "future_steps": 1,
-        "random_start": True, "episode_origin_keys": True})
+    return load_config(
+        "cassie",
+        {
+            "zarr_path": str(store_path),
+            "motions": ("aslip_walk",),
+            "num_envs": num_envs,
+            "window_size": window_size,
+            "num_batches": num_batches,
+            "seed": seed,
+            "future_steps": 1,
+            "random_start": True,
+            "episode_origin_keys": True,
+        },
+    )
 
 
 class Tracker:
@@ -94,8 +116,11 @@ class Tracker:
     """
 
     def __init__(self, model_path, dt: float, physics: bool = False):
-        host = (simulation_copy(load_model(model_path), PHYSICS_DT) if physics
-                else load_kinematics_model(model_path))
+        host = (
+            simulation_copy(load_model(model_path), PHYSICS_DT)
+            if physics
+            else load_kinematics_model(model_path)
+        )
         self.physics, self.substeps = physics, max(1, round(float(dt) / PHYSICS_DT))
         self.model = mjx.put_model(host)
         self.act_q = np.asarray(cassie.SPEC.actuated_qpos_index)
@@ -121,16 +146,19 @@ class Tracker:
             step = jax.vmap(mjx.step, in_axes=(None, 0))
             return jax.lax.fori_loop(0, self.substeps, lambda _, d: step(self.model, d), data)
         qpos, qvel = reference_state(batch, t + 1)
-        return jax.vmap(mjx.kinematics, in_axes=(None, 0))(self.model,
-                                                           data.replace(qpos=qpos, qvel=qvel))
+        return jax.vmap(mjx.kinematics, in_axes=(None, 0))(
+            self.model, data.replace(qpos=qpos, qvel=qvel)
+        )
 
     def _reward(self, data, ref):
         quat = data.qpos[:, 3:7]
         dot = jnp.abs(jnp.sum(quat * ref["qpos"][:, 3:7], axis=-1))
-        err = {"joint_pos": jnp.sum((data.qpos[:, self.act_q] - ref["ref_motor_joint_pos"]) ** 2, -1),
-               "joint_vel": jnp.sum((data.qvel[:, self.act_v] - ref["ref_motor_joint_vel"]) ** 2, -1),
-               "base_pos": jnp.sum((data.xpos[:, self.pelvis] - ref["ref_base_local_pos"]) ** 2, -1),
-               "base_ori": (2 * jnp.arccos(jnp.clip(dot, 0.0, 1.0))) ** 2}
+        err = {
+            "joint_pos": jnp.sum((data.qpos[:, self.act_q] - ref["ref_motor_joint_pos"]) ** 2, -1),
+            "joint_vel": jnp.sum((data.qvel[:, self.act_v] - ref["ref_motor_joint_vel"]) ** 2, -1),
+            "base_pos": jnp.sum((data.xpos[:, self.pelvis] - ref["ref_base_local_pos"]) ** 2, -1),
+            "base_ori": (2 * jnp.arccos(jnp.clip(dot, 0.0, 1.0))) ** 2,
+        }
         reward = sum(WEIGHTS[k] * jnp.exp(-SCALES[k] * err[k]) for k in WEIGHTS)
         return reward, jnp.sqrt(err["base_pos"])
 
@@ -146,9 +174,16 @@ class Tracker:
             data = self._advance(data.replace(qpos=qpos, qvel=qvel, ctrl=ctrl), batch, t)
             reward, base_err = self._reward(data, ref)
             done = ref["valid"] & (base_err > TERMINATE_M)
-            out = {"reward": jnp.where(ref["valid"], reward, 0.0), "done": done, "reset": reset,
-                   "reset_qpos": qpos, "ctrl": ctrl, "base_pos": data.xpos[:, self.pelvis],
-                   "base_quat": data.xquat[:, self.pelvis], "motor_pos": data.qpos[:, self.act_q]}
+            out = {
+                "reward": jnp.where(ref["valid"], reward, 0.0),
+                "done": done,
+                "reset": reset,
+                "reset_qpos": qpos,
+                "ctrl": ctrl,
+                "base_pos": data.xpos[:, self.pelvis],
+                "base_quat": data.xquat[:, self.pelvis],
+                "motor_pos": data.qpos[:, self.act_q],
+            }
             return (data, done), out
 
         return jax.lax.scan(step, carry, jnp.arange(horizon))
@@ -157,8 +192,12 @@ class Tracker:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--store", type=Path, help="a Cassie store with aslip_walk + qvel "
-                        "(default: export one into a temporary directory)")
+    parser.add_argument(
+        "--store",
+        type=Path,
+        help="a Cassie store with aslip_walk + qvel "
+        "(default: export one into a temporary directory)",
+    )
     parser.add_argument("--num-envs", type=int, default=16)
     parser.add_argument("--window-size", type=int, default=16)
     parser.add_argument("--batches", type=int, default=8)
@@ -176,10 +215,12 @@ def main(argv=None) -> None:
                 t0 = time.perf_counter()
                 carry, out = tracker.window(carry, batch)
                 reward = float(out["reward"].mean())  # waits for the window
-                print(f"window {k}: mean reward {reward:.4f}, resets {int(out['reset'].sum())}, "
-                      f"terminations {int(out['done'].sum())}, "
-                      f"{args.num_envs * args.window_size / (time.perf_counter() - t0):.0f} "
-                      "env-steps/s")
+                print(
+                    f"window {k}: mean reward {reward:.4f}, resets {int(out['reset'].sum())}, "
+                    f"terminations {int(out['done'].sum())}, "
+                    f"{args.num_envs * args.window_size / (time.perf_counter() - t0):.0f} "
+                    "env-steps/s"
+                )
 
 
 if __name__ == "__main__":

@@ -25,14 +25,69 @@ import jax.numpy as jnp
 import numpy as np
 
 import trajopt_loader
-from trajopt_loader import (DigitRefSpec, DoubleBufferStreamer, TrajoptLoader,
-                            VectorizedTrajectoryDataset, build_refs_from_window)
+from trajopt_loader import (
+    DigitRefSpec,
+    DoubleBufferStreamer,
+    TrajoptLoader,
+    VectorizedTrajectoryDataset,
+    build_refs_from_window,
+)
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "cassie" / "trajopt"
 BUNDLED = Path(trajopt_loader.__file__).parent / "sample_data" / "cassie"
 MOTION = "agility_reference"
-A_POS = [7, 8, 9, 14, 18, 23, 30, 31, 32, 33, 34, 35, 36, 41, 45, 50, 57, 58, 59, 60, 61, 62, 63, 64]
-A_VEL = [6, 7, 8, 12, 16, 20, 26, 27, 28, 29, 30, 31, 32, 36, 40, 44, 50, 51, 52, 53, 54, 55, 56, 57]
+A_POS = [
+    7,
+    8,
+    9,
+    14,
+    18,
+    23,
+    30,
+    31,
+    32,
+    33,
+    34,
+    35,
+    36,
+    41,
+    45,
+    50,
+    57,
+    58,
+    59,
+    60,
+    61,
+    62,
+    63,
+    64,
+]
+A_VEL = [
+    6,
+    7,
+    8,
+    12,
+    16,
+    20,
+    26,
+    27,
+    28,
+    29,
+    30,
+    31,
+    32,
+    36,
+    40,
+    44,
+    50,
+    51,
+    52,
+    53,
+    54,
+    55,
+    56,
+    57,
+]
 
 
 def scan_step(carry, x):
@@ -62,8 +117,9 @@ def oracle(data: Path, file_of_env, start_of_env, n_windows: int, window: int) -
 
 def stream(data: Path, out_dir: str, num_envs: int, window: int, n_windows: int) -> float:
     """Runs the pipeline; returns the max abs difference to the numpy oracle."""
-    zarr_path = TrajoptLoader(data).save(out_dir=out_dir, dataset_source="cassie", motion=MOTION,
-                                         convention="mujoco")
+    zarr_path = TrajoptLoader(data).save(
+        out_dir=out_dir, dataset_source="cassie", motion=MOTION, convention="mujoco"
+    )
     cfg = {"window_size": window, "buffer_size": 128, "allow_wrap": True}
     ds = VectorizedTrajectoryDataset(zarr_path=zarr_path, num_envs=num_envs, cfg=cfg)
     print("trajectories:", ds.available_trajectories, "lengths:", ds.traj_lengths.tolist())
@@ -86,8 +142,10 @@ def stream(data: Path, out_dir: str, num_envs: int, window: int, n_windows: int)
             carry, _ = consume(carry, batch)
     want = oracle(data, [files[t] for t in traj], start, n_windows, window)
     err = float(np.max(np.abs(np.asarray(carry) - want)))
-    print(f"{n_windows} windows of [{num_envs}, {window}, ...]: scan result {np.asarray(carry)[:3]} ...; "
-          f"max |jax - numpy oracle| = {err:.2e}")
+    print(
+        f"{n_windows} windows of [{num_envs}, {window}, ...]: scan result {np.asarray(carry)[:3]} ...; "
+        f"max |jax - numpy oracle| = {err:.2e}"
+    )
     return err
 
 
@@ -105,18 +163,24 @@ def digit_refs() -> float:
     # hand-computed: ref_base_local_pos is the world position, ref_base_local_ori the absolute
     # (roll, pitch, yaw) = (0, 0, 90 deg); the body-frame velocity is not rotated again.
     want_pos = np.stack([0.1 * t, 0 * t, 0 * t + 1.0], axis=1)
-    err = max(np.abs(refs["ref_base_local_pos"] - want_pos).max(),
-              np.abs(refs["ref_base_local_ori"] - [0.0, 0.0, np.pi / 2]).max(),
-              np.abs(refs["ref_base_robot_lin_vel"] - [1.0, 0.0, 0.0]).max(),
-              np.abs(refs["ref_motor_joint_pos"] - np.arange(24) / 10).max())
+    err = max(
+        np.abs(refs["ref_base_local_pos"] - want_pos).max(),
+        np.abs(refs["ref_base_local_ori"] - [0.0, 0.0, np.pi / 2]).max(),
+        np.abs(refs["ref_base_robot_lin_vel"] - [1.0, 0.0, 0.0]).max(),
+        np.abs(refs["ref_motor_joint_pos"] - np.arange(24) / 10).max(),
+    )
     print("digit refs:", {k: v.shape for k, v in refs.items()}, f"max |error| = {err:.1e}")
     return float(err)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=SHARED if SHARED.is_dir() else BUNDLED,
-                        help=f"root holding {MOTION}/traj_*.npz (Cassie, MuJoCo convention)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=SHARED if SHARED.is_dir() else BUNDLED,
+        help=f"root holding {MOTION}/traj_*.npz (Cassie, MuJoCo convention)",
+    )
     parser.add_argument("--num-envs", type=int, default=16)
     parser.add_argument("--window", type=int, default=32)
     parser.add_argument("--windows", type=int, default=10)
@@ -124,7 +188,9 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as out_dir:
         err = stream(args.data, out_dir, args.num_envs, args.window, args.windows)
     ok = err < 1e-3 and digit_refs() < 1e-9
-    print("OK: results match the numpy oracle and the hand-computed references" if ok else "MISMATCH")
+    print(
+        "OK: results match the numpy oracle and the hand-computed references" if ok else "MISMATCH"
+    )
     return 0 if ok else 1
 
 

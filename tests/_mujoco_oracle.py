@@ -7,13 +7,15 @@ import functools
 
 import mujoco
 import numpy as np
-
 from conftest import SHARED_DATA
+
 from trajopt_loader.robots import cassie, digit_v3
 
 DATA = SHARED_DATA
-MODELS = {"digit": (DATA / "digit_v3" / "digit-v3.xml", digit_v3.SPEC),
-          "cassie": (DATA / "cassie" / "cassie.xml", cassie.SPEC)}
+MODELS = {
+    "digit": (DATA / "digit_v3" / "digit-v3.xml", digit_v3.SPEC),
+    "cassie": (DATA / "cassie" / "cassie.xml", cassie.SPEC),
+}
 YAWS = (0.0, 90.0, 170.0, -135.0)
 
 
@@ -52,8 +54,13 @@ def mj_truth(m, qpos, qvel, spec):
     bid, out = m.body(spec.base_body).id, np.zeros(6)
     mujoco.mj_objectVelocity(m, d, mujoco.mjtObj.mjOBJ_XBODY, bid, out, 1)
     sites = np.array([d.site(s).xpos for s in spec.ee_sites]).reshape(-1, 3)
-    return {"xmat": d.xmat[bid].reshape(3, 3).copy(), "ang": out[:3], "lin": out[3:],
-            "xpos": d.xpos[bid].copy(), "sites": sites}
+    return {
+        "xmat": d.xmat[bid].reshape(3, 3).copy(),
+        "ang": out[:3],
+        "lin": out[3:],
+        "xpos": d.xpos[bid].copy(),
+        "sites": sites,
+    }
 
 
 def to_pinocchio(m, qpos, qvel, spec):

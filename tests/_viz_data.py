@@ -30,16 +30,20 @@ def digit_store(tmp: Path, m) -> Path:
     world positions of Digit's 4 end-effector sites as ``ee_pos [T, 4, 3]``, for the
     Digit ``mujoco.MjModel`` ``m`` (loading digit-v3.xml with its meshes takes seconds: load once)."""
     from trajopt_loader import MUJOCO, export_npz
-    from trajopt_loader.kinematics import qvel_from_qpos
+    from trajopt_loader.kinematics import qvel_from_qpos, site_positions_mujoco
     from trajopt_loader.robots import digit_v3
-    from trajopt_loader.kinematics import site_positions_mujoco
 
     root = tmp / "digit_npz" / "walk"
     root.mkdir(parents=True)
     for i, phase in enumerate((0.0, 2.0)):
         q = digit_qpos(m, phase=phase)
-        np.savez(root / f"traj_{i}.npz", qpos=q, qvel=qvel_from_qpos(m, q, 0.02, MUJOCO),
-                 ee_pos=site_positions_mujoco(m, q, digit_v3.EE_SITES, MUJOCO), dt=np.float64(0.02))
+        np.savez(
+            root / f"traj_{i}.npz",
+            qpos=q,
+            qvel=qvel_from_qpos(m, q, 0.02, MUJOCO),
+            ee_pos=site_positions_mujoco(m, q, digit_v3.EE_SITES, MUJOCO),
+            dt=np.float64(0.02),
+        )
     out = tmp / "digit.zarr"
     export_npz(root.parent, out, source="digit_v3", convention="mujoco", progress=False)
     return out

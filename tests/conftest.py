@@ -32,8 +32,14 @@ def cassie_store(tmp_path_factory, shared_data) -> Path:
     from trajopt_loader.store import export_npz
 
     out = tmp_path_factory.mktemp("cassie") / "cassie.zarr"
-    export_npz(shared_data / "cassie" / "trajopt", out, source="cassie", convention="mujoco",
-               allow_missing=("qvel",), progress=False)
+    export_npz(
+        shared_data / "cassie" / "trajopt",
+        out,
+        source="cassie",
+        convention="mujoco",
+        allow_missing=("qvel",),
+        progress=False,
+    )
     return out
 
 
@@ -45,8 +51,16 @@ def revealing(i: int, length: int, cols: int, base: float = 0.0) -> np.ndarray:
     return base + 100.0 * i + t + j / 100.0
 
 
-def _make_npz_tree(root: Path, spec: dict, *, nq: int = 9, nv: int = 8, nu: int = 2,
-                   dt: float | None = 0.01, name: str = "traj_{i}.npz") -> Path:
+def _make_npz_tree(
+    root: Path,
+    spec: dict,
+    *,
+    nq: int = 9,
+    nv: int = 8,
+    nu: int = 2,
+    dt: float | None = 0.01,
+    name: str = "traj_{i}.npz",
+) -> Path:
     """Write ``root/<motion>/traj_{i}.npz`` for ``spec = {motion: [item, ...]}``.
 
     An item is a length ``T`` or a dict ``{"length": T, key: array | None, ...}`` (``None`` drops a
@@ -61,8 +75,11 @@ def _make_npz_tree(root: Path, spec: dict, *, nq: int = 9, nv: int = 8, nu: int 
         for i, item in enumerate(items):
             item = {"length": item} if isinstance(item, (int, np.integer)) else dict(item)
             n = int(item.pop("length", 10))
-            arrays = {"qpos": revealing(i, n, nq), "qvel": revealing(i, n, nv, base=-1e4),
-                      "action": revealing(i, n, nu, base=1e4)}
+            arrays = {
+                "qpos": revealing(i, n, nq),
+                "qvel": revealing(i, n, nv, base=-1e4),
+                "action": revealing(i, n, nu, base=1e4),
+            }
             if dt is not None:
                 arrays["dt"] = np.float64(dt)
             for k, v in item.items():

@@ -17,7 +17,8 @@ def sharded() -> None:
     jax.config.update("jax_num_cpu_devices", 8)
     import grain
     import numpy as np
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     from trajopt_loader.errors import ShardingError
     from trajopt_loader.pipeline.device import device_iterator
@@ -39,9 +40,15 @@ def sharded() -> None:
             assert b["env_id"].sharding.spec == P("env") and b["chunk"].sharding.is_fully_replicated
             want = batch(k)
             np.testing.assert_array_equal(np.asarray(b["x"]), want["x"])
-            oracle = (np.abs(want["x"].astype(np.float64)).sum(axis=(1, 2)) * want["env_id"]).sum() + k
+            oracle = (
+                np.abs(want["x"].astype(np.float64)).sum(axis=(1, 2)) * want["env_id"]
+            ).sum() + k
             np.testing.assert_allclose(float(f(b)), oracle, rtol=1e-5)
-    bad = grain.MapDataset.range(2).map(lambda k: {"x": np.zeros((12, 3), np.float32)}).to_iter_dataset()
+    bad = (
+        grain.MapDataset.range(2)
+        .map(lambda k: {"x": np.zeros((12, 3), np.float32)})
+        .to_iter_dataset()
+    )
     with device_iterator(bad, NamedSharding(mesh, P("env"))) as it:
         try:
             next(it)
@@ -51,12 +58,14 @@ def sharded() -> None:
             iterator_error = str(e)
     # the seed API's streamer places windows with the same code: same split, same error text
     from trajopt_loader import DoubleBufferStreamer
+
     with DoubleBufferStreamer(lambda: batch(0), device=NamedSharding(mesh, P("env"))) as s:
         b = s.next_window(timeout=30)
         assert {sh.data.shape for sh in b["x"].addressable_shards} == {(2, W, 3)}
         np.testing.assert_array_equal(np.asarray(b["x"]), batch(0)["x"])
-    with DoubleBufferStreamer(lambda: {"x": np.zeros((12, 3), np.float32)},
-                              device=NamedSharding(mesh, P("env"))) as s:
+    with DoubleBufferStreamer(
+        lambda: {"x": np.zeros((12, 3), np.float32)}, device=NamedSharding(mesh, P("env"))
+    ) as s:
         try:
             s.next_window(timeout=30)
             raise SystemExit("streamer: no error for 12 envs over 8 devices")

@@ -39,8 +39,9 @@ def main() -> None:
     PROCESS_ID, PORT = int(sys.argv[1]), int(sys.argv[2])
     STORE, OUT = sys.argv[3], Path(sys.argv[4])
     CONFIG, N = json.loads(sys.argv[5]), int(sys.argv[6])
-    dist = ConfigDict({"coordinator_address": f"127.0.0.1:{PORT}", "num_processes": 2,
-                       "process_id": PROCESS_ID})
+    dist = ConfigDict(
+        {"coordinator_address": f"127.0.0.1:{PORT}", "num_processes": 2, "process_id": PROCESS_ID}
+    )
     assert maybe_initialize_distributed(dist, initialization_timeout=30)
     assert jax.process_count() == 2
     config = load_config("default", {"zarr_path": STORE, **CONFIG})
@@ -51,7 +52,8 @@ def main() -> None:
             batch = next(it)
             it.report_failures(*failures(local_rows(batch["traj_id"]), local_rows(batch["start"])))
             glob = multihost_utils.process_allgather(
-                {"traj_id": batch["traj_id"], "start": batch["start"]}, tiled=True)
+                {"traj_id": batch["traj_id"], "start": batch["start"]}, tiled=True
+            )
             out["traj_id"].append(np.asarray(glob["traj_id"]))
             out["start"].append(np.asarray(glob["start"]))
             out["stats"].append(ds.feedback.statistics())

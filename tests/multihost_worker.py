@@ -66,15 +66,17 @@ def run(name: str, overrides: dict) -> None:
     consume = jax.jit(lambda b: (b["qpos"] * b["valid"][..., None]).sum())
     out: dict[str, list] = {}
     ckpt = OUT / f"ckpt_{name}"
-    with device_iterator(make_dataset(config, store), sharding, host_buffer=2,
-                         device_buffer=2) as it:
+    with device_iterator(
+        make_dataset(config, store), sharding, host_buffer=2, device_buffer=2
+    ) as it:
         for k in range(N):
             batch = next(it)
             assert batch["qpos"].shape[0] == config.num_envs, batch["qpos"].shape
             assert not batch["qpos"].is_fully_addressable  # a global array over 2 processes
             for key, value in batch.items():
-                out.setdefault(f"local_{key}", []).append(local_rows(value) if value.ndim
-                                                          else np.asarray(value))
+                out.setdefault(f"local_{key}", []).append(
+                    local_rows(value) if value.ndim else np.asarray(value)
+                )
             glob = multihost_utils.process_allgather(batch, tiled=True)
             for key, value in glob.items():
                 out.setdefault(f"global_{key}", []).append(np.asarray(value))
@@ -99,8 +101,9 @@ def run(name: str, overrides: dict) -> None:
 
 
 def main() -> None:
-    dist = ConfigDict({"coordinator_address": f"127.0.0.1:{PORT}", "num_processes": 2,
-                       "process_id": PROCESS_ID})
+    dist = ConfigDict(
+        {"coordinator_address": f"127.0.0.1:{PORT}", "num_processes": 2, "process_id": PROCESS_ID}
+    )
     assert maybe_initialize_distributed(dist, initialization_timeout=30)
     assert jax.process_count() == 2 and jax.process_index() == PROCESS_ID
     assert len(jax.devices()) == 4 and len(jax.local_devices()) == 2

@@ -14,10 +14,24 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_closed_loop_example_concentrates_and_restores(shared_data):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-    out = subprocess.run([sys.executable, str(REPO / "examples" / "closed_loop.py"), "--data",
-                          str(shared_data / "cassie" / "trajopt"), "--num-envs", "32",
-                          "--batches", "24"], cwd=REPO, env=env, capture_output=True, text=True, check=False,
-                         timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "closed_loop.py"),
+            "--data",
+            str(shared_data / "cassie" / "trajopt"),
+            "--num-envs",
+            "32",
+            "--batches",
+            "24",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     uniform = float(re.search(r"\((\d+\.\d)% of the starts", out.stdout).group(1))
     # 3 of the 21 strides (665 steps in all, end_policy wrap: every step a start), 10 steps each

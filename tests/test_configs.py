@@ -8,40 +8,76 @@ import subprocess
 import sys
 
 import pytest
+from conftest import REPO
 from ml_collections import config_dict
 
-from conftest import REPO
 from trajopt_loader.configs import apply_overrides, load_config, validate_config
 from trajopt_loader.errors import ConfigError
 
 FIELDS = {
-    "zarr_path": None, "num_envs": 64, "window_size": 32, "stride": None,
-    "schedule": "sequential", "assignment": "round_robin", "traj_ids": (), "sources": (),
-    "motions": (), "allow_wrap": True, "end_policy": "wrap", "episode_length": 1024,
-    "cyclic": True, "allow_mixed_dt": False, "control_dt": None,
+    "zarr_path": None,
+    "num_envs": 64,
+    "window_size": 32,
+    "stride": None,
+    "schedule": "sequential",
+    "assignment": "round_robin",
+    "traj_ids": (),
+    "sources": (),
+    "motions": (),
+    "allow_wrap": True,
+    "end_policy": "wrap",
+    "episode_length": 1024,
+    "cyclic": True,
+    "allow_mixed_dt": False,
+    "control_dt": None,
     "keys": ("qpos", "qvel", "action"),
-    "dtype": "float32", "seed": 0, "cache_bytes": 2**31, "remote_timeout_s": 30.0,
-    "remote_retries": 2, "host_prefetch": 2,
-    "device_prefetch": 2, "read_threads": 1, "num_batches": None,
-    "references.enabled": False, "references.robot": None, "references.model_path": None,
-    "references.ee_sites": (), "references.heading_frame_keys": False,
-    "references.body_keys": False, "references.anchor_body": None, "model_path": None,
-    "references.ee_source": "auto", "future_steps": 0, "random_start": False,
+    "dtype": "float32",
+    "seed": 0,
+    "cache_bytes": 2**31,
+    "remote_timeout_s": 30.0,
+    "remote_retries": 2,
+    "host_prefetch": 2,
+    "device_prefetch": 2,
+    "read_threads": 1,
+    "num_batches": None,
+    "references.enabled": False,
+    "references.robot": None,
+    "references.model_path": None,
+    "references.ee_sites": (),
+    "references.heading_frame_keys": False,
+    "references.body_keys": False,
+    "references.anchor_body": None,
+    "model_path": None,
+    "references.ee_source": "auto",
+    "future_steps": 0,
+    "random_start": False,
     "episode_origin_keys": False,
-    "working_set.enabled": False, "working_set.rotate_every": 100,
+    "working_set.enabled": False,
+    "working_set.rotate_every": 100,
     "distributed.coordinator_address": None,
-    "distributed.num_processes": None, "distributed.process_id": None,
-    "motion_weights": (), "adaptive.enabled": False, "adaptive.lag": 8, "adaptive.bin_s": 1.0,
-    "adaptive.bin_steps": None, "adaptive.ema_rate": 0.03, "adaptive.kernel_size": 1,
-    "adaptive.kernel_decay": 0.8, "adaptive.uniform_mix": 0.1, "adaptive.report_timeout_s": 60.0,
+    "distributed.num_processes": None,
+    "distributed.process_id": None,
+    "motion_weights": (),
+    "adaptive.enabled": False,
+    "adaptive.lag": 8,
+    "adaptive.bin_s": 1.0,
+    "adaptive.bin_steps": None,
+    "adaptive.ema_rate": 0.03,
+    "adaptive.kernel_size": 1,
+    "adaptive.kernel_decay": 0.8,
+    "adaptive.uniform_mix": 0.1,
+    "adaptive.report_timeout_s": 60.0,
 }
 
 
 def _flat(c, prefix=""):
     out = {}
     for k, v in c.items():
-        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, config_dict.ConfigDict)
-                   else {f"{prefix}{k}": v})
+        out.update(
+            _flat(v, f"{prefix}{k}.")
+            if isinstance(v, config_dict.ConfigDict)
+            else {f"{prefix}{k}": v}
+        )
     return out
 
 
@@ -74,24 +110,27 @@ def test_same_config_by_path_name_and_argument():
     assert by_strings["keys"] == ("qpos",) and by_strings.num_envs == 8
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"num_env": 3}, "unknown config field 'num_env'. Did you mean 'num_envs'?"),
-    ({"references.enabld": True}, "Did you mean 'references.enabled'?"),
-    ({"schedule": "sequentail"}, "Did you mean 'sequential'?"),
-    ({"end_policy": "clip"}, r"not one of \('wrap', 'clamp'\)"),
-    ({"window_size": 0}, "window_size=0"),
-    ({"stride": -2}, "stride=-2"),
-    ({"num_envs": "many"}, "'num_envs' cannot take 'many'"),
-    ({"keys": ()}, "keys"),
-    ({"dtype": "float33"}, "dtype='float33'"),
-    ({"assignment": "explicit"}, "traj_ids"),
-    ({"traj_ids": (1, 2)}, "traj_ids"),
-    ({"read_threads": -1}, "read_threads=-1"),
-    ({"allow_mixed_dt": "yes"}, "'allow_mixed_dt' cannot take 'yes'"),
-    ({"cyclic": 1}, "'cyclic' cannot take 1"),
-    ({"episode_length": -5}, "episode_length=-5"),
-    ({"distributed.num_processes": 2, "distributed.process_id": 2}, "process_id=2"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"num_env": 3}, "unknown config field 'num_env'. Did you mean 'num_envs'?"),
+        ({"references.enabld": True}, "Did you mean 'references.enabled'?"),
+        ({"schedule": "sequentail"}, "Did you mean 'sequential'?"),
+        ({"end_policy": "clip"}, r"not one of \('wrap', 'clamp'\)"),
+        ({"window_size": 0}, "window_size=0"),
+        ({"stride": -2}, "stride=-2"),
+        ({"num_envs": "many"}, "'num_envs' cannot take 'many'"),
+        ({"keys": ()}, "keys"),
+        ({"dtype": "float33"}, "dtype='float33'"),
+        ({"assignment": "explicit"}, "traj_ids"),
+        ({"traj_ids": (1, 2)}, "traj_ids"),
+        ({"read_threads": -1}, "read_threads=-1"),
+        ({"allow_mixed_dt": "yes"}, "'allow_mixed_dt' cannot take 'yes'"),
+        ({"cyclic": 1}, "'cyclic' cannot take 1"),
+        ({"episode_length": -5}, "episode_length=-5"),
+        ({"distributed.num_processes": 2, "distributed.process_id": 2}, "process_id=2"),
+    ],
+)
 def test_bad_fields_raise_config_error_with_hint(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config("default", overrides)
@@ -101,8 +140,9 @@ def test_validate_rejects_unknown_field_in_an_unlocked_config_with_suggestion():
     c = load_config("default")
     c.unlock()
     c.windw_size = 8
-    with pytest.raises(ConfigError, match="unknown config field 'windw_size'. Did you mean "
-                                          "'window_size'"):
+    with pytest.raises(
+        ConfigError, match="unknown config field 'windw_size'. Did you mean 'window_size'"
+    ):
         validate_config(c)
     with pytest.raises(ConfigError, match="not of the form"):
         apply_overrides(load_config("default"), ["num_envs"])
@@ -125,10 +165,18 @@ def test_episode_length_accepts_unbounded_spellings():
 def test_configs_import_no_pipeline_code():
     """Configs are data: loading one imports no pipeline, transform or store module (nor grain,
     JAX, MuJoCo or zarr)."""
-    code = ("import sys; from trajopt_loader.configs import load_config; load_config('cassie'); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('grain', 'jax', 'mujoco', "
-            "'zarr') or m.startswith(('trajopt_loader.pipeline', 'trajopt_loader.transforms', "
-            "'trajopt_loader.store'))))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO)))
+    code = (
+        "import sys; from trajopt_loader.configs import load_config; load_config('cassie'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('grain', 'jax', 'mujoco', "
+        "'zarr') or m.startswith(('trajopt_loader.pipeline', 'trajopt_loader.transforms', "
+        "'trajopt_loader.store'))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=str(REPO)),
+    )
     assert out.stdout.strip() == "[]"

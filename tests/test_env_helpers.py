@@ -10,13 +10,17 @@ from trajopt_loader.env_helpers import PER_ENV_KEYS, reference_state, step_slice
 
 def _batch(E=3, T=5, nq=7, nv=6, seed=0):
     rng = np.random.default_rng(seed)
-    return {"qpos": rng.normal(size=(E, T, nq)).astype(np.float32),
-            "qvel": rng.normal(size=(E, T, nv)).astype(np.float32),
-            "ref_motor_joint_pos": rng.normal(size=(E, T, 2)).astype(np.float32),
-            "ref_local_ee_pos": rng.normal(size=(E, T, 2, 3)).astype(np.float32),
-            "valid": rng.random((E, T)) > 0.3, "step": rng.integers(0, 9, (E, T), dtype=np.int32),
-            "episode_start": np.array([True, False, True]), "ref_len": np.full(E, T, np.int32),
-            "origin_qpos": rng.normal(size=(E, nq)).astype(np.float32)}
+    return {
+        "qpos": rng.normal(size=(E, T, nq)).astype(np.float32),
+        "qvel": rng.normal(size=(E, T, nv)).astype(np.float32),
+        "ref_motor_joint_pos": rng.normal(size=(E, T, 2)).astype(np.float32),
+        "ref_local_ee_pos": rng.normal(size=(E, T, 2, 3)).astype(np.float32),
+        "valid": rng.random((E, T)) > 0.3,
+        "step": rng.integers(0, 9, (E, T), dtype=np.int32),
+        "episode_start": np.array([True, False, True]),
+        "ref_len": np.full(E, T, np.int32),
+        "origin_qpos": rng.normal(size=(E, nq)).astype(np.float32),
+    }
 
 
 def test_step_slice_and_reference_state_equal_numpy_indexing():
@@ -41,6 +45,7 @@ def test_step_slice_inside_scan_stacks_to_the_time_major_batch():
         def body(carry, t):
             now, nxt = step_slice(b, t), step_slice(b, t + 1)
             return carry + now["ref_motor_joint_pos"].sum(), (now, nxt["qpos"])
+
         return jax.lax.scan(body, jnp.float32(0), jnp.arange(5))
 
     total, (per_step, ahead) = run(batch)

@@ -7,21 +7,36 @@ import pytest
 from trajopt_loader import errors
 
 EXPECTED_BUILTIN = {
-    "StoreNotFoundError": FileNotFoundError, "StoreFormatError": ValueError,
-    "ExportError": ValueError, "ConventionError": ValueError, "MissingKeyError": KeyError,
-    "WindowIndexError": IndexError, "ConfigError": ValueError, "ShardingError": ValueError,
-    "IndexOverflowError": OverflowError, "CheckpointError": ValueError,
-    "CheckpointNotFoundError": FileNotFoundError, "ModelNotFoundError": FileNotFoundError,
-    "ModelError": ValueError, "RobotSpecError": ValueError, "ReferenceInputError": ValueError,
-    "EnvNotAssignedError": ValueError, "DataIntegrityError": ValueError,
-    "StoreReadError": OSError, "VizDependencyError": ImportError, "GLBackendError": RuntimeError,
+    "StoreNotFoundError": FileNotFoundError,
+    "StoreFormatError": ValueError,
+    "ExportError": ValueError,
+    "ConventionError": ValueError,
+    "MissingKeyError": KeyError,
+    "WindowIndexError": IndexError,
+    "ConfigError": ValueError,
+    "ShardingError": ValueError,
+    "IndexOverflowError": OverflowError,
+    "CheckpointError": ValueError,
+    "CheckpointNotFoundError": FileNotFoundError,
+    "ModelNotFoundError": FileNotFoundError,
+    "ModelError": ValueError,
+    "RobotSpecError": ValueError,
+    "ReferenceInputError": ValueError,
+    "EnvNotAssignedError": ValueError,
+    "DataIntegrityError": ValueError,
+    "StoreReadError": OSError,
+    "VizDependencyError": ImportError,
+    "GLBackendError": RuntimeError,
     "FeedbackTimeoutError": TimeoutError,
 }
 
 
 def test_every_error_class_is_listed_and_documented():
-    classes = {n for n, c in inspect.getmembers(errors, inspect.isclass)
-               if issubclass(c, errors.TrajoptLoaderError) and c is not errors.TrajoptLoaderError}
+    classes = {
+        n
+        for n, c in inspect.getmembers(errors, inspect.isclass)
+        if issubclass(c, errors.TrajoptLoaderError) and c is not errors.TrajoptLoaderError
+    }
     assert classes == set(EXPECTED_BUILTIN)
     assert all(getattr(errors, n).__doc__ for n in classes)
 
@@ -37,4 +52,4 @@ def test_catchable_as_package_error_and_as_builtin(name, builtin):
 
 def test_missing_key_message_is_not_quoted_like_a_bare_key_error():
     assert str(errors.MissingKeyError("key 'ee_pos' is missing")) == "key 'ee_pos' is missing"
-    assert str(KeyError("key 'ee_pos' is missing")) == '"key \'ee_pos\' is missing"'
+    assert str(KeyError("key 'ee_pos' is missing")) == "\"key 'ee_pos' is missing\""

@@ -26,9 +26,11 @@ def test_unknown_name_raises_attribute_error():
 
 @pytest.mark.slow
 def test_import_is_lazy():
-    code = ("import sys, trajopt_loader; "
-            "print(sorted(m for m in ('jax', 'grain', 'mujoco', 'zarr', 'matplotlib') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, trajopt_loader; "
+        "print(sorted(m for m in ('jax', 'grain', 'mujoco', 'zarr', 'matplotlib') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -58,10 +60,18 @@ def test_errors_namespace_holds_every_error_class():
     import trajopt_loader.errors as errors
     import trajopt_loader.viz.render  # noqa: F401  (defines no error class of its own)
 
-    classes = {name for name, value in vars(errors).items()
-               if inspect.isclass(value) and issubclass(value, errors.TrajoptLoaderError)}
+    classes = {
+        name
+        for name, value in vars(errors).items()
+        if inspect.isclass(value) and issubclass(value, errors.TrajoptLoaderError)
+    }
     assert classes == set(errors.__all__)
     for module in ("trajopt_loader.viz", "trajopt_loader.viz.render"):
-        own = {n for n, v in vars(importlib.import_module(module)).items() if inspect.isclass(v)
-               and issubclass(v, Exception) and v.__module__ == module}
-        assert not own, f"{module} defines error classes {own}; they belong in trajopt_loader.errors"
+        own = {
+            n
+            for n, v in vars(importlib.import_module(module)).items()
+            if inspect.isclass(v) and issubclass(v, Exception) and v.__module__ == module
+        }
+        assert not own, (
+            f"{module} defines error classes {own}; they belong in trajopt_loader.errors"
+        )

@@ -49,15 +49,17 @@ def test_kinematics_loop_references_match_mujoco_after_rsi(shared_data, tmp_path
                 np.testing.assert_array_equal(b["origin_qpos"], b["qpos"][:, 0])
             for t in range(W):
                 ref = t + 1  # the state reached by step t
-                np.testing.assert_allclose(o["base_pos"][t], b["ref_base_local_pos"][:, ref],
-                                           atol=1e-5)
+                np.testing.assert_allclose(
+                    o["base_pos"][t], b["ref_base_local_pos"][:, ref], atol=1e-5
+                )
                 np.testing.assert_array_equal(o["motor_pos"][t], b["ref_motor_joint_pos"][:, ref])
                 rpy = Rotation.from_quat(o["base_quat"][t], scalar_first=True).as_euler("ZYX")
-                np.testing.assert_allclose(rpy[:, ::-1], b["ref_base_local_ori"][:, ref],
-                                           atol=1e-4)
+                np.testing.assert_allclose(rpy[:, ::-1], b["ref_base_local_ori"][:, ref], atol=1e-4)
                 # PD bookkeeping: torques towards the next reference, divided by the gear
-                torque = ex.KP * (b["ref_motor_joint_pos"][:, ref] - b["qpos"][:, t][:, act_q]) \
+                torque = (
+                    ex.KP * (b["ref_motor_joint_pos"][:, ref] - b["qpos"][:, t][:, act_q])
                     - ex.KD * b["qvel"][:, t][:, act_v]
+                )
                 want = np.clip(torque / host.actuator_gear[:, 0], *host.actuator_ctrlrange.T)
                 np.testing.assert_allclose(o["ctrl"][t], want, rtol=1e-5, atol=1e-5)
                 for e in range(E):  # MuJoCo itself (float64) agrees with MJX's bodies

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from trajopt_loader.configs import load_config
 from trajopt_loader.pipeline import make_dataset
 from trajopt_loader.pipeline.process_state import restore_process_state
@@ -32,14 +32,38 @@ pytestmark = pytest.mark.slow  # real subprocesses
 LENGTHS = [7, 12, 9, 15, 6, 10]  # traj i: qpos[t, j] = 100 i + t + j / 100
 N, SAVE_AT, E = 6, 2, 8
 CONFIGS = {  # cyclic off: the revealing values have no unit base quaternion at qpos[3:7]
-    "seq": {"num_envs": E, "window_size": 4, "allow_wrap": False, "assignment": "random",
-            "seed": 3, "cyclic": False},
-    "rand": {"num_envs": E, "window_size": 5, "schedule": "random", "end_policy": "clamp",
-             "seed": 5, "cyclic": False},
+    "seq": {
+        "num_envs": E,
+        "window_size": 4,
+        "allow_wrap": False,
+        "assignment": "random",
+        "seed": 3,
+        "cyclic": False,
+    },
+    "rand": {
+        "num_envs": E,
+        "window_size": 5,
+        "schedule": "random",
+        "end_policy": "clamp",
+        "seed": 5,
+        "cyclic": False,
+    },
     "wrap": {"num_envs": E, "window_size": 4, "seed": 1, "cyclic": False},  # env e plays e % 6
 }
-KEYS = ("qpos", "qvel", "action", "step", "loop", "valid", "env_id", "traj_id", "start",
-        "episode_start", "episode_first_step", "episode_loop")
+KEYS = (
+    "qpos",
+    "qvel",
+    "action",
+    "step",
+    "loop",
+    "valid",
+    "env_id",
+    "traj_id",
+    "start",
+    "episode_start",
+    "episode_first_step",
+    "episode_loop",
+)
 
 
 def _free_port() -> int:
@@ -54,9 +78,16 @@ def _run_workers(store: Path, out: Path, timeout: float = 60.0) -> None:
     env.pop("XLA_FLAGS", None)
     args = [str(_free_port()), str(store), str(out), json.dumps(CONFIGS), str(N), str(SAVE_AT)]
     logs = [open(out / f"worker{i}.log", "w") for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, str(REPO / "tests" / "multihost_worker.py"), str(i),
-                               *args], cwd=REPO, env=env, stdout=logs[i], stderr=subprocess.STDOUT)
-             for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "multihost_worker.py"), str(i), *args],
+            cwd=REPO,
+            env=env,
+            stdout=logs[i],
+            stderr=subprocess.STDOUT,
+        )
+        for i in range(2)
+    ]
     deadline = time.monotonic() + timeout
     try:
         while any(p.poll() is None for p in procs):
@@ -73,8 +104,9 @@ def _run_workers(store: Path, out: Path, timeout: float = 60.0) -> None:
             f.close()
     for i, p in enumerate(procs):
         text = (out / f"worker{i}.log").read_text()
-        assert p.returncode == 0 and f"WORKER-OK {i}" in text, \
+        assert p.returncode == 0 and f"WORKER-OK {i}" in text, (
             f"worker {i} exited with {p.returncode}:\n{text[-4000:]}"
+        )
 
 
 @pytest.fixture(scope="module")
@@ -113,17 +145,25 @@ def test_each_process_reads_only_its_envs(run, name):
         np.testing.assert_array_equal(got["local_env_id"], np.tile(np.arange(lo, hi), (N, 1)))
         for key in KEYS:
             want = np.stack([b[key][lo:hi] for b in single[:N]])
-            np.testing.assert_array_equal(got[f"local_{key}"], want.astype(got[f"local_{key}"].dtype),
-                                          err_msg=f"process {p} {key}")
+            np.testing.assert_array_equal(
+                got[f"local_{key}"],
+                want.astype(got[f"local_{key}"].dtype),
+                err_msg=f"process {p} {key}",
+            )
         # every gather of the process (including read-ahead) asked for its env rows only
-        np.testing.assert_array_equal(got["gather_traj"],
-                                      np.stack([b["traj_id"][lo:hi] for b in single]))
-        np.testing.assert_array_equal(got["gather_step"],
-                                      np.stack([b["step"][lo:hi] for b in single]))
+        np.testing.assert_array_equal(
+            got["gather_traj"], np.stack([b["traj_id"][lo:hi] for b in single])
+        )
+        np.testing.assert_array_equal(
+            got["gather_step"], np.stack([b["step"][lo:hi] for b in single])
+        )
         # the host cache holds this process's share: what its envs play (wrap: env e keeps
         # trajectory e % 6; seq / rand: every trajectory), bytes = its rows of 3 float64 keys
-        share = {"wrap": np.unique([e % len(LENGTHS) for e in range(lo, hi)]),
-                 "seq": np.arange(len(LENGTHS)), "rand": np.arange(len(LENGTHS))}[name]
+        share = {
+            "wrap": np.unique([e % len(LENGTHS) for e in range(lo, hi)]),
+            "seq": np.arange(len(LENGTHS)),
+            "rand": np.arange(len(LENGTHS)),
+        }[name]
         np.testing.assert_array_equal(got["cached_qpos"], share)
         assert int(got["cached_bytes"]) == sum(LENGTHS[i] for i in share) * (9 + 8 + 2) * 8
 
@@ -141,8 +181,11 @@ def test_global_arrays_equal_the_single_process_stream(run, name):
         for key in KEYS:
             want = np.stack([b[key] for b in single])
             assert got[f"global_{key}"].shape == want.shape, key
-            np.testing.assert_array_equal(got[f"global_{key}"], want.astype(got[f"global_{key}"].dtype),
-                                          err_msg=f"process {p} {key}")
+            np.testing.assert_array_equal(
+                got[f"global_{key}"],
+                want.astype(got[f"global_{key}"].dtype),
+                err_msg=f"process {p} {key}",
+            )
         sums = [(b["qpos"].astype(np.float64) * b["valid"][..., None]).sum() for b in single]
         np.testing.assert_allclose(got["jit_sum"], sums, rtol=1e-6)
 
@@ -154,17 +197,21 @@ def test_restored_processes_continue_with_identical_batches(run, name):
     for p in range(2):
         got = np.load(out / f"p{p}_{name}.npz")
         for key in KEYS:
-            np.testing.assert_array_equal(got[f"restored_{key}"], got[f"global_{key}"][SAVE_AT:],
-                                          err_msg=f"process {p} {key}")
+            np.testing.assert_array_equal(
+                got[f"restored_{key}"], got[f"global_{key}"][SAVE_AT:], err_msg=f"process {p} {key}"
+            )
     # the 2-process state resumes a 1-process pipeline at the same global batch
     config = _config(store, name)
     ds = make_dataset(config, TrajectoryStore(store), 0, 1)
     it = iter(ds)
-    record = restore_process_state(out / f"ckpt_{name}", it, config, process_index=0,
-                                   process_count=1)
+    record = restore_process_state(
+        out / f"ckpt_{name}", it, config, process_index=0, process_count=1
+    )
     # the fingerprint saved by 2 processes is the one of a 1-process pipeline of the same stream
-    assert record["process_count"] == 2 and record["iterator"] == {"next_index": SAVE_AT,
-                                                                   "stream": ds.stream}
+    assert record["process_count"] == 2 and record["iterator"] == {
+        "next_index": SAVE_AT,
+        "stream": ds.stream,
+    }
     for k in range(SAVE_AT, N):
         batch = next(it)
         for key in KEYS:

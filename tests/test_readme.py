@@ -30,7 +30,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 README = REPO / "README.md"
@@ -56,9 +55,15 @@ def readme_blocks(text: str) -> list[dict]:
         prev = lines[i - 1] if i > 0 else ""
         marker = MARKER.match(prev)
         if m.group(1) in LANGS:
-            out.append({"lang": m.group(1), "code": "\n".join(lines[i + 1:j]) + "\n",
-                        "line": i + 1, "marker": marker and marker.group(1),
-                        "reason": (marker and marker.group(2) or "").strip()})
+            out.append(
+                {
+                    "lang": m.group(1),
+                    "code": "\n".join(lines[i + 1 : j]) + "\n",
+                    "line": i + 1,
+                    "marker": marker and marker.group(1),
+                    "reason": (marker and marker.group(2) or "").strip(),
+                }
+            )
         i = j + 1
     return out
 
@@ -86,7 +91,8 @@ def test_readme_blocks_are_found_and_every_marker_is_known_and_justified():
             assert len(b["reason"]) >= 10, f"README.md:{b['line']}: a skip needs its reason"
     markers = [ln for ln in text.splitlines() if "readme-test" in ln]
     assert len(markers) == sum(b["marker"] is not None for b in BLOCKS), (
-        "a readme-test marker must sit on the line right before a python / bash block")
+        "a readme-test marker must sit on the line right before a python / bash block"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +113,26 @@ def workdir(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize("block", [_param(b) for b in BLOCKS])
 def test_readme_block_runs(block, workdir):
-    env = dict(os.environ, JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-               PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]))
-    cmd = (["bash", "-e", "-o", "pipefail", "-c", block["code"]] if block["lang"] == "bash"
-           else [sys.executable, "-"])
-    proc = subprocess.run(cmd, input=None if block["lang"] == "bash" else block["code"],
-                          cwd=workdir, env=env, capture_output=True, text=True, timeout=300)
+    env = dict(
+        os.environ,
+        JAX_PLATFORMS="cpu",
+        PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), os.environ["PATH"]]),
+    )
+    cmd = (
+        ["bash", "-e", "-o", "pipefail", "-c", block["code"]]
+        if block["lang"] == "bash"
+        else [sys.executable, "-"]
+    )
+    proc = subprocess.run(
+        cmd,
+        input=None if block["lang"] == "bash" else block["code"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     output = proc.stdout + proc.stderr
     where = f"README.md:{block['line']} ({block['lang']}):\n{block['code']}\n--- output ---\n"
     assert proc.returncode == 0, where + output[-4000:]

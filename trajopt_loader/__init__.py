@@ -30,8 +30,12 @@ _NAMES = {
     "trajopt_loader.configs": ("load_config",),
     "trajopt_loader.pipeline.dataset": ("make_dataset",),
     "trajopt_loader.pipeline.device": ("device_iterator",),
-    "trajopt_loader.pipeline.checkpoint": ("save_state", "load_state", "save_with_manager",
-                                           "restore_with_manager"),
+    "trajopt_loader.pipeline.checkpoint": (
+        "save_state",
+        "load_state",
+        "save_with_manager",
+        "restore_with_manager",
+    ),
     "trajopt_loader.pipeline.distributed": ("env_sharding", "maybe_initialize_distributed"),
     "trajopt_loader.pipeline.process_state": ("save_process_state", "restore_process_state"),
     # data conventions, robots, references
@@ -42,15 +46,28 @@ _NAMES = {
     "trajopt_loader.transforms.references_transform": ("BuildReferences",),
     "trajopt_loader.errors": ("TrajoptLoaderError",),
     # the predecessor's names (README, "Code written for the predecessor's API")
-    "trajopt_loader.compat": ("TrajoptLoader", "VectorizedTrajectoryDataset",
-                              "DoubleBufferStreamer", "DigitRefSpec", "build_refs_from_window",
-                              "DigitTrajoptRefBuilder"),
+    "trajopt_loader.compat": (
+        "TrajoptLoader",
+        "VectorizedTrajectoryDataset",
+        "DoubleBufferStreamer",
+        "DigitRefSpec",
+        "build_refs_from_window",
+        "DigitTrajoptRefBuilder",
+    ),
 }
 #: Namespaces for the rest: each lists its names in ``__all__`` (the facade's names included).
-NAMESPACES = ("trajopt_loader.store", "trajopt_loader.pipeline", "trajopt_loader.configs",
-              "trajopt_loader.conventions", "trajopt_loader.robots", "trajopt_loader.transforms",
-              "trajopt_loader.kinematics", "trajopt_loader.errors", "trajopt_loader.compat",
-              "trajopt_loader.viz")
+NAMESPACES = (
+    "trajopt_loader.store",
+    "trajopt_loader.pipeline",
+    "trajopt_loader.configs",
+    "trajopt_loader.conventions",
+    "trajopt_loader.robots",
+    "trajopt_loader.transforms",
+    "trajopt_loader.kinematics",
+    "trajopt_loader.errors",
+    "trajopt_loader.compat",
+    "trajopt_loader.viz",
+)
 _MODULE_OF = {name: module for module, names in _NAMES.items() for name in names}
 
 __all__ = sorted(_MODULE_OF)

@@ -37,9 +37,12 @@ def cast_dtype(dtype) -> np.dtype:
     except TypeError:
         try:
             import ml_dtypes  # jax's dependency; provides bfloat16 etc.
+
             out = np.dtype(getattr(ml_dtypes, str(dtype)))
         except (ImportError, AttributeError, TypeError):
-            raise ConfigError(f"dtype={dtype!r} is not a numpy dtype name (e.g. 'float32')") from None
+            raise ConfigError(
+                f"dtype={dtype!r} is not a numpy dtype name (e.g. 'float32')"
+            ) from None
     if out.kind not in "fiuc" and out.name != "bfloat16":
         raise ConfigError(f"dtype={dtype!r} is not numeric; use e.g. 'float32'")
     return out

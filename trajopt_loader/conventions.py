@@ -15,16 +15,32 @@ A store records the convention of each dataset source in its attrs; readers neve
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
 from trajopt_loader.errors import ConventionError
 
-__all__ = ["Convention", "MUJOCO", "PINOCCHIO", "NAMED", "NAMES", "QUAT_ORDERS", "FRAMES",
-           "WXYZ_FROM_XYZW", "XYZW_FROM_WXYZ", "as_convention", "flag_table", "quat_as_xyzw",
-           "qpos_base_from_mujoco", "qpos_base_to_mujoco", "qvel_base_from_mujoco",
-           "qvel_base_to_mujoco", "reorder_quat"]
+__all__ = [
+    "Convention",
+    "MUJOCO",
+    "PINOCCHIO",
+    "NAMED",
+    "NAMES",
+    "QUAT_ORDERS",
+    "FRAMES",
+    "WXYZ_FROM_XYZW",
+    "XYZW_FROM_WXYZ",
+    "as_convention",
+    "flag_table",
+    "quat_as_xyzw",
+    "qpos_base_from_mujoco",
+    "qpos_base_to_mujoco",
+    "qvel_base_from_mujoco",
+    "qvel_base_to_mujoco",
+    "reorder_quat",
+]
 
 QUAT_ORDERS = ("wxyz", "xyzw")
 FRAMES = ("world", "body")
@@ -51,13 +67,15 @@ class Convention:
         if self.quat_order not in QUAT_ORDERS:
             raise ConventionError(
                 f"quat_order={self.quat_order!r} is not one of {QUAT_ORDERS}; use 'wxyz' for "
-                "MuJoCo data and 'xyzw' for Pinocchio/Crocoddyl data.")
+                "MuJoCo data and 'xyzw' for Pinocchio/Crocoddyl data."
+            )
         for name in ("lin_vel_frame", "ang_vel_frame"):
             value = getattr(self, name)
             if value not in FRAMES:
                 raise ConventionError(
                     f"{name}={value!r} is not one of {FRAMES}; MuJoCo stores linear velocity in "
-                    "'world' and angular velocity in 'body'; Pinocchio stores both in 'body'.")
+                    "'world' and angular velocity in 'body'; Pinocchio stores both in 'body'."
+                )
 
     @property
     def name(self) -> str:
@@ -69,11 +87,15 @@ class Convention:
 
     def to_attrs(self) -> dict[str, str]:
         """JSON-serializable dict stored in Zarr attrs."""
-        return {"name": self.name, "quat_order": self.quat_order,
-                "lin_vel_frame": self.lin_vel_frame, "ang_vel_frame": self.ang_vel_frame}
+        return {
+            "name": self.name,
+            "quat_order": self.quat_order,
+            "lin_vel_frame": self.lin_vel_frame,
+            "ang_vel_frame": self.ang_vel_frame,
+        }
 
     @classmethod
-    def from_attrs(cls, attrs: Mapping[str, Any], where: str = "store attrs") -> "Convention":
+    def from_attrs(cls, attrs: Mapping[str, Any], where: str = "store attrs") -> Convention:
         """Inverse of :meth:`to_attrs`.
 
         Raises:
@@ -84,10 +106,11 @@ class Convention:
         except KeyError as e:
             raise ConventionError(
                 f"{where} has no convention field {e.args[0]!r}; re-export the data with "
-                "--convention mujoco|pinocchio.") from None
+                "--convention mujoco|pinocchio."
+            ) from None
 
     @classmethod
-    def named(cls, name: str) -> "Convention":
+    def named(cls, name: str) -> Convention:
         """The convention called ``"mujoco"``, ``"pinocchio"`` or ``"crocoddyl"`` (an alias of
         ``"pinocchio"``), case-insensitive, surrounding whitespace ignored.
 
@@ -100,7 +123,8 @@ class Convention:
             raise ConventionError(
                 f"convention {name!r} is unknown; expected one of {list(NAMES)} (case-insensitive), "
                 "a trajopt_loader.Convention, or quat_order / lin_vel_frame / ang_vel_frame given "
-                "explicitly.")
+                "explicitly."
+            )
         return NAMED[key]
 
 
@@ -122,8 +146,10 @@ def as_convention(value, what: str = "convention") -> Convention:
         return value
     if isinstance(value, str):
         return Convention.named(value)
-    raise ConventionError(f"{what}={value!r} is neither a Convention nor a name; expected one of "
-                          f"{list(NAMES)} or trajopt_loader.MUJOCO / PINOCCHIO.")
+    raise ConventionError(
+        f"{what}={value!r} is neither a Convention nor a name; expected one of "
+        f"{list(NAMES)} or trajopt_loader.MUJOCO / PINOCCHIO."
+    )
 
 
 def flag_table(conventions) -> np.ndarray:
@@ -136,8 +162,13 @@ def flag_table(conventions) -> np.ndarray:
     elif not hasattr(conventions, "__iter__"):
         as_convention(conventions, "conventions")  # raises: neither a convention nor a sequence
     convs = [as_convention(c, f"conventions[{i}]") for i, c in enumerate(conventions)]
-    return np.array([(c.quat_order == "xyzw", c.lin_vel_frame == "world",
-                      c.ang_vel_frame == "world") for c in convs], dtype=bool).reshape(-1, 3)
+    return np.array(
+        [
+            (c.quat_order == "xyzw", c.lin_vel_frame == "world", c.ang_vel_frame == "world")
+            for c in convs
+        ],
+        dtype=bool,
+    ).reshape(-1, 3)
 
 
 XYZW_FROM_WXYZ = [1, 2, 3, 0]  # quat_xyzw = quat_wxyz[..., XYZW_FROM_WXYZ]

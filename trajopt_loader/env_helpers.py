@@ -33,8 +33,20 @@ import jax
 import jax.numpy as jnp
 
 #: Batch keys that hold one value per env (``[E, ...]``), never a time axis.
-PER_ENV_KEYS = frozenset({"env_id", "traj_id", "start", "episode_start", "episode_first_step",
-                          "episode_loop", "chunk", "ref_len", "origin_qpos", "origin_qvel"})
+PER_ENV_KEYS = frozenset(
+    {
+        "env_id",
+        "traj_id",
+        "start",
+        "episode_start",
+        "episode_first_step",
+        "episode_loop",
+        "chunk",
+        "ref_len",
+        "origin_qpos",
+        "origin_qvel",
+    }
+)
 __all__ = ["PER_ENV_KEYS", "reference_state", "step_slice", "where_envs"]
 
 
@@ -82,8 +94,10 @@ def reference_state(batch: Mapping[str, Any], t) -> tuple[jax.Array, jax.Array]:
     """
     for key in ("qpos", "qvel"):
         if key not in batch:
-            raise KeyError(f"reference_state needs batch[{key!r}]; add {key!r} to config.keys "
-                           f"(batch keys: {sorted(batch)}).")
+            raise KeyError(
+                f"reference_state needs batch[{key!r}]; add {key!r} to config.keys "
+                f"(batch keys: {sorted(batch)})."
+            )
     return _at(jnp.asarray(batch["qpos"]), t), _at(jnp.asarray(batch["qvel"]), t)
 
 
@@ -96,5 +110,5 @@ def where_envs(mask, new, old):
     """
     mask = jnp.asarray(mask)
     return jax.tree_util.tree_map(
-        lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (jnp.ndim(b) - 1)), a, b),
-        new, old)
+        lambda a, b: jnp.where(mask.reshape(mask.shape + (1,) * (jnp.ndim(b) - 1)), a, b), new, old
+    )

@@ -8,12 +8,30 @@ expected, and how to fix it.
 
 from __future__ import annotations
 
-__all__ = ["TrajoptLoaderError", "StoreNotFoundError", "StoreFormatError", "DataIntegrityError",
-           "StoreReadError", "ExportError", "ConventionError", "MissingKeyError",
-           "WindowIndexError", "ConfigError", "ShardingError", "IndexOverflowError",
-           "CheckpointError", "RobotSpecError", "ReferenceInputError", "ModelError",
-           "ModelNotFoundError", "CheckpointNotFoundError", "EnvNotAssignedError",
-           "VizDependencyError", "GLBackendError", "FeedbackTimeoutError"]
+__all__ = [
+    "TrajoptLoaderError",
+    "StoreNotFoundError",
+    "StoreFormatError",
+    "DataIntegrityError",
+    "StoreReadError",
+    "ExportError",
+    "ConventionError",
+    "MissingKeyError",
+    "WindowIndexError",
+    "ConfigError",
+    "ShardingError",
+    "IndexOverflowError",
+    "CheckpointError",
+    "RobotSpecError",
+    "ReferenceInputError",
+    "ModelError",
+    "ModelNotFoundError",
+    "CheckpointNotFoundError",
+    "EnvNotAssignedError",
+    "VizDependencyError",
+    "GLBackendError",
+    "FeedbackTimeoutError",
+]
 
 
 class TrajoptLoaderError(Exception):
@@ -66,8 +84,15 @@ class WindowIndexError(TrajoptLoaderError, IndexError):
     (the trajectory) say where, so callers can re-word the message in their own terms.
     """
 
-    def __init__(self, message: str, *, row: int | None = None, step: int | None = None,
-                 length: int | None = None, path: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        row: int | None = None,
+        step: int | None = None,
+        length: int | None = None,
+        path: str | None = None,
+    ):
         super().__init__(message)
         self.row, self.step, self.length, self.path = row, step, length, path
 

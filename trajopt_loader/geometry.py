@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-__all__ = ["heading_mats", "heading_mats_jax", "rot2", "wrap_angle", "yaw_pairs",
-           "yaw_premultiply"]
+__all__ = ["heading_mats", "heading_mats_jax", "rot2", "wrap_angle", "yaw_pairs", "yaw_premultiply"]
 
 
 def wrap_angle(angle, xp=np):

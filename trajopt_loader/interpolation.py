@@ -51,7 +51,7 @@ def grid_positions(steps, dt, new_dt, lengths) -> tuple[np.ndarray, np.ndarray, 
     """
     steps = np.asarray(steps, np.int64)
     extra = (slice(None),) + (None,) * (steps.ndim - 1)
-    ratio = (float(new_dt) / np.asarray(dt, np.float64))
+    ratio = float(new_dt) / np.asarray(dt, np.float64)
     last = np.asarray(lengths, np.int64) - 1
     if ratio.ndim:
         ratio, last = ratio[extra], last[extra]
@@ -62,8 +62,9 @@ def grid_positions(steps, dt, new_dt, lengths) -> tuple[np.ndarray, np.ndarray, 
     return i, np.minimum(i + 1, last), alpha
 
 
-def lerp(a: np.ndarray, b: np.ndarray, alpha: np.ndarray, *, overwrite_b: bool = False
-         ) -> np.ndarray:
+def lerp(
+    a: np.ndarray, b: np.ndarray, alpha: np.ndarray, *, overwrite_b: bool = False
+) -> np.ndarray:
     """``a + alpha (b - a)`` in ``a``'s floating dtype; ``a`` itself where ``alpha == 0``.
 
     Args: a, b: ``[E, W, ...]`` values at frames ``i``, ``i + 1``. alpha: float ``[E, W]``.

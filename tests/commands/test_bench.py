@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import REPO
+
 from trajopt_loader.commands.bench import find_benchmarks, run_benchmarks
 
 
@@ -38,8 +38,14 @@ def test_missing_folder_names_the_fix(tmp_path):
 @pytest.mark.slow
 def test_cli_list():
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "bench", "--list"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trajopt_loader.cli", "bench", "--list"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "bench_device_overlap" in proc.stdout.split()
 
@@ -49,9 +55,27 @@ def test_host_pipeline_benchmark_runs_on_tiny_sizes():
     """The benchmark script keeps working as the pipeline's defaults change (not a timing test)."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, str(find_benchmarks(only=("host_pipeline",))[0]), "--num_traj", "3",
-         "--length", "80", "--num_envs", "8", "--window", "4", "--batches", "2",
-         "--read_threads", "1"], env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(find_benchmarks(only=("host_pipeline",))[0]),
+            "--num_traj",
+            "3",
+            "--length",
+            "80",
+            "--num_envs",
+            "8",
+            "--window",
+            "4",
+            "--batches",
+            "2",
+            "--read_threads",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     row = re.compile(r"^\s+8\s+4\s+[\d.]+\s+(.+?)\s{2,}[\d.]+\s+[\d.]+\s+[\d.]+$")
     methods = [m.group(1) for m in map(row.match, proc.stdout.splitlines()) if m]
@@ -63,13 +87,34 @@ def test_integrity_benchmark_runs_on_tiny_sizes():
     """bench_integrity.py keeps working (not a timing test): three rows, checked and not."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, str(find_benchmarks(only=("integrity",))[0]), "--num_traj", "3",
-         "--length", "100", "--envs", "8", "--window", "4", "--batches", "2", "--repeats", "1"],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            str(find_benchmarks(only=("integrity",))[0]),
+            "--num_traj",
+            "3",
+            "--length",
+            "100",
+            "--envs",
+            "8",
+            "--window",
+            "4",
+            "--batches",
+            "2",
+            "--repeats",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
     assert [line[:30].strip() for line in lines[2:5]] == [
-        "format 2: checksums", "format 1: presence checks", "format 1: no check (before)"]
+        "format 2: checksums",
+        "format 1: presence checks",
+        "format 1: no check (before)",
+    ]
     assert lines[5].startswith("CRC-32C of every decoded chunk (0.2 MB): ")
 
 
@@ -77,10 +122,33 @@ def test_scale_benchmark_runs_on_tiny_sizes(tmp_path):
     """bench_scale keeps working (in-memory sizes and the working-set run); not a timing test."""
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     proc = subprocess.run(
-        [sys.executable, str(find_benchmarks(only=("scale",))[0]), "--clips", "12", "--frames",
-         "30", "--big", "24", "--big_frames", "20", "--envs", "16", "--window", "4", "--batches",
-         "2", "--rotate_every", "2", "--dir", str(tmp_path)], env=env, capture_output=True,
-        text=True, timeout=300)
+        [
+            sys.executable,
+            str(find_benchmarks(only=("scale",))[0]),
+            "--clips",
+            "12",
+            "--frames",
+            "30",
+            "--big",
+            "24",
+            "--big_frames",
+            "20",
+            "--envs",
+            "16",
+            "--window",
+            "4",
+            "--batches",
+            "2",
+            "--rotate_every",
+            "2",
+            "--dir",
+            str(tmp_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line.split("|") for line in proc.stdout.splitlines() if "frames/s" in line]
     assert [int(r[0].replace(",", "")) for r in rows] == [12, 24, 24]

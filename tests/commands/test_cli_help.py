@@ -7,10 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import REPO
 
 import trajopt_loader
 from trajopt_loader import cli
-from conftest import REPO
 
 PACKAGE_DIR = str(Path(trajopt_loader.__file__).resolve().parent)
 

@@ -16,14 +16,31 @@ def test_cli_bodies(shared_data, tmp_path):
     root.mkdir(parents=True)
     shutil.copy(shared_data / "cassie/trajopt/agility_reference/traj_2.npz", root)
     out = tmp_path / "s.zarr"
-    args = [root.parent, out, "--source", "cassie", "--convention", "mujoco", "--noprogress",
-            "--bodies", "left-foot,cassie-pelvis"]
-    bad = subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "export", *map(str, args)],
-                         capture_output=True, text=True, timeout=120)
+    args = [
+        root.parent,
+        out,
+        "--source",
+        "cassie",
+        "--convention",
+        "mujoco",
+        "--noprogress",
+        "--bodies",
+        "left-foot,cassie-pelvis",
+    ]
+    bad = subprocess.run(
+        [sys.executable, "-m", "trajopt_loader.cli", "export", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 1 and "--bodies need --model" in bad.stderr
     args += ["--model", shared_data / "cassie/cassie.xml"]
-    done = subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "export", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "trajopt_loader.cli", "export", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     store = TrajectoryStore(out)
     info = store.trajectories[0]

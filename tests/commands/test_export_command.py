@@ -7,15 +7,19 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import revealing
+
 from trajopt_loader.conventions import PINOCCHIO
 from trajopt_loader.store import TrajectoryStore
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "export", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "trajopt_loader.cli", "export", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _one_error_line(r, code=1):
@@ -34,19 +38,38 @@ def test_cassie_refused_without_qvel_then_exported(shared_data, tmp_path):
     assert "aslip_walk/traj_0.npz: key 'qvel': is missing" in line
     assert "--allow-missing qvel" in line and "--derive-qvel" in line
     assert not out.exists()
-    r = _cli(root, out, "--source", "cassie", "--convention", "mujoco", "--allow-missing", "qvel",
-             "--noprogress")
+    r = _cli(
+        root,
+        out,
+        "--source",
+        "cassie",
+        "--convention",
+        "mujoco",
+        "--allow-missing",
+        "qvel",
+        "--noprogress",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines()[:4] == [
         f"exported 24 trajectories, {2 * 1682 + 28 + 14 * 32 + 7 * 31} frames "
         + r.stdout.split(" frames ")[1].splitlines()[0],
         "  source 'cassie' (convention mujoco)",
         "  cassie/agility_reference: 3 trajectories",
-        "  cassie/aslip_walk: 21 trajectories"]
+        "  cassie/aslip_walk: 21 trajectories",
+    ]
     store = TrajectoryStore(out)
     assert [t.source_file for t in store.trajectories[3:]] == [f"traj_{i}.npz" for i in range(21)]
-    r = _cli(root, out, "--source", "cassie", "--convention", "mujoco", "--motion",
-             "agility_reference", "--noprogress")
+    r = _cli(
+        root,
+        out,
+        "--source",
+        "cassie",
+        "--convention",
+        "mujoco",
+        "--motion",
+        "agility_reference",
+        "--noprogress",
+    )
     assert "already exist" in _one_error_line(r) and "--overwrite" in r.stderr
 
 
@@ -59,21 +82,65 @@ def test_options(tmp_path):
     out = tmp_path / "s.zarr"
     line = _one_error_line(_cli(tmp_path / "npz", out, "--source", "d", "--dt", "0.02"))
     assert "pass --convention mujoco|pinocchio" in line
-    line = _one_error_line(_cli(tmp_path / "npz", out, "--source", "d", "--convention",
-                                "pinocchio", "--dt", "0.02", "--noprogress"))
+    line = _one_error_line(
+        _cli(
+            tmp_path / "npz",
+            out,
+            "--source",
+            "d",
+            "--convention",
+            "pinocchio",
+            "--dt",
+            "0.02",
+            "--noprogress",
+        )
+    )
     assert "--key qpos=arr_0" in line
-    line = _one_error_line(_cli(tmp_path / "npz", out, "--source", "d", "--convention", "mujoco",
-                                "--derive-qvel"))
+    line = _one_error_line(
+        _cli(tmp_path / "npz", out, "--source", "d", "--convention", "mujoco", "--derive-qvel")
+    )
     assert "need --model" in line
-    r = _cli(tmp_path / "npz", out, "--source", "d", "--quat-order", "xyzw", "--lin-vel-frame",
-             "body", "--ang-vel-frame", "body", "--key", "qpos=arr_0", "--key", "qvel=arr_1",
-             "--dt", "0.02", "--max-trajs-per-motion", "2", "--noprogress")
+    r = _cli(
+        tmp_path / "npz",
+        out,
+        "--source",
+        "d",
+        "--quat-order",
+        "xyzw",
+        "--lin-vel-frame",
+        "body",
+        "--ang-vel-frame",
+        "body",
+        "--key",
+        "qpos=arr_0",
+        "--key",
+        "qvel=arr_1",
+        "--dt",
+        "0.02",
+        "--max-trajs-per-motion",
+        "2",
+        "--noprogress",
+    )
     assert r.returncode == 0, r.stderr
     store = TrajectoryStore(out)
     assert store.convention("d") == PINOCCHIO and store.lengths.tolist() == [5, 5]
     assert store.trajectories[1].dt == 0.02
     assert np.array_equal(store.read(1, "qvel"), revealing(1, 5, 6, -1e4))
-    r = _cli(tmp_path / "npz", out, "--source", "d", "--convention", "pinocchio", "--key",
-             "qpos=arr_0", "--key", "qvel=arr_1", "--dt", "0.02", "--overwrite", "--noprogress")
+    r = _cli(
+        tmp_path / "npz",
+        out,
+        "--source",
+        "d",
+        "--convention",
+        "pinocchio",
+        "--key",
+        "qpos=arr_0",
+        "--key",
+        "qvel=arr_1",
+        "--dt",
+        "0.02",
+        "--overwrite",
+        "--noprogress",
+    )
     assert r.returncode == 0 and "(replaced)" in r.stdout
     assert TrajectoryStore(out).lengths.tolist() == [5, 5, 5]

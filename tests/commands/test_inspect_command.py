@@ -9,8 +9,12 @@ import pytest
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "inspect", *map(str, args)],
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "trajopt_loader.cli", "inspect", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow
@@ -18,7 +22,10 @@ def test_inspect_cassie(cassie_store, shared_data):
     r = _cli(cassie_store, "--max-trajs", "3")
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
-    assert lines[0] == f"store {cassie_store}: 24 trajectories, {2 * 1682 + 28 + 14 * 32 + 7 * 31} frames"
+    assert (
+        lines[0]
+        == f"store {cassie_store}: 24 trajectories, {2 * 1682 + 28 + 14 * 32 + 7 * 31} frames"
+    )
     assert lines[1].startswith("cassie/  convention mujoco (quat wxyz, linear velocity world frame")
     assert lines[2].startswith("  agility_reference/  3 trajectories, length 28..1682, dt ")
     assert lines[3].split()[:4] == ["traj0", "traj_0.npz", "T=1682", "dt=0.000499999"]

@@ -11,36 +11,52 @@ import sys
 import jax
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from trajopt_loader.commands.stream import make_consumer, run_stream
 from trajopt_loader.configs import load_config
 from trajopt_loader.pipeline import make_dataset
 
-RATE = re.compile(r"^\s+(streaming|host pipeline only|consumer only)\s+([\d.]+) s\s+([\d.]+) ms/batch\s+"
-                  r"([\d.]+) batches/s\s+(\d+) env-steps/s\s+([\d.]+) MB/s$")
+RATE = re.compile(
+    r"^\s+(streaming|host pipeline only|consumer only)\s+([\d.]+) s\s+([\d.]+) ms/batch\s+"
+    r"([\d.]+) batches/s\s+(\d+) env-steps/s\s+([\d.]+) MB/s$"
+)
 
 
 def cassie_config(store, **overrides):
     # aslip_walk traj13 (32 steps), traj14, traj15 (31 steps): one rate (dt ~0.025 s); the
     # 31-step ones leave an invalid step under clamp. The store has no qvel/action for them.
-    return load_config("cassie", {"zarr_path": str(store), "assignment": "explicit",
-                                  "traj_ids": (16, 17, 18), "keys": ("qpos", "motor_vel"),
-                                  "references.enabled": False, "num_envs": 8, "window_size": 16,
-                                  **overrides})
+    return load_config(
+        "cassie",
+        {
+            "zarr_path": str(store),
+            "assignment": "explicit",
+            "traj_ids": (16, 17, 18),
+            "keys": ("qpos", "motor_vel"),
+            "references.enabled": False,
+            "num_envs": 8,
+            "window_size": 16,
+            **overrides,
+        },
+    )
 
 
 def numpy_oracle(config, n: int):
     """float64 ``sum_t qpos * valid`` over the first n host batches, and the valid count."""
     batches = list(itertools.islice(iter(make_dataset(config)), n))
     assert len(batches) == n
-    total = sum((b["qpos"].astype(np.float64) * b["valid"][..., None]).sum(axis=(0, 1)) for b in batches)
+    total = sum(
+        (b["qpos"].astype(np.float64) * b["valid"][..., None]).sum(axis=(0, 1)) for b in batches
+    )
     return total, int(sum(b["valid"].sum() for b in batches))
 
 
 def test_consumer_matches_numpy_on_one_batch_with_invalid_steps():
     rng = np.random.default_rng(0)
-    batch = {"qpos": rng.standard_normal((5, 7, 35)).astype(np.float32), "valid": rng.random((5, 7)) < 0.6}
+    batch = {
+        "qpos": rng.standard_normal((5, 7, 35)).astype(np.float32),
+        "valid": rng.random((5, 7)) < 0.6,
+    }
     acc = (jax.numpy.ones(35), jax.numpy.asarray(3, jax.numpy.int32))
     total, count = make_consumer()(acc, jax.device_put(batch))
     want = 1 + (batch["qpos"].astype(np.float64) * batch["valid"][..., None]).sum(axis=(0, 1))
@@ -76,12 +92,23 @@ def test_run_stream_reports_parseable_rates_and_oracle_result(cassie_store):
 @pytest.mark.slow
 def test_cli_stream_subprocess(cassie_store):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-    cmd = [sys.executable, "-m", "trajopt_loader.cli", "stream",
-           "--config=trajopt_loader/configs/cassie.py", f"--config.zarr_path={cassie_store}",
-           "--config.assignment=explicit", "--config.traj_ids=(16,17,18)", "--config.num_envs=8",
-           "--config.window_size=16", "--config.keys=('qpos','motor_vel')",
-           "--config.references.enabled=False",
-           "--num_batches", "5", "--noprogress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "trajopt_loader.cli",
+        "stream",
+        "--config=trajopt_loader/configs/cassie.py",
+        f"--config.zarr_path={cassie_store}",
+        "--config.assignment=explicit",
+        "--config.traj_ids=(16,17,18)",
+        "--config.num_envs=8",
+        "--config.window_size=16",
+        "--config.keys=('qpos','motor_vel')",
+        "--config.references.enabled=False",
+        "--num_batches",
+        "5",
+        "--noprogress",
+    ]
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.splitlines()
@@ -90,12 +117,20 @@ def test_cli_stream_subprocess(cassie_store):
     m = re.search(r"mean qpos over (\d+) valid steps of 6 batches: \[([^\]]+)\]", proc.stdout)
     total, count = numpy_oracle(cassie_config(cassie_store), 6)
     assert int(m.group(1)) == count
-    np.testing.assert_allclose([float(x) for x in m.group(2).split()], (total / count)[:7], atol=1e-4)
+    np.testing.assert_allclose(
+        [float(x) for x in m.group(2).split()], (total / count)[:7], atol=1e-4
+    )
 
 
 @pytest.mark.slow
 def test_cli_stream_without_config_says_what_to_pass():
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "stream"], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "trajopt_loader.cli", "stream"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "--config is required" in proc.stderr

@@ -13,20 +13,79 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, revealing
 from scipy.spatial.transform import Rotation
 
-from conftest import revealing
-from conftest import SHARED_DATA
-from trajopt_loader.compat import TrajoptLoader, VectorizedTrajectoryDataset, cfg_get
-from trajopt_loader.compat import DigitRefSpec, build_refs_from_window
+from trajopt_loader.compat import (
+    DigitRefSpec,
+    TrajoptLoader,
+    VectorizedTrajectoryDataset,
+    build_refs_from_window,
+    cfg_get,
+)
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO
-from trajopt_loader.errors import (ConfigError, EnvNotAssignedError, MissingKeyError,
-                                   TrajoptLoaderError, WindowIndexError)
+from trajopt_loader.errors import (
+    ConfigError,
+    EnvNotAssignedError,
+    MissingKeyError,
+    TrajoptLoaderError,
+    WindowIndexError,
+)
 from trajopt_loader.robots import digit_v3_thirdarm
 from trajopt_loader.store import TrajectoryStore
 
-A_POS = [7, 8, 9, 14, 18, 23, 30, 31, 32, 33, 34, 35, 36, 41, 45, 50, 57, 58, 59, 60, 61, 62, 63, 64]
-A_VEL = [6, 7, 8, 12, 16, 20, 26, 27, 28, 29, 30, 31, 32, 36, 40, 44, 50, 51, 52, 53, 54, 55, 56, 57]
+A_POS = [
+    7,
+    8,
+    9,
+    14,
+    18,
+    23,
+    30,
+    31,
+    32,
+    33,
+    34,
+    35,
+    36,
+    41,
+    45,
+    50,
+    57,
+    58,
+    59,
+    60,
+    61,
+    62,
+    63,
+    64,
+]
+A_VEL = [
+    6,
+    7,
+    8,
+    12,
+    16,
+    20,
+    26,
+    27,
+    28,
+    29,
+    30,
+    31,
+    32,
+    36,
+    40,
+    44,
+    50,
+    51,
+    52,
+    53,
+    54,
+    55,
+    56,
+    57,
+]
 CFG = {"window_size": 4, "buffer_size": 16, "allow_wrap": False}
 
 
@@ -48,20 +107,31 @@ def write_tree(root: Path, lengths: dict[str, list[int]], nq: int = 9) -> dict:
 def small(tmp_path):
     """A store with source ``trajopt``, motion ``digit_v3``: 3 trajectories of lengths 10, 7, 12."""
     oracle = write_tree(tmp_path / "npz", {"digit_v3": [10, 7, 12]})
-    path = TrajoptLoader(tmp_path / "npz").save(out_dir=tmp_path / "out", dataset_source="trajopt",
-                                                motion="digit_v3")
+    path = TrajoptLoader(tmp_path / "npz").save(
+        out_dir=tmp_path / "out", dataset_source="trajopt", motion="digit_v3"
+    )
     return path, [oracle[("digit_v3", i)] for i in range(3)]
 
 
 def test_save_path_convention_and_rerun(tmp_path, small):
     path, _ = small
     assert path == str(tmp_path / "out" / "trajectories.zarr")
-    assert TrajectoryStore(path).convention("trajopt") == PINOCCHIO  # default: the seed's Digit data
+    assert (
+        TrajectoryStore(path).convention("trajopt") == PINOCCHIO
+    )  # default: the seed's Digit data
     loader = TrajoptLoader(tmp_path / "npz")
     again = loader.save(out_dir=tmp_path / "out", dataset_source="trajopt", motion="digit_v3")
-    assert again == path and loader.summary.replaced == ["digit_v3"]  # re-running works, as the seed
-    other = loader.save(out_dir=tmp_path / "out", dataset_source="sim", motion="digit_v3",
-                        zarr_name="x.zarr", convention="mujoco", max_trajs_per_motion=2)
+    assert again == path and loader.summary.replaced == [
+        "digit_v3"
+    ]  # re-running works, as the seed
+    other = loader.save(
+        out_dir=tmp_path / "out",
+        dataset_source="sim",
+        motion="digit_v3",
+        zarr_name="x.zarr",
+        convention="mujoco",
+        max_trajs_per_motion=2,
+    )
     assert TrajectoryStore(other).convention("sim") == MUJOCO
     assert TrajectoryStore(other).lengths.tolist() == [10, 7]
 
@@ -70,13 +140,22 @@ def test_seed_usage_flat_dir_float32(tmp_path):
     """The seed's own usage: float32 files directly in a folder, motion named at save, keywords."""
     (tmp_path / "npz").mkdir()
     for i in range(2):
-        np.savez(tmp_path / "npz" / f"traj_{i}.npz", qpos=revealing(i, 40, 8).astype(np.float32),
-                 qvel=revealing(i, 40, 6, base=1000).astype(np.float32))
-    zarr_path = TrajoptLoader(str(tmp_path / "npz")).save(out_dir=str(tmp_path), dataset_source="trajopt",
-                                                          motion="digit_v3", dt=0.02)  # files carry no dt
-    ds = VectorizedTrajectoryDataset(zarr_path=zarr_path, num_envs=8, cfg=AttrItemConfig(
-        {"window_size": 32, "buffer_size": 64, "allow_wrap": True}))
-    ds.update_references(env_to_traj={e: e % 2 for e in range(8)}, env_to_step={e: 0 for e in range(8)})
+        np.savez(
+            tmp_path / "npz" / f"traj_{i}.npz",
+            qpos=revealing(i, 40, 8).astype(np.float32),
+            qvel=revealing(i, 40, 6, base=1000).astype(np.float32),
+        )
+    zarr_path = TrajoptLoader(str(tmp_path / "npz")).save(
+        out_dir=str(tmp_path), dataset_source="trajopt", motion="digit_v3", dt=0.02
+    )  # files carry no dt
+    ds = VectorizedTrajectoryDataset(
+        zarr_path=zarr_path,
+        num_envs=8,
+        cfg=AttrItemConfig({"window_size": 32, "buffer_size": 64, "allow_wrap": True}),
+    )
+    ds.update_references(
+        env_to_traj={e: e % 2 for e in range(8)}, env_to_step={e: 0 for e in range(8)}
+    )
     qpos = ds.fetch_window(idx=list(range(8)), key="qpos", window_size=32)
     assert qpos.dtype == np.float32 and qpos.shape == (8, 32, 8) and qpos[3, 5, 0] == 105.0
     assert ds.zarr_dataset["trajopt/digit_v3/traj1/qvel"].shape == (40, 6)
@@ -86,16 +165,22 @@ def test_seed_usage_flat_dir_float32(tmp_path):
 def test_multi_motion_export_natural_order(tmp_path):
     lengths = {"walk": [5 + i for i in range(12)], "walkb": [20 - i for i in range(11)]}
     oracle = write_tree(tmp_path / "npz", lengths)
-    path = TrajoptLoader(tmp_path / "npz").save(out_dir=tmp_path, dataset_source="trajopt",
-                                                motion=None)
+    path = TrajoptLoader(tmp_path / "npz").save(
+        out_dir=tmp_path, dataset_source="trajopt", motion=None
+    )
     ds = VectorizedTrajectoryDataset(path, 23, {"window_size": 3})
     assert ds.available_dataset_sources == ["trajopt"]
-    assert ds.available_motions == ["walk", "walkb"] and ds.available_motions_in("trajopt") == ["walk", "walkb"]
+    assert ds.available_motions == ["walk", "walkb"] and ds.available_motions_in("trajopt") == [
+        "walk",
+        "walkb",
+    ]
     want = [f"trajopt/{m}/traj{i}" for m in lengths for i in range(len(lengths[m]))]
     assert ds.available_trajectories == want
     assert ds.available_trajectories_in("trajopt", "walk") == [f"traj{i}" for i in range(12)]
     assert ds.traj_lengths.tolist() == lengths["walk"] + lengths["walkb"]
-    ds.update_references(env_to_traj={e: e for e in range(23)}, env_to_step={e: 4 for e in range(23)})
+    ds.update_references(
+        env_to_traj={e: e for e in range(23)}, env_to_step={e: 4 for e in range(23)}
+    )
     got = ds.fetch(range(23), key="qpos")
     exp = np.stack([oracle[(m, i)]["qpos"][4] for m in lengths for i in range(len(lengths[m]))])
     np.testing.assert_array_equal(got, exp)
@@ -107,8 +192,10 @@ def test_multi_motion_export_natural_order(tmp_path):
 def test_fetch_mixed_steps_paths_and_ints(small):
     path, oracle = small
     ds = VectorizedTrajectoryDataset(zarr_path=path, num_envs=6, cfg=CFG)
-    ds.update_references(env_to_traj={0: 0, 1: "trajopt/digit_v3/traj2", 2: 1, 3: 2, 4: 0, 5: 1},
-                         env_to_step={0: 9, 1: 11, 2: 0, 3: 5, 4: 3, 5: 6})
+    ds.update_references(
+        env_to_traj={0: 0, 1: "trajopt/digit_v3/traj2", 2: 1, 3: 2, 4: 0, 5: 1},
+        env_to_step={0: 9, 1: 11, 2: 0, 3: 5, 4: 3, 5: 6},
+    )
     assert ds.env_traj_ids.tolist() == [0, 2, 1, 2, 0, 1] and ds.env_steps[1] == 11
     traj, steps = [0, 2, 1, 2, 0, 1], [9, 11, 0, 5, 3, 6]
     for key in ("qvel", "qpos"):
@@ -116,7 +203,9 @@ def test_fetch_mixed_steps_paths_and_ints(small):
         np.testing.assert_array_equal(ds.fetch(range(6), key=key), want)
     np.testing.assert_array_equal(ds.fetch([3, 1], "qpos"), oracle[2]["qpos"][[5, 11]])
     win = ds.fetch_window(range(6), key="qpos", window_size=1)
-    np.testing.assert_array_equal(win[:, 0], np.stack([oracle[t]["qpos"][s] for t, s in zip(traj, steps)]))
+    np.testing.assert_array_equal(
+        win[:, 0], np.stack([oracle[t]["qpos"][s] for t, s in zip(traj, steps)])
+    )
     win = ds.fetch_window([2, 3], "qvel")  # cfg window_size 4
     np.testing.assert_array_equal(win, np.stack([oracle[1]["qvel"][0:4], oracle[2]["qvel"][5:9]]))
     assert ds.env_steps.tolist() == steps  # fetch_window leaves cursors unchanged
@@ -142,7 +231,9 @@ def test_errors(small):
         ds.fetch([0, 3], "qpos")
     assert isinstance(e.value, ValueError) and isinstance(e.value, TrajoptLoaderError)
     ds.update_references(env_to_traj={0: 1, 1: 0, 2: 0, 3: 0}, env_to_step={0: 7, 1: 2})
-    with pytest.raises(IndexError, match=r"env 0: step 7 is outside \[0, 7\).*traj1.*allow_wrap") as e:
+    with pytest.raises(
+        IndexError, match=r"env 0: step 7 is outside \[0, 7\).*traj1.*allow_wrap"
+    ) as e:
         ds.fetch(range(4), "qpos")
     assert isinstance(e.value, WindowIndexError)
     ds.update_references(env_to_step={0: 1})
@@ -183,14 +274,17 @@ class AttrItemConfig:
         return self.__dict__[k]
 
 
-@pytest.mark.parametrize("make", [dict, ml_collections.ConfigDict, AttrItemConfig,
-                                  lambda d: types.SimpleNamespace(**d)])
+@pytest.mark.parametrize(
+    "make", [dict, ml_collections.ConfigDict, AttrItemConfig, lambda d: types.SimpleNamespace(**d)]
+)
 def test_cfg_kinds(small, make):
     path, oracle = small
     ds = VectorizedTrajectoryDataset(path, 2, make({"window_size": 5, "allow_wrap": True}))
     assert (ds.window_size, ds.buffer_size, ds.allow_wrap) == (5, 128, True)
     ds.update_references(env_to_traj={0: 1, 1: 1}, env_to_step={0: 6, 1: 0})
-    np.testing.assert_array_equal(ds.fetch_window([0], "qpos")[0], oracle[1]["qpos"][[6, 0, 1, 2, 3]])
+    np.testing.assert_array_equal(
+        ds.fetch_window([0], "qpos")[0], oracle[1]["qpos"][[6, 0, 1, 2, 3]]
+    )
     assert cfg_get(make({"a": None}), "a", 3) == 3 and cfg_get(None, "a", 4) == 4
 
 
@@ -208,21 +302,31 @@ def test_random_jumps_and_key_orders_match_oracle(tmp_path, regime):
     rng = np.random.default_rng(0)
     traj = rng.integers(0, 4, n_env)
     steps = rng.integers(-500, 500, n_env)
-    ds.update_references(env_to_traj=dict(enumerate(traj.tolist())), env_to_step=dict(enumerate(steps.tolist())))
+    ds.update_references(
+        env_to_traj=dict(enumerate(traj.tolist())), env_to_step=dict(enumerate(steps.tolist()))
+    )
     for _ in range(40):
         envs = rng.choice(n_env, rng.integers(1, n_env + 1), replace=False)
         if rng.random() < 0.3:
             new = rng.integers(0, 4, envs.size)
             ds.update_references(env_to_traj=dict(zip(envs.tolist(), new.tolist())))
             traj[envs] = new
-        jump = rng.integers(-10**6, 10**6, envs.size) if rng.random() < 0.5 else rng.integers(0, 3, envs.size)
+        jump = (
+            rng.integers(-(10**6), 10**6, envs.size)
+            if rng.random() < 0.5
+            else rng.integers(0, 3, envs.size)
+        )
         steps[envs] += jump
         ds.update_references(env_to_step=dict(zip(envs.tolist(), steps[envs].tolist())))
         for key in rng.permutation(["qpos", "qvel"]):
             w = int(rng.integers(1, 80))
             got = ds.fetch_window(envs, key, window_size=w)
-            want = np.stack([oracle[("m", int(traj[e]))][key][(steps[e] + np.arange(w)) % lengths[traj[e]]]
-                             for e in envs])
+            want = np.stack(
+                [
+                    oracle[("m", int(traj[e]))][key][(steps[e] + np.arange(w)) % lengths[traj[e]]]
+                    for e in envs
+                ]
+            )
             np.testing.assert_array_equal(got, want)
             np.testing.assert_array_equal(ds.fetch(envs, key), want[:, 0])
             steps[envs] = ds.env_steps[envs]  # fetch wrapped the cursors
@@ -256,7 +360,10 @@ def digit_window(n: int, i: int = 0) -> dict[str, np.ndarray]:
 def test_digit_refs_from_fetched_window(tmp_path):
     """Seed Digit flow: export (Pinocchio default) -> fetch_window -> build_refs_from_window with
     the 24-index third-arm DigitRefSpec; values checked against a hand-computed case."""
-    assert tuple(A_POS) == digit_v3_thirdarm.QPOS_INDEX and tuple(A_VEL) == digit_v3_thirdarm.QVEL_INDEX
+    assert (
+        tuple(A_POS) == digit_v3_thirdarm.QPOS_INDEX
+        and tuple(A_VEL) == digit_v3_thirdarm.QVEL_INDEX
+    )
     (tmp_path / "npz").mkdir()
     for i in range(2):
         np.savez(tmp_path / "npz" / f"traj_{i}.npz", **digit_window(40, i))
@@ -266,26 +373,48 @@ def test_digit_refs_from_fetched_window(tmp_path):
     qpos, qvel = ds.fetch_window([0, 1], "qpos"), ds.fetch_window([0, 1], "qvel")
     assert qpos.shape == (2, 8, 65) and qvel.shape == (2, 8, 58)
     spec = DigitRefSpec(a_pos_index=A_POS, a_vel_index=A_VEL)
-    refs = build_refs_from_window(qpos[1], qvel[1], spec, convention=ds.convention("trajopt"),
-                                  heading_frame_keys=True)
+    refs = build_refs_from_window(
+        qpos[1], qvel[1], spec, convention=ds.convention("trajopt"), heading_frame_keys=True
+    )
     t = np.arange(8.0)  # window-local time; the window starts at trajectory step 5
-    np.testing.assert_array_equal(refs["ref_motor_joint_pos"], 100 + 5 + t[:, None] + np.array(A_POS) / 100)
-    np.testing.assert_array_equal(refs["ref_motor_joint_vel"], -1e4 + 100 + 5 + t[:, None] + np.array(A_VEL) / 100)
+    np.testing.assert_array_equal(
+        refs["ref_motor_joint_pos"], 100 + 5 + t[:, None] + np.array(A_POS) / 100
+    )
+    np.testing.assert_array_equal(
+        refs["ref_motor_joint_vel"], -1e4 + 100 + 5 + t[:, None] + np.array(A_VEL) / 100
+    )
     # p_t - p_0 = (0.1 t, 0.2 t, 0) seen from heading pi/2 + 0.5: rotate by -(pi/2 + 0.5)
     yaw0 = np.pi / 2 + 0.5
-    local = np.stack([np.cos(yaw0) * 0.1 * t + np.sin(yaw0) * 0.2 * t,
-                      -np.sin(yaw0) * 0.1 * t + np.cos(yaw0) * 0.2 * t, 0 * t], axis=1)
+    local = np.stack(
+        [
+            np.cos(yaw0) * 0.1 * t + np.sin(yaw0) * 0.2 * t,
+            -np.sin(yaw0) * 0.1 * t + np.cos(yaw0) * 0.2 * t,
+            0 * t,
+        ],
+        axis=1,
+    )
     world = np.stack([0.1 * (t + 5), 0.2 * (t + 5), 0 * t + 1], axis=1)  # the seed's meanings:
     np.testing.assert_allclose(refs["ref_base_local_pos"], world, atol=1e-12)  # world position,
-    np.testing.assert_allclose(refs["ref_base_local_trans"], world - world[0], atol=1e-12)  # from row 0,
-    np.testing.assert_allclose(refs["ref_base_local_ori"],  # absolute roll, pitch, yaw
-                               np.stack([0 * t, 0 * t, yaw0 + 0.1 * t], 1), atol=1e-12)
+    np.testing.assert_allclose(
+        refs["ref_base_local_trans"], world - world[0], atol=1e-12
+    )  # from row 0,
+    np.testing.assert_allclose(
+        refs["ref_base_local_ori"],  # absolute roll, pitch, yaw
+        np.stack([0 * t, 0 * t, yaw0 + 0.1 * t], 1),
+        atol=1e-12,
+    )
     np.testing.assert_allclose(refs["ref_base_heading_pos"], local, atol=1e-12)
     np.testing.assert_allclose(refs["ref_base_heading_trans"], local, atol=1e-12)
-    np.testing.assert_allclose(refs["ref_base_heading_ori"], np.stack([0 * t, 0 * t, 0.1 * t], 1), atol=1e-12)
+    np.testing.assert_allclose(
+        refs["ref_base_heading_ori"], np.stack([0 * t, 0 * t, 0.1 * t], 1), atol=1e-12
+    )
     # Pinocchio: base velocities are already body-frame, so they are not rotated again.
-    np.testing.assert_allclose(refs["ref_base_robot_lin_vel"], np.tile([1.0, 0, 0], (8, 1)), atol=1e-12)
-    np.testing.assert_allclose(refs["ref_base_robot_ang_vel"], np.tile([0, 0, 0.5], (8, 1)), atol=1e-12)
+    np.testing.assert_allclose(
+        refs["ref_base_robot_lin_vel"], np.tile([1.0, 0, 0], (8, 1)), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        refs["ref_base_robot_ang_vel"], np.tile([0, 0, 0.5], (8, 1)), atol=1e-12
+    )
     assert refs["ref_len"].tolist() == [8] and "ref_local_ee_pos" not in refs
     # Read as MuJoCo data the same rows would give a rotated linear velocity: the convention matters.
     wrong = build_refs_from_window(qpos[1], qvel[1], spec, convention=MUJOCO)
@@ -296,7 +425,7 @@ def test_digit_refs_from_fetched_window(tmp_path):
 
 #: The predecessor's documented flow (its README's five steps), verbatim but for the import line
 #: and the two placeholder paths, filled in from NPZ_DIR / OUT_DIR.
-PREDECESSOR_FLOW = '''
+PREDECESSOR_FLOW = """
 from trajopt_loader import (TrajoptLoader, VectorizedTrajectoryDataset, DoubleBufferStreamer,
                             DigitRefSpec, build_refs_from_window)
 
@@ -316,7 +445,7 @@ def host_fetch_window():
 with DoubleBufferStreamer(window_fn=host_fetch_window) as streamer:
     batch = streamer.next_window()
     batch2 = streamer.next_window()
-'''
+"""
 
 
 def test_predecessor_flow_on_dt_less_files_12_trajectories_64_envs(tmp_path):
@@ -332,7 +461,7 @@ def test_predecessor_flow_on_dt_less_files_12_trajectories_64_envs(tmp_path):
     for i in range(12):
         with np.load(src / "agility_reference" / f"traj_{i % 2}.npz") as f:
             lo, n = 100 * i, 20 + 7 * i  # lengths 20..97: windows of 32 wrap in the short ones
-            arrays = {k: f[k][lo:lo + n] for k in ("qpos", "qvel", "action")}
+            arrays = {k: f[k][lo : lo + n] for k in ("qpos", "qvel", "action")}
         np.savez(npz_dir / "digit_v3" / f"traj_{i}.npz", **arrays)
         files.append(arrays)
     namespace = {"NPZ_DIR": str(npz_dir), "OUT_DIR": str(tmp_path / "zarr")}
@@ -350,7 +479,10 @@ def test_predecessor_flow_on_dt_less_files_12_trajectories_64_envs(tmp_path):
         n = len(rows["qpos"])
         np.testing.assert_array_equal(namespace["window"][e], rows["qpos"][steps % n])
         for key in ("qpos", "qvel"):  # on the device as float32 (x64 off), as JAX puts float64
-            np.testing.assert_array_equal(np.asarray(namespace["batch"][key][e]),
-                                          rows[key][steps % n].astype(np.float32))
-            np.testing.assert_array_equal(np.asarray(namespace["batch2"][key][e]),
-                                          rows[key][(32 + steps) % n].astype(np.float32))
+            np.testing.assert_array_equal(
+                np.asarray(namespace["batch"][key][e]), rows[key][steps % n].astype(np.float32)
+            )
+            np.testing.assert_array_equal(
+                np.asarray(namespace["batch2"][key][e]),
+                rows[key][(32 + steps) % n].astype(np.float32),
+            )

@@ -6,14 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _mujoco_oracle import DATA, model, random_state, to_pinocchio  # noqa: I001
 
 from trajopt_loader import MUJOCO, PINOCCHIO
 from trajopt_loader.compat import DigitRefSpec, DigitTrajoptRefBuilder, build_refs_from_window
 from trajopt_loader.errors import MissingKeyError, ReferenceInputError
 from trajopt_loader.robots import cassie, digit_v3
 from trajopt_loader.transforms.references import REF_KEYS, compute_references
-
-from _mujoco_oracle import DATA, model, random_state, to_pinocchio  # noqa: I001
 
 DIGIT_REF = DigitRefSpec(np.array(digit_v3.QPOS_INDEX), np.array(digit_v3.QVEL_INDEX))
 
@@ -24,7 +23,9 @@ def write_files(root, lengths, rng, nq=8, nv=7, **extra):
     for i, n in enumerate(lengths):
         qpos, qvel = rng.normal(size=(n, nq)), rng.normal(size=(n, nv))
         qpos[:, 3:7] /= np.linalg.norm(qpos[:, 3:7], axis=1, keepdims=True)
-        np.savez(root / f"traj_{i}.npz", qpos=qpos, qvel=qvel, **{k: v[i] for k, v in extra.items()})
+        np.savez(
+            root / f"traj_{i}.npz", qpos=qpos, qvel=qvel, **{k: v[i] for k, v in extra.items()}
+        )
     return root
 
 
@@ -34,14 +35,18 @@ def test_window_defaults_to_pinocchio_and_matches_the_mujoco_motion():
     pin = [to_pinocchio(m, q, v, digit_v3.SPEC) for q, v in mj]
     qpos_mj, qvel_mj = np.stack([s[0] for s in mj]), np.stack([s[1] for s in mj])
     want = compute_references(qpos_mj[None], qvel_mj[None], digit_v3.SPEC, MUJOCO)
-    got = build_refs_from_window(np.stack([s[0] for s in pin]), np.stack([s[1] for s in pin]), DIGIT_REF)
+    got = build_refs_from_window(
+        np.stack([s[0] for s in pin]), np.stack([s[1] for s in pin]), DIGIT_REF
+    )
     over = build_refs_from_window(qpos_mj, qvel_mj, DIGIT_REF, convention=MUJOCO)
     for key in REF_KEYS[:-1]:
         np.testing.assert_allclose(got[key], want[key][0], atol=1e-12, err_msg=key)
         np.testing.assert_allclose(over[key], want[key][0], atol=1e-12, err_msg=key)
     np.testing.assert_array_equal(got["ref_len"], [7])
     assert not got["ref_base_local_trans"][0].any() and "ref_local_ee_pos" not in got
-    ee = build_refs_from_window(qpos_mj, qvel_mj, digit_v3.SPEC, ee_pos=np.ones((7, 12)), convention=MUJOCO)
+    ee = build_refs_from_window(
+        qpos_mj, qvel_mj, digit_v3.SPEC, ee_pos=np.ones((7, 12)), convention=MUJOCO
+    )
     assert ee["ref_base_local_ee_pos"].shape == (7, 4, 3)
 
 
@@ -51,7 +56,11 @@ def test_builder_natural_order_padding_and_seed_usage(tmp_path):
     root = write_files(tmp_path / "npz", lengths, rng)
     spec = DigitRefSpec(a_pos_index=np.array([7]), a_vel_index=np.array([6]))
     builder = DigitTrajoptRefBuilder(root, spec)
-    assert [p.rsplit("/", 1)[1] for p in builder.files[:3]] == ["traj_0.npz", "traj_1.npz", "traj_2.npz"]
+    assert [p.rsplit("/", 1)[1] for p in builder.files[:3]] == [
+        "traj_0.npz",
+        "traj_1.npz",
+        "traj_2.npz",
+    ]
     assert builder.files[10].endswith("traj_10.npz") and builder.lengths == lengths
     assert builder.max_len == 11 and builder.num_trajectories == 12
     refs = builder.build_by_index(1)
@@ -62,29 +71,43 @@ def test_builder_natural_order_padding_and_seed_usage(tmp_path):
     for key in REF_KEYS[:-1]:
         assert refs[key].shape[0] == 11
         np.testing.assert_array_equal(refs[key][:7], want[key], err_msg=key)
-        np.testing.assert_array_equal(refs[key][7:], np.repeat(want[key][-1:], 4, axis=0), err_msg=key)
-    stacked = {k: jnp.stack([jnp.asarray(builder.build_by_index(i)[k]) for i in (0, 1)]) for k in REF_KEYS}
+        np.testing.assert_array_equal(
+            refs[key][7:], np.repeat(want[key][-1:], 4, axis=0), err_msg=key
+        )
+    stacked = {
+        k: jnp.stack([jnp.asarray(builder.build_by_index(i)[k]) for i in (0, 1)]) for k in REF_KEYS
+    }
     first = jax.jit(lambda r, t: r["ref_motor_joint_pos"][:, t])(stacked, 0)  # the seed's jit use
-    np.testing.assert_allclose(first, [[np.load(root / f"traj_{i}.npz")["qpos"][0, 7]] for i in (0, 1)], atol=1e-6)
+    np.testing.assert_allclose(
+        first, [[np.load(root / f"traj_{i}.npz")["qpos"][0, 7]] for i in (0, 1)], atol=1e-6
+    )
 
 
 def test_true_length_subsample_and_ee(tmp_path):
     rng = np.random.default_rng(22)
     ee = [rng.normal(size=(64, 6)), rng.normal(size=(10, 6))]
-    root = write_files(tmp_path / "npz", [64, 10], rng, ee_pos=ee, true_length=[np.int64(40), np.int64(10)])
+    root = write_files(
+        tmp_path / "npz", [64, 10], rng, ee_pos=ee, true_length=[np.int64(40), np.int64(10)]
+    )
     spec = DigitRefSpec([7], [6], subsample=3)
     builder = DigitTrajoptRefBuilder(root, spec, "MuJoCo")  # a convention by name
-    assert builder.convention == MUJOCO and builder.lengths == [14, 4] and builder.max_len == 14  # rows 0, 3, ..., 39 of 40 real rows
+    assert (
+        builder.convention == MUJOCO and builder.lengths == [14, 4] and builder.max_len == 14
+    )  # rows 0, 3, ..., 39 of 40 real rows
     refs = builder.build_by_index(0)
     with np.load(root / "traj_0.npz") as f:
-        want = build_refs_from_window(f["qpos"][:40:3], f["qvel"][:40:3], spec, f["ee_pos"][:40:3], "mujoco")
+        want = build_refs_from_window(
+            f["qpos"][:40:3], f["qvel"][:40:3], spec, f["ee_pos"][:40:3], "mujoco"
+        )
     for key in want:
         np.testing.assert_array_equal(refs[key], want[key], err_msg=key)
     assert refs["ref_local_ee_pos"].shape == (14, 2, 3)
 
 
 def test_real_cassie_files_and_errors(tmp_path):
-    builder = DigitTrajoptRefBuilder(DATA / "cassie" / "trajopt" / "agility_reference", cassie.SPEC, MUJOCO)
+    builder = DigitTrajoptRefBuilder(
+        DATA / "cassie" / "trajopt" / "agility_reference", cassie.SPEC, MUJOCO
+    )
     assert builder.lengths == [1682, 1682, 28] and builder.max_len == 1682
     refs = builder.build_by_index(2)
     d = np.load(DATA / "cassie" / "trajopt" / "agility_reference" / "traj_2.npz")
@@ -99,7 +122,9 @@ def test_real_cassie_files_and_errors(tmp_path):
         aslip.build_by_index(21)
     with pytest.raises(FileNotFoundError, match="no .npz files"):
         DigitTrajoptRefBuilder(tmp_path, DIGIT_REF)
-    np.savez(tmp_path / "traj_0.npz", qpos=np.array([{"a": 1}], dtype=object), qvel=np.zeros((1, 6)))
+    np.savez(
+        tmp_path / "traj_0.npz", qpos=np.array([{"a": 1}], dtype=object), qvel=np.zeros((1, 6))
+    )
     with pytest.raises(ReferenceInputError, match="traj_0.npz: key 'qpos': needs pickle to load"):
         DigitTrajoptRefBuilder(tmp_path, DIGIT_REF)
     bad = np.zeros((3, 8))
@@ -118,16 +143,22 @@ def test_builder_reads_files_by_the_store_rules(tmp_path):
     from trajopt_loader.store.validate import UNKNOWN_DT, load_trajectory
 
     rng = np.random.default_rng(23)
-    root = write_files(tmp_path / "npz", [6, 5], rng, true_length=[np.int64(4), np.int64(5)],
-                       ee_pos=[rng.normal(size=(5, 1, 3)), rng.normal(size=(5, 1, 3))])
+    root = write_files(
+        tmp_path / "npz",
+        [6, 5],
+        rng,
+        true_length=[np.int64(4), np.int64(5)],
+        ee_pos=[rng.normal(size=(5, 1, 3)), rng.normal(size=(5, 1, 3))],
+    )
     spec = DigitRefSpec(a_pos_index=np.array([7]), a_vel_index=np.array([6]))
     builder = DigitTrajoptRefBuilder(root, spec)
     assert builder.lengths == [4, 5]  # traj_0: true_length 4 of 6 rows
     for i in (0, 1):
         t = load_trajectory(root / f"traj_{i}.npz", dt=UNKNOWN_DT)
         n = t.length
-        want = build_refs_from_window(t.arrays["qpos"], t.arrays["qvel"], spec,
-                                      t.arrays["ee_pos"], PINOCCHIO)
+        want = build_refs_from_window(
+            t.arrays["qpos"], t.arrays["qvel"], spec, t.arrays["ee_pos"], PINOCCHIO
+        )
         refs = builder.build_by_index(i)
         assert int(refs["ref_len"][0]) == n
         for key, value in want.items():

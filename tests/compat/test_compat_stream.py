@@ -14,9 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import REPO
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from conftest import REPO
 from trajopt_loader.compat import DoubleBufferStreamer, TrajoptLoader, VectorizedTrajectoryDataset
 from trajopt_loader.errors import IndexOverflowError
 
@@ -32,6 +32,7 @@ def wait_for(cond, limit: float = 10.0) -> None:
 
 def counter_fn(calls: list, delay: float = 0.0, fail_at: int | None = None):
     """window_fn returning ``{"x": [n, n, n] int32, "f": [2] float64}`` for its n-th call."""
+
     def fn():
         n = len(calls)
         calls.append(n)
@@ -39,6 +40,7 @@ def counter_fn(calls: list, delay: float = 0.0, fail_at: int | None = None):
         if n == fail_at:
             raise KeyError(f"broken window {n}")
         return {"x": np.full(3, n, np.int32), "f": np.array([n, 0.5])}
+
     return fn
 
 
@@ -128,9 +130,14 @@ def test_device_and_sharding_arguments():
         assert s.next_window()["q"].devices() == {dev}
     mesh = Mesh(np.asarray(jax.devices()[:1]), ("env",))
     sharding = NamedSharding(mesh, PartitionSpec("env"))
-    with DoubleBufferStreamer(lambda: {"q": np.ones((4, 2)), "k": np.int32(3)}, device=sharding) as s:
+    with DoubleBufferStreamer(
+        lambda: {"q": np.ones((4, 2)), "k": np.int32(3)}, device=sharding
+    ) as s:
         batch = s.next_window()
-        assert batch["q"].sharding.spec == PartitionSpec("env") and batch["k"].sharding.spec == PartitionSpec()
+        assert (
+            batch["q"].sharding.spec == PartitionSpec("env")
+            and batch["k"].sharding.spec == PartitionSpec()
+        )
     with pytest.raises(TypeError, match="jax.Device"):
         DoubleBufferStreamer(lambda: {}, device="cpu")
     with pytest.raises(ValueError, match="queue_size"):
@@ -154,21 +161,27 @@ def scan_step(carry, x):
 
 @jax.jit
 def consume(carry, batch):
-    return jax.lax.scan(scan_step, carry, (jnp.swapaxes(batch["qpos"], 0, 1),
-                                           jnp.swapaxes(batch["qvel"], 0, 1)))
+    return jax.lax.scan(
+        scan_step, carry, (jnp.swapaxes(batch["qpos"], 0, 1), jnp.swapaxes(batch["qvel"], 0, 1))
+    )
 
 
 def test_seed_pipeline_end_to_end_cassie(tmp_path):
-    zarr_path = TrajoptLoader(DATA).save(out_dir=tmp_path, dataset_source="cassie",
-                                         motion="agility_reference", convention="mujoco")
+    zarr_path = TrajoptLoader(DATA).save(
+        out_dir=tmp_path, dataset_source="cassie", motion="agility_reference", convention="mujoco"
+    )
     num_envs, window, n_windows = 6, 32, 5
-    ds = VectorizedTrajectoryDataset(zarr_path=zarr_path, num_envs=num_envs,
-                                     cfg={"window_size": window, "buffer_size": 128, "allow_wrap": True})
+    ds = VectorizedTrajectoryDataset(
+        zarr_path=zarr_path,
+        num_envs=num_envs,
+        cfg={"window_size": window, "buffer_size": 128, "allow_wrap": True},
+    )
     assert ds.available_trajectories == [f"cassie/agility_reference/traj{i}" for i in range(3)]
     assert ds.convention("cassie").quat_order == "wxyz"
     start = [0, 1650, 20, 333, 1681, 27]  # traj2 has 28 rows: its windows wrap within themselves
-    ds.update_references(env_to_traj={e: e % 3 for e in range(num_envs)},
-                         env_to_step=dict(enumerate(start)))
+    ds.update_references(
+        env_to_traj={e: e % 3 for e in range(num_envs)}, env_to_step=dict(enumerate(start))
+    )
 
     def host_fetch_window():
         qpos = ds.fetch_window(range(num_envs), key="qpos", window_size=window)
@@ -181,7 +194,11 @@ def test_seed_pipeline_end_to_end_cassie(tmp_path):
     with DoubleBufferStreamer(window_fn=host_fetch_window) as streamer:
         for _ in range(n_windows):
             batch = streamer.next_window()
-            assert batch["qpos"].shape == (num_envs, window, 35) and batch["qvel"].shape == (num_envs, window, 32)
+            assert batch["qpos"].shape == (num_envs, window, 35) and batch["qvel"].shape == (
+                num_envs,
+                window,
+                32,
+            )
             with jax.transfer_guard("disallow"):  # the batch is already on the device
                 carry, ys = consume(carry, batch)
             outs.append(np.asarray(ys))
@@ -200,8 +217,21 @@ def test_seed_pipeline_end_to_end_cassie(tmp_path):
 
 @pytest.mark.slow
 def test_example_script_runs():
-    out = subprocess.run([sys.executable, str(REPO / "examples" / "seed_pipeline.py"), "--data", str(DATA),
-                          "--windows", "3", "--num-envs", "8"], capture_output=True, text=True, timeout=300,
-                         env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "examples" / "seed_pipeline.py"),
+            "--data",
+            str(DATA),
+            "--windows",
+            "3",
+            "--num-envs",
+            "8",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "OK: results match the numpy oracle" in out.stdout

@@ -36,8 +36,12 @@ def _oracle(model, qpos, qvel, ids):
         rows = np.array(rows)
         ang.append(rows[:, :3])
         lin.append(rows[:, 3:])
-    return {"body_pos": np.array(pos), "body_quat": np.array(quat),
-            "body_lin_vel": np.array(lin), "body_ang_vel": np.array(ang)}
+    return {
+        "body_pos": np.array(pos),
+        "body_quat": np.array(quat),
+        "body_lin_vel": np.array(lin),
+        "body_ang_vel": np.array(ang),
+    }
 
 
 def _random_states(model, n, seed=0):
@@ -45,7 +49,7 @@ def _random_states(model, n, seed=0):
     qpos = np.tile(model.qpos0, (n, 1)) + 0.3 * rng.standard_normal((n, model.nq))
     for j in np.flatnonzero(model.jnt_type == mujoco.mjtJoint.mjJNT_BALL):
         a = model.jnt_qposadr[j]
-        qpos[:, a:a + 4] /= np.linalg.norm(qpos[:, a:a + 4], axis=1, keepdims=True)
+        qpos[:, a : a + 4] /= np.linalg.norm(qpos[:, a : a + 4], axis=1, keepdims=True)
     return qpos, rng.standard_normal((n, model.nv))
 
 
@@ -61,8 +65,9 @@ def _recorded_or_random(models, shared_data):
 @pytest.mark.parametrize("convention", ["mujoco", "pinocchio"])
 def test_body_states_equal_mujoco(models, shared_data, kind, convention):
     full, kin = models
-    qpos, qvel = (_recorded_or_random(models, shared_data) if kind == "recorded"
-                  else _random_states(full, 5))
+    qpos, qvel = (
+        _recorded_or_random(models, shared_data) if kind == "recorded" else _random_states(full, 5)
+    )
     names = body_names_of(kin, "all")
     ids = np.arange(1, full.nbody)
     want = _oracle(full, qpos, qvel, ids)

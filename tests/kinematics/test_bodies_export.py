@@ -9,8 +9,11 @@ import pytest
 from trajopt_loader.errors import ExportError, MissingKeyError
 from trajopt_loader.kinematics import make_export_preprocess
 from trajopt_loader.kinematics.bodies import body_states
-from trajopt_loader.kinematics.model import load_kinematics_model, qpos_from_mujoco, \
-    qvel_from_mujoco
+from trajopt_loader.kinematics.model import (
+    load_kinematics_model,
+    qpos_from_mujoco,
+    qvel_from_mujoco,
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,5 +45,7 @@ def test_pinocchio_data_gives_the_mujoco_body_states(cassie):
     for key, value in want.items():
         np.testing.assert_allclose(out[key], value, atol=1e-12, err_msg=key)
     np.testing.assert_array_equal(out["qpos"], qpos)  # the data keeps its convention
-    assert prov["body_quat_order"] == "wxyz" and prov["model_fingerprint"] == \
-        pre.model_layout["fingerprint"]
+    assert (
+        prov["body_quat_order"] == "wxyz"
+        and prov["model_fingerprint"] == pre.model_layout["fingerprint"]
+    )

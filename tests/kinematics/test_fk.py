@@ -12,12 +12,12 @@ import pickle
 import mujoco
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from scipy.spatial.transform import Rotation
 
-from conftest import SHARED_DATA
+from trajopt_loader import kinematics as fk
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO
 from trajopt_loader.errors import ConfigError, MissingKeyError, ModelError
-from trajopt_loader import kinematics as fk
 from trajopt_loader.transforms.end_effectors import EndEffectorPositions
 
 DATA = SHARED_DATA
@@ -45,10 +45,10 @@ def random_qpos(model, n, rng):
     for j in range(model.njnt):
         a, kind = model.jnt_qposadr[j], model.jnt_type[j]
         if kind == mujoco.mjtJoint.mjJNT_FREE:
-            q[:, a:a + 3] = rng.uniform(-1, 1, (n, 3))
-            q[:, a + 3:a + 7] = Rotation.random(n, random_state=rng).as_quat(scalar_first=True)
+            q[:, a : a + 3] = rng.uniform(-1, 1, (n, 3))
+            q[:, a + 3 : a + 7] = Rotation.random(n, random_state=rng).as_quat(scalar_first=True)
         elif kind == mujoco.mjtJoint.mjJNT_BALL:
-            q[:, a:a + 4] = Rotation.random(n, random_state=rng).as_quat(scalar_first=True)
+            q[:, a : a + 4] = Rotation.random(n, random_state=rng).as_quat(scalar_first=True)
         else:
             lo, hi = model.jnt_range[j] if model.jnt_limited[j] else (-1.0, 1.0)
             q[:, a] = rng.uniform(lo, hi, n)
@@ -83,15 +83,19 @@ def test_digit_mjx_matches_mujoco_random_states(digit):
     got = fk.site_positions(model, qpos, DIGIT_SITES, MUJOCO)
     assert got.shape == (64, 4, 3) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=ATOL)
-    np.testing.assert_allclose(fk.site_positions_mujoco(model, qpos, DIGIT_SITES, MUJOCO),
-                               expected, atol=1e-12)
+    np.testing.assert_allclose(
+        fk.site_positions_mujoco(model, qpos, DIGIT_SITES, MUJOCO), expected, atol=1e-12
+    )
     pin = qpos.copy()
     pin[:, 3:7] = qpos[:, [4, 5, 6, 3]]  # Pinocchio stores the base quaternion xyzw
-    np.testing.assert_allclose(fk.site_positions(model, pin.reshape(4, 16, -1), DIGIT_SITES,
-                                                 PINOCCHIO), expected.reshape(4, 16, 4, 3),
-                               atol=ATOL)
-    np.testing.assert_allclose(fk.site_positions_mujoco(model, pin, DIGIT_SITES, " Pinocchio"),
-                               expected, atol=1e-12)  # a convention by name
+    np.testing.assert_allclose(
+        fk.site_positions(model, pin.reshape(4, 16, -1), DIGIT_SITES, PINOCCHIO),
+        expected.reshape(4, 16, 4, 3),
+        atol=ATOL,
+    )
+    np.testing.assert_allclose(
+        fk.site_positions_mujoco(model, pin, DIGIT_SITES, " Pinocchio"), expected, atol=1e-12
+    )  # a convention by name
     with pytest.raises(ModelError, match="nq=61"):
         fk.site_positions(model, qpos[:, :35], DIGIT_SITES, MUJOCO)
 
@@ -120,8 +124,10 @@ def chain_xml(tmp_path_factory):
     body.add_geom(size=[0.1, 0, 0])
     for k in range(3):
         body = body.add_body(name=f"l{k}", pos=[0.3, 0, 0])
-        body.add_joint(type=mujoco.mjtJoint.mjJNT_BALL if k == 1 else mujoco.mjtJoint.mjJNT_HINGE,
-                       axis=[0, 0, 1])
+        body.add_joint(
+            type=mujoco.mjtJoint.mjJNT_BALL if k == 1 else mujoco.mjtJoint.mjJNT_HINGE,
+            axis=[0, 0, 1],
+        )
         body.add_geom(size=[0.05, 0, 0])
         body.add_site(name=f"s{k}", pos=[0.1, 0.05, 0])
     path = tmp_path_factory.mktemp("chain") / "chain.xml"
@@ -169,10 +175,10 @@ def test_end_effector_positions_computed_never_zeros(cassie_full):
     # Per-trajectory conventions: trajectory 7 stored Pinocchio-style (xyzw).
     mixed = qpos.copy()
     mixed[2:, :, 3:7] = qpos[2:, :, [4, 5, 6, 3]]
-    per_traj = EndEffectorPositions(cassie_full, ["imu"],
-                                       lambda i: PINOCCHIO if i == 7 else MUJOCO)
-    np.testing.assert_allclose(per_traj.map({**batch, "qpos": mixed})["ee_pos"], out["ee_pos"],
-                               atol=1e-6)
+    per_traj = EndEffectorPositions(cassie_full, ["imu"], lambda i: PINOCCHIO if i == 7 else MUJOCO)
+    np.testing.assert_allclose(
+        per_traj.map({**batch, "qpos": mixed})["ee_pos"], out["ee_pos"], atol=1e-6
+    )
 
 
 @pytest.mark.slow

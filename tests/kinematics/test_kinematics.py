@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-
 import mujoco
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from scipy.spatial.transform import Rotation, Slerp
 
-from conftest import SHARED_DATA
-from trajopt_loader.conventions import MUJOCO, PINOCCHIO, Convention
-from trajopt_loader.errors import (ConventionError, ExportError, MissingKeyError, ModelError,
-                                   ModelNotFoundError)
 from trajopt_loader import kinematics as K
+from trajopt_loader.conventions import MUJOCO, PINOCCHIO, Convention
+from trajopt_loader.errors import (
+    ConventionError,
+    ExportError,
+    MissingKeyError,
+    ModelError,
+    ModelNotFoundError,
+)
 
 DATA = SHARED_DATA
 CASSIE_XML = DATA / "cassie" / "cassie.xml"
@@ -30,8 +34,13 @@ def free_hinge_model() -> mujoco.MjModel:
     body = spec.worldbody.add_body(name="base", pos=[0, 0, 1])
     body.add_freejoint(name="root")
     body.add_geom(size=[0.1, 0, 0])
-    for name, kind in (("A", "hinge"), ("ball", "ball"), ("B", "hinge"), ("C", "hinge"),
-                       ("D", "hinge")):
+    for name, kind in (
+        ("A", "hinge"),
+        ("ball", "ball"),
+        ("B", "hinge"),
+        ("C", "hinge"),
+        ("D", "hinge"),
+    ):
         body = body.add_body(name=f"link_{name}", pos=[0.1, 0, 0])
         jtype = mujoco.mjtJoint.mjJNT_BALL if kind == "ball" else mujoco.mjtJoint.mjJNT_HINGE
         body.add_joint(name=name, type=jtype, axis=[0, 1, 0])
@@ -119,16 +128,21 @@ def test_qvel_pinocchio_round_trip(cassie):
     np.testing.assert_array_equal(K.qpos_to_mujoco(cassie, qpos_pin, PINOCCHIO), qpos_mj)
     pin = K.qvel_from_qpos(cassie, qpos_pin, 0.01, PINOCCHIO)
     rot = Rotation.from_quat(qpos_pin[:, 3:7])  # scipy's own order is xyzw, like Pinocchio's
-    np.testing.assert_allclose(pin[:, 0:3], rot.apply(np.tile(vel[:3], (30, 1)), inverse=True),
-                               atol=1e-9)
-    np.testing.assert_allclose(pin[:, 3:], np.broadcast_to(vel[3:], (30, cassie.nv - 3)),
-                               atol=1e-9)
-    np.testing.assert_allclose(K.qvel_to_mujoco(cassie, pin, qpos_mj, PINOCCHIO),
-                               np.broadcast_to(vel, pin.shape), atol=1e-9)
+    np.testing.assert_allclose(
+        pin[:, 0:3], rot.apply(np.tile(vel[:3], (30, 1)), inverse=True), atol=1e-9
+    )
+    np.testing.assert_allclose(pin[:, 3:], np.broadcast_to(vel[3:], (30, cassie.nv - 3)), atol=1e-9)
+    np.testing.assert_allclose(
+        K.qvel_to_mujoco(cassie, pin, qpos_mj, PINOCCHIO),
+        np.broadcast_to(vel, pin.shape),
+        atol=1e-9,
+    )
     # conventions by name: the same results
     np.testing.assert_array_equal(K.qpos_from_mujoco(cassie, qpos_mj, "Crocoddyl"), qpos_pin)
-    np.testing.assert_array_equal(K.qvel_to_mujoco(cassie, pin, qpos_mj, "pinocchio"),
-                                  K.qvel_to_mujoco(cassie, pin, qpos_mj, PINOCCHIO))
+    np.testing.assert_array_equal(
+        K.qvel_to_mujoco(cassie, pin, qpos_mj, "pinocchio"),
+        K.qvel_to_mujoco(cassie, pin, qpos_mj, PINOCCHIO),
+    )
 
 
 def test_base_velocity_frames_hand_oracle(cassie):
@@ -213,9 +227,17 @@ def test_velocity_lands_at_dof_address():
     assert np.allclose(derived[:, qadr_b], -0.5)  # the qpos address holds D's velocity
 
 
-@pytest.mark.parametrize("length,dt,new_dt", [(32, 0.0248, 0.01), (32, 0.0248, 0.0124),
-                                              (1682, 0.0005, 0.002), (5, 0.1, 0.3), (1, 0.1, 0.02),
-                                              (10, 0.03, 0.01)])
+@pytest.mark.parametrize(
+    "length,dt,new_dt",
+    [
+        (32, 0.0248, 0.01),
+        (32, 0.0248, 0.0124),
+        (1682, 0.0005, 0.002),
+        (5, 0.1, 0.3),
+        (1, 0.1, 0.02),
+        (10, 0.03, 0.01),
+    ],
+)
 def test_resample_grid_and_linear(length, dt, new_dt):
     i, alpha = K.resample_grid(length, dt, new_dt)
     count = int(np.floor(round((length - 1) * dt / new_dt, 9))) + 1
@@ -226,8 +248,9 @@ def test_resample_grid_and_linear(length, dt, new_dt):
     out = K.resample_linear(x, dt, new_dt)
     for a in range(2):
         for b in range(3):
-            np.testing.assert_allclose(out[:, a, b], np.interp(new_times, times, x[:, a, b]),
-                                       atol=1e-12)
+            np.testing.assert_allclose(
+                out[:, a, b], np.interp(new_times, times, x[:, a, b]), atol=1e-12
+            )
     steps = K.resample_linear(np.arange(length), dt, new_dt)
     np.testing.assert_array_equal(steps, i)
 
@@ -277,8 +300,9 @@ def test_export_preprocess_aslip_end_to_end(cassie):
         arrays = {k: f[k] for k in f.files}
     assert "qvel" not in arrays
     dt = float(arrays["dt"])
-    pre = K.make_export_preprocess(str(CASSIE_XML), convention="mujoco", derive_qvel=True,
-                                   ee_sites=("imu",))
+    pre = K.make_export_preprocess(
+        str(CASSIE_XML), convention="mujoco", derive_qvel=True, ee_sites=("imu",)
+    )
     out, out_dt, prov = pre(arrays, dt, path.name)
     assert out_dt == dt and out["qvel"].shape == (32, 32) and out["ee_pos"].shape == (32, 1, 3)
     np.testing.assert_allclose(out["qvel"], K.qvel_from_qpos(cassie, arrays["qpos"], dt, MUJOCO))
@@ -287,17 +311,24 @@ def test_export_preprocess_aslip_end_to_end(cassie):
     data.qpos[:] = arrays["qpos"][9]
     mujoco.mj_kinematics(full, data)
     np.testing.assert_allclose(out["ee_pos"][9, 0], data.site_xpos[0], atol=1e-12)
-    assert prov == {"model": "cassie.xml", "convention": "mujoco", "qvel": K.QVEL_METHOD,
-                    "ee_pos": "mj_kinematics site_xpos (world frame, m)", "ee_sites": ["imu"]}
+    assert prov == {
+        "model": "cassie.xml",
+        "convention": "mujoco",
+        "qvel": K.QVEL_METHOD,
+        "ee_pos": "mj_kinematics site_xpos (world frame, m)",
+        "ee_sites": ["imu"],
+    }
     assert set(out) == set(arrays) | {"qvel", "ee_pos"}
 
-    pre = K.make_export_preprocess(str(CASSIE_XML), convention="mujoco", derive_qvel=True,
-                                   resample_dt=0.01)
+    pre = K.make_export_preprocess(
+        str(CASSIE_XML), convention="mujoco", derive_qvel=True, resample_dt=0.01
+    )
     out, out_dt, prov = pre(arrays, dt, path.name)
     count = int(np.floor(31 * dt / 0.01)) + 1
     assert out_dt == 0.01 and float(out["dt"]) == 0.01 and prov["resampled_from_dt"] == dt
     assert {k: v.shape[0] for k, v in out.items() if v.ndim} == {
-        k: count for k, v in arrays.items() if v.ndim} | {"qvel": count}
+        k: count for k, v in arrays.items() if v.ndim
+    } | {"qvel": count}
     np.testing.assert_allclose(out["time"], np.arange(count) * 0.01 + arrays["time"][0], atol=1e-9)
     np.testing.assert_allclose(out["qvel"], K.qvel_from_qpos(cassie, out["qpos"], 0.01, MUJOCO))
     assert out["speed"] == arrays["speed"]

@@ -8,8 +8,14 @@ import pytest
 
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConfigError
-from trajopt_loader.pipeline.adaptive import (BinLayout, bin_steps_of, draw_starts, fold, smooth,
-                                              start_distribution)
+from trajopt_loader.pipeline.adaptive import (
+    BinLayout,
+    bin_steps_of,
+    draw_starts,
+    fold,
+    smooth,
+    start_distribution,
+)
 
 
 def test_layout_bins_the_valid_starts_of_each_trajectory():
@@ -38,8 +44,9 @@ def test_update_rule_and_distribution_match_hand_computed_values():
     u = np.array([2, 2, 1, 6, 3]) / 14
     np.testing.assert_allclose(p, 0.8 * g + 0.2 * u, rtol=1e-14)
     # before any failure: the static distribution
-    np.testing.assert_allclose(start_distribution(np.zeros(5), layout, [1.0, 3.0], 2, 0.5, 0.2),
-                               u, rtol=1e-15)
+    np.testing.assert_allclose(
+        start_distribution(np.zeros(5), layout, [1.0, 3.0], 2, 0.5, 0.2), u, rtol=1e-15
+    )
 
 
 def test_draws_pick_the_bin_by_u_and_the_start_by_v():
@@ -59,15 +66,20 @@ def test_bins_in_seconds_need_known_dt():
         bin_steps_of([np.nan, 0.01], 1.0, None)
 
 
-@pytest.mark.parametrize("overrides, match", [
-    ({"adaptive.enabled": True, "end_policy": "clamp"}, r"needs bounded episodes on a kept"),
-    ({"motion_weights": (("walk", 2.0),)}, r"needs schedule='random'"),
-    ({"schedule": "random", "adaptive.enabled": True, "adaptive.lag": 3},
-     r"adaptive.lag=3 is below the prefetch depth host_prefetch \+ device_prefetch = 4"),
-    ({"schedule": "random", "motion_weights": (("walk", -1.0),)}, r"motion_weights="),
-    ({"schedule": "random", "adaptive.uniform_mix": 1.5}, r"adaptive.uniform_mix=1.5"),
-    ({"schedule": "random", "adaptive.ema_rate": 0.0}, r"adaptive.ema_rate=0.0"),
-])
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        ({"adaptive.enabled": True, "end_policy": "clamp"}, r"needs bounded episodes on a kept"),
+        ({"motion_weights": (("walk", 2.0),)}, r"needs schedule='random'"),
+        (
+            {"schedule": "random", "adaptive.enabled": True, "adaptive.lag": 3},
+            r"adaptive.lag=3 is below the prefetch depth host_prefetch \+ device_prefetch = 4",
+        ),
+        ({"schedule": "random", "motion_weights": (("walk", -1.0),)}, r"motion_weights="),
+        ({"schedule": "random", "adaptive.uniform_mix": 1.5}, r"adaptive.uniform_mix=1.5"),
+        ({"schedule": "random", "adaptive.ema_rate": 0.0}, r"adaptive.ema_rate=0.0"),
+    ],
+)
 def test_config_refuses_bad_sampling_fields(overrides, match):
     with pytest.raises(ConfigError, match=match):
         load_config("default", overrides)
@@ -83,16 +95,32 @@ def test_stream_fields_record_the_adaptive_settings():
 
     plain = stream_fields(load_config("default"))
     assert plain["adaptive"] is False and plain["motion_weights"] == [] and plain["seed"] is None
-    seq = stream_fields(load_config("default", {"adaptive.enabled": True, "seed": 4,
-                                                "adaptive.report_timeout_s": 5.0}))
+    seq = stream_fields(
+        load_config(
+            "default", {"adaptive.enabled": True, "seed": 4, "adaptive.report_timeout_s": 5.0}
+        )
+    )
     assert seq["seed"] == 4  # adaptive sequential episodes draw with the seed
-    assert seq["adaptive"] == {"lag": 8, "bin_s": 1.0, "bin_steps": None, "ema_rate": 0.03,
-                               "kernel_size": 1, "kernel_decay": 0.8, "uniform_mix": 0.1}
-    steps = stream_fields(load_config("default", {"adaptive.enabled": True,
-                                                  "adaptive.bin_steps": 5}))
+    assert seq["adaptive"] == {
+        "lag": 8,
+        "bin_s": 1.0,
+        "bin_steps": None,
+        "ema_rate": 0.03,
+        "kernel_size": 1,
+        "kernel_decay": 0.8,
+        "uniform_mix": 0.1,
+    }
+    steps = stream_fields(
+        load_config("default", {"adaptive.enabled": True, "adaptive.bin_steps": 5})
+    )
     assert steps["adaptive"]["bin_s"] is None and steps["adaptive"]["bin_steps"] == 5
-    weighted = stream_fields(load_config("default", {
-        "schedule": "random", "motion_weights": (("walk", 2), ("run", 0.5), ("walk", 3.0))}))
+    weighted = stream_fields(
+        load_config(
+            "default",
+            {"schedule": "random", "motion_weights": (("walk", 2), ("run", 0.5), ("walk", 3.0))},
+        )
+    )
     assert weighted["motion_weights"] == [["run", 0.5], ["walk", 3.0]]  # a later pair wins
-    assert [d[:40] for d in config_differences(plain, seq)] == \
-        ["adaptive: saved False, config {'lag': 8,"]  # on vs. off is compared
+    assert [d[:40] for d in config_differences(plain, seq)] == [
+        "adaptive: saved False, config {'lag': 8,"
+    ]  # on vs. off is compared

@@ -11,8 +11,8 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-
 from conftest import SHARED_DATA
+
 from trajopt_loader.errors import CheckpointError, CheckpointNotFoundError
 from trajopt_loader.pipeline.checkpoint import (
     load_state,
@@ -25,7 +25,9 @@ from trajopt_loader.store import TrajectoryStore, export_npz
 
 DATA = SHARED_DATA
 ASLIP = DATA / "cassie" / "trajopt" / "aslip_walk"
-QPOS = np.stack([np.load(ASLIP / f"traj_{i}.npz")["qpos"] for i in range(4)])  # [4 traj, 32, 35] float64
+QPOS = np.stack(
+    [np.load(ASLIP / f"traj_{i}.npz")["qpos"] for i in range(4)]
+)  # [4 traj, 32, 35] float64
 E, W, N = 3, 8, 16
 
 
@@ -134,29 +136,44 @@ def test_save_state_is_atomic_and_validates(tmp_path, monkeypatch):
 
 
 def test_load_state_errors_name_the_file(tmp_path):
-    with pytest.raises(CheckpointNotFoundError, match="no iterator state file at .*missing.json") as info:
+    with pytest.raises(
+        CheckpointNotFoundError, match="no iterator state file at .*missing.json"
+    ) as info:
         load_state(tmp_path / "missing.json")
     assert isinstance(info.value, FileNotFoundError)
     bad = tmp_path / "bad.json"
     bad.write_text('{"next_ind')
     with pytest.raises(CheckpointError, match="bad.json is not valid JSON"):
         load_state(bad)
-    bad.write_text(json.dumps({"format": "trajopt_loader.iterator_state", "version": 99, "state": {}}))
+    bad.write_text(
+        json.dumps({"format": "trajopt_loader.iterator_state", "version": 99, "state": {}})
+    )
     with pytest.raises(CheckpointError, match="version 99"):
         load_state(bad)
 
 
 @pytest.mark.parametrize("schedule", ["sequential", "random"])
-def test_resume_through_make_dataset_and_prefetching_device_iterator(cassie_store, tmp_path, schedule):
+def test_resume_through_make_dataset_and_prefetching_device_iterator(
+    cassie_store, tmp_path, schedule
+):
     """The real pipeline: 5 batches, save, 3 more; a freshly built pipeline restored from the file
     yields those 3 bit-identically, even though more batches sat in the prefetch buffers."""
     from trajopt_loader.configs import load_config
     from trajopt_loader.pipeline import make_dataset
 
     # agility_reference traj0 and traj1 (2 kHz; traj2 runs at 29 Hz and is not mixed in).
-    config = load_config("cassie", {"zarr_path": str(cassie_store), "assignment": "explicit",
-                                    "traj_ids": (0, 1), "num_envs": 6, "window_size": 10,
-                                    "schedule": schedule, "seed": 3})
+    config = load_config(
+        "cassie",
+        {
+            "zarr_path": str(cassie_store),
+            "assignment": "explicit",
+            "traj_ids": (0, 1),
+            "num_envs": 6,
+            "window_size": 10,
+            "schedule": schedule,
+            "seed": 3,
+        },
+    )
     with device_iterator(make_dataset(config), host_buffer=3, device_buffer=2) as it:
         seen = [host(next(it)) for _ in range(5)]
         save_state(tmp_path / "data.json", it.get_state())
@@ -165,26 +182,41 @@ def test_resume_through_make_dataset_and_prefetching_device_iterator(cassie_stor
         fresh.set_state(load_state(tmp_path / "data.json"))
         for want in after:
             assert_same(host(next(fresh)), want)
-    host_batches = list(itertools.islice(iter(make_dataset(config)), 8))  # oracle: no device, no prefetch
+    host_batches = list(
+        itertools.islice(iter(make_dataset(config)), 8)
+    )  # oracle: no device, no prefetch
     for got, want in zip(seen + after, host_batches):
         assert_same(got, {k: np.asarray(v) for k, v in want.items()})
 
 
-@pytest.mark.parametrize("content", [
-    {"next_idx": 3},  # bare (as grain writes), misspelled
-    {"format": "trajopt_loader.iterator_state", "version": 1, "state": {"next_index": -2}},
-    {"format": "trajopt_loader.iterator_state", "version": 1, "state": {"next_index": 2, "x": 1}},
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        {"next_idx": 3},  # bare (as grain writes), misspelled
+        {"format": "trajopt_loader.iterator_state", "version": 1, "state": {"next_index": -2}},
+        {
+            "format": "trajopt_loader.iterator_state",
+            "version": 1,
+            "state": {"next_index": 2, "x": 1},
+        },
+    ],
+)
 def test_load_and_save_refuse_malformed_states_naming_the_file(tmp_path, content):
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(content))
-    with pytest.raises(CheckpointError, match=r"iterator state file .*bad.json is not an iterator "
-                       r"state of a trajopt-loader stream: it holds \{.*\}; expected \{\"next_index\""
-                       r": k \(int >= 0\), \"stream\": .* Fix: pass the file written by save_state"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"iterator state file .*bad.json is not an iterator "
+        r"state of a trajopt-loader stream: it holds \{.*\}; expected \{\"next_index\""
+        r": k \(int >= 0\), \"stream\": .* Fix: pass the file written by save_state",
+    ):
         load_state(bad)
     state = content.get("state", content)
-    with pytest.raises(CheckpointError, match=r"iterator state to save to .*new.json is not an "
-                                              r"iterator state"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"iterator state to save to .*new.json is not an "
+        r"iterator state",
+    ):
         save_state(tmp_path / "new.json", state)
     assert not (tmp_path / "new.json").exists()
 
@@ -199,8 +231,16 @@ def test_orbax_checkpoint_carries_the_fingerprint_and_refuses_changed_data(tmp_p
     from trajopt_loader.configs import load_config
     from trajopt_loader.pipeline import make_dataset
 
-    config = load_config("default", {"zarr_path": str(tmp_path / "s.zarr"), "num_envs": 2,
-                                     "window_size": 4, "keys": ("qpos",), "cyclic": False})
+    config = load_config(
+        "default",
+        {
+            "zarr_path": str(tmp_path / "s.zarr"),
+            "num_envs": 2,
+            "window_size": 4,
+            "keys": ("qpos",),
+            "cyclic": False,
+        },
+    )
     store = _walk_store(tmp_path, make_npz_tree, [20, 12])
     ds = make_dataset(config, store, 0, 1)
     with device_iterator(ds) as it, ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
@@ -211,14 +251,21 @@ def test_orbax_checkpoint_carries_the_fingerprint_and_refuses_changed_data(tmp_p
         after = host(next(it))
     state_file = tmp_path / "ckpt" / "3" / "data_iterator" / "process_0-of-1.json"
     assert json.loads(state_file.read_text()) == {"next_index": 3, "stream": ds.stream}
-    with device_iterator(make_dataset(config, store, 0, 1)) as fresh, \
-            ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
+    with (
+        device_iterator(make_dataset(config, store, 0, 1)) as fresh,
+        ocp.CheckpointManager(tmp_path / "ckpt") as mngr,
+    ):
         restore_with_manager(mngr, fresh)
         assert_same(host(next(fresh)), after)
     changed = _walk_store(tmp_path, make_npz_tree, [20, 13])
-    with device_iterator(make_dataset(config, changed, 0, 1)) as fresh, \
-            ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
-        with pytest.raises(CheckpointError, match=r"store index changed: 2 played trajectories → 2, "
-                                                  r"first difference at position 1"):
+    with (
+        device_iterator(make_dataset(config, changed, 0, 1)) as fresh,
+        ocp.CheckpointManager(tmp_path / "ckpt") as mngr,
+    ):
+        with pytest.raises(
+            CheckpointError,
+            match=r"store index changed: 2 played trajectories → 2, "
+            r"first difference at position 1",
+        ):
             restore_with_manager(mngr, fresh)
         assert int(host(next(fresh))["start"][0]) == 0  # still at the start

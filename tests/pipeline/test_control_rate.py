@@ -15,10 +15,18 @@ CONTROL_DT = 0.02
 
 
 def _config(shared_data, **overrides):
-    fields = {"num_envs": 3, "window_size": 16, "num_batches": 4, "dtype": "float64",
-              "motions": ("agility_reference",), "assignment": "explicit", "traj_ids": (0, 1, 2),
-              "cyclic": False, "control_dt": CONTROL_DT,
-              "references.model_path": str(shared_data / "cassie" / "cassie.xml")}
+    fields = {
+        "num_envs": 3,
+        "window_size": 16,
+        "num_batches": 4,
+        "dtype": "float64",
+        "motions": ("agility_reference",),
+        "assignment": "explicit",
+        "traj_ids": (0, 1, 2),
+        "cyclic": False,
+        "control_dt": CONTROL_DT,
+        "references.model_path": str(shared_data / "cassie" / "cassie.xml"),
+    }
     return load_config("default", {**fields, **overrides})
 
 
@@ -44,7 +52,9 @@ def test_mixed_rate_cassie_streams_at_one_control_dt(cassie_store, shared_data):
                 q = arrays["qpos"][i].copy()
                 if alpha:
                     v = np.zeros(model.nv)
-                    mujoco.mj_differentiatePos(model, v, dt, arrays["qpos"][i], arrays["qpos"][i + 1])
+                    mujoco.mj_differentiatePos(
+                        model, v, dt, arrays["qpos"][i], arrays["qpos"][i + 1]
+                    )
                     mujoco.mj_integratePos(model, q, v, alpha * dt)
                     for key in ("qvel", "action"):
                         want = (1 - alpha) * arrays[key][i] + alpha * arrays[key][i + 1]
@@ -53,7 +63,7 @@ def test_mixed_rate_cassie_streams_at_one_control_dt(cassie_store, shared_data):
                 else:  # on a stored frame: read bit for bit
                     for key in ("qpos", "qvel", "action"):
                         np.testing.assert_array_equal(batch[key][e, w], arrays[key][i])
-    quats = np.stack([b["qpos"][2][..., a:a + 4] for b in batches for a in (3, 10, 24)])
+    quats = np.stack([b["qpos"][2][..., a : a + 4] for b in batches for a in (3, 10, 24)])
     np.testing.assert_allclose(np.linalg.norm(quats, axis=-1), 1.0, atol=1e-12)
     # the default cyclic continuation works on top (loops counted in control steps)
     cyclic = list(make_dataset(_config(shared_data, cyclic=True), store, 0, 1))
@@ -63,18 +73,32 @@ def test_mixed_rate_cassie_streams_at_one_control_dt(cassie_store, shared_data):
 
 def test_cassie_needs_its_model_for_the_achilles_ball_joints(cassie_store, shared_data):
     with pytest.raises(ConfigError, match=r"robot 'cassie' has nq - nv = 3 quaternion joints"):
-        make_dataset(_config(shared_data, **{"references.model_path": None,
-                                             "references.robot": "cassie"}),
-                     TrajectoryStore(cassie_store), 0, 1)
+        make_dataset(
+            _config(shared_data, **{"references.model_path": None, "references.robot": "cassie"}),
+            TrajectoryStore(cassie_store),
+            0,
+            1,
+        )
 
 
 def test_unknown_dt_is_refused_with_the_fix(tmp_path, make_npz_tree):
     root = make_npz_tree(tmp_path / "npz", {"walk": [6, 8]}, nq=7, nv=6, dt=None)
     export_npz(root, tmp_path / "s.zarr", source="s", dt="unknown", progress=False)
-    config = load_config("default", {"num_envs": 2, "window_size": 4, "control_dt": 0.02,
-                                     "references.robot": "cassie", "cyclic": False})
-    with pytest.raises(ConfigError, match=r"control_dt=0.02 .* 2 played trajectories .* no known "
-                                          r"dt \(e.g. s/walk/traj0.* dt=SECONDS"):
+    config = load_config(
+        "default",
+        {
+            "num_envs": 2,
+            "window_size": 4,
+            "control_dt": 0.02,
+            "references.robot": "cassie",
+            "cyclic": False,
+        },
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"control_dt=0.02 .* 2 played trajectories .* no known "
+        r"dt \(e.g. s/walk/traj0.* dt=SECONDS",
+    ):
         make_dataset(config, TrajectoryStore(tmp_path / "s.zarr"), 0, 1)
 
 
@@ -91,9 +115,18 @@ def test_control_dt_is_part_of_the_stream_fingerprint(cassie_store, shared_data)
     state = it.get_state()
     assert state["stream"]["config"]["control_dt"] == CONTROL_DT
     for other, shown in ((0.01, "config 0.01"), (None, "config 'stored'")):
-        fresh = iter(make_dataset(_config(shared_data, control_dt=other,
-                                          **({"traj_ids": (0, 1, 1)} if other is None else {})),
-                                  store, 0, 1))  # stored frames: one rate (traj 2 left out)
+        fresh = iter(
+            make_dataset(
+                _config(
+                    shared_data,
+                    control_dt=other,
+                    **({"traj_ids": (0, 1, 1)} if other is None else {}),
+                ),
+                store,
+                0,
+                1,
+            )
+        )  # stored frames: one rate (traj 2 left out)
         with pytest.raises(CheckpointError, match=rf"control_dt: saved 0.02, {shown}"):
             fresh.set_state(state)
     same = iter(make_dataset(_config(shared_data), store, 0, 1))
@@ -107,8 +140,11 @@ def test_origin_and_look_ahead_at_a_control_rate(cassie_store, shared_data):
     store = TrajectoryStore(cassie_store)
     common = {"random_start": True, "seed": 3}  # episodes start between stored frames
     plain = list(make_dataset(_config(shared_data, **common), store, 0, 1))
-    ahead = list(make_dataset(_config(shared_data, future_steps=4, episode_origin_keys=True,
-                                      **common), store, 0, 1))
+    ahead = list(
+        make_dataset(
+            _config(shared_data, future_steps=4, episode_origin_keys=True, **common), store, 0, 1
+        )
+    )
     starts = ahead[0]["episode_first_step"] * CONTROL_DT / store.dts[:3]
     assert np.any(np.abs(starts - np.round(starts)) > 1e-3)  # an interpolated origin is tested
     for k, (p, a) in enumerate(zip(plain, ahead, strict=True)):

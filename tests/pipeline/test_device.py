@@ -17,16 +17,25 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingError
-from trajopt_loader.pipeline.device import (DeviceIterator, default_sharding, device_iterator,
-                                            leaf_sharding, to_device_dtypes)
+from trajopt_loader.pipeline.device import (
+    DeviceIterator,
+    default_sharding,
+    device_iterator,
+    leaf_sharding,
+    to_device_dtypes,
+)
 
 DATA = REPO.parent / "shared" / "data"
-QPOS = np.load(DATA / "cassie" / "trajopt" / "agility_reference" / "traj_2.npz")["qpos"]  # [28, 35] float64
+QPOS = np.load(DATA / "cassie" / "trajopt" / "agility_reference" / "traj_2.npz")[
+    "qpos"
+]  # [28, 35] float64
 E, W = 4, 6
-NO_POOL = grain.ReadOptions(num_threads=0, prefetch_buffer_size=0)  # source without grain's read pool
+NO_POOL = grain.ReadOptions(
+    num_threads=0, prefetch_buffer_size=0
+)  # source without grain's read pool
 
 
 def make_batch(k: int) -> dict[str, np.ndarray]:
@@ -34,14 +43,17 @@ def make_batch(k: int) -> dict[str, np.ndarray]:
     steps = (k * W + np.arange(E)[:, None] + np.arange(W)[None, :]) % len(QPOS)
     return {
         "qpos": QPOS[steps],  # [E, W, 35] float64
-        "valid": ((k + np.arange(E))[:, None] % 3 != 0) | (np.arange(W)[None, :] < 3),  # [E, W] bool
+        "valid": ((k + np.arange(E))[:, None] % 3 != 0)
+        | (np.arange(W)[None, :] < 3),  # [E, W] bool
         "step": steps.astype(np.int32),  # [E, W] int32
         "env_id": np.arange(E, dtype=np.int32),
         "chunk": np.int64(k),  # () int64
     }
 
 
-def source(n: int = 12, fail_at: int | None = None, produced: list | None = None) -> grain.IterDataset:
+def source(
+    n: int = 12, fail_at: int | None = None, produced: list | None = None
+) -> grain.IterDataset:
     def element(k):
         if produced is not None:
             produced.append(k)
@@ -69,8 +81,11 @@ def test_batches_in_order_on_device_with_documented_dtypes():
         assert_batch_equal(batch, k)
     b = batches[2]
     assert {k: (v.shape, str(v.dtype)) for k, v in b.items()} == {
-        "qpos": ((E, W, 35), "float32"), "valid": ((E, W), "bool"), "step": ((E, W), "int32"),
-        "env_id": ((E,), "int32"), "chunk": ((), "int32"),
+        "qpos": ((E, W, 35), "float32"),
+        "valid": ((E, W), "bool"),
+        "step": ((E, W), "int32"),
+        "env_id": ((E,), "int32"),
+        "chunk": ((), "int32"),
     }
     assert int(b["chunk"]) == 2 and b["qpos"].devices() == {jax.devices()[0]}
 
@@ -92,7 +107,9 @@ def test_jitted_consumer_runs_under_transfer_guard_disallow():
     masked_time_sum(jax.device_put(to_device_dtypes(make_batch(0))))  # compile outside the guard
     with device_iterator(source(6)) as it, jax.transfer_guard("disallow"):
         got = [masked_time_sum(batch) for batch in it]
-        with pytest.raises(Exception, match="[Dd]isallowed"):  # the guard is active: numpy input fails
+        with pytest.raises(
+            Exception, match="[Dd]isallowed"
+        ):  # the guard is active: numpy input fails
             masked_time_sum(make_batch(0))
     for k, out in enumerate(got):
         b = make_batch(k)
@@ -112,7 +129,9 @@ def test_int64_beyond_int32_raises_and_int64_in_range_is_cast():
             frame = next(it)["frame"]
             assert frame.dtype == jnp.int32
             np.testing.assert_array_equal(np.asarray(frame), [0, 5, 2**31 - 1])
-        with pytest.raises(IndexOverflowError, match=r"\['frame'\].*2147483650 at index \(3,\)") as info:
+        with pytest.raises(
+            IndexOverflowError, match=r"\['frame'\].*2147483650 at index \(3,\)"
+        ) as info:
             next(it)
     assert isinstance(info.value, OverflowError)
     with pytest.raises(IndexOverflowError, match="-2147483649"):
@@ -141,7 +160,9 @@ def flaky_source(n: int, fail_at: int, read: grain.ReadOptions):
     return grain.MapDataset.range(n).map(element).to_iter_dataset(read), calls, raised
 
 
-@pytest.mark.parametrize("read", [NO_POOL, grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)])
+@pytest.mark.parametrize(
+    "read", [NO_POOL, grain.ReadOptions(num_threads=2, prefetch_buffer_size=4)]
+)
 def test_after_an_error_the_iterator_stays_failed_and_set_state_retries_the_batch(read):
     ds, calls, raised = flaky_source(12, 3, read)
     it = device_iterator(ds, host_buffer=2, device_buffer=2)
@@ -151,7 +172,9 @@ def test_after_an_error_the_iterator_stays_failed_and_set_state_retries_the_batc
         next(it)
     assert first.value is raised[0]
     for _ in range(3):  # the read pool would hand out batch 4 here, and get_state() say 4
-        with pytest.raises(KeyError, match=r"broken element 3.*raised again: .*next_index 3\.") as again:
+        with pytest.raises(
+            KeyError, match=r"broken element 3.*raised again: .*next_index 3\."
+        ) as again:
             next(it)
         assert again.value.__cause__ is raised[0]
     assert it.get_state() == {"next_index": 3}
@@ -177,7 +200,9 @@ def test_after_an_error_the_iterator_stays_failed_and_set_state_retries_the_batc
 
 
 def _settled_threads(expected: int) -> int:
-    for _ in range(200):  # grain/jax helper threads may take a moment to exit; never a timed assertion.
+    for _ in range(
+        200
+    ):  # grain/jax helper threads may take a moment to exit; never a timed assertion.
         if threading.active_count() <= expected:
             break
         time.sleep(0.01)
@@ -222,8 +247,9 @@ def test_state_refers_to_last_batch_handed_out(host_buffer, device_buffer):
     n_total = 12
     for taken in (1, 4, 7):
         produced: list[int] = []
-        it = device_iterator(source(n_total, produced=produced), host_buffer=host_buffer,
-                             device_buffer=device_buffer)
+        it = device_iterator(
+            source(n_total, produced=produced), host_buffer=host_buffer, device_buffer=device_buffer
+        )
         for k in range(taken):
             assert_batch_equal(next(it), k)
         _wait_produced(produced, taken + host_buffer + device_buffer)
@@ -233,7 +259,9 @@ def test_state_refers_to_last_batch_handed_out(host_buffer, device_buffer):
         it.close()
         assert rest == list(range(taken, n_total))
 
-        fresh = device_iterator(source(n_total), host_buffer=host_buffer, device_buffer=device_buffer)
+        fresh = device_iterator(
+            source(n_total), host_buffer=host_buffer, device_buffer=device_buffer
+        )
         fresh.set_state(state)
         for k in range(taken, n_total):  # batch n+1 first: nothing skipped, nothing repeated
             assert_batch_equal(next(fresh), k)
@@ -258,27 +286,40 @@ def test_set_state_midway_rewinds_the_same_iterator_and_state_survives_close():
 def test_refused_state_leaves_the_iterator_where_it_was():
     from trajopt_loader.pipeline.stream_iterators import StreamDataset
 
-    record = {"version": 1, "fingerprint": "0" * 16, "config": {"seed": 0},
-              "store": {"trajectories": 0, "keys": {}, "index": ""}}
+    record = {
+        "version": 1,
+        "fingerprint": "0" * 16,
+        "config": {"seed": 0},
+        "store": {"trajectories": 0, "keys": {}, "index": ""},
+    }
     produced: list[int] = []
-    it = device_iterator(StreamDataset(source(10, produced=produced), record), host_buffer=2,
-                         device_buffer=2)
+    it = device_iterator(
+        StreamDataset(source(10, produced=produced), record), host_buffer=2, device_buffer=2
+    )
     for k in range(3):
         assert_batch_equal(next(it), k)
     _wait_produced(produced, 3 + 2 + 2)  # batches 3.. sit in the buffers
     other = dict(record, config={"seed": 1})
-    with pytest.raises(CheckpointError, match=r"another stream than this pipeline \(seed: saved 1, "
-                                              r"config 0\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"another stream than this pipeline \(seed: saved 1, "
+        r"config 0\)",
+    ):
         it.set_state({"next_index": 7, "stream": other})
     assert_batch_equal(next(it), 3)  # the batches dropped from the buffers are produced again
     assert it.get_state() == {"next_index": 4, "stream": record}
     it.close()
     plain = device_iterator(source(10), host_buffer=2, device_buffer=2)
     next(plain)
-    with pytest.raises(CheckpointError, match=r"does not fit this pipeline \(KeyError: "
-                                              r"'next_index'\).* The iterator stays where it was"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"does not fit this pipeline \(KeyError: "
+        r"'next_index'\).* The iterator stays where it was",
+    ):
         plain.set_state({"next_idx": 5})
-    with pytest.raises(CheckpointError, match=r"\(IndexError: Checkpoint `next_index` 99 is out of"):
+    with pytest.raises(
+        CheckpointError, match=r"\(IndexError: Checkpoint `next_index` 99 is out of"
+    ):
         plain.set_state({"next_index": 99})
     assert_batch_equal(next(plain), 1)
     plain.close()
@@ -294,7 +335,8 @@ def test_bad_arguments_raise_clear_errors():
 
 
 def test_leaf_sharding_truncates_spec_to_rank():
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+    from jax.sharding import Mesh, NamedSharding
+    from jax.sharding import PartitionSpec as P
 
     s = NamedSharding(Mesh(np.asarray(jax.devices()[:1]), ("env",)), P("env", None))
     assert leaf_sharding(s, 3).spec == P("env", None)
@@ -311,8 +353,14 @@ def _env() -> dict:
 
 @pytest.mark.slow
 def test_eight_cpu_devices_env_sharded_run_in_subprocess():
-    proc = subprocess.run([sys.executable, str(REPO / "tests" / "device_runs.py"), "sharded"], cwd=REPO,
-                          env=_env(), capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "tests" / "device_runs.py"), "sharded"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "SHARDED-OK 4" in proc.stdout
 
@@ -322,9 +370,23 @@ def test_two_processes_build_global_arrays_from_local_batches():
     with socket.socket() as s:  # a free port for the coordinator
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
-    procs = [subprocess.Popen([sys.executable, str(REPO / "tests" / "device_runs.py"), "multiprocess",
-                               str(i), str(port)], cwd=REPO, env=_env(), stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                str(REPO / "tests" / "device_runs.py"),
+                "multiprocess",
+                str(i),
+                str(port),
+            ],
+            cwd=REPO,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     try:
         outs = [p.communicate(timeout=240) for p in procs]
     finally:
@@ -338,10 +400,20 @@ def test_two_processes_build_global_arrays_from_local_batches():
 
 @pytest.mark.slow
 def test_iterator_left_open_at_exit_is_closed_quietly():
-    code = ("import grain, numpy as np\nfrom trajopt_loader.pipeline.device import device_iterator\n"
-            "ds = grain.MapDataset.range(50).map(lambda k: {'x': np.full((4, 3), k, np.float32)})\n"
-            "it = device_iterator(ds)\nprint(int(next(it)['x'][0, 0]), int(next(it)['x'][0, 0]))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=_env(), capture_output=True,
-                          text=True, timeout=120)
+    code = (
+        "import grain, numpy as np\nfrom trajopt_loader.pipeline.device import device_iterator\n"
+        "ds = grain.MapDataset.range(50).map(lambda k: {'x': np.full((4, 3), k, np.float32)})\n"
+        "it = device_iterator(ds)\nprint(int(next(it)['x'][0, 0]), int(next(it)['x'][0, 0]))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0 and proc.stdout.split() == ["0", "1"], proc.stderr[-3000:]
-    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    assert "Exception ignored" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[
+        -3000:
+    ]

@@ -69,7 +69,8 @@ def test_fails_stops_then_set_state_rebuilds_and_retries():
             "the last one handed out and stays failed until set_state(); get_state() is the "
             "position after that last batch, next_index 3. Fix the cause, then "
             "it.set_state(it.get_state()) retries the failed batch; or restore a saved state "
-            "into a new pipeline.)")
+            "into a new pipeline.)"
+        )
     old_parent = it._parent
     it.set_state(it.get_state())
     assert it._parent is not old_parent and old_parent._closed  # rebuilt; the old one closed

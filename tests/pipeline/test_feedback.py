@@ -11,8 +11,12 @@ import pytest
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import CheckpointError, ConfigError
 from trajopt_loader.pipeline import device_iterator, make_dataset
-from trajopt_loader.pipeline.checkpoint import (load_state, restore_with_manager, save_state,
-                                                save_with_manager)
+from trajopt_loader.pipeline.checkpoint import (
+    load_state,
+    restore_with_manager,
+    save_state,
+    save_with_manager,
+)
 from trajopt_loader.pipeline.feedback import FeedbackTimeoutError
 from trajopt_loader.pipeline.process_state import restore_process_state, save_process_state
 from trajopt_loader.store import TrajectoryStore, export_npz
@@ -32,9 +36,19 @@ def store(tmp_path_factory):
 
 
 def config_of(store, **overrides):
-    base = {"zarr_path": str(store.path), "num_envs": E, "window_size": W, "schedule": "random",
-            "cyclic": False, "keys": ("qpos",), "adaptive.enabled": True, "adaptive.lag": LAG,
-            "adaptive.bin_s": 0.1, "adaptive.ema_rate": 0.5, "adaptive.report_timeout_s": 5.0}
+    base = {
+        "zarr_path": str(store.path),
+        "num_envs": E,
+        "window_size": W,
+        "schedule": "random",
+        "cyclic": False,
+        "keys": ("qpos",),
+        "adaptive.enabled": True,
+        "adaptive.lag": LAG,
+        "adaptive.bin_s": 0.1,
+        "adaptive.ema_rate": 0.5,
+        "adaptive.report_timeout_s": 5.0,
+    }
     return load_config("default", {**base, **overrides})
 
 
@@ -70,8 +84,12 @@ def test_same_reports_give_identical_batches_and_the_sampler_concentrates(store)
     hits = [hard(x, store)[0].mean() for x in a]
     # uniform: 10 of the 150 starts are hard (6.7%); after the reports feed back: most of them
     assert np.mean(hits[:LAG]) < 0.3 and np.mean(hits[-10:]) > 0.6, hits
-    c = run(iter(make_dataset(config, store, 0, 1)), store, 30,
-            report=lambda b, s: (np.zeros(E, bool), np.zeros(E, np.int64)))
+    c = run(
+        iter(make_dataset(config, store, 0, 1)),
+        store,
+        30,
+        report=lambda b, s: (np.zeros(E, bool), np.zeros(E, np.int64)),
+    )
     same(a[:LAG], c[:LAG])  # batches 0..lag-1 use no report at all
     assert any((x["start"] != y["start"]).any() for x, y in zip(a[LAG:], c[LAG:]))
 
@@ -79,11 +97,14 @@ def test_same_reports_give_identical_batches_and_the_sampler_concentrates(store)
 def test_batch_k_uses_only_reports_up_to_k_minus_lag(store):
     config = config_of(store)
     j = 5  # change only the report of batch j: batches <= j + lag - 1 stay, later ones change
-    flip = lambda b, s, k=[0]: (np.ones(E, bool), np.full(E, 1)) if (k.__setitem__(0, k[0] + 1)
-                                                                    or k[0] - 1 == j) else hard(b, s)
+    flip = lambda b, s, k=[0]: (
+        (np.ones(E, bool), np.full(E, 1))
+        if (k.__setitem__(0, k[0] + 1) or k[0] - 1 == j)
+        else hard(b, s)
+    )
     a = run(iter(make_dataset(config, store, 0, 1)), store, 20)
     b = run(iter(make_dataset(config, store, 0, 1)), store, 20, report=flip)
-    same(a[:j + LAG], b[:j + LAG])
+    same(a[: j + LAG], b[: j + LAG])
     assert (a[j + LAG]["start"] != b[j + LAG]["start"]).any()
 
 
@@ -108,9 +129,12 @@ def test_missing_report_waits_then_fails_naming_the_batch(store):
     config = config_of(store, **{"adaptive.report_timeout_s": 0.3, "read_threads": 0})
     it = iter(make_dataset(config, store, 0, 1))
     got = [next(it) for _ in range(LAG)]  # batches 0..lag-1 need no report
-    with pytest.raises(FeedbackTimeoutError, match=rf"batch {LAG} draws from the failure reports "
-                       r"of batches 0..0 .* report of batch 0 did not arrive within "
-                       r"adaptive.report_timeout_s=0.3 s"):
+    with pytest.raises(
+        FeedbackTimeoutError,
+        match=rf"batch {LAG} draws from the failure reports "
+        r"of batches 0..0 .* report of batch 0 did not arrive within "
+        r"adaptive.report_timeout_s=0.3 s",
+    ):
         next(it)
     assert it.get_state()["next_index"] == LAG  # failed, nothing skipped
     it.report_failures(*hard(got[0], store), batch_index=0)
@@ -151,8 +175,10 @@ def test_device_iterator_per_process_and_orbax_restores(store, tmp_path):
     import orbax.checkpoint as ocp
 
     config = config_of(store)
-    with device_iterator(make_dataset(config, store, 0, 1)) as it, \
-            ocp.CheckpointManager(tmp_path / "orbax") as mngr:
+    with (
+        device_iterator(make_dataset(config, store, 0, 1)) as it,
+        ocp.CheckpointManager(tmp_path / "orbax") as mngr,
+    ):
         run(it, store, 7)
         save_process_state(tmp_path / "proc", it, config, process_index=0, process_count=1)
         save_with_manager(mngr, 7, it)
@@ -163,8 +189,10 @@ def test_device_iterator_per_process_and_orbax_restores(store, tmp_path):
         restore_process_state(tmp_path / "proc", fresh, config, process_index=0, process_count=1)
         same(run(fresh, store, 8), rest)
         assert fresh.get_state() == final
-    with device_iterator(make_dataset(config, store, 0, 1)) as fresh, \
-            ocp.CheckpointManager(tmp_path / "orbax") as mngr:
+    with (
+        device_iterator(make_dataset(config, store, 0, 1)) as fresh,
+        ocp.CheckpointManager(tmp_path / "orbax") as mngr,
+    ):
         restore_with_manager(mngr, fresh)
         same(run(fresh, store, 8), rest)
 
@@ -185,8 +213,9 @@ def test_state_of_another_adaptive_config_or_without_statistics_is_refused(store
 
 
 def test_motion_weights_scale_the_draws(store):
-    config = config_of(store, **{"adaptive.enabled": False, "motion_weights": {"run": 3.0},
-                                 "num_envs": 512})
+    config = config_of(
+        store, **{"adaptive.enabled": False, "motion_weights": {"run": 3.0}, "num_envs": 512}
+    )
     batches = list(itertools.islice(iter(make_dataset(config, store, 0, 1)), 4))
     run_id = store.select(motions=("run",))[0]
     share = np.mean([np.mean(b["traj_id"] == run_id) for b in batches])
@@ -201,8 +230,14 @@ def test_unknown_dt_needs_bins_in_steps(tmp_path):
 
     _make_npz_tree(tmp_path / "npz", {"walk": [20, 30]}, dt=None)
     with pytest.warns(UserWarning, match=r"their dt is recorded as unknown"):
-        export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="toy", convention="mujoco",
-                   progress=False, dt="unknown")
+        export_npz(
+            tmp_path / "npz",
+            tmp_path / "s.zarr",
+            source="toy",
+            convention="mujoco",
+            progress=False,
+            dt="unknown",
+        )
     nan_store = TrajectoryStore(tmp_path / "s.zarr")
     with pytest.raises(ConfigError, match=r"2 of 2 have an unknown dt .*adaptive.bin_steps=N"):
         make_dataset(config_of(nan_store), nan_store, 0, 1)

@@ -9,8 +9,10 @@ import grain
 
 from trajopt_loader.pipeline import grain_adapter
 
-UPGRADE = ("grain {version}: {what}. trajopt_loader/pipeline/grain_adapter.py relies on it; "
-           "adapt that module to the new grain before widening the grain bound in pyproject.toml.")
+UPGRADE = (
+    "grain {version}: {what}. trajopt_loader/pipeline/grain_adapter.py relies on it; "
+    "adapt that module to the new grain before widening the grain bound in pyproject.toml."
+)
 
 
 def _explain(what: str) -> str:
@@ -22,7 +24,8 @@ def test_private_names_exist():
 
     for name in ("get_next_index", "set_next_index", "get_element_spec"):
         assert callable(getattr(internals, name, None)), _explain(
-            f"grain._src.python.dataset.dataset.{name} is gone")
+            f"grain._src.python.dataset.dataset.{name} is gone"
+        )
     it = grain.MapDataset.range(4).to_iter_dataset().__iter__()
     for attr in ("_parents", "_ctx"):
         assert hasattr(it, attr), _explain(f"DatasetIterator.{attr} is gone")

@@ -17,16 +17,22 @@ def fresh(monkeypatch):
     return monkeypatch
 
 
-@pytest.mark.parametrize("var, value", [("MALLOC_TRIM_THRESHOLD_", "1000000"),
-                                        ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536")])
+@pytest.mark.parametrize(
+    "var, value",
+    [
+        ("MALLOC_TRIM_THRESHOLD_", "1000000"),
+        ("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=65536"),
+    ],
+)
 def test_user_setting_wins(fresh, var, value):
     fresh.setenv(var, value)
     assert host_memory.retain_freed_memory() is False
     assert host_memory.retain_freed_memory() is False  # decided once
 
 
-@pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
-                    reason="mallopt is glibc's")
+@pytest.mark.skipif(
+    platform.system() != "Linux" or platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's"
+)
 def test_sets_thresholds_once_on_glibc(fresh):
     calls = []
     real_cdll = host_memory.ctypes.CDLL

@@ -12,8 +12,12 @@ from trajopt_loader.pipeline import marching
 
 
 @settings(max_examples=40, deadline=None)
-@given(lengths=st.lists(st.integers(1, 40), min_size=1, max_size=5),
-       W=st.integers(1, 9), S=st.integers(1, 12), s0=st.integers(0, 39))
+@given(
+    lengths=st.lists(st.integers(1, 40), min_size=1, max_size=5),
+    W=st.integers(1, 9),
+    S=st.integers(1, 12),
+    s0=st.integers(0, 39),
+)
 def test_pass_chunks_counts_marching_steps(lengths, W, S, s0):
     L = lengths[0]
     s0 = s0 % L
@@ -36,8 +40,9 @@ def test_wrap_cursor_walks_like_a_cursor(L, S, s0, k):
     assert (int(start[0]), int(loops[0])) == (s, loop)
 
 
-@pytest.mark.parametrize("L, S, s0", [(7, 3, 0), (2**31 - 1, 2**31 - 1, 2**31 - 2), (1, 1, 0),
-                                      (13, 2**30, 12)])
+@pytest.mark.parametrize(
+    "L, S, s0", [(7, 3, 0), (2**31 - 1, 2**31 - 1, 2**31 - 2), (1, 1, 0), (13, 2**30, 12)]
+)
 def test_wrap_cursor_far_chunks_are_exact_up_to_the_int32_limit(L, S, s0):
     # Python ints as the oracle: a = s0 + k S, start = a mod L, loops = a // L.
     k_last = ((2**31 - 1) * L + L - 1 - s0) // S  # last chunk whose loop count fits int32

@@ -19,9 +19,18 @@ from trajopt_loader.store import TrajectoryStore, export_npz
 
 REPO = Path(__file__).resolve().parents[2]
 N = 10
-CONFIG = {"num_envs": 8, "window_size": 4, "schedule": "random", "cyclic": False,
-          "keys": ["qpos"], "adaptive.enabled": True, "adaptive.lag": 4, "adaptive.bin_s": 0.1,
-          "adaptive.ema_rate": 0.5, "adaptive.report_timeout_s": 30.0}
+CONFIG = {
+    "num_envs": 8,
+    "window_size": 4,
+    "schedule": "random",
+    "cyclic": False,
+    "keys": ["qpos"],
+    "adaptive.enabled": True,
+    "adaptive.lag": 4,
+    "adaptive.bin_s": 0.1,
+    "adaptive.ema_rate": 0.5,
+    "adaptive.report_timeout_s": 30.0,
+}
 
 
 @pytest.mark.slow
@@ -38,9 +47,17 @@ def test_processes_report_their_shards_and_share_the_statistics(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
     env.pop("XLA_FLAGS", None)
     args = [str(_free_port()), str(store), str(tmp_path), json.dumps(CONFIG), str(N)]
-    procs = [subprocess.Popen([sys.executable, str(REPO / "tests" / "multihost_feedback_worker.py"),
-                               str(i), *args], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(REPO / "tests" / "multihost_feedback_worker.py"), str(i), *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        for i in range(2)
+    ]
     try:
         logs = [p.communicate(timeout=120)[0] for p in procs]
     finally:

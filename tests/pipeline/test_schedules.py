@@ -25,8 +25,11 @@ def _cycle_order(sched: SequentialSchedule, c: int) -> list[int]:
 def _env_positions(sched: SequentialSchedule, env: int):
     """Positions into `eligible` an env visits: cycle 0 from its offset, then whole cycles."""
     n = sched.eligible.size
-    offset = (schedules._rng(sched.seed, schedules._OFFSET).integers(0, n, size=sched.num_envs)[env]
-              if sched.assignment == "random" else env % n)
+    offset = (
+        schedules._rng(sched.seed, schedules._OFFSET).integers(0, n, size=sched.num_envs)[env]
+        if sched.assignment == "random"
+        else env % n
+    )
     yield from _cycle_order(sched, 0)[offset:]
     for c in itertools.count(1):
         yield from _cycle_order(sched, c)
@@ -91,9 +94,18 @@ def _lengths(W):
 def test_sequential_matches_oracle(W, stride, allow_wrap, assignment, random_start, end_policy):
     lengths = np.array(_lengths(W)[::-1] + [2 * W + 3], np.int32)
     eligible = np.arange(lengths.size, dtype=np.int32)[::-1][:-1]  # a subset, out of order
-    sched = SequentialSchedule(lengths, eligible, num_envs=7, window_size=W, stride=stride,
-                               assignment=assignment, allow_wrap=allow_wrap, end_policy=end_policy,
-                               random_start=random_start, seed=3)
+    sched = SequentialSchedule(
+        lengths,
+        eligible,
+        num_envs=7,
+        window_size=W,
+        stride=stride,
+        assignment=assignment,
+        allow_wrap=allow_wrap,
+        end_policy=end_policy,
+        random_start=random_start,
+        seed=3,
+    )
     got = _stack(sched, 45)
     first = got["start"][0]
     if random_start:  # valid starts: clamp [0, max(1, L - W + 1)), wrap [0, L)
@@ -111,8 +123,9 @@ def test_round_robin_first_assignment_and_explicit_list():
     lengths = np.array([10, 20, 30, 40], np.int32)
     rr = SequentialSchedule(lengths, [1, 3], num_envs=5, window_size=4)
     np.testing.assert_array_equal(rr[0]["traj_id"], [1, 3, 1, 3, 1])
-    explicit = SequentialSchedule(lengths, [2, 2, 0, 3, 1], num_envs=5, window_size=4,
-                                  assignment="explicit", allow_wrap=False)
+    explicit = SequentialSchedule(
+        lengths, [2, 2, 0, 3, 1], num_envs=5, window_size=4, assignment="explicit", allow_wrap=False
+    )
     np.testing.assert_array_equal(explicit[0]["traj_id"], [2, 2, 0, 3, 1])
     # env 2 plays traj 0 (10 steps, 3 chunks of 4), then advances to the next list entry (3).
     np.testing.assert_array_equal([explicit[k]["traj_id"][2] for k in range(4)], [0, 0, 0, 3])
@@ -128,8 +141,11 @@ def test_wrap_start_far_chunk_closed_form():
     np.testing.assert_array_equal(el["episode_loop"], [(k * 3) // L for L in (7, 11, 13)])
     assert int(el["episode_loop"][0]) == 2142857150  # close to the int32 limit, still exact
     assert not el["episode_start"].any() and sched[0]["episode_start"].all()
-    with pytest.raises(IndexOverflowError, match=r"env 0 at chunk 1000000000017: .* \(length 7, "
-                                                 "stride 3"):
+    with pytest.raises(
+        IndexOverflowError,
+        match=r"env 0 at chunk 1000000000017: .* \(length 7, "
+        "stride 3",
+    ):
         sched[10**12 + 17]  # 4.3e11 loops do not fit the int32 counter: refused, not wrapped
 
 
@@ -146,12 +162,14 @@ def test_wrap_and_clamp_passes_by_hand():
     rows = [clamp[k] for k in range(8)]
     assert [int(r["start"][0]) for r in rows] == [0, 4, 8, 0, 4, 8, 0, 4]
     assert [bool(r["episode_start"][0]) for r in rows] == [True, False, False] * 2 + [True, False]
-    assert all(int(r["episode_first_step"][0]) == 0 and int(r["episode_loop"][0]) == 0
-               for r in rows)
+    assert all(
+        int(r["episode_first_step"][0]) == 0 and int(r["episode_loop"][0]) == 0 for r in rows
+    )
     # A random first start: the first pass runs from it, later passes from 0.
     lengths = np.array([10], np.int32)
-    rnd = SequentialSchedule(lengths, [0], 8, 4, allow_wrap=True, end_policy="clamp",
-                             random_start=True, seed=1)
+    rnd = SequentialSchedule(
+        lengths, [0], 8, 4, allow_wrap=True, end_policy="clamp", random_start=True, seed=1
+    )
     s0 = rnd[0]["start"]
     assert len(set(s0.tolist())) > 1 and (s0 <= 6).all()
     for e, first in enumerate(s0.tolist()):
@@ -164,10 +182,12 @@ def test_wrap_and_clamp_passes_by_hand():
 def test_move_on_is_periodic_in_the_cycle_length(assignment):
     lengths = np.array([5, 9, 3, 17], np.int32)
     ids = [0, 1, 2, 3] if assignment == "round_robin" else [3, 1, 1, 0]
-    sched = SequentialSchedule(lengths, ids, num_envs=6, window_size=4, stride=3,
-                               assignment=assignment, allow_wrap=False)
-    period = sum(min(math.ceil(lengths[i] / 3), 1 + max(0, math.ceil((lengths[i] - 4) / 3)))
-                 for i in ids)
+    sched = SequentialSchedule(
+        lengths, ids, num_envs=6, window_size=4, stride=3, assignment=assignment, allow_wrap=False
+    )
+    period = sum(
+        min(math.ceil(lengths[i] / 3), 1 + max(0, math.ceil((lengths[i] - 4) / 3))) for i in ids
+    )
     assert sched.cycle_total == period
     for k in (0, 5, 11):
         for m in (1, 10**9):
@@ -179,8 +199,9 @@ def test_move_on_is_periodic_in_the_cycle_length(assignment):
 def test_random_windows_valid_uniform_and_order_free():
     lengths = np.array([3, 10, 40], np.int32)
     for policy, counts in (("clamp", [1, 7, 37]), ("wrap", [3, 10, 40])):
-        sched = RandomSchedule(lengths, [0, 1, 2], num_envs=4000, window_size=4,
-                               end_policy=policy, seed=5)
+        sched = RandomSchedule(
+            lengths, [0, 1, 2], num_envs=4000, window_size=4, end_policy=policy, seed=5
+        )
         later = sched[9]
         el = sched[2]
         assert el["episode_start"].all()
@@ -190,21 +211,36 @@ def test_random_windows_valid_uniform_and_order_free():
         p = np.array(counts) / sum(counts)
         freq = np.bincount(el["traj_id"], minlength=3)
         assert (np.abs(freq - 4000 * p) < 6 * np.sqrt(4000 * p * (1 - p)) + 1).all()
-        again = RandomSchedule(lengths, [0, 1, 2], num_envs=4000, window_size=4,
-                               end_policy=policy, seed=5)
+        again = RandomSchedule(
+            lengths, [0, 1, 2], num_envs=4000, window_size=4, end_policy=policy, seed=5
+        )
         np.testing.assert_array_equal(again[9]["start"], later["start"])  # computed out of order
-        other = RandomSchedule(lengths, [0, 1, 2], num_envs=4000, window_size=4,
-                               end_policy=policy, seed=6)
+        other = RandomSchedule(
+            lengths, [0, 1, 2], num_envs=4000, window_size=4, end_policy=policy, seed=6
+        )
         assert not np.array_equal(other[9]["start"], later["start"])
 
 
-@pytest.mark.parametrize("make", [
-    lambda **kw: SequentialSchedule(np.array([5, 9, 3, 17], np.int32), [0, 1, 2, 3], 12, 4,
-                                    assignment="random", allow_wrap=False, random_start=True,
-                                    seed=2, **kw),
-    lambda **kw: SequentialSchedule(np.array([5, 9, 3, 17], np.int32), [3, 2], 12, 4, **kw),
-    lambda **kw: RandomSchedule(np.array([5, 9, 3, 17], np.int32), [0, 1, 3], 12, 4, seed=4, **kw),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda **kw: SequentialSchedule(
+            np.array([5, 9, 3, 17], np.int32),
+            [0, 1, 2, 3],
+            12,
+            4,
+            assignment="random",
+            allow_wrap=False,
+            random_start=True,
+            seed=2,
+            **kw,
+        ),
+        lambda **kw: SequentialSchedule(np.array([5, 9, 3, 17], np.int32), [3, 2], 12, 4, **kw),
+        lambda **kw: RandomSchedule(
+            np.array([5, 9, 3, 17], np.int32), [0, 1, 3], 12, 4, seed=4, **kw
+        ),
+    ],
+)
 def test_process_shards_union_equals_single_process(make):
     whole = make()
     for P in (2, 3, 4):
@@ -247,8 +283,16 @@ def test_bad_arguments():
 
 def test_schedule_pickles_for_worker_processes():
     import pickle
-    sched = SequentialSchedule(np.array([5, 9, 3], np.int32), [0, 1, 2], 4, 2, assignment="random",
-                               allow_wrap=False, seed=9)
+
+    sched = SequentialSchedule(
+        np.array([5, 9, 3], np.int32),
+        [0, 1, 2],
+        4,
+        2,
+        assignment="random",
+        allow_wrap=False,
+        seed=9,
+    )
     clone = pickle.loads(pickle.dumps(sched))
     for k in (0, 3, 50):
         for f in FIELDS:
@@ -260,9 +304,18 @@ def _rows(sched, ks):
     out = []
     for k in ks:
         e = sched[k]
-        out.append([(int(e["traj_id"][i]), int(e["start"][i]), bool(e["episode_start"][i]),
-                     int(e["episode_first_step"][i]), int(e["episode_loop"][i]))
-                    for i in range(sched.hi - sched.lo)])
+        out.append(
+            [
+                (
+                    int(e["traj_id"][i]),
+                    int(e["start"][i]),
+                    bool(e["episode_start"][i]),
+                    int(e["episode_first_step"][i]),
+                    int(e["episode_loop"][i]),
+                )
+                for i in range(sched.hi - sched.lo)
+            ]
+        )
     return out
 
 
@@ -271,8 +324,14 @@ def test_bounded_episodes_by_hand():
     s = SequentialSchedule([6], [0], 1, 4, episode_length=10)
     assert s.episode_chunks == 3
     assert [r[0] for r in _rows(s, range(7))] == [
-        (0, 0, True, 0, 0), (0, 4, False, 0, 0), (0, 2, False, 0, 1),  # 8 mod 6, one wrap
-        (0, 0, True, 0, 0), (0, 4, False, 0, 0), (0, 2, False, 0, 1), (0, 0, True, 0, 0)]
+        (0, 0, True, 0, 0),
+        (0, 4, False, 0, 0),
+        (0, 2, False, 0, 1),  # 8 mod 6, one wrap
+        (0, 0, True, 0, 0),
+        (0, 4, False, 0, 0),
+        (0, 2, False, 0, 1),
+        (0, 0, True, 0, 0),
+    ]
     # element k is a pure function of k: a far chunk by hand, 10**12 = 3 * 333333333333 + 1
     assert _rows(s, [10**12])[0][0] == (0, 4, False, 0, 0)
     # unbounded (None or 0): one endless episode, loops grow
@@ -289,16 +348,28 @@ def test_bounded_episodes_by_hand():
         [(0, 4, False, 0, 0), (1, 4, False, 0, 0)],
         [(1, 0, True, 0, 0), (0, 0, True, 0, 0)],
         [(1, 4, False, 0, 0), (0, 4, False, 0, 0)],
-        [(0, 0, True, 0, 0), (1, 0, True, 0, 0)]]
+        [(0, 0, True, 0, 0), (1, 0, True, 0, 0)],
+    ]
     # unbounded: env 0 marches over all of traj 0 (starts 0, 4, 8, 12, 16) first
     u = SequentialSchedule([20, 6], [0, 1], 2, 4, allow_wrap=False)
     assert [r[0][:3] for r in _rows(u, range(6))] == [
-        (0, 0, True), (0, 4, False), (0, 8, False), (0, 12, False), (0, 16, False), (1, 0, True)]
+        (0, 0, True),
+        (0, 4, False),
+        (0, 8, False),
+        (0, 12, False),
+        (0, 16, False),
+        (1, 0, True),
+    ]
 
     # clamp + allow_wrap: each pass restarts at 0; episode_length=6 -> 2 chunks per episode
     s = SequentialSchedule([20], [0], 1, 4, end_policy="clamp", episode_length=6)
     assert [r[0][1:3] for r in _rows(s, range(5))] == [
-        (0, True), (4, False), (0, True), (4, False), (0, True)]
+        (0, True),
+        (4, False),
+        (0, True),
+        (4, False),
+        (0, True),
+    ]
     # random first starts: episodes restart at the env's s0 in wrap mode
     s = SequentialSchedule([50], [0], 3, 4, random_start=True, episode_length=8)
     first = s[0]["start"]

@@ -33,10 +33,19 @@ def toy(tmp_path_factory) -> Path:
 
 
 def _config(store: Path, **kw):
-    over = {"zarr_path": str(store), "num_envs": 8, "window_size": 4, "schedule": "random",
-            "keys": ("qpos", "qvel"), "cyclic": False, "seed": 7, "host_prefetch": 0,
-            "cache_bytes": 2 * 3 * int(np.ceil(np.mean(LENGTHS) * ROW)) + 100,  # sets of 3 trajectories
-            "working_set.enabled": True, "working_set.rotate_every": 5}
+    over = {
+        "zarr_path": str(store),
+        "num_envs": 8,
+        "window_size": 4,
+        "schedule": "random",
+        "keys": ("qpos", "qvel"),
+        "cyclic": False,
+        "seed": 7,
+        "host_prefetch": 0,
+        "cache_bytes": 2 * 3 * int(np.ceil(np.mean(LENGTHS) * ROW)) + 100,  # sets of 3 trajectories
+        "working_set.enabled": True,
+        "working_set.rotate_every": 5,
+    }
     over.update(kw)
     return load_config("default", over)
 
@@ -55,8 +64,12 @@ def test_size_comes_from_the_cache_budget(toy):
         working_set_size(_config(toy, cache_bytes=100), store, ids)
     with pytest.raises(ConfigError, match="needs schedule='random'"):
         make_dataset(_config(toy, schedule="sequential"), store, 0, 1)
-    for field, value in (("control_dt", 0.05), ("adaptive.enabled", True),
-                         ("motion_weights", (("walk", 2.0),)), ("episode_origin_keys", True)):
+    for field, value in (
+        ("control_dt", 0.05),
+        ("adaptive.enabled", True),
+        ("motion_weights", (("walk", 2.0),)),
+        ("episode_origin_keys", True),
+    ):
         with pytest.raises(ConfigError, match=rf"cannot be combined with \['{field}'\]"):
             make_dataset(_config(toy, **{field: value}), store, 0, 1)
 
@@ -64,13 +77,15 @@ def test_size_comes_from_the_cache_budget(toy):
 def test_batches_come_from_the_resident_set_and_hold_the_stored_rows(toy):
     cfg = _config(toy)
     batches = _batches(toy, 20)
-    sched = WorkingSetSchedule(np.array(LENGTHS), np.arange(12), 8, 4, size=3, rotate_every=5,
-                               seed=7)
+    sched = WorkingSetSchedule(
+        np.array(LENGTHS), np.arange(12), 8, 4, size=3, rotate_every=5, seed=7
+    )
     for k, b in enumerate(batches):
         assert set(b["traj_id"]) <= set(sched.resident(k // 5)), k
         np.testing.assert_array_equal(b["qpos"][..., 0], 100.0 * b["traj_id"][:, None] + b["step"])
-        np.testing.assert_array_equal(b["qvel"][..., 0],
-                                      -1e4 + 100.0 * b["traj_id"][:, None] + b["step"])
+        np.testing.assert_array_equal(
+            b["qvel"][..., 0], -1e4 + 100.0 * b["traj_id"][:, None] + b["step"]
+        )
         assert b["qpos"].dtype == np.float32 and b["qpos"].shape == (8, 4, 9)
     assert [len(sched.resident(w)) for w in range(4)] == [3] * 4
     again = _batches(toy, 20)  # same seed: the same stream
@@ -83,14 +98,16 @@ def test_batches_come_from_the_resident_set_and_hold_the_stored_rows(toy):
 
 
 def test_every_trajectory_is_visited_once_per_epoch(toy):
-    sched = WorkingSetSchedule(np.array(LENGTHS), np.arange(12), 8, 4, size=5, rotate_every=40,
-                               seed=3)
+    sched = WorkingSetSchedule(
+        np.array(LENGTHS), np.arange(12), 8, 4, size=5, rotate_every=40, seed=3
+    )
     assert sched.sets_per_epoch == 3  # sets of 5, 5, 2
     for epoch in range(3):
         sets = [sched.resident(w) for w in range(3 * epoch, 3 * epoch + 3)]
         assert sorted(np.concatenate(sets).tolist()) == list(range(12))  # a partition
-        drawn = {int(t) for k in range(3 * 40 * epoch, 3 * 40 * (epoch + 1))
-                 for t in sched[k]["traj_id"]}
+        drawn = {
+            int(t) for k in range(3 * 40 * epoch, 3 * 40 * (epoch + 1)) for t in sched[k]["traj_id"]
+        }
         assert drawn == set(range(12))  # every trajectory played within the epoch
     assert not all(np.array_equal(sched.resident(w), sched.resident(w + 3)) for w in range(3))
 
@@ -111,18 +128,22 @@ def test_restore_mid_run_continues_bit_identically(toy):
 
 def test_fingerprint_names_the_working_set(toy):
     on = make_dataset(_config(toy), TrajectoryStore(toy), 0, 1).stream
-    off = make_dataset(_config(toy, **{"working_set.enabled": False}), TrajectoryStore(toy), 0,
-                       1).stream
-    assert on["config"]["working_set"] == {"rotate_every": 5,
-                                           "cache_bytes": _config(toy).cache_bytes}
+    off = make_dataset(
+        _config(toy, **{"working_set.enabled": False}), TrajectoryStore(toy), 0, 1
+    ).stream
+    assert on["config"]["working_set"] == {
+        "rotate_every": 5,
+        "cache_bytes": _config(toy).cache_bytes,
+    }
     assert "working_set" not in off["config"] and on["fingerprint"] != off["fingerprint"]
 
 
 def test_background_load_error_reaches_the_caller(toy, tmp_path):
     out = tmp_path / "s.zarr"
     shutil.copytree(toy, out)
-    sched = WorkingSetSchedule(np.array(LENGTHS), np.arange(12), 8, 4, size=3, rotate_every=5,
-                               seed=7)
+    sched = WorkingSetSchedule(
+        np.array(LENGTHS), np.arange(12), 8, 4, size=3, rotate_every=5, seed=7
+    )
     bad = int(min(set(sched.resident(1)) - set(sched.resident(0))))
     info = TrajectoryStore(out).info(bad)
     (out / info.path / "qpos" / "c" / "0" / "0").unlink()

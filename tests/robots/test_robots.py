@@ -8,11 +8,18 @@ import sys
 import mujoco
 import numpy as np
 import pytest
-
 from conftest import SHARED_DATA
+
 from trajopt_loader.errors import ModelNotFoundError, RobotSpecError
-from trajopt_loader.robots import (ROBOTS, RobotSpec, cassie, digit_v3, digit_v3_thirdarm, get_spec,
-                                   spec_from_mjcf)
+from trajopt_loader.robots import (
+    ROBOTS,
+    RobotSpec,
+    cassie,
+    digit_v3,
+    digit_v3_thirdarm,
+    get_spec,
+    spec_from_mjcf,
+)
 
 DATA = SHARED_DATA
 DIGIT_XML = DATA / "digit_v3" / "digit-v3.xml"
@@ -38,7 +45,9 @@ def test_digit_constants_equal_model():
 def test_cassie_constants_equal_model():
     assert spec_from_mjcf(CASSIE_XML, name="cassie") == cassie.spec(CASSIE_XML)
     m = mujoco.MjModel.from_xml_path(str(CASSIE_XML))
-    assert cassie.ACTUATED_JOINTS == tuple(m.joint(m.actuator_trnid[a, 0]).name for a in range(m.nu))
+    assert cassie.ACTUATED_JOINTS == tuple(
+        m.joint(m.actuator_trnid[a, 0]).name for a in range(m.nu)
+    )
 
 
 def test_thirdarm_constants_equal_mjspec_model(thirdarm_model):
@@ -55,9 +64,11 @@ def test_thirdarm_constants_equal_mjspec_model(thirdarm_model):
 def test_indices_read_joint_state_like_mujoco(robot, thirdarm_model):
     """qpos vs qvel addresses: MuJoCo's own per-joint views (data.joint(name).qpos / .qvel) equal qpos[qpos index]
     and qvel[dof index]; reading velocities at the qpos index would be wrong."""
-    m = {"digit_v3": lambda: mujoco.MjModel.from_xml_path(str(DIGIT_XML)),
-         "cassie": lambda: mujoco.MjModel.from_xml_path(str(CASSIE_XML)),
-         "digit_v3_thirdarm": lambda: thirdarm_model}[robot]()
+    m = {
+        "digit_v3": lambda: mujoco.MjModel.from_xml_path(str(DIGIT_XML)),
+        "cassie": lambda: mujoco.MjModel.from_xml_path(str(CASSIE_XML)),
+        "digit_v3_thirdarm": lambda: thirdarm_model,
+    }[robot]()
     spec = ROBOTS[robot].SPEC
     d = mujoco.MjData(m)
     rng = np.random.default_rng(0)
@@ -128,7 +139,9 @@ def test_robot_spec_validation_and_registry():
 
 @pytest.mark.slow
 def test_import_opens_no_model_and_no_mujoco():
-    code = ("import sys, trajopt_loader.robots as r; "
-            "print('mujoco' in sys.modules, [s.model_path for s in map(r.get_spec, r.ROBOTS)])")
+    code = (
+        "import sys, trajopt_loader.robots as r; "
+        "print('mujoco' in sys.modules, [s.model_path for s in map(r.get_spec, r.ROBOTS)])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False [None, None, None]"

@@ -26,8 +26,20 @@ def _setup(lengths, cols=3, chunk=4, dtype=np.float64, extra_shapes=None, dtypes
         keys = {"qpos": ((c,), str(dt))}
         if i % 2 == 0:
             keys["even"] = ((), "int32")
-        infos.append(TrajectoryInfo(i, "s", "m", f"traj{i}", f"s/m/traj{i}", n, 0.01,
-                                    f"traj_{i}.npz", keys, chunk_rows={"qpos": chunk, "even": 8}))
+        infos.append(
+            TrajectoryInfo(
+                i,
+                "s",
+                "m",
+                f"traj{i}",
+                f"s/m/traj{i}",
+                n,
+                0.01,
+                f"traj_{i}.npz",
+                keys,
+                chunk_rows={"qpos": chunk, "even": 8},
+            )
+        )
     calls = []
 
     def read(t, key, start, stop):
@@ -101,8 +113,11 @@ def test_last_partial_chunk_and_int_key():
 def test_errors_name_env_row_step_and_length():
     _, infos, read, _ = _setup([5, 6])
     cache = HostCache(infos, 10**6, read)
-    with pytest.raises(WindowIndexError, match=r"env row 1 \(traj_id 1, s/m/traj1\): step 6 at "
-                                               r"window position 2 is outside \[0, 6\)") as e:
+    with pytest.raises(
+        WindowIndexError,
+        match=r"env row 1 \(traj_id 1, s/m/traj1\): step 6 at "
+        r"window position 2 is outside \[0, 6\)",
+    ) as e:
         cache.gather("qpos", [0, 1], [[0, 1, 2], [4, 5, 6]])
     assert (e.value.row, e.value.step, e.value.length, e.value.path) == (1, 6, 6, "s/m/traj1")
     with pytest.raises(WindowIndexError, match=r"env row 0 .* step -1"):
@@ -120,12 +135,16 @@ def test_errors_name_env_row_step_and_length():
 def test_row_shapes_differing_between_trajectories():
     arrays, infos, read, _ = _setup([5, 6, 7], extra_shapes={1: 4})
     cache = HostCache(infos, 10**6, read)
-    assert np.array_equal(cache.gather("qpos", [0, 2], [[1], [2]]),
-                          _oracle(arrays, [0, 2], [[1], [2]]))
+    assert np.array_equal(
+        cache.gather("qpos", [0, 2], [[1], [2]]), _oracle(arrays, [0, 2], [[1], [2]])
+    )
     assert cache.gather("qpos", [1], [[5]])[0, 0].tolist() == [105.0, 105.01, 105.02, 105.03]
-    with pytest.raises(MissingKeyError, match=r"'qpos' row shapes differ: s/m/traj0 has rows "
-                                              r"\(3,\) \(float64\), s/m/traj1 has rows \(4,\) "
-                                              r"\(float64\) \(env rows 0 and 1\)"):
+    with pytest.raises(
+        MissingKeyError,
+        match=r"'qpos' row shapes differ: s/m/traj0 has rows "
+        r"\(3,\) \(float64\), s/m/traj1 has rows \(4,\) "
+        r"\(float64\) \(env rows 0 and 1\)",
+    ):
         cache.gather("qpos", [0, 1], [[0], [0]])
 
 
@@ -142,8 +161,9 @@ def test_same_row_shape_mixed_dtypes_gather_in_common_dtype(budget):
     assert got[0, 1, 2] == np.float64(np.float32(105.02))  # float32 values, exactly upcast
     only32 = cache.gather("qpos", [1], [[2]])  # dtype independent of the trajectories mixed
     assert only32.dtype == np.float64 and only32[0, 0].tolist() == arrays[1][2].tolist()
-    assert cache.info()["bytes_used"] == (18 * 3 * 8 if budget == 10**9 else
-                                          sum(a.nbytes for a in cache._lru.values()))
+    assert cache.info()["bytes_used"] == (
+        18 * 3 * 8 if budget == 10**9 else sum(a.nbytes for a in cache._lru.values())
+    )
     _, ints, read_i, _ = _setup([4, 4], dtype=np.int32, dtypes={1: np.float32})
     assert HostCache(ints, budget, read_i).gather("qpos", [0], [[3]]).dtype == np.float64
 
@@ -154,9 +174,12 @@ def test_uniform_checks_row_shapes_up_front():
     assert cache.uniform("qpos", [0, 1, 3, 3]) == ((3,), np.dtype(np.float64))
     assert cache.uniform("qpos", np.array([2])) == ((4,), np.dtype(np.float64))
     assert cache.uniform("even", [0, 2]) == ((), np.dtype(np.int32))
-    with pytest.raises(MissingKeyError, match=r"'qpos' row shapes differ: s/m/traj0 has rows "
-                                              r"\(3,\) \(float64\), s/m/traj2 has rows \(4,\) "
-                                              r"\(float32\); windows read together"):
+    with pytest.raises(
+        MissingKeyError,
+        match=r"'qpos' row shapes differ: s/m/traj0 has rows "
+        r"\(3,\) \(float64\), s/m/traj2 has rows \(4,\) "
+        r"\(float32\); windows read together",
+    ):
         cache.uniform("qpos")
     with pytest.raises(MissingKeyError, match=r"^trajectory s/m/traj1 has no 'even'"):
         cache.uniform("even", [0, 1])

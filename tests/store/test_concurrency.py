@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from conftest import REPO, revealing
 
-from conftest import revealing
-from conftest import REPO
 from trajopt_loader.errors import ExportError
 from trajopt_loader.store import TrajectoryStore, commit, export_npz, lock
 from trajopt_loader.store import export as export_mod
@@ -27,9 +26,23 @@ from trajopt_loader.store import export as export_mod
 
 def _cli(*args) -> subprocess.Popen:
     env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "trajopt_loader.cli", "export", *map(str, args),
-                             "--convention", "mujoco", "--noprogress"], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trajopt_loader.cli",
+            "export",
+            *map(str, args),
+            "--convention",
+            "mujoco",
+            "--noprogress",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _temps(out: Path) -> list[Path]:
@@ -39,7 +52,9 @@ def _temps(out: Path) -> list[Path]:
 def _check_reads(out: Path, expected: dict) -> None:
     """Every trajectory of ``out`` reads its revealing qpos; ``expected = {path: (i, T)}``."""
     store = TrajectoryStore(out)
-    assert {t.path: t.length for t in store.trajectories} == {p: n for p, (_, n) in expected.items()}
+    assert {t.path: t.length for t in store.trajectories} == {
+        p: n for p, (_, n) in expected.items()
+    }
     for t in store.trajectories:
         i, n = expected[t.path]
         np.testing.assert_array_equal(store.read(t.traj_id, "qpos"), revealing(i, n, 9))
@@ -52,13 +67,16 @@ def test_concurrent_cli_exports_keep_both_motions(make_npz_tree, tmp_path):
     for r in range(3):
         out = tmp_path / f"s{r}.zarr"
         # round 0: two motions of one source; later rounds: a second source as well
-        procs = [_cli(tmp_path / "a", out, "--source", "s"),
-                 _cli(tmp_path / "b", out, "--source", "s" if r == 0 else "t")]
+        procs = [
+            _cli(tmp_path / "a", out, "--source", "s"),
+            _cli(tmp_path / "b", out, "--source", "s" if r == 0 else "t"),
+        ]
         results = [p.communicate(timeout=120) for p in procs]
         assert [p.returncode for p in procs] == [0, 0], results
         other = "s" if r == 0 else "t"
-        _check_reads(out, {"s/walk/traj0": (0, 30), "s/walk/traj1": (1, 31),
-                           f"{other}/run/traj0": (0, 40)})
+        _check_reads(
+            out, {"s/walk/traj0": (0, 30), "s/walk/traj1": (1, 31), f"{other}/run/traj0": (0, 40)}
+        )
         assert not _temps(out) and not lock.lock_path(out).exists()
 
 
@@ -66,11 +84,18 @@ def test_lock_timeout_names_the_holder(make_npz_tree, tmp_path, caplog):
     make_npz_tree(tmp_path / "npz", {"m": [5]})
     out = tmp_path / "s.zarr"
     with lock.store_lock(out):
-        with pytest.raises(ExportError, match=rf"being written by another export \(pid {os.getpid()}"
-                                              r" on .*waited 0.2 s"):
+        with pytest.raises(
+            ExportError,
+            match=rf"being written by another export \(pid {os.getpid()}"
+            r" on .*waited 0.2 s",
+        ):
             export_npz(tmp_path / "npz", out, source="s", progress=False, lock_timeout=0.2)
-    assert [r.getMessage().startswith(f"waiting up to 0.2 s for another export of {out} to "
-                                      f"finish (pid {os.getpid()} on ") for r in caplog.records] == [True]
+    assert [
+        r.getMessage().startswith(
+            f"waiting up to 0.2 s for another export of {out} to finish (pid {os.getpid()} on "
+        )
+        for r in caplog.records
+    ] == [True]
     export_npz(tmp_path / "npz", out, source="s", progress=False, lock_timeout=0)
     _check_reads(out, {"s/m/traj0": (0, 5)})
 
@@ -118,6 +143,7 @@ def _real_exchange_then(fail):
         if done:
             fail()
         return done
+
     return exchange
 
 
@@ -125,11 +151,20 @@ def _crash():
     raise OSError(errno.EIO, "simulated crash")
 
 
-@pytest.mark.parametrize("step, after", [
-    ("before the swap", OLD), ("after the swap", OLD), ("between two renames", OLD),
-    ("after two renames", OLD), ("after the index attrs", NEW), ("after the index", NEW)])
-def test_overwrite_crash_at_each_step_is_settled_by_the_next_export(make_npz_tree, tmp_path,
-                                                                    monkeypatch, step, after):
+@pytest.mark.parametrize(
+    "step, after",
+    [
+        ("before the swap", OLD),
+        ("after the swap", OLD),
+        ("between two renames", OLD),
+        ("after two renames", OLD),
+        ("after the index attrs", NEW),
+        ("after the index", NEW),
+    ],
+)
+def test_overwrite_crash_at_each_step_is_settled_by_the_next_export(
+    make_npz_tree, tmp_path, monkeypatch, step, after
+):
     out = _overwrite_setup(make_npz_tree, tmp_path)
     # a killed process runs neither the rollback nor the cleanup of its temporary directory
     monkeypatch.setattr(commit, "roll_back", lambda *a: None)
@@ -150,13 +185,17 @@ def test_overwrite_crash_at_each_step_is_settled_by_the_next_export(make_npz_tre
             real_replace(src, dst)
             if moving_new_in:
                 _crash()
+
         monkeypatch.setattr(os, "replace", replace)
     elif step == "after the index attrs":
         monkeypatch.setattr(commit, "consolidate", lambda store: _crash())
     else:
         real = commit.write_marker
-        monkeypatch.setattr(commit, "write_marker", lambda tmp, rec: real(tmp, rec)
-                            if rec["phase"] != "committed" else _crash())
+        monkeypatch.setattr(
+            commit,
+            "write_marker",
+            lambda tmp, rec: real(tmp, rec) if rec["phase"] != "committed" else _crash(),
+        )
     with pytest.raises(ExportError, match="simulated crash"):
         export_npz(tmp_path / "new", out, source="s", overwrite=True, progress=False)
     # never a hole, except in the two-rename fallback between its renames (settled below)
@@ -170,8 +209,9 @@ def test_overwrite_crash_at_each_step_is_settled_by_the_next_export(make_npz_tre
 
 
 @pytest.mark.parametrize("step", ["after the journal", "after the index attrs"])
-def test_crash_while_creating_a_store_is_settled_by_the_next_export(make_npz_tree, tmp_path,
-                                                                    monkeypatch, step):
+def test_crash_while_creating_a_store_is_settled_by_the_next_export(
+    make_npz_tree, tmp_path, monkeypatch, step
+):
     make_npz_tree(tmp_path / "first", {"m": [4, 5]})
     make_npz_tree(tmp_path / "later", {"z": [2]})
     out = tmp_path / "s.zarr"
@@ -189,8 +229,9 @@ def test_crash_while_creating_a_store_is_settled_by_the_next_export(make_npz_tre
     assert not _temps(out)
     first = {"s/m/traj0": (0, 4), "s/m/traj1": (1, 5)} if step != "after the journal" else {}
     _check_reads(out, {**first, "s/z/traj0": (0, 2)})
-    assert sorted(p.name for p in (out / "s").iterdir()) == sorted(["zarr.json", "z", *(
-        ["m"] if first else [])])
+    assert sorted(p.name for p in (out / "s").iterdir()) == sorted(
+        ["zarr.json", "z", *(["m"] if first else [])]
+    )
 
 
 def test_failed_overwrite_rolls_back_in_process(make_npz_tree, tmp_path, monkeypatch):
@@ -205,13 +246,15 @@ def test_failed_overwrite_rolls_back_in_process(make_npz_tree, tmp_path, monkeyp
     _check_reads(out, NEW)
 
 
-def test_disk_full_leaves_no_temp_dir_and_no_write_after_cleanup(make_npz_tree, tmp_path,
-                                                                  monkeypatch):
+def test_disk_full_leaves_no_temp_dir_and_no_write_after_cleanup(
+    make_npz_tree, tmp_path, monkeypatch
+):
     from zarr.storage import _local
 
     q = revealing(0, 60000, 9)  # 60000 x 9 float64: 9 chunks of 7281 rows
-    make_npz_tree(tmp_path / "npz", {"m": [dict(length=60000, qpos=q, qvel=q[:, :8],
-                                                action=q[:, :2])]})
+    make_npz_tree(
+        tmp_path / "npz", {"m": [dict(length=60000, qpos=q, qvel=q[:, :8], action=q[:, :2])]}
+    )
     out = tmp_path / "s.zarr"
     real, calls = _local._put, []
 
@@ -231,10 +274,17 @@ def test_disk_full_leaves_no_temp_dir_and_no_write_after_cleanup(make_npz_tree, 
     assert len(calls) == n and not _temps(out) and not out.exists()
 
 
-@pytest.mark.parametrize("held, new, what", [
-    ({"s": ["aslip_walk"]}, ("s", "ASLIP_WALK"), "motion of .*'ASLIP_WALK' clashes with 'aslip_walk'"),
-    ({"cassie": ["m"]}, ("CASSIE", "m"), "source of .*'CASSIE' clashes with 'cassie'"),
-])
+@pytest.mark.parametrize(
+    "held, new, what",
+    [
+        (
+            {"s": ["aslip_walk"]},
+            ("s", "ASLIP_WALK"),
+            "motion of .*'ASLIP_WALK' clashes with 'aslip_walk'",
+        ),
+        ({"cassie": ["m"]}, ("CASSIE", "m"), "source of .*'CASSIE' clashes with 'cassie'"),
+    ],
+)
 def test_names_differing_in_case_are_refused(make_npz_tree, tmp_path, held, new, what):
     out = tmp_path / "s.zarr"
     for source, motions in held.items():
@@ -259,7 +309,9 @@ def test_reserved_and_case_duplicate_names_are_refused_up_front(make_npz_tree, t
     with pytest.raises(ExportError, match=r"traj_0.npz: array key name 'zarr.json' is reserved"):
         export_npz(tmp_path / "k", out, source="s", progress=False)
     make_npz_tree(tmp_path / "c", {"m": [dict(length=3, QPOS=np.zeros((3, 9)))]})
-    with pytest.raises(ExportError, match=r"traj_0.npz: key 'QPOS': and 'qpos' differ only in case"):
+    with pytest.raises(
+        ExportError, match=r"traj_0.npz: key 'QPOS': and 'qpos' differ only in case"
+    ):
         export_npz(tmp_path / "c", out, source="s", progress=False)
     make_npz_tree(tmp_path / "d", {"walk": [3], "WALK": [3]})
     with pytest.raises(ExportError, match=r"duplicate motion names \['WALK', 'walk'\]"):

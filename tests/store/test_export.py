@@ -10,8 +10,8 @@ import google_crc32c
 import numpy as np
 import pytest
 import zarr
+from conftest import revealing
 
-from conftest import CASSIE_TRAJOPT, revealing
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO, Convention
 from trajopt_loader.errors import ExportError
 from trajopt_loader.store import TrajectoryStore, export_npz
@@ -21,7 +21,9 @@ def _listing(path):
     """Every file under path with its bytes (to prove nothing changed)."""
     if not path.exists():
         return None
-    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()
+    }
 
 
 def _tree(make_npz_tree, tmp_path, spec, **kw):
@@ -45,10 +47,16 @@ def test_natural_order_twelve_files(make_npz_tree, tmp_path):
 
 def test_round_trip_is_exact(make_npz_tree, tmp_path):
     rng = np.random.default_rng(0)
-    items = [{"length": n, "qpos": rng.standard_normal((n, 9)),
-              "qvel": rng.standard_normal((n, 8)).astype(np.float32),
-              "action": rng.standard_normal((n, 2)), "flags": rng.integers(0, 3, (n, 4), np.int16)}
-             for n in (1, 3, 2000)]
+    items = [
+        {
+            "length": n,
+            "qpos": rng.standard_normal((n, 9)),
+            "qvel": rng.standard_normal((n, 8)).astype(np.float32),
+            "action": rng.standard_normal((n, 2)),
+            "flags": rng.integers(0, 3, (n, 4), np.int16),
+        }
+        for n in (1, 3, 2000)
+    ]
     root = _tree(make_npz_tree, tmp_path, {"m": items})
     export_npz(root, tmp_path / "s.zarr", source="src", progress=False)
     store = TrajectoryStore(tmp_path / "s.zarr")
@@ -60,8 +68,9 @@ def test_round_trip_is_exact(make_npz_tree, tmp_path):
 
 
 def test_ragged_action_padded_and_reported(make_npz_tree, tmp_path):
-    root = _tree(make_npz_tree, tmp_path, {"m": [{"length": 50,
-                                                  "action": revealing(0, 49, 2, 1e4)}]})
+    root = _tree(
+        make_npz_tree, tmp_path, {"m": [{"length": 50, "action": revealing(0, 49, 2, 1e4)}]}
+    )
     s = export_npz(root, tmp_path / "s.zarr", source="src", progress=False)
     assert s.padded == {"m/traj_0.npz": {"action": 1}}
     assert "padded (last row repeated): 1" in str(s)
@@ -76,16 +85,24 @@ def test_cassie_both_motions(shared_data, tmp_path):
     with pytest.raises(ExportError, match=r"aslip_walk/traj_0.npz: key 'qvel': is missing"):
         export_npz(shared_data / "cassie/trajopt", out, source="cassie", progress=False)
     assert not out.exists()
-    s = export_npz(shared_data / "cassie/trajopt", out, source="cassie", convention="mujoco",
-                   allow_missing=("qvel",), progress=False)
+    s = export_npz(
+        shared_data / "cassie/trajopt",
+        out,
+        source="cassie",
+        convention="mujoco",
+        allow_missing=("qvel",),
+        progress=False,
+    )
     assert s.motions == {"agility_reference": 3, "aslip_walk": 21}
     assert s.frames == 1682 + 1682 + 28 + 14 * 32 + 7 * 31
     store = TrajectoryStore(out)
     aslip = store.select(motions=["aslip_walk"])
-    assert [store.trajectories[i].source_file for i in aslip] == [f"traj_{i}.npz"
-                                                                  for i in range(21)]
+    assert [store.trajectories[i].source_file for i in aslip] == [
+        f"traj_{i}.npz" for i in range(21)
+    ]
     assert [store.trajectories[i].scalars["speed"] for i in aslip] == pytest.approx(
-        [0.1 * i for i in range(21)])
+        [0.1 * i for i in range(21)]
+    )
     assert store.convention("cassie") == MUJOCO
 
 
@@ -98,8 +115,13 @@ def test_append_motion_and_source_and_overwrite(make_npz_tree, tmp_path):
     store = TrajectoryStore(out)
     assert store.motions() == ["a/run", "a/walk", "b/walk"]  # name listing: sorted
     # ids: appended motions and sources come after the existing ones (ids never renumber)
-    assert [t.path for t in store.trajectories] == ["a/walk/traj0", "a/walk/traj1", "a/run/traj0",
-                                                    "b/walk/traj0", "b/walk/traj1"]
+    assert [t.path for t in store.trajectories] == [
+        "a/walk/traj0",
+        "a/walk/traj1",
+        "a/run/traj0",
+        "b/walk/traj0",
+        "b/walk/traj1",
+    ]
     assert store.convention("b") == PINOCCHIO and store.convention("a") == MUJOCO
     before = _listing(out)
     with pytest.raises(ExportError, match=r"already exist in .*/a; pass overwrite=True"):
@@ -108,12 +130,17 @@ def test_append_motion_and_source_and_overwrite(make_npz_tree, tmp_path):
         export_npz(root, out, source="b", motion="run", convention="mujoco", progress=False)
     assert _listing(out) == before
     make_npz_tree(tmp_path / "npz2", {"walk": [3]})
-    s = export_npz(tmp_path / "npz2", out, source="a", motion="walk", overwrite=True,
-                   progress=False)
+    s = export_npz(
+        tmp_path / "npz2", out, source="a", motion="walk", overwrite=True, progress=False
+    )
     assert s.replaced == ["walk"] and "(replaced)" in str(s)
     store = TrajectoryStore(out)  # the replaced motion keeps its place (first)
-    assert [t.path for t in store.trajectories] == ["a/walk/traj0", "a/run/traj0", "b/walk/traj0",
-                                                    "b/walk/traj1"]
+    assert [t.path for t in store.trajectories] == [
+        "a/walk/traj0",
+        "a/run/traj0",
+        "b/walk/traj0",
+        "b/walk/traj1",
+    ]
     assert store.lengths.tolist() == [3, 6, 4, 5]
     assert not (out / "a" / "walk" / "traj1").exists()
     assert np.array_equal(store.read(0, "qpos"), revealing(0, 3, 9))
@@ -131,9 +158,19 @@ def test_ids_stable_when_motions_and_sources_are_appended(make_npz_tree, tmp_pat
     store = TrajectoryStore(out)
     assert [(t.traj_id, t.path, t.length) for t in store.trajectories][:3] == fresh
     assert [t.path for t in store.trajectories][3:] == [
-        "a/walk/traj0", "a/walk/traj1", "s/aaa/traj0", "s/aaa/traj1", "s/hop/traj0"]
+        "a/walk/traj0",
+        "a/walk/traj1",
+        "s/aaa/traj0",
+        "s/aaa/traj1",
+        "s/hop/traj0",
+    ]
     assert zarr.open_group(str(out), mode="r").attrs["trajopt_loader"]["order"] == [
-        "s/run", "s/walk", "a/walk", "s/aaa", "s/hop"]
+        "s/run",
+        "s/walk",
+        "a/walk",
+        "s/aaa",
+        "s/hop",
+    ]
     for t in store.trajectories:  # every id reads its own file's data
         i = int(t.name[4:])
         assert np.array_equal(store.read(t.traj_id, "qpos"), revealing(i, t.length, 9)), t.path
@@ -145,8 +182,14 @@ def test_ids_stable_when_motions_and_sources_are_appended(make_npz_tree, tmp_pat
     # a fresh export of everything lists motions by name
     export_npz(root, tmp_path / "f.zarr", source="s", progress=False)
     paths = [t.path for t in TrajectoryStore(tmp_path / "f.zarr").trajectories]
-    assert paths == ["s/aaa/traj0", "s/aaa/traj1", "s/hop/traj0", "s/run/traj0", "s/walk/traj0",
-                     "s/walk/traj1"]
+    assert paths == [
+        "s/aaa/traj0",
+        "s/aaa/traj1",
+        "s/hop/traj0",
+        "s/run/traj0",
+        "s/walk/traj0",
+        "s/walk/traj1",
+    ]
 
 
 def test_custom_convention_recorded(make_npz_tree, tmp_path):
@@ -156,13 +199,24 @@ def test_custom_convention_recorded(make_npz_tree, tmp_path):
     assert TrajectoryStore(tmp_path / "s.zarr").convention("s") == conv
 
 
-@pytest.mark.parametrize("bad, match", [
-    ({"qvel": np.full((10, 8), np.nan)}, r"m/traj_1.npz: key 'qvel': has a non-finite value nan "
-                                         r"at row 0, column \(0,\)"),
-    ({"qpos": np.zeros((0, 9)), "qvel": np.zeros((0, 8)), "action": np.zeros((0, 2))},
-     r"m/traj_1.npz: key 'qpos': has 0 rows"),
-    ({"weird": np.array([b"x"] * 10, dtype=object)}, r"m/traj_1.npz: key 'weird': needs pickle"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (
+            {"qvel": np.full((10, 8), np.nan)},
+            r"m/traj_1.npz: key 'qvel': has a non-finite value nan "
+            r"at row 0, column \(0,\)",
+        ),
+        (
+            {"qpos": np.zeros((0, 9)), "qvel": np.zeros((0, 8)), "action": np.zeros((0, 2))},
+            r"m/traj_1.npz: key 'qpos': has 0 rows",
+        ),
+        (
+            {"weird": np.array([b"x"] * 10, dtype=object)},
+            r"m/traj_1.npz: key 'weird': needs pickle",
+        ),
+    ],
+)
 def test_failed_export_writes_nothing(make_npz_tree, tmp_path, bad, match):
     root = _tree(make_npz_tree, tmp_path, {"m": [10, dict(length=10, **bad), 10]})
     out = tmp_path / "s.zarr"
@@ -190,8 +244,9 @@ def test_failure_while_writing_leaves_store_unchanged(make_npz_tree, tmp_path):
         return arrays, dt, {}
 
     with pytest.raises(RuntimeError, match="preprocess failed"):
-        export_npz(root, out, source="s", motion="m", overwrite=True, preprocess=preprocess,
-                   progress=False)
+        export_npz(
+            root, out, source="s", motion="m", overwrite=True, preprocess=preprocess, progress=False
+        )
     assert _listing(out) == before
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
 
@@ -203,8 +258,14 @@ def test_preprocess_output_recorded(make_npz_tree, tmp_path):
         qvel = np.diff(arrays["qpos"][:, 1:], axis=0, append=arrays["qpos"][-1:, 1:]) / dt
         return {**arrays, "qvel": qvel}, dt, {"qvel": "finite differences"}
 
-    export_npz(root, tmp_path / "s.zarr", source="s", allow_missing=("qvel",),
-               preprocess=preprocess, progress=False)
+    export_npz(
+        root,
+        tmp_path / "s.zarr",
+        source="s",
+        allow_missing=("qvel",),
+        preprocess=preprocess,
+        progress=False,
+    )
     store = TrajectoryStore(tmp_path / "s.zarr")
     assert store.trajectories[0].derived == {"qvel": "finite differences"}
     assert np.allclose(store.read(0, "qvel")[:3], 100.0)  # qpos rises by 1 per 0.01 s
@@ -213,17 +274,24 @@ def test_preprocess_output_recorded(make_npz_tree, tmp_path):
     # ran, naming the file, and nothing is written.
     export_npz(root, tmp_path / "t.zarr", source="s", preprocess=preprocess, progress=False)
     assert TrajectoryStore(tmp_path / "t.zarr").trajectories[0].derived == {
-        "qvel": "finite differences"}
+        "qvel": "finite differences"
+    }
     with pytest.raises(ExportError, match=r"m/traj_0.npz: key 'qvel' is missing after preprocess"):
-        export_npz(root, tmp_path / "u.zarr", source="s", progress=False,
-                   preprocess=lambda arrays, dt, f: (arrays, dt, {}))
+        export_npz(
+            root,
+            tmp_path / "u.zarr",
+            source="s",
+            progress=False,
+            preprocess=lambda arrays, dt, f: (arrays, dt, {}),
+        )
     assert _listing(tmp_path / "u.zarr") in (None, {})
 
 
 def test_motion_from_root_itself_and_max_trajs(make_npz_tree, tmp_path):
     root = make_npz_tree(tmp_path / "flat", {"": [3, 4, 5]})
-    s = export_npz(root, tmp_path / "s.zarr", source="s", motion="hop", max_trajs_per_motion=2,
-                   progress=False)
+    s = export_npz(
+        root, tmp_path / "s.zarr", source="s", motion="hop", max_trajs_per_motion=2, progress=False
+    )
     assert s.motions == {"hop": 2}
     assert TrajectoryStore(tmp_path / "s.zarr").lengths.tolist() == [3, 4]
     with pytest.raises(ExportError, match=r"holds 3 .npz files directly: pass motion=NAME"):
@@ -255,14 +323,20 @@ def test_index_chunks_codec_and_consolidated_metadata(make_npz_tree, tmp_path):
     entry = index["sources"]["s"]["motions"]["m"][0]
     assert index["format_version"] == 2 and index["sources"]["s"]["convention"]["name"] == "mujoco"
     crcs = [google_crc32c.value(bytes(n * 40 * 8)) for n in (1638, 1638, 1638, 86)]  # 5000 rows
-    assert entry["keys"]["qpos"] == {"shape": [40], "dtype": "float64", "chunk_rows": 1638,
-                                     "crc32c": crcs}
+    assert entry["keys"]["qpos"] == {
+        "shape": [40],
+        "dtype": "float64",
+        "chunk_rows": 1638,
+        "crc32c": crcs,
+    }
     assert entry["keys"]["action"]["chunk_rows"] == 5000  # 16-byte rows: whole trajectory
     assert "s/m/traj0/qpos" in meta["consolidated_metadata"]["metadata"]
     arr = zarr.open_group(str(tmp_path / "s.zarr"), mode="r")["s/m/traj0/qpos"]
     assert arr.chunks == (1638, 40) and type(arr.compressors[0]).__name__ == "BloscCodec"
     assert type(arr.compressors[1]).__name__ == "Crc32cCodec"
-    assert len(os.listdir(tmp_path / "s.zarr" / "s" / "m" / "traj0" / "qpos" / "c")) == 4  # zeros too
+    assert (
+        len(os.listdir(tmp_path / "s.zarr" / "s" / "m" / "traj0" / "qpos" / "c")) == 4
+    )  # zeros too
     os.remove(tmp_path / "s.zarr" / "s" / "m" / "zarr.json")  # listing-free open via the index
     assert TrajectoryStore(tmp_path / "s.zarr").read(0, "qpos").shape == (5000, 40)
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_velocity import _free_base_motion
 
 from trajopt_loader.store import TrajectoryStore, export_npz
 from trajopt_loader.store.inspect import distinct_rows, inspect_store, model_joint_addresses
-from test_velocity import _free_base_motion
+
 
 def test_distinct_rows_flag_frozen_recordings():
     a = np.zeros((10, 3))
@@ -21,12 +22,19 @@ def test_frozen_and_velocity_flags_in_store_report(tmp_path, make_npz_tree):
     qpos, qvel = _free_base_motion(n=40)
     frozen = np.tile(qpos[:1], (40, 1))
     few = qpos[np.arange(40) // 20 * 20]  # two distinct rows out of 40
-    make_npz_tree(tmp_path / "npz", {"m": [
-        {"length": 40, "qpos": qpos, "qvel": qvel},
-        {"length": 40, "qpos": frozen, "qvel": np.zeros_like(qvel)},
-        {"length": 40, "qpos": qpos, "qvel": 2.0 * qvel},
-        {"length": 40, "qpos": few, "qvel": qvel},
-    ]}, nq=10, nv=9)
+    make_npz_tree(
+        tmp_path / "npz",
+        {
+            "m": [
+                {"length": 40, "qpos": qpos, "qvel": qvel},
+                {"length": 40, "qpos": frozen, "qvel": np.zeros_like(qvel)},
+                {"length": 40, "qpos": qpos, "qvel": 2.0 * qvel},
+                {"length": 40, "qpos": few, "qvel": qvel},
+            ]
+        },
+        nq=10,
+        nv=9,
+    )
     export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
     report = inspect_store(TrajectoryStore(tmp_path / "s.zarr"))
     t0, t1, t2, t3 = report.trajectories
@@ -47,8 +55,10 @@ def test_frozen_and_velocity_flags_in_store_report(tmp_path, make_npz_tree):
 def test_cassie_store_report(cassie_store, shared_data):
     store = TrajectoryStore(cassie_store)
     report = inspect_store(store)
-    assert sorted({p for p, _ in report.flags}) == ["cassie/agility_reference/traj1",
-                                                    "cassie/agility_reference/traj2"]
+    assert sorted({p for p, _ in report.flags}) == [
+        "cassie/agility_reference/traj1",
+        "cassie/agility_reference/traj2",
+    ]
     assert ("cassie/agility_reference/traj1", "qvel frozen: 1 distinct row of 1682") in report.flags
     # nq - nv = 3 (ball joints in the legs): without the model the qvel check is skipped
     assert report.trajectories[0].velocity is None and "pass --model" in report.notes[0]

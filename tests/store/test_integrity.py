@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import zarr
+from conftest import revealing
 from zarr.codecs import BloscCodec
 
-from conftest import revealing
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import DataIntegrityError, ExportError
 from trajopt_loader.pipeline import make_dataset
@@ -55,51 +55,88 @@ def _raises(fn, *patterns: str) -> str:
 def test_clean_store_reads_exact_rows_across_chunks(long_store):
     store = TrajectoryStore(long_store, cache_bytes=0)
     assert store.info(1).chunk_rows["qpos"] == 1638 and len(store.info(1).crc32c["qpos"]) == 3
-    np.testing.assert_array_equal(store.read(1, "qpos", 1600, 3950), revealing(1, 4000, 40)[1600:3950])
-    np.testing.assert_array_equal(store.gather("qpos", [1, 0], [[1637, 1638], [3999, 0]]),
-                                  np.stack([revealing(1, 4000, 40)[[1637, 1638]],
-                                            revealing(0, 4000, 40)[[3999, 0]]]))
+    np.testing.assert_array_equal(
+        store.read(1, "qpos", 1600, 3950), revealing(1, 4000, 40)[1600:3950]
+    )
+    np.testing.assert_array_equal(
+        store.gather("qpos", [1, 0], [[1637, 1638], [3999, 0]]),
+        np.stack([revealing(1, 4000, 40)[[1637, 1638]], revealing(0, 4000, 40)[[3999, 0]]]),
+    )
 
 
 @pytest.mark.parametrize("cache_bytes", [2**31, 0])
 def test_deleted_chunk_file_raises_naming_the_chunk(cassie_copy, cache_bytes):
     _chunk(cassie_copy, TRAJ0, "qpos", 0).unlink()
     store = TrajectoryStore(cassie_copy, cache_bytes=cache_bytes)
-    where = [str(cassie_copy), f"trajectory {TRAJ0} (traj_id 0)", "key 'qpos'", "chunk 0",
-             f"{TRAJ0}/qpos/c/0/0", "is missing", f"trajopt-loader verify {cassie_copy}"]
+    where = [
+        str(cassie_copy),
+        f"trajectory {TRAJ0} (traj_id 0)",
+        "key 'qpos'",
+        "chunk 0",
+        f"{TRAJ0}/qpos/c/0/0",
+        "is missing",
+        f"trajopt-loader verify {cassie_copy}",
+    ]
     _raises(lambda: store.read(0, "qpos"), *where)
     _raises(lambda: store.gather("qpos", [0], [[0, 1]]), *where)
-    np.testing.assert_array_equal(store.read(1, "qpos"), TrajectoryStore(cassie_copy).read(1, "qpos"))
+    np.testing.assert_array_equal(
+        store.read(1, "qpos"), TrajectoryStore(cassie_copy).read(1, "qpos")
+    )
 
 
 def test_deleted_trajectory_dir_raises(cassie_copy):
     shutil.rmtree(cassie_copy / "cassie" / "aslip_walk" / "traj3")
     store = TrajectoryStore(cassie_copy)
     tid = store.info("cassie/aslip_walk/traj3").traj_id
-    _raises(lambda: store.read(tid, "qpos"), "trajectory cassie/aslip_walk/traj3",
-            "key 'qpos'", "chunk 0", "is missing")
+    _raises(
+        lambda: store.read(tid, "qpos"),
+        "trajectory cassie/aslip_walk/traj3",
+        "key 'qpos'",
+        "chunk 0",
+        "is missing",
+    )
 
 
 def test_make_dataset_raises_on_a_missing_chunk_instead_of_zero_windows(cassie_copy):
     _chunk(cassie_copy, TRAJ0, "qpos", 0).unlink()
-    config = load_config("default", {"num_envs": 4, "window_size": 4, "zarr_path": str(cassie_copy),
-                                     "keys": ("qpos",), "motions": ("agility_reference",),
-                                     "allow_mixed_dt": True})
+    config = load_config(
+        "default",
+        {
+            "num_envs": 4,
+            "window_size": 4,
+            "zarr_path": str(cassie_copy),
+            "keys": ("qpos",),
+            "motions": ("agility_reference",),
+            "allow_mixed_dt": True,
+        },
+    )
     with pytest.raises(DataIntegrityError, match=f"trajectory {TRAJ0} .*key 'qpos', chunk 0"):
         next(iter(make_dataset(config, process_index=0, process_count=1)))
 
 
 def test_store_deleted_while_streaming_with_a_small_cache_raises(long_store):
     store = TrajectoryStore(long_store, cache_bytes=2 * 1638 * 40 * 8)  # two qpos chunks
-    config = load_config("default", {"num_envs": 2, "window_size": 8, "keys": ("qpos",),
-                                     "cyclic": False, "schedule": "sequential", "stride": 900,
-                                     "episode_length": 0})  # march through all chunks
+    config = load_config(
+        "default",
+        {
+            "num_envs": 2,
+            "window_size": 8,
+            "keys": ("qpos",),
+            "cyclic": False,
+            "schedule": "sequential",
+            "stride": 900,
+            "episode_length": 0,
+        },
+    )  # march through all chunks
     it = iter(make_dataset(config, store, 0, 1))
     first = next(it)
     np.testing.assert_array_equal(first["qpos"][0], revealing(0, 4000, 40)[:8].astype(np.float32))
     shutil.rmtree(long_store)
-    with pytest.raises(DataIntegrityError, match=r"trajectory s/m/traj\d .*key 'qpos', chunk \d "
-                                                 r".*is missing"):
+    with pytest.raises(
+        DataIntegrityError,
+        match=r"trajectory s/m/traj\d .*key 'qpos', chunk \d "
+        r".*is missing",
+    ):
         for _ in range(20):
             next(it)
 
@@ -113,10 +150,17 @@ def test_flipped_bits_raise_naming_the_chunk(long_store):
         bad[pos // 8] ^= 1 << (pos % 8)
         path.write_bytes(bytes(bad))
         store = TrajectoryStore(long_store, cache_bytes=0)
-        _raises(lambda: store.read(1, "qpos", 2000, 2001), "trajectory s/m/traj1 (traj_id 1)",
-                "key 'qpos', chunk 1 (rows [1638, 3276)", "cannot be decoded", "checksum")
+        _raises(
+            lambda: store.read(1, "qpos", 2000, 2001),
+            "trajectory s/m/traj1 (traj_id 1)",
+            "key 'qpos', chunk 1 (rows [1638, 3276)",
+            "cannot be decoded",
+            "checksum",
+        )
     path.write_bytes(clean)
-    np.testing.assert_array_equal(TrajectoryStore(long_store).read(1, "qpos"), revealing(1, 4000, 40))
+    np.testing.assert_array_equal(
+        TrajectoryStore(long_store).read(1, "qpos"), revealing(1, 4000, 40)
+    )
 
 
 def test_chunk_swapped_with_another_trajectorys_raises(cassie_copy):
@@ -126,8 +170,12 @@ def test_chunk_swapped_with_another_trajectorys_raises(cassie_copy):
     data_a, data_b = a.read_bytes(), b.read_bytes()
     a.write_bytes(data_b)
     b.write_bytes(data_a)
-    _raises(lambda: store.read(0, "qvel"), f"trajectory {TRAJ0}", "key 'qvel', chunk 0",
-            "fails its checksum")
+    _raises(
+        lambda: store.read(0, "qvel"),
+        f"trajectory {TRAJ0}",
+        "key 'qvel', chunk 0",
+        "fails its checksum",
+    )
     _raises(lambda: TrajectoryStore(cassie_copy).warm(["qvel"]), "fails its checksum")
 
 
@@ -135,8 +183,11 @@ def test_array_shape_differing_from_the_index_raises(long_store):
     g = zarr.open_group(str(long_store / "s" / "m" / "traj0"), mode="a")
     g.create_array("qpos", shape=(10, 40), dtype="float64", overwrite=True)[...] = 1.0
     zarr.consolidate_metadata(str(long_store))
-    _raises(lambda: TrajectoryStore(long_store).read(0, "qpos"),
-            "trajectory s/m/traj0 key 'qpos' is stored as (10, 40) float64", "index says (4000, 40)")
+    _raises(
+        lambda: TrajectoryStore(long_store).read(0, "qpos"),
+        "trajectory s/m/traj0 key 'qpos' is stored as (10, 40) float64",
+        "index says (4000, 40)",
+    )
 
 
 def _as_format_1(store: Path) -> None:
@@ -150,9 +201,14 @@ def _as_format_1(store: Path) -> None:
                     spec.pop("crc32c")
                     g = zarr.open_group(str(store / src / motion / e["name"]), mode="a")
                     data = np.asarray(g[key][...])
-                    g.create_array(key, shape=data.shape, dtype=data.dtype,
-                                   chunks=(spec["chunk_rows"], *data.shape[1:]),
-                                   compressors=BloscCodec(**layout.BLOSC), overwrite=True)[...] = data
+                    g.create_array(
+                        key,
+                        shape=data.shape,
+                        dtype=data.dtype,
+                        chunks=(spec["chunk_rows"], *data.shape[1:]),
+                        compressors=BloscCodec(**layout.BLOSC),
+                        overwrite=True,
+                    )[...] = data
     index["format_version"] = 1
     root.attrs[layout.INDEX_KEY] = index
     zarr.consolidate_metadata(str(store))
@@ -163,11 +219,18 @@ def test_format_1_store_stays_readable_and_refuses_a_missing_chunk(long_store):
     store = TrajectoryStore(long_store, cache_bytes=0)
     assert store.info(0).crc32c == {}
     np.testing.assert_array_equal(store.read(1, "qpos", 10, 2000), revealing(1, 4000, 40)[10:2000])
-    np.testing.assert_array_equal(store.gather("action", [0], [[3999]]),
-                                  revealing(0, 4000, 2, base=1e4)[[3999]][None])
+    np.testing.assert_array_equal(
+        store.gather("action", [0], [[3999]]), revealing(0, 4000, 2, base=1e4)[[3999]][None]
+    )
     _chunk(long_store, "s/m/traj0", "qpos", 2).unlink()
-    _raises(lambda: store.read(0, "qpos", 3990, 4000), "trajectory s/m/traj0", "key 'qpos'",
-            "chunk 2 (rows [3276, 4000)", "is missing", "format_version 1")
+    _raises(
+        lambda: store.read(0, "qpos", 3990, 4000),
+        "trajectory s/m/traj0",
+        "key 'qpos'",
+        "chunk 2 (rows [3276, 4000)",
+        "is missing",
+        "format_version 1",
+    )
 
 
 def test_export_into_a_format_1_store_is_refused(long_store, make_npz_tree, tmp_path):
@@ -182,9 +245,12 @@ def test_format_1_chunk_blosc_cannot_decode_names_the_chunk(long_store):
     _as_format_1(long_store)
     path = _chunk(long_store, "s/m/traj1", "qvel", 0)
     path.write_bytes(path.read_bytes()[:40])  # truncated: Blosc's own error names no file
-    _raises(lambda: TrajectoryStore(long_store).read(1, "qvel", 0, 5),
-            f"{long_store}: trajectory s/m/traj1 (traj_id 1), key 'qvel', chunk 0",
-            "cannot be decoded", "trajopt-loader verify")
+    _raises(
+        lambda: TrajectoryStore(long_store).read(1, "qvel", 0, 5),
+        f"{long_store}: trajectory s/m/traj1 (traj_id 1), key 'qvel', chunk 0",
+        "cannot be decoded",
+        "trajopt-loader verify",
+    )
 
 
 def test_array_missing_from_a_store_without_consolidated_metadata(long_store):
@@ -194,5 +260,7 @@ def test_array_missing_from_a_store_without_consolidated_metadata(long_store):
     shutil.rmtree(long_store / "s" / "m" / "traj1" / "action")
     store = TrajectoryStore(long_store)
     np.testing.assert_array_equal(store.read(1, "qpos", 0, 3), revealing(1, 4000, 40)[:3])
-    _raises(lambda: store.gather("action", [0, 1], [[0], [0]]),
-            "trajectory s/m/traj1 key 'action': no array in the store")
+    _raises(
+        lambda: store.gather("action", [0, 1], [[0], [0]]),
+        "trajectory s/m/traj1 key 'action': no array in the store",
+    )

@@ -7,9 +7,16 @@ import json
 import pytest
 
 from trajopt_loader.errors import ExportError
-from trajopt_loader.store.layout import (CHUNK_BYTES, check_node_name, chunk_rows,
-                                         infos_from_index, is_url, local_path, motion_order,
-                                         natural_key)
+from trajopt_loader.store.layout import (
+    CHUNK_BYTES,
+    check_node_name,
+    chunk_rows,
+    infos_from_index,
+    is_url,
+    local_path,
+    motion_order,
+    natural_key,
+)
 
 
 def test_natural_order():
@@ -35,23 +42,44 @@ def test_bad_node_names(name):
 
 
 def test_infos_from_index_global_order_is_index_order():
-    entry = lambda name, n: {"name": name, "length": n, "dt": 0.01, "source_file": f"{name}.npz",
-                             "keys": {"qpos": {"shape": [7], "dtype": "float32",
-                                               "chunk_rows": 5}}}
-    index = {"format_version": 1, "sources": {
-        "z": {"convention": {}, "motions": {"m": [entry("traj0", 3)]}},
-        "a": {"convention": {}, "motions": {"walk": [entry("traj0", 4), entry("traj1", 5)],
-                                            "run": [entry("traj0", 6)]}}}}
+    entry = lambda name, n: {
+        "name": name,
+        "length": n,
+        "dt": 0.01,
+        "source_file": f"{name}.npz",
+        "keys": {"qpos": {"shape": [7], "dtype": "float32", "chunk_rows": 5}},
+    }
+    index = {
+        "format_version": 1,
+        "sources": {
+            "z": {"convention": {}, "motions": {"m": [entry("traj0", 3)]}},
+            "a": {
+                "convention": {},
+                "motions": {
+                    "walk": [entry("traj0", 4), entry("traj1", 5)],
+                    "run": [entry("traj0", 6)],
+                },
+            },
+        },
+    }
     infos = infos_from_index(index)  # no "order" (older stores): nesting order, never sorted
     assert [(i.traj_id, i.path, i.length) for i in infos] == [
-        (0, "z/m/traj0", 3), (1, "a/walk/traj0", 4), (2, "a/walk/traj1", 5), (3, "a/run/traj0", 6)]
+        (0, "z/m/traj0", 3),
+        (1, "a/walk/traj0", 4),
+        (2, "a/walk/traj1", 5),
+        (3, "a/run/traj0", 6),
+    ]
     assert infos_from_index(json.loads(json.dumps(index))) == infos  # JSON keeps object order
     assert infos[1].keys == {"qpos": ((7,), "float32")} and infos[1].chunk_rows == {"qpos": 5}
     # "order" (written by export) wins; unlisted motions follow in nesting order, unknown skipped
     index["order"] = ["a/run", "gone/m", "z/m"]
     assert motion_order(index) == [("a", "run"), ("z", "m"), ("a", "walk")]
     assert [(i.traj_id, i.path) for i in infos_from_index(index)] == [
-        (0, "a/run/traj0"), (1, "z/m/traj0"), (2, "a/walk/traj0"), (3, "a/walk/traj1")]
+        (0, "a/run/traj0"),
+        (1, "z/m/traj0"),
+        (2, "a/walk/traj0"),
+        (3, "a/walk/traj1"),
+    ]
 
 
 def test_urls():

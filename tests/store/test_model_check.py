@@ -70,8 +70,10 @@ def test_recorded_layout_matches_the_model(model_store, cassie_xml):
     from trajopt_loader.store.inspect import inspect_store
 
     text = str(inspect_store(store))
-    assert (f"model layout nq 35, nv 32, {model.njnt} joints, {model.nbody} bodies, "
-            f"fingerprint {recorded['fingerprint'][:12]}") in text
+    assert (
+        f"model layout nq 35, nv 32, {model.njnt} joints, {model.nbody} bodies, "
+        f"fingerprint {recorded['fingerprint'][:12]}"
+    ) in text
 
 
 def test_reordered_bodies_are_refused(model_store, cassie_xml):
@@ -94,10 +96,19 @@ def test_wrong_nq_is_refused_by_make_dataset(model_store, cassie_xml, tmp_path):
     arm.add_joint(name="extra-hinge", type=mujoco.mjtJoint.mjJNT_HINGE, range=[-1, 1])
     arm.add_geom(size=[0.01, 0, 0])
     extra = _save(spec, cassie_xml, tmp_path / "cassie_plus.xml")
-    config = load_config(overrides={"zarr_path": str(model_store), "num_envs": 2,
-                                    "window_size": 4, "model_path": str(extra)})
-    with pytest.raises(ModelError, match=r"than model '.*cassie_plus.xml': nq is 35 in the store "
-                                         r"but 36 in the model"):
+    config = load_config(
+        overrides={
+            "zarr_path": str(model_store),
+            "num_envs": 2,
+            "window_size": 4,
+            "model_path": str(extra),
+        }
+    )
+    with pytest.raises(
+        ModelError,
+        match=r"than model '.*cassie_plus.xml': nq is 35 in the store "
+        r"but 36 in the model",
+    ):
         make_dataset(config, process_index=0, process_count=1)
     config.model_path = str(cassie_xml)
     batch = next(iter(make_dataset(config, process_index=0, process_count=1)))
@@ -128,8 +139,9 @@ def test_other_layout_into_a_source_is_refused(model_store, cassie_xml, shared_d
     shutil.copy(shared_data / "cassie/trajopt/agility_reference/traj_2.npz", root)
     pre = make_export_preprocess(swapped, convention="mujoco")
     with pytest.raises(ExportError, match="source 'cassie' of .* another model layout"):
-        export_npz(root.parent, out, source="cassie", convention="mujoco", preprocess=pre,
-                   progress=False)
+        export_npz(
+            root.parent, out, source="cassie", convention="mujoco", preprocess=pre, progress=False
+        )
     assert TrajectoryStore(out).motions("cassie") == ["walk"]  # nothing committed
     from trajopt_loader.store.inspect import inspect_store
 
@@ -137,8 +149,9 @@ def test_other_layout_into_a_source_is_refused(model_store, cassie_xml, shared_d
     assert any("body_names[2] (body 2) is 'left-hip-roll'" in n for n in notes)
 
 
-def test_model_into_a_source_without_layout_records_none(cassie_store, cassie_xml, shared_data,
-                                                         tmp_path):
+def test_model_into_a_source_without_layout_records_none(
+    cassie_store, cassie_xml, shared_data, tmp_path
+):
     """Motions exported earlier without a model keep the source unrecorded (their model is
     unknown); the export says so."""
     out = tmp_path / "s.zarr"
@@ -147,7 +160,8 @@ def test_model_into_a_source_without_layout_records_none(cassie_store, cassie_xm
     root.mkdir(parents=True)
     shutil.copy(shared_data / "cassie/trajopt/agility_reference/traj_2.npz", root)
     pre = make_export_preprocess(cassie_xml, convention="mujoco")
-    summary = export_npz(root.parent, out, source="cassie", convention="mujoco", preprocess=pre,
-                         progress=False)
+    summary = export_npz(
+        root.parent, out, source="cassie", convention="mujoco", preprocess=pre, progress=False
+    )
     assert any("exported without a model" in w for w in summary.warnings)
     assert TrajectoryStore(out).model_layout("cassie") is None

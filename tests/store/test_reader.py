@@ -7,10 +7,14 @@ import pickle
 import numpy as np
 import pytest
 import zarr
-
 from conftest import CASSIE_TRAJOPT, revealing
-from trajopt_loader.errors import (MissingKeyError, StoreFormatError, StoreNotFoundError,
-                                   WindowIndexError)
+
+from trajopt_loader.errors import (
+    MissingKeyError,
+    StoreFormatError,
+    StoreNotFoundError,
+    WindowIndexError,
+)
 from trajopt_loader.store import TrajectoryStore, export_npz
 
 AGILITY = [np.load(CASSIE_TRAJOPT / "agility_reference" / f"traj_{i}.npz") for i in range(3)]
@@ -47,8 +51,9 @@ def test_read_equals_npz_exactly(cassie_store):
     for i, f in enumerate(FILES):
         for key in store.trajectories[i].keys:
             assert np.array_equal(store.read(i, key), f[key]), (i, key)
-    assert np.array_equal(store.read("cassie/agility_reference/traj0", "qvel", 100, 105),
-                          AGILITY[0]["qvel"][100:105])
+    assert np.array_equal(
+        store.read("cassie/agility_reference/traj0", "qvel", 100, 105), AGILITY[0]["qvel"][100:105]
+    )
 
 
 def test_read_wrap_and_range_errors(cassie_store):
@@ -82,8 +87,10 @@ def test_gather_matches_numpy_oracle_with_wrap(cassie_store, cache_bytes):
     assert info["budget"] == cache_bytes and info["bytes_used"] <= cache_bytes
     agility = rng.integers(0, 3, 8)
     steps = rng.integers(0, 28, (8, 5))
-    assert np.array_equal(store.gather("qvel", agility, steps),
-                          np.stack([AGILITY[t]["qvel"][s] for t, s in zip(agility, steps)]))
+    assert np.array_equal(
+        store.gather("qvel", agility, steps),
+        np.stack([AGILITY[t]["qvel"][s] for t, s in zip(agility, steps)]),
+    )
 
 
 @pytest.mark.parametrize("cache_bytes", [2**31, 64 * 1024])
@@ -99,16 +106,24 @@ def test_cache_dtype_gathers_floats_in_that_dtype_and_read_stays_exact(cassie_st
     if cache_bytes == 2**31:  # whole-key cache held in float32: half the float64 bytes
         assert store.cache_info()["bytes_used"] == int(store.lengths.sum()) * 35 * 4
     clone = pickle.loads(pickle.dumps(store))
-    assert clone.cache_dtype == "float32" and clone.gather("qpos", traj_ids, steps).dtype == np.float32
+    assert (
+        clone.cache_dtype == "float32" and clone.gather("qpos", traj_ids, steps).dtype == np.float32
+    )
 
 
 def test_gather_errors(cassie_store):
     store = TrajectoryStore(cassie_store)
-    with pytest.raises(WindowIndexError, match=r"env row 1 \(traj_id 2, cassie/agility_reference/"
-                                               r"traj2\): step 28 at window position 0"):
+    with pytest.raises(
+        WindowIndexError,
+        match=r"env row 1 \(traj_id 2, cassie/agility_reference/"
+        r"traj2\): step 28 at window position 0",
+    ):
         store.gather("qpos", [0, 2], [[0, 1], [28, 29]])
-    with pytest.raises(MissingKeyError, match=r"env row 0: trajectory cassie/aslip_walk/traj0 "
-                                              r"has no 'qvel'"):
+    with pytest.raises(
+        MissingKeyError,
+        match=r"env row 0: trajectory cassie/aslip_walk/traj0 "
+        r"has no 'qvel'",
+    ):
         store.gather("qvel", [3], [[0]])
 
 
@@ -181,7 +196,9 @@ def test_mixed_dtypes_gather_common_dtype_read_stored_dtype(tmp_path, make_npz_t
     assert store.check_uniform("qpos", [1]) == ((9,), np.dtype(np.float64))  # key-wide dtype
     got = store.gather("qpos", [1, 0], [[5, 0], [4, 4]])
     assert got.dtype == np.float64
-    assert np.array_equal(got, np.stack([q32[[5, 0]].astype(np.float64), revealing(0, 5, 9)[[4, 4]]]))
+    assert np.array_equal(
+        got, np.stack([q32[[5, 0]].astype(np.float64), revealing(0, 5, 9)[[4, 4]]])
+    )
     store.warm(["qpos"])
     assert store.cache_info()["whole_keys"] == (["qpos"] if cache_bytes else [])
     r = store.read(1, "qpos", 2, 4)  # read keeps the stored dtype, whatever the cache holds
@@ -194,5 +211,7 @@ def test_dts_are_the_recorded_time_steps_per_traj_id(cassie_store):
     assert store.dts.dtype == np.float64 and store.dts.shape == (24,)
     assert store.dts.tolist() == [float(f["dt"]) for f in FILES]  # bit-exact: the files' dt
     assert store.dts.tolist() == [t.dt for t in store.trajectories]
-    np.testing.assert_array_equal(store.dts[[2, 23]], [float(AGILITY[2]["dt"]), float(ASLIP[20]["dt"])])
+    np.testing.assert_array_equal(
+        store.dts[[2, 23]], [float(AGILITY[2]["dt"]), float(ASLIP[20]["dt"])]
+    )
     assert pickle.loads(pickle.dumps(store)).dts.tolist() == store.dts.tolist()

@@ -18,7 +18,11 @@ from conftest import revealing
 from trajopt_loader.errors import DataIntegrityError
 from trajopt_loader.store import TrajectoryStore, bulk_read, export_npz, parallel_io
 
-LENGTHS = {"a": [7, 30, 1], "b": [12] * 20, "c": [5, 8000]}  # 8000 rows of qpos 9 (float64): 2 chunks
+LENGTHS = {
+    "a": [7, 30, 1],
+    "b": [12] * 20,
+    "c": [5, 8000],
+}  # 8000 rows of qpos 9 (float64): 2 chunks
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +36,11 @@ def many(tmp_path_factory, request) -> Path:
 
 
 def _files(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
-            if p.is_file() and p.name != ".lock"}
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def test_bulk_first_touch_equals_the_checked_zarr_read(many):
@@ -42,8 +49,14 @@ def test_bulk_first_touch_equals_the_checked_zarr_read(many):
     assert store.cache_info()["whole_keys"] == ["action", "qpos", "qvel"]
     oracle = TrajectoryStore(many / "s.zarr", cache_bytes=0)
     assert max(len(t.crc32c["qpos"]) for t in store.trajectories) == 2
-    fast = dict(bulk_read.read_whole(str(many / "s.zarr"), store.trajectories, "qpos",
-                                     lambda i: pytest.fail(f"traj {i} fell back to zarr")))
+    fast = dict(
+        bulk_read.read_whole(
+            str(many / "s.zarr"),
+            store.trajectories,
+            "qpos",
+            lambda i: pytest.fail(f"traj {i} fell back to zarr"),
+        )
+    )
     assert sorted(fast) == list(range(len(store.trajectories)))  # no fallback on a clean store
     for info in store.trajectories:
         i = int(info.source_file.split("_")[1].split(".")[0])
@@ -51,8 +64,9 @@ def test_bulk_first_touch_equals_the_checked_zarr_read(many):
             got = store.read(info.traj_id, key)  # from the whole-key cache
             want = oracle._read_rows(info.traj_id, key, 0, info.length)  # zarr, checked
             assert got.dtype == want.dtype and got.tobytes() == want.tobytes(), (info.path, key)
-        np.testing.assert_array_equal(store.read(info.traj_id, "qpos"),
-                                      revealing(i, info.length, 9))
+        np.testing.assert_array_equal(
+            store.read(info.traj_id, "qpos"), revealing(i, info.length, 9)
+        )
 
 
 @pytest.mark.parametrize("damage", ["flip", "delete", "truncate"])
@@ -72,8 +86,7 @@ def test_bulk_first_touch_falls_back_to_the_named_error(many, tmp_path, damage):
     with pytest.raises(DataIntegrityError, match=r"s/c/traj1.*'qpos', chunk 1"):
         store.warm(("qpos",))
     store.warm(("qvel",))  # an undamaged key still loads
-    np.testing.assert_array_equal(store.read("s/c/traj1", "qvel"),
-                                  revealing(1, 8000, 8, base=-1e4))
+    np.testing.assert_array_equal(store.read("s/c/traj1", "qvel"), revealing(1, 8000, 8, base=-1e4))
 
 
 def test_concurrent_export_writes_the_same_files_as_one_at_a_time(many, tmp_path, monkeypatch):
@@ -97,8 +110,9 @@ def test_export_error_in_a_worker_thread_reaches_the_caller(many, tmp_path):
 
 
 def test_ordered_map_keeps_order_and_raises_the_first_error():
-    assert list(parallel_io.ordered_map(lambda x: x * x, range(50), 8)) == [x * x for x in
-                                                                            range(50)]
+    assert list(parallel_io.ordered_map(lambda x: x * x, range(50), 8)) == [
+        x * x for x in range(50)
+    ]
 
     def boom(x):
         if x in (7, 30):
@@ -119,8 +133,9 @@ def test_cache_share_holds_only_its_trajectories_and_widens_on_demand(many):
     assert store.cache_info()["bytes_used"] == lengths[ids].sum() * 9 * 8
     steps = np.zeros((2, 3), np.int64) + [0, 1, 2]
     got = store.gather("qpos", [4, 5], steps)  # 5 is outside the share: reloaded with it
-    np.testing.assert_array_equal(got, np.stack([store.read(4, "qpos")[:3],
-                                                 store.read(5, "qpos")[:3]]))
+    np.testing.assert_array_equal(
+        got, np.stack([store.read(4, "qpos")[:3], store.read(5, "qpos")[:3]])
+    )
     np.testing.assert_array_equal(store.cache.held("qpos"), [0, 3, 4, 5])
     assert store.cache_info()["bytes_used"] == lengths[[0, 3, 4, 5]].sum() * 9 * 8
 

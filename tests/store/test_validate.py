@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import CASSIE_TRAJOPT, revealing
+
 from trajopt_loader.errors import ExportError
 from trajopt_loader.store.validate import load_trajectory
 
@@ -24,8 +24,9 @@ def _base(n=10, **kw):
 
 
 def test_named_file_loads_exactly(tmp_path):
-    t = load_trajectory(_save(tmp_path, **_base(action=revealing(0, 10, 2, 1e4),
-                                                speed=np.float64(1.5))))
+    t = load_trajectory(
+        _save(tmp_path, **_base(action=revealing(0, 10, 2, 1e4), speed=np.float64(1.5)))
+    )
     assert t.length == 10 and t.rows_in_file == 10 and t.dt == 0.01
     assert np.array_equal(t.arrays["qpos"], revealing(0, 10, 9))
     assert t.arrays["qpos"][3, 2] == 3.02
@@ -48,8 +49,9 @@ def test_other_action_mismatch_is_an_error(tmp_path):
 
 
 def test_extra_array_of_other_length_is_skipped_with_warning(tmp_path):
-    t = load_trajectory(_save(tmp_path, **_base(10, contacts=np.zeros((4, 2)),
-                                                motor_pos=np.ones((10, 3)))))
+    t = load_trajectory(
+        _save(tmp_path, **_base(10, contacts=np.zeros((4, 2)), motor_pos=np.ones((10, 3))))
+    )
     assert "contacts" not in t.arrays and t.arrays["motor_pos"].shape == (10, 3)
     assert t.skipped == ["traj_0.npz: contacts (4, 2) skipped (qpos has 10 rows)"]
 
@@ -74,8 +76,9 @@ def test_nan_in_qvel_names_file_key_row_column(tmp_path):
     qvel[7, 3] = np.nan
     with pytest.raises(ExportError) as e:
         load_trajectory(_save(tmp_path, **_base(qvel=qvel)))
-    assert str(e.value).startswith("traj_0.npz: key 'qvel': has a non-finite value nan at row 7, "
-                                   "column (3,)")
+    assert str(e.value).startswith(
+        "traj_0.npz: key 'qvel': has a non-finite value nan at row 7, column (3,)"
+    )
 
 
 def test_inf_in_1d_extra(tmp_path):
@@ -149,7 +152,8 @@ def test_mapping_that_renames_a_required_key_is_refused(tmp_path):
     assert str(e.value) == (
         "traj_0.npz: key 'qpos': would be renamed to 'bogus' by the mapping bogus=qpos; expected "
         "'qpos' to keep its name (the mapping gives the target name first). Fix: drop --key "
-        "bogus=qpos, or write --key qpos=<array name>")
+        "bogus=qpos, or write --key qpos=<array name>"
+    )
     # Renaming qpos away is fine when another array becomes qpos.
     p2 = _save(tmp_path, "traj_1.npz", **_base(q_ik=revealing(1, 10, 9)))
     t = load_trajectory(p2, key_map={"qpos_raw": "qpos", "qpos": "q_ik"})

@@ -67,6 +67,7 @@ def test_velocity_check_explicit_addresses_and_errors():
 
 def test_model_addresses_errors_name_the_path(tmp_path):
     from trajopt_loader.errors import ModelError, ModelNotFoundError
+
     with pytest.raises(ModelNotFoundError, match="no MuJoCo model at '/nope/robot.xml'"):
         model_joint_addresses("/nope/robot.xml")
     bad = tmp_path / "bad.xml"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import zarr
-
 from conftest import REPO
+
 from trajopt_loader.errors import StoreFormatError
 from trajopt_loader.store import TrajectoryStore
 from trajopt_loader.store.verify import verify_store
@@ -34,19 +34,21 @@ def test_sound_store_verifies_ok(cassie_store):
     n_arrays = sum(len(t.keys) for t in TrajectoryStore(cassie_store).trajectories)
     assert report.ok and report.format_version == 2
     assert (report.trajectories, report.arrays, report.chunks) == (24, n_arrays, n_arrays)
-    assert report.lines() == [f"OK: {cassie_store}: 24 trajectories, {n_arrays} arrays, {n_arrays} "
-                              "chunks read (CRC-32C of every chunk checked); every array matches "
-                              "the index."]
+    assert report.lines() == [
+        f"OK: {cassie_store}: 24 trajectories, {n_arrays} arrays, {n_arrays} "
+        "chunks read (CRC-32C of every chunk checked); every array matches "
+        "the index."
+    ]
 
 
 def test_every_fault_is_one_line(cassie_copy):
-    _chunk(cassie_copy, 0, "qpos").unlink()                       # missing
+    _chunk(cassie_copy, 0, "qpos").unlink()  # missing
     a, b = _chunk(cassie_copy, 1, "qvel"), _chunk(cassie_copy, 0, "qvel")
-    a.write_bytes(b.read_bytes())                                  # swapped in
+    a.write_bytes(b.read_bytes())  # swapped in
     c = _chunk(cassie_copy, 2, "action")
     data = bytearray(c.read_bytes())
     data[len(data) // 2] ^= 0x10
-    c.write_bytes(bytes(data))                                     # flipped bit
+    c.write_bytes(bytes(data))  # flipped bit
     shutil.copytree(cassie_copy / "cassie" / "agility_reference", cassie_copy / "cassie" / "lost")
     report = verify_store(cassie_copy)
     assert not report.ok and len(report.problems) == 4, report.problems
@@ -79,8 +81,14 @@ def test_malformed_index_raises(cassie_copy):
 
 def _cli(*args):
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-    return subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "verify", *map(str, args)],
-                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "trajopt_loader.cli", "verify", *map(str, args)],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.slow

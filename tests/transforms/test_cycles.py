@@ -16,15 +16,15 @@ import re
 import ml_dtypes
 import numpy as np
 import pytest
+from conftest import SHARED_DATA
 from scipy.spatial.transform import Rotation
 
-from conftest import SHARED_DATA
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConfigError, ConventionError, MissingKeyError
+from trajopt_loader.kinematics import make_export_preprocess
 from trajopt_loader.pipeline import make_dataset
 from trajopt_loader.store import TrajectoryStore, export_npz
 from trajopt_loader.transforms.cycles import ContinueCycles
-from trajopt_loader.kinematics import make_export_preprocess
 
 DATA = SHARED_DATA
 ASLIP = DATA / "cassie" / "trajopt" / "aslip_walk"
@@ -67,13 +67,23 @@ def store(tmp_path_factory):
     (root / "walk").mkdir()
     for i, (name, turn) in enumerate((("traj_20.npz", None), ("traj_10.npz", 0.3))):
         with np.load(ASLIP / name) as f:
-            qpos, ee = (f["qpos"], np.stack([f["left_foot_pos"], f["right_foot_pos"]], 1)) \
-                if turn is None else _turned(f, turn, 0.5, (1.0, -2.0))
+            qpos, ee = (
+                (f["qpos"], np.stack([f["left_foot_pos"], f["right_foot_pos"]], 1))
+                if turn is None
+                else _turned(f, turn, 0.5, (1.0, -2.0))
+            )
             np.savez(root / "walk" / f"traj_{i}.npz", qpos=qpos, ee_pos=ee, dt=f["dt"])
     out = tmp_path_factory.mktemp("store") / "aslip.zarr"
-    export_npz(root, out, source="mj", convention="mujoco", progress=False,
-               preprocess=make_export_preprocess(str(DATA / "cassie" / "cassie.xml"),
-                                                 convention="mujoco", derive_qvel=True))
+    export_npz(
+        root,
+        out,
+        source="mj",
+        convention="mujoco",
+        progress=False,
+        preprocess=make_export_preprocess(
+            str(DATA / "cassie" / "cassie.xml"), convention="mujoco", derive_qvel=True
+        ),
+    )
     mj = TrajectoryStore(out)
     pin_root = tmp_path_factory.mktemp("pin")
     (pin_root / "walk").mkdir()
@@ -82,8 +92,13 @@ def store(tmp_path_factory):
         rot = Rotation.from_quat(qpos[:, [4, 5, 6, 3]])
         qvel[:, 0:3] = rot.apply(qvel[:, 0:3], inverse=True)  # world -> body
         qpos[:, 3:7] = qpos[:, [4, 5, 6, 3]]
-        np.savez(pin_root / "walk" / f"traj_{i}.npz", qpos=qpos, qvel=qvel,
-                 ee_pos=mj.read(i, "ee_pos"), dt=mj.trajectories[i].dt)
+        np.savez(
+            pin_root / "walk" / f"traj_{i}.npz",
+            qpos=qpos,
+            qvel=qvel,
+            ee_pos=mj.read(i, "ee_pos"),
+            dt=mj.trajectories[i].dt,
+        )
     export_npz(pin_root, out, source="pin", convention="pinocchio", progress=False)
     return TrajectoryStore(out)
 
@@ -169,8 +184,9 @@ def test_loops_equal_delta_applied_c_times_and_seam_is_continuous(store, i):
         assert th == pytest.approx(0.3, abs=1e-9) and dpsi == pytest.approx(0.3 / L, abs=1e-9)
 
 
-@pytest.mark.parametrize("i", [0, 1, 2, 3], ids=["straight", "turning", "pin-straight",
-                                                 "pin-turning"])
+@pytest.mark.parametrize(
+    "i", [0, 1, 2, 3], ids=["straight", "turning", "pin-straight", "pin-turning"]
+)
 def test_long_run_advance_is_the_clips_own_steps_integrated(store, i):
     """Over 40 loops the base lands where the clip's own planar steps take it (each step in the
     heading frame of the step before, the seam step = the last one), integrated here one step at
@@ -198,7 +214,7 @@ def test_long_run_advance_is_the_clips_own_steps_integrated(store, i):
         assert q[n * L, 0] - q[0, 0] == pytest.approx(want, rel=1e-3)
         qvel = ContinueCycles(store).map(batch)["qvel"][0]  # MuJoCo-derived, central differences
         if i == 0:
-            summed = qvel[:n * L, 0].sum() * store.trajectories[i].dt
+            summed = qvel[: n * L, 0].sum() * store.trajectories[i].dt
             assert q[n * L, 0] - q[0, 0] == pytest.approx(summed, rel=2e-3)
 
 
@@ -233,8 +249,11 @@ def test_errors_and_precision_warning(store, caplog):
     with caplog.at_level(logging.WARNING, logger="trajopt_loader.transforms.cycles"):
         out = ContinueCycles(store).map(near)
     assert out["qpos"].dtype == ml_dtypes.bfloat16 and "bfloat16 resolves only" in caplog.text
-    np.testing.assert_allclose(out["qpos"][0, 31:, 0].astype(np.float64),
-                               near["qpos"][0, :31, 0].astype(np.float64) + 1.5272, atol=0.02)
+    np.testing.assert_allclose(
+        out["qpos"][0, 31:, 0].astype(np.float64),
+        near["qpos"][0, :31, 0].astype(np.float64) + 1.5272,
+        atol=0.02,
+    )
 
 
 def _arm_store(tmp_path, nq, quat=None, bad_last=None):
@@ -249,43 +268,55 @@ def _arm_store(tmp_path, nq, quat=None, bad_last=None):
         if i == 1 and bad_last is not None:
             qpos[-1, 3:7] = bad_last
         np.savez(root / f"traj_{i}.npz", qpos=qpos, dt=0.01)
-    export_npz(root.parent, tmp_path / "arm.zarr", source="arm", allow_missing=("qvel",),
-               progress=False)
+    export_npz(
+        root.parent, tmp_path / "arm.zarr", source="arm", allow_missing=("qvel",), progress=False
+    )
     return TrajectoryStore(tmp_path / "arm.zarr")
 
 
 def _arm_config(store, **overrides):
-    return load_config("default", {"zarr_path": store.path, "num_envs": 2, "window_size": 4,
-                                   "keys": ("qpos",), **overrides})
+    return load_config(
+        "default",
+        {"zarr_path": store.path, "num_envs": 2, "window_size": 4, "keys": ("qpos",), **overrides},
+    )
 
 
 def test_make_dataset_refuses_data_without_a_floating_base_up_front(tmp_path):
     """Under the default cyclic=True, make_dataset itself refuses what would only fail at the
     first wrap (the first wrap here comes after 1 batch; on long clips hundreds of batches in)."""
     arm = _arm_store(tmp_path / "a", nq=4)  # a fixed-base arm: no quaternion at all
-    msg = (f"trajectory arm/arm/traj0 of {arm.path!r}: qpos has nq = 4 columns, but continuing "
-           "cycles (config.cyclic, on by default) moves a floating base at qpos[0:7] (x, y, z, "
-           "quaternion; nq >= 7). Pass --config.cyclic=False for fixed-base data, or re-export "
-           "with the floating base at qpos[0:7].")
+    msg = (
+        f"trajectory arm/arm/traj0 of {arm.path!r}: qpos has nq = 4 columns, but continuing "
+        "cycles (config.cyclic, on by default) moves a floating base at qpos[0:7] (x, y, z, "
+        "quaternion; nq >= 7). Pass --config.cyclic=False for fixed-base data, or re-export "
+        "with the floating base at qpos[0:7]."
+    )
     with pytest.raises(ConfigError, match=f"^{re.escape(msg)}$"):
         make_dataset(_arm_config(arm), arm, 0, 1)
     # nq >= 7 but traj 1's quaternion at frame L-1 (a frame Delta reads) is not a unit one.
     bad = _arm_store(tmp_path / "b", nq=9, quat=(1, 0, 0, 0), bad_last=(0.5, 0, 0, 0))
-    msg = ("trajectory arm/arm/traj1 (length 5), frame L-1: qpos[3:7] = [0.5, 0.0, 0.0, 0.0] has "
-           "norm 0.5, not a unit base quaternion (wxyz, the source's convention). Continuing "
-           "cycles (config.cyclic, on by default) needs a floating base at qpos[0:7]: pass "
-           "--config.cyclic=False for fixed-base data, or re-export the source with the right "
-           "--convention.")
+    msg = (
+        "trajectory arm/arm/traj1 (length 5), frame L-1: qpos[3:7] = [0.5, 0.0, 0.0, 0.0] has "
+        "norm 0.5, not a unit base quaternion (wxyz, the source's convention). Continuing "
+        "cycles (config.cyclic, on by default) needs a floating base at qpos[0:7]: pass "
+        "--config.cyclic=False for fixed-base data, or re-export the source with the right "
+        "--convention."
+    )
     with pytest.raises(ConventionError, match=f"^{re.escape(msg)}$"):
         make_dataset(_arm_config(bad), bad, 0, 1)
     with pytest.raises(ConventionError, match=re.escape(msg)):  # the transform alone: same check
-        ContinueCycles(bad).map({"traj_id": np.ones(1, np.int32),
-                                 "loop": np.ones((1, 2), np.int32),
-                                 "qpos": np.zeros((1, 2, 9), np.float32)})
+        ContinueCycles(bad).map(
+            {
+                "traj_id": np.ones(1, np.int32),
+                "loop": np.ones((1, 2), np.int32),
+                "qpos": np.zeros((1, 2, 9), np.float32),
+            }
+        )
     # Where no window can wrap (clamp) or with cyclic=False the raw data streams as it is.
     for overrides in ({"end_policy": "clamp"}, {"cyclic": False}):
-        batches = list(itertools.islice(iter(make_dataset(_arm_config(arm, **overrides), arm,
-                                                          0, 1)), 3))
+        batches = list(
+            itertools.islice(iter(make_dataset(_arm_config(arm, **overrides), arm, 0, 1)), 3)
+        )
         for b in batches:
             np.testing.assert_array_equal(b["qpos"], arm.gather("qpos", b["traj_id"], b["step"]))
     # Valid floating-base data builds and streams.
@@ -295,10 +326,19 @@ def test_make_dataset_refuses_data_without_a_floating_base_up_front(tmp_path):
 
 
 def _stream(store, cyclic, n=12):
-    config = load_config("cassie", {
-        "zarr_path": store.path, "num_envs": 2, "window_size": 16, "assignment": "explicit",
-        "traj_ids": (0, 2), "keys": ("qpos", "qvel", "ee_pos"), "cyclic": cyclic,
-        "references.ee_sites": ("left-foot", "right-foot")})
+    config = load_config(
+        "cassie",
+        {
+            "zarr_path": store.path,
+            "num_envs": 2,
+            "window_size": 16,
+            "assignment": "explicit",
+            "traj_ids": (0, 2),
+            "keys": ("qpos", "qvel", "ee_pos"),
+            "cyclic": cyclic,
+            "references.ee_sites": ("left-foot", "right-foot"),
+        },
+    )
     return list(itertools.islice(iter(make_dataset(config, store, 0, 1)), n))
 
 
@@ -333,10 +373,14 @@ def test_cyclic_false_is_the_raw_data_bit_for_bit(store):
 
 def test_transform_pickles_for_worker_processes(store):
     import pickle
+
     used = ContinueCycles(store)
     batch = _batch(store, [1, 3])
     want = used.map(batch)  # the cached Deltas travel with it; a fresh one reads them again
-    for clone in (pickle.loads(pickle.dumps(used)), pickle.loads(pickle.dumps(ContinueCycles(store)))):
+    for clone in (
+        pickle.loads(pickle.dumps(used)),
+        pickle.loads(pickle.dumps(ContinueCycles(store))),
+    ):
         got = clone.map(batch)
         for k in ("qpos", "qvel", "ee_pos"):
             np.testing.assert_array_equal(got[k], want[k])

@@ -23,10 +23,14 @@ def _npz(shared_data, info) -> dict[str, np.ndarray]:
 
 
 def _element(store, traj_ids, starts, W, policy):
-    element = {"env_id": np.arange(len(traj_ids), dtype=np.int32),
-               "traj_id": np.asarray(traj_ids, np.int32), "start": np.asarray(starts, np.int32),
-               "episode_start": np.ones(len(traj_ids), bool),
-               "episode_first_step": np.asarray(starts, np.int32), "chunk": np.array(0, np.int64)}
+    element = {
+        "env_id": np.arange(len(traj_ids), dtype=np.int32),
+        "traj_id": np.asarray(traj_ids, np.int32),
+        "start": np.asarray(starts, np.int32),
+        "episode_start": np.ones(len(traj_ids), bool),
+        "episode_first_step": np.asarray(starts, np.int32),
+        "chunk": np.array(0, np.int64),
+    }
     return WindowIndices(store.lengths, W, policy).map(element)
 
 
@@ -40,8 +44,13 @@ def test_gather_equals_npz_rows_directly_and_in_grain(store, shared_data, policy
     element = _element(store, traj_ids, starts, W, policy)
     transform = GatherKeys(store, ("qpos", "qvel", "action"), dtype, traj_ids=ids)
     direct = transform.map(element)
-    piped = next(iter(grain.MapDataset.source([element]).map(transform).to_iter_dataset(
-        grain.ReadOptions(num_threads=1, prefetch_buffer_size=1))))
+    piped = next(
+        iter(
+            grain.MapDataset.source([element])
+            .map(transform)
+            .to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=1))
+        )
+    )
     assert "chunk" not in direct
     for key, nrow in (("qpos", 35), ("qvel", 32), ("action", 10)):
         want = np.empty((len(traj_ids), W, nrow), dtype)
@@ -77,6 +86,7 @@ def test_out_of_range_step_is_an_error_not_zeros(store):
 
 def test_transform_pickles_for_worker_processes(store):
     import pickle
+
     element = _element(store, [0, 2], [3, 20], 8, "wrap")
     transform = GatherKeys(store, ("qpos", "action"), "float32", traj_ids=[0, 2])
     clone = pickle.loads(pickle.dumps(transform))  # the store reopens lazily in the clone
@@ -87,11 +97,17 @@ def test_transform_pickles_for_worker_processes(store):
 
 def test_row_shapes_checked_at_construction_dtypes_may_differ(make_npz_tree, tmp_path):
     from conftest import revealing
+
     from trajopt_loader.store import export_npz
+
     # walk: traj0 float64 qpos, traj1 float32 qpos (same (9,) rows); arm: qpos rows (7,).
-    make_npz_tree(tmp_path / "npz", {"walk": [5, {"length": 6, "qpos": revealing(1, 6, 9)
-                                                   .astype(np.float32)}],
-                                     "arm": [{"length": 4, "qpos": revealing(0, 4, 7)}]})
+    make_npz_tree(
+        tmp_path / "npz",
+        {
+            "walk": [5, {"length": 6, "qpos": revealing(1, 6, 9).astype(np.float32)}],
+            "arm": [{"length": 4, "qpos": revealing(0, 4, 7)}],
+        },
+    )
     export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
     store = TrajectoryStore(tmp_path / "s.zarr")
     walk = store.select(motions=("walk",))
@@ -100,8 +116,11 @@ def test_row_shapes_checked_at_construction_dtypes_may_differ(make_npz_tree, tmp
     got = transform.map(element)["qpos"]
     np.testing.assert_array_equal(got[0], revealing(1, 6, 9).astype(np.float32)[[0, 1, 2]])
     np.testing.assert_array_equal(got[1], revealing(0, 5, 9)[[3, 4, 0]])
-    with pytest.raises(MissingKeyError, match=r"'qpos' row shapes differ: s/arm/traj0 has rows "
-                                              r"\(7,\) \(float64\), s/walk/traj0 has rows \(9,\)"):
+    with pytest.raises(
+        MissingKeyError,
+        match=r"'qpos' row shapes differ: s/arm/traj0 has rows "
+        r"\(7,\) \(float64\), s/walk/traj0 has rows \(9,\)",
+    ):
         GatherKeys(store, ("qvel", "qpos"), traj_ids=store.select())
     with pytest.raises(MissingKeyError, match=r"row shapes differ"):
         GatherKeys(store, ("qpos",))  # traj_ids None: every trajectory will be read

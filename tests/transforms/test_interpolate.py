@@ -49,9 +49,13 @@ def three_joints(tmp_path_factory):
         for col in (3, 7):
             quat = Rotation.random(n, random_state=rng).as_quat(scalar_first=True)
             quat[1::2] *= -1
-            qpos[:, col:col + 4] = quat
-        arrays = {"qpos": qpos, "qvel": rng.normal(size=(n, 10)),
-                  "action": rng.normal(size=(n, 3)), "dt": np.float64(dt)}
+            qpos[:, col : col + 4] = quat
+        arrays = {
+            "qpos": qpos,
+            "qvel": rng.normal(size=(n, 10)),
+            "action": rng.normal(size=(n, 3)),
+            "dt": np.float64(dt),
+        }
         (tmp / "npz" / "move").mkdir(parents=True, exist_ok=True)
         np.savez(tmp / "npz" / "move" / f"traj_{i}.npz", **arrays)
         stored.append(arrays)
@@ -61,10 +65,20 @@ def three_joints(tmp_path_factory):
 
 
 def _stream(xml, store, **overrides):
-    config = load_config("default", {"num_envs": 2, "window_size": 6, "num_batches": 8,
-                                     "dtype": "float64", "cyclic": False, "assignment": "explicit",
-                                     "traj_ids": (0, 1), "references.model_path": xml,
-                                     **overrides})
+    config = load_config(
+        "default",
+        {
+            "num_envs": 2,
+            "window_size": 6,
+            "num_batches": 8,
+            "dtype": "float64",
+            "cyclic": False,
+            "assignment": "explicit",
+            "traj_ids": (0, 1),
+            "references.model_path": xml,
+            **overrides,
+        },
+    )
     return list(make_dataset(config, TrajectoryStore(store), 0, 1))
 
 
@@ -115,11 +129,19 @@ def test_stored_frames_are_read_bit_for_bit(three_joints):
         for key in ("qpos", "qvel", "action"):
             np.testing.assert_array_equal(batch[key], stored[0][key][frames])
     # a rate between frames still hits them where j * control_dt is a multiple of dt
-    batch = _stream(xml, store, control_dt=0.0025, traj_ids=(0, 0), num_batches=1,
-                    end_policy="clamp", window_size=16)[0]
+    batch = _stream(
+        xml,
+        store,
+        control_dt=0.0025,
+        traj_ids=(0, 0),
+        num_batches=1,
+        end_policy="clamp",
+        window_size=16,
+    )[0]
     on_frame = batch["step"][0] % 4 == 0
-    np.testing.assert_array_equal(batch["qpos"][0][on_frame],
-                                  stored[0]["qpos"][batch["step"][0][on_frame] // 4])
+    np.testing.assert_array_equal(
+        batch["qpos"][0][on_frame], stored[0]["qpos"][batch["step"][0][on_frame] // 4]
+    )
 
 
 def test_interpolation_helpers_on_their_own():
@@ -137,8 +159,9 @@ def test_interpolation_helpers_on_their_own():
         np.testing.assert_allclose(f32, slerp(q0.as_quat(), near, alpha), atol=5e-7)
     a = np.array([[[-0.0, np.inf]]], np.float32)
     np.testing.assert_array_equal(lerp(a, a + 1, np.zeros((1, 1))), a)  # exact: -0.0, inf kept
-    np.testing.assert_array_equal(lerp(np.float32([[[1.0]]]), np.float32([[[3.0]]]),
-                                  np.full((1, 1), 0.25)), [[[1.5]]])
+    np.testing.assert_array_equal(
+        lerp(np.float32([[[1.0]]]), np.float32([[[3.0]]]), np.full((1, 1), 0.25)), [[[1.5]]]
+    )
     # T = 9 at 0.01 s is 0.08 s: 0.004 s steps give 21 samples; 0.033 s x 4 = 0.132 s: 34
     np.testing.assert_array_equal(grid_lengths([9, 5, 1], [0.01, 0.033, 0.5], 0.004), [21, 34, 1])
 
@@ -146,8 +169,16 @@ def test_interpolation_helpers_on_their_own():
 def test_windows_valid_and_wrap_count_control_steps(three_joints):
     xml, store, _ = three_joints
     # control_dt 0.004: trajectory 0 has L = 21 control steps, trajectory 1 has L = 34.
-    clamp = _stream(xml, store, control_dt=0.004, end_policy="clamp", allow_wrap=False,
-                    window_size=8, traj_ids=(0, 1), num_batches=4)
+    clamp = _stream(
+        xml,
+        store,
+        control_dt=0.004,
+        end_policy="clamp",
+        allow_wrap=False,
+        window_size=8,
+        traj_ids=(0, 1),
+        num_batches=4,
+    )
     # env 0 on traj 0: chunks start 0, 8, 16 (the third reaches step 20 = L - 1), then traj 1
     assert [int(b["start"][0]) for b in clamp] == [0, 8, 16, 0]
     assert [int(b["traj_id"][0]) for b in clamp] == [0, 0, 0, 1]
@@ -158,8 +189,16 @@ def test_windows_valid_and_wrap_count_control_steps(three_joints):
     assert [int(b["start"][1]) for b in clamp] == [0, 8, 16, 24]
     assert clamp[3]["valid"][1].all()
 
-    wrap = _stream(xml, store, control_dt=0.004, end_policy="wrap", window_size=8,
-                   traj_ids=(0, 1), num_batches=4, cyclic=True)
+    wrap = _stream(
+        xml,
+        store,
+        control_dt=0.004,
+        end_policy="wrap",
+        window_size=8,
+        traj_ids=(0, 1),
+        num_batches=4,
+        cyclic=True,
+    )
     # env 0 keeps traj 0 (L = 21): chunk 2 reads 16..20 then wraps to 0..2, loop 0 -> 1
     np.testing.assert_array_equal(wrap[2]["step"][0], [16, 17, 18, 19, 20, 0, 1, 2])
     np.testing.assert_array_equal(wrap[2]["loop"][0], [0, 0, 0, 0, 0, 1, 1, 1])
@@ -174,11 +213,22 @@ def test_control_dt_needs_to_know_the_quaternions(three_joints):
     xml, store, _ = three_joints
     with pytest.raises(ConfigError, match=r"references.model_path=ROBOT.xml .*references.robot"):
         _stream(xml, store, control_dt=0.02, **{"references.model_path": None})
-    with pytest.raises(ConfigError, match=r"references.robot='cassie' has nq=35, but qpos rows .* have 12 entries"):
-        _stream(xml, store, control_dt=0.02, **{"references.model_path": None,
-                                                 "references.robot": "cassie"})
-    batch = _stream(xml, store, control_dt=0.02, num_batches=1, **{"keys": ("qvel", "action"),
-                                                                   "references.model_path": None})
+    with pytest.raises(
+        ConfigError, match=r"references.robot='cassie' has nq=35, but qpos rows .* have 12 entries"
+    ):
+        _stream(
+            xml,
+            store,
+            control_dt=0.02,
+            **{"references.model_path": None, "references.robot": "cassie"},
+        )
+    batch = _stream(
+        xml,
+        store,
+        control_dt=0.02,
+        num_batches=1,
+        **{"keys": ("qvel", "action"), "references.model_path": None},
+    )
     assert batch[0]["qvel"].shape == (2, 6, 10)  # no qpos: nothing to slerp, nothing needed
 
 
@@ -190,13 +240,20 @@ def test_control_rate_tables_equal_per_batch_interpolation(three_joints, monkeyp
 
     xml, store_path, _ = three_joints
     store = TrajectoryStore(store_path, cache_dtype="float32")
-    common = dict(keys=("qpos", "qvel", "action"), dtype="float32", traj_ids=[0, 1],
-                  control_dt=0.004, quaternions=(3, 7))
+    common = dict(
+        keys=("qpos", "qvel", "action"),
+        dtype="float32",
+        traj_ids=[0, 1],
+        control_dt=0.004,
+        quaternions=(3, 7),
+    )
     tables = InterpolateKeys(store, **common, table_bytes=2**20)
     per_batch = InterpolateKeys(store, **common)  # no table budget: every batch interpolates
     too_small = InterpolateKeys(store, **common, table_bytes=100)
-    element = {"traj_id": np.array([0, 1, 1], np.int32),
-               "step": np.array([[0, 7, 20], [33, 1, 17], [5, 5, 6]], np.int32)}
+    element = {
+        "traj_id": np.array([0, 1, 1], np.int32),
+        "step": np.array([[0, 7, 20], [33, 1, 17], [5, 5, 6]], np.int32),
+    }
     want = per_batch.map(element)
     quat = np.zeros(12, bool)
     quat[3:11] = True

@@ -38,15 +38,19 @@ def _arc_rows(n, yaw0, rate, speed, dt=0.02, pitch=0.1):
 
 
 @pytest.mark.parametrize("xyzw", [True, False], ids=["xyzw", "wxyz"])
-@pytest.mark.parametrize("yaw0, rate", [(0.3, 0.8), (3.0, 0.9), (-3.0, -1.1), (1.0, 0.0)],
-                         ids=["left", "across-pi", "right-across-pi", "straight"])
+@pytest.mark.parametrize(
+    "yaw0, rate",
+    [(0.3, 0.8), (3.0, 0.9), (-3.0, -1.1), (1.0, 0.0)],
+    ids=["left", "across-pi", "right-across-pi", "straight"],
+)
 def test_delta_maps_frame_0_onto_the_arcs_next_point(xyzw, yaw0, rate):
     L = 40
     rows, xy = _arc_rows(L + 1, yaw0, rate, speed=1.3)  # frame L: the oracle
     rows_in = rows if xyzw else rows[:, [0, 1, 2, 6, 3, 4, 5]]
     flags = np.array([xyzw])
-    theta, disp, flip = cycle_delta(rows_in[None, 0], rows_in[None, L - 2],
-                                    rows_in[None, L - 1], flags)
+    theta, disp, flip = cycle_delta(
+        rows_in[None, 0], rows_in[None, L - 2], rows_in[None, L - 1], flags
+    )
     want_theta = (rate * L * 0.02 + np.pi) % (2 * np.pi) - np.pi
     assert theta[0] == pytest.approx(want_theta, abs=1e-12) and not flip[0]
     got = _rot2(theta[0]) @ xy[0] + [disp[0].real, disp[0].imag]
@@ -67,8 +71,9 @@ def test_short_clips_and_quaternion_sign():
     assert theta[0] == 0 and disp[0] == 0
     # Two frames: frame 1 repeats the step 0 -> 1, so frame L = frame 2 of the arc.
     theta, disp, _ = cycle_delta(rows[None, 0], rows[None, 0], rows[None, 1], flags)
-    np.testing.assert_allclose(_rot2(theta[0]) @ xy[0] + [disp[0].real, disp[0].imag], xy[2],
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        _rot2(theta[0]) @ xy[0] + [disp[0].real, disp[0].imag], xy[2], atol=1e-12
+    )
     # q and -q are the same base rotation; the sign flip keeps the seam continuous.
     neg = rows.copy()
     neg[2, 3:7] *= -1
@@ -81,11 +86,12 @@ def test_non_unit_quaternion_names_trajectory_and_frame():
     rows, _ = _arc_rows(4, 0.0, 0.5, speed=1.0)
     prev = rows[None, 2].copy()
     prev[0, 3:7] = [0.0, 0.0, 0.0, 2.0]
-    msg = ("trajectory s/m/traj0 (length 4), frame L-2: qpos[3:7] = [0.0, 0.0, 0.0, 2.0] has norm "
-           "2, not a unit base quaternion (xyzw, the source's convention).")
+    msg = (
+        "trajectory s/m/traj0 (length 4), frame L-2: qpos[3:7] = [0.0, 0.0, 0.0, 2.0] has norm "
+        "2, not a unit base quaternion (xyzw, the source's convention)."
+    )
     with pytest.raises(ConventionError, match=re.escape(msg) + ".*--config.cyclic=False"):
-        cycle_delta(rows[None, 0], prev, rows[None, 3], np.array([True]),
-                    ["s/m/traj0 (length 4)"])
+        cycle_delta(rows[None, 0], prev, rows[None, 3], np.array([True]), ["s/m/traj0 (length 4)"])
 
 
 def test_closed_form_power_equals_iterated_delta():
@@ -96,10 +102,10 @@ def test_closed_form_power_equals_iterated_delta():
             want = np.zeros(2)
             for _ in range(c):
                 want = _rot2(th) @ want + d
-            angle, trans, sign = cycle_power(np.array([th]), np.array([d[0] + 1j * d[1]]),
-                                             np.array([True]), np.array([c]))
-            np.testing.assert_allclose([trans.real[0], trans.imag[0]], want,
-                                       atol=1e-9 * max(1, c))
+            angle, trans, sign = cycle_power(
+                np.array([th]), np.array([d[0] + 1j * d[1]]), np.array([True]), np.array([c])
+            )
+            np.testing.assert_allclose([trans.real[0], trans.imag[0]], want, atol=1e-9 * max(1, c))
             assert angle[0] == c * th and sign[0] == (-1.0) ** c
 
 

@@ -21,20 +21,22 @@ import jax
 import mujoco
 import numpy as np
 import pytest
+from _mujoco_oracle import DATA, MODELS, mj_truth, model, quat, to_pinocchio, turn  # noqa: I001
 
 from trajopt_loader.compat import build_refs_from_window
-from trajopt_loader.conventions import MUJOCO, PINOCCHIO
 from trajopt_loader.configs import load_config
+from trajopt_loader.conventions import MUJOCO, PINOCCHIO
 from trajopt_loader.errors import ConventionError
 from trajopt_loader.pipeline import make_dataset
-from trajopt_loader.robots import cassie, digit_v3
 from trajopt_loader.store import TrajectoryStore, export_npz
-from trajopt_loader.transforms.references import (EE_REF_KEYS, HEADING_EE_REF_KEYS,
-                                                  HEADING_REF_KEYS, REF_KEYS)
+from trajopt_loader.transforms.references import (
+    EE_REF_KEYS,
+    HEADING_EE_REF_KEYS,
+    HEADING_REF_KEYS,
+    REF_KEYS,
+)
 from trajopt_loader.transforms.references_jax import compute_references_jax
 from trajopt_loader.transforms.references_transform import BuildReferences
-
-from _mujoco_oracle import DATA, MODELS, mj_truth, model, quat, to_pinocchio, turn  # noqa: I001
 
 ALL_KEYS = REF_KEYS + EE_REF_KEYS + HEADING_REF_KEYS + HEADING_EE_REF_KEYS
 WINDOW = 24
@@ -49,8 +51,14 @@ def _digit_walk(m, n=20):
     qpos = np.tile(m.qpos0, (n, 1))
     hinge = m.jnt_qposadr[m.jnt_type == mujoco.mjtJoint.mjJNT_HINGE]
     qpos[:, hinge] += 0.3 * np.sin(0.4 * t[:, None] + np.arange(hinge.size))
-    qpos[:, 0:3] = np.stack([0.7 + 0.05 * np.cumsum(np.cos(yaw)), -0.4 + 0.05 * np.cumsum(np.sin(yaw)),
-                             1.0 + 0.02 * np.sin(t)], axis=1)
+    qpos[:, 0:3] = np.stack(
+        [
+            0.7 + 0.05 * np.cumsum(np.cos(yaw)),
+            -0.4 + 0.05 * np.cumsum(np.sin(yaw)),
+            1.0 + 0.02 * np.sin(t),
+        ],
+        axis=1,
+    )
     qpos[:, 3:7] = [quat(y, 0.1, -0.05) for y in yaw]
     return qpos, rng.normal(size=(n, m.nv)), 0.03
 
@@ -72,8 +80,10 @@ def robot(request, tmp_path_factory):
     ee = np.stack([mj_truth(m, q, v, spec)["sites"] for q, v in zip(qpos, qvel)])
     pin = [to_pinocchio(m, q, v, spec) for q, v in zip(qpos, qvel)]
     root = tmp_path_factory.mktemp(request.param)
-    for src, conv, q, v in (("mj", "MuJoCo", qpos, qvel),
-                            ("pin", " crocoddyl ", np.stack([p[0] for p in pin]), np.stack([p[1] for p in pin]))):
+    for src, conv, q, v in (
+        ("mj", "MuJoCo", qpos, qvel),
+        ("pin", " crocoddyl ", np.stack([p[0] for p in pin]), np.stack([p[1] for p in pin])),
+    ):
         (root / src / "walk").mkdir(parents=True)
         np.savez(root / src / "walk" / "traj_0.npz", qpos=q, qvel=v, ee_pos=ee, dt=np.float64(dt))
         export_npz(root / src, root / "s.zarr", source=src, convention=conv, progress=False)
@@ -91,10 +101,20 @@ def batches(robot):
     references enabled (heading-frame keys on, float64): windows across the wrap seam (loops
     0 -> 1 and 1 -> 2) and a last one after it (loop >= 1)."""
     name, _, spec, store = robot
-    config = load_config("cassie" if name == "cassie" else "digit_v3", {
-        "zarr_path": store.path, "num_envs": 2, "window_size": WINDOW, "assignment": "explicit",
-        "traj_ids": (0, 1), "keys": ("qpos", "qvel", "ee_pos"), "dtype": "float64",
-        "references.ee_sites": spec.ee_sites, "references.heading_frame_keys": True})
+    config = load_config(
+        "cassie" if name == "cassie" else "digit_v3",
+        {
+            "zarr_path": store.path,
+            "num_envs": 2,
+            "window_size": WINDOW,
+            "assignment": "explicit",
+            "traj_ids": (0, 1),
+            "keys": ("qpos", "qvel", "ee_pos"),
+            "dtype": "float64",
+            "references.ee_sites": spec.ee_sites,
+            "references.heading_frame_keys": True,
+        },
+    )
     out = list(itertools.islice(iter(make_dataset(config, store, 0, 1)), 3))
     seams = [np.unique(b["loop"]).tolist() for b in out]
     assert [0, 1] in seams and [1, 2] in seams and out[2]["loop"].min() >= 1, seams
@@ -137,8 +157,9 @@ def truth(m, spec, qpos, qvel, conv, origin):
         "ref_base_robot_lin_vel": np.array([x["lin"] for x in tr]),
         "ref_base_robot_ang_vel": np.array([x["ang"] for x in tr]),
         "ref_local_ee_pos": np.array([x["sites"] for x in tr]),
-        "ref_base_local_ee_pos": np.array([(x["sites"] - x["xpos"]) @ _hz(heading(x["xmat"]))
-                                           for x in tr]),
+        "ref_base_local_ee_pos": np.array(
+            [(x["sites"] - x["xpos"]) @ _hz(heading(x["xmat"])) for x in tr]
+        ),
         "ref_base_heading_pos": np.array([h_w.T @ (x["xpos"] - tr[0]["xpos"]) for x in tr]),
         "ref_base_heading_trans": np.array([h_o.T @ (x["xpos"] - o["xpos"]) for x in tr]),
         "ref_base_heading_ori": np.array([h_o.T @ x["xmat"] for x in tr]),
@@ -172,7 +193,9 @@ def truths(robot, batches):
     out = []
     for b in batches:
         out.append([])
-        for e, (traj, first) in enumerate(zip(b["traj_id"].tolist(), b["episode_first_step"].tolist())):
+        for e, (traj, first) in enumerate(
+            zip(b["traj_id"].tolist(), b["episode_first_step"].tolist())
+        ):
             origin = store.read(traj, "qpos", first, first + 1)[0]
             conv = store.trajectories[traj].source
             out[-1].append((truth(m, spec, b["qpos"][e], b["qvel"][e], conv, origin), origin))
@@ -183,7 +206,7 @@ def test_pipeline_references_match_mujoco_across_the_wrap(batches, truths):
     for b, want_b in zip(batches, truths):
         for e in range(2):
             want = want_b[e][0]
-            check({k: v[e] if k != "ref_len" else v[e:e + 1] for k, v in b.items()}, want, 1e-9)
+            check({k: v[e] if k != "ref_len" else v[e : e + 1] for k, v in b.items()}, want, 1e-9)
 
 
 @pytest.mark.parametrize("name", ["mujoco", "Pinocchio", " CROCODDYL"])
@@ -193,8 +216,12 @@ def test_build_references_with_a_convention_name_matches_mujoco(robot, batches, 
     for b, want_b in zip(batches, truths):
         e = [store.trajectories[t].source for t in b["traj_id"]].index(conv_src)
         want, origin = want_b[e]
-        batch = {"qpos": b["qpos"][e:e + 1], "qvel": b["qvel"][e:e + 1], "ee_pos": b["ee_pos"][e:e + 1],
-                 "episode_origin_qpos": origin[None]}
+        batch = {
+            "qpos": b["qpos"][e : e + 1],
+            "qvel": b["qvel"][e : e + 1],
+            "ee_pos": b["ee_pos"][e : e + 1],
+            "episode_origin_qpos": origin[None],
+        }
         out = BuildReferences(None, spec, convention=name, heading_frame_keys=True).map(batch)
         check({k: v[0] if k != "ref_len" else v for k, v in out.items()}, want, 1e-9)
         plain = BuildReferences(None, spec, convention=name).map(batch)  # default: no heading keys
@@ -206,14 +233,24 @@ def test_build_refs_from_window_by_name_matches_mujoco(robot, batches, name):
     """The seed function: the window's first row is the episode origin."""
     _, _, spec, store = robot
     b = batches[2]  # every step after the seam (loop >= 1)
-    e = [store.trajectories[t].source for t in b["traj_id"]].index("mj" if name == "MUJOCO" else "pin")
-    want = truth(robot[1], spec, b["qpos"][e], b["qvel"][e], "mj" if name == "MUJOCO" else "pin",
-                 b["qpos"][e, 0])
-    refs = build_refs_from_window(b["qpos"][e], b["qvel"][e], spec, b["ee_pos"][e], name,
-                                  heading_frame_keys=True)
+    e = [store.trajectories[t].source for t in b["traj_id"]].index(
+        "mj" if name == "MUJOCO" else "pin"
+    )
+    want = truth(
+        robot[1],
+        spec,
+        b["qpos"][e],
+        b["qvel"][e],
+        "mj" if name == "MUJOCO" else "pin",
+        b["qpos"][e, 0],
+    )
+    refs = build_refs_from_window(
+        b["qpos"][e], b["qvel"][e], spec, b["ee_pos"][e], name, heading_frame_keys=True
+    )
     check(refs, want, 1e-9)
-    assert not set(HEADING_REF_KEYS) & set(build_refs_from_window(b["qpos"][e], b["qvel"][e], spec,
-                                                                  convention=name))
+    assert not set(HEADING_REF_KEYS) & set(
+        build_refs_from_window(b["qpos"][e], b["qvel"][e], spec, convention=name)
+    )
 
 
 def test_jax_references_by_name_match_mujoco(robot, batches, truths):
@@ -222,12 +259,21 @@ def test_jax_references_by_name_match_mujoco(robot, batches, truths):
         origin = store.gather("qpos", b["traj_id"], b["episode_first_step"][:, None])[:, 0]
         conv_idx = np.array([store.trajectories[t].source == "pin" for t in b["traj_id"]], np.int32)
         args = jax.device_put((b["qpos"].astype(np.float32), b["qvel"].astype(np.float32)))
-        refs = compute_references_jax(*args, spec, ("mujoco", "Crocoddyl"), convention_index=conv_idx,
-                                      origin_qpos=origin.astype(np.float32),
-                                      ee_pos=b["ee_pos"].astype(np.float32), heading_frame_keys=True)
+        refs = compute_references_jax(
+            *args,
+            spec,
+            ("mujoco", "Crocoddyl"),
+            convention_index=conv_idx,
+            origin_qpos=origin.astype(np.float32),
+            ee_pos=b["ee_pos"].astype(np.float32),
+            heading_frame_keys=True,
+        )
         for e in range(2):
-            check({k: np.asarray(v[e] if k != "ref_len" else v[e:e + 1]) for k, v in refs.items()},
-                  want_b[e][0], 2e-4)
+            check(
+                {k: np.asarray(v[e] if k != "ref_len" else v[e : e + 1]) for k, v in refs.items()},
+                want_b[e][0],
+                2e-4,
+            )
 
 
 def test_unknown_convention_names_list_the_valid_ones(robot):

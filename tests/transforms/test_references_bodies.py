@@ -17,8 +17,12 @@ from trajopt_loader.transforms.references_bodies import compute_body_references
 def _random_bodies(rng, n_env, n_t, nb):
     pos = rng.standard_normal((n_env, n_t, nb, 3))
     quat = Rotation.random(n_env * n_t * nb, random_state=1).as_quat()[:, [3, 0, 1, 2]]
-    return (pos, quat.reshape(n_env, n_t, nb, 4), rng.standard_normal((n_env, n_t, nb, 3)),
-            rng.standard_normal((n_env, n_t, nb, 3)))
+    return (
+        pos,
+        quat.reshape(n_env, n_t, nb, 4),
+        rng.standard_normal((n_env, n_t, nb, 3)),
+        rng.standard_normal((n_env, n_t, nb, 3)),
+    )
 
 
 def _oracle(pos, quat, lin, ang, anchor, e, t, b):
@@ -27,8 +31,12 @@ def _oracle(pos, quat, lin, ang, anchor, e, t, b):
     psi = np.arctan2(r_a[1, 0], r_a[0, 0])
     h = np.array([[np.cos(psi), -np.sin(psi), 0], [np.sin(psi), np.cos(psi), 0], [0, 0, 1]])
     r_b = Rotation.from_quat(quat[e, t, b][[1, 2, 3, 0]]).as_matrix()
-    return (h.T @ (pos[e, t, b] - pos[e, t, anchor]), h.T @ r_b, h.T @ lin[e, t, b],
-            h.T @ ang[e, t, b])
+    return (
+        h.T @ (pos[e, t, b] - pos[e, t, anchor]),
+        h.T @ r_b,
+        h.T @ lin[e, t, b],
+        h.T @ ang[e, t, b],
+    )
 
 
 def test_body_references_match_numpy_oracle():
@@ -67,35 +75,48 @@ def body_store(tmp_path_factory, shared_data):
     (root / "walk").mkdir()
     shutil.copy(shared_data / "cassie/trajopt/agility_reference/traj_2.npz", root / "walk")
     out = tmp_path_factory.mktemp("refs") / "s.zarr"
-    pre = make_export_preprocess(shared_data / "cassie/cassie.xml", convention="mujoco",
-                                 bodies="cassie-pelvis,left-foot,right-foot")
+    pre = make_export_preprocess(
+        shared_data / "cassie/cassie.xml",
+        convention="mujoco",
+        bodies="cassie-pelvis,left-foot,right-foot",
+    )
     export_npz(root, out, source="cassie", convention="mujoco", preprocess=pre, progress=False)
     return out
 
 
 def _config(store, **refs):
-    return load_config(overrides={
-        "zarr_path": str(store), "num_envs": 2, "window_size": 24, "stride": 24, "dtype": "float64",
-        "keys": ("qpos", "qvel", "body_pos", "body_quat", "body_lin_vel", "body_ang_vel"),
-        "references.enabled": True, "references.robot": "cassie", "references.body_keys": True,
-        **{f"references.{k}": v for k, v in refs.items()}})
+    return load_config(
+        overrides={
+            "zarr_path": str(store),
+            "num_envs": 2,
+            "window_size": 24,
+            "stride": 24,
+            "dtype": "float64",
+            "keys": ("qpos", "qvel", "body_pos", "body_quat", "body_lin_vel", "body_ang_vel"),
+            "references.enabled": True,
+            "references.robot": "cassie",
+            "references.body_keys": True,
+            **{f"references.{k}": v for k, v in refs.items()},
+        }
+    )
 
 
 def test_body_references_in_the_stream_follow_cyclic_wraps(body_store):
     from trajopt_loader.pipeline.dataset import make_dataset
 
-    it = iter(make_dataset(_config(body_store, anchor_body="left-foot"), process_index=0,
-                           process_count=1))
+    it = iter(
+        make_dataset(_config(body_store, anchor_body="left-foot"), process_index=0, process_count=1)
+    )
     batches = [next(it) for _ in range(3)]
     assert any((b["loop"] > 0).any() for b in batches)  # T=28: windows of 24 wrap
     for b in batches:
         # the pelvis is the floating base: its pose and velocity are the (continued) base's
         np.testing.assert_allclose(b["ref_body_pos"][..., 0, :], b["qpos"][..., 0:3], atol=1e-9)
         np.testing.assert_allclose(b["ref_body_quat"][..., 0, :], b["qpos"][..., 3:7], atol=1e-9)
-        np.testing.assert_allclose(b["ref_body_lin_vel"][..., 0, :], b["qvel"][..., 0:3],
-                                   atol=1e-9)
-        want = compute_body_references(b["body_pos"], b["body_quat"], b["body_lin_vel"],
-                                       b["body_ang_vel"], 1, valid=b["valid"])
+        np.testing.assert_allclose(b["ref_body_lin_vel"][..., 0, :], b["qvel"][..., 0:3], atol=1e-9)
+        want = compute_body_references(
+            b["body_pos"], b["body_quat"], b["body_lin_vel"], b["body_ang_vel"], 1, valid=b["valid"]
+        )
         for key, value in want.items():
             np.testing.assert_array_equal(b[key], value, err_msg=key)
 

@@ -54,12 +54,20 @@ def test_window_steps_match_oracle_directly_and_in_grain(W, policy):
         assert valid[e].tolist() == want_valid, (L, s)
     # The same through the grain transform, as a pipeline stage.
     episode_loop = (np.arange(len(pairs)) % 3 * 1000).astype(np.int32)
-    element = {"traj_id": np.arange(len(pairs), dtype=np.int32), "start": starts,
-               "episode_loop": episode_loop}
+    element = {
+        "traj_id": np.arange(len(pairs), dtype=np.int32),
+        "start": starts,
+        "episode_loop": episode_loop,
+    }
     transform = WindowIndices(lengths, W, policy)
     direct = transform.map(element)
-    piped = next(iter(grain.MapDataset.source([element]).map(transform)
-                      .to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=1))))
+    piped = next(
+        iter(
+            grain.MapDataset.source([element])
+            .map(transform)
+            .to_iter_dataset(grain.ReadOptions(num_threads=1, prefetch_buffer_size=1))
+        )
+    )
     for out in (direct, piped):
         np.testing.assert_array_equal(out["step"], step)
         np.testing.assert_array_equal(out["valid"], valid)

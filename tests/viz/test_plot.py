@@ -8,12 +8,11 @@ import sys
 
 import numpy as np
 import pytest
+from _viz_data import digit_store
 
 from trajopt_loader import TrajectoryStore, load_config, make_dataset, spec_from_mjcf
 from trajopt_loader.viz.batch import batch_at, plot_batch
 from trajopt_loader.viz.trajectory import plot_trajectories
-
-from _viz_data import digit_store
 
 
 def pixels(fig, dpi: int = 40) -> np.ndarray:
@@ -74,6 +73,7 @@ def test_inspect_flags_are_marked_on_the_time_axis(store, shared_data):
     view = trajectory_view(store, "cassie/agility_reference/traj2", model_path=model)
     raw = np.load(shared_data / "cassie" / "trajopt" / "agility_reference" / "traj_2.npz")
     import mujoco
+
     m = mujoco.MjModel.from_xml_path(model)
     kinds = (int(mujoco.mjtJoint.mjJNT_SLIDE), int(mujoco.mjtJoint.mjJNT_HINGE))
     hinge = [j for j in range(m.njnt) if int(m.jnt_type[j]) in kinds]
@@ -89,8 +89,13 @@ def test_refs_panels_are_the_reference_keys(store, shared_data):
     fig = plot_trajectories(store, [0, 1], refs=True)
     ax = axes_by_title(fig)
     qpos, qvel = store.read(0, "qpos")[None], store.read(0, "qvel")[None]
-    keys = {k for k, v in compute_references(qpos, qvel, cassie.SPEC, (store.convention("cassie"),)
-                                             ).items() if v.ndim >= 2}
+    keys = {
+        k
+        for k, v in compute_references(
+            qpos, qvel, cassie.SPEC, (store.convention("cassie"),)
+        ).items()
+        if v.ndim >= 2
+    }
     assert keys and keys <= set(ax) and "ref_len" not in ax
     raw = np.load(shared_data / "cassie" / "trajopt" / "agility_reference" / "traj_0.npz")
     for line, adr in zip(ax["ref_motor_joint_pos"].lines, cassie.QPOS_INDEX):
@@ -119,9 +124,13 @@ def test_digit_plot_names_the_model_joints(tmp_path, shared_data):
     from trajopt_loader.robots import digit_v3
     from trajopt_loader.transforms.references import compute_references
 
-    refs = compute_references(store.read(0, "qpos")[None], store.read(0, "qvel")[None],
-                              digit_v3.SPEC, (store.convention("digit_v3"),),
-                              ee_pos=store.read(0, "ee_pos")[None])
+    refs = compute_references(
+        store.read(0, "qpos")[None],
+        store.read(0, "qvel")[None],
+        digit_v3.SPEC,
+        (store.convention("digit_v3"),),
+        ee_pos=store.read(0, "ee_pos")[None],
+    )
     ee_keys = sorted(k for k, v in refs.items() if v.ndim == 4)  # [1, T, 4 sites, 3]
     panels = axes_by_title(fig)
     assert ee_keys and all(len(panels[k].lines) == 2 * 4 * 3 for k in ee_keys)
@@ -132,19 +141,37 @@ def test_plot_reads_a_remote_url(shared_data):
     from trajopt_loader import export_npz
 
     url = "memory://trajopt-loader-viz/cassie.zarr"
-    export_npz(shared_data / "cassie" / "trajopt", url, source="cassie", convention="mujoco",
-               motion="agility_reference", progress=False, overwrite=True, single_writer=True)
+    export_npz(
+        shared_data / "cassie" / "trajopt",
+        url,
+        source="cassie",
+        convention="mujoco",
+        motion="agility_reference",
+        progress=False,
+        overwrite=True,
+        single_writer=True,
+    )
     fig = plot_trajectories(TrajectoryStore(url), ["cassie/agility_reference/traj0"])
     raw = np.load(shared_data / "cassie" / "trajopt" / "agility_reference" / "traj_0.npz")
-    np.testing.assert_array_equal(axes_by_title(fig)["base height"].lines[0].get_ydata(),
-                                  raw["qpos"][:, 2])
+    np.testing.assert_array_equal(
+        axes_by_title(fig)["base height"].lines[0].get_ydata(), raw["qpos"][:, 2]
+    )
 
 
 def _batches(cassie_store, **over):
-    config = load_config("cassie", {"zarr_path": str(cassie_store), "motions": ("aslip_walk",),
-                                    "num_envs": 6, "window_size": 24, "stride": 20,
-                                    "references.enabled": False, "keys": ("qpos",),
-                                    **over})
+    config = load_config(
+        "cassie",
+        {
+            "zarr_path": str(cassie_store),
+            "motions": ("aslip_walk",),
+            "num_envs": 6,
+            "window_size": 24,
+            "stride": 20,
+            "references.enabled": False,
+            "keys": ("qpos",),
+            **over,
+        },
+    )
     return make_dataset(config, TrajectoryStore(cassie_store), process_index=0, process_count=1)
 
 
@@ -159,7 +186,10 @@ def test_batch_plot_shows_steps_valid_loops_and_starts(cassie_store):
     assert len(seams) == r.size > 0
     np.testing.assert_allclose([s[0][0] for s in seams], c + 0.5)
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels[0] == f"env 0: traj {batch['traj_id'][0]} {store.info(int(batch['traj_id'][0])).path}"
+    assert (
+        labels[0]
+        == f"env 0: traj {batch['traj_id'][0]} {store.info(int(batch['traj_id'][0])).path}"
+    )
     first = plot_batch(batch_at(_batches(cassie_store), 0), store)
     clamp = plot_batch(batch_at(_batches(cassie_store, end_policy="clamp"), 1), store)
     a, b, c2 = pixels(fig), pixels(first), pixels(clamp)
@@ -168,8 +198,12 @@ def test_batch_plot_shows_steps_valid_loops_and_starts(cassie_store):
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "trajopt_loader.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "trajopt_loader.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @pytest.mark.slow
@@ -177,15 +211,34 @@ def test_plot_and_plot_batch_commands(cassie_store, tmp_path):
     from PIL import Image
 
     out = tmp_path / "plot.png"
-    r = _cli("plot", cassie_store, "--traj", "cassie/agility_reference/traj2", "--traj", "0",
-             "--refs", "-o", out)
+    r = _cli(
+        "plot",
+        cassie_store,
+        "--traj",
+        "cassie/agility_reference/traj2",
+        "--traj",
+        "0",
+        "--refs",
+        "-o",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     assert np.asarray(Image.open(out))[..., :3].std() > 20
     out = tmp_path / "batch.svg"
-    r = _cli("plot-batch", "--config=cassie", f"--config.zarr_path={cassie_store}",
-             "--config.motions=('aslip_walk',)", "--config.num_envs=4", "--config.window_size=8",
-             "--config.keys=('qpos',)", "--config.references.enabled=False",
-             "--batch", "2", "-o", out)
+    r = _cli(
+        "plot-batch",
+        "--config=cassie",
+        f"--config.zarr_path={cassie_store}",
+        "--config.motions=('aslip_walk',)",
+        "--config.num_envs=4",
+        "--config.window_size=8",
+        "--config.keys=('qpos',)",
+        "--config.references.enabled=False",
+        "--batch",
+        "2",
+        "-o",
+        out,
+    )
     assert r.returncode == 0, r.stderr
     assert out.read_text().lstrip().startswith("<?xml") and "env 3: traj" in out.read_text()
     r = _cli("plot", cassie_store, "-o", tmp_path / "plot.txt")
@@ -193,14 +246,17 @@ def test_plot_and_plot_batch_commands(cassie_store, tmp_path):
     assert r.stderr.strip().splitlines() == [
         "trajopt-loader plot: error: -o '" + str(tmp_path / "plot.txt") + "': expected an output "
         "file ending in one of ('.png', '.svg', '.pdf'); usage: trajopt-loader plot STORE "
-        "[--traj ID|PATH ...] [--refs] -o OUT.png|svg|pdf"]
+        "[--traj ID|PATH ...] [--refs] -o OUT.png|svg|pdf"
+    ]
 
 
 @pytest.mark.slow
 def test_importing_the_package_does_not_import_matplotlib():
-    code = ("import sys, trajopt_loader, trajopt_loader.viz, trajopt_loader.viz.render, "
-            "trajopt_loader.cli; assert 'matplotlib' not in sys.modules and 'imageio' not in "
-            "sys.modules and 'PIL' not in sys.modules, sorted(sys.modules)")
+    code = (
+        "import sys, trajopt_loader, trajopt_loader.viz, trajopt_loader.viz.render, "
+        "trajopt_loader.cli; assert 'matplotlib' not in sys.modules and 'imageio' not in "
+        "sys.modules and 'PIL' not in sys.modules, sorted(sys.modules)"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
 
@@ -209,8 +265,11 @@ def test_missing_matplotlib_names_the_extra(store, monkeypatch):
     from trajopt_loader.viz import VizDependencyError
 
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import now raises ImportError
-    with pytest.raises(VizDependencyError, match=r"plotting needs the Python package 'matplotlib'"
-                                                 r".*pip install 'trajopt-loader\[viz\]'"):
+    with pytest.raises(
+        VizDependencyError,
+        match=r"plotting needs the Python package 'matplotlib'"
+        r".*pip install 'trajopt-loader\[viz\]'",
+    ):
         plot_trajectories(store, [0])
 
 
@@ -219,6 +278,7 @@ def test_one_figure_holds_one_robot(store):
     from trajopt_loader.robots import digit_v3
     from trajopt_loader.viz.data import trajectory_view
 
-    with pytest.raises(RobotSpecError, match="qpos 35 / qvel 32 wide, but robot 'digit_v3' has "
-                                             "nq=61, nv=54"):
+    with pytest.raises(
+        RobotSpecError, match="qpos 35 / qvel 32 wide, but robot 'digit_v3' has nq=61, nv=54"
+    ):
         trajectory_view(store, 0, spec=digit_v3.SPEC)

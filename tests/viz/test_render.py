@@ -8,12 +8,11 @@ import sys
 
 import numpy as np
 import pytest
+from _viz_data import digit_store
 
 from trajopt_loader import TrajectoryStore
 from trajopt_loader.errors import ModelNotFoundError
 from trajopt_loader.viz.render import GLBackendError, frame_steps, render_frames, write_video
-
-from _viz_data import digit_store
 
 pytestmark = pytest.mark.slow
 W, H = 64, 48
@@ -54,11 +53,13 @@ def test_background_has_no_robot_colour(cassie_xml):
 
 def test_cassie_video_moves_and_shows_the_robot(store, cassie_xml, tmp_path):
     info = store.info(0)
-    frames = render_frames(store, [0, "cassie/aslip_walk/traj10"], cassie_xml, width=W,
-                           height=H, fps=10, max_frames=4)
+    frames = render_frames(
+        store, [0, "cassie/aslip_walk/traj10"], cassie_xml, width=W, height=H, fps=10, max_frames=4
+    )
     assert frames.shape == (4, H, 2 * W, 3) and frames.dtype == np.uint8
-    np.testing.assert_array_equal(frame_steps(info.length, info.dt, 10, 4),
-                                  np.round(np.arange(4) * 0.1 / info.dt).astype(int))
+    np.testing.assert_array_equal(
+        frame_steps(info.length, info.dt, 10, 4), np.round(np.arange(4) * 0.1 / info.dt).astype(int)
+    )
     left, right = frames[:, :, :W], frames[:, :, W:]
     for panel in (left, right):
         assert panel.std() > 10 and all(robot_pixels(f) > 0.005 for f in panel)
@@ -96,14 +97,22 @@ def test_ghost_draws_the_second_key(tmp_path, shared_data, cassie_xml):
     ghost = raw["qpos"][:200].copy()
     ghost[:, 1] += 0.6  # the ghost walks 0.6 m to the left
     (tmp_path / "g" / "walk").mkdir(parents=True)
-    np.savez(tmp_path / "g" / "walk" / "traj_0.npz", qpos=raw["qpos"][:200], qpos_ref=ghost,
-             dt=raw["dt"])
-    export_npz(tmp_path / "g", tmp_path / "g.zarr", source="cassie", convention="mujoco",
-               allow_missing=("qvel",), progress=False)
+    np.savez(
+        tmp_path / "g" / "walk" / "traj_0.npz", qpos=raw["qpos"][:200], qpos_ref=ghost, dt=raw["dt"]
+    )
+    export_npz(
+        tmp_path / "g",
+        tmp_path / "g.zarr",
+        source="cassie",
+        convention="mujoco",
+        allow_missing=("qvel",),
+        progress=False,
+    )
     store = TrajectoryStore(tmp_path / "g.zarr")
     plain = render_frames(store, [0], cassie_xml, width=W, height=H, max_frames=1)
-    both = render_frames(store, [0], cassie_xml, width=W, height=H, max_frames=1,
-                         ghost_key="qpos_ref")
+    both = render_frames(
+        store, [0], cassie_xml, width=W, height=H, max_frames=1, ghost_key="qpos_ref"
+    )
     assert robot_pixels(both[0]) > robot_pixels(plain[0])  # more robot: the (translucent) ghost
 
 
@@ -111,41 +120,69 @@ def test_ghost_draws_the_second_key(tmp_path, shared_data, cassie_xml):
 def test_missing_model_is_one_clear_error(store, tmp_path):
     with pytest.raises(ModelNotFoundError, match="no MuJoCo model at .*nope.xml.*--model"):
         render_frames(store, [0], str(tmp_path / "nope.xml"), width=W, height=H, max_frames=1)
-    r = subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "render", store.path,
-                        "--model", str(tmp_path / "nope.xml"), "-o", str(tmp_path / "x.gif")],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trajopt_loader.cli",
+            "render",
+            store.path,
+            "--model",
+            str(tmp_path / "nope.xml"),
+            "-o",
+            str(tmp_path / "x.gif"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [
         f"trajopt-loader render: error: no MuJoCo model at {str(tmp_path / 'nope.xml')!r}; pass "
-        "--model PATH/TO/robot.xml (the MJCF the data was made for)."]
+        "--model PATH/TO/robot.xml (the MJCF the data was made for)."
+    ]
 
 
 def test_missing_gl_library_names_the_package(store, cassie_xml, monkeypatch):
     import mujoco
 
     def missing(*args, **kwargs):  # what MuJoCo raises when libEGL cannot be loaded
-        raise ImportError("Failed to import OpenGL backend (MUJOCO_GL='egl'): libEGL.so.1: cannot "
-                          "open shared object file")
+        raise ImportError(
+            "Failed to import OpenGL backend (MUJOCO_GL='egl'): libEGL.so.1: cannot "
+            "open shared object file"
+        )
 
     monkeypatch.setattr(mujoco, "Renderer", missing)
-    with pytest.raises(GLBackendError, match="apt-get install -y libegl1 libopengl0 "
-                                             "libegl-mesa0 libgl1-mesa-dri"):
+    with pytest.raises(
+        GLBackendError, match="apt-get install -y libegl1 libopengl0 libegl-mesa0 libgl1-mesa-dri"
+    ):
         render_frames(store, [0], cassie_xml, width=W, height=H, max_frames=1)
 
 
 @pytest.mark.slow
 def test_gl_backend_errors_from_the_environment(store, cassie_xml, tmp_path):
     """A fresh process: the backend MuJoCo picks at import comes from the environment."""
-    code = ("from trajopt_loader import TrajectoryStore; from trajopt_loader.viz.render import "
-            f"render_frames; render_frames(TrajectoryStore({store.path!r}), [0], {cassie_xml!r}, "
-            "width=64, height=48, max_frames=1)")
+    code = (
+        "from trajopt_loader import TrajectoryStore; from trajopt_loader.viz.render import "
+        f"render_frames; render_frames(TrajectoryStore({store.path!r}), [0], {cassie_xml!r}, "
+        "width=64, height=48, max_frames=1)"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "MUJOCO_GL")}
-    cases = [({"MUJOCO_GL": "glfw"}, "MuJoCo renders through GLFW, which needs a display"),
-             ({"MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "osmesa"},
-              "MUJOCO_GL=egl needs the system OpenGL library; install it with: apt-get install -y "
-              "libegl1 libopengl0 libegl-mesa0 libgl1-mesa-dri")]
+    cases = [
+        ({"MUJOCO_GL": "glfw"}, "MuJoCo renders through GLFW, which needs a display"),
+        (
+            {"MUJOCO_GL": "egl", "PYOPENGL_PLATFORM": "osmesa"},
+            "MUJOCO_GL=egl needs the system OpenGL library; install it with: apt-get install -y "
+            "libegl1 libopengl0 libegl-mesa0 libgl1-mesa-dri",
+        ),
+    ]
     for extra, text in cases:
-        r = subprocess.run([sys.executable, "-c", code], env={**env, **extra}, capture_output=True,
-                           text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-c", code],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 1 and "GLBackendError" in r.stderr and text in r.stderr, r.stderr
 
 
@@ -154,10 +191,30 @@ def test_render_command_writes_a_video(store, cassie_xml, tmp_path):
     from PIL import Image
 
     out = tmp_path / "frame.png"
-    r = subprocess.run([sys.executable, "-m", "trajopt_loader.cli", "render", store.path,
-                        "--model", cassie_xml, "--width", "64", "--height", "48",
-                        "--max_frames", "3", "--frame", "2", "-o", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trajopt_loader.cli",
+            "render",
+            store.path,
+            "--model",
+            cassie_xml,
+            "--width",
+            "64",
+            "--height",
+            "48",
+            "--max_frames",
+            "3",
+            "--frame",
+            "2",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0, r.stderr
     img = np.asarray(Image.open(out))
     assert img.shape == (48, 64, 3) and robot_pixels(img) > 0.005

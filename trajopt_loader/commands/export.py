@@ -169,11 +169,13 @@ def run(argv: list[str]) -> str:
     allow_missing = list(_F["allow-missing"].value)
     preprocess = None
     model = _F.model
-    wants_model = (_F["derive-qvel"].value or _F["resample-dt"].value or _F["ee-sites"].value
-                   or _F.bodies)
+    wants_model = (
+        _F["derive-qvel"].value or _F["resample-dt"].value or _F["ee-sites"].value or _F.bodies
+    )
     if wants_model and not model:
-        raise _UsageError("--derive-qvel / --resample-dt / --ee-sites / --bodies need --model "
-                          "MODEL.xml.")
+        raise _UsageError(
+            "--derive-qvel / --resample-dt / --ee-sites / --bodies need --model MODEL.xml."
+        )
     if model:
         from trajopt_loader.kinematics import make_export_preprocess
 

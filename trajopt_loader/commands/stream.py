@@ -118,10 +118,12 @@ def run_stream(
     if config.adaptive.enabled:
         from trajopt_loader.errors import ConfigError
 
-        raise ConfigError("config field adaptive.enabled=True: the stream command is an open-loop "
-                          "consumer that reports no failures, so the stream would wait for "
-                          "reports. Fix: --config.adaptive.enabled=False here; closed-loop "
-                          "consumers call it.report_failures (examples/closed_loop.py).")
+        raise ConfigError(
+            "config field adaptive.enabled=True: the stream command is an open-loop "
+            "consumer that reports no failures, so the stream would wait for "
+            "reports. Fix: --config.adaptive.enabled=False here; closed-loop "
+            "consumers call it.report_failures (examples/closed_loop.py)."
+        )
     n = num_batches or config.num_batches or 100
     key = "qpos" if "qpos" in config["keys"] else config["keys"][0]
     consume = make_consumer(key)

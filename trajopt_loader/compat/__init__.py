@@ -17,5 +17,12 @@ from trajopt_loader.compat.loader import TrajoptLoader
 from trajopt_loader.compat.refs import DigitRefSpec, DigitTrajoptRefBuilder, build_refs_from_window
 from trajopt_loader.compat.stream import DoubleBufferStreamer
 
-__all__ = ["TrajoptLoader", "VectorizedTrajectoryDataset", "DoubleBufferStreamer", "DigitRefSpec",
-           "build_refs_from_window", "DigitTrajoptRefBuilder", "cfg_get"]
+__all__ = [
+    "TrajoptLoader",
+    "VectorizedTrajectoryDataset",
+    "DoubleBufferStreamer",
+    "DigitRefSpec",
+    "build_refs_from_window",
+    "DigitTrajoptRefBuilder",
+    "cfg_get",
+]

@@ -9,12 +9,18 @@ dtype (the seed cast to float32); typed errors (:mod:`trajopt_loader.errors`).
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import zarr
 
-from trajopt_loader.errors import ConfigError, EnvNotAssignedError, MissingKeyError, WindowIndexError
+from trajopt_loader.errors import (
+    ConfigError,
+    EnvNotAssignedError,
+    MissingKeyError,
+    WindowIndexError,
+)
 from trajopt_loader.store import TrajectoryStore
 from trajopt_loader.store.layout import CHUNK_BYTES
 
@@ -85,10 +91,16 @@ class VectorizedTrajectoryDataset:
         infos = TrajectoryStore(self.zarr_path, cache_bytes=0, storage_options=so).trajectories
         row_bytes: dict[str, int] = {}
         for key, (shape, dtype) in ((k, v) for t in infos for k, v in t.keys.items()):
-            row_bytes[key] = max(row_bytes.get(key, 0), int(np.prod(shape)) * np.dtype(dtype).itemsize)
-        budget = max(self.num_envs * self.buffer_size * sum(row_bytes.values()), len(row_bytes) * CHUNK_BYTES)
+            row_bytes[key] = max(
+                row_bytes.get(key, 0), int(np.prod(shape)) * np.dtype(dtype).itemsize
+            )
+        budget = max(
+            self.num_envs * self.buffer_size * sum(row_bytes.values()), len(row_bytes) * CHUNK_BYTES
+        )
         self.cache_bytes = int(cfg_get(cfg, "cache_bytes", budget))
-        self.store = TrajectoryStore(self.zarr_path, cache_bytes=self.cache_bytes, storage_options=so)
+        self.store = TrajectoryStore(
+            self.zarr_path, cache_bytes=self.cache_bytes, storage_options=so
+        )
         self.traj_lengths = self.store.lengths.astype(np.int64)
         self.all_keys = sorted(self.store.keys)
         self._keys = sorted(row_bytes)
@@ -121,9 +133,15 @@ class VectorizedTrajectoryDataset:
         """Trajectory names (``"traj0"``, ``"traj1"``, ... natural order) of one motion, as the seed.
         Raises MissingKeyError for an unknown source or motion (names the ones that exist)."""
         if motion not in self.store.motions(dataset_source):
-            raise MissingKeyError(f"motion {motion!r} is not in source {dataset_source!r}; motions: "
-                                  f"{self.store.motions(dataset_source)}.")
-        return [t.name for t in self.store.trajectories if (t.source, t.motion) == (dataset_source, motion)]
+            raise MissingKeyError(
+                f"motion {motion!r} is not in source {dataset_source!r}; motions: "
+                f"{self.store.motions(dataset_source)}."
+            )
+        return [
+            t.name
+            for t in self.store.trajectories
+            if (t.source, t.motion) == (dataset_source, motion)
+        ]
 
     def convention(self, dataset_source: str | None = None) -> Convention:
         """The :class:`Convention` recorded for a source (default: the only source)."""
@@ -138,26 +156,39 @@ class VectorizedTrajectoryDataset:
 
     def _env_ids(self, idx) -> np.ndarray:
         idx = np.arange(idx.start, idx.stop, idx.step) if isinstance(idx, range) else idx
-        envs = _int_array(np.atleast_1d(idx if isinstance(idx, (int, np.integer, np.ndarray))
-                                        else np.asarray(list(idx))), "env ids")
+        envs = _int_array(
+            np.atleast_1d(
+                idx if isinstance(idx, (int, np.integer, np.ndarray)) else np.asarray(list(idx))
+            ),
+            "env ids",
+        )
         bad = (envs < 0) | (envs >= self.num_envs)
         if bad.any():
-            raise WindowIndexError(f"env id {int(envs[bad][0])} is outside [0, {self.num_envs}) (num_envs).")
+            raise WindowIndexError(
+                f"env id {int(envs[bad][0])} is outside [0, {self.num_envs}) (num_envs)."
+            )
         return envs
 
     def _traj_id(self, value) -> int:
         if isinstance(value, str):
             return self.store.info(value).traj_id
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-            raise ValueError(f"trajectory {value!r}: expected an int index into "
-                             "available_trajectories or a 'source/motion/trajN' path.")
+            raise ValueError(
+                f"trajectory {value!r}: expected an int index into "
+                "available_trajectories or a 'source/motion/trajN' path."
+            )
         if not -1 <= int(value) < (n := len(self.traj_lengths)):
-            raise WindowIndexError(f"trajectory index {int(value)} is outside [0, {n}) "
-                                   f"(available_trajectories has {n}); -1 unassigns an env.")
+            raise WindowIndexError(
+                f"trajectory index {int(value)} is outside [0, {n}) "
+                f"(available_trajectories has {n}); -1 unassigns an env."
+            )
         return int(value)
 
-    def update_references(self, env_to_traj: Mapping[int, int | str] | None = None,
-                          env_to_step: Mapping[int, int] | None = None) -> None:
+    def update_references(
+        self,
+        env_to_traj: Mapping[int, int | str] | None = None,
+        env_to_step: Mapping[int, int] | None = None,
+    ) -> None:
         """Assigns trajectories and/or sets step cursors.
 
         Args:
@@ -179,18 +210,26 @@ class VectorizedTrajectoryDataset:
         """traj ids [E] and steps [E, W] for ``key``: wrapped with allow_wrap, else left for the
         store's gather to range-check (:meth:`_gather` re-words its error)."""
         if not isinstance(key, str):
-            raise ValueError(f"key={key!r}; pass the array name, e.g. key='qpos' (keys: {self._keys}).")
+            raise ValueError(
+                f"key={key!r}; pass the array name, e.g. key='qpos' (keys: {self._keys})."
+            )
         if key not in self._has_key:
-            raise MissingKeyError(f"key {key!r} is not in {self.zarr_path}; available keys: {self._keys}.")
+            raise MissingKeyError(
+                f"key {key!r} is not in {self.zarr_path}; available keys: {self._keys}."
+            )
         traj = self.env_traj_ids[envs]
         if (traj < 0).any():
-            raise EnvNotAssignedError(f"no trajectory assigned to env(s) {envs[traj < 0][:8].tolist()} (first"
-                                      " 8 at most); call update_references(env_to_traj={env: traj}) first.")
+            raise EnvNotAssignedError(
+                f"no trajectory assigned to env(s) {envs[traj < 0][:8].tolist()} (first"
+                " 8 at most); call update_references(env_to_traj={env: traj}) first."
+            )
         if not self._has_key[key][traj].all():
             e = int(np.flatnonzero(~self._has_key[key][traj])[0])
             info = self.store.trajectories[int(traj[e])]
-            raise MissingKeyError(f"env {int(envs[e])}: trajectory {info.path} has no {key!r}; its "
-                                  f"keys: {sorted(info.keys)}.")
+            raise MissingKeyError(
+                f"env {int(envs[e])}: trajectory {info.path} has no {key!r}; its "
+                f"keys: {sorted(info.keys)}."
+            )
         return traj, (steps % self.traj_lengths[traj][:, None] if self.allow_wrap else steps)
 
     def _gather(self, envs: np.ndarray, key: str, traj: np.ndarray, steps: np.ndarray):
@@ -198,10 +237,19 @@ class VectorizedTrajectoryDataset:
         try:
             return self.store.gather(key, traj, steps)
         except WindowIndexError as e:
-            raise (e if e.row is None else WindowIndexError(
-                f"env {int(envs[e.row])}: step {e.step} is outside [0, {e.length}) of trajectory "
-                f"{e.path} (length {e.length}); set allow_wrap=True in cfg to wrap steps modulo "
-                "the length.", row=e.row, step=e.step, length=e.length, path=e.path)) from None
+            raise (
+                e
+                if e.row is None
+                else WindowIndexError(
+                    f"env {int(envs[e.row])}: step {e.step} is outside [0, {e.length}) of trajectory "
+                    f"{e.path} (length {e.length}); set allow_wrap=True in cfg to wrap steps modulo "
+                    "the length.",
+                    row=e.row,
+                    step=e.step,
+                    length=e.length,
+                    path=e.path,
+                )
+            ) from None
 
     def fetch(self, idx: Iterable[int], key: str | None = None) -> np.ndarray:
         """Rows of ``key`` at the current step of each env in ``idx``.
@@ -220,8 +268,9 @@ class VectorizedTrajectoryDataset:
             self.env_steps[envs] = steps[:, 0]
         return self._gather(envs, key, traj, steps)[:, 0]
 
-    def fetch_window(self, idx: Iterable[int], key: str | None = None,
-                     window_size: int | None = None) -> np.ndarray:
+    def fetch_window(
+        self, idx: Iterable[int], key: str | None = None, window_size: int | None = None
+    ) -> np.ndarray:
         """``W`` consecutive rows of ``key`` from each env's current step; cursors are unchanged.
 
         Args:
@@ -234,7 +283,9 @@ class VectorizedTrajectoryDataset:
         """
         w = window_size if window_size is not None else self.window_size
         if w is None:
-            raise ConfigError("no window_size: pass fetch_window(..., window_size=W) or set cfg.window_size.")
+            raise ConfigError(
+                "no window_size: pass fetch_window(..., window_size=W) or set cfg.window_size."
+            )
         w = _positive_int(w, "window_size")
         envs = self._env_ids(idx)
         steps = self.env_steps[envs][:, None] + np.arange(w, dtype=np.int64)[None, :]

@@ -9,8 +9,8 @@ time step gets its dt recorded as unknown (the seed assumed 0.02 s and recorded 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from trajopt_loader.conventions import Convention
 from trajopt_loader.store import ExportSummary, export_npz
@@ -32,12 +32,21 @@ class TrajoptLoader:
         self.data_path = Path(data_path)
         self.summary: ExportSummary | None = None
 
-    def save(self, out_dir: str | os.PathLike, *, dataset_source: str = "trajopt",
-             motion: str | Sequence[str] | None = None, zarr_name: str = "trajectories.zarr",
-             max_trajs_per_motion: int | None = None, convention: str | Convention = "pinocchio",
-             dt: float | None = None, key_map: Mapping[str, str] | None = None,
-             allow_missing: Sequence[str] = (), overwrite: bool = True,
-             progress: bool = False) -> str:
+    def save(
+        self,
+        out_dir: str | os.PathLike,
+        *,
+        dataset_source: str = "trajopt",
+        motion: str | Sequence[str] | None = None,
+        zarr_name: str = "trajectories.zarr",
+        max_trajs_per_motion: int | None = None,
+        convention: str | Convention = "pinocchio",
+        dt: float | None = None,
+        key_map: Mapping[str, str] | None = None,
+        allow_missing: Sequence[str] = (),
+        overwrite: bool = True,
+        progress: bool = False,
+    ) -> str:
         """Writes ``<out_dir>/<zarr_name>/<dataset_source>/<motion>/traj{i}/{key}``; returns the store path.
 
         Args:
@@ -68,9 +77,17 @@ class TrajoptLoader:
         """
         os.makedirs(out_dir, exist_ok=True)
         zarr_path = os.path.join(os.fspath(out_dir), zarr_name)
-        self.summary = export_npz(self.data_path, zarr_path, source=dataset_source, motion=motion,
-                                  convention=convention, dt=UNKNOWN_DT if dt is None else dt,
-                                  key_map=dict(key_map or {}) or None,
-                                  max_trajs_per_motion=max_trajs_per_motion, overwrite=overwrite,
-                                  allow_missing=tuple(allow_missing), progress=progress)
+        self.summary = export_npz(
+            self.data_path,
+            zarr_path,
+            source=dataset_source,
+            motion=motion,
+            convention=convention,
+            dt=UNKNOWN_DT if dt is None else dt,
+            key_map=dict(key_map or {}) or None,
+            max_trajs_per_motion=max_trajs_per_motion,
+            overwrite=overwrite,
+            allow_missing=tuple(allow_missing),
+            progress=progress,
+        )
         return zarr_path

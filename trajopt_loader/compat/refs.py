@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -52,8 +52,13 @@ class DigitRefSpec:
 
     def to_robot_spec(self, nq: int, nv: int) -> RobotSpec:
         """A :class:`RobotSpec` for rows of length ``nq`` / ``nv`` (base at address 0)."""
-        return RobotSpec(name="digit_ref_spec", nq=int(nq), nv=int(nv),
-                         actuated_qpos_index=self.a_pos_index, actuated_qvel_index=self.a_vel_index)
+        return RobotSpec(
+            name="digit_ref_spec",
+            nq=int(nq),
+            nv=int(nv),
+            actuated_qpos_index=self.a_pos_index,
+            actuated_qvel_index=self.a_vel_index,
+        )
 
 
 def _robot_spec(spec, nq: int, nv: int) -> RobotSpec:
@@ -64,8 +69,15 @@ def _robot_spec(spec, nq: int, nv: int) -> RobotSpec:
     raise ReferenceInputError(f"spec={spec!r}: expected a DigitRefSpec or a RobotSpec.")
 
 
-def build_refs_from_window(qpos, qvel, spec, ee_pos=None, convention: Convention | str = PINOCCHIO,
-                           *, heading_frame_keys: bool = False) -> dict[str, np.ndarray]:
+def build_refs_from_window(
+    qpos,
+    qvel,
+    spec,
+    ee_pos=None,
+    convention: Convention | str = PINOCCHIO,
+    *,
+    heading_frame_keys: bool = False,
+) -> dict[str, np.ndarray]:
     """References of one window; its first row is the episode origin (``ref_base_local_trans``
     is 0 there).
 
@@ -89,11 +101,19 @@ def build_refs_from_window(qpos, qvel, spec, ee_pos=None, convention: Convention
     """
     qpos, qvel = np.asarray(qpos), np.asarray(qvel)
     if qpos.ndim != 2 or qvel.ndim != 2 or qpos.shape[0] != qvel.shape[0]:
-        raise ReferenceInputError(f"qpos {qpos.shape} / qvel {qvel.shape}: expected [T, nq] / [T, nv].")
+        raise ReferenceInputError(
+            f"qpos {qpos.shape} / qvel {qvel.shape}: expected [T, nq] / [T, nv]."
+        )
     rspec = _robot_spec(spec, qpos.shape[1], qvel.shape[1])
     ee = None if ee_pos is None else np.asarray(ee_pos).reshape(qpos.shape[0], -1, 3)[None]
-    refs = compute_references(qpos[None], qvel[None], rspec, as_convention(convention), ee_pos=ee,
-                              heading_frame_keys=heading_frame_keys)
+    refs = compute_references(
+        qpos[None],
+        qvel[None],
+        rspec,
+        as_convention(convention),
+        ee_pos=ee,
+        heading_frame_keys=heading_frame_keys,
+    )
     return {k: (v if k == "ref_len" else v[0]) for k, v in refs.items()}
 
 
@@ -118,17 +138,27 @@ class DigitTrajoptRefBuilder:
         (raised when that file is read; lengths are read at construction).
     """
 
-    def __init__(self, data_dir, spec, convention: Convention | str = PINOCCHIO, *, ee_key: str = "ee_pos"):
+    def __init__(
+        self, data_dir, spec, convention: Convention | str = PINOCCHIO, *, ee_key: str = "ee_pos"
+    ):
         self.data_dir, self.spec, self.ee_key = os.fspath(data_dir), spec, ee_key
         self.convention = as_convention(convention)
         if os.path.isdir(self.data_dir):
-            names = sorted((f for f in os.listdir(self.data_dir) if f.endswith(".npz")), key=natural_key)
+            names = sorted(
+                (f for f in os.listdir(self.data_dir) if f.endswith(".npz")), key=natural_key
+            )
             self.files = [os.path.join(self.data_dir, f) for f in names]
         else:
-            self.files = [self.data_dir] if self.data_dir.endswith(".npz") and os.path.isfile(self.data_dir) else []
+            self.files = (
+                [self.data_dir]
+                if self.data_dir.endswith(".npz") and os.path.isfile(self.data_dir)
+                else []
+            )
         if not self.files:
-            raise FileNotFoundError(f"no .npz files at {self.data_dir!r}; pass a directory of trajopt "
-                                    "traj_*.npz files or one .npz file.")
+            raise FileNotFoundError(
+                f"no .npz files at {self.data_dir!r}; pass a directory of trajopt "
+                "traj_*.npz files or one .npz file."
+            )
         self.step = int(getattr(spec, "subsample", 1))
         self.lengths = [len(range(0, self._true_length(p), self.step)) for p in self.files]
         self.max_len = int(max(self.lengths))
@@ -150,8 +180,10 @@ class DigitTrajoptRefBuilder:
         except ExportError as e:
             raise ReferenceInputError(f"{os.path.dirname(path)}/{e}") from None
         if need_qvel and "qvel" not in t.arrays:
-            raise MissingKeyError(f"{path}: no key 'qvel' (keys: {sorted(t.arrays)}); trajopt "
-                                  "files need qpos and qvel.")
+            raise MissingKeyError(
+                f"{path}: no key 'qvel' (keys: {sorted(t.arrays)}); trajopt "
+                "files need qpos and qvel."
+            )
         return t.arrays
 
     def _true_length(self, path: str) -> int:
@@ -167,17 +199,26 @@ class DigitTrajoptRefBuilder:
           IndexError: ``traj_index`` outside ``[0, num_trajectories)``.
         """
         if not 0 <= int(traj_index) < len(self.files):
-            raise IndexError(f"traj_index={traj_index} outside [0, {len(self.files)}) "
-                             f"({len(self.files)} files under {self.data_dir!r}).")
+            raise IndexError(
+                f"traj_index={traj_index} outside [0, {len(self.files)}) "
+                f"({len(self.files)} files under {self.data_dir!r})."
+            )
         path = self.files[int(traj_index)]
         data = self._load(path)
         rows = slice(0, data["qpos"].shape[0], self.step)
         ee = data.get(self.ee_key)
         try:
-            refs = build_refs_from_window(data["qpos"][rows], data["qvel"][rows], self.spec,
-                                          None if ee is None else ee[rows], self.convention)
+            refs = build_refs_from_window(
+                data["qpos"][rows],
+                data["qvel"][rows],
+                self.spec,
+                None if ee is None else ee[rows],
+                self.convention,
+            )
         except ReferenceInputError as e:
             raise ReferenceInputError(f"{path}: {e}") from None
         pad = self.max_len - int(refs["ref_len"][0])
-        return {k: v if k == "ref_len" else np.concatenate([v, np.repeat(v[-1:], pad, axis=0)])
-                for k, v in refs.items()}
+        return {
+            k: v if k == "ref_len" else np.concatenate([v, np.repeat(v[-1:], pad, axis=0)])
+            for k, v in refs.items()
+        }

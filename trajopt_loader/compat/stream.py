@@ -22,7 +22,8 @@ from __future__ import annotations
 import queue
 import threading
 import weakref
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 from jax.sharding import Sharding, SingleDeviceSharding
@@ -39,8 +40,10 @@ def _make_put(device) -> Callable[[Any], Any]:
     if isinstance(device, jax.Device):
         device = SingleDeviceSharding(device)
     elif device is not None and not isinstance(device, (Sharding, Mapping)):
-        raise TypeError(f"device={device!r}: expected None, a jax.Device or a jax.sharding.Sharding "
-                        "(e.g. NamedSharding(Mesh(jax.devices(), ('env',)), P('env'))).")
+        raise TypeError(
+            f"device={device!r}: expected None, a jax.Device or a jax.sharding.Sharding "
+            "(e.g. NamedSharding(Mesh(jax.devices(), ('env',)), P('env')))."
+        )
     put = _PutOnDevice(device, multiprocess=jax.process_count() > 1)
     return lambda window: jax.block_until_ready(put(window))
 
@@ -85,12 +88,15 @@ class _Producer:
                 ok, value = self._queue.get(timeout=0.1)
             except queue.Empty:
                 if not self.thread.is_alive() and self._queue.empty():
-                    raise RuntimeError("the streamer was stopped while waiting for a window; call "
-                                       "next_window() again to restart it.") from None
+                    raise RuntimeError(
+                        "the streamer was stopped while waiting for a window; call "
+                        "next_window() again to restart it."
+                    ) from None
                 waited += 0.1
                 if timeout is not None and waited >= timeout:
-                    raise TimeoutError(f"no window within {timeout} s; window_fn is still running.") \
-                        from None
+                    raise TimeoutError(
+                        f"no window within {timeout} s; window_fn is still running."
+                    ) from None
                 continue
             if ok:
                 self.consumed += 1
@@ -143,8 +149,10 @@ class DoubleBufferStreamer:
 
     def __init__(self, window_fn: Callable[[], Any], device=None, queue_size: int = 2):
         if not callable(window_fn):
-            raise TypeError(f"window_fn={window_fn!r} is not callable; pass a function returning a "
-                            "dict of numpy arrays.")
+            raise TypeError(
+                f"window_fn={window_fn!r} is not callable; pass a function returning a "
+                "dict of numpy arrays."
+            )
         if isinstance(queue_size, bool) or not isinstance(queue_size, int) or queue_size < 1:
             raise ValueError(f"queue_size={queue_size!r}; expected an int >= 1.")
         self._window_fn = window_fn
@@ -158,7 +166,7 @@ class DoubleBufferStreamer:
         """True while a producer thread is alive."""
         return self._producer is not None and self._producer.thread.is_alive()
 
-    def start(self) -> "DoubleBufferStreamer":
+    def start(self) -> DoubleBufferStreamer:
         """Starts the producer thread (no-op if running). Returns ``self``."""
         if self._producer is None:
             self._producer = _Producer(self._window_fn, self._put, self.queue_size)
@@ -209,13 +217,13 @@ class DoubleBufferStreamer:
         """
         return self.stop()
 
-    def __enter__(self) -> "DoubleBufferStreamer":
+    def __enter__(self) -> DoubleBufferStreamer:
         return self.start()
 
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def __iter__(self) -> "DoubleBufferStreamer":
+    def __iter__(self) -> DoubleBufferStreamer:
         return self
 
     def __next__(self) -> Any:

@@ -21,23 +21,27 @@ benchmarks/README.md).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import mujoco
 import numpy as np
 
 from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import MissingKeyError, ModelError
-from trajopt_loader.kinematics.model import (check_qpos, model_name, qpos_to_mujoco,
-                                             qvel_to_mujoco)
+from trajopt_loader.kinematics.model import check_qpos, model_name, qpos_to_mujoco, qvel_to_mujoco
 from trajopt_loader.store.layout import BODY_KEYS
 
-__all__ = ["BODY_KEYS", "BODY_QUAT_ORDER", "BODY_VEL_FRAME", "body_ids", "body_names_of",
-           "body_states"]
+__all__ = [
+    "BODY_KEYS",
+    "BODY_QUAT_ORDER",
+    "BODY_VEL_FRAME",
+    "body_ids",
+    "body_names_of",
+    "body_states",
+]
 
 BODY_QUAT_ORDER = "wxyz"
-BODY_VEL_FRAME = ("world axes, at the body frame origin (mj_objectVelocity mjOBJ_XBODY, "
-                  "flg_local=0)")
+BODY_VEL_FRAME = "world axes, at the body frame origin (mj_objectVelocity mjOBJ_XBODY, flg_local=0)"
 
 
 def body_names_of(model: mujoco.MjModel, bodies: str | Sequence[str]) -> tuple[str, ...]:
@@ -66,12 +70,18 @@ def body_ids(model: mujoco.MjModel, names: Sequence[str]) -> np.ndarray:
         available = [model.body(i).name for i in range(1, model.nbody)]
         raise MissingKeyError(
             f"body name(s) {bad or list(names)} not bodies of model {model_name(model)!r} (the "
-            f"world body is excluded); available: {available}. Pass 'all' or some of these.")
+            f"world body is excluded); available: {available}. Pass 'all' or some of these."
+        )
     return np.asarray(ids, dtype=np.int32)
 
 
-def body_states(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray,
-                names: Sequence[str], convention: Convention | str) -> dict[str, np.ndarray]:
+def body_states(
+    model: mujoco.MjModel,
+    qpos: np.ndarray,
+    qvel: np.ndarray,
+    names: Sequence[str],
+    convention: Convention | str,
+) -> dict[str, np.ndarray]:
     """World pose and velocity of the bodies ``names`` at every frame (module docstring table).
 
     Args:
@@ -93,9 +103,11 @@ def body_states(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray,
     q = qpos_to_mujoco(model, check_qpos(model, qpos), convention).reshape(-1, model.nq)
     qvel = np.asarray(qvel, dtype=np.float64)
     if qvel.ndim != 2 or qvel.shape != (q.shape[0], model.nv):
-        raise ModelError(f"qvel has shape {qvel.shape} but qpos has {q.shape[0]} frames and model "
-                         f"{model_name(model)!r} has nv={model.nv}; expected "
-                         f"[{q.shape[0]}, {model.nv}].")
+        raise ModelError(
+            f"qvel has shape {qvel.shape} but qpos has {q.shape[0]} frames and model "
+            f"{model_name(model)!r} has nv={model.nv}; expected "
+            f"[{q.shape[0]}, {model.nv}]."
+        )
     v = qvel_to_mujoco(model, qvel, q, convention)
     n, nb = q.shape[0], ids.size
     out = {key: np.empty((n, nb, width)) for key, width in zip(BODY_KEYS, (3, 4, 3, 3))}

@@ -26,8 +26,14 @@ from trajopt_loader.errors import ModelError
 from trajopt_loader.interpolation import grid_lengths, grid_positions
 from trajopt_loader.kinematics.model import qpos_from_mujoco, qpos_to_mujoco, qvel_from_mujoco
 
-__all__ = ["QVEL_METHOD", "check_dt", "qvel_from_qpos", "resample_grid", "resample_linear",
-           "resample_qpos"]
+__all__ = [
+    "QVEL_METHOD",
+    "check_dt",
+    "qvel_from_qpos",
+    "resample_grid",
+    "resample_linear",
+    "resample_qpos",
+]
 
 QVEL_METHOD = "mj_differentiatePos central difference (one-sided at first and last frame)"
 
@@ -43,8 +49,9 @@ def check_dt(dt: float, name: str = "dt") -> float:
     return value
 
 
-def qvel_from_qpos(model: mujoco.MjModel, qpos: np.ndarray, dt: float,
-                   convention: Convention) -> np.ndarray:
+def qvel_from_qpos(
+    model: mujoco.MjModel, qpos: np.ndarray, dt: float, convention: Convention
+) -> np.ndarray:
     """Joint velocities of a trajectory by finite differences on the configuration manifold.
 
     Frame ``t`` gets ``mj_differentiatePos(q[t-1], q[t+1]) / (2 dt)`` (central, second order); the
@@ -104,8 +111,9 @@ def resample_linear(x: np.ndarray, dt: float, new_dt: float) -> np.ndarray:
     return ((1.0 - a) * x[i] + a * nxt).astype(x.dtype)
 
 
-def resample_qpos(model: mujoco.MjModel, qpos: np.ndarray, dt: float, new_dt: float,
-                  convention: Convention) -> np.ndarray:
+def resample_qpos(
+    model: mujoco.MjModel, qpos: np.ndarray, dt: float, new_dt: float, convention: Convention
+) -> np.ndarray:
     """Resample positions ``qpos [T, nq]`` from ``dt`` to ``new_dt`` (s) on the manifold.
 
     New frame = ``mj_integratePos(q[i], alpha * mj_differentiatePos(q[i], q[i+1]))`` on the grid of

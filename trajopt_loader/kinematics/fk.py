@@ -13,7 +13,7 @@ positions need no contacts or solver, so MJX gets a kinematics-only copy
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import mujoco
 import numpy as np
@@ -36,12 +36,14 @@ def site_ids(model: mujoco.MjModel, site_names: Sequence[str]) -> np.ndarray:
         available = [model.site(i).name for i in range(model.nsite)]
         raise MissingKeyError(
             f"site(s) {bad or list(site_names)} not in model {model_name(model)!r}; available "
-            f"sites: {available}. Pass at least one of these names.")
+            f"sites: {available}. Pass at least one of these names."
+        )
     return np.asarray(ids, dtype=np.int32)
 
 
-def site_positions_mujoco(model: mujoco.MjModel, qpos: np.ndarray, site_names: Sequence[str],
-                          convention: Convention) -> np.ndarray:
+def site_positions_mujoco(
+    model: mujoco.MjModel, qpos: np.ndarray, site_names: Sequence[str], convention: Convention
+) -> np.ndarray:
     """World positions of sites by ``mj_kinematics`` frame by frame (float64 oracle): ``qpos
     [..., nq]`` (m, rad; base quaternion in ``convention.quat_order``) -> ``[..., n_sites, 3]``
     float64, world frame, m. Raises as :func:`site_positions`."""
@@ -85,8 +87,14 @@ def _mjx_sites(model: mujoco.MjModel, ids: np.ndarray) -> Callable:
     return lambda q: fn(mx, d0, sel, q)
 
 
-def site_positions(model: mujoco.MjModel, qpos: np.ndarray, site_names: Sequence[str],
-                   convention: Convention, *, chunk_size: int = 8192) -> np.ndarray:
+def site_positions(
+    model: mujoco.MjModel,
+    qpos: np.ndarray,
+    site_names: Sequence[str],
+    convention: Convention,
+    *,
+    chunk_size: int = 8192,
+) -> np.ndarray:
     """World positions of sites with MJX, jitted and vmapped over frames.
 
     Frames are processed ``chunk_size`` at a time (the last chunk padded with ``qpos0``), which
@@ -107,9 +115,9 @@ def site_positions(model: mujoco.MjModel, qpos: np.ndarray, site_names: Sequence
     if n:
         fn, size = _mjx_sites(model, ids), min(int(chunk_size), n)
         for start in range(0, n, size):
-            chunk = flat[start:start + size]
+            chunk = flat[start : start + size]
             if chunk.shape[0] < size:
                 pad = np.broadcast_to(model.qpos0, (size - chunk.shape[0], model.nq))
                 chunk = np.concatenate([chunk, pad.astype(np.float32)])
-            out[start:start + size] = np.asarray(fn(chunk))[: n - start]
+            out[start : start + size] = np.asarray(fn(chunk))[: n - start]
     return out.reshape(q.shape[:-1] + (ids.size, 3))

@@ -16,14 +16,33 @@ import os
 import mujoco
 import numpy as np
 
-from trajopt_loader.conventions import (MUJOCO, Convention, as_convention, qpos_base_from_mujoco,
-                                        qpos_base_to_mujoco, qvel_base_from_mujoco,
-                                        qvel_base_to_mujoco)
+from trajopt_loader.conventions import (
+    MUJOCO,
+    Convention,
+    as_convention,
+    qpos_base_from_mujoco,
+    qpos_base_to_mujoco,
+    qvel_base_from_mujoco,
+    qvel_base_to_mujoco,
+)
 from trajopt_loader.errors import ConventionError, ModelError, ModelNotFoundError
 
-__all__ = ["check_qpos", "floating_base", "quaternion_qpos_addresses", "has_floating_base", "kinematics_copy", "load_model",
-           "load_kinematics_model", "model_name", "needs_base_conversion", "qpos_from_mujoco",
-           "qpos_to_mujoco", "qvel_from_mujoco", "qvel_to_mujoco", "simulation_copy"]
+__all__ = [
+    "check_qpos",
+    "floating_base",
+    "quaternion_qpos_addresses",
+    "has_floating_base",
+    "kinematics_copy",
+    "load_model",
+    "load_kinematics_model",
+    "model_name",
+    "needs_base_conversion",
+    "qpos_from_mujoco",
+    "qpos_to_mujoco",
+    "qvel_from_mujoco",
+    "qvel_to_mujoco",
+    "simulation_copy",
+]
 
 _DISABLE = int(mujoco.mjtDisableBit.mjDSBL_CONTACT) | int(mujoco.mjtDisableBit.mjDSBL_CONSTRAINT)
 
@@ -32,8 +51,10 @@ def _existing(model_path) -> str:
     """``model_path`` as a str; ModelNotFoundError when no file is there."""
     path = os.fspath(model_path)
     if not os.path.isfile(path):
-        raise ModelNotFoundError(f"no MuJoCo model at {path!r}; pass --model PATH/TO/robot.xml "
-                                 "(the MJCF the data was made for).")
+        raise ModelNotFoundError(
+            f"no MuJoCo model at {path!r}; pass --model PATH/TO/robot.xml "
+            "(the MJCF the data was made for)."
+        )
     return path
 
 
@@ -123,11 +144,14 @@ def floating_base(model: mujoco.MjModel) -> tuple[int, int, int] | None:
     if model.njnt < 4:
         return None
     slide, ball, body = mujoco.mjtJoint.mjJNT_SLIDE, mujoco.mjtJoint.mjJNT_BALL, model.jnt_bodyid[0]
-    if (list(model.jnt_type[:4]) == [slide, slide, slide, ball]
-            and np.all(model.jnt_bodyid[:4] == body) and model.body_parentid[body] == 0
-            and np.allclose(model.body_quat[body], [1, 0, 0, 0], atol=1e-9)
-            and np.allclose(model.jnt_axis[:3], np.eye(3), atol=1e-9)
-            and list(model.jnt_qposadr[:4]) == [0, 1, 2, 3]):
+    if (
+        list(model.jnt_type[:4]) == [slide, slide, slide, ball]
+        and np.all(model.jnt_bodyid[:4] == body)
+        and model.body_parentid[body] == 0
+        and np.allclose(model.body_quat[body], [1, 0, 0, 0], atol=1e-9)
+        and np.allclose(model.jnt_axis[:3], np.eye(3), atol=1e-9)
+        and list(model.jnt_qposadr[:4]) == [0, 1, 2, 3]
+    ):
         return int(body), int(model.jnt_qposadr[0]), int(model.jnt_dofadr[0])
     return None
 
@@ -136,8 +160,11 @@ def quaternion_qpos_addresses(model: mujoco.MjModel) -> tuple[int, ...]:
     """qpos address of the 4 quaternion entries ``qpos[a:a+4]`` of every free and ball joint of
     ``model``, in joint order (a free joint's quaternion follows its 3 position entries)."""
     free, ball = int(mujoco.mjtJoint.mjJNT_FREE), int(mujoco.mjtJoint.mjJNT_BALL)
-    return tuple(int(a) + (3 if int(t) == free else 0)
-                 for t, a in zip(model.jnt_type, model.jnt_qposadr) if int(t) in (free, ball))
+    return tuple(
+        int(a) + (3 if int(t) == free else 0)
+        for t, a in zip(model.jnt_type, model.jnt_qposadr)
+        if int(t) in (free, ball)
+    )
 
 
 def has_floating_base(model: mujoco.MjModel) -> bool:
@@ -156,7 +183,8 @@ def needs_base_conversion(model: mujoco.MjModel, convention: Convention | str) -
         raise ConventionError(
             f"convention {convention} converts a floating base, but model {model_name(model)!r} "
             "has none at qpos[0:7] (a free joint, or 3 world-aligned slides + a ball); use the "
-            "'mujoco' convention for data of this model.")
+            "'mujoco' convention for data of this model."
+        )
     return True
 
 
@@ -166,11 +194,14 @@ def check_qpos(model: mujoco.MjModel, qpos: np.ndarray, what: str = "qpos") -> n
     if qpos.ndim < 1 or qpos.shape[-1] != model.nq:
         raise ModelError(
             f"{what} has shape {qpos.shape} but model {model_name(model)!r} has nq={model.nq}; "
-            "pass the model the data was made for.")
+            "pass the model the data was made for."
+        )
     return qpos
 
 
-def qpos_to_mujoco(model: mujoco.MjModel, qpos: np.ndarray, convention: Convention | str) -> np.ndarray:
+def qpos_to_mujoco(
+    model: mujoco.MjModel, qpos: np.ndarray, convention: Convention | str
+) -> np.ndarray:
     """``qpos [..., nq]`` in ``convention`` (a Convention or its name) -> float64 copy with the
     base quaternion ``wxyz`` (MuJoCo). Only ``qpos[3:7]`` is reordered; other ball joints are
     already in MuJoCo's layout.
@@ -185,7 +216,9 @@ def qpos_to_mujoco(model: mujoco.MjModel, qpos: np.ndarray, convention: Conventi
     return np.array(q, dtype=np.float64)
 
 
-def qpos_from_mujoco(model: mujoco.MjModel, qpos: np.ndarray, convention: Convention | str) -> np.ndarray:
+def qpos_from_mujoco(
+    model: mujoco.MjModel, qpos: np.ndarray, convention: Convention | str
+) -> np.ndarray:
     """Inverse of :func:`qpos_to_mujoco`: base quaternion ``wxyz`` -> ``convention.quat_order``
     (``convention``: a Convention or its name)."""
     convention = as_convention(convention)
@@ -195,8 +228,9 @@ def qpos_from_mujoco(model: mujoco.MjModel, qpos: np.ndarray, convention: Conven
     return np.array(q, dtype=np.float64)
 
 
-def qvel_from_mujoco(model: mujoco.MjModel, qvel: np.ndarray, qpos_mj: np.ndarray,
-                     convention: Convention | str) -> np.ndarray:
+def qvel_from_mujoco(
+    model: mujoco.MjModel, qvel: np.ndarray, qpos_mj: np.ndarray, convention: Convention | str
+) -> np.ndarray:
     """MuJoCo-convention ``qvel [..., nv]`` (base ``[v_world, omega_body]``) -> ``convention``.
 
     ``qpos_mj [..., nq]`` (quaternion ``wxyz``) gives the base rotation ``R`` (body -> world) at the
@@ -209,12 +243,11 @@ def qvel_from_mujoco(model: mujoco.MjModel, qvel: np.ndarray, qpos_mj: np.ndarra
     return qvel_base_from_mujoco(qvel, np.asarray(qpos_mj)[..., 3:7], convention)
 
 
-def qvel_to_mujoco(model: mujoco.MjModel, qvel: np.ndarray, qpos_mj: np.ndarray,
-                   convention: Convention | str) -> np.ndarray:
+def qvel_to_mujoco(
+    model: mujoco.MjModel, qvel: np.ndarray, qpos_mj: np.ndarray, convention: Convention | str
+) -> np.ndarray:
     """Inverse of :func:`qvel_from_mujoco`: ``convention`` -> MuJoCo ``[v_world, omega_body]``."""
     convention = as_convention(convention)
     if not needs_base_conversion(model, convention):
         return np.array(qvel, dtype=np.float64)
     return qvel_base_to_mujoco(qvel, np.asarray(qpos_mj)[..., 3:7], convention)
-
-

@@ -29,10 +29,23 @@ from trajopt_loader.kinematics.model import load_kinematics_model, model_name
 
 __all__ = ["LAYOUT_FIELDS", "as_model", "check_model_layout", "model_layout"]
 
-LAYOUT_FIELDS = ("nq", "nv", "nbody", "body_names", "body_parents", "joint_names", "joint_types",
-                 "joint_qposadr", "joint_dofadr")
-_TYPES = {int(mujoco.mjtJoint.mjJNT_FREE): "free", int(mujoco.mjtJoint.mjJNT_BALL): "ball",
-          int(mujoco.mjtJoint.mjJNT_SLIDE): "slide", int(mujoco.mjtJoint.mjJNT_HINGE): "hinge"}
+LAYOUT_FIELDS = (
+    "nq",
+    "nv",
+    "nbody",
+    "body_names",
+    "body_parents",
+    "joint_names",
+    "joint_types",
+    "joint_qposadr",
+    "joint_dofadr",
+)
+_TYPES = {
+    int(mujoco.mjtJoint.mjJNT_FREE): "free",
+    int(mujoco.mjtJoint.mjJNT_BALL): "ball",
+    int(mujoco.mjtJoint.mjJNT_SLIDE): "slide",
+    int(mujoco.mjtJoint.mjJNT_HINGE): "hinge",
+}
 
 
 def model_layout(model: mujoco.MjModel) -> dict:
@@ -40,7 +53,9 @@ def model_layout(model: mujoco.MjModel) -> dict:
     qpos and dof addresses, body names and parent ids in model order, and ``fingerprint``, the
     sha256 (hex) of those fields as sorted JSON."""
     out = {
-        "nq": int(model.nq), "nv": int(model.nv), "nbody": int(model.nbody),
+        "nq": int(model.nq),
+        "nv": int(model.nv),
+        "nbody": int(model.nbody),
         "joint_names": [model.joint(j).name for j in range(model.njnt)],
         "joint_types": [_TYPES[int(t)] for t in model.jnt_type],
         "joint_qposadr": [int(a) for a in model.jnt_qposadr],
@@ -67,12 +82,15 @@ def _first_difference(field: str, recorded, actual) -> str:
             return f"{field}[{i}] ({what} {i}) is {a!r} in the store but {b!r} in the model"
     n = min(len(recorded), len(actual))
     longer = recorded if len(recorded) > n else actual
-    return (f"{field} has {len(recorded)} entries in the store but {len(actual)} in the model "
-            f"(first extra: {longer[n]!r})")
+    return (
+        f"{field} has {len(recorded)} entries in the store but {len(actual)} in the model "
+        f"(first extra: {longer[n]!r})"
+    )
 
 
-def check_model_layout(recorded: dict, model, where: str = "the store",
-                       label: str | None = None) -> None:
+def check_model_layout(
+    recorded: dict, model, where: str = "the store", label: str | None = None
+) -> None:
     """Refuse a ``model`` whose layout differs from the ``recorded`` one.
 
     Args:
@@ -98,4 +116,5 @@ def check_model_layout(recorded: dict, model, where: str = "the store",
                 f"{where} was exported with another model layout than {label}: "
                 f"{_first_difference(field, recorded.get(field), actual[field])}. Fix: use the "
                 "model the data was exported with, or re-export the data with this model "
-                "(trajopt-loader export ... --model MODEL.xml).")
+                "(trajopt-loader export ... --model MODEL.xml)."
+            )

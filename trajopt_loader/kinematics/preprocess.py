@@ -12,20 +12,32 @@ which ``export_npz`` records per source.
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import mujoco
 import numpy as np
 
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError
-from trajopt_loader.kinematics.bodies import (BODY_QUAT_ORDER, BODY_VEL_FRAME, body_names_of,
-                                              body_states)
-from trajopt_loader.kinematics.derive import (QVEL_METHOD, check_dt, qvel_from_qpos,
-                                              resample_linear, resample_qpos)
+from trajopt_loader.kinematics.bodies import (
+    BODY_QUAT_ORDER,
+    BODY_VEL_FRAME,
+    body_names_of,
+    body_states,
+)
+from trajopt_loader.kinematics.derive import (
+    QVEL_METHOD,
+    check_dt,
+    qvel_from_qpos,
+    resample_linear,
+    resample_qpos,
+)
 from trajopt_loader.kinematics.fk import site_ids, site_positions_mujoco
-from trajopt_loader.kinematics.model import (load_kinematics_model, needs_base_conversion,
-                                             qpos_to_mujoco)
+from trajopt_loader.kinematics.model import (
+    load_kinematics_model,
+    needs_base_conversion,
+    qpos_to_mujoco,
+)
 from trajopt_loader.kinematics.model_layout import model_layout
 from trajopt_loader.store.layout import BODY_KEYS
 from trajopt_loader.store.validate import require_dt
@@ -33,10 +45,15 @@ from trajopt_loader.store.validate import require_dt
 __all__ = ["make_export_preprocess"]
 
 
-def make_export_preprocess(model_path: str, *, convention: Convention | str,
-                           derive_qvel: bool = False, resample_dt: float | None = None,
-                           ee_sites: Sequence[str] = (),
-                           bodies: str | Sequence[str] = ()) -> Callable:
+def make_export_preprocess(
+    model_path: str,
+    *,
+    convention: Convention | str,
+    derive_qvel: bool = False,
+    resample_dt: float | None = None,
+    ee_sites: Sequence[str] = (),
+    bodies: str | Sequence[str] = (),
+) -> Callable:
     """Build the ``preprocess`` hook of ``export_npz`` (CLI ``--model``, ``--derive-qvel``,
     ``--resample-dt``, ``--ee-sites``, ``--bodies``).
 
@@ -80,13 +97,17 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
     def preprocess(arrays: dict, dt: float, source_file: str):
         arrays, prov = dict(arrays), dict(base)
         if arrays.get("qpos") is None:
-            raise ExportError(f"{source_file}: no 'qpos' key; kinematics (--model) needs qpos "
-                              f"[T, {model.nq}] (keys: {sorted(arrays)}); map it with key_map.")
+            raise ExportError(
+                f"{source_file}: no 'qpos' key; kinematics (--model) needs qpos "
+                f"[T, {model.nq}] (keys: {sorted(arrays)}); map it with key_map."
+            )
         qpos = arrays["qpos"] = np.asarray(arrays["qpos"])
         if qpos.ndim != 2 or qpos.shape[1] != model.nq:
-            raise ExportError(f"{source_file}: 'qpos' has shape {qpos.shape} (width "
-                              f"{qpos.shape[-1] if qpos.ndim else 0}) but model {base['model']} "
-                              f"has nq={model.nq}; pass the model this data was made for.")
+            raise ExportError(
+                f"{source_file}: 'qpos' has shape {qpos.shape} (width "
+                f"{qpos.shape[-1] if qpos.ndim else 0}) but model {base['model']} "
+                f"has nq={model.nq}; pass the model this data was made for."
+            )
         _check_quaternions(model, qpos, conv, source_file)
         do_qvel = derive_qvel and "qvel" not in arrays
         do_ee = bool(sites) and "ee_pos" not in arrays
@@ -94,20 +115,27 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
             if asked and not done:
                 prov[key] = "recorded"
         if new_dt is not None or do_qvel:
-            dt = require_dt(dt, "--resample-dt" if new_dt is not None else "--derive-qvel",
-                            source_file)
+            dt = require_dt(
+                dt, "--resample-dt" if new_dt is not None else "--derive-qvel", source_file
+            )
         if new_dt is not None:
             arrays = _resample_arrays(model, arrays, dt, new_dt, conv, source_file)
-            prov.update(resampled_from_dt=float(dt), resample=(
-                "qpos: mj_integratePos interpolation (slerp for quaternions); "
-                "other per-frame arrays: linear"))
+            prov.update(
+                resampled_from_dt=float(dt),
+                resample=(
+                    "qpos: mj_integratePos interpolation (slerp for quaternions); "
+                    "other per-frame arrays: linear"
+                ),
+            )
             if "qvel" in arrays and not do_qvel:
                 prov["qvel"] = "recorded, linearly interpolated"
             dt = new_dt
         if do_qvel:
             if arrays["qpos"].shape[0] < 2:
-                raise ExportError(f"{source_file}: qpos has {arrays['qpos'].shape[0]} frame(s); "
-                                  "deriving qvel needs >= 2.")
+                raise ExportError(
+                    f"{source_file}: qpos has {arrays['qpos'].shape[0]} frame(s); "
+                    "deriving qvel needs >= 2."
+                )
             arrays["qvel"] = qvel_from_qpos(model, arrays["qpos"], dt, conv)
             prov["qvel"] = QVEL_METHOD
         if do_ee:
@@ -116,15 +144,23 @@ def make_export_preprocess(model_path: str, *, convention: Convention | str,
         if names:
             recorded = [k for k in BODY_KEYS if k in arrays]
             if recorded:
-                raise ExportError(f"{source_file}: already has {recorded}; --bodies computes "
-                                  f"{list(BODY_KEYS)} from qpos / qvel and never replaces "
-                                  "recorded data: drop those arrays, or export without --bodies.")
+                raise ExportError(
+                    f"{source_file}: already has {recorded}; --bodies computes "
+                    f"{list(BODY_KEYS)} from qpos / qvel and never replaces "
+                    "recorded data: drop those arrays, or export without --bodies."
+                )
             if "qvel" not in arrays:
-                raise ExportError(f"{source_file}: no 'qvel'; body velocities (--bodies) need "
-                                  "qvel [T, nv]: pass --derive-qvel (derive_qvel=True).")
+                raise ExportError(
+                    f"{source_file}: no 'qvel'; body velocities (--bodies) need "
+                    "qvel [T, nv]: pass --derive-qvel (derive_qvel=True)."
+                )
             arrays.update(body_states(model, arrays["qpos"], arrays["qvel"], names, conv))
-            prov.update(body_names=list(names), body_quat_order=BODY_QUAT_ORDER,
-                        body_vel_frame=BODY_VEL_FRAME, model_fingerprint=layout["fingerprint"])
+            prov.update(
+                body_names=list(names),
+                body_quat_order=BODY_QUAT_ORDER,
+                body_vel_frame=BODY_VEL_FRAME,
+                model_fingerprint=layout["fingerprint"],
+            )
         return arrays, float(dt), prov
 
     preprocess.model_layout = layout
@@ -136,17 +172,19 @@ def _check_quaternions(model, qpos: np.ndarray, conv: Convention, source_file: s
     q = qpos_to_mujoco(model, qpos, conv)
     for j in np.flatnonzero(model.jnt_type <= int(mujoco.mjtJoint.mjJNT_BALL)):  # free, ball
         a = model.jnt_qposadr[j] + (3 if model.jnt_type[j] == mujoco.mjtJoint.mjJNT_FREE else 0)
-        norm = np.linalg.norm(q[:, a:a + 4], axis=1)
+        norm = np.linalg.norm(q[:, a : a + 4], axis=1)
         bad = np.flatnonzero(~(np.abs(norm - 1.0) <= 1e-2))
         if bad.size:
             raise ExportError(
                 f"{source_file}: 'qpos' row {bad[0]} has a quaternion of norm {norm[bad[0]]:.4g} "
                 f"in columns {a}:{a + 4} (joint {model.joint(j).name!r}); expected unit norm. "
-                f"{bad.size} row(s) affected; fix or drop them before export.")
+                f"{bad.size} row(s) affected; fix or drop them before export."
+            )
 
 
-def _resample_arrays(model, arrays: dict, dt: float, new_dt: float, conv: Convention,
-                     source_file: str) -> dict:
+def _resample_arrays(
+    model, arrays: dict, dt: float, new_dt: float, conv: Convention, source_file: str
+) -> dict:
     length, out = arrays["qpos"].shape[0], {}
     for key, value in arrays.items():
         value = np.asarray(value)
@@ -159,5 +197,6 @@ def _resample_arrays(model, arrays: dict, dt: float, new_dt: float, conv: Conven
         else:
             raise ExportError(
                 f"{source_file}: '{key}' has shape {value.shape}, not {length} rows like qpos, so "
-                "it cannot be resampled; drop it, or pad it to one row per frame before export.")
+                "it cannot be resampled; drop it, or pad it to one row per frame before export."
+            )
     return out

@@ -10,10 +10,17 @@ import importlib
 _NAMES = {
     "trajopt_loader.pipeline.dataset": ("make_dataset",),
     "trajopt_loader.pipeline.device": ("device_iterator", "DeviceIterator"),
-    "trajopt_loader.pipeline.checkpoint": ("save_state", "load_state", "save_with_manager",
-                                           "restore_with_manager"),
-    "trajopt_loader.pipeline.distributed": ("env_sharding", "maybe_initialize_distributed",
-                                            "process_env_range"),
+    "trajopt_loader.pipeline.checkpoint": (
+        "save_state",
+        "load_state",
+        "save_with_manager",
+        "restore_with_manager",
+    ),
+    "trajopt_loader.pipeline.distributed": (
+        "env_sharding",
+        "maybe_initialize_distributed",
+        "process_env_range",
+    ),
     "trajopt_loader.pipeline.process_state": ("save_process_state", "restore_process_state"),
     "trajopt_loader.pipeline.time_step": ("check_uniform_dt",),
     "trajopt_loader.pipeline.feedback": ("FailureFeedback",),

@@ -47,8 +47,16 @@ import numpy as np
 
 from trajopt_loader.errors import ConfigError
 
-__all__ = ["BinLayout", "bin_steps_of", "draw_starts", "draw_within", "fold", "smooth", "start_distribution",
-           "trajectory_weights"]
+__all__ = [
+    "BinLayout",
+    "bin_steps_of",
+    "draw_starts",
+    "draw_within",
+    "fold",
+    "smooth",
+    "start_distribution",
+    "trajectory_weights",
+]
 
 
 def bin_steps_of(dts, bin_s: float, bin_steps: int | None) -> np.ndarray:
@@ -70,7 +78,8 @@ def bin_steps_of(dts, bin_s: float, bin_steps: int | None) -> np.ndarray:
         raise ConfigError(
             f"adaptive.bin_s={bin_s} s needs each played trajectory's dt, but {int(bad.sum())} of "
             f"{dts.size} have an unknown dt (NaN): seconds cannot be turned into steps. Fix: set "
-            "--config.adaptive.bin_steps=N (bin length in steps), or re-export with dt=.")
+            "--config.adaptive.bin_steps=N (bin length in steps), or re-export with dt=."
+        )
     return np.maximum(1, np.rint(bin_s / dts)).astype(np.int64)
 
 
@@ -125,8 +134,9 @@ def smooth(stats: np.ndarray, layout: BinLayout, kernel_size: int, decay: float)
     return out / weights.sum()
 
 
-def start_distribution(stats, layout: BinLayout, weights, kernel_size: int, decay: float,
-                       uniform_mix: float) -> np.ndarray:
+def start_distribution(
+    stats, layout: BinLayout, weights, kernel_size: int, decay: float, uniform_mix: float
+) -> np.ndarray:
     """Bin probabilities ``p`` float64 ``[n_bins]`` (module docstring).
 
     Args:
@@ -142,8 +152,9 @@ def start_distribution(stats, layout: BinLayout, weights, kernel_size: int, deca
     return (1.0 - uniform_mix) * (failed / total) + uniform_mix * uniform
 
 
-def draw_starts(cdf: np.ndarray, layout: BinLayout, u: np.ndarray, v: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+def draw_starts(
+    cdf: np.ndarray, layout: BinLayout, u: np.ndarray, v: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Starts from uniforms: bin by ``u`` on ``cdf`` (``cumsum(p)``), start by ``v`` within it.
 
     Args:
@@ -157,8 +168,9 @@ def draw_starts(cdf: np.ndarray, layout: BinLayout, u: np.ndarray, v: np.ndarray
     return layout.owner[b], start
 
 
-def draw_within(cdf: np.ndarray, layout: BinLayout, position, u: np.ndarray, v: np.ndarray
-                ) -> np.ndarray:
+def draw_within(
+    cdf: np.ndarray, layout: BinLayout, position, u: np.ndarray, v: np.ndarray
+) -> np.ndarray:
     """Starts drawn within given trajectories: bin ``b`` of trajectory ``position`` with
     probability ``p_b / sum of p over its bins`` (uniform over its starts if that sum is 0).
 
@@ -199,13 +211,17 @@ def trajectory_weights(motion_weights, store, eligible) -> np.ndarray:
             raise ConfigError(f"motion_weights[{name!r}]={weight}: expected a finite weight >= 0")
         hit = np.isin(eligible, store.select(motions=(name,)) if _known(store, name) else [])
         if not hit.any():
-            raise ConfigError(f"motion_weights names {name!r}, which matches none of the "
-                              f"{eligible.size} played trajectories of {store.path!r} (motions: "
-                              f"{store.motions()}). Fix: use a played motion's name.")
+            raise ConfigError(
+                f"motion_weights names {name!r}, which matches none of the "
+                f"{eligible.size} played trajectories of {store.path!r} (motions: "
+                f"{store.motions()}). Fix: use a played motion's name."
+            )
         out[hit] = weight
     if not out.sum() > 0:
-        raise ConfigError(f"motion_weights={tuple(motion_weights)} gives every played trajectory "
-                          "weight 0; nothing could be drawn. Fix: give some motion a weight > 0.")
+        raise ConfigError(
+            f"motion_weights={tuple(motion_weights)} gives every played trajectory "
+            "weight 0; nothing could be drawn. Fix: give some motion a weight > 0."
+        )
     return out
 
 

@@ -80,7 +80,9 @@ def save_state(path: str | os.PathLike, state: dict[str, Any]) -> Path:
         entry), or not shaped like ``fingerprint.STATE_SHAPE`` (it could not be loaded back).
     """
     if not isinstance(state, dict):
-        raise CheckpointError(f"iterator state must be a dict (from it.get_state()), got {type(state).__name__}.")
+        raise CheckpointError(
+            f"iterator state must be a dict (from it.get_state()), got {type(state).__name__}."
+        )
     _check_json(state, path)
     check_state_shape(state, f"iterator state to save to {os.fspath(path)}")
     return write_state_file(path, state)
@@ -101,7 +103,9 @@ def write_state_file(path, state: dict) -> Path:
     _check_json(state, path)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps({"format": STATE_FORMAT, "version": STATE_VERSION, "state": state}, indent=1, sort_keys=True)
+    text = json.dumps(
+        {"format": STATE_FORMAT, "version": STATE_VERSION, "state": state}, indent=1, sort_keys=True
+    )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as f:
@@ -142,9 +146,13 @@ def read_state_file(path) -> Any:
     try:
         data = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise CheckpointError(f"iterator state file {path} is not valid JSON ({e}); it may be truncated.") from e
+        raise CheckpointError(
+            f"iterator state file {path} is not valid JSON ({e}); it may be truncated."
+        ) from e
     if not isinstance(data, dict):
-        raise CheckpointError(f"iterator state file {path} holds a {type(data).__name__}, expected a JSON object.")
+        raise CheckpointError(
+            f"iterator state file {path} holds a {type(data).__name__}, expected a JSON object."
+        )
     if data.get("format") != STATE_FORMAT:
         return data  # a bare grain state, as grain's own Orbax handler writes it
     if data.get("version") != STATE_VERSION or not isinstance(data.get("state"), dict):
@@ -155,18 +163,19 @@ def read_state_file(path) -> Any:
     return data["state"]
 
 
-def orbax_save_args(iterator: grain.DatasetIterator) -> "grain.checkpoint.CheckpointSave":
+def orbax_save_args(iterator: grain.DatasetIterator) -> grain.checkpoint.CheckpointSave:
     """Orbax ``CheckpointArgs`` saving ``iterator``'s state (grain's handler), for a ``Composite``."""
     return grain.checkpoint.CheckpointSave(iterator)
 
 
-def orbax_restore_args(iterator: grain.DatasetIterator) -> "grain.checkpoint.CheckpointRestore":
+def orbax_restore_args(iterator: grain.DatasetIterator) -> grain.checkpoint.CheckpointRestore:
     """Orbax ``CheckpointArgs`` restoring a saved state into ``iterator`` (calls ``set_state``)."""
     return grain.checkpoint.CheckpointRestore(iterator)
 
 
-def save_with_manager(manager, step: int, iterator: grain.DatasetIterator, *, item: str = DEFAULT_ITEM,
-                      **items) -> bool:
+def save_with_manager(
+    manager, step: int, iterator: grain.DatasetIterator, *, item: str = DEFAULT_ITEM, **items
+) -> bool:
     """Saves ``iterator`` (under the name ``item``) plus other ``items`` at ``step`` with an Orbax manager.
 
     Args:
@@ -186,14 +195,22 @@ def save_with_manager(manager, step: int, iterator: grain.DatasetIterator, *, it
     import orbax.checkpoint as ocp
 
     if item in items:
-        raise CheckpointError(f"item name {item!r} is used both for the iterator and another entry "
-                              f"(entries {sorted(items)}). Fix: pass another item= for the "
-                              "iterator, or rename the other entry.")
+        raise CheckpointError(
+            f"item name {item!r} is used both for the iterator and another entry "
+            f"(entries {sorted(items)}). Fix: pass another item= for the "
+            "iterator, or rename the other entry."
+        )
     return manager.save(step, args=ocp.args.Composite(**{item: orbax_save_args(iterator)}, **items))
 
 
-def restore_with_manager(manager, iterator: grain.DatasetIterator, step: int | None = None, *,
-                         item: str = DEFAULT_ITEM, **items):
+def restore_with_manager(
+    manager,
+    iterator: grain.DatasetIterator,
+    step: int | None = None,
+    *,
+    item: str = DEFAULT_ITEM,
+    **items,
+):
     """Restores ``iterator``'s position (in place) and other ``items`` from an Orbax manager.
 
     Args:
@@ -220,4 +237,6 @@ def restore_with_manager(manager, iterator: grain.DatasetIterator, step: int | N
             f"no checkpoint at step {step!r} in {manager.directory} (steps present: {steps}). "
             "Fix: pass one of the steps present, or start from scratch."
         )
-    return manager.restore(step, args=ocp.args.Composite(**{item: orbax_restore_args(iterator)}, **items))
+    return manager.restore(
+        step, args=ocp.args.Composite(**{item: orbax_restore_args(iterator)}, **items)
+    )

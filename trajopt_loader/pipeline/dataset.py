@@ -27,7 +27,7 @@ The trajectories a config plays must share one time step unless ``config.allow_m
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import grain
 import numpy as np
@@ -37,13 +37,13 @@ from trajopt_loader.configs import validate_config
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline import host_memory
 from trajopt_loader.pipeline.fingerprint import describe_stream
-from trajopt_loader.transforms.origin import EpisodeOrigin
 from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
 from trajopt_loader.pipeline.stream_iterators import StreamDataset
 from trajopt_loader.pipeline.time_step import check_uniform_dt
 from trajopt_loader.transforms.cycles import ContinueCycles
 from trajopt_loader.transforms.gather import GatherKeys
 from trajopt_loader.transforms.interpolate import InterpolateKeys, control_lengths, qpos_quaternions
+from trajopt_loader.transforms.origin import EpisodeOrigin
 from trajopt_loader.transforms.windows import WindowIndices
 
 
@@ -54,8 +54,9 @@ def eligible_traj_ids(config, store) -> np.ndarray:
     Raises:
       ConfigError: an explicit id outside the store or outside the selected sources / motions.
     """
-    selected = np.asarray(store.select(sources=tuple(config.sources),
-                                      motions=tuple(config.motions)), np.int32)
+    selected = np.asarray(
+        store.select(sources=tuple(config.sources), motions=tuple(config.motions)), np.int32
+    )
     if config.assignment != "explicit":
         return selected
     ids = np.asarray(config.traj_ids, np.int64)
@@ -65,13 +66,15 @@ def eligible_traj_ids(config, store) -> np.ndarray:
             f"traj_ids contains {int(outside[0])}, which is not among the {selected.size} "
             f"trajectories selected by sources={tuple(config.sources)} motions="
             f"{tuple(config.motions)} of {store.path!r} (selected ids: "
-            f"{_id_ranges(selected)}; the store has ids 0..{len(store.lengths) - 1})")
+            f"{_id_ranges(selected)}; the store has ids 0..{len(store.lengths) - 1})"
+        )
     return ids.astype(np.int32)
 
 
 #: Largest relative spread of time steps ``make_dataset`` streams together unless
-def make_schedule(config, lengths, eligible, process_index: int = 0, process_count: int = 1,
-                  store=None):
+def make_schedule(
+    config, lengths, eligible, process_index: int = 0, process_count: int = 1, store=None
+):
     """The schedule source named by ``config.schedule`` for this process's env shard.
 
     ``schedule="random"`` with ``config.adaptive.enabled`` or ``config.motion_weights`` draws
@@ -82,14 +85,26 @@ def make_schedule(config, lengths, eligible, process_index: int = 0, process_cou
     Raises:
       ConfigError, ShardingError, WindowIndexError: see :mod:`trajopt_loader.pipeline.schedules`.
     """
-    common = dict(seed=config.seed, process_index=process_index, process_count=process_count,
-                  num_batches=config.num_batches, end_policy=config.end_policy)
+    common = dict(
+        seed=config.seed,
+        process_index=process_index,
+        process_count=process_count,
+        num_batches=config.num_batches,
+        end_policy=config.end_policy,
+    )
     if config.schedule == "sequential":
-        schedule = SequentialSchedule(lengths, eligible, config.num_envs, config.window_size,
-                                      stride=config.stride, assignment=config.assignment,
-                                      allow_wrap=config.allow_wrap,
-                                      random_start=config.random_start,
-                                      episode_length=config.episode_length, **common)
+        schedule = SequentialSchedule(
+            lengths,
+            eligible,
+            config.num_envs,
+            config.window_size,
+            stride=config.stride,
+            assignment=config.assignment,
+            allow_wrap=config.allow_wrap,
+            random_start=config.random_start,
+            episode_length=config.episode_length,
+            **common,
+        )
         if config.adaptive.enabled:  # adaptive first step of every episode, own trajectory
             schedule.sampler = make_feedback(config, store, schedule, process_count)
             schedule.sampler.episode_chunks = schedule.episode_chunks
@@ -122,15 +137,29 @@ def make_feedback(config, store, schedule, process_count: int = 1):
     counts = valid_start_counts(schedule.lengths[eligible], config.window_size, config.end_policy)
     a = config.adaptive
     # a step lasts dt, or control_dt when windows count control steps
-    step_s = (store.dts[eligible] if config.control_dt is None
-              else np.full(len(eligible), float(config.control_dt)))
-    steps = bin_steps_of(step_s, a.bin_s, a.bin_steps) if a.enabled \
-        else counts  # static weights only: one bin per trajectory
+    step_s = (
+        store.dts[eligible]
+        if config.control_dt is None
+        else np.full(len(eligible), float(config.control_dt))
+    )
+    steps = (
+        bin_steps_of(step_s, a.bin_s, a.bin_steps) if a.enabled else counts
+    )  # static weights only: one bin per trajectory
     layout = BinLayout(counts, steps)
     weights = trajectory_weights(config.motion_weights, store, eligible)
-    return FailureFeedback(layout, weights, schedule.lengths[eligible], config.window_size,
-                           config.end_policy, a, seed=config.seed, num_envs=config.num_envs,
-                           lo=schedule.lo, hi=schedule.hi, process_count=process_count)
+    return FailureFeedback(
+        layout,
+        weights,
+        schedule.lengths[eligible],
+        config.window_size,
+        config.end_policy,
+        a,
+        seed=config.seed,
+        num_envs=config.num_envs,
+        lo=schedule.lo,
+        hi=schedule.hi,
+        process_count=process_count,
+    )
 
 
 def window_lengths(config, store, eligible) -> np.ndarray:
@@ -153,10 +182,15 @@ def window_gather(config, store, eligible) -> grain.transforms.Map:
     """
     if config.control_dt is None:
         return GatherKeys(store, config["keys"], config.dtype, traj_ids=eligible)
-    return InterpolateKeys(store, config["keys"], config.dtype, traj_ids=eligible,
-                           control_dt=config.control_dt,
-                           quaternions=qpos_quaternions(config, store, eligible),
-                           table_bytes=config.cache_bytes)
+    return InterpolateKeys(
+        store,
+        config["keys"],
+        config.dtype,
+        traj_ids=eligible,
+        control_dt=config.control_dt,
+        quaternions=qpos_quaternions(config, store, eligible),
+        table_bytes=config.cache_bytes,
+    )
 
 
 def episode_origin(config, store, eligible, gather) -> EpisodeOrigin:
@@ -166,10 +200,19 @@ def episode_origin(config, store, eligible, gather) -> EpisodeOrigin:
     bit."""
     interpolator = None
     if config.control_dt is not None:
-        interpolator = gather if {"qpos", "qvel"} <= set(gather.keys) else InterpolateKeys(
-            store, ("qpos", "qvel"), config.dtype, traj_ids=eligible,
-            control_dt=config.control_dt, quaternions=qpos_quaternions(config, store, eligible),
-            table_bytes=config.cache_bytes)
+        interpolator = (
+            gather
+            if {"qpos", "qvel"} <= set(gather.keys)
+            else InterpolateKeys(
+                store,
+                ("qpos", "qvel"),
+                config.dtype,
+                traj_ids=eligible,
+                control_dt=config.control_dt,
+                quaternions=qpos_quaternions(config, store, eligible),
+                table_bytes=config.cache_bytes,
+            )
+        )
     return EpisodeOrigin(store, config.dtype, traj_ids=eligible, interpolator=interpolator)
 
 
@@ -193,16 +236,22 @@ def check_store_model(config, store) -> None:
     paths = list(dict.fromkeys(p for p in paths if p))
     if not paths:
         return
-    sources = tuple(sorted({store.trajectories[int(i)].source
-                            for i in eligible_traj_ids(config, store)}))
+    sources = tuple(
+        sorted({store.trajectories[int(i)].source for i in eligible_traj_ids(config, store)})
+    )
     for path in paths:
         store.check_model(path, sources)
 
 
-def make_dataset(config, store=None, process_index: int | None = None,
-                 process_count: int | None = None, *,
-                 extra_transforms: Sequence[grain.transforms.Map] = (),
-                 retain_freed_memory: bool = True) -> grain.IterDataset:
+def make_dataset(
+    config,
+    store=None,
+    process_index: int | None = None,
+    process_count: int | None = None,
+    *,
+    extra_transforms: Sequence[grain.transforms.Map] = (),
+    retain_freed_memory: bool = True,
+) -> grain.IterDataset:
     """Build the host pipeline: a grain ``IterDataset`` of batch dicts.
 
     Args:
@@ -269,19 +318,28 @@ def make_dataset(config, store=None, process_index: int | None = None,
     validate_config(config)
     if store is None:
         if not config.zarr_path:
-            raise ConfigError("config.zarr_path is unset and no store was given; pass "
-                              "--config.zarr_path=/path/to/store.zarr")
+            raise ConfigError(
+                "config.zarr_path is unset and no store was given; pass "
+                "--config.zarr_path=/path/to/store.zarr"
+            )
         from trajopt_loader.store import TrajectoryStore
+
         dtype = cast_dtype(config.dtype)  # cache floats in the batch dtype: no per-batch cast
-        store = TrajectoryStore(config.zarr_path, cache_bytes=config.cache_bytes,
-                                cache_dtype=dtype if dtype.kind == "f" else None,
-                                timeout_s=config.remote_timeout_s, retries=config.remote_retries)
+        store = TrajectoryStore(
+            config.zarr_path,
+            cache_bytes=config.cache_bytes,
+            cache_dtype=dtype if dtype.kind == "f" else None,
+            timeout_s=config.remote_timeout_s,
+            retries=config.remote_retries,
+        )
     check_store_model(config, store)
     if config.references.enabled and not extra_transforms:
         from trajopt_loader.transforms.references_config import reference_transforms
+
         extra_transforms = reference_transforms(config, store)
     if process_index is None or process_count is None:
         import jax
+
         process_index = jax.process_index() if process_index is None else process_index
         process_count = jax.process_count() if process_count is None else process_count
     eligible = eligible_traj_ids(config, store)
@@ -290,8 +348,9 @@ def make_dataset(config, store=None, process_index: int | None = None,
     if config.working_set.enabled:  # data larger than the host cache: pipeline/working_set.py
         from trajopt_loader.pipeline.working_set import working_set_pipeline
 
-        schedule, gather = working_set_pipeline(config, store, eligible, process_index,
-                                                process_count)
+        schedule, gather = working_set_pipeline(
+            config, store, eligible, process_index, process_count
+        )
     else:
         schedule = make_schedule(config, lengths, eligible, process_index, process_count, store)
         gather = window_gather(config, store, eligible)
@@ -300,8 +359,11 @@ def make_dataset(config, store=None, process_index: int | None = None,
     if retain_freed_memory:
         host_memory.retain_freed_memory()
     ds = grain.MapDataset.source(schedule)
-    ds = ds.map(WindowIndices(lengths, config.window_size, config.end_policy,
-                              future_steps=config.future_steps))
+    ds = ds.map(
+        WindowIndices(
+            lengths, config.window_size, config.end_policy, future_steps=config.future_steps
+        )
+    )
     ds = ds.map(gather)
     if config.episode_origin_keys:
         ds = ds.map(episode_origin(config, store, eligible, gather))
@@ -312,7 +374,14 @@ def make_dataset(config, store=None, process_index: int | None = None,
         ds = ds.map(cycles)
     for transform in extra_transforms:
         ds = ds.map(transform)
-    ds = ds.to_iter_dataset(grain.ReadOptions(num_threads=config.read_threads,
-                                              prefetch_buffer_size=config.host_prefetch))
-    return StreamDataset(ds, describe_stream(config, store, eligible), config.num_batches,
-                         feedback=getattr(schedule, "sampler", None))
+    ds = ds.to_iter_dataset(
+        grain.ReadOptions(
+            num_threads=config.read_threads, prefetch_buffer_size=config.host_prefetch
+        )
+    )
+    return StreamDataset(
+        ds,
+        describe_stream(config, store, eligible),
+        config.num_batches,
+        feedback=getattr(schedule, "sampler", None),
+    )

@@ -25,7 +25,8 @@ from __future__ import annotations
 import atexit
 import copy
 import weakref
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import grain
 import jax
@@ -38,7 +39,7 @@ from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingE
 from trajopt_loader.pipeline.failure import FailStopIterator
 from trajopt_loader.pipeline.stream_iterators import report_to, with_feedback
 
-_OPEN: "weakref.WeakSet[DeviceIterator]" = weakref.WeakSet()
+_OPEN: weakref.WeakSet[DeviceIterator] = weakref.WeakSet()
 
 
 @atexit.register
@@ -77,7 +78,9 @@ def to_device_dtypes(batch: Any) -> Any:
             if arr.size:
                 lo, hi = arr.min(), arr.max()
                 if lo < INT32_MIN or hi > INT32_MAX:
-                    bad = np.unravel_index(int(np.argmax((arr < INT32_MIN) | (arr > INT32_MAX))), arr.shape)
+                    bad = np.unravel_index(
+                        int(np.argmax((arr < INT32_MIN) | (arr > INT32_MAX))), arr.shape
+                    )
                     raise IndexOverflowError(
                         f"batch leaf {_leaf_name(path)} ({arr.dtype}, shape {arr.shape}) holds {arr[bad]} at "
                         f"index {tuple(int(i) for i in bad)}, outside int32 [{INT32_MIN}, {INT32_MAX}]; with "
@@ -204,8 +207,9 @@ class DeviceIterator(FailStopIterator):
     ``it.set_state(it.get_state())`` retries the failed batch once its cause is fixed.
     """
 
-    def __init__(self, parent: grain.DatasetIterator, dataset: grain.IterDataset | None = None,
-                 feedback=None):
+    def __init__(
+        self, parent: grain.DatasetIterator, dataset: grain.IterDataset | None = None, feedback=None
+    ):
         super().__init__(parent, dataset)
         self._final_state: dict | None = None
         #: the stream's start sampler (``adaptive`` / ``motion_weights`` streams), else None
@@ -235,8 +239,13 @@ class DeviceIterator(FailStopIterator):
           ConfigError: not an adaptive stream, or a bad report
             (:meth:`~trajopt_loader.pipeline.stream_iterators.StreamIterator.report_failures`).
         """
-        report_to(self.feedback, self._position(), _local_rows(failed), _local_rows(fail_step),
-                  batch_index)
+        report_to(
+            self.feedback,
+            self._position(),
+            _local_rows(failed),
+            _local_rows(fail_step),
+            batch_index,
+        )
 
     def set_state(self, state: dict[str, Any]) -> None:
         """Resume right after the batch ``state`` was taken at (batches buffered now are dropped).
@@ -266,7 +275,8 @@ class DeviceIterator(FailStopIterator):
             raise CheckpointError(
                 f"iterator state {str(state)[:200]} does not fit this pipeline ({type(e).__name__}: "
                 f"{e}); expected a state from get_state() of the same pipeline, e.g. "
-                "{'next_index': k}. The iterator stays where it was.") from e
+                "{'next_index': k}. The iterator stays where it was."
+            ) from e
 
     def close(self) -> None:
         """Stops and joins the prefetch threads; idempotent. ``get_state()`` still works afterwards."""
@@ -279,7 +289,7 @@ class DeviceIterator(FailStopIterator):
         self._parents = ()  # release the stages now, while the interpreter is fully alive.
         _OPEN.discard(self)
 
-    def __enter__(self) -> "DeviceIterator":
+    def __enter__(self) -> DeviceIterator:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -331,10 +341,12 @@ def device_iterator(
             raise ValueError(f"{name} must be an int >= 0 (batches buffered), got {value!r}.")
     feedback = getattr(dataset, "feedback", None)
     if feedback is not None and feedback.enabled and feedback.lag < host_buffer + device_buffer:
-        raise ValueError(f"adaptive.lag={feedback.lag} is below host_buffer + device_buffer = "
-                         f"{host_buffer + device_buffer}: read-ahead batches would wait for "
-                         "reports of batches not handed out. Fix: raise adaptive.lag or lower "
-                         "the buffers.")
+        raise ValueError(
+            f"adaptive.lag={feedback.lag} is below host_buffer + device_buffer = "
+            f"{host_buffer + device_buffer}: read-ahead batches would wait for "
+            "reports of batches not handed out. Fix: raise adaptive.lag or lower "
+            "the buffers."
+        )
     put = _PutOnDevice(sharding, multiprocess=jax.process_count() > 1)
     ds = ThreadPrefetchIterDataset(dataset, prefetch_buffer_size=int(host_buffer))
     ds = ds.map(put)

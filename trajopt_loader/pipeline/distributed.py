@@ -52,27 +52,33 @@ def maybe_initialize_distributed(distributed, **kwargs) -> bool:
     pid = getattr(distributed, "process_id", None)
     if not address:
         if n is not None and int(n) > 1:
-            raise ConfigError(f"distributed.num_processes={n} but distributed.coordinator_address "
-                              "is unset; pass --config.distributed.coordinator_address=HOST:PORT "
-                              "(process 0's address, the same for every process).")
+            raise ConfigError(
+                f"distributed.num_processes={n} but distributed.coordinator_address "
+                "is unset; pass --config.distributed.coordinator_address=HOST:PORT "
+                "(process 0's address, the same for every process)."
+            )
         return False
     if (n is None) != (pid is None):
-        raise ConfigError(f"distributed.num_processes={n} and distributed.process_id={pid}: set "
-                          "both (e.g. --config.distributed.num_processes=2 "
-                          "--config.distributed.process_id=0), or neither for cluster detection.")
+        raise ConfigError(
+            f"distributed.num_processes={n} and distributed.process_id={pid}: set "
+            "both (e.g. --config.distributed.num_processes=2 "
+            "--config.distributed.process_id=0), or neither for cluster detection."
+        )
     if n is not None and not 0 <= int(pid) < int(n):
         raise ConfigError(f"distributed.process_id={pid} must be in [0, num_processes={n}).")
     if jax.distributed.is_initialized():
         return False
     if getattr(jax.config, "jax_cpu_collectives_implementation", "gloo") in (None, "", "none"):
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(str(address), None if n is None else int(n),
-                               None if pid is None else int(pid), **kwargs)
+    jax.distributed.initialize(
+        str(address), None if n is None else int(n), None if pid is None else int(pid), **kwargs
+    )
     return True
 
 
-def process_env_range(num_envs: int, process_index: int | None = None,
-                      process_count: int | None = None) -> tuple[int, int]:
+def process_env_range(
+    num_envs: int, process_index: int | None = None, process_count: int | None = None
+) -> tuple[int, int]:
     """Env rows ``[lo, hi)`` this process reads (default: ``jax.process_index()`` of ``count``).
 
     Raises:
@@ -106,12 +112,14 @@ def env_sharding(devices=None, axis_name: str = "env"):
     return NamedSharding(Mesh(np.asarray(ordered), (axis_name,)), PartitionSpec(axis_name))
 
 
-def current_process(process_index: int | None = None,
-                    process_count: int | None = None) -> tuple[int, int]:
+def current_process(
+    process_index: int | None = None, process_count: int | None = None
+) -> tuple[int, int]:
     """``(process_index, process_count)`` as ints; each one not given is JAX's
     (``jax.process_index()`` / ``jax.process_count()``)."""
     if process_index is None or process_count is None:
         import jax
+
         process_index = jax.process_index() if process_index is None else process_index
         process_count = jax.process_count() if process_count is None else process_count
     return int(process_index), int(process_count)

@@ -35,11 +35,13 @@ def raise_again(error: BaseException, state: Any) -> NoReturn:
     An error type that cannot be built from one message is re-raised as the original object.
     """
     k = state.get("next_index") if isinstance(state, dict) else state
-    message = (f"{type(error).__name__}: {error} (raised again: this iterator failed on the "
-               "batch after the last one handed out and stays failed until set_state(); "
-               f"get_state() is the position after that last batch, next_index {k}. Fix the "
-               "cause, then it.set_state(it.get_state()) retries the failed batch; or restore a "
-               "saved state into a new pipeline.)")
+    message = (
+        f"{type(error).__name__}: {error} (raised again: this iterator failed on the "
+        "batch after the last one handed out and stays failed until set_state(); "
+        f"get_state() is the position after that last batch, next_index {k}. Fix the "
+        "cause, then it.set_state(it.get_state()) retries the failed batch; or restore a "
+        "saved state into a new pipeline.)"
+    )
     try:
         again = type(error)(message)
     except Exception:  # noqa: BLE001 - an error type built from other arguments

@@ -35,10 +35,19 @@ import time
 
 import numpy as np
 
-from trajopt_loader.errors import (CheckpointError, ConfigError, FeedbackTimeoutError,
-                                   TrajoptLoaderError)
-from trajopt_loader.pipeline.adaptive import (BinLayout, draw_starts, draw_within, fold,
-                                              start_distribution)
+from trajopt_loader.errors import (
+    CheckpointError,
+    ConfigError,
+    FeedbackTimeoutError,
+    TrajoptLoaderError,
+)
+from trajopt_loader.pipeline.adaptive import (
+    BinLayout,
+    draw_starts,
+    draw_within,
+    fold,
+    start_distribution,
+)
 from trajopt_loader.pipeline.feedback_state import pack_state, parse_state
 from trajopt_loader.pipeline.schedules import _rng
 
@@ -69,8 +78,21 @@ class FailureFeedback:
     within the env's own trajectory from the snapshot of the episode's first chunk.
     """
 
-    def __init__(self, layout: BinLayout, weights, lengths, window_size: int, end_policy: str,
-                 adaptive, *, seed: int, num_envs: int, lo: int, hi: int, process_count: int = 1):
+    def __init__(
+        self,
+        layout: BinLayout,
+        weights,
+        lengths,
+        window_size: int,
+        end_policy: str,
+        adaptive,
+        *,
+        seed: int,
+        num_envs: int,
+        lo: int,
+        hi: int,
+        process_count: int = 1,
+    ):
         self.layout, self.weights = layout, np.asarray(weights, np.float64)
         self.lengths = np.asarray(lengths, np.int64)
         self.window_size, self.end_policy = int(window_size), end_policy
@@ -115,16 +137,20 @@ class FailureFeedback:
                         f"not arrive within adaptive.report_timeout_s={self.timeout_s} s. Fix: "
                         f"call it.report_failures(...) for every batch handed out (batch "
                         f"{self._folded} first) before asking for batch {self._folded + self.lag}"
-                        "; or raise adaptive.lag / report_timeout_s.")
+                        "; or raise adaptive.lag / report_timeout_s."
+                    )
                 self._cond.wait(min(left, 0.1))
             cdf = self._cdf.get(m)
             stats = self._stats.get(m)
         if cdf is None:
             if stats is None:
-                raise CheckpointError(f"batch {k} needs the statistics after {m} reports, no "
-                                      "longer held (the stream was moved back past the lag)")
-            cdf = np.cumsum(start_distribution(stats, self.layout, self.weights, *self.kernel,
-                                               self.mix))
+                raise CheckpointError(
+                    f"batch {k} needs the statistics after {m} reports, no "
+                    "longer held (the stream was moved back past the lag)"
+                )
+            cdf = np.cumsum(
+                start_distribution(stats, self.layout, self.weights, *self.kernel, self.mix)
+            )
             with self._cond:
                 self._cdf[m] = cdf
         return cdf
@@ -139,7 +165,7 @@ class FailureFeedback:
         cdf = self._cdf_for(k0)
         rng = _rng(self.seed, _DRAW, k0)
         u, v = rng.random(self.num_envs), rng.random(self.num_envs)
-        return draw_within(cdf, self.layout, position, u[self.lo:self.hi], v[self.lo:self.hi])
+        return draw_within(cdf, self.layout, position, u[self.lo : self.hi], v[self.lo : self.hi])
 
     def record(self, k: int, position, start) -> None:
         """Remember batch ``k``'s ``(position, start)`` ``[E_local]`` to map its report."""
@@ -156,7 +182,7 @@ class FailureFeedback:
         cdf = self._cdf_for(k)
         rng = _rng(self.seed, _DRAW, k)
         u, v = rng.random(self.num_envs), rng.random(self.num_envs)
-        position, start = draw_starts(cdf, self.layout, u[self.lo:self.hi], v[self.lo:self.hi])
+        position, start = draw_starts(cdf, self.layout, u[self.lo : self.hi], v[self.lo : self.hi])
         self.record(k, position, start)
         return position, start
 
@@ -174,16 +200,22 @@ class FailureFeedback:
         """
         k, n = int(k), self.hi - self.lo
         if not self.enabled:
-            raise ConfigError("report_failures needs config.adaptive.enabled=True (this stream "
-                              "draws from static motion_weights only)")
+            raise ConfigError(
+                "report_failures needs config.adaptive.enabled=True (this stream "
+                "draws from static motion_weights only)"
+            )
         failed = np.asarray(failed).astype(bool).reshape(-1)
         fail_step = np.asarray(fail_step).astype(np.int64).reshape(-1)
         if failed.shape != (n,) or fail_step.shape != (n,):
-            raise ConfigError(f"report of batch {k}: failed and fail_step must have this "
-                              f"process's {n} env rows, got {failed.shape} and {fail_step.shape}")
+            raise ConfigError(
+                f"report of batch {k}: failed and fail_step must have this "
+                f"process's {n} env rows, got {failed.shape} and {fail_step.shape}"
+            )
         if not 0 <= k < next_index:
-            raise ConfigError(f"report of batch {k}: only batches handed out (0..{next_index - 1})"
-                              " can be reported")
+            raise ConfigError(
+                f"report of batch {k}: only batches handed out (0..{next_index - 1})"
+                " can be reported"
+            )
         with self._cond:
             if k < self._folded or k in self._pending:
                 raise ConfigError(f"batch {k} was already reported; report each batch once")
@@ -191,8 +223,10 @@ class FailureFeedback:
         bad = failed & ((fail_step < 0) | (fail_step >= self.window_size))
         if bad.any():
             e = int(np.flatnonzero(bad)[0])
-            raise ConfigError(f"report of batch {k}: env row {e} failed at window step "
-                              f"{int(fail_step[e])}, outside [0, {self.window_size})")
+            raise ConfigError(
+                f"report of batch {k}: env row {e} failed at window step "
+                f"{int(fail_step[e])}, outside [0, {self.window_size})"
+            )
         if produced is None:  # handed out before a restore: the element again
             produced = self.element(k) if self.element is not None else self.draw(k)
         position, start = produced
@@ -220,8 +254,11 @@ class FailureFeedback:
             self._stats[j + 1] = fold(self._stats[j], dense, self.rate)
             self._folded = j + 1
         # the oldest snapshot a batch >= folded may draw from (its episode's first chunk)
-        first = self._folded - self._folded % self.episode_chunks if self.episode_chunks \
+        first = (
+            self._folded - self._folded % self.episode_chunks
+            if self.episode_chunks
             else self._folded
+        )
         keep = self.snapshot_index(first) if self.enabled else self._folded
         for table in (self._stats, self._counts, self._cdf):
             for m in [m for m in table if m < keep]:
@@ -241,8 +278,9 @@ class FailureFeedback:
 
     def probabilities(self) -> np.ndarray:
         """float64 ``[n_bins]`` bin probabilities of the newest statistics."""
-        return start_distribution(self.statistics(), self.layout, self.weights, *self.kernel,
-                                  self.mix)
+        return start_distribution(
+            self.statistics(), self.layout, self.weights, *self.kernel, self.mix
+        )
 
     # --- state -----------------------------------------------------------------------------
     def abandon(self) -> None:
@@ -264,8 +302,14 @@ class FailureFeedback:
         bit-identical continuations."""
         with self._cond:
             base = min(self._stats)
-            return pack_state(self.layout.total, self._folded, base, self._stats[base],
-                              self._counts, self._pending)
+            return pack_state(
+                self.layout.total,
+                self._folded,
+                base,
+                self._stats[base],
+                self._counts,
+                self._pending,
+            )
 
     def load(self, state: dict) -> None:
         """Replace the statistics with ``state`` (from :meth:`state`); ends an :meth:`interrupt`.

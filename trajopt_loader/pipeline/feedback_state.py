@@ -32,15 +32,21 @@ def _rows(table: Reports) -> list:
     return [[j, table[j][0].tolist(), table[j][1].tolist()] for j in sorted(table)]
 
 
-def pack_state(bins: int, folded: int, base_index: int, base: np.ndarray, counts: Reports,
-               pending: Reports) -> dict:
+def pack_state(
+    bins: int, folded: int, base_index: int, base: np.ndarray, counts: Reports, pending: Reports
+) -> dict:
     """The JSON dict of statistics ``base`` (float64 ``[bins]`` after ``base_index`` folds), the
     reports folded since (``counts``, batches ``base_index .. folded - 1``) and ``pending``."""
     text = base64.b64encode(np.ascontiguousarray(base, "<f8").tobytes()).decode("ascii")
-    return {"version": STATE_VERSION, "bins": int(bins), "folded": int(folded),
-            "base_index": int(base_index), "base": text,
-            "counts": _rows({j: c for j, c in counts.items() if j >= base_index}),
-            "pending": _rows(pending)}
+    return {
+        "version": STATE_VERSION,
+        "bins": int(bins),
+        "folded": int(folded),
+        "base_index": int(base_index),
+        "base": text,
+        "counts": _rows({j: c for j, c in counts.items() if j >= base_index}),
+        "pending": _rows(pending),
+    }
 
 
 def parse_state(state, bins: int) -> tuple[int, np.ndarray, Reports]:
@@ -53,22 +59,29 @@ def parse_state(state, bins: int) -> tuple[int, np.ndarray, Reports]:
     """
     try:
         if state["version"] != STATE_VERSION or state["bins"] != bins:
-            raise CheckpointError(f"version {state['version']} with {state['bins']} bins; this "
-                                  f"stream has version {STATE_VERSION} with {bins} bins")
+            raise CheckpointError(
+                f"version {state['version']} with {state['bins']} bins; this "
+                f"stream has version {STATE_VERSION} with {bins} bins"
+            )
         base_index, folded = int(state["base_index"]), int(state["folded"])
-        base = np.frombuffer(base64.b64decode(state["base"].encode("ascii"), validate=True),
-                             "<f8").astype(np.float64)
+        base = np.frombuffer(
+            base64.b64decode(state["base"].encode("ascii"), validate=True), "<f8"
+        ).astype(np.float64)
         if base.size != bins:
             raise CheckpointError(f"base holds {base.size} bins, expected {bins}")
-        unpack = lambda rows: {int(j): (np.asarray(b, np.int64), np.asarray(c, np.int64))
-                               for j, b, c in rows}
+        unpack = lambda rows: {
+            int(j): (np.asarray(b, np.int64), np.asarray(c, np.int64)) for j, b, c in rows
+        }
         counts, pending = unpack(state["counts"]), unpack(state["pending"])
         if sorted(counts) != list(range(base_index, folded)):
-            raise CheckpointError(f"counts of batches {sorted(counts)}, expected "
-                                  f"{base_index}..{folded - 1}")
+            raise CheckpointError(
+                f"counts of batches {sorted(counts)}, expected {base_index}..{folded - 1}"
+            )
     except CheckpointError as e:
         raise CheckpointError(f"feedback state does not fit this stream: {e}") from e
     except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise CheckpointError(f"feedback state is malformed ({type(e).__name__}: {e}); pass "
-                              "the state saved by it.get_state()") from e
+        raise CheckpointError(
+            f"feedback state is malformed ({type(e).__name__}: {e}); pass "
+            "the state saved by it.get_state()"
+        ) from e
     return base_index, base, {**counts, **pending}

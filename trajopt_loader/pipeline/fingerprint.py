@@ -64,13 +64,37 @@ import numpy as np
 from trajopt_loader.errors import CheckpointError
 
 #: Config fields that define element ``k`` besides the selection (recorded as the store index).
-STREAM_FIELDS = ("num_envs", "window_size", "stride", "schedule", "assignment", "traj_ids",
-                 "allow_wrap", "end_policy", "keys", "dtype", "seed", "cyclic", "episode_length",
-                 "motion_weights", "adaptive", "control_dt", "future_steps", "random_start",
-                 "episode_origin_keys")
+STREAM_FIELDS = (
+    "num_envs",
+    "window_size",
+    "stride",
+    "schedule",
+    "assignment",
+    "traj_ids",
+    "allow_wrap",
+    "end_policy",
+    "keys",
+    "dtype",
+    "seed",
+    "cyclic",
+    "episode_length",
+    "motion_weights",
+    "adaptive",
+    "control_dt",
+    "future_steps",
+    "random_start",
+    "episode_origin_keys",
+)
 #: ``adaptive`` sub-fields that change the stream (not ``report_timeout_s``, a guard).
-ADAPTIVE_FIELDS = ("lag", "bin_s", "bin_steps", "ema_rate", "kernel_size", "kernel_decay",
-                   "uniform_mix")
+ADAPTIVE_FIELDS = (
+    "lag",
+    "bin_s",
+    "bin_steps",
+    "ema_rate",
+    "kernel_size",
+    "kernel_decay",
+    "uniform_mix",
+)
 _UNRESOLVED = ("sources", "motions")
 #: Fields recorded only when they differ from these values (added after version 1: streams that
 #: do not use them keep their fingerprints).
@@ -80,9 +104,11 @@ _BEFORE_ADDED = {"episode_length": 0}  # listed by records written before resolu
 FINGERPRINT_VERSION = 1
 STATE_KEY = "stream"
 #: The iterator state of a ``make_dataset`` pipeline, as error messages describe it.
-STATE_SHAPE = ('{"next_index": k (int >= 0), "stream": {"version", "fingerprint", "config", '
-               '"store"} (optional, written by make_dataset pipelines), "feedback": {...} '
-               '(adaptive streams, pipeline/feedback.py)}')
+STATE_SHAPE = (
+    '{"next_index": k (int >= 0), "stream": {"version", "fingerprint", "config", '
+    '"store"} (optional, written by make_dataset pipelines), "feedback": {...} '
+    "(adaptive streams, pipeline/feedback.py)}"
+)
 FEEDBACK_KEY = "feedback"
 
 
@@ -104,8 +130,13 @@ def stream_fields(config) -> dict[str, Any]:
     sequential = f.get("schedule", "sequential") == "sequential"
     explicit = f.get("assignment") == "explicit"
     if not sequential:
-        f.update({name: None for name in ("stride", "allow_wrap", "assignment", "episode_length",
-                                          "random_start") if name in f})
+        f.update(
+            {
+                name: None
+                for name in ("stride", "allow_wrap", "assignment", "episode_length", "random_start")
+                if name in f
+            }
+        )
     elif explicit:
         f["assignment"] = "round_robin"
     if sequential and "episode_length" in f:  # None and 0 both mean unbounded: 0
@@ -116,8 +147,13 @@ def stream_fields(config) -> dict[str, Any]:
         ids = [int(i) for i in f["traj_ids"]] if explicit else []
         f["traj_ids"] = None if ids == sorted(set(ids)) else ids
     adaptive = isinstance(f.get("adaptive"), dict) and bool(f["adaptive"].get("enabled"))
-    if ("seed" in f and sequential and f.get("assignment") != "random" and not adaptive
-            and not f.get("random_start")):
+    if (
+        "seed" in f
+        and sequential
+        and f.get("assignment") != "random"
+        and not adaptive
+        and not f.get("random_start")
+    ):
         f["seed"] = None
     if "keys" in f:
         f["keys"] = sorted(f["keys"])
@@ -135,8 +171,10 @@ def stream_fields(config) -> dict[str, Any]:
             del f[name]
     ws = config["working_set"] if "working_set" in config else None
     if ws is not None and ("enabled" not in ws or ws["enabled"]):  # sets depend on the budget
-        f["working_set"] = {"rotate_every": int(ws["rotate_every"]), "cache_bytes": int(
-            ws["cache_bytes"] if "cache_bytes" in ws else config["cache_bytes"])}
+        f["working_set"] = {
+            "rotate_every": int(ws["rotate_every"]),
+            "cache_bytes": int(ws["cache_bytes"] if "cache_bytes" in ws else config["cache_bytes"]),
+        }
     if "dtype" in f:  # numpy's name ("f4" is "float32"); names numpy lacks (bfloat16) as given
         with contextlib.suppress(TypeError):
             f["dtype"] = np.dtype(f["dtype"]).name
@@ -154,15 +192,27 @@ def describe_stream(config, store, traj_ids) -> dict[str, Any]:
     infos = [store.trajectories[i] for i in ids]
     keys = {}
     for key in config["keys"]:
-        kinds = sorted({f"{tuple(i.keys[key][0])} {i.keys[key][1]}" if key in i.keys
-                        else "missing" for i in infos})
+        kinds = sorted(
+            {
+                f"{tuple(i.keys[key][0])} {i.keys[key][1]}" if key in i.keys else "missing"
+                for i in infos
+            }
+        )
         keys[key] = "; ".join(kinds)
-    record = {"config": stream_fields(config),
-              "store": {"trajectories": len(ids), "keys": keys,
-                        "index": "\n".join(_index_line(i) for i in infos)}}
+    record = {
+        "config": stream_fields(config),
+        "store": {
+            "trajectories": len(ids),
+            "keys": keys,
+            "index": "\n".join(_index_line(i) for i in infos),
+        },
+    }
     text = json.dumps(record, sort_keys=True, separators=(",", ":"))
-    return {"version": FINGERPRINT_VERSION,
-            "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:16], **record}
+    return {
+        "version": FINGERPRINT_VERSION,
+        "fingerprint": hashlib.sha256(text.encode()).hexdigest()[:16],
+        **record,
+    }
 
 
 def _describe_line(line: str) -> str:
@@ -178,8 +228,10 @@ def _index_difference(saved: str, now: str) -> str:
     head = f"store index changed: {len(a)} played trajectories → {len(b)}"
     for i, (x, y) in enumerate(zip(a, b)):
         if x != y:
-            return (f"{head}, first difference at position {i}: saved {_describe_line(x)}, "
-                    f"now {_describe_line(y)}")
+            return (
+                f"{head}, first difference at position {i}: saved {_describe_line(x)}, "
+                f"now {_describe_line(y)}"
+            )
     if len(a) > len(b):
         return f"{head}; no longer played: {_describe_line(a[len(b)])}"
     return f"{head}; newly played: {_describe_line(b[len(a)])}"
@@ -202,8 +254,9 @@ def config_differences(saved: dict, current: dict) -> list[str]:
     ignored."""
     from trajopt_loader.configs import default
 
-    saved, current = (stream_fields(d) if any(n in d for n in _UNRESOLVED) else d
-                      for d in (saved, current))
+    saved, current = (
+        stream_fields(d) if any(n in d for n in _UNRESOLVED) else d for d in (saved, current)
+    )
     defaults = stream_fields(default.get_config())
     out = []
     for name in STREAM_FIELDS:
@@ -225,8 +278,10 @@ def config_differences(saved: dict, current: dict) -> list[str]:
 def stream_differences(saved: dict, current: dict) -> list[str]:
     """Human-readable differences between two ``"stream"`` records (empty: same stream)."""
     if saved.get("version") != current["version"]:
-        return [f"fingerprint version: saved {saved.get('version')!r}, this trajopt-loader "
-                f"writes {current['version']}"]
+        return [
+            f"fingerprint version: saved {saved.get('version')!r}, this trajopt-loader "
+            f"writes {current['version']}"
+        ]
     out = config_differences(saved["config"], current["config"])
     s_old, s_new = saved["store"], current["store"]
     for key in sorted(set(s_old["keys"]) & set(s_new["keys"])):
@@ -238,10 +293,14 @@ def stream_differences(saved: dict, current: dict) -> list[str]:
 
 
 def _is_record(stream: Any) -> bool:
-    return (isinstance(stream, dict) and isinstance(stream.get("fingerprint"), str)
-            and isinstance(stream.get("config"), dict) and isinstance(stream.get("store"), dict)
-            and isinstance(stream["store"].get("keys"), dict)
-            and isinstance(stream["store"].get("index"), str))
+    return (
+        isinstance(stream, dict)
+        and isinstance(stream.get("fingerprint"), str)
+        and isinstance(stream.get("config"), dict)
+        and isinstance(stream.get("store"), dict)
+        and isinstance(stream["store"].get("keys"), dict)
+        and isinstance(stream["store"].get("index"), str)
+    )
 
 
 def check_state_shape(state: Any, where: str) -> None:
@@ -250,10 +309,15 @@ def check_state_shape(state: Any, where: str) -> None:
     ``where`` names the state in the message (e.g. ``"iterator state file ckpt/data.json"``).
     """
     k = state.get("next_index") if isinstance(state, dict) else None
-    ok = (isinstance(state, dict) and set(state) <= {"next_index", STATE_KEY, FEEDBACK_KEY}
-          and isinstance(state.get(FEEDBACK_KEY, {}), dict)
-          and isinstance(k, int) and not isinstance(k, bool) and k >= 0
-          and (STATE_KEY not in state or _is_record(state[STATE_KEY])))
+    ok = (
+        isinstance(state, dict)
+        and set(state) <= {"next_index", STATE_KEY, FEEDBACK_KEY}
+        and isinstance(state.get(FEEDBACK_KEY, {}), dict)
+        and isinstance(k, int)
+        and not isinstance(k, bool)
+        and k >= 0
+        and (STATE_KEY not in state or _is_record(state[STATE_KEY]))
+    )
     if not ok:
         shown = json.dumps(state, default=repr)
         shown = shown if len(shown) <= 200 else shown[:200] + "..."
@@ -261,11 +325,13 @@ def check_state_shape(state: Any, where: str) -> None:
             f"{where} is not an iterator state of a trajopt-loader stream: it holds {shown}; "
             f"expected {STATE_SHAPE}, as returned by it.get_state() and written by "
             "save_state(path, it.get_state()). Fix: pass the file written by save_state (or "
-            "grain's process_<i>-of-<n>.json), or start the stream from scratch.")
+            "grain's process_<i>-of-<n>.json), or start the stream from scratch."
+        )
 
 
-def check_state(state: Any, stream: dict, *, num_batches: int | None = None,
-                where: str = "iterator state") -> dict[str, int]:
+def check_state(
+    state: Any, stream: dict, *, num_batches: int | None = None, where: str = "iterator state"
+) -> dict[str, int]:
     """Validate ``state`` for the pipeline described by ``stream``; returns grain's bare state.
 
     Raises:
@@ -275,26 +341,35 @@ def check_state(state: Any, stream: dict, *, num_batches: int | None = None,
     check_state_shape(state, where)
     k = state["next_index"]
     if num_batches is not None and k > num_batches:
-        raise CheckpointError(f"{where} has next_index {k}, past the end of this stream "
-                              f"(num_batches={num_batches}). Fix: raise num_batches, or start "
-                              "from scratch.")
+        raise CheckpointError(
+            f"{where} has next_index {k}, past the end of this stream "
+            f"(num_batches={num_batches}). Fix: raise num_batches, or start "
+            "from scratch."
+        )
     from trajopt_loader.pipeline.schedules import ENDLESS
 
     if num_batches is None and k >= ENDLESS:
-        raise CheckpointError(f"{where} has next_index {k}, outside [0, {ENDLESS}) of an endless "
-                              "stream (num_batches=None); no iterator reaches it. Fix: pass the "
-                              "state saved by it.get_state(), or start from scratch.")
+        raise CheckpointError(
+            f"{where} has next_index {k}, outside [0, {ENDLESS}) of an endless "
+            "stream (num_batches=None); no iterator reaches it. Fix: pass the "
+            "state saved by it.get_state(), or start from scratch."
+        )
     if STATE_KEY not in state:
-        warnings.warn(f"{where} {{'next_index': {k}}} has no stream fingerprint; restored "
-                      "without checking that it belongs to this config and store.", stacklevel=3)
+        warnings.warn(
+            f"{where} {{'next_index': {k}}} has no stream fingerprint; restored "
+            "without checking that it belongs to this config and store.",
+            stacklevel=3,
+        )
     else:
         diffs = stream_differences(state[STATE_KEY], stream)
         if diffs:
             raise CheckpointError(
                 f"{where} belongs to another stream than this pipeline ("
-                + "; ".join(diffs) + "): restoring it would read other data at the saved "
+                + "; ".join(diffs)
+                + "): restoring it would read other data at the saved "
                 "position. Fix: rebuild the pipeline with the saved config values and the store "
                 "as it was when saved; or start this stream from scratch (do not restore); or, "
                 "if the trajectories played are known to be unchanged, restore the bare "
-                f"position unchecked: it.set_state({{'next_index': {k}}}).")
+                f"position unchecked: it.set_state({{'next_index': {k}}})."
+            )
     return {"next_index": k}

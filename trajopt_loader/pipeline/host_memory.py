@@ -41,15 +41,17 @@ def retain_freed_memory() -> bool:
         if _done is not None:
             return _done
         _done = False
-        user_set = any(os.environ.get(v) for v in ("MALLOC_MMAP_THRESHOLD_",
-                                                     "MALLOC_TRIM_THRESHOLD_"))
+        user_set = any(
+            os.environ.get(v) for v in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+        )
         user_set |= "glibc.malloc" in os.environ.get("GLIBC_TUNABLES", "")
         if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc" or user_set:
             return _done
         try:
             libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-            _done = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and \
-                bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+            _done = bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+                libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+            )
         except (OSError, AttributeError):
             _done = False
         return _done

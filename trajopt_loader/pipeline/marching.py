@@ -28,17 +28,26 @@ def check_lengths(lengths) -> np.ndarray:
     """
     arr = np.asarray(lengths)
     if arr.ndim != 1 or arr.size == 0 or not np.issubdtype(arr.dtype, np.integer):
-        raise ConfigError(f"lengths must be a non-empty 1-D integer array, got shape {arr.shape} "
-                          f"dtype {arr.dtype}")
+        raise ConfigError(
+            f"lengths must be a non-empty 1-D integer array, got shape {arr.shape} "
+            f"dtype {arr.dtype}"
+        )
     arr = arr.astype(np.int64)
-    for bad, error, what in ((arr < 1, WindowIndexError, "has no steps; drop empty trajectories"),
-                             (arr > INT32_MAX, IndexOverflowError,
-                              "does not fit the int32 step cursors (JAX truncates int64 without "
-                              "x64); split longer trajectories at export")):
+    for bad, error, what in (
+        (arr < 1, WindowIndexError, "has no steps; drop empty trajectories"),
+        (
+            arr > INT32_MAX,
+            IndexOverflowError,
+            "does not fit the int32 step cursors (JAX truncates int64 without "
+            "x64); split longer trajectories at export",
+        ),
+    ):
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
-            raise error(f"trajectory {i} has length {int(arr[i])}, which {what}. Lengths must "
-                        "be in [1, 2**31 - 1].")
+            raise error(
+                f"trajectory {i} has length {int(arr[i])}, which {what}. Lengths must "
+                "be in [1, 2**31 - 1]."
+            )
     return arr
 
 
@@ -66,8 +75,9 @@ def pass_chunks(lengths, first_step, window_size: int, stride: int) -> np.ndarra
     return np.minimum(starts_inside, to_reach_end)
 
 
-def wrap_cursor(first_step, k: int, stride: int, lengths, env_ids=None
-                ) -> tuple[np.ndarray, np.ndarray]:
+def wrap_cursor(
+    first_step, k: int, stride: int, lengths, env_ids=None
+) -> tuple[np.ndarray, np.ndarray]:
     """Start and loop count of chunk ``k`` of a cursor that wraps within its trajectory.
 
     The cursor's unwrapped position is ``a = s0 + k*S``; the chunk starts at ``a mod L`` after
@@ -100,5 +110,6 @@ def wrap_cursor(first_step, k: int, stride: int, lengths, env_ids=None
             f"env {env} at chunk {k}: the cursor has wrapped more than 2**31 - 1 times around its "
             f"trajectory (length {int(lengths[e])}, stride {stride}), so the int32 loop counter "
             "would overflow. Bound the episodes: episode_length=STEPS, allow_wrap=False, or "
-            "end_policy='clamp' (each pass a new episode).")
+            "end_policy='clamp' (each pass a new episode)."
+        )
     return head % lengths, q * np.int64(stride) + head // lengths

@@ -23,8 +23,12 @@ from pathlib import Path
 from trajopt_loader.errors import CheckpointError, CheckpointNotFoundError
 from trajopt_loader.pipeline.checkpoint import read_state_file, write_state_file
 from trajopt_loader.pipeline.distributed import current_process
-from trajopt_loader.pipeline.fingerprint import (STATE_KEY, check_state_shape, config_differences,
-                                                 stream_fields)
+from trajopt_loader.pipeline.fingerprint import (
+    STATE_KEY,
+    check_state_shape,
+    config_differences,
+    stream_fields,
+)
 from trajopt_loader.pipeline.schedules import env_shard
 
 __all__ = ["restore_process_state", "save_process_state"]
@@ -32,8 +36,14 @@ __all__ = ["restore_process_state", "save_process_state"]
 _FILE_RE = re.compile(r"^process_(\d+)-of-(\d+)\.json$")
 
 
-def save_process_state(directory, iterator, config, *, process_index: int | None = None,
-                       process_count: int | None = None) -> Path:
+def save_process_state(
+    directory,
+    iterator,
+    config,
+    *,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> Path:
     """Write this process's iterator position to ``directory/process_{p}-of-{P}.json``.
 
     The file (written atomically, like :func:`~trajopt_loader.pipeline.checkpoint.save_state`)
@@ -59,18 +69,27 @@ def save_process_state(directory, iterator, config, *, process_index: int | None
 
 def _load(path: Path) -> dict:
     record = read_state_file(path)
-    if not isinstance(record, dict) or \
-            not {"iterator", "process_index", "process_count"} <= set(record):
-        raise CheckpointError(f"{path} is not a per-process state written by save_process_state "
-                              f"(expected keys iterator, process_index, process_count; got "
-                              f"{sorted(record) if isinstance(record, dict) else record!r}); "
-                              "restore it with trajopt_loader.pipeline.checkpoint instead.")
+    if not isinstance(record, dict) or not {"iterator", "process_index", "process_count"} <= set(
+        record
+    ):
+        raise CheckpointError(
+            f"{path} is not a per-process state written by save_process_state "
+            f"(expected keys iterator, process_index, process_count; got "
+            f"{sorted(record) if isinstance(record, dict) else record!r}); "
+            "restore it with trajopt_loader.pipeline.checkpoint instead."
+        )
     check_state_shape(record["iterator"], f"the iterator state in {path}")
     return record
 
 
-def restore_process_state(directory, iterator, config, *, process_index: int | None = None,
-                          process_count: int | None = None) -> dict:
+def restore_process_state(
+    directory,
+    iterator,
+    config,
+    *,
+    process_index: int | None = None,
+    process_count: int | None = None,
+) -> dict:
     """Move ``iterator`` (a fresh pipeline of ``config``) to the position saved in ``directory``.
 
     Reads ``process_{p}-of-{P}.json`` of this process. If the run was saved with another process
@@ -95,41 +114,56 @@ def restore_process_state(directory, iterator, config, *, process_index: int | N
         records = {p: _load(own)}
         saved_count = n
     else:
-        found = sorted((int(m.group(2)), int(m.group(1)), f) for f in
-                       (directory.iterdir() if directory.is_dir() else ())
-                       if (m := _FILE_RE.match(f.name)))
+        found = sorted(
+            (int(m.group(2)), int(m.group(1)), f)
+            for f in (directory.iterdir() if directory.is_dir() else ())
+            if (m := _FILE_RE.match(f.name))
+        )
         if not found:
             raise CheckpointNotFoundError(
                 f"no process_*-of-*.json state in {directory}. Fix: pass the directory given to "
-                "save_process_state(), or start from scratch.")
+                "save_process_state(), or start from scratch."
+            )
         counts = sorted({c for c, _, _ in found})
         if len(counts) > 1:
-            raise CheckpointError(f"{directory} holds states of runs with {counts} processes; "
-                                  "keep one run per directory.")
+            raise CheckpointError(
+                f"{directory} holds states of runs with {counts} processes; "
+                "keep one run per directory."
+            )
         saved_count = counts[0]
         records = {i: _load(f) for _, i, f in found}
         missing = sorted(set(range(saved_count)) - set(records))
         if missing:
-            raise CheckpointError(f"{directory}: the run was saved by {saved_count} processes but "
-                                  f"the files of processes {missing} are missing.")
+            raise CheckpointError(
+                f"{directory}: the run was saved by {saved_count} processes but "
+                f"the files of processes {missing} are missing."
+            )
     for i, rec in records.items():
         if (rec["process_index"], rec["process_count"]) != (i, saved_count):
             raise CheckpointError(
                 f"process_{i}-of-{saved_count}.json in {directory} records process "
-                f"{rec['process_index']} of {rec['process_count']}; the file was renamed or mixed up.")
+                f"{rec['process_index']} of {rec['process_count']}; the file was renamed or mixed up."
+            )
     states = [rec["iterator"] for rec in records.values()]
     if any(s != states[0] for s in states[1:]):
-        raise CheckpointError(f"the {saved_count} process states in {directory} differ "
-                              f"({states[0]} vs. {next(s for s in states if s != states[0])}); "
-                              "the processes were saved at different steps.")
+        raise CheckpointError(
+            f"the {saved_count} process states in {directory} differ "
+            f"({states[0]} vs. {next(s for s in states if s != states[0])}); "
+            "the processes were saved at different steps."
+        )
     record = next(iter(records.values()))
-    saved = record["iterator"][STATE_KEY]["config"] if STATE_KEY in record["iterator"] \
+    saved = (
+        record["iterator"][STATE_KEY]["config"]
+        if STATE_KEY in record["iterator"]
         else record.get("stream", {})
+    )
     diff = config_differences(saved, stream_fields(config))
     if diff:
-        raise CheckpointError(f"the state in {directory} belongs to another stream "
-                              f"({'; '.join(diff)}); restoring it would not continue the saved "
-                              "stream. Fix: use the saved config values, or start from scratch.")
+        raise CheckpointError(
+            f"the state in {directory} belongs to another stream "
+            f"({'; '.join(diff)}); restoring it would not continue the saved "
+            "stream. Fix: use the saved config values, or start from scratch."
+        )
     try:
         iterator.set_state(record["iterator"])
     except CheckpointError as e:

@@ -70,11 +70,22 @@ import numpy as np
 
 from trajopt_loader.choices import ASSIGNMENTS, END_POLICIES, INT32_MAX
 from trajopt_loader.errors import ConfigError, ShardingError, WindowIndexError
-from trajopt_loader.pipeline.marching import (check_lengths, pass_chunks, valid_start_counts,
-                                              wrap_cursor)
+from trajopt_loader.pipeline.marching import (
+    check_lengths,
+    pass_chunks,
+    valid_start_counts,
+    wrap_cursor,
+)
 
-__all__ = ["ENDLESS", "RandomSchedule", "SequentialSchedule", "check_lengths", "env_shard",
-           "pass_chunks", "valid_start_counts"]
+__all__ = [
+    "ENDLESS",
+    "RandomSchedule",
+    "SequentialSchedule",
+    "check_lengths",
+    "env_shard",
+    "pass_chunks",
+    "valid_start_counts",
+]
 
 ENDLESS = 2**62  # length of an endless schedule (int64-safe chunk arithmetic; ~forever)
 _OFFSET, _START, _PERM, _WINDOW = 1, 2, 3, 4  # spawn_key purposes of the generator
@@ -92,13 +103,16 @@ def env_shard(num_envs: int, process_index: int, process_count: int) -> tuple[in
       ShardingError: ``num_envs`` not divisible by ``process_count``, or a bad index.
     """
     if process_count < 1 or not 0 <= process_index < process_count:
-        raise ShardingError(f"process_index={process_index} must be in [0, process_count="
-                            f"{process_count}) with process_count >= 1")
+        raise ShardingError(
+            f"process_index={process_index} must be in [0, process_count="
+            f"{process_count}) with process_count >= 1"
+        )
     if num_envs % process_count:
         raise ShardingError(
             f"num_envs={num_envs} is not divisible by process_count={process_count}; every "
             "process must hold the same number of envs. Set num_envs to a multiple of "
-            f"{process_count} (e.g. {num_envs - num_envs % process_count or process_count}).")
+            f"{process_count} (e.g. {num_envs - num_envs % process_count or process_count})."
+        )
     per = num_envs // process_count
     return process_index * per, (process_index + 1) * per
 
@@ -110,22 +124,38 @@ class _Schedule:
     raises ``IndexError`` outside ``[0, len)``.
     """
 
-    def __init__(self, lengths, eligible, num_envs: int, window_size: int, *, seed: int = 0,
-                 process_index: int = 0, process_count: int = 1, num_batches: int | None = None):
+    def __init__(
+        self,
+        lengths,
+        eligible,
+        num_envs: int,
+        window_size: int,
+        *,
+        seed: int = 0,
+        process_index: int = 0,
+        process_count: int = 1,
+        num_batches: int | None = None,
+    ):
         self.lengths = check_lengths(lengths)
         eligible = np.asarray(eligible)
         if eligible.ndim != 1 or eligible.size == 0:
-            raise ConfigError("no trajectories to schedule: the selection (sources / motions / "
-                              "traj_ids) is empty; check the names against store.motions()")
+            raise ConfigError(
+                "no trajectories to schedule: the selection (sources / motions / "
+                "traj_ids) is empty; check the names against store.motions()"
+            )
         if eligible.min() < 0 or eligible.max() >= self.lengths.size:
-            raise ConfigError(f"trajectory ids {eligible.min()}..{eligible.max()} out of range: "
-                              f"there are {self.lengths.size} trajectories")
+            raise ConfigError(
+                f"trajectory ids {eligible.min()}..{eligible.max()} out of range: "
+                f"there are {self.lengths.size} trajectories"
+            )
         for name, value in (("num_envs", num_envs), ("window_size", window_size)):
             if not 1 <= int(value) <= INT32_MAX:
                 raise ConfigError(f"{name}={value} must be in [1, 2**31 - 1]")
         if (num_batches is not None and not 1 <= int(num_batches) <= 2**62) or int(seed) < 0:
-            raise ConfigError(f"num_batches={num_batches} must be in [1, 2**62] (or None for "
-                              f"endless) and seed={seed} >= 0")
+            raise ConfigError(
+                f"num_batches={num_batches} must be in [1, 2**62] (or None for "
+                f"endless) and seed={seed} >= 0"
+            )
         self.eligible = eligible.astype(np.int64)
         self.num_envs, self.window_size, self.seed = int(num_envs), int(window_size), int(seed)
         self.lo, self.hi = env_shard(self.num_envs, int(process_index), int(process_count))
@@ -146,10 +176,15 @@ class _Schedule:
         traj, start, episode_start, first_step, loop = self._element(k)
         if (start < 0).any() or (start >= self.lengths[traj]).any():  # invariant, cheap
             raise WindowIndexError(f"schedule produced a start outside its trajectory at chunk {k}")
-        return {"env_id": self.env_id.copy(), "traj_id": traj.astype(np.int32),
-                "start": start.astype(np.int32), "episode_start": episode_start,
-                "episode_first_step": first_step.astype(np.int32),
-                "episode_loop": loop.astype(np.int32), "chunk": np.array(k, np.int64)}
+        return {
+            "env_id": self.env_id.copy(),
+            "traj_id": traj.astype(np.int32),
+            "start": start.astype(np.int32),
+            "episode_start": episode_start,
+            "episode_first_step": first_step.astype(np.int32),
+            "episode_loop": loop.astype(np.int32),
+            "chunk": np.array(k, np.int64),
+        }
 
     def _element(self, k: int):
         """``(traj, start, episode_start, episode_first_step, episode_loop)``, each ``[E_local]``;
@@ -182,31 +217,50 @@ class SequentialSchedule(_Schedule):
     ``__getitem__`` raises IndexOverflowError once a wrapping cursor has looped ``2**31`` times.
     """
 
-    def __init__(self, lengths, eligible, num_envs: int, window_size: int, *,
-                 stride: int | None = None, assignment: str = "round_robin",
-                 allow_wrap: bool = True, end_policy: str = "wrap", random_start: bool = False,
-                 episode_length: int | None = None, **kwargs):
+    def __init__(
+        self,
+        lengths,
+        eligible,
+        num_envs: int,
+        window_size: int,
+        *,
+        stride: int | None = None,
+        assignment: str = "round_robin",
+        allow_wrap: bool = True,
+        end_policy: str = "wrap",
+        random_start: bool = False,
+        episode_length: int | None = None,
+        **kwargs,
+    ):
         super().__init__(lengths, eligible, num_envs, window_size, **kwargs)
         if assignment not in ASSIGNMENTS or end_policy not in END_POLICIES:
-            raise ConfigError(f"assignment={assignment!r} / end_policy={end_policy!r}: expected "
-                              f"one of {ASSIGNMENTS} / {END_POLICIES}")
+            raise ConfigError(
+                f"assignment={assignment!r} / end_policy={end_policy!r}: expected "
+                f"one of {ASSIGNMENTS} / {END_POLICIES}"
+            )
         self.stride = self.window_size if stride is None else int(stride)
         if not 1 <= self.stride <= INT32_MAX:
             raise ConfigError(f"stride={stride} must be in [1, 2**31 - 1] (or None = window_size)")
         self.assignment, self.allow_wrap = assignment, bool(allow_wrap)
         self.end_policy = end_policy
         if episode_length is not None and not 0 <= int(episode_length) <= INT32_MAX:
-            raise ConfigError(f"episode_length={episode_length} must be in [0, 2**31 - 1] steps "
-                              "(None or 0 = unbounded episodes)")
+            raise ConfigError(
+                f"episode_length={episode_length} must be in [0, 2**31 - 1] steps "
+                "(None or 0 = unbounded episodes)"
+            )
         #: chunks per episode at most (None: unbounded)
         self.episode_chunks = -(-int(episode_length) // self.stride) if episode_length else None
         cap = self.episode_chunks or ENDLESS
         n = self.eligible.size
-        offset = (_rng(self.seed, _OFFSET).integers(0, n, size=self.num_envs)
-                  if assignment == "random" else np.arange(self.num_envs) % n)
+        offset = (
+            _rng(self.seed, _OFFSET).integers(0, n, size=self.num_envs)
+            if assignment == "random"
+            else np.arange(self.num_envs) % n
+        )
         self.lengths_elig = self.lengths[self.eligible]
         self.cycle_chunks = np.minimum(
-            pass_chunks(self.lengths_elig, 0, self.window_size, self.stride), cap)
+            pass_chunks(self.lengths_elig, 0, self.window_size, self.stride), cap
+        )
         self.cycle_total = int(self.cycle_chunks.sum())
         self._cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         first_pos = self._cycle(0)[0][offset]  # position in eligible of each env's first episode
@@ -216,14 +270,19 @@ class SequentialSchedule(_Schedule):
             high = valid_start_counts(first_len, self.window_size, end_policy)
             first_step = _rng(self.seed, _START).integers(0, high)
         first_chunks = np.minimum(
-            pass_chunks(first_len, first_step, self.window_size, self.stride), cap)
+            pass_chunks(first_len, first_step, self.window_size, self.stride), cap
+        )
         sl = slice(self.lo, self.hi)  # keep only this process's envs
         self.first_traj = self.eligible[first_pos][sl]
-        self.first_len, self.first_step, self.first_chunks = first_len[sl], first_step[sl], \
-            first_chunks[sl]
+        self.first_len, self.first_step, self.first_chunks = (
+            first_len[sl],
+            first_step[sl],
+            first_chunks[sl],
+        )
         # allow_wrap + clamp: chunks of each pass after the first (restarting at step 0).
         self.repeat_chunks = np.minimum(
-            pass_chunks(self.first_len, 0, self.window_size, self.stride), cap)
+            pass_chunks(self.first_len, 0, self.window_size, self.stride), cap
+        )
         # Position in the endless concatenation of cycles right after the first episode.
         self.after_first = self._cycle(0)[1][offset + 1][sl]
         #: ``sampler.episode_starts(k0, position)`` draws each episode's first step (adaptive
@@ -241,8 +300,11 @@ class SequentialSchedule(_Schedule):
         cached = self._cache.get(key)
         if cached is None:
             n = self.eligible.size
-            order = _rng(self.seed, _PERM, key).permutation(n) if self.assignment == "random" \
+            order = (
+                _rng(self.seed, _PERM, key).permutation(n)
+                if self.assignment == "random"
                 else np.arange(n)
+            )
             cached = (order, np.concatenate([[0], np.cumsum(self.cycle_chunks[order])]))
             if len(self._cache) > 8:  # envs only ever need 2-3 consecutive cycles at once
                 self._cache = {}
@@ -253,8 +315,11 @@ class SequentialSchedule(_Schedule):
         no_loops = np.zeros(self.first_len.shape, np.int64)
         if self.allow_wrap and self.end_policy == "wrap":
             kk = k % self.episode_chunks if self.episode_chunks else k  # chunk in its episode
-            first = self.first_step if self.sampler is None else \
-                self.sampler.episode_starts(k - kk, self.first_position)  # adaptive episodes
+            first = (
+                self.first_step
+                if self.sampler is None
+                else self.sampler.episode_starts(k - kk, self.first_position)
+            )  # adaptive episodes
             start, loop = wrap_cursor(first, kk, self.stride, self.first_len, self.env_id)
             if self.sampler is not None:
                 self.sampler.record(k, self.first_position, start)
@@ -266,8 +331,11 @@ class SequentialSchedule(_Schedule):
         later = np.flatnonzero(k >= self.first_chunks)  # envs past their first episode
         if later.size and self.allow_wrap:  # clamp: restart the same trajectory at step 0
             within = (k - self.first_chunks[later]) % self.repeat_chunks[later]
-            start[later], episode_start[later], first_step[later] = \
-                within * self.stride, within == 0, 0
+            start[later], episode_start[later], first_step[later] = (
+                within * self.stride,
+                within == 0,
+                0,
+            )
         elif later.size:
             pos = self.after_first[later] + (k - self.first_chunks[later])
             cycle, rem = np.divmod(pos, self.cycle_total)
@@ -300,8 +368,17 @@ class RandomSchedule(_Schedule):
     :class:`~trajopt_loader.pipeline.feedback.FailureFeedback`); None: uniform.
     """
 
-    def __init__(self, lengths, eligible, num_envs: int, window_size: int, *,
-                 end_policy: str = "clamp", sampler=None, **kwargs):
+    def __init__(
+        self,
+        lengths,
+        eligible,
+        num_envs: int,
+        window_size: int,
+        *,
+        end_policy: str = "clamp",
+        sampler=None,
+        **kwargs,
+    ):
         super().__init__(lengths, eligible, num_envs, window_size, **kwargs)
         self.sampler = sampler
         if end_policy not in END_POLICIES:
@@ -312,11 +389,21 @@ class RandomSchedule(_Schedule):
     def _element(self, k: int):
         if self.sampler is not None:
             idx, start = self.sampler.draw(k)
-            return (self.eligible[idx], start, np.ones(start.shape, bool), start,
-                    np.zeros(start.shape, np.int64))
+            return (
+                self.eligible[idx],
+                start,
+                np.ones(start.shape, bool),
+                start,
+                np.zeros(start.shape, np.int64),
+            )
         draw = _rng(self.seed, _WINDOW, k).integers(0, self.cum_starts[-1], size=self.num_envs)
-        draw = draw[self.lo:self.hi]
+        draw = draw[self.lo : self.hi]
         idx = np.searchsorted(self.cum_starts, draw, side="right") - 1
         start = draw - self.cum_starts[idx]
-        return (self.eligible[idx], start, np.ones(start.shape, bool), start,
-                np.zeros(start.shape, np.int64))
+        return (
+            self.eligible[idx],
+            start,
+            np.ones(start.shape, bool),
+            start,
+            np.zeros(start.shape, np.int64),
+        )

@@ -39,8 +39,10 @@ def report_to(feedback, position: dict, failed, fail_step, batch_index: int | No
     if feedback is None:
         from trajopt_loader.errors import ConfigError
 
-        raise ConfigError("report_failures needs a stream built with config.adaptive.enabled="
-                          "True and schedule='random'")
+        raise ConfigError(
+            "report_failures needs a stream built with config.adaptive.enabled="
+            "True and schedule='random'"
+        )
     n = int(position["next_index"])
     feedback.report(n - 1 if batch_index is None else int(batch_index), failed, fail_step, n)
 
@@ -50,8 +52,14 @@ class StreamIterator(FailStopIterator):
     Stays failed after a ``next()`` that raised until ``set_state``, which rebuilds the parent
     from ``dataset`` (:class:`~trajopt_loader.pipeline.failure.FailStopIterator`)."""
 
-    def __init__(self, parent: grain.DatasetIterator, stream: dict, num_batches: int | None,
-                 dataset: grain.IterDataset | None = None, feedback=None):
+    def __init__(
+        self,
+        parent: grain.DatasetIterator,
+        stream: dict,
+        num_batches: int | None,
+        dataset: grain.IterDataset | None = None,
+        feedback=None,
+    ):
         super().__init__(parent, dataset)
         self._stream, self._num_batches = stream, num_batches
         self.feedback = feedback
@@ -88,9 +96,11 @@ class StreamIterator(FailStopIterator):
         if self.feedback is None:
             return self._restore(bare)
         if FEEDBACK_KEY not in state:
-            raise CheckpointError(f"iterator state {{'next_index': {bare['next_index']}, ...}} has "
-                                  "no 'feedback' statistics, which this adaptive stream draws "
-                                  "from. Fix: pass the full state saved by it.get_state().")
+            raise CheckpointError(
+                f"iterator state {{'next_index': {bare['next_index']}, ...}} has "
+                "no 'feedback' statistics, which this adaptive stream draws "
+                "from. Fix: pass the full state saved by it.get_state()."
+            )
         parsed = self.feedback.parse(state[FEEDBACK_KEY])
         self.feedback.interrupt()  # waiting draws give up, so the threads stop now
         try:
@@ -118,14 +128,16 @@ class StreamDataset(grain.IterDataset):
         of ``adaptive`` / ``motion_weights`` streams, else None.
     """
 
-    def __init__(self, parent: grain.IterDataset, stream: dict, num_batches: int | None = None,
-                 feedback=None):
+    def __init__(
+        self, parent: grain.IterDataset, stream: dict, num_batches: int | None = None, feedback=None
+    ):
         super().__init__(parent)
         self.stream, self._num_batches, self.feedback = stream, num_batches, feedback
 
     def __iter__(self) -> StreamIterator:
-        return StreamIterator(self._parent.__iter__(), self.stream, self._num_batches,
-                              self._parent, self.feedback)
+        return StreamIterator(
+            self._parent.__iter__(), self.stream, self._num_batches, self._parent, self.feedback
+        )
 
     @property
     def _element_spec(self) -> Any:

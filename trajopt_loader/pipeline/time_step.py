@@ -55,16 +55,19 @@ def check_uniform_dt(config, store, eligible) -> None:
     ids = np.unique(np.asarray(eligible, np.int64))
     if config.get("control_dt") is not None:  # one rate by construction: control_dt
         from trajopt_loader.transforms.interpolate import control_lengths
+
         control_lengths(store, config.control_dt, ids)  # raises for an unknown dt
         return
     if config.allow_mixed_dt or ids.size == 0:
         return
     dts = np.asarray(store.dts, np.float64)[ids]
     unknown = ~np.isfinite(dts)  # unknown dt (NaN, store.validate): one rate of its own
-    selection = (f"{ids.size} trajectories selected in {store.path!r} (sources="
-                 f"{tuple(config.sources)}, motions={tuple(config.motions)}"
-                 + (f", traj_ids={tuple(config.traj_ids)}" if config.assignment == "explicit"
-                    else "") + ")")
+    selection = (
+        f"{ids.size} trajectories selected in {store.path!r} (sources="
+        f"{tuple(config.sources)}, motions={tuple(config.motions)}"
+        + (f", traj_ids={tuple(config.traj_ids)}" if config.assignment == "explicit" else "")
+        + ")"
+    )
     if unknown.all() or (not unknown.any() and dts.max() <= dts.min() * (1 + DT_TOLERANCE)):
         return
     compose = _unknown_dt_message if unknown.any() else _mixed_dt_message
@@ -74,14 +77,18 @@ def check_uniform_dt(config, store, eligible) -> None:
 def _unknown_dt_message(config, store, ids, dts, selection: str) -> str:
     """Known and unknown (NaN) dt in one selection: which motions are unknown, and the fixes."""
     unknown = ~np.isfinite(dts)
-    kinds = {f"{store.trajectories[int(i)].source}/{store.trajectories[int(i)].motion}"
-             for i in ids[unknown]}
-    return (f"{int(unknown.sum())} of the {selection} have an unknown dt ({', '.join(sorted(kinds))}"
-            f") and {int((~unknown).sum())} a known one ({dts[~unknown].min():.4g}-"
-            f"{dts[~unknown].max():.4g} s): a window of {config.window_size} steps would not "
-            f"mean one duration. Fix one of: {DT_FIX}; play only one kind (--config.motions / "
-            "--config.traj_ids); or stream them mixed on purpose with "
-            "--config.allow_mixed_dt=True.")
+    kinds = {
+        f"{store.trajectories[int(i)].source}/{store.trajectories[int(i)].motion}"
+        for i in ids[unknown]
+    }
+    return (
+        f"{int(unknown.sum())} of the {selection} have an unknown dt ({', '.join(sorted(kinds))}"
+        f") and {int((~unknown).sum())} a known one ({dts[~unknown].min():.4g}-"
+        f"{dts[~unknown].max():.4g} s): a window of {config.window_size} steps would not "
+        f"mean one duration. Fix one of: {DT_FIX}; play only one kind (--config.motions / "
+        "--config.traj_ids); or stream them mixed on purpose with "
+        "--config.allow_mixed_dt=True."
+    )
 
 
 def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
@@ -105,19 +112,23 @@ def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
     lines = []
     for motion, rows in motions.items():
         m_ids, m_dts = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
-        parts = [f"{names(g, len(rows))} at dt {span(store.dts[g])}"
-                 for g in rate_groups(m_ids, m_dts)]
+        parts = [
+            f"{names(g, len(rows))} at dt {span(store.dts[g])}" for g in rate_groups(m_ids, m_dts)
+        ]
         lines.append(f"  {motion}: " + "; ".join(parts))
     best = max(rate_groups(ids, dts), key=len)
     whole = [m for m, rows in motions.items() if {r[0] for r in rows} <= set(best.tolist())]
     if config.assignment == "explicit":
         keep = tuple(int(t) for t in config.traj_ids if t in set(best.tolist()))
-        restrict = f"--config.traj_ids=\"{keep!r}\""
+        restrict = f'--config.traj_ids="{keep!r}"'
     elif sum(len(motions[m]) for m in whole) == len(best):
-        restrict = f"--config.motions=\"{tuple(whole)!r}\""
+        restrict = f'--config.motions="{tuple(whole)!r}"'
     else:
-        restrict = (f"--config.assignment=explicit --config.traj_ids=\"{tuple(best.tolist())!r}\""
-                    if len(best) <= 16 else "--config.assignment=explicit with traj_ids of one rate")
+        restrict = (
+            f'--config.assignment=explicit --config.traj_ids="{tuple(best.tolist())!r}"'
+            if len(best) <= 16
+            else "--config.assignment=explicit with traj_ids of one rate"
+        )
     other = next(i for i in infos if i.traj_id not in set(best.tolist()))
     src, motion = other.source, other.motion
     return (
@@ -125,9 +136,11 @@ def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
         f"{dts.max() / dts.min():.3g}; at most x{1 + DT_TOLERANCE:g} is streamed together): a "
         f"window of {config.window_size} steps would span {config.window_size * dts.min():.4g} s "
         f"in some envs and {config.window_size * dts.max():.4g} s in others.\n"
-        + "\n".join(lines) + "\nFix one of: resample at export to one rate (`trajopt-loader "
+        + "\n".join(lines)
+        + "\nFix one of: resample at export to one rate (`trajopt-loader "
         f"export ROOT {store.path} --source {src} --motion {motion} --model MODEL.xml "
         f"--resample-dt {float(np.median(store.dts[best])):.4g} --overwrite`); play trajectories "
         f"of one rate ({restrict}); sample all of them at one control rate, interpolated "
         "(--config.control_dt=SECONDS); or stream them mixed on purpose with "
-        "--config.allow_mixed_dt=True and read each env's rate as store.dts[batch['traj_id']].")
+        "--config.allow_mixed_dt=True and read each env's rate as store.dts[batch['traj_id']]."
+    )

@@ -61,7 +61,8 @@ def working_set_size(config, store, eligible) -> int:
         raise ConfigError(
             f"config field cache_bytes={config.cache_bytes} holds no working set: two sets need at "
             f"least {2 * int(per_traj.min())} bytes (keys {list(config['keys'])} in "
-            f"{config.dtype}). Raise cache_bytes or set working_set.enabled=False.")
+            f"{config.dtype}). Raise cache_bytes or set working_set.enabled=False."
+        )
     return min(size, ids.size)
 
 
@@ -75,16 +76,26 @@ class WorkingSetSchedule(RandomSchedule):
     :meth:`resident` ``(k // rotate_every)``.
     """
 
-    def __init__(self, lengths, eligible, num_envs: int, window_size: int, *, size: int,
-                 rotate_every: int, end_policy: str = "clamp", **kwargs):
+    def __init__(
+        self,
+        lengths,
+        eligible,
+        num_envs: int,
+        window_size: int,
+        *,
+        size: int,
+        rotate_every: int,
+        end_policy: str = "clamp",
+        **kwargs,
+    ):
         super().__init__(lengths, eligible, num_envs, window_size, end_policy=end_policy, **kwargs)
         if not 1 <= int(size) or not 1 <= int(rotate_every):
-            raise ConfigError(f"working set size={size} and rotate_every={rotate_every} must "
-                              "be >= 1")
+            raise ConfigError(
+                f"working set size={size} and rotate_every={rotate_every} must be >= 1"
+            )
         self.size, self.rotate_every = min(int(size), self.eligible.size), int(rotate_every)
         self.sets_per_epoch = -(-self.eligible.size // self.size)
-        self.counts = valid_start_counts(self.lengths[self.eligible], self.window_size,
-                                         end_policy)
+        self.counts = valid_start_counts(self.lengths[self.eligible], self.window_size, end_policy)
         self._perm: dict[int, np.ndarray] = {}
 
     def positions(self, w: int) -> np.ndarray:
@@ -94,7 +105,7 @@ class WorkingSetSchedule(RandomSchedule):
         if perm is None:
             perm = _rng(self.seed, _SET, epoch).permutation(self.eligible.size)
             self._perm = {epoch: perm}  # windows run in order: one epoch at a time
-        return perm[slot * self.size:(slot + 1) * self.size]
+        return perm[slot * self.size : (slot + 1) * self.size]
 
     def resident(self, w: int) -> np.ndarray:
         """int64 sorted traj_ids of window ``w``'s working set."""
@@ -106,11 +117,18 @@ class WorkingSetSchedule(RandomSchedule):
     def _element(self, k: int):
         pos = self.positions(k // self.rotate_every)
         cum = np.concatenate([[0], np.cumsum(self.counts[pos])])
-        draw = _rng(self.seed, _WINDOW, k).integers(0, cum[-1], size=self.num_envs)[self.lo:self.hi]
+        draw = _rng(self.seed, _WINDOW, k).integers(0, cum[-1], size=self.num_envs)[
+            self.lo : self.hi
+        ]
         idx = np.searchsorted(cum, draw, side="right") - 1
         start = draw - cum[idx]
-        return (self.eligible[pos[idx]], start, np.ones(start.shape, bool), start,
-                np.zeros(start.shape, np.int64))
+        return (
+            self.eligible[pos[idx]],
+            start,
+            np.ones(start.shape, bool),
+            start,
+            np.zeros(start.shape, np.int64),
+        )
 
 
 class ResidentSets:
@@ -142,7 +160,7 @@ class ResidentSets:
             shape = self.store.check_uniform(key, ids)[0]
             flat = host_alloc.empty((int(lengths.sum()), *shape), self.dtype)
             for i, rows in self.store.read_whole(key, ids):
-                flat[offsets[i]:offsets[i] + len(rows)] = rows  # casts to the batch dtype
+                flat[offsets[i] : offsets[i] + len(rows)] = rows  # casts to the batch dtype
             flats[key] = flat
         self.loads += 1
         return flats, offsets
@@ -182,8 +200,10 @@ class GatherWorkingSet(GatherKeys):
         traj, step = element["traj_id"], element["step"]
         base = offsets[traj]
         if (base < 0).any():
-            raise RuntimeError(f"traj_id {int(traj[base < 0][0])} is not in the working set of "
-                               f"chunk {int(element['chunk'])}")
+            raise RuntimeError(
+                f"traj_id {int(traj[base < 0][0])} is not in the working set of "
+                f"chunk {int(element['chunk'])}"
+            )
         rows = base[:, None] + step
         batch = {k: v for k, v in element.items() if k not in DROPPED}
         for key in self.keys:
@@ -200,21 +220,38 @@ def working_set_pipeline(config, store, eligible, process_index: int, process_co
         ``cache_bytes`` holds no working set.
     """
     if config.schedule != "random":
-        raise ConfigError(f"working_set.enabled=True needs schedule='random' (got "
-                          f"{config.schedule!r}); the sequential schedule has no working-set "
-                          "mode yet: set --config.schedule=random or working_set.enabled=False.")
-    combined = [name for name, used in (
-        ("control_dt", config.control_dt is not None), ("adaptive.enabled", config.adaptive.enabled),
-        ("motion_weights", bool(config.motion_weights)),
-        ("episode_origin_keys", config.episode_origin_keys)) if used]
+        raise ConfigError(
+            f"working_set.enabled=True needs schedule='random' (got "
+            f"{config.schedule!r}); the sequential schedule has no working-set "
+            "mode yet: set --config.schedule=random or working_set.enabled=False."
+        )
+    combined = [
+        name
+        for name, used in (
+            ("control_dt", config.control_dt is not None),
+            ("adaptive.enabled", config.adaptive.enabled),
+            ("motion_weights", bool(config.motion_weights)),
+            ("episode_origin_keys", config.episode_origin_keys),
+        )
+        if used
+    ]
     if combined:
-        raise ConfigError(f"working_set.enabled=True cannot be combined with {combined} yet (the "
-                          "working set draws uniformly and gathers stored frames): unset them or "
-                          "set working_set.enabled=False.")
+        raise ConfigError(
+            f"working_set.enabled=True cannot be combined with {combined} yet (the "
+            "working set draws uniformly and gathers stored frames): unset them or "
+            "set working_set.enabled=False."
+        )
     schedule = WorkingSetSchedule(
-        store.lengths, eligible, config.num_envs, config.window_size,
+        store.lengths,
+        eligible,
+        config.num_envs,
+        config.window_size,
         size=working_set_size(config, store, eligible),
-        rotate_every=config.working_set.rotate_every, end_policy=config.end_policy,
-        seed=config.seed, process_index=process_index, process_count=process_count,
-        num_batches=config.num_batches)
+        rotate_every=config.working_set.rotate_every,
+        end_policy=config.end_policy,
+        seed=config.seed,
+        process_index=process_index,
+        process_count=process_count,
+        num_batches=config.num_batches,
+    )
     return schedule, GatherWorkingSet(store, config["keys"], config.dtype, eligible, schedule)

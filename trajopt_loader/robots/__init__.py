@@ -23,10 +23,20 @@ def get_spec(name: str, model_path: str | os.PathLike | None = None) -> RobotSpe
       RobotSpecError: if ``name`` is not one of :data:`ROBOTS`.
     """
     if name not in ROBOTS:
-        raise RobotSpecError(f"robot {name!r} is unknown; expected one of {sorted(ROBOTS)}, or build "
-                             "a spec from a model with spec_from_mjcf(model_path, ee_sites=...).")
+        raise RobotSpecError(
+            f"robot {name!r} is unknown; expected one of {sorted(ROBOTS)}, or build "
+            "a spec from a model with spec_from_mjcf(model_path, ee_sites=...)."
+        )
     return ROBOTS[name].spec(model_path)
 
 
-__all__ = ["RobotSpec", "spec_from_mjcf", "load_model", "get_spec", "ROBOTS",
-           "digit_v3", "digit_v3_thirdarm", "cassie"]
+__all__ = [
+    "RobotSpec",
+    "spec_from_mjcf",
+    "load_model",
+    "get_spec",
+    "ROBOTS",
+    "digit_v3",
+    "digit_v3_thirdarm",
+    "cassie",
+]

@@ -23,8 +23,16 @@ NQ = 35
 NV = 32
 
 ACTUATED_JOINTS = (
-    "left-hip-roll", "left-hip-yaw", "left-hip-pitch", "left-knee", "left-foot",
-    "right-hip-roll", "right-hip-yaw", "right-hip-pitch", "right-knee", "right-foot",
+    "left-hip-roll",
+    "left-hip-yaw",
+    "left-hip-pitch",
+    "left-knee",
+    "left-foot",
+    "right-hip-roll",
+    "right-hip-yaw",
+    "right-hip-pitch",
+    "right-knee",
+    "right-foot",
 )
 QPOS_INDEX = (7, 8, 9, 14, 20, 21, 22, 23, 28, 34)
 QVEL_INDEX = (6, 7, 8, 12, 18, 19, 20, 21, 25, 31)
@@ -32,10 +40,18 @@ EE_SITES: tuple[str, ...] = ()
 IMU_SITE = "imu"
 
 SPEC = RobotSpec(
-    name="cassie", nq=NQ, nv=NV,
-    actuated_qpos_index=QPOS_INDEX, actuated_qvel_index=QVEL_INDEX,
-    ee_sites=EE_SITES, actuated_joints=ACTUATED_JOINTS,
-    base_body=ROOT_BODY, base_qpos_adr=0, base_dof_adr=0, model_path=None)
+    name="cassie",
+    nq=NQ,
+    nv=NV,
+    actuated_qpos_index=QPOS_INDEX,
+    actuated_qvel_index=QVEL_INDEX,
+    ee_sites=EE_SITES,
+    actuated_joints=ACTUATED_JOINTS,
+    base_body=ROOT_BODY,
+    base_qpos_adr=0,
+    base_dof_adr=0,
+    model_path=None,
+)
 
 
 spec = SPEC.with_model_path  # spec(model_path) -> RobotSpec; see RobotSpec.with_model_path

@@ -24,10 +24,18 @@ EE_SITES = digit_v3.EE_SITES + ("third-arm/tip",)
 _AXES = ((0, 0, 1), (0, 1, 0), (0, 1, 0), (1, 0, 0))
 
 SPEC = RobotSpec(
-    name="digit_v3_thirdarm", nq=NQ, nv=NV,
-    actuated_qpos_index=QPOS_INDEX, actuated_qvel_index=QVEL_INDEX,
-    ee_sites=EE_SITES, actuated_joints=ACTUATED_JOINTS,
-    base_body=digit_v3.ROOT_BODY, base_qpos_adr=0, base_dof_adr=0, model_path=None)
+    name="digit_v3_thirdarm",
+    nq=NQ,
+    nv=NV,
+    actuated_qpos_index=QPOS_INDEX,
+    actuated_qvel_index=QVEL_INDEX,
+    ee_sites=EE_SITES,
+    actuated_joints=ACTUATED_JOINTS,
+    base_body=digit_v3.ROOT_BODY,
+    base_qpos_adr=0,
+    base_dof_adr=0,
+    model_path=None,
+)
 
 
 spec = SPEC.with_model_path  # spec(model_path) -> RobotSpec; see RobotSpec.with_model_path
@@ -51,19 +59,27 @@ def build_mjspec(digit_model_path: str | os.PathLike):
 
     path = os.fspath(digit_model_path)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Digit v3 model {path!r} does not exist; pass the path of "
-                                f"{digit_v3.MODEL_FILENAME}.")
+        raise FileNotFoundError(
+            f"Digit v3 model {path!r} does not exist; pass the path of {digit_v3.MODEL_FILENAME}."
+        )
     s = mujoco.MjSpec.from_file(path)
     parent = s.body(digit_v3.ROOT_BODY)
     pos = (0.0, 0.0, 0.45)  # above the torso, clear of Digit's own links
     for i, (joint, axis) in enumerate(zip(ARM_JOINTS, _AXES)):
         body = parent.add_body(name=f"third-arm/link-{i + 1}", pos=pos)
         body.add_joint(name=joint, type=mujoco.mjtJoint.mjJNT_HINGE, axis=axis, range=(-2.0, 2.0))
-        body.add_geom(type=mujoco.mjtGeom.mjGEOM_CAPSULE, fromto=(0, 0, 0, 0, 0, 0.15),
-                      size=(0.02, 0, 0), mass=0.5, contype=0, conaffinity=0)
+        body.add_geom(
+            type=mujoco.mjtGeom.mjGEOM_CAPSULE,
+            fromto=(0, 0, 0, 0, 0, 0.15),
+            size=(0.02, 0, 0),
+            mass=0.5,
+            contype=0,
+            conaffinity=0,
+        )
         parent, pos = body, (0.0, 0.0, 0.15)
     parent.add_site(name="third-arm/tip", pos=(0.0, 0.0, 0.15))
     for joint in ARM_JOINTS:
-        s.add_actuator(name=joint, target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT,
-                       gear=(1, 0, 0, 0, 0, 0))
+        s.add_actuator(
+            name=joint, target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT, gear=(1, 0, 0, 0, 0, 0)
+        )
     return s

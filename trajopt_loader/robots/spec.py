@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 from trajopt_loader.errors import RobotSpecError
 
@@ -53,24 +53,32 @@ class RobotSpec:
     def __post_init__(self) -> None:
         for field in ("actuated_qpos_index", "actuated_qvel_index", "ee_sites", "actuated_joints"):
             object.__setattr__(self, field, tuple(getattr(self, field)))
-        object.__setattr__(self, "actuated_qpos_index", tuple(int(i) for i in self.actuated_qpos_index))
-        object.__setattr__(self, "actuated_qvel_index", tuple(int(i) for i in self.actuated_qvel_index))
+        object.__setattr__(
+            self, "actuated_qpos_index", tuple(int(i) for i in self.actuated_qpos_index)
+        )
+        object.__setattr__(
+            self, "actuated_qvel_index", tuple(int(i) for i in self.actuated_qvel_index)
+        )
         if self.model_path is not None:
             object.__setattr__(self, "model_path", os.fspath(self.model_path))
         if len(self.actuated_qpos_index) != len(self.actuated_qvel_index):
             raise RobotSpecError(
                 f"robot {self.name!r}: {len(self.actuated_qpos_index)} qpos indices but "
-                f"{len(self.actuated_qvel_index)} qvel indices; give one of each per actuated joint.")
-        checks = (("actuated_qpos_index", self.actuated_qpos_index, self.nq),
-                  ("actuated_qvel_index", self.actuated_qvel_index, self.nv),
-                  ("base_qpos_adr + 7", (self.base_qpos_adr + 6,), self.nq),
-                  ("base_dof_adr + 6", (self.base_dof_adr + 5,), self.nv))
+                f"{len(self.actuated_qvel_index)} qvel indices; give one of each per actuated joint."
+            )
+        checks = (
+            ("actuated_qpos_index", self.actuated_qpos_index, self.nq),
+            ("actuated_qvel_index", self.actuated_qvel_index, self.nv),
+            ("base_qpos_adr + 7", (self.base_qpos_adr + 6,), self.nq),
+            ("base_dof_adr + 6", (self.base_dof_adr + 5,), self.nv),
+        )
         for field, values, size in checks:
             bad = [i for i in values if not 0 <= i < size]
             if bad:
                 raise RobotSpecError(
                     f"robot {self.name!r}: {field} has {bad} outside [0, {size}); check the "
-                    "indices against the model's jnt_qposadr / jnt_dofadr (spec_from_mjcf).")
+                    "indices against the model's jnt_qposadr / jnt_dofadr (spec_from_mjcf)."
+                )
 
     @property
     def n_act(self) -> int:
@@ -102,7 +110,7 @@ class RobotSpec:
         """``qvel[base_ang_vel_slice]``: base angular velocity [3] (rad/s, frame from the Convention)."""
         return slice(self.base_dof_adr + 3, self.base_dof_adr + 6)
 
-    def with_model_path(self, model_path: str | os.PathLike | None) -> "RobotSpec":
+    def with_model_path(self, model_path: str | os.PathLike | None) -> RobotSpec:
         """A copy with ``model_path`` set: the MJCF used for forward kinematics of the ee sites.
 
         The file is not opened here, so nothing is raised. Indices stay MuJoCo ``jnt_qposadr`` /
@@ -110,7 +118,9 @@ class RobotSpec:
         from the data's :class:`~trajopt_loader.Convention`, not from the spec. Each robot module
         exposes it as ``spec(model_path)`` (e.g. ``digit_v3.spec("digit-v3.xml")``).
         """
-        return dataclasses.replace(self, model_path=None if model_path is None else os.fspath(model_path))
+        return dataclasses.replace(
+            self, model_path=None if model_path is None else os.fspath(model_path)
+        )
 
 
 def load_model(model):
@@ -144,7 +154,8 @@ def _floating_base(m) -> tuple[int, int, int]:
             "the model's first joint is neither a free joint nor 3 slides (x, y, z) + 1 ball joint "
             f"on one world-aligned body whose parent is the world (got joint types "
             f"{[int(t) for t in m.jnt_type[:4]]}); references need a floating base laid out as "
-            "[pos(3), quat(4)] / [lin vel(3), ang vel(3)].")
+            "[pos(3), quat(4)] / [lin vel(3), ang vel(3)]."
+        )
     return found
 
 
@@ -187,37 +198,51 @@ def spec_from_mjcf(
     def lookup(kind, obj_name):
         idx = mujoco.mj_name2id(m, kind, obj_name)
         if idx < 0:
-            raise RobotSpecError(f"{kind.name[6:].lower()} {obj_name!r} is not in the model"
-                                 f"{'' if model_path is None else ' ' + model_path}; check the name.")
+            raise RobotSpecError(
+                f"{kind.name[6:].lower()} {obj_name!r} is not in the model"
+                f"{'' if model_path is None else ' ' + model_path}; check the name."
+            )
         return idx
 
     if joint_names is None:
-        acts = (range(m.nu) if actuator_names is None
-                else [lookup(mujoco.mjtObj.mjOBJ_ACTUATOR, a) for a in actuator_names])
+        acts = (
+            range(m.nu)
+            if actuator_names is None
+            else [lookup(mujoco.mjtObj.mjOBJ_ACTUATOR, a) for a in actuator_names]
+        )
         joints = []
         for a in acts:
-            if int(m.actuator_trntype[a]) not in (int(mujoco.mjtTrn.mjTRN_JOINT),
-                                                  int(mujoco.mjtTrn.mjTRN_JOINTINPARENT)):
+            if int(m.actuator_trntype[a]) not in (
+                int(mujoco.mjtTrn.mjTRN_JOINT),
+                int(mujoco.mjtTrn.mjTRN_JOINTINPARENT),
+            ):
                 raise RobotSpecError(
                     f"actuator {m.actuator(a).name!r} has transmission type "
-                    f"{int(m.actuator_trntype[a])}, not a joint; pass joint_names instead.")
+                    f"{int(m.actuator_trntype[a])}, not a joint; pass joint_names instead."
+                )
             joints.append(int(m.actuator_trnid[a, 0]))
     else:
         joints = [lookup(mujoco.mjtObj.mjOBJ_JOINT, j) for j in joint_names]
     one_dof = (int(mujoco.mjtJoint.mjJNT_HINGE), int(mujoco.mjtJoint.mjJNT_SLIDE))
     for j in joints:
         if int(m.jnt_type[j]) not in one_dof:
-            raise RobotSpecError(f"joint {m.joint(j).name!r} is not a hinge or slide joint "
-                                 f"(type {int(m.jnt_type[j])}); actuated joints must have 1 dof.")
+            raise RobotSpecError(
+                f"joint {m.joint(j).name!r} is not a hinge or slide joint "
+                f"(type {int(m.jnt_type[j])}); actuated joints must have 1 dof."
+            )
     for s in ee_sites:
         lookup(mujoco.mjtObj.mjOBJ_SITE, s)
     body, qadr, dadr = _floating_base(m)
     return RobotSpec(
         name=name if name is not None else m.names[: m.names.index(b"\0")].decode(),
-        nq=int(m.nq), nv=int(m.nv),
+        nq=int(m.nq),
+        nv=int(m.nv),
         actuated_qpos_index=tuple(int(m.jnt_qposadr[j]) for j in joints),
         actuated_qvel_index=tuple(int(m.jnt_dofadr[j]) for j in joints),
         ee_sites=tuple(ee_sites),
         actuated_joints=tuple(m.joint(j).name for j in joints),
-        base_body=m.body(body).name, base_qpos_adr=qadr, base_dof_adr=dadr,
-        model_path=model_path)
+        base_body=m.body(body).name,
+        base_qpos_adr=qadr,
+        base_dof_adr=dadr,
+        model_path=model_path,
+    )

@@ -87,9 +87,14 @@ def _read_local(root: str, k: str):
         return None
 
 
-def read_whole(path: str, infos: Sequence[TrajectoryInfo], key: str,
-               fallback: Callable[[int], np.ndarray], storage_options=None,
-               timeout_s: float = 30.0):
+def read_whole(
+    path: str,
+    infos: Sequence[TrajectoryInfo],
+    key: str,
+    fallback: Callable[[int], np.ndarray],
+    storage_options=None,
+    timeout_s: float = 30.0,
+):
     """Yield ``(traj_id, rows [length, *row] stored dtype)`` of ``key`` for every trajectory.
 
     Args:
@@ -109,15 +114,24 @@ def read_whole(path: str, infos: Sequence[TrajectoryInfo], key: str,
         return rows[0] if len(rows) == 1 else np.concatenate(rows)
 
     for i in range(0, len(infos), BATCH):  # bounds the raw bytes held next to the cache
-        part = infos[i:i + BATCH]
+        part = infos[i : i + BATCH]
         if url:
-            got = _fetch_remote(path, [k for t in part for k in chunk_keys(t, key)],
-                                storage_options, timeout_s)
+            got = _fetch_remote(
+                path, [k for t in part for k in chunk_keys(t, key)], storage_options, timeout_s
+            )
             rows = (decode(t, [got.pop(k, None) for k in chunk_keys(t, key)]) for t in part)
         else:  # read + check + decode in threads, GROUP trajectories per task (few GIL handoffs)
-            groups = [part[j:j + GROUP] for j in range(0, len(part), GROUP)]
-            rows = (r for rs in parallel_io.ordered_map(
-                lambda g: [decode(t, [_read_local(root, k) for k in chunk_keys(t, key)])
-                           for t in g], groups, parallel_io.LOCAL_IO_THREADS) for r in rs)
+            groups = [part[j : j + GROUP] for j in range(0, len(part), GROUP)]
+            rows = (
+                r
+                for rs in parallel_io.ordered_map(
+                    lambda g: [
+                        decode(t, [_read_local(root, k) for k in chunk_keys(t, key)]) for t in g
+                    ],
+                    groups,
+                    parallel_io.LOCAL_IO_THREADS,
+                )
+                for r in rs
+            )
         for t, r in zip(part, rows):
             yield t.traj_id, r if r is not None else fallback(t.traj_id)

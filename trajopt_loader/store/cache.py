@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import collections
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -55,9 +55,15 @@ class HostCache:
         one with ``read_rows``.
     """
 
-    def __init__(self, infos: Sequence[TrajectoryInfo], budget: int, read_rows: ReadRows,
-                 read_concurrency: int = 1, float_dtype=None,
-                 read_whole: ReadWhole | None = None):
+    def __init__(
+        self,
+        infos: Sequence[TrajectoryInfo],
+        budget: int,
+        read_rows: ReadRows,
+        read_concurrency: int = 1,
+        float_dtype=None,
+        read_whole: ReadWhole | None = None,
+    ):
         self._infos = tuple(infos)
         self.budget = int(budget)
         self._read = read_rows
@@ -78,15 +84,22 @@ class HostCache:
         if m is None:
             m = self._meta[key] = KeyMeta(self._infos, key, self.float_dtype)
             if (m.group < 0).all():
-                raise MissingKeyError(f"key {key!r} is in no trajectory of the store; keys of "
-                                      f"traj 0: {sorted(self._infos[0].keys) if self._infos else []}")
+                raise MissingKeyError(
+                    f"key {key!r} is in no trajectory of the store; keys of "
+                    f"traj 0: {sorted(self._infos[0].keys) if self._infos else []}"
+                )
         return m
 
     def info(self) -> dict:
         """``{"bytes_used", "budget", "hits", "misses", "whole_keys", "chunks"}``."""
-        return {"bytes_used": self._whole_bytes + self._lru_bytes, "budget": self.budget,
-                "hits": self.hits, "misses": self.misses, "whole_keys": sorted(self._whole),
-                "chunks": len(self._lru)}
+        return {
+            "bytes_used": self._whole_bytes + self._lru_bytes,
+            "budget": self.budget,
+            "hits": self.hits,
+            "misses": self.misses,
+            "whole_keys": sorted(self._whole),
+            "chunks": len(self._lru),
+        }
 
     def share(self, traj_ids) -> None:
         """Hold only ``traj_ids`` (int [n]) in whole keys loaded from now on (union over calls).
@@ -143,11 +156,11 @@ class HostCache:
                 offsets[ids] = ends - m.lengths[ids]
 
                 def fill(i: int, o: int, n: int, flat=flat) -> None:
-                    flat[o:o + n] = self._read(i, key, 0, n)  # disjoint rows; cast to m.dtype
+                    flat[o : o + n] = self._read(i, key, 0, n)  # disjoint rows; cast to m.dtype
 
                 if self._read_whole is not None:
                     for i, rows in self._read_whole(key, ids):
-                        flat[offsets[i]:offsets[i] + m.lengths[i]] = rows  # casts to m.dtype
+                        flat[offsets[i] : offsets[i] + m.lengths[i]] = rows  # casts to m.dtype
                 else:
                     jobs = [(int(i), int(offsets[i]), int(m.lengths[i])) for i in ids]
                     with ThreadPoolExecutor(max(1, min(self.read_concurrency, len(jobs)))) as pool:
@@ -199,25 +212,30 @@ class HostCache:
         m, at = self.meta(key), (lambda e: f"env row {e}: " if rows else "")
         if traj_ids.size and (traj_ids.min() < 0 or traj_ids.max() >= len(self._infos)):
             bad = int(np.flatnonzero((traj_ids < 0) | (traj_ids >= len(self._infos)))[0])
-            raise WindowIndexError(f"{at(bad)}traj_id {int(traj_ids[bad])} is outside "
-                                   f"[0, {len(self._infos)}) trajectories of the store.")
+            raise WindowIndexError(
+                f"{at(bad)}traj_id {int(traj_ids[bad])} is outside "
+                f"[0, {len(self._infos)}) trajectories of the store."
+            )
         groups = m.group[traj_ids]
         if traj_ids.size and (groups < 0).any():
             e = int(np.flatnonzero(groups < 0)[0])
             info = self._infos[int(traj_ids[e])]
-            raise MissingKeyError(f"{at(e)}trajectory {info.path} has no {key!r} (keys: "
-                                  f"{sorted(info.keys)}); select trajectories that have it.")
+            raise MissingKeyError(
+                f"{at(e)}trajectory {info.path} has no {key!r} (keys: "
+                f"{sorted(info.keys)}); select trajectories that have it."
+            )
         if traj_ids.size and (groups != groups[0]).any():
             e = int(np.flatnonzero(groups != groups[0])[0])
             a, b = (int(traj_ids[0]), int(traj_ids[e]))
             raise MissingKeyError(
                 f"{key!r} row shapes differ: {self._infos[a].path} has rows "
                 f"{m.shapes[m.group[a]]} ({m.stored[a]}), {self._infos[b].path} has rows "
-                f"{m.shapes[m.group[b]]} ({m.stored[b]})" + (f" (env rows 0 and {e})" if rows
-                                                             else "") +
-                "; windows read together need one row shape: select one robot / layout at a "
+                f"{m.shapes[m.group[b]]} ({m.stored[b]})"
+                + (f" (env rows 0 and {e})" if rows else "")
+                + "; windows read together need one row shape: select one robot / layout at a "
                 "time (config sources=, motions= or traj_ids=). Dtypes may differ (gathered as "
-                f"{m.dtype}).")
+                f"{m.dtype})."
+            )
         return m
 
     def uniform(self, key: str, traj_ids=None) -> tuple[tuple[int, ...], np.dtype]:
@@ -233,8 +251,11 @@ class HostCache:
           trajectories with their row shapes and stored dtypes). WindowIndexError: bad traj_id.
         """
         m = self.meta(key)
-        ids = (np.flatnonzero(m.group >= 0) if traj_ids is None
-               else np.unique(np.asarray(traj_ids, np.int64).ravel()))
+        ids = (
+            np.flatnonzero(m.group >= 0)
+            if traj_ids is None
+            else np.unique(np.asarray(traj_ids, np.int64).ravel())
+        )
         m = self._ids(key, ids, rows=False)
         shape = m.shapes[m.group[ids[0]]] if ids.size else m.shapes[0]
         return shape, m.dtype
@@ -247,8 +268,10 @@ class HostCache:
           differ. WindowIndexError: a step outside ``[0, length)`` (names env row, step, length).
         """
         if traj_ids.ndim != 1 or steps.ndim != 2 or steps.shape[0] != traj_ids.shape[0]:
-            raise ValueError(f"gather expects traj_ids [E] and steps [E, W]; got shapes "
-                             f"{traj_ids.shape} and {steps.shape}.")
+            raise ValueError(
+                f"gather expects traj_ids [E] and steps [E, W]; got shapes "
+                f"{traj_ids.shape} and {steps.shape}."
+            )
         m = self._ids(key, traj_ids)
         length = m.lengths[traj_ids][:, None]
         bad = (steps < 0) | (steps >= length)
@@ -258,7 +281,11 @@ class HostCache:
             raise WindowIndexError(
                 f"env row {e} (traj_id {int(traj_ids[e])}, {path}): step {step} at window position "
                 f"{w} is outside [0, {n}); wrap or clamp steps before gathering.",
-                row=e, step=step, length=n, path=path)
+                row=e,
+                step=step,
+                length=n,
+                path=path,
+            )
         return m
 
     def gather(self, key: str, traj_ids, steps) -> np.ndarray:
@@ -296,7 +323,7 @@ class HostCache:
         tids = np.repeat(traj_ids, steps.shape[1])[firsts].tolist()
         cids = c.ravel()[firsts].tolist()
         for u in range(uniq.size):
-            idx = order[bounds[u]:bounds[u + 1]]
+            idx = order[bounds[u] : bounds[u + 1]]
             out[idx] = self.chunk(key, tids[u], cids[u])[local[idx]]  # casts to m.dtype
         return out.reshape(*steps.shape, *shape)
 

@@ -32,8 +32,8 @@ import json
 import os
 import sys
 import warnings as _warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import zarr
 
@@ -42,7 +42,9 @@ from trajopt_loader.store.lock import read_marker, remove_tree, write_marker
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
+_libc = (
+    ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True) if sys.platform == "linux" else None
+)
 
 
 def exchange(a: Path, b: Path) -> bool:
@@ -84,10 +86,22 @@ def commit(out_dir: Path, tmp: Path, source: str, names, write_index: Callable[[
     moves = []
     for name in names:
         dest, staged = out_dir / source / name, tmp / name
-        moves.append({"dest": str(dest), "staged": str(staged), "ino": staged.stat().st_ino,
-                      "old": str(tmp / f".old-{name}")})
-    record.update(phase="swapping", created=before is None, fresh_dir=not out_dir.exists(),
-                  new_source=not (out_dir / source).exists(), source=source, moves=moves)
+        moves.append(
+            {
+                "dest": str(dest),
+                "staged": str(staged),
+                "ino": staged.stat().st_ino,
+                "old": str(tmp / f".old-{name}"),
+            }
+        )
+    record.update(
+        phase="swapping",
+        created=before is None,
+        fresh_dir=not out_dir.exists(),
+        new_source=not (out_dir / source).exists(),
+        source=source,
+        moves=moves,
+    )
     write_marker(tmp, record)
     try:
         zarr.open_group(str(out_dir), mode="a")

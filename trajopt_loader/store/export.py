@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import errno
 import warnings as _warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
-import numpy as np
 import zarr
 from zarr.codecs import BloscCodec, Crc32cCodec
 
@@ -31,12 +30,22 @@ from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, TrajoptLoaderError
 from trajopt_loader.store import commit, layout, model_record, parallel_io
 from trajopt_loader.store.discover import discover
-from trajopt_loader.store.lock import (LOCK_TIMEOUT_S, make_temp, remove_stale_temps,
-                                      remove_tree, store_lock)
 from trajopt_loader.store.integrity import chunk_crcs
+from trajopt_loader.store.lock import (
+    LOCK_TIMEOUT_S,
+    make_temp,
+    remove_stale_temps,
+    remove_tree,
+    store_lock,
+)
 from trajopt_loader.store.summary import ExportSummary
-from trajopt_loader.store.validate import (LoadedTrajectory, check_arrays, index_dt,
-                                           load_trajectory, unknown_dt_warning)
+from trajopt_loader.store.validate import (
+    LoadedTrajectory,
+    check_arrays,
+    index_dt,
+    load_trajectory,
+    unknown_dt_warning,
+)
 
 Preprocess = Callable[[dict, float, str], tuple]
 
@@ -60,35 +69,55 @@ def _read_index(out: str, storage_options) -> dict | None:
         if not p.exists() or (p.is_dir() and not any(p.iterdir())):
             return None
         if not (p / "zarr.json").is_file():
-            raise ExportError(f"output {out!r} exists and is not a Zarr v3 store; expected a new "
-                              "or trajopt-loader store path. Fix: choose another output path.")
+            raise ExportError(
+                f"output {out!r} exists and is not a Zarr v3 store; expected a new "
+                "or trajopt-loader store path. Fix: choose another output path."
+            )
     try:
         root = zarr.open_group(_store(out, storage_options), mode="r", use_consolidated=False)
     except FileNotFoundError:
         return None
     index = root.attrs.get(layout.INDEX_KEY)
     if not isinstance(index, dict) or index.get("format_version") != layout.FORMAT_VERSION:
-        raise ExportError(f"output {out!r} is a Zarr store but not a trajopt-loader store of "
-                          f"format_version {layout.FORMAT_VERSION}; choose another output path.")
+        raise ExportError(
+            f"output {out!r} is a Zarr store but not a trajopt-loader store of "
+            f"format_version {layout.FORMAT_VERSION}; choose another output path."
+        )
     return index
 
 
 def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
-    entry = {"name": name, "length": t.length, "dt": index_dt(t.dt), "source_file": t.source_file,
-             "rows_in_file": t.rows_in_file, "keys": {}, "derived": t.derived,
-             "padded": t.padded, "scalars": t.scalars}
+    entry = {
+        "name": name,
+        "length": t.length,
+        "dt": index_dt(t.dt),
+        "source_file": t.source_file,
+        "rows_in_file": t.rows_in_file,
+        "keys": {},
+        "derived": t.derived,
+        "padded": t.padded,
+        "scalars": t.scalars,
+    }
     if t.true_length is not None:
         entry["true_length"] = t.true_length
     for key, a in t.arrays.items():  # checksums of the decoded chunks: see layout, integrity
         rows = layout.chunk_rows(a.shape[1:], a.dtype, t.length)
-        entry["keys"][key] = {"shape": list(a.shape[1:]), "dtype": str(a.dtype),
-                              "chunk_rows": rows, "crc32c": chunk_crcs(a, rows)}
+        entry["keys"][key] = {
+            "shape": list(a.shape[1:]),
+            "dtype": str(a.dtype),
+            "chunk_rows": rows,
+            "crc32c": chunk_crcs(a, rows),
+        }
     tg = group.create_group(name, attributes=entry)
     for key, a in t.arrays.items():
-        arr = tg.create_array(key, shape=a.shape, dtype=a.dtype,
-                              chunks=(entry["keys"][key]["chunk_rows"], *a.shape[1:]),
-                              compressors=(BloscCodec(**layout.BLOSC), Crc32cCodec()),
-                              config={"write_empty_chunks": True})  # every chunk exists
+        arr = tg.create_array(
+            key,
+            shape=a.shape,
+            dtype=a.dtype,
+            chunks=(entry["keys"][key]["chunk_rows"], *a.shape[1:]),
+            compressors=(BloscCodec(**layout.BLOSC), Crc32cCodec()),
+            config={"write_empty_chunks": True},
+        )  # every chunk exists
         arr[...] = a
     return entry
 
@@ -103,9 +132,11 @@ def _load(path: Path, preprocess, **kw) -> LoadedTrajectory:
         if "qpos" not in arrays:
             raise ExportError(f"{t.source_file}: preprocess returned no 'qpos'.")
         if "qvel" not in arrays and "qvel" not in allow_missing:
-            raise ExportError(f"{t.source_file}: key 'qvel' is missing after preprocessing; "
-                              "derive it (--model MODEL.xml --derive-qvel) or pass "
-                              "allow_missing=('qvel',) / --allow-missing qvel.")
+            raise ExportError(
+                f"{t.source_file}: key 'qvel' is missing after preprocessing; "
+                "derive it (--model MODEL.xml --derive-qvel) or pass "
+                "allow_missing=('qvel',) / --allow-missing qvel."
+            )
         t.length = int(arrays["qpos"].shape[0])
         check_arrays(arrays, t.source_file, t.length)
         t.arrays, t.dt, t.derived = dict(arrays), float(dt), dict(provenance or {})
@@ -116,13 +147,24 @@ def _dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
-def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = None,
-               convention: str | Convention = "mujoco", dt: float | str | None = None,
-               key_map: dict | None = None, max_trajs_per_motion: int | None = None,
-               overwrite: bool = False, allow_missing: Sequence[str] = (),
-               preprocess: Preprocess | None = None, progress: bool = True,
-               storage_options: dict | None = None, lock_timeout: float = LOCK_TIMEOUT_S,
-               single_writer: bool = False) -> ExportSummary:
+def export_npz(
+    root,
+    out,
+    *,
+    source: str,
+    motion: str | Sequence[str] | None = None,
+    convention: str | Convention = "mujoco",
+    dt: float | str | None = None,
+    key_map: dict | None = None,
+    max_trajs_per_motion: int | None = None,
+    overwrite: bool = False,
+    allow_missing: Sequence[str] = (),
+    preprocess: Preprocess | None = None,
+    progress: bool = True,
+    storage_options: dict | None = None,
+    lock_timeout: float = LOCK_TIMEOUT_S,
+    single_writer: bool = False,
+) -> ExportSummary:
     """Export ``.npz`` trajectories under ``root`` into the Zarr store ``out`` as ``source``.
 
     Args:
@@ -165,62 +207,98 @@ def export_npz(root, out, *, source: str, motion: str | Sequence[str] | None = N
     # sorted: a fresh store lists its motions by name; later exports append after them
     motions = sorted(discover(Path(root), motion, summary.warnings), key=lambda mf: mf[0])
     if max_trajs_per_motion is not None:
-        motions = [(m, f[:int(max_trajs_per_motion)]) for m, f in motions]
+        motions = [(m, f[: int(max_trajs_per_motion)]) for m, f in motions]
     kw = dict(key_map=key_map, allow_missing=tuple(allow_missing), dt=dt)
-    job = dict(source=source, conv=conv, motions=motions, overwrite=overwrite, kw=kw,
-               preprocess=preprocess, progress=progress, storage_options=storage_options)
+    job = dict(
+        source=source,
+        conv=conv,
+        motions=motions,
+        overwrite=overwrite,
+        kw=kw,
+        preprocess=preprocess,
+        progress=progress,
+        storage_options=storage_options,
+    )
     try:
         if layout.is_url(out):
             if not single_writer:
                 raise ExportError(
                     f"{out!r} is a remote store: exports to it cannot be locked against each "
                     "other, and two at once would lose one's motions. Fix: make sure this is the "
-                    "only export writing it, then pass single_writer=True / --single-writer.")
+                    "only export writing it, then pass single_writer=True / --single-writer."
+                )
             return _export(out, summary, **job)
         out_dir = Path(layout.local_path(out))
         with store_lock(out_dir, lock_timeout):
             summary.warnings += remove_stale_temps(
-                out_dir, lambda tmp, record: commit.recover(out_dir, tmp, record))
+                out_dir, lambda tmp, record: commit.recover(out_dir, tmp, record)
+            )
             return _export(out, summary, **job)
     except TrajoptLoaderError:
         raise
     except OSError as e:
         code = f" (errno {errno.errorcode.get(e.errno, e.errno)})" if e.errno else ""
-        raise ExportError(f"writing store {out!r} failed at {str(e.filename or out)!r}: "
-                          f"{e.strerror or e}{code}; nothing was committed. Fix: free disk "
-                          "space, or choose a writable output path.") from e
+        raise ExportError(
+            f"writing store {out!r} failed at {str(e.filename or out)!r}: "
+            f"{e.strerror or e}{code}; nothing was committed. Fix: free disk "
+            "space, or choose a writable output path."
+        ) from e
 
 
-def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrite, kw,
-            preprocess, progress, storage_options) -> ExportSummary:
+def _export(
+    out: str,
+    summary: ExportSummary,
+    *,
+    source,
+    conv,
+    motions,
+    overwrite,
+    kw,
+    preprocess,
+    progress,
+    storage_options,
+) -> ExportSummary:
     """The body of :func:`export_npz` (local stores: run with the store's lock held)."""
     from tqdm.auto import tqdm
 
-    index = _read_index(out, storage_options) or {"format_version": layout.FORMAT_VERSION,
-                                                  "sources": {}}
+    index = _read_index(out, storage_options) or {
+        "format_version": layout.FORMAT_VERSION,
+        "sources": {},
+    }
     layout.check_name_clash(source, index["sources"], f"source of {out}", ExportError)
     src = index["sources"].get(source)
     if src is not None:
         old = Convention.from_attrs(src.get("convention", {}), f"source {source!r} of {out}")
         if old != conv:
-            raise ExportError(f"source {source!r} in {out} has convention {old.to_attrs()} but "
-                              f"{conv.to_attrs()} was given; export to another source name.")
+            raise ExportError(
+                f"source {source!r} in {out} has convention {old.to_attrs()} but "
+                f"{conv.to_attrs()} was given; export to another source name."
+            )
         for m, _ in motions:
             layout.check_name_clash(m, src["motions"], f"motion of {out}/{source}", ExportError)
         existing = [m for m, _ in motions if m in src["motions"]]
         if existing and not overwrite:
-            raise ExportError(f"motion(s) {existing} already exist in {out}/{source}; pass "
-                              "overwrite=True / --overwrite to replace them.")
+            raise ExportError(
+                f"motion(s) {existing} already exist in {out}/{source}; pass "
+                "overwrite=True / --overwrite to replace them."
+            )
         summary.replaced = existing
-        model_record.check_export_layout(src, getattr(preprocess, "model_layout", None), out,
-                                         source)
+        model_record.check_export_layout(
+            src, getattr(preprocess, "model_layout", None), out, source
+        )
     n_files = sum(len(f) for _, f in motions)
     with tqdm(total=n_files, desc="validate", unit="file", disable=not progress) as bar:
         for name, files in motions:
             for f in files:
                 try:  # qvel may still come from preprocess: _load checks it after that
-                    load_trajectory(f, **(kw if preprocess is None else dict(
-                        kw, allow_missing=tuple(set(kw["allow_missing"]) | {"qvel"}))))
+                    load_trajectory(
+                        f,
+                        **(
+                            kw
+                            if preprocess is None
+                            else dict(kw, allow_missing=tuple(set(kw["allow_missing"]) | {"qvel"}))
+                        ),
+                    )
                 except ExportError as e:
                     raise ExportError(f"{name}/{e}") from None
                 bar.update()
@@ -232,12 +310,16 @@ def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrit
         if local:
             tmp = make_temp(out_dir)
         else:
-            rg = zarr.open_group(_store(out, storage_options), mode="a",
-                                 use_consolidated=False).require_group(source)
+            rg = zarr.open_group(
+                _store(out, storage_options), mode="a", use_consolidated=False
+            ).require_group(source)
         with tqdm(total=n_files, desc="write", unit="file", disable=not progress) as bar:
             for name, files in motions:
-                group = (zarr.open_group(str(tmp / name), mode="w") if local
-                         else rg.create_group(name, overwrite=True))
+                group = (
+                    zarr.open_group(str(tmp / name), mode="w")
+                    if local
+                    else rg.create_group(name, overwrite=True)
+                )
                 entries[name] = []
 
                 def load_write(job, group=group, name=name):
@@ -249,8 +331,11 @@ def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrit
                     return t, _write_traj(group, f"traj{i}", t)
 
                 # files load and write concurrently; a user preprocess runs in this thread only
-                threads = 1 if preprocess is not None else (
-                    parallel_io.LOCAL_IO_THREADS if local else REMOTE_WRITE_CONCURRENCY)
+                threads = (
+                    1
+                    if preprocess is not None
+                    else (parallel_io.LOCAL_IO_THREADS if local else REMOTE_WRITE_CONCURRENCY)
+                )
                 jobs = list(enumerate(files))
                 for t, entry in parallel_io.ordered_map(load_write, jobs, threads):
                     entries[name].append(entry)
@@ -263,19 +348,27 @@ def _export(out: str, summary: ExportSummary, *, source, conv, motions, overwrit
                     bar.update()
                 summary.motions[name] = len(files)
         summary.trajectories = sum(summary.motions.values())
-        unknown = [f"{m}/{e['source_file']}" for m, es in entries.items() for e in es
-                   if e["dt"] is None]
+        unknown = [
+            f"{m}/{e['source_file']}" for m, es in entries.items() for e in es if e["dt"] is None
+        ]
         if unknown:  # one warning per export, not one per file
             _warnings.warn(unknown_dt_warning(unknown), stacklevel=2)
         if local:
             summary.stored_bytes = _dir_bytes(tmp)
         order = layout.motion_order(index)  # existing motions keep their place (stable ids)
         index["order"] = [f"{s}/{m}" for s, m in order] + [
-            f"{source}/{m}" for m in entries if (source, m) not in order]
+            f"{source}/{m}" for m in entries if (source, m) not in order
+        ]
         new_source = source not in index["sources"]
         src = index["sources"].setdefault(source, {"convention": conv.to_attrs(), "motions": {}})
-        model_record.record_layout(src, getattr(preprocess, "model_layout", None), new_source,
-                                   out, source, summary.warnings)
+        model_record.record_layout(
+            src,
+            getattr(preprocess, "model_layout", None),
+            new_source,
+            out,
+            source,
+            summary.warnings,
+        )
         src["motions"].update(entries)
         store = _store(out, storage_options)
 

@@ -30,7 +30,8 @@ class _Checker:
         raise StoreFormatError(
             f"{self.path}: index field {field!r} is {text}; expected {expected}. The index (root "
             f"zarr.json attrs {layout.INDEX_KEY!r}) was edited or damaged: restore it or "
-            "re-export the data with `trajopt-loader export`.")
+            "re-export the data with `trajopt-loader export`."
+        )
 
     def typed(self, field: str, value, kind: type, expected: str):
         if not isinstance(value, kind) or isinstance(value, bool):
@@ -71,8 +72,9 @@ def _check_entry(ck: _Checker, at: str, entry, version: int) -> None:
     ck.name(f"{at}/name", entry.get("name"))
     length = ck.int_in(f"{at}/length", entry.get("length"), 1, MAX_LENGTH)
     dt = entry.get("dt", "<missing>")
-    if dt is not None and (not isinstance(dt, (int, float)) or isinstance(dt, bool)
-                           or not math.isfinite(dt) or dt <= 0):
+    if dt is not None and (
+        not isinstance(dt, (int, float)) or isinstance(dt, bool) or not math.isfinite(dt) or dt <= 0
+    ):
         ck.fail(f"{at}/dt", dt, "a finite time step > 0 in seconds, or null (unknown)")
     keys = ck.typed(f"{at}/keys", entry.get("keys"), dict, "an object {key: {shape, dtype, ...}}")
     if not keys:
@@ -88,12 +90,16 @@ def _check_entry(ck: _Checker, at: str, entry, version: int) -> None:
         rows = spec.get("chunk_rows", 1)
         ck.int_in(f"{kat}/chunk_rows", rows, 0 if version == 1 else 1, MAX_LENGTH)
         if version >= 2 or "crc32c" in spec:
-            crcs = ck.typed(f"{kat}/crc32c", spec.get("crc32c"), list,
-                            "a list of one CRC-32C per chunk")
+            crcs = ck.typed(
+                f"{kat}/crc32c", spec.get("crc32c"), list, "a list of one CRC-32C per chunk"
+            )
             n_chunks = -(-length // max(1, rows or length))
             if len(crcs) != n_chunks:
-                ck.fail(f"{kat}/crc32c", crcs, f"{n_chunks} checksums (length {length}, "
-                                               f"chunk_rows {rows})")
+                ck.fail(
+                    f"{kat}/crc32c",
+                    crcs,
+                    f"{n_chunks} checksums (length {length}, chunk_rows {rows})",
+                )
             if not all(type(c) is int and 0 <= c <= 0xFFFFFFFF for c in crcs):  # one pass
                 for i, c in enumerate(crcs):  # name the first bad one
                     ck.int_in(f"{kat}/crc32c/{i}", c, 0, 2**32 - 1)
@@ -110,13 +116,17 @@ def check_index(index, path: str) -> dict:
         is missing or of the wrong type / range (names the field, the value and the fix).
     """
     if not isinstance(index, dict):
-        raise StoreFormatError(f"{path!r} is a Zarr store but has no {layout.INDEX_KEY!r} index "
-                               "in its root attrs; it was not written by `trajopt-loader export`.")
+        raise StoreFormatError(
+            f"{path!r} is a Zarr store but has no {layout.INDEX_KEY!r} index "
+            "in its root attrs; it was not written by `trajopt-loader export`."
+        )
     version = index.get("format_version")
     if version not in layout.READ_FORMAT_VERSIONS:
-        raise StoreFormatError(f"{path!r} has format_version {version!r}; this version reads "
-                               f"{', '.join(map(str, layout.READ_FORMAT_VERSIONS))}. Re-export "
-                               "the data.")
+        raise StoreFormatError(
+            f"{path!r} has format_version {version!r}; this version reads "
+            f"{', '.join(map(str, layout.READ_FORMAT_VERSIONS))}. Re-export "
+            "the data."
+        )
     ck = _Checker(path)
     sources = ck.typed("sources", index.get("sources"), dict, "an object {source: {...}}")
     for item in ck.typed("order", index.get("order", []), list, "a list of 'source/motion'"):
@@ -124,10 +134,18 @@ def check_index(index, path: str) -> dict:
     for src, body in sources.items():
         ck.name(f"sources/{src}", src)
         ck.typed(f"sources/{src}", body, dict, "an object with convention and motions")
-        ck.typed(f"sources/{src}/convention", body.get("convention"), dict,
-                 "the source's convention object")
-        motions = ck.typed(f"sources/{src}/motions", body.get("motions"), dict,
-                           "an object {motion: [trajectory, ...]}")
+        ck.typed(
+            f"sources/{src}/convention",
+            body.get("convention"),
+            dict,
+            "the source's convention object",
+        )
+        motions = ck.typed(
+            f"sources/{src}/motions",
+            body.get("motions"),
+            dict,
+            "an object {motion: [trajectory, ...]}",
+        )
         for motion, entries in motions.items():
             at = f"sources/{src}/motions/{motion}"
             ck.name(at, motion)

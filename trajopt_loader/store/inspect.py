@@ -21,8 +21,12 @@ from trajopt_loader.errors import ModelError
 from trajopt_loader.store.layout import TrajectoryInfo
 from trajopt_loader.store.validate import DT_FIX, dt_known
 from trajopt_loader.store.velocity import (  # noqa: F401  (re-exported)
-    MIN_CORRELATION, SCALE_TOLERANCE, VelocityCheck, check_velocity_consistency,
-    model_joint_addresses)
+    MIN_CORRELATION,
+    SCALE_TOLERANCE,
+    VelocityCheck,
+    check_velocity_consistency,
+    model_joint_addresses,
+)
 
 FEW_DISTINCT = 0.1
 
@@ -143,8 +147,9 @@ def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreRe
             nq, nv = data["qpos"].shape[1], data["qvel"].shape[1]
             try:
                 if addr is not None and (addr[0], addr[1]) == (nq, nv):
-                    rep.velocity = check_velocity_consistency(data["qpos"], data["qvel"], info.dt,
-                                                              addr[2], addr[3])
+                    rep.velocity = check_velocity_consistency(
+                        data["qpos"], data["qvel"], info.dt, addr[2], addr[3]
+                    )
                 elif addr is not None:
                     rep.velocity_note = f"model has nq={addr[0]}, nv={addr[1]}; data {nq}, {nv}"
                 else:
@@ -156,8 +161,10 @@ def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreRe
         reports.append(rep)
     convs = {s: store.convention(s) for s in store.sources}
     if any(r.velocity_note for r in reports):
-        notes.append("qvel/qpos check skipped for some trajectories: " +
-                     sorted({r.velocity_note for r in reports if r.velocity_note})[0])
+        notes.append(
+            "qvel/qpos check skipped for some trajectories: "
+            + sorted({r.velocity_note for r in reports if r.velocity_note})[0]
+        )
     layouts = {s: store.model_layout(s) for s in store.sources}
     if model_path is not None and any(layouts.values()):
         try:
@@ -171,8 +178,10 @@ def _layout_text(lay: dict | None) -> str:
     """The model layout recorded for a source, as a suffix of its convention line."""
     if not lay:
         return "; model layout not recorded (exported without --model)"
-    return (f"; model layout nq {lay['nq']}, nv {lay['nv']}, {len(lay['joint_names'])} joints, "
-            f"{lay['nbody']} bodies, fingerprint {lay['fingerprint'][:12]}")
+    return (
+        f"; model layout nq {lay['nq']}, nv {lay['nv']}, {len(lay['joint_names'])} joints, "
+        f"{lay['nbody']} bodies, fingerprint {lay['fingerprint'][:12]}"
+    )
 
 
 def _rng(values, fmt: str = "{:g}") -> str:
@@ -188,15 +197,19 @@ def format_report(report, max_trajs: int = 30) -> str:
         (flagged ones are always listed).
     """
     trajs = report.trajectories
-    lines = [f"store {report.path}: {len(trajs)} trajectories, "
-             f"{sum(t.info.length for t in trajs)} frames"]
+    lines = [
+        f"store {report.path}: {len(trajs)} trajectories, "
+        f"{sum(t.info.length for t in trajs)} frames"
+    ]
     by_motion = defaultdict(list)
     for t in trajs:
         by_motion[(t.info.source, t.info.motion)].append(t)
     for source, conv in report.conventions.items():
-        lines.append(f"{source}/  convention {conv.name} (quat {conv.quat_order}, linear velocity "
-                     f"{conv.lin_vel_frame} frame, angular velocity {conv.ang_vel_frame} frame)"
-                     + _layout_text(report.layouts.get(source)))
+        lines.append(
+            f"{source}/  convention {conv.name} (quat {conv.quat_order}, linear velocity "
+            f"{conv.lin_vel_frame} frame, angular velocity {conv.ang_vel_frame} frame)"
+            + _layout_text(report.layouts.get(source))
+        )
         for (src, motion), items in by_motion.items():
             if src != source:
                 continue
@@ -206,8 +219,10 @@ def format_report(report, max_trajs: int = 30) -> str:
             rates = [f"{_rng(dts, '{:.6g}')} s"] if dts else []
             rates += [f"unknown ({n_unknown})" if dts else "unknown"] if n_unknown else []
             keys = sorted(set.intersection(*(set(t.info.keys) for t in items)))
-            lines.append(f"  {motion}/  {len(items)} trajectories, length {_rng(lengths)}, "
-                         f"dt {', '.join(rates)}, keys {', '.join(keys)}")
+            lines.append(
+                f"  {motion}/  {len(items)} trajectories, length {_rng(lengths)}, "
+                f"dt {', '.join(rates)}, keys {', '.join(keys)}"
+            )
             shown = 0
             for t in items:
                 if shown >= max_trajs and not t.flags:
@@ -218,25 +233,34 @@ def format_report(report, max_trajs: int = 30) -> str:
                 if i.padded:
                     extra.append(f"padded {i.padded}")
                 if i.scalars:
-                    extra.append(", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
-                                           for k, v in i.scalars.items()))
+                    extra.append(
+                        ", ".join(
+                            f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
+                            for k, v in i.scalars.items()
+                        )
+                    )
                 if t.velocity is not None:
                     v = t.velocity
                     extra.append(f"qvel vs dq/dt: r={v.correlation:.4f} scale={v.scale:.4g}")
                 if "qpos" in t.distinct_rows:
                     extra.append(f"distinct qpos rows {t.distinct_rows['qpos']}")
                 flag = ("  !! " + "; ".join(t.flags)) if t.flags else ""
-                lines.append(f"    {i.name:<8} {i.source_file:<16} T={i.length:<6} "
-                             f"dt={f'{i.dt:.6g}' if dt_known(i.dt) else 'unknown'}  "
-                             + "  ".join(extra) + flag)
+                lines.append(
+                    f"    {i.name:<8} {i.source_file:<16} T={i.length:<6} "
+                    f"dt={f'{i.dt:.6g}' if dt_known(i.dt) else 'unknown'}  "
+                    + "  ".join(extra)
+                    + flag
+                )
             if len(items) > shown:
                 lines.append(f"    ... {len(items) - shown} more (not flagged)")
     lines.append("keys (row shape, dtype, trajectories, min / max / mean over all values):")
     for k in sorted(report.keys):
         s = report.keys[k]
         shapes = " | ".join(str(x) for x in sorted(s.shapes))
-        lines.append(f"  {k:<16} {shapes:<10} {'|'.join(sorted(s.dtypes)):<8} "
-                     f"{s.n_traj:>4}  {s.min:.6g} / {s.max:.6g} / {s.mean:.6g}")
+        lines.append(
+            f"  {k:<16} {shapes:<10} {'|'.join(sorted(s.dtypes)):<8} "
+            f"{s.n_traj:>4}  {s.min:.6g} / {s.max:.6g} / {s.mean:.6g}"
+        )
     flags = report.flags
     lines.append(f"flags: {len(flags)}")
     lines += [f"  {path}: {text}" for path, text in flags]

@@ -38,14 +38,16 @@ def chunk_crc(rows: np.ndarray) -> int:
 def chunk_crcs(a: np.ndarray, rows_per_chunk: int) -> list[int]:
     """:func:`chunk_crc` of each time-chunk ``a[i : i + rows_per_chunk]`` of ``a [T, ...]``."""
     n = int(rows_per_chunk)
-    return [chunk_crc(a[i:i + n]) for i in range(0, a.shape[0], n)]
+    return [chunk_crc(a[i : i + n]) for i in range(0, a.shape[0], n)]
 
 
 def fix_hint(store: str) -> str:
     """The fix named by every integrity error of ``store``."""
-    return (f"Run `trajopt-loader verify {store}` to list every damaged chunk, then re-export the "
-            "affected motions (`trajopt-loader export ... --overwrite`) or restore the store "
-            "from a copy.")
+    return (
+        f"Run `trajopt-loader verify {store}` to list every damaged chunk, then re-export the "
+        "affected motions (`trajopt-loader export ... --overwrite`) or restore the store "
+        "from a copy."
+    )
 
 
 def chunk_key(array, c: int) -> str:
@@ -63,8 +65,10 @@ def chunk_present(array, c: int) -> bool:
 def where(store: str, info: TrajectoryInfo, key: str, c: int, n: int, array=None) -> str:
     """``"<store>: trajectory <path> (traj_id i), key 'k', chunk c (rows [a, b), <chunk key>)"``."""
     at = f", {chunk_key(array, c)}" if array is not None else ""
-    return (f"{store}: trajectory {info.path} (traj_id {info.traj_id}), key {key!r}, chunk {c} "
-            f"(rows [{c * n}, {min((c + 1) * n, info.length)}){at})")
+    return (
+        f"{store}: trajectory {info.path} (traj_id {info.traj_id}), key {key!r}, chunk {c} "
+        f"(rows [{c * n}, {min((c + 1) * n, info.length)}){at})"
+    )
 
 
 def check_array(array, store: str, info: TrajectoryInfo, key: str) -> None:
@@ -74,15 +78,23 @@ def check_array(array, store: str, info: TrajectoryInfo, key: str) -> None:
     if tuple(array.shape) != shape or np.dtype(array.dtype) != dtype:
         raise DataIntegrityError(
             f"{store}: trajectory {info.path} key {key!r} is stored as {tuple(array.shape)} "
-            f"{np.dtype(array.dtype)}, but the index says {shape} {dtype}. " + fix_hint(store))
+            f"{np.dtype(array.dtype)}, but the index says {shape} {dtype}. " + fix_hint(store)
+        )
 
 
 def _decode(array, lo: int, hi: int, attempt) -> np.ndarray:
     return attempt(lambda: np.asarray(array[lo:hi]))
 
 
-def read_rows(array, store: str, info: TrajectoryInfo, key: str, start: int, stop: int,
-              attempt=lambda fn: fn()) -> np.ndarray:
+def read_rows(
+    array,
+    store: str,
+    info: TrajectoryInfo,
+    key: str,
+    start: int,
+    stop: int,
+    attempt=lambda fn: fn(),
+) -> np.ndarray:
     """Rows ``[start, stop)`` of ``key`` of ``info``'s trajectory, checked chunk by chunk.
 
     Reads the whole chunks covering the rows (zarr decodes whole chunks anyway), checks each
@@ -116,26 +128,34 @@ def read_rows(array, store: str, info: TrajectoryInfo, key: str, start: int, sto
             except Exception as e2:  # noqa: BLE001
                 raise DataIntegrityError(
                     f"{where(store, info, key, c, n, array)} cannot be decoded: "
-                    f"{type(e2).__name__}: {e2}. " + fix_hint(store)) from e2
-        raise DataIntegrityError(f"{store}: trajectory {info.path} key {key!r} rows [{lo}, {hi}) "
-                                 f"cannot be read: {type(e).__name__}: {e}. "
-                                 + fix_hint(store)) from e
+                    f"{type(e2).__name__}: {e2}. " + fix_hint(store)
+                ) from e2
+        raise DataIntegrityError(
+            f"{store}: trajectory {info.path} key {key!r} rows [{lo}, {hi}) "
+            f"cannot be read: {type(e).__name__}: {e}. " + fix_hint(store)
+        ) from e
     crcs = info.crc32c.get(key)
     for c in range(c0, c1):
         if crcs is not None:
-            if chunk_crc(rows[c * n - lo:min((c + 1) * n, info.length) - lo]) == crcs[c]:
+            if chunk_crc(rows[c * n - lo : min((c + 1) * n, info.length) - lo]) == crcs[c]:
                 continue
             if attempt(lambda: chunk_present(array, c)):
                 raise DataIntegrityError(
                     f"{where(store, info, key, c, n, array)} fails its checksum: its rows are "
                     "not the ones exported (damaged, or a chunk of other data put in its place). "
-                    + fix_hint(store))
+                    + fix_hint(store)
+                )
         elif attempt(lambda: chunk_present(array, c)):
             continue
         raise DataIntegrityError(
             f"{where(store, info, key, c, n, array)} is missing from the store (file deleted or "
             "not served); zarr would read it as fill values."
-            + (" Stores of format_version 1 do not write chunks that are all zeros; re-export "
-               "into a new store to get checksummed chunks. " if crcs is None else " ")
-            + fix_hint(store))
-    return rows[start - lo:stop - lo]
+            + (
+                " Stores of format_version 1 do not write chunks that are all zeros; re-export "
+                "into a new store to get checksummed chunks. "
+                if crcs is None
+                else " "
+            )
+            + fix_hint(store)
+        )
+    return rows[start - lo : stop - lo]

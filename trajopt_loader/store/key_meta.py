@@ -45,8 +45,10 @@ class KeyMeta:
         if float_dtype is not None and self.dtype.kind == "f":
             self.dtype = np.dtype(float_dtype)
         self.lengths = np.array([info.length for info in infos], np.int64)
-        row_bytes = np.array([int(np.prod(s, dtype=np.int64)) * self.dtype.itemsize
-                              for s in self.shapes] + [0], np.int64)
+        row_bytes = np.array(
+            [int(np.prod(s, dtype=np.int64)) * self.dtype.itemsize for s in self.shapes] + [0],
+            np.int64,
+        )
         #: int64 [n_traj]: bytes of each trajectory's key in the gather dtype (0 where absent)
         self.traj_bytes = self.lengths * row_bytes[self.group]
         self.nbytes = int(self.traj_bytes.sum())

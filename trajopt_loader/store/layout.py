@@ -95,11 +95,15 @@ def check_node_name(name: str, what: str, exc: type[Exception]) -> str:
       exc: naming ``what`` (e.g. "source") and the offending value.
     """
     if not isinstance(name, str) or not _NAME_RE.match(name) or name.startswith("__"):
-        raise exc(f"{what} name {name!r} is not valid; use letters, digits, '_', '-', '.' "
-                  "(not starting with '.' or '__', no '/').")
+        raise exc(
+            f"{what} name {name!r} is not valid; use letters, digits, '_', '-', '.' "
+            "(not starting with '.' or '__', no '/')."
+        )
     if name_key(name) in RESERVED_NAMES:
-        raise exc(f"{what} name {name!r} is reserved by the Zarr format (a group's metadata "
-                  "file); rename it.")
+        raise exc(
+            f"{what} name {name!r} is reserved by the Zarr format (a group's metadata "
+            "file); rename it."
+        )
     return name
 
 
@@ -120,9 +124,11 @@ def check_name_clash(name: str, existing, what: str, exc: type[Exception]) -> No
     """
     for other in existing:
         if other != name and name_key(other) == name_key(name):
-            raise exc(f"{what} {name!r} clashes with {other!r} already there (names are compared "
-                      f"ignoring case and Unicode normalization); use {other!r} (with "
-                      "overwrite to replace it) or another name.")
+            raise exc(
+                f"{what} {name!r} clashes with {other!r} already there (names are compared "
+                f"ignoring case and Unicode normalization); use {other!r} (with "
+                "overwrite to replace it) or another name."
+            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,18 +199,34 @@ def infos_from_index(index: dict) -> tuple[TrajectoryInfo, ...]:
     out: list[TrajectoryInfo] = []
     for source, motion in motion_order(index):
         for entry in index["sources"][source]["motions"][motion]:
-            keys = {k: (tuple(int(d) for d in v["shape"]), str(v["dtype"]))
-                    for k, v in entry["keys"].items()}
+            keys = {
+                k: (tuple(int(d) for d in v["shape"]), str(v["dtype"]))
+                for k, v in entry["keys"].items()
+            }
             chunks = {k: int(v.get("chunk_rows", 0)) for k, v in entry["keys"].items()}
-            crcs = {k: tuple(int(c) for c in v["crc32c"]) for k, v in entry["keys"].items()
-                    if "crc32c" in v}
-            out.append(TrajectoryInfo(
-                traj_id=len(out), source=source, motion=motion, name=entry["name"],
-                path=f"{source}/{motion}/{entry['name']}", length=int(entry["length"]),
-                dt=float("nan") if entry["dt"] is None else float(entry["dt"]),
-                source_file=str(entry.get("source_file", "")),
-                keys=keys, chunk_rows=chunks, crc32c=crcs, padded=dict(entry.get("padded", {})),
-                derived=dict(entry.get("derived", {})), scalars=dict(entry.get("scalars", {}))))
+            crcs = {
+                k: tuple(int(c) for c in v["crc32c"])
+                for k, v in entry["keys"].items()
+                if "crc32c" in v
+            }
+            out.append(
+                TrajectoryInfo(
+                    traj_id=len(out),
+                    source=source,
+                    motion=motion,
+                    name=entry["name"],
+                    path=f"{source}/{motion}/{entry['name']}",
+                    length=int(entry["length"]),
+                    dt=float("nan") if entry["dt"] is None else float(entry["dt"]),
+                    source_file=str(entry.get("source_file", "")),
+                    keys=keys,
+                    chunk_rows=chunks,
+                    crc32c=crcs,
+                    padded=dict(entry.get("padded", {})),
+                    derived=dict(entry.get("derived", {})),
+                    scalars=dict(entry.get("scalars", {})),
+                )
+            )
     return tuple(out)
 
 
@@ -215,4 +237,4 @@ def is_url(path: str) -> bool:
 
 def local_path(path: str) -> str:
     """Plain filesystem path of a local store path or ``file://`` URL."""
-    return path[len("file://"):] if path.startswith("file://") else path
+    return path[len("file://") :] if path.startswith("file://") else path

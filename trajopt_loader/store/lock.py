@@ -72,14 +72,19 @@ def store_lock(out_dir: Path, timeout: float = LOCK_TIMEOUT_S):
             os.close(fd)
             if not waited:
                 waited = True
-                _log.warning("waiting up to %g s for another export of %s to finish (%s)",
-                             timeout, out_dir, _holder_text(path))
+                _log.warning(
+                    "waiting up to %g s for another export of %s to finish (%s)",
+                    timeout,
+                    out_dir,
+                    _holder_text(path),
+                )
             if time.monotonic() >= deadline:
                 raise ExportError(
                     f"store {str(out_dir)!r} is being written by another export "
                     f"({_holder_text(path)}; lock file {str(path)!r}); waited {timeout:g} s. "
                     "Fix: wait for that export to finish, or raise lock_timeout / "
-                    "--lock-timeout.") from None
+                    "--lock-timeout."
+                ) from None
             time.sleep(_POLL_S)
             continue
         try:  # the holder before us unlinks the file on release: lock the file at the path
@@ -90,8 +95,17 @@ def store_lock(out_dir: Path, timeout: float = LOCK_TIMEOUT_S):
             break
         os.close(fd)
     try:
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                  "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode(), 0)
+        os.pwrite(
+            fd,
+            json.dumps(
+                {
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                }
+            ).encode(),
+            0,
+        )
         yield path
     finally:
         try:
@@ -120,8 +134,15 @@ def make_temp(out_dir: Path) -> Path:
     """Create and mark a fresh temporary sibling directory of ``out_dir``; returns its path."""
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
-    write_marker(tmp, {"store": str(out_dir.resolve()), "pid": os.getpid(),
-                       "host": socket.gethostname(), "phase": "writing"})
+    write_marker(
+        tmp,
+        {
+            "store": str(out_dir.resolve()),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "phase": "writing",
+        },
+    )
     return tmp
 
 
@@ -155,8 +176,10 @@ def remove_stale_temps(out_dir: Path, recover) -> list[str]:
             continue
         recover(tmp, record)
         remove_tree(tmp)
-        out.append(f"removed {tmp.name} left by an interrupted export (pid {record.get('pid')}, "
-                   f"phase {record.get('phase')})")
+        out.append(
+            f"removed {tmp.name} left by an interrupted export (pid {record.get('pid')}, "
+            f"phase {record.get('phase')})"
+        )
     return out
 
 

@@ -18,8 +18,7 @@ from trajopt_loader.errors import ExportError
 __all__ = ["check_export_layout", "check_store", "record_layout"]
 
 
-def check_export_layout(src: dict, layout_attrs: dict | None, out: str,
-                        source: str) -> dict | None:
+def check_export_layout(src: dict, layout_attrs: dict | None, out: str, source: str) -> dict | None:
     """The layout recorded for the source entry ``src`` (or None).
 
     Raises:
@@ -27,17 +26,28 @@ def check_export_layout(src: dict, layout_attrs: dict | None, out: str,
         the recorded one; names both sizes and the fix.
     """
     old = src.get("model_layout")
-    if layout_attrs is not None and old is not None and \
-            old.get("fingerprint") != layout_attrs["fingerprint"]:
-        raise ExportError(f"source {source!r} of {out} was exported with another model layout "
-                          f"(nq={old.get('nq')}, nv={old.get('nv')}, nbody={old.get('nbody')}) "
-                          f"than this --model (nq={layout_attrs['nq']}, nv={layout_attrs['nv']}, "
-                          f"nbody={layout_attrs['nbody']}); export to another source name.")
+    if (
+        layout_attrs is not None
+        and old is not None
+        and old.get("fingerprint") != layout_attrs["fingerprint"]
+    ):
+        raise ExportError(
+            f"source {source!r} of {out} was exported with another model layout "
+            f"(nq={old.get('nq')}, nv={old.get('nv')}, nbody={old.get('nbody')}) "
+            f"than this --model (nq={layout_attrs['nq']}, nv={layout_attrs['nv']}, "
+            f"nbody={layout_attrs['nbody']}); export to another source name."
+        )
     return old
 
 
-def record_layout(src: dict, layout_attrs: dict | None, new_source: bool, out: str,
-                  source: str, warnings_out: list) -> None:
+def record_layout(
+    src: dict,
+    layout_attrs: dict | None,
+    new_source: bool,
+    out: str,
+    source: str,
+    warnings_out: list,
+) -> None:
     """Record ``layout_attrs`` in the source entry ``src`` (module docstring); appends to
     ``warnings_out`` when an existing source without a layout stays unrecorded. Raises as
     :func:`check_export_layout`."""
@@ -45,8 +55,10 @@ def record_layout(src: dict, layout_attrs: dict | None, new_source: bool, out: s
         return
     old = check_export_layout(src, layout_attrs, out, source)
     if old is None and not new_source:
-        warnings_out.append(f"source {source!r} has motions exported without a model; its model "
-                            "layout stays unrecorded (export to a new source to record it).")
+        warnings_out.append(
+            f"source {source!r} has motions exported without a model; its model "
+            "layout stays unrecorded (export to a new source to record it)."
+        )
         return
     src["model_layout"] = layout_attrs
 
@@ -64,14 +76,16 @@ def check_store(store, model, sources) -> None:
     if len(unrecorded) < len(layouts):
         from trajopt_loader.kinematics.model_layout import as_model, check_model_layout
 
-        label = (f"model {os.fspath(model)!r}" if isinstance(model, (str, os.PathLike))
-                 else None)
+        label = f"model {os.fspath(model)!r}" if isinstance(model, (str, os.PathLike)) else None
         model = as_model(model)
         for source, recorded in layouts.items():
             if recorded is not None:
                 check_model_layout(recorded, model, f"source {source!r} of {store.path}", label)
     if unrecorded and not getattr(store, "_warned_layout", False):
         store._warned_layout = True
-        warnings.warn(f"store has no recorded model layout for source(s) {unrecorded} of "
-                      f"{store.path}; cannot check their joint / body order against the model. "
-                      "Re-export with --model MODEL.xml to record it.", stacklevel=3)
+        warnings.warn(
+            f"store has no recorded model layout for source(s) {unrecorded} of "
+            f"{store.path}; cannot check their joint / body order against the model. "
+            "Re-export with --model MODEL.xml to record it.",
+            stacklevel=3,
+        )

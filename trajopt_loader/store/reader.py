@@ -17,7 +17,7 @@ shift only if its file count changes).
 from __future__ import annotations
 
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -63,25 +63,36 @@ class TrajectoryStore:
     ``DataIntegrityError`` naming the chunk (missing, damaged, swapped; :mod:`.integrity`).
     """
 
-    def __init__(self, path_or_url, cache_bytes: int = 2**31, storage_options: dict | None = None,
-                 *, read_concurrency: int | None = None, cache_dtype=None,
-                 timeout_s: float = remote.DEFAULT_TIMEOUT_S,
-                 retries: int = remote.DEFAULT_RETRIES):
+    def __init__(
+        self,
+        path_or_url,
+        cache_bytes: int = 2**31,
+        storage_options: dict | None = None,
+        *,
+        read_concurrency: int | None = None,
+        cache_dtype=None,
+        timeout_s: float = remote.DEFAULT_TIMEOUT_S,
+        retries: int = remote.DEFAULT_RETRIES,
+    ):
         self.path = str(path_or_url)
         self.cache_dtype = None if cache_dtype is None else str(np.dtype(cache_dtype))
         self.cache_bytes = int(cache_bytes)
         self.storage_options = storage_options
         self.timeout_s, self.retries = float(timeout_s), int(retries)
-        self.read_concurrency = (REMOTE_READ_CONCURRENCY if layout.is_url(self.path) else 1) \
-            if read_concurrency is None else int(read_concurrency)
+        self.read_concurrency = (
+            (REMOTE_READ_CONCURRENCY if layout.is_url(self.path) else 1)
+            if read_concurrency is None
+            else int(read_concurrency)
+        )
         self._root = None
         self._cache = None
         self._arrays: dict = {}
         self._open_lock = threading.Lock()
         index = read_root_index(self.path, storage_options, self.timeout_s, self.retries)
         if index is None:  # zarr reads it, or raises what is wrong (not found, not a store...)
-            index = open_root(self.path, storage_options, self.timeout_s,
-                              self.retries).attrs.get(layout.INDEX_KEY)
+            index = open_root(self.path, storage_options, self.timeout_s, self.retries).attrs.get(
+                layout.INDEX_KEY
+            )
         self._index = check_index(index, self.path)
         self._set_infos()
 
@@ -93,15 +104,24 @@ class TrajectoryStore:
         #: float64 ``[n_traj]``: time step in seconds of each trajectory, indexed by traj_id
         #: (``dts[i] == trajectories[i].dt``), e.g. ``store.dts[batch["traj_id"]]`` -> ``[E]``.
         self.dts = np.array([t.dt for t in self.trajectories], np.float64)
-        common = set.intersection(*(set(t.keys) for t in self.trajectories)) \
-            if self.trajectories else set()
+        common = (
+            set.intersection(*(set(t.keys) for t in self.trajectories))
+            if self.trajectories
+            else set()
+        )
         self.keys = tuple(sorted(common))
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "cache_bytes": self.cache_bytes,
-                "storage_options": self.storage_options, "_index": self._index,
-                "read_concurrency": self.read_concurrency, "cache_dtype": self.cache_dtype,
-                "timeout_s": self.timeout_s, "retries": self.retries}
+        return {
+            "path": self.path,
+            "cache_bytes": self.cache_bytes,
+            "storage_options": self.storage_options,
+            "_index": self._index,
+            "read_concurrency": self.read_concurrency,
+            "cache_dtype": self.cache_dtype,
+            "timeout_s": self.timeout_s,
+            "retries": self.retries,
+        }
 
     def __setstate__(self, state: dict) -> None:
         self.__dict__.update(state)
@@ -110,8 +130,10 @@ class TrajectoryStore:
         self._set_infos()
 
     def __repr__(self) -> str:
-        return (f"TrajectoryStore({self.path!r}, sources={self.sources}, "
-                f"trajectories={len(self.trajectories)})")
+        return (
+            f"TrajectoryStore({self.path!r}, sources={self.sources}, "
+            f"trajectories={len(self.trajectories)})"
+        )
 
     @property
     def sources(self) -> list[str]:
@@ -127,15 +149,17 @@ class TrajectoryStore:
         if source is None:
             return [f"{s}/{m}" for s in self.sources for m in self.motions(s)]
         if source not in self._index["sources"]:
-            raise MissingKeyError(f"source {source!r} is not in {self.path}; sources: "
-                                  f"{self.sources}")
+            raise MissingKeyError(
+                f"source {source!r} is not in {self.path}; sources: {self.sources}"
+            )
         return sorted(self._index["sources"][source]["motions"])
 
     def convention(self, source: str) -> Convention:
         """The :class:`Convention` recorded for ``source`` at export (never guessed)."""
         self.motions(source)
-        return Convention.from_attrs(self._index["sources"][source]["convention"],
-                                     f"source {source!r} of {self.path}")
+        return Convention.from_attrs(
+            self._index["sources"][source]["convention"], f"source {source!r} of {self.path}"
+        )
 
     def model_layout(self, source: str) -> dict | None:
         """The model layout recorded for ``source`` by an export with a model (joint and body
@@ -168,15 +192,20 @@ class TrajectoryStore:
         sources, motions = tuple(sources), tuple(motions)
         for s in sources:
             self.motions(s)
-        known = {t.motion for t in self.trajectories} | {f"{t.source}/{t.motion}"
-                                                          for t in self.trajectories}
+        known = {t.motion for t in self.trajectories} | {
+            f"{t.source}/{t.motion}" for t in self.trajectories
+        }
         for m in motions:
             if m not in known:
-                raise MissingKeyError(f"motion {m!r} is not in {self.path}; motions: "
-                                      f"{self.motions()}")
-        ids = [t.traj_id for t in self.trajectories
-               if (not sources or t.source in sources)
-               and (not motions or t.motion in motions or f"{t.source}/{t.motion}" in motions)]
+                raise MissingKeyError(
+                    f"motion {m!r} is not in {self.path}; motions: {self.motions()}"
+                )
+        ids = [
+            t.traj_id
+            for t in self.trajectories
+            if (not sources or t.source in sources)
+            and (not motions or t.motion in motions or f"{t.source}/{t.motion}" in motions)
+        ]
         return np.array(ids, np.int32)
 
     def info(self, traj) -> TrajectoryInfo:
@@ -196,25 +225,29 @@ class TrajectoryStore:
         if a is None:
             with self._open_lock:  # concurrent first reads open the root once
                 if self._root is None:
-                    self._root = open_root(self.path, self.storage_options, self.timeout_s,
-                                            self.retries)
+                    self._root = open_root(
+                        self.path, self.storage_options, self.timeout_s, self.retries
+                    )
             info = self.trajectories[traj_id]
             if key not in info.keys:
-                raise MissingKeyError(f"trajectory {info.path} has no {key!r}; it has "
-                                      f"{sorted(info.keys)}.")
+                raise MissingKeyError(
+                    f"trajectory {info.path} has no {key!r}; it has {sorted(info.keys)}."
+                )
             try:
                 a = self._arrays[(traj_id, key)] = self._root[f"{info.path}/{key}"]
             except KeyError as e:  # the index lists it: a missing array is damage, not a typo
-                raise DataIntegrityError(f"{self.path}: trajectory {info.path} key {key!r}: no "
-                                         f"array in the store ({e}). "
-                                         + integrity.fix_hint(self.path)) from None
+                raise DataIntegrityError(
+                    f"{self.path}: trajectory {info.path} key {key!r}: no "
+                    f"array in the store ({e}). " + integrity.fix_hint(self.path)
+                ) from None
         return a
 
     def _read_rows(self, traj_id: int, key: str, start: int, stop: int) -> np.ndarray:
         info = self.trajectories[traj_id]  # checked rows (integrity), retried requests (remote)
         attempt = remote.retrying(f"{self.path}/{info.path}/{key}", self.retries, self.timeout_s)
-        return integrity.read_rows(self._array(traj_id, key), self.path, info, key, start, stop,
-                                   attempt)
+        return integrity.read_rows(
+            self._array(traj_id, key), self.path, info, key, start, stop, attempt
+        )
 
     def read_whole(self, key: str, traj_ids):
         """Yield ``(traj_id, rows [length, *row] stored dtype)`` of ``key`` for ``traj_ids``
@@ -224,20 +257,31 @@ class TrajectoryStore:
           DataIntegrityError: a chunk is missing or damaged (names it). StoreReadError: remote.
         """
         return bulk_read.read_whole(
-            self.path, [self.trajectories[int(i)] for i in traj_ids], key,
+            self.path,
+            [self.trajectories[int(i)] for i in traj_ids],
+            key,
             lambda i: self._read_rows(i, key, 0, self.trajectories[i].length),
-            self.storage_options, self.timeout_s)
+            self.storage_options,
+            self.timeout_s,
+        )
 
     @property
     def cache(self) -> HostCache:
         """The host cache (created lazily)."""
         if self._cache is None:
-            self._cache = HostCache(self.trajectories, self.cache_bytes, self._read_rows,
-                                    self.read_concurrency, self.cache_dtype, self.read_whole)
+            self._cache = HostCache(
+                self.trajectories,
+                self.cache_bytes,
+                self._read_rows,
+                self.read_concurrency,
+                self.cache_dtype,
+                self.read_whole,
+            )
         return self._cache
 
-    def read(self, traj, key: str, start: int = 0, stop: int | None = None, *,
-             wrap: bool = False) -> np.ndarray:
+    def read(
+        self, traj, key: str, start: int = 0, stop: int | None = None, *, wrap: bool = False
+    ) -> np.ndarray:
         """Rows ``[start, stop)`` of ``key`` of one trajectory, ``[stop - start, *row]``, stored dtype.
 
         With ``wrap=True`` row ``s`` is row ``s mod length`` (any start/stop, stop >= start);
@@ -251,22 +295,28 @@ class TrajectoryStore:
         stop = n if stop is None else int(stop)
         start = int(start)
         if key not in info.keys:
-            raise MissingKeyError(f"trajectory {info.path} has no {key!r}; it has "
-                                  f"{sorted(info.keys)}.")
+            raise MissingKeyError(
+                f"trajectory {info.path} has no {key!r}; it has {sorted(info.keys)}."
+            )
         if stop < start:
             raise WindowIndexError(f"{info.path}: stop {stop} < start {start}.")
         if not wrap and not (0 <= start <= stop <= n):
-            raise WindowIndexError(f"{info.path} {key}: rows [{start}, {stop}) are outside "
-                                   f"[0, {n}); pass wrap=True to read modulo the length.")
+            raise WindowIndexError(
+                f"{info.path} {key}: rows [{start}, {stop}) are outside "
+                f"[0, {n}); pass wrap=True to read modulo the length."
+            )
         if wrap and (start < 0 or stop > n):
             rows = np.arange(start, stop) % n
             return self.read(info.traj_id, key)[rows]
-        if (self._cache is not None and self._cache.has_whole(key, info.traj_id)
-                and self._cache.meta(key).dtype == np.dtype(info.keys[key][1])):
+        if (
+            self._cache is not None
+            and self._cache.has_whole(key, info.traj_id)
+            and self._cache.meta(key).dtype == np.dtype(info.keys[key][1])
+        ):
             flats, offsets = self._cache.whole(key)  # cast copies would not be the stored dtype
             g = int(self.cache.meta(key).group[info.traj_id])
             o = int(offsets[info.traj_id])
-            return flats[g][o + start:o + stop].copy()
+            return flats[g][o + start : o + stop].copy()
         return self._read_rows(info.traj_id, key, start, stop)
 
     def gather(self, key: str, traj_ids, steps) -> np.ndarray:

@@ -18,7 +18,8 @@ other HTTP error status (e.g. 403) fails at once with :class:`StoreReadError`.
 from __future__ import annotations
 
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 from trajopt_loader.errors import StoreReadError
 from trajopt_loader.store.layout import is_url
@@ -46,8 +47,9 @@ def storage_options_for(url: str, storage_options: dict | None, timeout_s: float
         if "timeout" not in client:
             import aiohttp
 
-            client["timeout"] = aiohttp.ClientTimeout(total=None, sock_connect=float(timeout_s),
-                                                      sock_read=float(timeout_s))
+            client["timeout"] = aiohttp.ClientTimeout(
+                total=None, sock_connect=float(timeout_s), sock_read=float(timeout_s)
+            )
         opts["client_kwargs"] = client
     return opts
 
@@ -88,9 +90,11 @@ def with_retries(fn: Callable[[], T], url: str, retries: int, timeout_s: float) 
             if not is_transient(e):
                 status = getattr(e, "status", None)  # e.g. aiohttp's 403: access, not damage
                 if isinstance(status, int) and 400 <= status < 600:
-                    raise StoreReadError(f"reading {url} failed: HTTP {status} "
-                                         f"({type(e).__name__}: {e}); check the URL and access "
-                                         "(credentials, storage_options).") from e
+                    raise StoreReadError(
+                        f"reading {url} failed: HTTP {status} "
+                        f"({type(e).__name__}: {e}); check the URL and access "
+                        "(credentials, storage_options)."
+                    ) from e
                 raise
             if attempt == int(retries):
                 raise StoreReadError(
@@ -98,6 +102,7 @@ def with_retries(fn: Callable[[], T], url: str, retries: int, timeout_s: float) 
                     f"{e or 'timed out'} (timeout {timeout_s:g} s per connect / read). Check that "
                     "the server is reachable; to wait longer or retry more pass "
                     "TrajectoryStore(timeout_s=..., retries=...) or set config.remote_timeout_s "
-                    "/ config.remote_retries (or storage_options client_kwargs timeout).") from e
+                    "/ config.remote_retries (or storage_options client_kwargs timeout)."
+                ) from e
             time.sleep(BACKOFF_S * 2**attempt)
     raise AssertionError("unreachable")

@@ -32,7 +32,7 @@ def parse_attrs(raw: bytes) -> dict | None:
         if m is not None:  # decode the attributes only, not the consolidated metadata after them
             attrs = None
             end = raw.find(_END)  # where zarr's indented JSON closes them (a guess, checked)
-            for text in ((raw[m.end():end + 4],) if end > 0 else ()) + (raw[m.end():],):
+            for text in ((raw[m.end() : end + 4],) if end > 0 else ()) + (raw[m.end() :],):
                 try:
                     attrs, _ = json.JSONDecoder().raw_decode(text.decode("utf-8"))
                     break
@@ -50,8 +50,7 @@ def parse_attrs(raw: bytes) -> dict | None:
     return attrs if isinstance(attrs, dict) else None
 
 
-def read_root_index(path: str, storage_options: dict | None, timeout_s: float,
-                    retries: int):
+def read_root_index(path: str, storage_options: dict | None, timeout_s: float, retries: int):
     """The root attrs' index entry of the store at ``path`` (any JSON value; ``check_index``
     validates it), or None when the root ``zarr.json`` could not be read or parsed."""
     try:
@@ -61,7 +60,8 @@ def read_root_index(path: str, storage_options: dict | None, timeout_s: float,
             opts = remote.storage_options_for(path, storage_options, timeout_s)
             fs, base = fsspec.core.url_to_fs(path, **opts)
             raw = remote.retrying(f"{path}/zarr.json", retries, timeout_s)(
-                lambda: fs.cat_file(f"{base.rstrip('/')}/zarr.json"))
+                lambda: fs.cat_file(f"{base.rstrip('/')}/zarr.json")
+            )
         else:
             with open(f"{layout.local_path(path).rstrip('/')}/zarr.json", "rb") as f:
                 raw = f.read()

@@ -31,15 +31,22 @@ class ExportSummary:
     replaced: list = dataclasses.field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"exported {self.trajectories} trajectories, {self.frames} frames "
-                 f"({self.bytes / 2**20:.2f} MiB raw"
-                 + (f", {self.stored_bytes / 2**20:.2f} MiB stored" if self.stored_bytes else "")
-                 + f") to {self.out}", f"  source {self.source!r} (convention {self.convention})"]
-        lines += [f"  {self.source}/{m}: {n} trajectories"
-                  + (" (replaced)" if m in self.replaced else "") for m, n in self.motions.items()]
-        for what, items in (("padded (last row repeated)", [f"{f}: {k}" for f, k in
-                                                            self.padded.items()]),
-                            ("skipped arrays", self.skipped), ("warnings", self.warnings)):
+        lines = [
+            f"exported {self.trajectories} trajectories, {self.frames} frames "
+            f"({self.bytes / 2**20:.2f} MiB raw"
+            + (f", {self.stored_bytes / 2**20:.2f} MiB stored" if self.stored_bytes else "")
+            + f") to {self.out}",
+            f"  source {self.source!r} (convention {self.convention})",
+        ]
+        lines += [
+            f"  {self.source}/{m}: {n} trajectories" + (" (replaced)" if m in self.replaced else "")
+            for m, n in self.motions.items()
+        ]
+        for what, items in (
+            ("padded (last row repeated)", [f"{f}: {k}" for f, k in self.padded.items()]),
+            ("skipped arrays", self.skipped),
+            ("warnings", self.warnings),
+        ):
             if items:
                 lines.append(f"  {what}: {len(items)}")
                 lines += [f"    {x}" for x in items[:20]]

@@ -33,8 +33,8 @@ from __future__ import annotations
 import dataclasses
 import re
 import zipfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 
@@ -45,8 +45,10 @@ DT_RTOL = 1e-3
 #: ``dt`` argument value: files without ``dt`` / ``time`` get an unknown dt (NaN) instead of an error.
 UNKNOWN_DT = "unknown"
 #: How a user sets the time step of data exported with unknown dt (every refusal says it).
-DT_FIX = ("re-export with the time step: TrajoptLoader(...).save(..., dt=SECONDS) / "
-          "export_npz(..., dt=SECONDS) / trajopt-loader export ... --dt SECONDS --overwrite")
+DT_FIX = (
+    "re-export with the time step: TrajoptLoader(...).save(..., dt=SECONDS) / "
+    "export_npz(..., dt=SECONDS) / trajopt-loader export ... --dt SECONDS --overwrite"
+)
 STATE_KEYS = ("qpos", "qvel")
 STRICT_KEYS = ("action", "ee_pos")
 _UNNAMED = re.compile(r"^arr_\d+$")
@@ -79,58 +81,101 @@ def _read_npz(path: Path, key_map: Mapping[str, str]) -> dict[str, np.ndarray]:
     try:
         npz = np.load(path, allow_pickle=False)
     except Exception as e:  # zipfile.BadZipFile, OSError, EOFError, ValueError (pickle)
-        raise _err(name, None, f"cannot be read as .npz ({type(e).__name__}: {e})",
-                   "a numpy .npz archive saved with np.savez / np.savez_compressed",
-                   "re-save the file with np.savez(path, qpos=..., qvel=..., ...)") from None
+        raise _err(
+            name,
+            None,
+            f"cannot be read as .npz ({type(e).__name__}: {e})",
+            "a numpy .npz archive saved with np.savez / np.savez_compressed",
+            "re-save the file with np.savez(path, qpos=..., qvel=..., ...)",
+        ) from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise _err(name, None, "is a single .npy array, not an .npz archive",
-                   "a .npz archive of named arrays", "save with np.savez(path, qpos=..., qvel=...)")
+        raise _err(
+            name,
+            None,
+            "is a single .npy array, not an .npz archive",
+            "a .npz archive of named arrays",
+            "save with np.savez(path, qpos=..., qvel=...)",
+        )
     with npz:
         files = list(npz.files)
         for dst, src in key_map.items():
             if src not in files:
-                raise _err(name, src, f"is not in the file (mapping {dst}={src}); it has {files}",
-                           "an existing key", f"use --key {dst}=<one of {files}>")
+                raise _err(
+                    name,
+                    src,
+                    f"is not in the file (mapping {dst}={src}); it has {files}",
+                    "an existing key",
+                    f"use --key {dst}=<one of {files}>",
+                )
             if src in ("qpos", "qvel") and dst != src and src not in key_map:
-                raise _err(name, src, f"would be renamed to {dst!r} by the mapping {dst}={src}",
-                           f"{src!r} to keep its name (the mapping gives the target name first)",
-                           f"drop --key {dst}={src}, or write --key {src}=<array name>")
+                raise _err(
+                    name,
+                    src,
+                    f"would be renamed to {dst!r} by the mapping {dst}={src}",
+                    f"{src!r} to keep its name (the mapping gives the target name first)",
+                    f"drop --key {dst}={src}, or write --key {src}=<array name>",
+                )
             if dst != src and dst in files and dst not in key_map.values():
-                raise _err(name, dst, f"exists and is also mapped from {src!r}",
-                           "one array per name", f"drop --key {dst}={src}")
+                raise _err(
+                    name,
+                    dst,
+                    f"exists and is also mapped from {src!r}",
+                    "one array per name",
+                    f"drop --key {dst}={src}",
+                )
         rename = {src: dst for dst, src in key_map.items()}
         unnamed = [k for k in files if _UNNAMED.match(k) and k not in rename]
         if unnamed:
             shapes = ", ".join(unnamed)
             hint = " ".join(f"--key {n}={k}" for n, k in zip(("qpos", "qvel", "action"), unnamed))
-            raise _err(name, unnamed[0], f"unnamed arrays ({shapes}) cannot be guessed",
-                       "named arrays or a key mapping",
-                       f"pass key_map={{'qpos': 'arr_0', ...}} / e.g. {hint}")
+            raise _err(
+                name,
+                unnamed[0],
+                f"unnamed arrays ({shapes}) cannot be guessed",
+                "named arrays or a key mapping",
+                f"pass key_map={{'qpos': 'arr_0', ...}} / e.g. {hint}",
+            )
         arrays = {}
         for k in files:
             try:
                 arrays[rename.get(k, k)] = npz[k]
             except ValueError as e:  # "Object arrays cannot be loaded when allow_pickle=False"
-                raise _err(name, k, f"needs pickle to load ({e})",
-                           "a plain numeric array (pickle is never enabled)",
-                           f"re-save {k!r} as a numeric array (np.asarray(x, dtype=np.float64))"
-                           ) from None
+                raise _err(
+                    name,
+                    k,
+                    f"needs pickle to load ({e})",
+                    "a plain numeric array (pickle is never enabled)",
+                    f"re-save {k!r} as a numeric array (np.asarray(x, dtype=np.float64))",
+                ) from None
             except (zipfile.BadZipFile, OSError, EOFError) as e:
-                raise _err(name, k, f"is corrupt ({type(e).__name__}: {e})", "a readable array",
-                           "re-export the file") from None
+                raise _err(
+                    name,
+                    k,
+                    f"is corrupt ({type(e).__name__}: {e})",
+                    "a readable array",
+                    "re-export the file",
+                ) from None
     return arrays
 
 
 def _check_dtype(file: str, key: str, a: np.ndarray) -> None:
     """Refuse dtypes a store cannot hold: non-numeric ones, and floats wider than 64 bits."""
     if a.dtype.kind not in "biuf":
-        raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape})",
-                   "a numeric array (bool, int or float)",
-                   f"convert {key!r} to a float array before export")
+        raise _err(
+            file,
+            key,
+            f"has dtype {a.dtype} (shape {a.shape})",
+            "a numeric array (bool, int or float)",
+            f"convert {key!r} to a float array before export",
+        )
     if a.dtype.kind == "f" and a.dtype.itemsize > 8:
-        raise _err(file, key, f"has dtype {a.dtype} (shape {a.shape}), which Zarr cannot store",
-                   "float16, float32 or float64",
-                   f"convert {key!r} with .astype(np.float64) before export")
+        raise _err(
+            file,
+            key,
+            f"has dtype {a.dtype} (shape {a.shape}), which Zarr cannot store",
+            "float16, float32 or float64",
+            f"convert {key!r} with .astype(np.float64) before export",
+        )
 
 
 def check_arrays(arrays: Mapping[str, np.ndarray], file: str, length: int) -> None:
@@ -144,9 +189,14 @@ def check_arrays(arrays: Mapping[str, np.ndarray], file: str, length: int) -> No
         check_node_name(key, f"{file}: array key", ExportError)
         other = seen.setdefault(name_key(key), key)
         if other != key:
-            raise _err(file, key, f"and {other!r} differ only in case or Unicode normalization",
-                       "array names that differ otherwise (they would share one directory on "
-                       "case-insensitive file systems)", f"rename or drop {key!r}")
+            raise _err(
+                file,
+                key,
+                f"and {other!r} differ only in case or Unicode normalization",
+                "array names that differ otherwise (they would share one directory on "
+                "case-insensitive file systems)",
+                f"rename or drop {key!r}",
+            )
         _check_dtype(file, key, a)
         if a.ndim == 0 or a.shape[0] != length:
             raise _err(file, key, f"has shape {a.shape}", f"{length} rows", "fix the array length")
@@ -155,8 +205,13 @@ def check_arrays(arrays: Mapping[str, np.ndarray], file: str, length: int) -> No
             if bad.any():
                 pos = np.argwhere(bad)[0]
                 col = f", column {tuple(int(c) for c in pos[1:])}" if a.ndim > 1 else ""
-                raise _err(file, key, f"has a non-finite value {a[tuple(pos)]} at row {pos[0]}{col}",
-                           "finite values", f"clean or drop the recording (row {pos[0]} of {key!r})")
+                raise _err(
+                    file,
+                    key,
+                    f"has a non-finite value {a[tuple(pos)]} at row {pos[0]}{col}",
+                    "finite values",
+                    f"clean or drop the recording (row {pos[0]} of {key!r})",
+                )
 
 
 def dt_known(dt) -> bool:
@@ -174,16 +229,20 @@ def require_dt(dt, needed_for: str, where: str, error: type[Exception] = ExportE
     trajectory), what needs the time step, and the fix (:data:`DT_FIX`)."""
     if dt_known(dt):
         return float(dt)
-    raise error(f"{where}: dt is unknown (the file had no 'dt' and no 'time', and none was "
-                f"given), but {needed_for} needs a time step; it is never guessed. Fix: {DT_FIX}.")
+    raise error(
+        f"{where}: dt is unknown (the file had no 'dt' and no 'time', and none was "
+        f"given), but {needed_for} needs a time step; it is never guessed. Fix: {DT_FIX}."
+    )
 
 
 def unknown_dt_warning(files: list[str]) -> str:
     """The one warning of an export that recorded ``files`` (``motion/file.npz``) with unknown dt."""
     listed = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    return (f"{len(files)} trajectories ({listed}) have no 'dt' and no 'time': their dt is recorded "
-            "as unknown (store.dts is NaN). They stream, but deriving qvel, resampling, rate checks "
-            f"and velocity inspection need it: {DT_FIX}.")
+    return (
+        f"{len(files)} trajectories ({listed}) have no 'dt' and no 'time': their dt is recorded "
+        "as unknown (store.dts is NaN). They stream, but deriving qvel, resampling, rate checks "
+        f"and velocity inspection need it: {DT_FIX}."
+    )
 
 
 def _scalar(a: np.ndarray):
@@ -199,41 +258,69 @@ def _resolve_dt(file: str, arrays: dict, file_dt, dt_arg, warnings: list) -> flo
         uniform = mean > 0 and float(np.abs(d - mean).max()) <= DT_RTOL * mean
         if file_dt is None and not uniform:
             i = int(np.argmax(np.abs(d - mean)))
-            raise _err(file, "time", f"is not uniformly spaced (step {i}->{i + 1} is {d[i]:.6g} s, "
-                       f"mean {mean:.6g} s)", f"equal steps within {DT_RTOL:g} relative",
-                       "pass dt= / --dt if the rows are equally spaced, or resample "
-                       "(--model ... --resample-dt S)")
+            raise _err(
+                file,
+                "time",
+                f"is not uniformly spaced (step {i}->{i + 1} is {d[i]:.6g} s, mean {mean:.6g} s)",
+                f"equal steps within {DT_RTOL:g} relative",
+                "pass dt= / --dt if the rows are equally spaced, or resample "
+                "(--model ... --resample-dt S)",
+            )
         time_dt = mean if uniform else None
     if file_dt is not None:
         if not (np.isfinite(file_dt) and file_dt > 0):
-            raise _err(file, "dt", f"is {file_dt}", "a positive time step in seconds",
-                       "fix the dt array or pass --dt")
+            raise _err(
+                file,
+                "dt",
+                f"is {file_dt}",
+                "a positive time step in seconds",
+                "fix the dt array or pass --dt",
+            )
         if time_dt is not None and abs(time_dt - file_dt) > DT_RTOL * file_dt:
-            warnings.append(f"{file}: 'time' spacing {time_dt:.6g} s differs from 'dt' "
-                            f"{file_dt:.6g} s; using 'dt'")
+            warnings.append(
+                f"{file}: 'time' spacing {time_dt:.6g} s differs from 'dt' "
+                f"{file_dt:.6g} s; using 'dt'"
+            )
     found = file_dt if file_dt is not None else time_dt
     if isinstance(dt_arg, str) and dt_arg.lower() == UNKNOWN_DT:
         return float("nan") if found is None else float(found)
     if dt_arg is not None:
         if isinstance(dt_arg, str) or not (np.isfinite(dt_arg) and dt_arg > 0):
-            raise ExportError(f"dt={dt_arg!r} (export_npz(dt=...) / --dt) is not a positive "
-                              "time step in seconds; pass the trajectories' step, e.g. --dt 0.02 "
-                              f"(or {UNKNOWN_DT!r} to record files without one as unknown).")
+            raise ExportError(
+                f"dt={dt_arg!r} (export_npz(dt=...) / --dt) is not a positive "
+                "time step in seconds; pass the trajectories' step, e.g. --dt 0.02 "
+                f"(or {UNKNOWN_DT!r} to record files without one as unknown)."
+            )
         if found is not None and abs(found - dt_arg) > DT_RTOL * found:
             key = "dt" if file_dt is not None else "time"
-            raise _err(file, key, f"gives dt={found:.6g} s but dt={dt_arg:.6g} s was passed",
-                       "agreement within 0.1%", "drop the dt argument or fix the file")
+            raise _err(
+                file,
+                key,
+                f"gives dt={found:.6g} s but dt={dt_arg:.6g} s was passed",
+                "agreement within 0.1%",
+                "drop the dt argument or fix the file",
+            )
         return float(dt_arg)
     if found is None:
-        raise _err(file, None, "has no 'dt' scalar and no uniform 'time' array",
-                   "a known time step", "pass dt=SECONDS (CLI --dt SECONDS); it is never guessed. "
-                   f"To export without one, record it as unknown: dt={UNKNOWN_DT!r} "
-                   f"(CLI --dt {UNKNOWN_DT})")
+        raise _err(
+            file,
+            None,
+            "has no 'dt' scalar and no uniform 'time' array",
+            "a known time step",
+            "pass dt=SECONDS (CLI --dt SECONDS); it is never guessed. "
+            f"To export without one, record it as unknown: dt={UNKNOWN_DT!r} "
+            f"(CLI --dt {UNKNOWN_DT})",
+        )
     return float(found)
 
 
-def load_trajectory(path: Path, *, key_map: Mapping[str, str] | None = None,
-                    allow_missing=(), dt: float | str | None = None) -> LoadedTrajectory:
+def load_trajectory(
+    path: Path,
+    *,
+    key_map: Mapping[str, str] | None = None,
+    allow_missing=(),
+    dt: float | str | None = None,
+) -> LoadedTrajectory:
     """Load ``path`` and apply the rules of this module.
 
     ``dt``: time step (s) for files that carry none, or :data:`UNKNOWN_DT` to record those as
@@ -257,10 +344,17 @@ def load_trajectory(path: Path, *, key_map: Mapping[str, str] | None = None,
         if key not in arrays and key not in allow_missing:
             fix = "name it with key_map / --key qpos=NAME"
             if key == "qvel":
-                fix = ("pass allow_missing=('qvel',) / --allow-missing qvel to export without it, "
-                       "or derive it: --model MODEL.xml --derive-qvel")
-            raise _err(file, key, f"is missing (keys: {sorted(arrays) + sorted(scalars)})",
-                       f"a [T, n] {key} array", fix)
+                fix = (
+                    "pass allow_missing=('qvel',) / --allow-missing qvel to export without it, "
+                    "or derive it: --model MODEL.xml --derive-qvel"
+                )
+            raise _err(
+                file,
+                key,
+                f"is missing (keys: {sorted(arrays) + sorted(scalars)})",
+                f"a [T, n] {key} array",
+                fix,
+            )
     qpos = arrays["qpos"]
     if qpos.ndim != 2:
         raise _err(file, "qpos", f"has shape {qpos.shape}", "[T, nq]", "reshape to 2-D")
@@ -268,8 +362,13 @@ def load_trajectory(path: Path, *, key_map: Mapping[str, str] | None = None,
     if rows == 0:
         raise _err(file, "qpos", "has 0 rows", "at least 1 time step", "drop the empty file")
     if "qvel" in arrays and (arrays["qvel"].ndim != 2 or arrays["qvel"].shape[0] != rows):
-        raise _err(file, "qvel", f"has shape {arrays['qvel'].shape} but qpos has {rows} rows",
-                   f"[{rows}, nv]", "export qpos and qvel at the same time steps")
+        raise _err(
+            file,
+            "qvel",
+            f"has shape {arrays['qvel'].shape} but qpos has {rows} rows",
+            f"[{rows}, nv]",
+            "export qpos and qvel at the same time steps",
+        )
     out, padded, skipped, warnings = {}, {}, [], []
     for key, a in arrays.items():
         if a.shape[0] == rows:
@@ -278,21 +377,40 @@ def load_trajectory(path: Path, *, key_map: Mapping[str, str] | None = None,
             out[key] = np.concatenate([a, a[-1:]], axis=0)
             padded[key] = 1
         elif key in STRICT_KEYS:
-            raise _err(file, key, f"has {a.shape[0]} rows but qpos has {rows}",
-                       f"{rows} rows, or {rows - 1} (one per interval; padded by repeating the last)",
-                       f"export {key!r} at the qpos time steps")
+            raise _err(
+                file,
+                key,
+                f"has {a.shape[0]} rows but qpos has {rows}",
+                f"{rows} rows, or {rows - 1} (one per interval; padded by repeating the last)",
+                f"export {key!r} at the qpos time steps",
+            )
         else:
             skipped.append(f"{file}: {key} {a.shape} skipped (qpos has {rows} rows)")
     true_length = scalars.pop("true_length", None)
     if true_length is not None:
         if float(true_length) != int(true_length) or not 0 < int(true_length) <= rows:
-            raise _err(file, "true_length", f"is {true_length}", f"an integer in 1..{rows}",
-                       "fix true_length (the number of real rows)")
+            raise _err(
+                file,
+                "true_length",
+                f"is {true_length}",
+                f"an integer in 1..{rows}",
+                "fix true_length (the number of real rows)",
+            )
         true_length = int(true_length)
         out = {k: a[:true_length] for k, a in out.items()}
     length = true_length or rows
     check_arrays(out, file, length)
     file_dt = scalars.pop("dt", None)
     dt_value = _resolve_dt(file, out, None if file_dt is None else float(file_dt), dt, warnings)
-    return LoadedTrajectory(file, {k: np.ascontiguousarray(a) for k, a in out.items()}, length,
-                            dt_value, rows, true_length, scalars, padded, skipped, warnings)
+    return LoadedTrajectory(
+        file,
+        {k: np.ascontiguousarray(a) for k, a in out.items()},
+        length,
+        dt_value,
+        rows,
+        true_length,
+        scalars,
+        padded,
+        skipped,
+        warnings,
+    )

@@ -41,9 +41,16 @@ class VelocityCheck:
     reason: str = ""
 
 
-def check_velocity_consistency(qpos, qvel, dt: float, qpos_adr=None, dof_adr=None, *,
-                               min_correlation: float = MIN_CORRELATION,
-                               scale_tolerance: float = SCALE_TOLERANCE) -> VelocityCheck:
+def check_velocity_consistency(
+    qpos,
+    qvel,
+    dt: float,
+    qpos_adr=None,
+    dof_adr=None,
+    *,
+    min_correlation: float = MIN_CORRELATION,
+    scale_tolerance: float = SCALE_TOLERANCE,
+) -> VelocityCheck:
     """Compare ``qvel[t, dof_adr]`` with ``(qpos[t+1, qpos_adr] - qpos[t, qpos_adr]) / dt``.
 
     Args:
@@ -61,18 +68,24 @@ def check_velocity_consistency(qpos, qvel, dt: float, qpos_adr=None, dof_adr=Non
     dt = require_dt(dt, "checking qvel against dq/dt", "velocity check", ValueError)
     qpos, qvel = np.asarray(qpos, np.float64), np.asarray(qvel, np.float64)
     if qpos.ndim != 2 or qvel.ndim != 2 or qpos.shape[0] != qvel.shape[0] or qpos.shape[0] < 2:
-        raise ValueError(f"need qpos [T, nq] and qvel [T, nv] with equal T >= 2; got "
-                         f"{qpos.shape} and {qvel.shape}.")
+        raise ValueError(
+            f"need qpos [T, nq] and qvel [T, nv] with equal T >= 2; got "
+            f"{qpos.shape} and {qvel.shape}."
+        )
     if qpos_adr is None or dof_adr is None:
         if qpos.shape[1] - qvel.shape[1] != 1 or qvel.shape[1] < 7:
-            raise ValueError(f"nq={qpos.shape[1]}, nv={qvel.shape[1]}: not a free/ball-base layout "
-                             "(nq - nv == 1); pass the joint addresses (or a model).")
+            raise ValueError(
+                f"nq={qpos.shape[1]}, nv={qvel.shape[1]}: not a free/ball-base layout "
+                "(nq - nv == 1); pass the joint addresses (or a model)."
+            )
         dof_adr = np.arange(6, qvel.shape[1])
         qpos_adr = dof_adr + 1
     qpos_adr, dof_adr = np.asarray(qpos_adr, np.int64), np.asarray(dof_adr, np.int64)
     if qpos_adr.size == 0 or qpos_adr.shape != dof_adr.shape:
-        raise ValueError(f"need equal, non-empty joint address lists; got {qpos_adr.size} qpos "
-                         f"and {dof_adr.size} dof addresses.")
+        raise ValueError(
+            f"need equal, non-empty joint address lists; got {qpos_adr.size} qpos "
+            f"and {dof_adr.size} dof addresses."
+        )
     fd = ((qpos[1:, qpos_adr] - qpos[:-1, qpos_adr]) / float(dt)).ravel()
     v = qvel[:-1, dof_adr].ravel()
     n = int(v.size)

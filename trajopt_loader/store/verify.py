@@ -40,16 +40,22 @@ class VerifyReport:
 
     def lines(self) -> list[str]:
         """Output lines: one per problem and a last one-line verdict."""
-        checks = ("CRC-32C of every chunk checked" if self.format_version >= 2 else
-                  "format_version 1: no checksums, chunks checked for presence and decoding only")
-        counts = (f"{self.trajectories} trajectories, {self.arrays} arrays, {self.chunks} chunks "
-                  f"read ({checks})")
+        checks = (
+            "CRC-32C of every chunk checked"
+            if self.format_version >= 2
+            else "format_version 1: no checksums, chunks checked for presence and decoding only"
+        )
+        counts = (
+            f"{self.trajectories} trajectories, {self.arrays} arrays, {self.chunks} chunks "
+            f"read ({checks})"
+        )
         if self.ok:
             return [f"OK: {self.path}: {counts}; every array matches the index."]
         return [f"PROBLEM: {p}" for p in self.problems] + [
             f"FAILED: {self.path}: {len(self.problems)} problem(s) in {counts}. Fix: re-export the "
             "affected motions (`trajopt-loader export ... --overwrite`) or restore the store from "
-            "a copy."]
+            "a copy."
+        ]
 
 
 def _orphans(store: TrajectoryStore) -> list[str]:
@@ -62,12 +68,16 @@ def _orphans(store: TrajectoryStore) -> list[str]:
         for mot in sorted(p for p in src.iterdir() if (p / "zarr.json").is_file()):
             name = f"{src.name}/{mot.name}"
             if name not in motions:
-                out.append(f"{store.path}: motion {name} is on disk but not in the index (left by "
-                           "an interrupted export?); export it again or delete the directory.")
+                out.append(
+                    f"{store.path}: motion {name} is on disk but not in the index (left by "
+                    "an interrupted export?); export it again or delete the directory."
+                )
                 continue
-            out += [f"{store.path}: trajectory {name}/{t.name} is on disk but not in the index."
-                    for t in sorted(mot.iterdir())
-                    if (t / "zarr.json").is_file() and f"{name}/{t.name}" not in known]
+            out += [
+                f"{store.path}: trajectory {name}/{t.name} is on disk but not in the index."
+                for t in sorted(mot.iterdir())
+                if (t / "zarr.json").is_file() and f"{name}/{t.name}" not in known
+            ]
     return out
 
 
@@ -98,8 +108,10 @@ def verify_store(path_or_url, storage_options: dict | None = None, **store_kw) -
                 report.problems.append(str(e).replace(hint, "").strip())
                 continue
             except (KeyError, FileNotFoundError, StoreFormatError) as e:
-                report.problems.append(f"{store.path}: trajectory {info.path} key {key!r}: array "
-                                       f"missing ({type(e).__name__}: {e}).")
+                report.problems.append(
+                    f"{store.path}: trajectory {info.path} key {key!r}: array "
+                    f"missing ({type(e).__name__}: {e})."
+                )
                 continue
             n = int(info.chunk_rows.get(key) or array.chunks[0])
             for start in range(0, info.length, n):
@@ -111,4 +123,3 @@ def verify_store(path_or_url, storage_options: dict | None = None, **store_kw) -
     if not layout.is_url(store.path):
         report.problems += _orphans(store)
     return report
-

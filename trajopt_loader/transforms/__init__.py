@@ -19,17 +19,31 @@ from trajopt_loader.transforms.interpolate import InterpolateKeys, control_lengt
 from trajopt_loader.transforms.origin import EpisodeOrigin
 from trajopt_loader.transforms.windows import WindowIndices, window_loops, window_steps
 
-_LAZY = {"BuildReferences": "trajopt_loader.transforms.references_transform",
-         "BuildBodyReferences": "trajopt_loader.transforms.references_bodies",
-         "EndEffectorPositions": "trajopt_loader.transforms.end_effectors",
-         "compute_references": "trajopt_loader.transforms.references",
-         "compute_references_jax": "trajopt_loader.transforms.references_jax",
-         "reference_transforms": "trajopt_loader.transforms.references_config"}
+_LAZY = {
+    "BuildReferences": "trajopt_loader.transforms.references_transform",
+    "BuildBodyReferences": "trajopt_loader.transforms.references_bodies",
+    "EndEffectorPositions": "trajopt_loader.transforms.end_effectors",
+    "compute_references": "trajopt_loader.transforms.references",
+    "compute_references_jax": "trajopt_loader.transforms.references_jax",
+    "reference_transforms": "trajopt_loader.transforms.references_config",
+}
 
-__all__ = ["BuildBodyReferences", "BuildReferences", "ContinueCycles", "EndEffectorPositions",
-           "EpisodeOrigin", "GatherKeys", "InterpolateKeys", "WindowIndices", "compute_references",
-           "compute_references_jax", "control_lengths", "reference_transforms", "window_loops",
-           "window_steps"]
+__all__ = [
+    "BuildBodyReferences",
+    "BuildReferences",
+    "ContinueCycles",
+    "EndEffectorPositions",
+    "EpisodeOrigin",
+    "GatherKeys",
+    "InterpolateKeys",
+    "WindowIndices",
+    "compute_references",
+    "compute_references_jax",
+    "control_lengths",
+    "reference_transforms",
+    "window_loops",
+    "window_steps",
+]
 
 
 def __getattr__(name: str):

@@ -101,8 +101,9 @@ def _per_step(loop, theta, disp, flip, turns: bool):
     rel = loop - low
     counts = low + np.arange(int(rel.max()) + 1)  # [E, K]
     angle, trans, sign = cycle_power(theta[:, None], disp[:, None], flip[:, None], counts)
-    tables = (trans.real, trans.imag) + ((np.cos(angle), np.sin(angle), np.cos(angle / 2),
-                                          np.sin(angle / 2), sign) if turns else ())
+    tables = (trans.real, trans.imag) + (
+        (np.cos(angle), np.sin(angle), np.cos(angle / 2), np.sin(angle / 2), sign) if turns else ()
+    )
     if counts.shape[1] == 1:
         return tables
     return tuple(np.take_along_axis(t, rel, axis=1) for t in tables)
@@ -155,7 +156,9 @@ class ContinueCycles(grain.transforms.Map):
 
     def _conventions(self) -> np.ndarray:
         if self._flags is None:
-            convs = {s: self.store.convention(s) for s in {t.source for t in self.store.trajectories}}
+            convs = {
+                s: self.store.convention(s) for s in {t.source for t in self.store.trajectories}
+            }
             self._flags = flag_table([convs[t.source] for t in self.store.trajectories])
         return self._flags
 
@@ -171,8 +174,12 @@ class ContinueCycles(grain.transforms.Map):
         """
         traj_ids = np.asarray(traj_ids, np.int64)
         n = len(self.store.lengths)
-        table = self._table or (np.zeros(n, bool), np.zeros(n), np.zeros(n, complex),
-                                np.zeros(n, bool))
+        table = self._table or (
+            np.zeros(n, bool),
+            np.zeros(n),
+            np.zeros(n, complex),
+            np.zeros(n, bool),
+        )
         missing = np.unique(traj_ids[~table[0][traj_ids]])
         if missing.size:
             infos = [self.store.trajectories[int(i)] for i in missing]
@@ -184,16 +191,22 @@ class ContinueCycles(grain.transforms.Map):
                         "columns, but continuing cycles (config.cyclic, on by default) moves a "
                         "floating base at qpos[0:7] (x, y, z, quaternion; nq >= 7). Pass "
                         "--config.cyclic=False for fixed-base data, or re-export with the "
-                        "floating base at qpos[0:7].")
+                        "floating base at qpos[0:7]."
+                    )
             last = np.asarray(self.store.lengths, np.int64)[missing] - 1
             steps = np.stack([np.zeros_like(last), np.maximum(last - 1, 0), last], axis=1)
             rows = np.asarray(self.store.gather("qpos", missing, steps), np.float64)[..., 0:7]
             names = [f"{info.path} (length {info.length})" for info in infos]
-            theta, disp, flip = cycle_delta(rows[:, 0], rows[:, 1], rows[:, 2],
-                                            self._conventions()[missing, 0], names)
+            theta, disp, flip = cycle_delta(
+                rows[:, 0], rows[:, 1], rows[:, 2], self._conventions()[missing, 0], names
+            )
             table = tuple(a.copy() for a in table)  # swap whole: safe with reader threads
-            table[0][missing], table[1][missing], table[2][missing], table[3][missing] = \
-                True, theta, disp, flip
+            table[0][missing], table[1][missing], table[2][missing], table[3][missing] = (
+                True,
+                theta,
+                disp,
+                flip,
+            )
             self._table = table
         return table[1][traj_ids], table[2][traj_ids], table[3][traj_ids]
 
@@ -201,8 +214,10 @@ class ContinueCycles(grain.transforms.Map):
         """Return ``batch`` with the loop ``>= 1`` rows continued (class docstring)."""
         for key in ("loop", "traj_id"):
             if key not in batch:
-                raise MissingKeyError(f"batch has no key {key!r} (keys: {sorted(batch)}); put "
-                                      "ContinueCycles after WindowIndices and GatherKeys.")
+                raise MissingKeyError(
+                    f"batch has no key {key!r} (keys: {sorted(batch)}); put "
+                    "ContinueCycles after WindowIndices and GatherKeys."
+                )
         loop = np.asarray(batch["loop"])
         moved = loop > 0
         if not moved.any():
@@ -237,12 +252,15 @@ class ContinueCycles(grain.transforms.Map):
             if key in batch:
                 arr = np.array(batch[key])
                 if arr.ndim < 3 or np.prod(arr.shape[2:]) % 3:
-                    raise ReferenceInputError(f"batch[{key!r}] has shape {arr.shape}; expected "
-                                              "world points [E, W, n * 3] or [E, W, n, 3] (m).")
+                    raise ReferenceInputError(
+                        f"batch[{key!r}] has shape {arr.shape}; expected "
+                        "world points [E, W, n * 3] or [E, W, n, 3] (m)."
+                    )
                 pts = arr.reshape(arr.shape[:2] + (-1, 3))  # a view of the copy
                 grid = (moved, cos, sin, tx, ty)
-                _planar(pts[..., 0], pts[..., 1], *(None if g is None else g[..., None]
-                                                    for g in grid))
+                _planar(
+                    pts[..., 0], pts[..., 1], *(None if g is None else g[..., None] for g in grid)
+                )
                 out[key] = arr
         return out
 
@@ -255,6 +273,7 @@ class ContinueCycles(grain.transforms.Map):
             eps = float(np.finfo(dtype).eps)
         except ValueError:  # bfloat16 & co. (ml_dtypes, jax's dependency)
             import ml_dtypes
+
             eps = float(ml_dtypes.finfo(dtype).eps)
         ulp = eps * 2.0 ** np.floor(np.log2(max(max_abs, 1e-300)))  # spacing at max_abs
         if ulp > RESOLUTION_M:
@@ -263,4 +282,8 @@ class ContinueCycles(grain.transforms.Map):
                 "continued base positions are offset by up to %.4g m, where %s resolves only "
                 "%.2g m (loop counts grow without bound in a wrapping episode); use "
                 "dtype='float64', or bound the episodes (episode_length=STEPS, "
-                "allow_wrap=False or end_policy='clamp').", max_abs, dtype, ulp)
+                "allow_wrap=False or end_policy='clamp').",
+                max_abs,
+                dtype,
+                ulp,
+            )

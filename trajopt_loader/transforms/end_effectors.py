@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import grain
 import mujoco
@@ -45,9 +45,15 @@ class EndEffectorPositions(grain.transforms.Map):
     Output dtype: that of ``qpos`` when floating, else float32.
     """
 
-    def __init__(self, model: str | os.PathLike | mujoco.MjModel | None, site_names: Sequence[str],
-                 convention: Convention | Callable[[int], Convention], *, chunk_size: int = 8192,
-                 backend: str = "mjx"):
+    def __init__(
+        self,
+        model: str | os.PathLike | mujoco.MjModel | None,
+        site_names: Sequence[str],
+        convention: Convention | Callable[[int], Convention],
+        *,
+        chunk_size: int = 8192,
+        backend: str = "mjx",
+    ):
         if backend not in ("mjx", "mujoco"):
             raise ConfigError(f"backend={backend!r}; expected 'mjx' or 'mujoco'.")
         self._model = model if isinstance(model, mujoco.MjModel) else None
@@ -73,10 +79,13 @@ class EndEffectorPositions(grain.transforms.Map):
         if self.model_path is None and self._model is None:
             raise MissingKeyError(
                 "the batch has no 'ee_pos' and EndEffectorPositions has no model to compute it; "
-                "export the data with ee_pos (--model ... --ee-sites ...) or give a MuJoCo model.")
+                "export the data with ee_pos (--model ... --ee-sites ...) or give a MuJoCo model."
+            )
         if "qpos" not in batch:
-            raise MissingKeyError("computing 'ee_pos' needs 'qpos' in the batch; add 'qpos' to "
-                                  f"config.keys (batch keys: {sorted(batch)}).")
+            raise MissingKeyError(
+                "computing 'ee_pos' needs 'qpos' in the batch; add 'qpos' to "
+                f"config.keys (batch keys: {sorted(batch)})."
+            )
         model, qpos = self._get_model(), np.asarray(batch["qpos"])
         if isinstance(self.convention, Convention):
             q = qpos_to_mujoco(model, qpos, self.convention)

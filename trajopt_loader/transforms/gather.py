@@ -27,7 +27,8 @@ def missing_key_error(key: str, available, where: str) -> MissingKeyError:
     hint = f" Did you mean {close[0]!r}?" if close else ""
     return MissingKeyError(
         f"key {key!r} is not in {where}; available keys: {available}.{hint} Fix the config "
-        "field `keys`, or re-export the data with that array (it is never filled with zeros).")
+        "field `keys`, or re-export the data with that array (it is never filled with zeros)."
+    )
 
 
 class GatherKeys(grain.transforms.Map):
@@ -63,10 +64,14 @@ class GatherKeys(grain.transforms.Map):
             where = f"every selected trajectory of {store.path!r}"
         for key in keys:
             if key not in available:
-                lacking = [t.path for t in (infos if traj_ids is not None else
-                                            store.trajectories) if key not in t.keys]
-                raise missing_key_error(key, available, f"{where} (missing in "
-                                        f"{len(lacking)}, e.g. {lacking[:2]})")
+                lacking = [
+                    t.path
+                    for t in (infos if traj_ids is not None else store.trajectories)
+                    if key not in t.keys
+                ]
+                raise missing_key_error(
+                    key, available, f"{where} (missing in {len(lacking)}, e.g. {lacking[:2]})"
+                )
             if hasattr(store, "check_uniform"):  # row shapes: fail now, not when batches mix
                 store.check_uniform(key, traj_ids)
         self.store, self.keys, self.dtype = store, tuple(keys), cast_dtype(dtype)
@@ -75,6 +80,7 @@ class GatherKeys(grain.transforms.Map):
         traj, step = element["traj_id"], element["step"]
         batch = {k: v for k, v in element.items() if k not in DROPPED}
         for key in self.keys:
-            batch[key] = np.asarray(self.store.gather(key, traj, step)).astype(self.dtype,
-                                                                               copy=False)
+            batch[key] = np.asarray(self.store.gather(key, traj, step)).astype(
+                self.dtype, copy=False
+            )
         return batch

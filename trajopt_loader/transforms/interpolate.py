@@ -69,17 +69,22 @@ def control_lengths(store, control_dt: float, traj_ids=None) -> np.ndarray:
     cdt = float(control_dt)
     if not (np.isfinite(cdt) and cdt > 0):
         raise ConfigError(f"control_dt={control_dt!r} must be a finite time step > 0 (s)")
-    ids = (np.arange(len(store.lengths)) if traj_ids is None
-           else np.unique(np.asarray(traj_ids, np.int64)))
+    ids = (
+        np.arange(len(store.lengths))
+        if traj_ids is None
+        else np.unique(np.asarray(traj_ids, np.int64))
+    )
     dts = np.asarray(store.dts, np.float64)[ids]
     bad = ids[~(np.isfinite(dts) & (dts > 0))]
     if bad.size:
         from trajopt_loader.store.validate import DT_FIX
+
         info = store.trajectories[int(bad[0])]
         raise ConfigError(
             f"control_dt={cdt} samples trajectories at times j * control_dt, but {bad.size} "
             f"played trajectories of {store.path!r} have no known dt (e.g. {info.path}, dt "
-            f"{info.dt}). Fix: {DT_FIX}; or leave control_dt unset to play stored frames.")
+            f"{info.dt}). Fix: {DT_FIX}; or leave control_dt unset to play stored frames."
+        )
     out = np.asarray(store.lengths, np.int64).copy()
     out[ids] = grid_lengths(out[ids], dts, cdt)
     return out
@@ -100,31 +105,38 @@ def qpos_quaternions(config, store, traj_ids) -> tuple[int, ...]:
     nq = int(store.check_uniform("qpos", traj_ids)[0][-1])
     refs = config.references
     if refs.model_path:
-        from trajopt_loader.kinematics.model import (load_kinematics_model,
-                                                     quaternion_qpos_addresses)
+        from trajopt_loader.kinematics.model import load_kinematics_model, quaternion_qpos_addresses
+
         model = load_kinematics_model(refs.model_path)
         if model.nq != nq:
-            raise ConfigError(f"references.model_path={refs.model_path!r} has nq={model.nq}, but "
-                              f"qpos rows of {store.path!r} have {nq} entries; pass the model "
-                              "the data was made for.")
+            raise ConfigError(
+                f"references.model_path={refs.model_path!r} has nq={model.nq}, but "
+                f"qpos rows of {store.path!r} have {nq} entries; pass the model "
+                "the data was made for."
+            )
         return quaternion_qpos_addresses(model)
     if refs.robot:
         from trajopt_loader.robots import get_spec
+
         spec = get_spec(refs.robot)
         if spec.nq != nq:
-            raise ConfigError(f"references.robot={refs.robot!r} has nq={spec.nq}, but qpos rows "
-                              f"of {store.path!r} have {nq} entries; choose the data's robot.")
+            raise ConfigError(
+                f"references.robot={refs.robot!r} has nq={spec.nq}, but qpos rows "
+                f"of {store.path!r} have {nq} entries; choose the data's robot."
+            )
         if spec.nq - spec.nv != 1:
             raise ConfigError(
                 f"control_dt: robot {refs.robot!r} has nq - nv = {spec.nq - spec.nv} quaternion "
                 "joints, but its spec locates only the floating base's; set "
-                "--config.references.model_path=ROBOT.xml so every ball joint is slerped.")
+                "--config.references.model_path=ROBOT.xml so every ball joint is slerped."
+            )
         return (spec.base_qpos_adr + 3,)
     raise ConfigError(
         "control_dt interpolates qpos, whose free- and ball-joint quaternions need spherical "
         "interpolation, but the config names no model or robot to find them: set "
         "--config.references.model_path=ROBOT.xml (every free / ball joint) or "
-        "--config.references.robot=NAME (floating base qpos[3:7] only), or drop 'qpos' from keys.")
+        "--config.references.robot=NAME (floating base qpos[3:7] only), or drop 'qpos' from keys."
+    )
 
 
 class InterpolateKeys(GatherKeys):
@@ -156,12 +168,22 @@ class InterpolateKeys(GatherKeys):
       MissingKeyError: as GatherKeys. WindowIndexError: a control step outside ``[0, L)``.
     """
 
-    def __init__(self, store, keys=("qpos", "qvel", "action"), dtype="float32", traj_ids=None, *,
-                 control_dt: float, quaternions=(), table_bytes: int | None = None):
+    def __init__(
+        self,
+        store,
+        keys=("qpos", "qvel", "action"),
+        dtype="float32",
+        traj_ids=None,
+        *,
+        control_dt: float,
+        quaternions=(),
+        table_bytes: int | None = None,
+    ):
         super().__init__(store, keys, dtype, traj_ids)
         self.control_dt, self.quaternions = float(control_dt), tuple(int(a) for a in quaternions)
-        self.played = np.unique(np.asarray(np.arange(len(store.lengths)) if traj_ids is None
-                                           else traj_ids, np.int64))
+        self.played = np.unique(
+            np.asarray(np.arange(len(store.lengths)) if traj_ids is None else traj_ids, np.int64)
+        )
         self.controls = control_lengths(store, self.control_dt, self.played)
         self.table_bytes = table_bytes
         self._tables = None  # (offsets [n_traj], {key: table}) once built; False: not built
@@ -181,8 +203,12 @@ class InterpolateKeys(GatherKeys):
         included; float64 data in float64). Frames ``i`` and ``i + 1`` are two gathers; one when
         every step lies on a stored frame."""
         traj = np.asarray(traj, np.int64)
-        i, j, alpha = grid_positions(step, np.asarray(self.store.dts)[traj], self.control_dt,
-                                     np.asarray(self.store.lengths, np.int64)[traj])
+        i, j, alpha = grid_positions(
+            step,
+            np.asarray(self.store.dts)[traj],
+            self.control_dt,
+            np.asarray(self.store.lengths, np.int64)[traj],
+        )
         exact = not alpha.any()
         cols = np.add.outer(self.quaternions, np.arange(4)).ravel()  # [n_quat * 4]
         out = {}
@@ -192,11 +218,14 @@ class InterpolateKeys(GatherKeys):
                 b = np.asarray(self.store.gather(key, traj, j))  # a new array: reused for out
                 quats = None
                 if key == "qpos" and cols.size:  # [E, W, n_quat, 4]
-                    quats = slerp(a[..., cols].reshape(*a.shape[:2], -1, 4),
-                                  b[..., cols].reshape(*a.shape[:2], -1, 4), alpha[..., None])
+                    quats = slerp(
+                        a[..., cols].reshape(*a.shape[:2], -1, 4),
+                        b[..., cols].reshape(*a.shape[:2], -1, 4),
+                        alpha[..., None],
+                    )
                 a = lerp(a, b, alpha, overwrite_b=True)
                 for k, q in enumerate(self.quaternions if quats is not None else ()):
-                    a[..., q:q + 4] = quats[..., k, :]  # slices: faster than a fancy set
+                    a[..., q : q + 4] = quats[..., k, :]  # slices: faster than a fancy set
             out[key] = a.astype(self.dtype, copy=False)
         return out
 
@@ -229,15 +258,21 @@ class InterpolateKeys(GatherKeys):
     def map(self, element: dict) -> dict:
         traj = np.asarray(element["traj_id"], np.int64)
         step = np.asarray(element["step"], np.int64)
-        if traj.size and (np.isin(traj, self.played, invert=True).any()
-                          or (step < 0).any() or (step >= self.controls[traj][:, None]).any()):
-            bad = np.flatnonzero(np.isin(traj, self.played, invert=True)
-                                 | ((step < 0) | (step >= self.controls[traj][:, None])).any(1))
+        if traj.size and (
+            np.isin(traj, self.played, invert=True).any()
+            or (step < 0).any()
+            or (step >= self.controls[traj][:, None]).any()
+        ):
+            bad = np.flatnonzero(
+                np.isin(traj, self.played, invert=True)
+                | ((step < 0) | (step >= self.controls[traj][:, None])).any(1)
+            )
             e = int(bad[0])
             raise WindowIndexError(
                 f"env row {e} (traj_id {int(traj[e])}): control steps {step[e].tolist()} leave "
                 f"[0, {int(self.controls[traj[e]])}) of its trajectory, or it is not among the "
-                f"{self.played.size} trajectories this transform plays.")
+                f"{self.played.size} trajectories this transform plays."
+            )
         batch = {k: v for k, v in element.items() if k not in DROPPED}
         tables = self.tables()
         if not tables:

@@ -54,12 +54,18 @@ class EpisodeOrigin(grain.transforms.Map):
     def __init__(self, store, dtype="float32", traj_ids=None, interpolator=None):
         ids = range(len(store.trajectories)) if traj_ids is None else np.unique(traj_ids)
         for key in ORIGIN_KEYS:
-            lacking = [store.trajectories[int(i)] for i in ids
-                       if key not in store.trajectories[int(i)].keys]
+            lacking = [
+                store.trajectories[int(i)]
+                for i in ids
+                if key not in store.trajectories[int(i)].keys
+            ]
             if lacking:
                 raise missing_key_error(
-                    key, lacking[0].keys, f"trajectory {lacking[0].path} of {store.path!r}, "
-                    f"which episode_origin_keys=True reads ({len(lacking)} trajectories lack it)")
+                    key,
+                    lacking[0].keys,
+                    f"trajectory {lacking[0].path} of {store.path!r}, "
+                    f"which episode_origin_keys=True reads ({len(lacking)} trajectories lack it)",
+                )
         self.store, self.dtype = store, cast_dtype(dtype)
         self.interpolator = interpolator
 

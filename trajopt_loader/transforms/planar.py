@@ -47,7 +47,8 @@ def cycle_delta(first, prev, last, xyzw: np.ndarray, names=None):
                 f"{norm[i]:.6g}, not a unit base quaternion ({'xyzw' if xyzw[i] else 'wxyz'}, the "
                 "source's convention). Continuing cycles (config.cyclic, on by default) needs a "
                 "floating base at qpos[0:7]: pass --config.cyclic=False for fixed-base data, or "
-                "re-export the source with the right --convention.")
+                "re-export the source with the right --convention."
+            )
         quats.append(q)
     psi0, psi_prev, psi1 = (Rotation.from_quat(q).as_euler("ZYX")[:, 0] for q in quats)
     dpsi = wrap_angle(psi1 - psi_prev)

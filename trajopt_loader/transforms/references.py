@@ -73,15 +73,33 @@ from trajopt_loader.conventions import flag_table, quat_as_xyzw
 from trajopt_loader.errors import ReferenceInputError
 from trajopt_loader.geometry import heading_mats
 from trajopt_loader.robots.spec import RobotSpec
-from trajopt_loader.transforms.references_heading import (HEADING_EE_REF_KEYS, HEADING_REF_KEYS,
-                                                          heading_references, to_heading)
+from trajopt_loader.transforms.references_heading import (
+    HEADING_EE_REF_KEYS,
+    HEADING_REF_KEYS,
+    heading_references,
+    to_heading,
+)
 
-REF_KEYS = ("ref_motor_joint_pos", "ref_motor_joint_vel", "ref_base_local_pos",
-            "ref_base_local_trans", "ref_base_local_ori", "ref_base_robot_lin_vel",
-            "ref_base_robot_ang_vel", "ref_len")
+REF_KEYS = (
+    "ref_motor_joint_pos",
+    "ref_motor_joint_vel",
+    "ref_base_local_pos",
+    "ref_base_local_trans",
+    "ref_base_local_ori",
+    "ref_base_robot_lin_vel",
+    "ref_base_robot_ang_vel",
+    "ref_len",
+)
 EE_REF_KEYS = ("ref_local_ee_pos", "ref_base_local_ee_pos")
-__all__ = ["REF_KEYS", "EE_REF_KEYS", "HEADING_REF_KEYS", "HEADING_EE_REF_KEYS",
-           "compute_references", "convention_flags", "fill_index"]
+__all__ = [
+    "REF_KEYS",
+    "EE_REF_KEYS",
+    "HEADING_REF_KEYS",
+    "HEADING_EE_REF_KEYS",
+    "compute_references",
+    "convention_flags",
+    "fill_index",
+]
 
 
 def convention_flags(conventions, convention_index, n_env: int) -> np.ndarray:
@@ -103,13 +121,17 @@ def convention_flags(conventions, convention_index, n_env: int) -> np.ndarray:
         raise ReferenceInputError("conventions is empty; give one (e.g. 'mujoco') or one per env.")
     if convention_index is None:
         if n_conv not in (1, n_env):
-            raise ReferenceInputError(f"{n_conv} conventions for {n_env} envs: give one, one per "
-                                      "env, or a convention_index [E].")
+            raise ReferenceInputError(
+                f"{n_conv} conventions for {n_env} envs: give one, one per "
+                "env, or a convention_index [E]."
+            )
         convention_index = np.zeros(n_env, int) if n_conv == 1 else np.arange(n_env)
     idx = np.asarray(convention_index)
     if idx.shape != (n_env,) or (idx.size and (idx.min() < 0 or idx.max() >= n_conv)):
-        raise ReferenceInputError(f"convention_index has shape {idx.shape} / values outside "
-                                  f"[0, {n_conv}); expected int [{n_env}].")
+        raise ReferenceInputError(
+            f"convention_index has shape {idx.shape} / values outside "
+            f"[0, {n_conv}); expected int [{n_env}]."
+        )
     return table[idx]
 
 
@@ -125,9 +147,19 @@ def _check(name: str, arr: np.ndarray, shape: tuple, fix: str) -> None:
         raise ReferenceInputError(f"{name} has shape {arr.shape}; expected {want}. {fix}")
 
 
-def compute_references(qpos, qvel, spec: RobotSpec, conventions, *, convention_index=None,
-                       origin_qpos=None, valid=None, ee_pos=None, dtype=None,
-                       heading_frame_keys: bool = False) -> dict[str, np.ndarray]:
+def compute_references(
+    qpos,
+    qvel,
+    spec: RobotSpec,
+    conventions,
+    *,
+    convention_index=None,
+    origin_qpos=None,
+    valid=None,
+    ee_pos=None,
+    dtype=None,
+    heading_frame_keys: bool = False,
+) -> dict[str, np.ndarray]:
     """Reference signals of a batch of windows (see the module docstring for every definition).
 
     Args:
@@ -162,12 +194,16 @@ def compute_references(qpos, qvel, spec: RobotSpec, conventions, *, convention_i
     _check("valid", valid, (n_env, n_t), "valid must be bool [E, T].")
     if ee_pos is not None:
         ee_pos = np.asarray(ee_pos)
-        _check("ee_pos", ee_pos, (n_env, n_t, spec.n_ee or None, 3),
-               f"ee_pos must be world positions [E, T, n_ee, 3] of the sites {spec.ee_sites}.")
+        _check(
+            "ee_pos",
+            ee_pos,
+            (n_env, n_t, spec.n_ee or None, 3),
+            f"ee_pos must be world positions [E, T, n_ee, 3] of the sites {spec.ee_sites}.",
+        )
     ref_len = valid.sum(axis=1).astype(np.int32)
     qa, va = spec.base_qpos_adr, spec.base_dof_adr  # base + actuated columns only (less to copy)
-    q = qpos[..., np.r_[qa:qa + 7, list(spec.actuated_qpos_index)]]
-    v = qvel[..., np.r_[va:va + 6, list(spec.actuated_qvel_index)]]
+    q = qpos[..., np.r_[qa : qa + 7, list(spec.actuated_qpos_index)]]
+    v = qvel[..., np.r_[va : va + 6, list(spec.actuated_qvel_index)]]
     if not valid.all():
         rows = (fill_index(valid) + n_t * np.arange(n_env)[:, None]).reshape(-1)
         q = q.reshape(n_env * n_t, -1)[rows].reshape(q.shape)
@@ -179,7 +215,7 @@ def compute_references(qpos, qvel, spec: RobotSpec, conventions, *, convention_i
     else:
         origin = np.asarray(origin_qpos)
         _check("origin_qpos", origin, (n_env, spec.nq), "origin_qpos must be qpos rows [E, nq].")
-        origin = origin[:, qa:qa + 7].astype(np.float64)
+        origin = origin[:, qa : qa + 7].astype(np.float64)
     pos, lin, ang = q[..., 0:3].astype(np.float64), v[..., 0:3].astype(np.float64), v[..., 3:6]
     quat = quat_as_xyzw(q[..., 3:7], xyzw).astype(np.float64)
     quat_o = quat_as_xyzw(origin[:, 3:7], xyzw[:, 0]).astype(np.float64)
@@ -192,7 +228,8 @@ def compute_references(qpos, qvel, spec: RobotSpec, conventions, *, convention_i
             e, t = np.argwhere(bad)[0]
             raise ReferenceInputError(
                 f"{name} env row {e}, step {t}: base quaternion {qq[e, t].tolist()} (as xyzw) has "
-                f"norm {norm[e, t]}; expected a unit quaternion. Check the data and its convention.")
+                f"norm {norm[e, t]}; expected a unit quaternion. Check the data and its convention."
+            )
     rot = Rotation.from_quat(quat.reshape(-1, 4))
     ypr = rot.as_euler("ZYX").reshape(n_env, n_t, 3)  # (yaw, pitch, roll)
     inv_apply = lambda x: rot.apply(x.reshape(-1, 3), inverse=True).reshape(x.shape)  # noqa: E731

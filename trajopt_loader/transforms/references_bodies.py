@@ -11,7 +11,7 @@ Inputs are the store keys written by ``export --model M.xml --bodies ...``
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import grain
 import numpy as np
@@ -25,13 +25,21 @@ from trajopt_loader.transforms.references_heading import to_heading
 
 __all__ = ["BODY_REF_KEYS", "BuildBodyReferences", "compute_body_references", "store_body_names"]
 
-BODY_REF_KEYS = ("ref_body_pos", "ref_body_quat", "ref_body_lin_vel", "ref_body_ang_vel",
-                 "ref_body_heading_pos", "ref_body_heading_quat", "ref_body_heading_lin_vel",
-                 "ref_body_heading_ang_vel")
+BODY_REF_KEYS = (
+    "ref_body_pos",
+    "ref_body_quat",
+    "ref_body_lin_vel",
+    "ref_body_ang_vel",
+    "ref_body_heading_pos",
+    "ref_body_heading_quat",
+    "ref_body_heading_lin_vel",
+    "ref_body_heading_ang_vel",
+)
 
 
-def compute_body_references(body_pos, body_quat, body_lin_vel, body_ang_vel, anchor: int, *,
-                            valid=None, dtype=None) -> dict[str, np.ndarray]:
+def compute_body_references(
+    body_pos, body_quat, body_lin_vel, body_ang_vel, anchor: int, *, valid=None, dtype=None
+) -> dict[str, np.ndarray]:
     """The ``ref_body_*`` keys of a batch of windows (definitions: ``transforms/references.py``).
 
     Args:
@@ -58,8 +66,10 @@ def compute_body_references(body_pos, body_quat, body_lin_vel, body_ang_vel, anc
     n_env, n_t, nb = pos.shape[:3]
     for name, a, width in zip(BODY_KEYS, arrays, (3, 4, 3, 3)):
         if a.shape != (n_env, n_t, nb, width):
-            raise ReferenceInputError(f"{name} has shape {a.shape}; expected "
-                                      f"[{n_env}, {n_t}, {nb}, {width}] like body_pos.")
+            raise ReferenceInputError(
+                f"{name} has shape {a.shape}; expected "
+                f"[{n_env}, {n_t}, {nb}, {width}] like body_pos."
+            )
     if not 0 <= int(anchor) < nb:
         raise ReferenceInputError(f"anchor body index {anchor} is outside [0, {nb}).")
     out_dtype = np.dtype(dtype) if dtype is not None else np.result_type(pos.dtype, np.float32)
@@ -77,15 +87,20 @@ def compute_body_references(body_pos, body_quat, body_lin_vel, body_ang_vel, anc
     bad = ~(np.isfinite(norm) & (norm > 1e-6))
     if bad.any():
         e, t = np.argwhere(bad)[0]
-        raise ReferenceInputError(f"body_quat env row {e}, step {t}: anchor quaternion "
-                                  f"{q_a[e, t].tolist()} (wxyz) has norm {norm[e, t]}; expected "
-                                  "a unit quaternion. Re-export the bodies with the model.")
+        raise ReferenceInputError(
+            f"body_quat env row {e}, step {t}: anchor quaternion "
+            f"{q_a[e, t].tolist()} (wxyz) has norm {norm[e, t]}; expected "
+            "a unit quaternion. Re-export the bodies with the model."
+        )
     psi = Rotation.from_quat(q_a[..., [1, 2, 3, 0]].reshape(-1, 4)).as_euler("ZYX")[:, 0]
     heading = heading_mats(psi.reshape(n_env, n_t))  # [E, T, 3, 3]
-    turned = yaw_premultiply(quat[..., [1, 2, 3, 0]].reshape(-1, 4),
-                             np.repeat(-psi, nb))[:, [3, 0, 1, 2]].reshape(quat.shape)
+    turned = yaw_premultiply(quat[..., [1, 2, 3, 0]].reshape(-1, 4), np.repeat(-psi, nb))[
+        :, [3, 0, 1, 2]
+    ].reshape(quat.shape)
     refs = {
-        "ref_body_pos": pos, "ref_body_quat": quat, "ref_body_lin_vel": lin,
+        "ref_body_pos": pos,
+        "ref_body_quat": quat,
+        "ref_body_lin_vel": lin,
         "ref_body_ang_vel": ang,
         "ref_body_heading_pos": to_heading(heading, pos - pos[:, :, anchor, None]),
         "ref_body_heading_quat": turned,
@@ -107,18 +122,24 @@ def store_body_names(store, traj_ids=None) -> tuple[str, ...]:
       ConfigError: a trajectory without body keys, or two with different body lists (names
         them and the fix).
     """
-    infos = [store.trajectories[int(i)] for i in
-             (range(len(store.trajectories)) if traj_ids is None else traj_ids)]
+    infos = [
+        store.trajectories[int(i)]
+        for i in (range(len(store.trajectories)) if traj_ids is None else traj_ids)
+    ]
     names = None
     for info in infos:
         got = info.derived.get("body_names")
         if got is None:
-            raise ConfigError(f"trajectory {info.path} of {store.path!r} has no body states; "
-                              "re-export it with --model MODEL.xml --bodies all, or set "
-                              "references.body_keys=False.")
+            raise ConfigError(
+                f"trajectory {info.path} of {store.path!r} has no body states; "
+                "re-export it with --model MODEL.xml --bodies all, or set "
+                "references.body_keys=False."
+            )
         if names is not None and tuple(got) != names:
-            raise ConfigError(f"trajectory {info.path} of {store.path!r} stores bodies {got} but "
-                              f"others store {list(names)}; re-export with one --bodies list.")
+            raise ConfigError(
+                f"trajectory {info.path} of {store.path!r} stores bodies {got} but "
+                f"others store {list(names)}; re-export with one --bodies list."
+            )
         names = tuple(got)
     if names is None:
         raise ConfigError(f"store {store.path!r} has no trajectories with body states.")
@@ -145,17 +166,24 @@ class BuildBodyReferences(grain.transforms.Map):
     def __init__(self, body_names: Sequence[str], anchor_body: str | None = None):
         self.body_names = tuple(body_names)
         if anchor_body is not None and anchor_body not in self.body_names:
-            raise ConfigError(f"references.anchor_body={anchor_body!r} is not a stored body; "
-                              f"stored bodies: {list(self.body_names)}.")
+            raise ConfigError(
+                f"references.anchor_body={anchor_body!r} is not a stored body; "
+                f"stored bodies: {list(self.body_names)}."
+            )
         self.anchor = 0 if anchor_body is None else self.body_names.index(anchor_body)
 
     def map(self, batch: dict) -> dict:
         """Return ``batch`` plus the ``ref_body_*`` keys."""
         missing = [k for k in BODY_KEYS if k not in batch]
         if missing:
-            raise MissingKeyError(f"batch has no key(s) {missing} (keys: {sorted(batch)}); add "
-                                  f"{list(BODY_KEYS)} to config.keys.")
-        refs = compute_body_references(*(batch[k] for k in BODY_KEYS), self.anchor,
-                                       valid=batch.get("valid"),
-                                       dtype=np.asarray(batch["body_pos"]).dtype)
+            raise MissingKeyError(
+                f"batch has no key(s) {missing} (keys: {sorted(batch)}); add "
+                f"{list(BODY_KEYS)} to config.keys."
+            )
+        refs = compute_body_references(
+            *(batch[k] for k in BODY_KEYS),
+            self.anchor,
+            valid=batch.get("valid"),
+            dtype=np.asarray(batch["body_pos"]).dtype,
+        )
         return {**batch, **refs}

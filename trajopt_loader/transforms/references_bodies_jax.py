@@ -22,8 +22,9 @@ __all__ = ["compute_body_references_jax"]
 
 
 @functools.partial(jax.jit, static_argnames=("anchor",))
-def compute_body_references_jax(body_pos, body_quat, body_lin_vel, body_ang_vel, anchor: int, *,
-                                valid=None) -> dict[str, jax.Array]:
+def compute_body_references_jax(
+    body_pos, body_quat, body_lin_vel, body_ang_vel, anchor: int, *, valid=None
+) -> dict[str, jax.Array]:
     """The ``ref_body_*`` keys of ``[E, T, nb, ...]`` body states, jitted (``anchor`` static).
 
     Args:
@@ -43,13 +44,16 @@ def compute_body_references_jax(body_pos, body_quat, body_lin_vel, body_ang_vel,
     if shapes != [(n_env, n_t, nb, w) for w in (3, 4, 3, 3)] or not 0 <= anchor < nb:
         raise ReferenceInputError(
             f"body states of shapes {shapes} with anchor {anchor}: expected [E, T, nb, 3], "
-            "[E, T, nb, 4], [E, T, nb, 3] x 2 and 0 <= anchor < nb.")
+            "[E, T, nb, 4], [E, T, nb, 3] x 2 and 0 <= anchor < nb."
+        )
     dtype = body_pos.dtype
     valid = jnp.ones((n_env, n_t), bool) if valid is None else valid.astype(bool)
     last = jax.lax.cummax(jnp.where(valid, jnp.arange(n_t), -1), axis=1)
     src = jnp.where(last < 0, jnp.argmax(valid, axis=1)[:, None], last)[:, :, None, None]
-    pos, quat, lin, ang = (jnp.take_along_axis(a.astype(dtype), src, axis=1)
-                           for a in (body_pos, body_quat, body_lin_vel, body_ang_vel))
+    pos, quat, lin, ang = (
+        jnp.take_along_axis(a.astype(dtype), src, axis=1)
+        for a in (body_pos, body_quat, body_lin_vel, body_ang_vel)
+    )
     empty = ~valid.any(axis=1)
     quat = jnp.where(empty[:, None, None, None], jnp.array([1, 0, 0, 0], dtype), quat)
     q_a = quat[:, :, anchor]
@@ -57,10 +61,13 @@ def compute_body_references_jax(body_pos, body_quat, body_lin_vel, body_ang_vel,
     heading = heading_mats_jax(psi)  # [E, T, 3, 3]
     to_heading = functools.partial(jnp.einsum, "etji,etbj->etbi", heading)
     half = -psi[..., None] / 2
-    x, y, z, w = yaw_pairs(quat[..., 1], quat[..., 2], quat[..., 3], quat[..., 0],
-                           jnp.cos(half), jnp.sin(half))
+    x, y, z, w = yaw_pairs(
+        quat[..., 1], quat[..., 2], quat[..., 3], quat[..., 0], jnp.cos(half), jnp.sin(half)
+    )
     refs = {
-        "ref_body_pos": pos, "ref_body_quat": quat, "ref_body_lin_vel": lin,
+        "ref_body_pos": pos,
+        "ref_body_quat": quat,
+        "ref_body_lin_vel": lin,
         "ref_body_ang_vel": ang,
         "ref_body_heading_pos": to_heading(pos - pos[:, :, anchor, None]),
         "ref_body_heading_quat": jnp.stack([w, x, y, z], axis=-1),

@@ -46,22 +46,28 @@ def _ee_source(refs, spec, ee_in_keys: bool) -> str | None:
     ``config.references`` (module docstring); warns once for a robot without sites."""
     source = refs.ee_source
     if source == "auto":
-        source = ("store" if ee_in_keys else
-                  "mjx" if refs.model_path and spec.ee_sites else None)
+        source = "store" if ee_in_keys else "mjx" if refs.model_path and spec.ee_sites else None
     if source == "store" and not ee_in_keys:
-        raise ConfigError("references.ee_source='store' reads the data's 'ee_pos', which is not "
-                          "in config.keys; add it (--config.keys=\"('qpos','qvel','ee_pos')\") "
-                          "or compute it with --config.references.ee_source=mujoco.")
+        raise ConfigError(
+            "references.ee_source='store' reads the data's 'ee_pos', which is not "
+            "in config.keys; add it (--config.keys=\"('qpos','qvel','ee_pos')\") "
+            "or compute it with --config.references.ee_source=mujoco."
+        )
     if source in ("mujoco", "mjx") and (ee_in_keys or not refs.model_path or not spec.ee_sites):
         raise ConfigError(
             f"references.ee_source={source!r} computes 'ee_pos' by forward kinematics: it needs "
             f"references.model_path (now {refs.model_path!r}) and end-effector sites (robot "
             f"{spec.name!r} has {tuple(spec.ee_sites)}; set references.ee_sites) and 'ee_pos' "
-            "not in config.keys (use ee_source='store' to read the data's).")
+            "not in config.keys (use ee_source='store' to read the data's)."
+        )
     if source is None and not spec.ee_sites:  # with sites, BuildReferences warns at the batch
-        _log.warning("references: robot %r has no end-effector sites, so the ee reference keys "
-                     "(%s) are left out; set references.ee_sites and references.model_path to "
-                     "compute them.", spec.name, ", ".join(EE_REF_KEYS))
+        _log.warning(
+            "references: robot %r has no end-effector sites, so the ee reference keys "
+            "(%s) are left out; set references.ee_sites and references.model_path to "
+            "compute them.",
+            spec.name,
+            ", ".join(EE_REF_KEYS),
+        )
     return source
 
 
@@ -91,12 +97,16 @@ def reference_transforms(config, store) -> list[grain.transforms.Map]:
     if not refs.enabled:
         return []
     if refs.robot not in ROBOTS:
-        raise ConfigError(f"references.robot={refs.robot!r}; expected one of {sorted(ROBOTS)} "
-                          "(--config.references.robot=digit_v3).")
+        raise ConfigError(
+            f"references.robot={refs.robot!r}; expected one of {sorted(ROBOTS)} "
+            "(--config.references.robot=digit_v3)."
+        )
     missing = [k for k in ("qpos", "qvel") if k not in tuple(config["keys"])]
     if missing:
-        raise ConfigError(f"references need {missing} in config.keys={tuple(config['keys'])}; "
-                          "add them (--config.keys=\"('qpos','qvel','action')\").")
+        raise ConfigError(
+            f"references need {missing} in config.keys={tuple(config['keys'])}; "
+            "add them (--config.keys=\"('qpos','qvel','action')\")."
+        )
     spec = get_spec(refs.robot, refs.model_path or None)
     if refs.ee_sites:
         spec = dataclasses.replace(spec, ee_sites=tuple(refs.ee_sites))
@@ -105,12 +115,16 @@ def reference_transforms(config, store) -> list[grain.transforms.Map]:
     if source in ("mujoco", "mjx"):
         from trajopt_loader.robots.spec import spec_from_mjcf
         from trajopt_loader.transforms.end_effectors import EndEffectorPositions
+
         try:
             spec_from_mjcf(refs.model_path, ee_sites=spec.ee_sites)  # sites exist, model loads
         except RobotSpecError as e:
             raise ConfigError(f"references.model_path / ee_sites: {e}") from None
-        transforms.append(EndEffectorPositions(refs.model_path, spec.ee_sites,
-                                               StoreConvention(store), backend=source))
+        transforms.append(
+            EndEffectorPositions(
+                refs.model_path, spec.ee_sites, StoreConvention(store), backend=source
+            )
+        )
     transforms.append(BuildReferences(store, spec, heading_frame_keys=refs.heading_frame_keys))
     if refs.body_keys:
         transforms.append(_body_references(config, store))
@@ -124,9 +138,11 @@ def _body_references(config, store):
 
     missing = [k for k in BODY_KEYS if k not in tuple(config["keys"])]
     if missing:
-        raise ConfigError(f"references.body_keys needs {missing} in config.keys="
-                          f"{tuple(config['keys'])}; add them (export them with --model "
-                          "MODEL.xml --bodies all).")
+        raise ConfigError(
+            f"references.body_keys needs {missing} in config.keys="
+            f"{tuple(config['keys'])}; add them (export them with --model "
+            "MODEL.xml --bodies all)."
+        )
     from trajopt_loader.pipeline.dataset import eligible_traj_ids  # late: dataset imports us
 
     names = store_body_names(store, eligible_traj_ids(config, store))

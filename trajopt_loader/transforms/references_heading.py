@@ -27,8 +27,13 @@ def to_heading(heading: np.ndarray, vec: np.ndarray) -> np.ndarray:
     return np.einsum("etji,et...j->et...i", heading, vec, optimize=True)
 
 
-def heading_references(pos: np.ndarray, ypr: np.ndarray, origin_pos: np.ndarray,
-                       origin_yaw: np.ndarray, ee_rel: np.ndarray | None = None) -> dict:
+def heading_references(
+    pos: np.ndarray,
+    ypr: np.ndarray,
+    origin_pos: np.ndarray,
+    origin_yaw: np.ndarray,
+    ee_rel: np.ndarray | None = None,
+) -> dict:
     """The heading-frame ``ref_*`` keys (module docstring), float64.
 
     Args:
@@ -46,7 +51,8 @@ def heading_references(pos: np.ndarray, ypr: np.ndarray, origin_pos: np.ndarray,
         "ref_base_heading_pos": to_heading(h_w, pos - pos[:, :1]),
         "ref_base_heading_trans": to_heading(h_o, pos - origin_pos[:, None]),
         "ref_base_heading_ori": np.stack(
-            [ypr[..., 2], ypr[..., 1], wrap_angle(ypr[..., 0] - origin_yaw[:, None])], axis=-1),
+            [ypr[..., 2], ypr[..., 1], wrap_angle(ypr[..., 0] - origin_yaw[:, None])], axis=-1
+        ),
     }
     if ee_rel is not None:
         refs["ref_ee_heading_pos"] = to_heading(h_o, ee_rel)

@@ -30,9 +30,18 @@ from trajopt_loader.robots.spec import RobotSpec
 
 
 @functools.partial(jax.jit, static_argnames=("spec", "conventions", "heading_frame_keys"))
-def compute_references_jax(qpos, qvel, spec: RobotSpec, conventions, *, convention_index=None,
-                           origin_qpos=None, valid=None, ee_pos=None,
-                           heading_frame_keys: bool = False) -> dict[str, jax.Array]:
+def compute_references_jax(
+    qpos,
+    qvel,
+    spec: RobotSpec,
+    conventions,
+    *,
+    convention_index=None,
+    origin_qpos=None,
+    valid=None,
+    ee_pos=None,
+    heading_frame_keys: bool = False,
+) -> dict[str, jax.Array]:
     """Reference signals of a batch of windows, traceable / jitted (``spec``, ``conventions``,
     ``heading_frame_keys`` static).
 
@@ -57,15 +66,19 @@ def compute_references_jax(qpos, qvel, spec: RobotSpec, conventions, *, conventi
     """
     n_env, n_t = qpos.shape[:2]
     if qpos.shape[2] != spec.nq or qvel.shape != (n_env, n_t, spec.nv):
-        raise ReferenceInputError(f"qpos {qpos.shape} / qvel {qvel.shape}: expected [E, T, {spec.nq}]"
-                                  f" / [E, T, {spec.nv}] for robot {spec.name!r}.")
+        raise ReferenceInputError(
+            f"qpos {qpos.shape} / qvel {qvel.shape}: expected [E, T, {spec.nq}]"
+            f" / [E, T, {spec.nv}] for robot {spec.name!r}."
+        )
     table = flag_table(conventions)
     if not len(table):
         raise ReferenceInputError("conventions is empty; give one (e.g. 'mujoco') or one per env.")
     if convention_index is None:
         if len(table) not in (1, n_env):
-            raise ReferenceInputError(f"{len(table)} conventions for {n_env} envs: give one, one "
-                                      "per env, or convention_index [E].")
+            raise ReferenceInputError(
+                f"{len(table)} conventions for {n_env} envs: give one, one "
+                "per env, or convention_index [E]."
+            )
         convention_index = jnp.zeros(n_env, jnp.int32) if len(table) == 1 else jnp.arange(n_env)
     flags = jnp.asarray(table)[convention_index]
     xyzw, lin_world, ang_world = (flags[:, i, None, None] for i in range(3))
@@ -101,7 +114,9 @@ def compute_references_jax(qpos, qvel, spec: RobotSpec, conventions, *, conventi
         ee_pos = jnp.take_along_axis(ee_pos, src[..., None], axis=1).astype(qpos.dtype)
         rel = ee_pos - pos[:, :, None]
         refs["ref_local_ee_pos"] = ee_pos
-        refs["ref_base_local_ee_pos"] = jnp.einsum("etji,etkj->etki", heading_mats_jax(ypr[..., 0]), rel)
+        refs["ref_base_local_ee_pos"] = jnp.einsum(
+            "etji,etkj->etki", heading_mats_jax(ypr[..., 0]), rel
+        )
     if heading_frame_keys:
         quat_o = to_xyzw(origin[:, None, spec.base_quat_slice], xyzw)[:, 0]
         yaw_o = Rotation.from_quat(quat_o).as_euler("ZYX")[:, 0]
@@ -112,7 +127,9 @@ def compute_references_jax(qpos, qvel, spec: RobotSpec, conventions, *, conventi
         refs["ref_base_heading_ori"] = jnp.stack([ypr[..., 2], ypr[..., 1], yaw_rel], axis=-1)
         if ee_pos is not None:
             refs["ref_ee_heading_pos"] = jnp.einsum("eji,etkj->etki", h_o, rel)
-    refs = {k: jnp.where(empty.reshape((n_env,) + (1,) * (v.ndim - 1)), 0, v).astype(out_dtype)
-            for k, v in refs.items()}
+    refs = {
+        k: jnp.where(empty.reshape((n_env,) + (1,) * (v.ndim - 1)), 0, v).astype(out_dtype)
+        for k, v in refs.items()
+    }
     refs["ref_len"] = ref_len
     return refs

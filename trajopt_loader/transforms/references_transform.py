@@ -5,7 +5,8 @@ the store, end effectors from the batch or from forward kinematics."""
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import grain
 import numpy as np
@@ -50,16 +51,27 @@ class BuildReferences(grain.transforms.Map):
       ReferenceInputError: see :func:`compute_references`.
     """
 
-    def __init__(self, store=None, spec: RobotSpec | None = None, *,
-                 convention: Convention | str | None = None, ee_key: str = "ee_pos",
-                 ee_fn: Callable[..., np.ndarray] | None = None, require_ee: bool = False,
-                 heading_frame_keys: bool = False):
+    def __init__(
+        self,
+        store=None,
+        spec: RobotSpec | None = None,
+        *,
+        convention: Convention | str | None = None,
+        ee_key: str = "ee_pos",
+        ee_fn: Callable[..., np.ndarray] | None = None,
+        require_ee: bool = False,
+        heading_frame_keys: bool = False,
+    ):
         if not isinstance(spec, RobotSpec):
-            raise ReferenceInputError(f"spec={spec!r}: expected a RobotSpec "
-                                      "(trajopt_loader.robots.get_spec(name) or spec_from_mjcf).")
+            raise ReferenceInputError(
+                f"spec={spec!r}: expected a RobotSpec "
+                "(trajopt_loader.robots.get_spec(name) or spec_from_mjcf)."
+            )
         if store is None and convention is None:
-            raise ReferenceInputError("BuildReferences without a store needs convention= "
-                                      "('mujoco' or 'pinocchio'); it is never guessed.")
+            raise ReferenceInputError(
+                "BuildReferences without a store needs convention= "
+                "('mujoco' or 'pinocchio'); it is never guessed."
+            )
         convention = None if convention is None else as_convention(convention)
         self.store, self.spec, self.convention = store, spec, convention
         self.ee_key, self.ee_fn, self.require_ee = ee_key, ee_fn, require_ee
@@ -88,8 +100,10 @@ class BuildReferences(grain.transforms.Map):
         if self.ee_key in batch:
             ee = np.asarray(batch[self.ee_key])
             if ee.shape[:2] != (n_env, n_t) or ee[0, 0].size % 3:
-                raise ReferenceInputError(f"batch[{self.ee_key!r}] has shape {ee.shape}; expected "
-                                          f"[{n_env}, {n_t}, n_ee, 3] or [{n_env}, {n_t}, 3 * n_ee].")
+                raise ReferenceInputError(
+                    f"batch[{self.ee_key!r}] has shape {ee.shape}; expected "
+                    f"[{n_env}, {n_t}, n_ee, 3] or [{n_env}, {n_t}, 3 * n_ee]."
+                )
             return ee.reshape(n_env, n_t, -1, 3)
         if self.ee_fn is not None:
             if conv_idx is None:
@@ -102,8 +116,10 @@ class BuildReferences(grain.transforms.Map):
                     out = np.empty((n_env,) + part.shape[1:], part.dtype) if out is None else out
                     out[rows] = part
             return out
-        msg = (f"no end-effector positions: the batch has no {self.ee_key!r} key and no ee_fn was "
-               "given; add 'ee_pos' to config.keys or pass ee_fn (forward kinematics).")
+        msg = (
+            f"no end-effector positions: the batch has no {self.ee_key!r} key and no ee_fn was "
+            "given; add 'ee_pos' to config.keys or pass ee_fn (forward kinematics)."
+        )
         if self.require_ee:
             raise MissingKeyError(msg)
         if not self._warned and self.spec.ee_sites:  # a robot without ee sites expects none
@@ -122,10 +138,20 @@ class BuildReferences(grain.transforms.Map):
             steps = np.asarray(self._get(batch, "episode_first_step"), np.int32)[:, None]
             origin = self.store.gather("qpos", np.asarray(batch["traj_id"]), steps)[:, 0]
         else:
-            raise MissingKeyError("batch has no 'episode_origin_qpos' [E, nq] and BuildReferences "
-                                  "has no store to read the episode origin from; pass store=.")
+            raise MissingKeyError(
+                "batch has no 'episode_origin_qpos' [E, nq] and BuildReferences "
+                "has no store to read the episode origin from; pass store=."
+            )
         refs = compute_references(
-            qpos, qvel, self.spec, convs, convention_index=conv_idx, valid=batch.get("valid"),
-            origin_qpos=np.asarray(origin, qpos.dtype), dtype=qpos.dtype,
-            ee_pos=self._ee(batch, qpos, convs, conv_idx), heading_frame_keys=self.heading_frame_keys)
+            qpos,
+            qvel,
+            self.spec,
+            convs,
+            convention_index=conv_idx,
+            valid=batch.get("valid"),
+            origin_qpos=np.asarray(origin, qpos.dtype),
+            dtype=qpos.dtype,
+            ee_pos=self._ee(batch, qpos, convs, conv_idx),
+            heading_frame_keys=self.heading_frame_keys,
+        )
         return {**batch, **refs}

@@ -26,8 +26,9 @@ from trajopt_loader.choices import END_POLICIES, INT32_MAX
 from trajopt_loader.errors import ConfigError, IndexOverflowError, WindowIndexError
 
 
-def window_steps(lengths, starts, window_size: int,
-                 end_policy: str) -> tuple[np.ndarray, np.ndarray]:
+def window_steps(
+    lengths, starts, window_size: int, end_policy: str
+) -> tuple[np.ndarray, np.ndarray]:
     """Trajectory-local step indices of windows.
 
     Args:
@@ -54,7 +55,8 @@ def window_steps(lengths, starts, window_size: int,
         e = int(bad[0])
         raise WindowIndexError(
             f"env row {e}: window start {int(starts[e])} is outside [0, {int(lengths[e])}) of its "
-            "trajectory; starts must be trajectory-local steps.")
+            "trajectory; starts must be trajectory-local steps."
+        )
     steps = starts[:, None] + np.arange(int(window_size), dtype=np.int64)  # int64: no overflow
     limit = lengths[:, None]
     if end_policy == "wrap":
@@ -66,8 +68,9 @@ def window_steps(lengths, starts, window_size: int,
     return steps.astype(np.int32), valid
 
 
-def window_loops(lengths, starts, window_size: int, end_policy: str,
-                 episode_loop=None) -> np.ndarray:
+def window_loops(
+    lengths, starts, window_size: int, end_policy: str, episode_loop=None
+) -> np.ndarray:
     """Loop count of every window step (module docstring), int32 ``[E, W]``.
 
     Args:
@@ -80,8 +83,11 @@ def window_loops(lengths, starts, window_size: int, end_policy: str,
       IndexOverflowError: a count above ``2**31 - 1`` (names the env row).
     """
     lengths, starts = np.asarray(lengths, np.int64), np.asarray(starts, np.int64)
-    base = (np.zeros(starts.shape, np.int64) if episode_loop is None
-            else np.asarray(episode_loop, np.int64))
+    base = (
+        np.zeros(starts.shape, np.int64)
+        if episode_loop is None
+        else np.asarray(episode_loop, np.int64)
+    )
     loops = np.broadcast_to(base[:, None], (starts.size, int(window_size)))
     if end_policy == "wrap":
         loops = loops + (starts[:, None] + np.arange(int(window_size))) // lengths[:, None]
@@ -91,7 +97,8 @@ def window_loops(lengths, starts, window_size: int, end_policy: str,
         raise IndexOverflowError(
             f"env row {e}: loop counts {int(loops[e].min())}..{int(loops[e].max())} (episode_loop "
             f"{int(base[e])}, trajectory length {int(lengths[e])}) leave [0, 2**31 - 1]; the int32 "
-            "loop counter cannot hold them. Bound the episodes (allow_wrap=False).")
+            "loop counter cannot hold them. Bound the episodes (allow_wrap=False)."
+        )
     return loops.astype(np.int32)
 
 
@@ -131,10 +138,13 @@ class WindowIndices(grain.transforms.Map):
     def map(self, element: dict) -> dict:
         traj = np.asarray(element["traj_id"])
         if traj.size and (traj.min() < 0 or traj.max() >= self.lengths.size):
-            raise WindowIndexError(f"traj_id values {traj.min()}..{traj.max()} outside the "
-                                   f"store's [0, {self.lengths.size})")
+            raise WindowIndexError(
+                f"traj_id values {traj.min()}..{traj.max()} outside the "
+                f"store's [0, {self.lengths.size})"
+            )
         lengths = self.lengths[traj]
         step, valid = window_steps(lengths, element["start"], self.frames, self.end_policy)
-        loop = window_loops(lengths, element["start"], self.frames, self.end_policy,
-                            element.get("episode_loop"))
+        loop = window_loops(
+            lengths, element["start"], self.frames, self.end_policy, element.get("episode_loop")
+        )
         return {**element, "step": step, "loop": loop, "valid": valid}

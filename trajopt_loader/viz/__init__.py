@@ -30,9 +30,10 @@ def require(module: str, purpose: str):
     try:
         return importlib.import_module(module)
     except ImportError as e:
-        raise VizDependencyError(f"{purpose} needs the Python package {module.split('.')[0]!r}, "
-                                 f"which is not installed ({e}); install it with: {VIZ_INSTALL}") \
-            from None
+        raise VizDependencyError(
+            f"{purpose} needs the Python package {module.split('.')[0]!r}, "
+            f"which is not installed ({e}); install it with: {VIZ_INSTALL}"
+        ) from None
 
 
 def new_figure(width: float, height: float):
@@ -45,9 +46,15 @@ def new_figure(width: float, height: float):
     return figure.Figure(figsize=(width, height), layout="constrained")
 
 
-_LAZY = {"plot_trajectories": "trajectory", "trajectory_view": "data", "plot_batch": "batch",
-         "batch_at": "batch", "render_frames": "render", "write_video": "render",
-         "GLBackendError": "render"}
+_LAZY = {
+    "plot_trajectories": "trajectory",
+    "trajectory_view": "data",
+    "plot_batch": "batch",
+    "batch_at": "batch",
+    "render_frames": "render",
+    "write_video": "render",
+    "GLBackendError": "render",
+}
 
 
 def __getattr__(name: str):

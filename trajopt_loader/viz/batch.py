@@ -29,11 +29,14 @@ def batch_at(dataset, index: int = 0) -> dict:
         raise ValueError(f"batch index {index} must be >= 0.")
     for batch in itertools.islice(iter(dataset), index, index + 1):
         return {k: np.asarray(v) for k, v in batch.items()}
-    raise ValueError(f"the stream ended before batch {index}; lower --batch or raise "
-                     "config.num_batches.")
+    raise ValueError(
+        f"the stream ended before batch {index}; lower --batch or raise config.num_batches."
+    )
 
 
-def plot_batch(batch: dict, store=None, *, max_envs: int = 64, title: str = "", width: float = 11.0):
+def plot_batch(
+    batch: dict, store=None, *, max_envs: int = 64, title: str = "", width: float = 11.0
+):
     """A figure of one batch's schedule (see the module docstring).
 
     Args:
@@ -53,8 +56,9 @@ def plot_batch(batch: dict, store=None, *, max_envs: int = 64, title: str = "", 
 
     missing = [k for k in BATCH_KEYS if k not in batch]
     if missing:
-        raise MissingKeyError(f"batch has no {missing} (keys: {sorted(batch)}); pass a batch of "
-                              "make_dataset.")
+        raise MissingKeyError(
+            f"batch has no {missing} (keys: {sorted(batch)}); pass a batch of make_dataset."
+        )
     mpl = require("matplotlib", "plotting")
     e = min(int(np.asarray(batch["step"]).shape[0]), max_envs)
     step, loop, valid = (np.asarray(batch[k])[:e] for k in ("step", "loop", "valid"))
@@ -63,17 +67,34 @@ def plot_batch(batch: dict, store=None, *, max_envs: int = 64, title: str = "", 
     fig = new_figure(width, 1.6 + 0.22 * e)
     ax = fig.add_subplot()
     ids = np.unique(traj)
-    ax.imshow((np.searchsorted(ids, traj) % 20)[:, None], cmap=mpl.colormaps["tab20"], vmin=0,
-              vmax=19, aspect="auto", interpolation="nearest", extent=(-2.6, -1.6, e - 0.5, -0.5))
-    labels = [f"env {int(x)}: traj {int(t)}" + ("" if store is None else
-                                                 f" {store.info(int(t)).path}")
-              for x, t in zip(env, traj)]
+    ax.imshow(
+        (np.searchsorted(ids, traj) % 20)[:, None],
+        cmap=mpl.colormaps["tab20"],
+        vmin=0,
+        vmax=19,
+        aspect="auto",
+        interpolation="nearest",
+        extent=(-2.6, -1.6, e - 0.5, -0.5),
+    )
+    labels = [
+        f"env {int(x)}: traj {int(t)}" + ("" if store is None else f" {store.info(int(t)).path}")
+        for x, t in zip(env, traj)
+    ]
     ax.set_yticks(range(e), labels, fontsize=6)
     im = ax.imshow(step, cmap="viridis", aspect="auto", interpolation="nearest")
     fig.colorbar(im, ax=ax, label="step (trajectory-local index read)", shrink=0.8)
     bad = np.ma.masked_where(valid, np.ones_like(step, float))
-    ax.pcolormesh(np.arange(w + 1) - 0.5, np.arange(e + 1) - 0.5, bad, cmap="Greys", vmin=0,
-                  vmax=1.5, hatch="///", alpha=0.8, shading="flat")
+    ax.pcolormesh(
+        np.arange(w + 1) - 0.5,
+        np.arange(e + 1) - 0.5,
+        bad,
+        cmap="Greys",
+        vmin=0,
+        vmax=1.5,
+        hatch="///",
+        alpha=0.8,
+        shading="flat",
+    )
     r, c = np.nonzero(np.diff(loop, axis=1) > 0)
     ax.vlines(c + 0.5, r - 0.45, r + 0.45, color="black", lw=2.5)
     rows = np.flatnonzero(start)
@@ -81,10 +102,18 @@ def plot_batch(batch: dict, store=None, *, max_envs: int = 64, title: str = "", 
     if w <= 32 and e <= 32:
         for i, t in itertools.product(range(e), range(w)):
             ax.text(t, i, int(step[i, t]), ha="center", va="center", fontsize=5, color="white")
-    ax.set(xlabel="window position t (left strip: trajectory colour)", xlim=(-2.6, w - 0.5),
-           ylim=(e - 0.5, -0.5))
+    ax.set(
+        xlabel="window position t (left strip: trajectory colour)",
+        xlim=(-2.6, w - 0.5),
+        ylim=(e - 0.5, -0.5),
+    )
     n_all = np.asarray(batch["step"]).shape[0]
-    head = title or f"one batch: {n_all} envs x {w} steps" + (f" (first {e} shown)" if e < n_all else "")
-    fig.suptitle(f"{head}\ncells: step read; hatched grey: valid=False; black bar: loop +1 (wrap); "
-                 "green >: episode_start", fontsize=8)
+    head = title or f"one batch: {n_all} envs x {w} steps" + (
+        f" (first {e} shown)" if e < n_all else ""
+    )
+    fig.suptitle(
+        f"{head}\ncells: step read; hatched grey: valid=False; black bar: loop +1 (wrap); "
+        "green >: episode_start",
+        fontsize=8,
+    )
     return fig

@@ -17,8 +17,11 @@ from trajopt_loader.conventions import reorder_quat
 from trajopt_loader.errors import MissingKeyError, RobotSpecError
 from trajopt_loader.robots import ROBOTS, RobotSpec, get_spec, spec_from_mjcf
 from trajopt_loader.store.inspect import FEW_DISTINCT, distinct_rows
-from trajopt_loader.store.velocity import (SCALE_TOLERANCE, check_velocity_consistency,
-                                           model_joint_addresses)
+from trajopt_loader.store.velocity import (
+    SCALE_TOLERANCE,
+    check_velocity_consistency,
+    model_joint_addresses,
+)
 
 
 @dataclasses.dataclass
@@ -57,8 +60,9 @@ class TrajectoryView:
     refs: dict | None = None
 
 
-def resolve_spec(store, traj_id: int, *, robot: str | None = None,
-                 model_path: str | None = None) -> RobotSpec:
+def resolve_spec(
+    store, traj_id: int, *, robot: str | None = None, model_path: str | None = None
+) -> RobotSpec:
     """The :class:`RobotSpec` used to read a trajectory's base and joints.
 
     ``robot`` (a name of :data:`trajopt_loader.robots.ROBOTS`) wins, then ``model_path``
@@ -84,15 +88,23 @@ def resolve_spec(store, traj_id: int, *, robot: str | None = None,
         if nq is None or nq < 7 or (nv is not None and nq - nv != 1):
             raise RobotSpecError(
                 f"{info.path}: cannot tell the base and joint layout (qpos {nq} wide, qvel {nv}); "
-                f"pass --robot (one of {sorted(ROBOTS)}) or --model PATH/TO/robot.xml.")
+                f"pass --robot (one of {sorted(ROBOTS)}) or --model PATH/TO/robot.xml."
+            )
         nv = nq - 1 if nv is None else nv
-        return RobotSpec(name="free-base", nq=nq, nv=nv, actuated_qpos_index=range(7, nq),
-                         actuated_qvel_index=range(6, nv),
-                         actuated_joints=tuple(f"qpos[{i}]" for i in range(7, nq)))
+        return RobotSpec(
+            name="free-base",
+            nq=nq,
+            nv=nv,
+            actuated_qpos_index=range(7, nq),
+            actuated_qvel_index=range(6, nv),
+            actuated_joints=tuple(f"qpos[{i}]" for i in range(7, nq)),
+        )
     if spec.nq != nq or (nv is not None and spec.nv != nv):
-        raise RobotSpecError(f"{info.path}: robot {spec.name!r} has nq={spec.nq}, nv={spec.nv} but "
-                             f"the data has qpos {nq}, qvel {nv} wide; pass the matching --robot "
-                             "or --model.")
+        raise RobotSpecError(
+            f"{info.path}: robot {spec.name!r} has nq={spec.nq}, nv={spec.nv} but "
+            f"the data has qpos {nq}, qvel {nv} wide; pass the matching --robot "
+            "or --model."
+        )
     return spec
 
 
@@ -105,8 +117,10 @@ def base_pose(qpos: np.ndarray, spec: RobotSpec, quat_order: str) -> tuple[np.nd
     q = reorder_quat(np.asarray(qpos[:, spec.base_quat_slice], np.float64), quat_order, "xyzw")
     bad = np.flatnonzero(np.linalg.norm(q, axis=1) < 1e-6)
     if bad.size:
-        raise RobotSpecError(f"base quaternion at step {int(bad[0])} has norm < 1e-6; is the base "
-                             "at qpos[3:7] (check --robot / --model)?")
+        raise RobotSpecError(
+            f"base quaternion at step {int(bad[0])} has norm < 1e-6; is the base "
+            "at qpos[3:7] (check --robot / --model)?"
+        )
     ypr = Rotation.from_quat(q).as_euler("ZYX")
     rpy = ypr[:, ::-1].copy()
     rpy[:, 2] = np.unwrap(rpy[:, 2])
@@ -155,8 +169,15 @@ def _flags(qpos, qvel, dt, model_path):
     return flags, frozen, mismatch
 
 
-def trajectory_view(store, traj, *, spec: RobotSpec | None = None, model_path: str | None = None,
-                    robot: str | None = None, refs: bool = False) -> TrajectoryView:
+def trajectory_view(
+    store,
+    traj,
+    *,
+    spec: RobotSpec | None = None,
+    model_path: str | None = None,
+    robot: str | None = None,
+    refs: bool = False,
+) -> TrajectoryView:
     """Read trajectory ``traj`` (traj_id or ``"source/motion/trajN"``) and derive what is plotted.
 
     Raises:
@@ -166,18 +187,20 @@ def trajectory_view(store, traj, *, spec: RobotSpec | None = None, model_path: s
     """
     info = store.info(traj)
     if "qpos" not in info.keys:
-        raise MissingKeyError(f"{info.path} has no 'qpos' (keys: {sorted(info.keys)}); plots "
-                              "need it.")
+        raise MissingKeyError(
+            f"{info.path} has no 'qpos' (keys: {sorted(info.keys)}); plots need it."
+        )
     spec = spec or resolve_spec(store, info.traj_id, robot=robot, model_path=model_path)
     conv = store.convention(info.source)
     qpos = np.asarray(store.read(info.traj_id, "qpos"), np.float64)
-    qvel = (np.asarray(store.read(info.traj_id, "qvel"), np.float64) if "qvel" in info.keys
-            else None)
+    qvel = np.asarray(store.read(info.traj_id, "qvel"), np.float64) if "qvel" in info.keys else None
     if qpos.shape[1] != spec.nq or (qvel is not None and qvel.shape[1] != spec.nv):
-        raise RobotSpecError(f"{info.path}: qpos {qpos.shape[1]} / qvel "
-                             f"{None if qvel is None else qvel.shape[1]} wide, but robot "
-                             f"{spec.name!r} has nq={spec.nq}, nv={spec.nv}; plot trajectories of "
-                             "one robot together.")
+        raise RobotSpecError(
+            f"{info.path}: qpos {qpos.shape[1]} / qvel "
+            f"{None if qvel is None else qvel.shape[1]} wide, but robot "
+            f"{spec.name!r} has nq={spec.nq}, nv={spec.nv}; plot trajectories of "
+            "one robot together."
+        )
     pos, rpy = base_pose(qpos, spec, conv.quat_order)
     flags, frozen, mismatch = _flags(qpos, qvel, info.dt, model_path)
     idx_q, idx_v = list(spec.actuated_qpos_index), list(spec.actuated_qvel_index)
@@ -185,16 +208,34 @@ def trajectory_view(store, traj, *, spec: RobotSpec | None = None, model_path: s
     ref = None
     if refs:
         if qvel is None:
-            raise MissingKeyError(f"{info.path} has no 'qvel'; the ref_* signals need it (export "
-                                  "with --derive-qvel --model MODEL.xml).")
+            raise MissingKeyError(
+                f"{info.path} has no 'qvel'; the ref_* signals need it (export "
+                "with --derive-qvel --model MODEL.xml)."
+            )
         from trajopt_loader.transforms.references import compute_references
 
-        ee = (np.asarray(store.read(info.traj_id, "ee_pos"), np.float64).reshape(
-            1, info.length, -1, 3) if "ee_pos" in info.keys else None)
+        ee = (
+            np.asarray(store.read(info.traj_id, "ee_pos"), np.float64).reshape(
+                1, info.length, -1, 3
+            )
+            if "ee_pos" in info.keys
+            else None
+        )
         out = compute_references(qpos[None], qvel[None], spec, (conv,), ee_pos=ee)
         ref = {k: v[0] for k, v in out.items() if np.ndim(v) >= 2}
     return TrajectoryView(
-        path=info.path, dt=float(info.dt), time=np.arange(info.length) * float(info.dt),
-        qpos=qpos, qvel=qvel, pos=pos, rpy=rpy, joint_names=tuple(names),
-        joint_pos=qpos[:, idx_q], joint_vel=None if qvel is None else qvel[:, idx_v],
-        flags=flags, frozen=frozen, vel_mismatch=mismatch, refs=ref)
+        path=info.path,
+        dt=float(info.dt),
+        time=np.arange(info.length) * float(info.dt),
+        qpos=qpos,
+        qvel=qvel,
+        pos=pos,
+        rpy=rpy,
+        joint_names=tuple(names),
+        joint_pos=qpos[:, idx_q],
+        joint_vel=None if qvel is None else qvel[:, idx_v],
+        flags=flags,
+        frozen=frozen,
+        vel_mismatch=mismatch,
+        refs=ref,
+    )

@@ -37,11 +37,15 @@ def gl_install_hint(backend: str | None = None) -> str:
     """One line: the ``MUJOCO_GL`` in use and the ``apt-get`` command that provides it."""
     backend = (backend or os.environ.get("MUJOCO_GL") or "glfw").lower()
     if backend in HEADLESS:
-        return (f"MUJOCO_GL={backend} needs the system OpenGL library; install it with: "
-                f"apt-get install -y {HEADLESS[backend]}")
-    return (f"MUJOCO_GL={backend!r} is not a headless backend; set MUJOCO_GL=egl (apt-get install "
-            f"-y {HEADLESS['egl']}) or MUJOCO_GL=osmesa (apt-get install -y "
-            f"{HEADLESS['osmesa']}) before MuJoCo is first imported.")
+        return (
+            f"MUJOCO_GL={backend} needs the system OpenGL library; install it with: "
+            f"apt-get install -y {HEADLESS[backend]}"
+        )
+    return (
+        f"MUJOCO_GL={backend!r} is not a headless backend; set MUJOCO_GL=egl (apt-get install "
+        f"-y {HEADLESS['egl']}) or MUJOCO_GL=osmesa (apt-get install -y "
+        f"{HEADLESS['osmesa']}) before MuJoCo is first imported."
+    )
 
 
 def load_render_model(model_path: str, width: int, height: int):
@@ -68,14 +72,16 @@ def make_renderer(model, width: int, height: int):
             "MuJoCo renders through GLFW, which needs a display (MUJOCO_GL was not egl/osmesa when "
             "mujoco was first imported); set MUJOCO_GL=egl in the environment before the first "
             f"`import mujoco` (apt-get install -y {HEADLESS['egl']}) or MUJOCO_GL=osmesa "
-            f"(apt-get install -y {HEADLESS['osmesa']}).")
+            f"(apt-get install -y {HEADLESS['osmesa']})."
+        )
     try:
         return mujoco.Renderer(model, height, width)
     except (ImportError, OSError, RuntimeError, AttributeError) as e:
         backend = chosen.rsplit(".", 1)[-1] if chosen in ("mujoco.egl", "mujoco.osmesa") else None
-        raise GLBackendError(f"MuJoCo cannot create an OpenGL context: {gl_install_hint(backend)} "
-                             f"(MuJoCo: {type(e).__name__}: {' '.join(str(e).split())[:160]})") \
-            from None
+        raise GLBackendError(
+            f"MuJoCo cannot create an OpenGL context: {gl_install_hint(backend)} "
+            f"(MuJoCo: {type(e).__name__}: {' '.join(str(e).split())[:160]})"
+        ) from None
 
 
 def frame_steps(length: int, dt: float, fps: float, max_frames: int | None = None) -> np.ndarray:
@@ -85,10 +91,20 @@ def frame_steps(length: int, dt: float, fps: float, max_frames: int | None = Non
     return steps[:max_frames] if max_frames is not None else steps
 
 
-def render_frames(store, trajs=(0,), model_path: str = "", *, ghost_key: str | None = None,
-                  width: int = 320, height: int = 240, fps: float = 30.0,
-                  max_frames: int | None = None, distance: float = 3.0, azimuth: float = 135.0,
-                  elevation: float = -15.0) -> np.ndarray:
+def render_frames(
+    store,
+    trajs=(0,),
+    model_path: str = "",
+    *,
+    ghost_key: str | None = None,
+    width: int = 320,
+    height: int = 240,
+    fps: float = 30.0,
+    max_frames: int | None = None,
+    distance: float = 3.0,
+    azimuth: float = 135.0,
+    elevation: float = -15.0,
+) -> np.ndarray:
     """Render trajectories side by side: uint8 ``[F, height, width * len(trajs), 3]`` RGB.
 
     Args:
@@ -122,8 +138,10 @@ def render_frames(store, trajs=(0,), model_path: str = "", *, ghost_key: str | N
         for key in keys:
             q = np.asarray(store.read(info.traj_id, key), np.float64)
             if q.shape[1] != model.nq:
-                raise ModelError(f"{info.path} {key} is {q.shape[1]} wide but {model_path!r} has "
-                                 f"nq={model.nq}; pass the model the data was made for.")
+                raise ModelError(
+                    f"{info.path} {key} is {q.shape[1]} wide but {model_path!r} has "
+                    f"nq={model.nq}; pass the model the data was made for."
+                )
             qs.append(qpos_to_mujoco(model, q, conv))
         clips.append((frame_steps(info.length, info.dt, fps, max_frames), qs))
     n_frames = max(len(s) for s, _ in clips)
@@ -147,15 +165,18 @@ def render_frames(store, trajs=(0,), model_path: str = "", *, ghost_key: str | N
                     mujoco.mj_forward(model, ghost)
                     scene = renderer.scene
                     first = scene.ngeom
-                    mujoco.mjv_addGeoms(model, ghost, option, perturb,
-                                        mujoco.mjtCatBit.mjCAT_DYNAMIC, scene)
+                    mujoco.mjv_addGeoms(
+                        model, ghost, option, perturb, mujoco.mjtCatBit.mjCAT_DYNAMIC, scene
+                    )
                     for g in range(first, scene.ngeom):
                         scene.geoms[g].rgba[3] = GHOST_ALPHA
-                out[f, :, p * width:(p + 1) * width] = renderer.render()
+                out[f, :, p * width : (p + 1) * width] = renderer.render()
     return out
 
 
-def write_video(frames: np.ndarray, path: str, fps: float = 30.0, *, frame: int | None = None) -> None:
+def write_video(
+    frames: np.ndarray, path: str, fps: float = 30.0, *, frame: int | None = None
+) -> None:
     """Write frames ``[F, H, W, 3]`` uint8 by extension: ``.mp4`` (H.264), ``.gif``, or ``.png``.
 
     ``.png`` writes one frame: ``frame`` (default the middle one).
@@ -168,16 +189,24 @@ def write_video(frames: np.ndarray, path: str, fps: float = 30.0, *, frame: int 
     if ext == ".mp4":
         imageio = require("imageio.v2", "writing MP4")
         require("imageio_ffmpeg", "writing MP4")
-        imageio.mimwrite(str(path), list(frames), fps=fps, codec="libx264", macro_block_size=2,
-                         quality=7)
+        imageio.mimwrite(
+            str(path), list(frames), fps=fps, codec="libx264", macro_block_size=2, quality=7
+        )
     elif ext in (".gif", ".png"):
         image = require("PIL.Image", f"writing {ext[1:].upper()}")
         if ext == ".png":
             image.fromarray(frames[len(frames) // 2 if frame is None else frame]).save(str(path))
         else:
             pics = [image.fromarray(f) for f in frames]
-            pics[0].save(str(path), save_all=True, append_images=pics[1:], loop=0,
-                         duration=max(20, int(round(1000.0 / fps))))
+            pics[0].save(
+                str(path),
+                save_all=True,
+                append_images=pics[1:],
+                loop=0,
+                duration=max(20, int(round(1000.0 / fps))),
+            )
     else:
-        raise ValueError(f"output {str(path)!r}: unknown extension {ext!r}; expected .mp4, .gif "
-                         "or .png (one frame).")
+        raise ValueError(
+            f"output {str(path)!r}: unknown extension {ext!r}; expected .mp4, .gif "
+            "or .png (one frame)."
+        )

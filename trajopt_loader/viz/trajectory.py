@@ -12,7 +12,7 @@ titled by its key name, one line per component.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -30,19 +30,36 @@ def _mark_flags(ax, view: TrajectoryView) -> None:
             continue
         edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
         for a, b in zip(edges[::2], edges[1::2]):
-            ax.axvspan(view.time[a] - view.dt / 2, view.time[b - 1] + view.dt / 2, color=color,
-                       alpha=0.3, lw=0)
+            ax.axvspan(
+                view.time[a] - view.dt / 2,
+                view.time[b - 1] + view.dt / 2,
+                color=color,
+                alpha=0.3,
+                lw=0,
+            )
 
 
 def _lines(ax, t, y, labels, style, colors=None, label_once=True):
     for j in range(y.shape[1]):
-        ax.plot(t, y[:, j], style, lw=1, color=None if colors is None else colors[j % len(colors)],
-                label=labels[j] if label_once else None)
+        ax.plot(
+            t,
+            y[:, j],
+            style,
+            lw=1,
+            color=None if colors is None else colors[j % len(colors)],
+            label=labels[j] if label_once else None,
+        )
 
 
-def plot_trajectories(store, trajs: Sequence = (0,), *, refs: bool = False,
-                      model_path: str | None = None, robot: str | None = None,
-                      width: float = 11.0):
+def plot_trajectories(
+    store,
+    trajs: Sequence = (0,),
+    *,
+    refs: bool = False,
+    model_path: str | None = None,
+    robot: str | None = None,
+    width: float = 11.0,
+):
     """A figure of trajectories ``trajs`` (traj_ids or ``"source/motion/trajN"`` paths).
 
     Args:
@@ -85,18 +102,34 @@ def plot_trajectories(store, trajs: Sequence = (0,), *, refs: bool = False,
         ax_xy.plot(v.pos[:, 0], v.pos[:, 1], color=color, lw=1.5, label=v.path)
         step = max(1, len(v.time) // MAX_ARROWS)
         yaw = v.rpy[::step, 2]
-        ax_xy.quiver(v.pos[::step, 0], v.pos[::step, 1], np.cos(yaw), np.sin(yaw), color=color,
-                     angles="xy", width=0.006, alpha=0.8)
+        ax_xy.quiver(
+            v.pos[::step, 0],
+            v.pos[::step, 1],
+            np.cos(yaw),
+            np.sin(yaw),
+            color=color,
+            angles="xy",
+            width=0.006,
+            alpha=0.8,
+        )
         ax_z.plot(v.time, v.pos[:, 2], color=color, lw=1.2, label=v.path)
         for j, (name, ls) in enumerate(zip(("roll", "pitch", "yaw"), STYLES)):
-            ax_rpy.plot(v.time, np.degrees(v.rpy[:, j]), ls, color=color, lw=1.2,
-                        label=name if k == 0 else None)
+            ax_rpy.plot(
+                v.time,
+                np.degrees(v.rpy[:, j]),
+                ls,
+                color=color,
+                lw=1.2,
+                label=name if k == 0 else None,
+            )
         _lines(ax_jp, v.time, v.joint_pos, v.joint_names, style, joint_colors, k == 0)
         if ax_jv is not None and v.joint_vel is not None:
             _lines(ax_jv, v.time, v.joint_vel, v.joint_names, style, joint_colors, False)
         for ax, key in zip(ax_refs, ref_keys):
             y = v.refs[key].reshape(len(v.time), -1)
-            _lines(ax, v.time, y, [f"[{i}]" for i in range(y.shape[1])], style, joint_colors, k == 0)
+            _lines(
+                ax, v.time, y, [f"[{i}]" for i in range(y.shape[1])], style, joint_colors, k == 0
+            )
         for ax in [ax_z, ax_rpy, ax_jp, ax_jv, *ax_refs]:
             if ax is not None:
                 _mark_flags(ax, v)
@@ -108,7 +141,9 @@ def plot_trajectories(store, trajs: Sequence = (0,), *, refs: bool = False,
     ax_rpy.set(title="base roll / pitch / yaw (ZYX; yaw unwrapped)", ylabel="deg")
     ax_rpy.legend(fontsize=7, loc="best", ncol=3)
     ax_jp.set(title="actuated joint positions", ylabel="rad (m for slides)")
-    ax_jp.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5), ncol=1 + spec.n_act // 12)
+    ax_jp.legend(
+        fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5), ncol=1 + spec.n_act // 12
+    )
     if ax_jv is not None:
         ax_jv.set(title="actuated joint velocities", ylabel="rad/s (m/s)")
     for ax, key in zip(ax_refs, ref_keys):
@@ -117,8 +152,13 @@ def plot_trajectories(store, trajs: Sequence = (0,), *, refs: bool = False,
             ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     (ax_refs[-1] if ax_refs else ax_jv if ax_jv is not None else ax_jp).set_xlabel("time (s)")
     flags = [f"{v.path}: {f}" for v in views for f in v.flags]
-    marks = "shaded: grey = qpos or qvel row repeats the previous one, red = qvel disagrees with dq/dt"
+    marks = (
+        "shaded: grey = qpos or qvel row repeats the previous one, red = qvel disagrees with dq/dt"
+    )
     styles = "; ".join(f"{STYLES[k % len(STYLES)]!r} {v.path}" for k, v in enumerate(views))
-    fig.suptitle(f"{store.path} — robot {spec.name}; line styles: {styles}\n{marks}\n"
-                 + ("flags: " + "; ".join(flags) if flags else "flags: none"), fontsize=8)
+    fig.suptitle(
+        f"{store.path} — robot {spec.name}; line styles: {styles}\n{marks}\n"
+        + ("flags: " + "; ".join(flags) if flags else "flags: none"),
+        fontsize=8,
+    )
     return fig
