@@ -68,6 +68,7 @@ from trajopt_loader.pipeline.dataset import make_dataset
 from trajopt_loader.pipeline.device import device_iterator
 from trajopt_loader.robots import cassie
 from trajopt_loader.store import TrajectoryStore, export_npz
+from trajopt_loader.store.layout import BODY_KEYS
 from trajopt_loader.transforms.references_bodies import store_body_names
 
 PHYSICS_DT = 0.0025  # s, mjx.step substep
@@ -89,7 +90,6 @@ SCALES = {
     "base_ori": 2.0,
     "body_pos": 10.0 / 25,  # per squared metre summed over the 25 Cassie bodies
 }
-BODY_KEYS = ("body_pos", "body_quat", "body_lin_vel", "body_ang_vel")
 ADAPTIVE_BIN_STEPS = 8  # steps per failure bin with --adaptive (4 bins per ~32-step stride)
 TERMINATE_M = 0.3  # base position error (m) that ends an episode
 
