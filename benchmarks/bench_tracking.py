@@ -1,6 +1,6 @@
 r"""What streaming costs an MJX tracking env: env-steps/s fed by ``device_iterator`` vs resident.
 
-    python benchmarks/bench_tracking.py [--num-envs 32] [--window-size 32] [--windows 20]
+    python benchmarks/bench_tracking.py [--num-envs 32] [--window-size 32] [--windows 20] [--bodies]
         [--repeats 3] [--physics] [--store STORE] [--data ../shared/data]
 
 The consumer is ``examples/mjx_tracking.py``'s jitted per-window rollout of Cassie (RSI on
@@ -16,6 +16,8 @@ minimum of ``--repeats`` interleaved runs, two ways in one run:
 
 and printed as env-steps/s (``num_envs * window_size`` per window) with streaming / resident.
 Without ``--store``, ``aslip_walk`` is exported (``qvel`` derived) to a temporary store.
+``--bodies``: exported with every body's state, streamed with the ``ref_body_*`` keys, and the
+reward with the body position term (the host pipeline's extra cost shows in streaming).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import numpy as np
 from trajopt_loader.pipeline.dataset import make_dataset
 from trajopt_loader.pipeline.device import device_iterator
 from trajopt_loader.store import TrajectoryStore
+from trajopt_loader.transforms.references_bodies import store_body_names
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "mjx_tracking.py"
 
@@ -64,17 +67,23 @@ def main(argv=None) -> None:
     parser.add_argument("--windows", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--physics", action="store_true")
+    parser.add_argument("--bodies", action="store_true", help="body states + body reward term")
     args = parser.parse_args(argv)
     ex = _example()
     with tempfile.TemporaryDirectory() as tmp:
-        store_path = args.store or ex.export_aslip(args.data, Path(tmp) / "cassie.zarr")
+        store_path = args.store or ex.export_aslip(
+            args.data, Path(tmp) / "cassie.zarr", args.bodies
+        )
         store = TrajectoryStore(str(store_path))
         tracker = ex.Tracker(
             args.data / "cassie" / "cassie.xml",
             float(np.nanmedian(store.dts)),
             physics=args.physics,
+            body_names=store_body_names(store) if args.bodies else None,
         )
-        config = ex.tracking_config(store_path, args.num_envs, args.window_size, None)
+        config = ex.tracking_config(
+            store_path, args.num_envs, args.window_size, None, bodies=args.bodies
+        )
         carry = tracker.initial_carry(args.num_envs)
         ds = make_dataset(config, store)
         resident = [
@@ -86,7 +95,8 @@ def main(argv=None) -> None:
         print(
             f"compile + first window: {time.perf_counter() - t0:.1f} s "
             f"({'physics' if args.physics else 'kinematics only'}, {args.num_envs} envs, "
-            f"W={args.window_size}, {jax.devices()[0].platform})"
+            f"W={args.window_size}, {'bodies, ' if args.bodies else ''}"
+            f"{jax.devices()[0].platform})"
         )
         times = {"resident": [], "streaming": []}
         with device_iterator(ds) as stream:

@@ -1,5 +1,7 @@
 """examples/mjx_tracking.py in kinematics-only mode: after RSI the env-side quantities computed
-by MuJoCo (MJX and mj_kinematics) equal the references the stream delivered."""
+by MuJoCo (MJX and mj_kinematics) equal the references the stream delivered, body positions
+included; the early terminations reported to the adaptive sampler land in the hand-computed
+(trajectory, bin) statistics."""
 
 import importlib.util
 from pathlib import Path
@@ -67,3 +69,91 @@ def test_kinematics_loop_references_match_mujoco_after_rsi(shared_data, tmp_path
                     mujoco.mj_kinematics(host, data)
                     np.testing.assert_allclose(o["base_pos"][t, e], data.xpos[pelvis], atol=1e-5)
             np.testing.assert_allclose(o["reward"], 1.0, atol=1e-4)  # a perfect tracker
+
+
+@pytest.mark.slow
+def test_body_term_is_exact_after_rsi(shared_data, tmp_path):
+    """With exported body states: MJX ``xpos`` of the stored bodies equals ``ref_body_pos`` after
+    RSI and every kinematic step, the body term is at its maximum 1, and MuJoCo agrees."""
+    from trajopt_loader.transforms.references_bodies import store_body_names
+
+    ex = _example()
+    store_path = ex.export_aslip(shared_data, tmp_path / "cassie.zarr", bodies=True)
+    store = TrajectoryStore(str(store_path))
+    E, W = 2, 3
+    config = ex.tracking_config(store_path, E, W, num_batches=1, bodies=True)
+    xml = shared_data / "cassie" / "cassie.xml"
+    names = store_body_names(store)
+    tracker = ex.Tracker(xml, float(np.nanmedian(store.dts)), body_names=names)
+    host = mujoco.MjModel.from_xml_path(str(xml))
+    data = mujoco.MjData(host)
+    ids = [host.body(n).id for n in names]
+    assert len(names) == host.nbody - 1  # "all": every body but the world
+    with device_iterator(make_dataset(config, store, 0, 1)) as it:
+        batch = next(it)
+        _, out = tracker.window(tracker.initial_carry(E), batch)
+        b = {key: np.asarray(v) for key, v in batch.items()}
+        o = {key: np.asarray(v) for key, v in out.items()}
+    assert o["reset"][0].all() and o["body_pos"].shape == (W, E, len(names), 3)
+    for t in range(W):
+        np.testing.assert_allclose(o["body_pos"][t], b["ref_body_pos"][:, t + 1], atol=2e-5)
+        for e in range(E):  # MuJoCo (float64) on the same state
+            data.qpos[:] = b["qpos"][e, t + 1]
+            mujoco.mj_kinematics(host, data)
+            np.testing.assert_allclose(b["ref_body_pos"][e, t + 1], data.xpos[ids], atol=2e-5)
+    np.testing.assert_allclose(o["body_term"], 1.0, atol=1e-6)
+    np.testing.assert_allclose(o["reward"], 1.0, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_adaptive_reports_fold_into_the_failing_bins(shared_data, tmp_path):
+    """The lagging kinematic tracker (state one step behind) terminates where the reference
+    base moves more than ``terminate_m`` per step; the first such window step per env is
+    reported, and the statistics hold ``ema_rate * (1 - ema_rate)**age`` times the failures of
+    each (trajectory, bin) computed by hand from the batches."""
+    ex = _example()
+    store_path = ex.export_aslip(shared_data, tmp_path / "cassie.zarr")
+    store = TrajectoryStore(str(store_path))
+    E, W, n, thr = 8, 8, 3, 0.02
+    config = ex.tracking_config(store_path, E, W, num_batches=n, seed=3, adaptive=True)
+    tracker = ex.Tracker(
+        shared_data / "cassie" / "cassie.xml",
+        float(np.nanmedian(store.dts)),
+        lagging=True,
+        terminate_m=thr,
+    )
+    carry = tracker.initial_carry(E)
+    ds = make_dataset(config, store, 0, 1)
+    expected: dict[tuple[int, int], float] = {}
+    outcomes = set()  # both failing and surviving envs occur
+    rate = config.adaptive.ema_rate
+    with device_iterator(ds) as it:
+        for _ in range(n):
+            batch = next(it)
+            carry, out = tracker.window(carry, batch)
+            failed, fail_step = ex.first_failures(out["done"])
+            it.report_failures(failed, fail_step)
+            b = {key: np.asarray(v) for key, v in batch.items()}
+            # by hand: the state after step t is the reference at t, compared with t + 1
+            moved = np.linalg.norm(np.diff(b["ref_base_local_pos"], axis=1), axis=-1)
+            done = b["valid"][:, 1:] & (moved > thr)  # [E, W]
+            np.testing.assert_array_equal(failed, done.any(axis=1))
+            outcomes.update(failed.tolist())
+            np.testing.assert_array_equal(fail_step[failed], done.argmax(axis=1)[failed])
+            for key in expected:
+                expected[key] *= 1.0 - rate
+            for e in np.flatnonzero(failed):
+                step = int(b["step"][e, fail_step[e]])
+                cell = (int(b["traj_id"][e]), step // ex.ADAPTIVE_BIN_STEPS)
+                expected[cell] = expected.get(cell, 0.0) + rate
+        assert outcomes == {True, False} and ds.feedback.folded == n  # every report accepted
+    stats = ds.feedback.statistics()
+    layout = ds.feedback.layout
+    eligible = np.unique(store.select(motions=("aslip_walk",)))
+    got = {
+        (int(eligible[layout.owner[i]]), int(layout.first[i]) // ex.ADAPTIVE_BIN_STEPS): stats[i]
+        for i in np.flatnonzero(stats)
+    }
+    assert got.keys() == expected.keys()
+    for cell, value in expected.items():
+        np.testing.assert_allclose(got[cell], value, rtol=1e-12)
