@@ -111,6 +111,7 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(1)
     traj = rng.integers(0, N_TRAJ, n_env)
     start = rng.integers(0, LENGTH, n_env)
+    envs = range(n_env)
     for dtype, buffer_size in (("float64", 128), ("float32", 128), ("float64", 1)):
         with tempfile.TemporaryDirectory() as tmp:
             _write(Path(tmp) / "npz", dtype)
@@ -122,8 +123,10 @@ def main(argv=None) -> dict:
                 env_to_traj=dict(enumerate(traj.tolist())),
                 env_to_step=dict(enumerate(start.tolist())),
             )
-            envs = range(n_env)
-            vec = lambda: ds.fetch_window(envs, "qpos", w)  # noqa: E731
+
+            def vec(ds=ds):
+                return ds.fetch_window(envs, "qpos", w)
+
             ref = vec()
             mode = "whole" if ds.store.cache_info()["whole_keys"] else "chunk LRU"
             size = N_TRAJ * LENGTH * (NQ + NV) * np.dtype(dtype).itemsize / 2**20
@@ -137,7 +140,7 @@ def main(argv=None) -> dict:
                 flats, offsets = ds.store.cache.whole("qpos")
                 flat, lengths = flats[0], ds.traj_lengths
 
-                def tight():
+                def tight(flat=flat, offsets=offsets, lengths=lengths):
                     out = np.empty((n_env, w, NQ), flat.dtype)
                     for e in range(n_env):
                         off, n, s = offsets[traj[e]], lengths[traj[e]], start[e]
@@ -145,7 +148,7 @@ def main(argv=None) -> dict:
                             out[e, k] = flat[off + (s + k) % n]
                     return out
 
-                def seed_style():
+                def seed_style(ds=ds, flat=flat, offsets=offsets):
                     per_t = []
                     for k in range(w):
                         rows = []
@@ -164,7 +167,7 @@ def main(argv=None) -> dict:
                 for name, fn in (
                     ("tight loop", tight),
                     ("seed-style loop", seed_style),
-                    ("seed algorithm", lambda: seed.fetch_window(envs, w)),
+                    ("seed algorithm", lambda seed=seed: seed.fetch_window(envs, w)),
                 ):
                     np.testing.assert_array_equal(fn(), ref)
                     line[name] = _time(fn, max(1, args.repeats // 5))

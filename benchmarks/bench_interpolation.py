@@ -108,10 +108,10 @@ def main() -> None:
             control = _element(controls, E, args.window, rng)
             row = _median_ms(
                 [
-                    lambda: plain.map(stored),
-                    lambda: tables.map(control),
-                    lambda: per_batch.map(control),
-                    lambda: lerp_only.map(control),
+                    lambda stored=stored: plain.map(stored),
+                    lambda control=control: tables.map(control),
+                    lambda control=control: per_batch.map(control),
+                    lambda control=control: lerp_only.map(control),
                 ],
                 args.batches,
             )

@@ -125,7 +125,7 @@ def test_int64_beyond_int32_raises_and_int64_in_range_is_cast():
 
     ds = grain.MapDataset.range(4).map(with_index).to_iter_dataset(NO_POOL)
     with device_iterator(ds) as it:
-        for k in range(2):
+        for _ in range(2):
             frame = next(it)["frame"]
             assert frame.dtype == jnp.int32
             np.testing.assert_array_equal(np.asarray(frame), [0, 5, 2**31 - 1])

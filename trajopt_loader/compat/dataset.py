@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import (
     ConfigError,
     EnvNotAssignedError,
