@@ -55,12 +55,12 @@ def make_step(keys, hidden: int):
     @jax.jit
     def step(params, batch):
         loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-        return [p - 1e-4 * g for p, g in zip(params, grads)], loss
+        return [p - 1e-4 * g for p, g in zip(params, grads, strict=True)], loss
 
     def init(n_in: int, n_out: int):
         ks = jax.random.split(jax.random.key(0), 3)
         sizes = [(n_in, hidden), (hidden, hidden), (hidden, n_out)]
-        return [jax.random.normal(k, s) / np.sqrt(s[0]) for k, s in zip(ks, sizes)]
+        return [jax.random.normal(k, s) / np.sqrt(s[0]) for k, s in zip(ks, sizes, strict=True)]
 
     return step, init
 

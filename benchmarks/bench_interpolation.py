@@ -49,7 +49,7 @@ def _median_ms(fns, batches: int) -> list[float]:
         fn()
     times = [[] for _ in fns]
     for _ in range(batches):
-        for fn, spent in zip(fns, times):
+        for fn, spent in zip(fns, times, strict=True):
             t = time.perf_counter()
             fn()
             spent.append(time.perf_counter() - t)

@@ -108,7 +108,7 @@ def oracle(data: Path, file_of_env, start_of_env, n_windows: int, window: int) -
     """The same recurrence in float64 on the ``.npz`` rows (steps wrapped modulo the length)."""
     files = {f: np.load(data / MOTION / f) for f in set(file_of_env)}
     carry = np.zeros(len(file_of_env))
-    for e, (f, s) in enumerate(zip(file_of_env, start_of_env)):
+    for e, (f, s) in enumerate(zip(file_of_env, start_of_env, strict=True)):
         qpos, qvel = files[f]["qpos"], files[f]["qvel"]
         for t in (s + np.arange(n_windows * window)) % len(qpos):
             carry[e] = 0.5 * carry[e] + qpos[t, :6] @ qvel[t, :6] + qpos[t, 2]

@@ -77,7 +77,9 @@ def turn(qpos, qvel, yaw_deg):
     body-frame angular velocities unchanged."""
     qpos, qvel = np.array(qpos, np.float64), np.array(qvel, np.float64)
     qz = quat(np.radians(yaw_deg))
-    for q, v in zip(qpos.reshape(-1, qpos.shape[-1]), qvel.reshape(-1, qvel.shape[-1])):
+    for q, v in zip(
+        qpos.reshape(-1, qpos.shape[-1]), qvel.reshape(-1, qvel.shape[-1]), strict=True
+    ):
         for vec in (q[0:3], v[0:3]):
             mujoco.mju_rotVecQuat(vec, vec.copy(), qz)
         mujoco.mju_mulQuat(q[3:7], qz, q[3:7].copy())

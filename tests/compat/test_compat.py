@@ -199,12 +199,12 @@ def test_fetch_mixed_steps_paths_and_ints(small):
     assert ds.env_traj_ids.tolist() == [0, 2, 1, 2, 0, 1] and ds.env_steps[1] == 11
     traj, steps = [0, 2, 1, 2, 0, 1], [9, 11, 0, 5, 3, 6]
     for key in ("qvel", "qpos"):
-        want = np.stack([oracle[t][key][s] for t, s in zip(traj, steps)])
+        want = np.stack([oracle[t][key][s] for t, s in zip(traj, steps, strict=True)])
         np.testing.assert_array_equal(ds.fetch(range(6), key=key), want)
     np.testing.assert_array_equal(ds.fetch([3, 1], "qpos"), oracle[2]["qpos"][[5, 11]])
     win = ds.fetch_window(range(6), key="qpos", window_size=1)
     np.testing.assert_array_equal(
-        win[:, 0], np.stack([oracle[t]["qpos"][s] for t, s in zip(traj, steps)])
+        win[:, 0], np.stack([oracle[t]["qpos"][s] for t, s in zip(traj, steps, strict=True)])
     )
     win = ds.fetch_window([2, 3], "qvel")  # cfg window_size 4
     np.testing.assert_array_equal(win, np.stack([oracle[1]["qvel"][0:4], oracle[2]["qvel"][5:9]]))
@@ -309,7 +309,7 @@ def test_random_jumps_and_key_orders_match_oracle(tmp_path, regime):
         envs = rng.choice(n_env, rng.integers(1, n_env + 1), replace=False)
         if rng.random() < 0.3:
             new = rng.integers(0, 4, envs.size)
-            ds.update_references(env_to_traj=dict(zip(envs.tolist(), new.tolist())))
+            ds.update_references(env_to_traj=dict(zip(envs.tolist(), new.tolist(), strict=True)))
             traj[envs] = new
         jump = (
             rng.integers(-(10**6), 10**6, envs.size)
@@ -317,7 +317,9 @@ def test_random_jumps_and_key_orders_match_oracle(tmp_path, regime):
             else rng.integers(0, 3, envs.size)
         )
         steps[envs] += jump
-        ds.update_references(env_to_step=dict(zip(envs.tolist(), steps[envs].tolist())))
+        ds.update_references(
+            env_to_step=dict(zip(envs.tolist(), steps[envs].tolist(), strict=True))
+        )
         for key in rng.permutation(["qpos", "qvel"]):
             w = int(rng.integers(1, 80))
             got = ds.fetch_window(envs, key, window_size=w)

@@ -79,7 +79,7 @@ def test_batches_equal_plain_numpy_oracle(synth, schedule, stride, allow_wrap, e
             "episode_loop",
         ):
             np.testing.assert_array_equal(batch[f], element[f])
-        for e, (i, s) in enumerate(zip(batch["traj_id"], batch["start"])):
+        for e, (i, s) in enumerate(zip(batch["traj_id"], batch["start"], strict=True)):
             L = lengths[i]
             t = s + np.arange(W)
             want_step = t % L if end_policy == "wrap" else np.minimum(t, L - 1)
@@ -154,7 +154,9 @@ def test_same_config_and_seed_same_stream(synth, schedule):
         read_threads=2,
     )
     for a, b in zip(
-        _take(make_dataset(config, store, 0, 1), 8), _take(make_dataset(config, store, 0, 1), 8)
+        _take(make_dataset(config, store, 0, 1), 8),
+        _take(make_dataset(config, store, 0, 1), 8),
+        strict=True,
     ):
         _same(a, b)
     other = _take(
@@ -173,7 +175,7 @@ def test_same_config_and_seed_same_stream(synth, schedule):
     )
     assert any(
         not np.array_equal(x["start"], y["start"]) or not np.array_equal(x["traj_id"], y["traj_id"])
-        for x, y in zip(other, _take(make_dataset(config, store, 0, 1), 8))
+        for x, y in zip(other, _take(make_dataset(config, store, 0, 1), 8), strict=True)
     )
 
 

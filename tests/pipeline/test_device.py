@@ -393,7 +393,7 @@ def test_two_processes_build_global_arrays_from_local_batches():
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+    for i, (p, (out, err)) in enumerate(zip(procs, outs, strict=True)):
         assert p.returncode == 0, err[-3000:]
         assert f"MULTIPROCESS-OK {i} 3" in out
 

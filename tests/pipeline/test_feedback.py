@@ -71,7 +71,7 @@ def run(it, store, n, report=hard):
 
 def same(a, b):
     assert len(a) == len(b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         for key in x:
             np.testing.assert_array_equal(x[key], y[key], err_msg=key)
 
@@ -91,7 +91,7 @@ def test_same_reports_give_identical_batches_and_the_sampler_concentrates(store)
         report=lambda b, s: (np.zeros(E, bool), np.zeros(E, np.int64)),
     )
     same(a[:LAG], c[:LAG])  # batches 0..lag-1 use no report at all
-    assert any((x["start"] != y["start"]).any() for x, y in zip(a[LAG:], c[LAG:]))
+    assert any((x["start"] != y["start"]).any() for x, y in zip(a[LAG:], c[LAG:], strict=True))
 
 
 def test_batch_k_uses_only_reports_up_to_k_minus_lag(store):

@@ -223,7 +223,7 @@ def _id_ranges(ids: np.ndarray) -> str:
         return "none"
     breaks = np.flatnonzero(np.diff(ids) != 1)
     starts, ends = np.r_[ids[0], ids[breaks + 1]], np.r_[ids[breaks], ids[-1]]
-    return ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in zip(starts, ends))
+    return ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in zip(starts, ends, strict=True))
 
 
 def check_store_model(config, store) -> None:

@@ -94,7 +94,7 @@ def _unknown_dt_message(config, store, ids, dts, selection: str) -> str:
 def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
     """Known rates beyond DT_TOLERANCE: each motion's groups of one rate, and the fixes."""
     infos = [store.trajectories[int(i)] for i in ids]
-    by_id = dict(zip(ids.tolist(), infos))
+    by_id = dict(zip(ids.tolist(), infos, strict=True))
 
     def names(group, total) -> str:
         if len(group) == total:
@@ -107,7 +107,7 @@ def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
         return f"{lo} s" if lo == hi else f"{lo}-{hi} s"
 
     motions = {}
-    for info, dt in zip(infos, dts):
+    for info, dt in zip(infos, dts, strict=True):
         motions.setdefault(f"{info.source}/{info.motion}", []).append((info.traj_id, dt))
     lines = []
     for motion, rows in motions.items():

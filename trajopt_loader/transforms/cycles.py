@@ -123,7 +123,7 @@ def _turn_bodies(batch, out, moved, cos, sin, cos_h, sin_h, sign) -> None:
         arr = np.array(batch["body_quat"])
         cols = [1, 2, 3, 0]  # x, y, z, w of wxyz
         new = yaw_pairs(*(arr[..., i].astype(np.float64) for i in cols), grid(cos_h), grid(sin_h))
-        for i, value in zip(cols, new):
+        for i, value in zip(cols, new, strict=True):
             np.multiply(value, grid(sign), out=arr[..., i], where=grid(moved), casting="unsafe")
         out["body_quat"] = arr
 
@@ -236,7 +236,7 @@ class ContinueCycles(grain.transforms.Map):
                 cols = [3 + i for i in (range(4) if xyzw else XYZW_FROM_WXYZ)]  # x, y, z, w
                 rows = moved & (flags[:, 0] == xyzw)[:, None]
                 new = yaw_pairs(*(qpos[..., i].astype(np.float64) for i in cols), cos_h, sin_h)
-                for i, value in zip(cols, new):
+                for i, value in zip(cols, new, strict=True):
                     np.multiply(value, sign, out=qpos[..., i], where=rows, casting="unsafe")
             out["qpos"] = qpos
             self._check_resolution(qpos.dtype, float(np.abs(tx).max() + np.abs(ty).max()))

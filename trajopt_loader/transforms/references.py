@@ -142,7 +142,9 @@ def fill_index(valid: np.ndarray) -> np.ndarray:
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple, fix: str) -> None:
-    if arr.ndim != len(shape) or any(s is not None and a != s for a, s in zip(arr.shape, shape)):
+    if arr.ndim != len(shape) or any(
+        s is not None and a != s for a, s in zip(arr.shape, shape, strict=True)
+    ):
         want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
         raise ReferenceInputError(f"{name} has shape {arr.shape}; expected {want}. {fix}")
 
