@@ -1,4 +1,5 @@
-r"""Does streaming cost the training step anything? Step time fed by ``device_iterator`` vs resident data.
+r"""Does streaming cost the training step anything? Step time fed by ``device_iterator`` vs resident
+data.
 
     python benchmarks/bench_device_overlap.py [--zarr_path STORE --keys qpos,qvel] [--num_envs 256]
         [--window_size 32] [--hidden 64] [--steps 30] [--repeats 5] [--digit N]
@@ -66,7 +67,8 @@ def make_step(keys, hidden: int):
 
 
 def time_run(step, params, batches) -> float:
-    """Seconds for running ``step`` over the iterable ``batches`` (until it ends), blocked at the end."""
+    """Seconds for running ``step`` over the iterable ``batches`` (until it ends), blocked at the
+    end."""
     t0 = time.perf_counter()
     for batch in batches:
         params, loss = step(params, batch)
@@ -193,7 +195,8 @@ def main(argv=None) -> dict[str, list[float]]:
     print(
         f"device overlap: {jax.devices()[0].platform} x{jax.device_count()}, "
         f"{args.num_envs} envs x {args.window_size} steps, keys {args.keys}, MLP width "
-        f"{args.hidden}, {args.steps} steps, median of {args.repeats}, {batch_bytes / 1e6:.2f} MB/batch"
+        f"{args.hidden}, {args.steps} steps, median of {args.repeats}, "
+        f"{batch_bytes / 1e6:.2f} MB/batch"
     )
     print(table(runs, config, batch_bytes))
     return runs

@@ -16,8 +16,8 @@ trajectory and start step, and times reading ``qpos`` windows ``[envs, window, 6
 
 with the default budget (``buffer_size`` 128: the dataset is held whole) for float64 rows and for
 float32 rows (what the seed exported), and with ``buffer_size`` 1 (a budget below the chunks the
-envs touch: LRU of time-chunks, re-decoded on every read). Results are checked equal before timing; times are the best of ``--repeats`` calls (the loops:
-of ``repeats // 5``).
+envs touch: LRU of time-chunks, re-decoded on every read). Results are checked equal before timing;
+times are the best of ``--repeats`` calls (the loops: of ``repeats // 5``).
 ``fetch_window`` is a memory-bound copy (``np.take``); the loops pay ~1 us of Python per row.
 """
 
@@ -62,7 +62,8 @@ def _write(root: Path, dtype) -> None:
 class _SeedAlgorithm:
     """The predecessor's ``fetch_window`` (per window step: per env, wrap, a per-env buffer of
     ``buffer_size`` rows refilled around the step on a miss, ``np.stack``), reading the same decoded
-    cache array instead of zarr; buffers persist across calls, so repeated windows are buffer hits."""
+    cache array instead of zarr; buffers persist across calls, so repeated windows are buffer
+    hits."""
 
     def __init__(self, flat, offsets, lengths, traj_ids, steps, buffer_size: int):
         self.flat, self.offsets, self.lengths = flat, offsets, lengths

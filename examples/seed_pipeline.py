@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python examples/seed_pipeline.py                                  # ../shared/data, else bundled sample
+    python examples/seed_pipeline.py  # ../shared/data, else bundled sample
     python examples/seed_pipeline.py --data ../shared/data/cassie/trajopt --windows 20 --num-envs 64
 
 Steps: export the ``agility_reference`` motion (MuJoCo data: ``convention="mujoco"``) with
@@ -143,8 +143,8 @@ def stream(data: Path, out_dir: str, num_envs: int, window: int, n_windows: int)
     want = oracle(data, [files[t] for t in traj], start, n_windows, window)
     err = float(np.max(np.abs(np.asarray(carry) - want)))
     print(
-        f"{n_windows} windows of [{num_envs}, {window}, ...]: scan result {np.asarray(carry)[:3]} ...; "
-        f"max |jax - numpy oracle| = {err:.2e}"
+        f"{n_windows} windows of [{num_envs}, {window}, ...]: scan result "
+        f"{np.asarray(carry)[:3]} ...; max |jax - numpy oracle| = {err:.2e}"
     )
     return err
 

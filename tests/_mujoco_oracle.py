@@ -46,8 +46,9 @@ def random_state(m, rng, yaw_deg=None):
 
 
 def mj_truth(m, qpos, qvel, spec):
-    """MuJoCo's base rotation, body-frame [ang, lin] velocity of the base body frame, site positions.
-    mjOBJ_XBODY is the body frame (xpos/xmat); mjOBJ_BODY would be the inertial frame (xipos)."""
+    """MuJoCo's base rotation, body-frame [ang, lin] velocity of the base body frame, site
+    positions. mjOBJ_XBODY is the body frame (xpos/xmat); mjOBJ_BODY would be the inertial frame
+    (xipos)."""
     d = mujoco.MjData(m)
     d.qpos[:], d.qvel[:] = qpos, qvel
     mujoco.mj_forward(m, d)

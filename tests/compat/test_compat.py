@@ -418,7 +418,8 @@ def test_digit_refs_from_fetched_window(tmp_path):
         refs["ref_base_robot_ang_vel"], np.tile([0, 0, 0.5], (8, 1)), atol=1e-12
     )
     assert refs["ref_len"].tolist() == [8] and "ref_local_ee_pos" not in refs
-    # Read as MuJoCo data the same rows would give a rotated linear velocity: the convention matters.
+    # Read as MuJoCo data the same rows would give a rotated linear velocity: the convention
+    # matters.
     wrong = build_refs_from_window(qpos[1], qvel[1], spec, convention=MUJOCO)
     assert not np.allclose(wrong["ref_base_robot_lin_vel"], refs["ref_base_robot_lin_vel"])
     r = Rotation.from_quat(qpos[1, 0, 3:7])  # scipy reads xyzw: the stored order is Pinocchio's
@@ -426,7 +427,7 @@ def test_digit_refs_from_fetched_window(tmp_path):
 
 
 #: The predecessor's documented flow (its README's five steps), verbatim but for the import line
-#: and the two placeholder paths, filled in from NPZ_DIR / OUT_DIR.
+#: and the two placeholder paths, filled in from NPZ_DIR / OUT_DIR (kept verbatim: long lines too).
 PREDECESSOR_FLOW = """
 from trajopt_loader import (TrajoptLoader, VectorizedTrajectoryDataset, DoubleBufferStreamer,
                             DigitRefSpec, build_refs_from_window)
@@ -447,7 +448,7 @@ def host_fetch_window():
 with DoubleBufferStreamer(window_fn=host_fetch_window) as streamer:
     batch = streamer.next_window()
     batch2 = streamer.next_window()
-"""
+"""  # noqa: E501 (verbatim text)
 
 
 def test_predecessor_flow_on_dt_less_files_12_trajectories_64_envs(tmp_path):

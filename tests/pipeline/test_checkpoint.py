@@ -1,5 +1,5 @@
-"""Tests of trajopt_loader.pipeline.checkpoint: JSON state files, Orbax manager, bit-identical resume
-with batches in the prefetch buffers."""
+"""Tests of trajopt_loader.pipeline.checkpoint: JSON state files, Orbax manager, bit-identical
+resume with batches in the prefetch buffers."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ E, W, N = 3, 8, 16
 
 
 def make_batch(k: int) -> dict[str, np.ndarray]:
-    """Batch k: env e reads trajectory (k + e) % 4 at steps [(k * W) % 32, + W) — real aslip windows."""
+    """Batch k: env e reads trajectory (k + e) % 4 at steps [(k * W) % 32, + W) — real aslip
+    windows."""
     traj = (k + np.arange(E)) % len(QPOS)
     steps = (k * W + np.arange(W)) % QPOS.shape[1]
     return {"qpos": QPOS[traj][:, steps], "traj_id": traj.astype(np.int32), "chunk": np.int64(k)}

@@ -39,7 +39,8 @@ NO_POOL = grain.ReadOptions(
 
 
 def make_batch(k: int) -> dict[str, np.ndarray]:
-    """Batch k (the oracle): real Cassie qpos windows, env e reads steps (k*W + e + [0, W)) mod T."""
+    """Batch k (the oracle): real Cassie qpos windows, env e reads steps (k*W + e + [0, W)) mod
+    T."""
     steps = (k * W + np.arange(E)[:, None] + np.arange(W)[None, :]) % len(QPOS)
     return {
         "qpos": QPOS[steps],  # [E, W, 35] float64

@@ -1,5 +1,5 @@
-"""Stream fingerprints (trajopt_loader.pipeline.fingerprint): exact records, and set_state refusing a
-state saved for another config or other store data, before the pipeline moves."""
+"""Stream fingerprints (trajopt_loader.pipeline.fingerprint): exact records, and set_state refusing
+a state saved for another config or other store data, before the pipeline moves."""
 
 from __future__ import annotations
 
@@ -225,9 +225,9 @@ def test_appended_motion_refuses_streams_that_play_it_only(walk, make_npz_tree):
         (
             {"assignment": "explicit", "traj_ids": (1,)},
             "store index changed: 2 played trajectories → "
-            "1, first difference at position 0: saved traj_id 0 = s/walk/traj0 (20 steps, dt 0.01 s, "
-            "from 'traj_0.npz'), now traj_id 1 = s/walk/traj1 (12 steps, dt 0.01 s, from "
-            "'traj_1.npz')",
+            "1, first difference at position 0: saved traj_id 0 = s/walk/traj0 "
+            "(20 steps, dt 0.01 s, from 'traj_0.npz'), now traj_id 1 = s/walk/traj1 "
+            "(12 steps, dt 0.01 s, from 'traj_1.npz')",
         ),
     ],
 )

@@ -123,7 +123,8 @@ def batches(robot):
 
 def _mj_state(q, v, conv):
     """MuJoCo-convention copy of a state given in ``conv`` (MuJoCo's functions do the rotation,
-    with the quaternion normalized as ``mj_kinematics`` does; recorded ones are not exactly unit)."""
+    with the quaternion normalized as ``mj_kinematics`` does; recorded ones are not exactly
+    unit)."""
     q, v = np.array(q, np.float64), np.array(v, np.float64)
     if conv == "pin":
         q[3:7] = q[[6, 3, 4, 5]]
@@ -176,7 +177,8 @@ def _mat(roll, pitch, yaw):
 
 
 def check(refs, want, atol, keys=ALL_KEYS):
-    """``refs [T, ...]`` against :func:`truth`; (roll, pitch, yaw) keys as MuJoCo rotation matrices."""
+    """``refs [T, ...]`` against :func:`truth`; (roll, pitch, yaw) keys as MuJoCo rotation
+    matrices."""
     assert set(keys) <= set(refs), sorted(set(keys) - set(refs))
     for key in keys:
         got = np.asarray(refs[key], np.float64)

@@ -402,7 +402,8 @@ def test_transform_reads_conventions_and_episode_origin_from_store(mixed_store):
 
 @pytest.mark.slow
 def test_inside_make_dataset_with_fk_end_effectors(cassie_store):
-    """make_dataset + kinematics.EndEffectorPositions (MJX FK of the 'imu' site) + BuildReferences."""
+    """make_dataset + kinematics.EndEffectorPositions (MJX FK of the 'imu' site) +
+    BuildReferences."""
     from trajopt_loader.configs import load_config
     from trajopt_loader.pipeline import make_dataset
     from trajopt_loader.store import TrajectoryStore

@@ -1,4 +1,5 @@
-"""Trajectory and batch plots (trajopt_loader.viz) on the real Cassie data and the Digit v3 model."""
+"""Trajectory and batch plots (trajopt_loader.viz) on the real Cassie data and the Digit v3
+model."""
 
 from __future__ import annotations
 

@@ -46,10 +46,11 @@ Open cycles: the clip's ``T`` frames are ``T`` distinct phases of a periodic mot
 trajectory optimization writes them (the Cassie ``aslip_walk`` strides: frame ``L-1`` is one
 step short of the next stride's frame 0). The step across the seam, ``L-1`` of loop ``c-1`` ->
 ``0`` of loop ``c``, is then the last step's planar motion, and the base advances by ``L``
-steps' worth per loop (``aslip_walk``: the commanded speed x ``L dt`` within 0.1%). A closed clip, whose last frame repeats its first, would play that pose
-twice at each seam: drop the repeated frame at export, or stream it with ``cyclic=False``.
-Joints, z, roll and pitch across the seam are as recorded. With ``cyclic=False`` nothing is
-rewritten; ``loop`` still tells the consumer where the seam is.
+steps' worth per loop (``aslip_walk``: the commanded speed x ``L dt`` within 0.1%). A closed clip,
+whose last frame repeats its first, would play that pose twice at each seam: drop the repeated frame
+at export, or stream it with ``cyclic=False``. Joints, z, roll and pitch across the seam are as
+recorded. With ``cyclic=False`` nothing is rewritten; ``loop`` still tells the consumer where the
+seam is.
 
 ``make_dataset`` (``config.cyclic`` with ``end_policy="wrap"``) computes the ``Delta`` of every
 played trajectory when it builds the pipeline (:meth:`ContinueCycles.deltas`), so data without a
