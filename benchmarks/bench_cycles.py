@@ -90,15 +90,18 @@ def main() -> None:
             L = store.lengths[traj][:, None]
             step, loop = (t % L).astype(np.int32), (1 + t // L).astype(np.int32)
             base = {"traj_id": traj, "step": step, "loop": loop}
-            gather = lambda: {k: store.gather(k, traj, step).astype(np.float32) for k in keys}  # noqa: E731
+
+            def gather(traj=traj, step=step):
+                return {k: store.gather(k, traj, step).astype(np.float32) for k in keys}
+
             batch = base | gather()
             cycles, turning = ContinueCycles(store), ContinueCycles(store)
             turning.deltas(np.arange(len(store.lengths)))
             turning._table[1][:] = 0.3  # every stride turns 0.3 rad per loop (arithmetic path)
             row = [
                 _best_ms(gather, args.batches),
-                _best_ms(lambda: cycles.map(batch), args.batches),
-                _best_ms(lambda: turning.map(batch), args.batches),
+                _best_ms(lambda c=cycles, b=batch: c.map(b), args.batches),
+                _best_ms(lambda c=turning, b=batch: c.map(b), args.batches),
             ]
             for cyclic in (False, True):
                 config = load_config(
@@ -115,7 +118,7 @@ def main() -> None:
                 it = iter(make_dataset(config, store, 0, 1))
                 for _ in itertools.islice(it, 3):  # past the first loop: every env has wrapped
                     pass
-                row.append(_best_ms(lambda: next(it), args.batches))
+                row.append(_best_ms(lambda it=it: next(it), args.batches))
             for cyclic in (False, True):
                 config = load_config(
                     "cassie",

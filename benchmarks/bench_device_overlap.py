@@ -1,4 +1,5 @@
-r"""Does streaming cost the training step anything? Step time fed by ``device_iterator`` vs resident data.
+r"""Does streaming cost the training step anything? Step time fed by ``device_iterator`` vs resident
+data.
 
     python benchmarks/bench_device_overlap.py [--zarr_path STORE --keys qpos,qvel] [--num_envs 256]
         [--window_size 32] [--hidden 64] [--steps 30] [--repeats 5] [--digit N]
@@ -55,18 +56,19 @@ def make_step(keys, hidden: int):
     @jax.jit
     def step(params, batch):
         loss, grads = jax.value_and_grad(loss_fn)(params, batch)
-        return [p - 1e-4 * g for p, g in zip(params, grads)], loss
+        return [p - 1e-4 * g for p, g in zip(params, grads, strict=True)], loss
 
     def init(n_in: int, n_out: int):
         ks = jax.random.split(jax.random.key(0), 3)
         sizes = [(n_in, hidden), (hidden, hidden), (hidden, n_out)]
-        return [jax.random.normal(k, s) / np.sqrt(s[0]) for k, s in zip(ks, sizes)]
+        return [jax.random.normal(k, s) / np.sqrt(s[0]) for k, s in zip(ks, sizes, strict=True)]
 
     return step, init
 
 
 def time_run(step, params, batches) -> float:
-    """Seconds for running ``step`` over the iterable ``batches`` (until it ends), blocked at the end."""
+    """Seconds for running ``step`` over the iterable ``batches`` (until it ends), blocked at the
+    end."""
     t0 = time.perf_counter()
     for batch in batches:
         params, loss = step(params, batch)
@@ -193,7 +195,8 @@ def main(argv=None) -> dict[str, list[float]]:
     print(
         f"device overlap: {jax.devices()[0].platform} x{jax.device_count()}, "
         f"{args.num_envs} envs x {args.window_size} steps, keys {args.keys}, MLP width "
-        f"{args.hidden}, {args.steps} steps, median of {args.repeats}, {batch_bytes / 1e6:.2f} MB/batch"
+        f"{args.hidden}, {args.steps} steps, median of {args.repeats}, "
+        f"{batch_bytes / 1e6:.2f} MB/batch"
     )
     print(table(runs, config, batch_bytes))
     return runs

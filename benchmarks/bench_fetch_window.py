@@ -16,8 +16,8 @@ trajectory and start step, and times reading ``qpos`` windows ``[envs, window, 6
 
 with the default budget (``buffer_size`` 128: the dataset is held whole) for float64 rows and for
 float32 rows (what the seed exported), and with ``buffer_size`` 1 (a budget below the chunks the
-envs touch: LRU of time-chunks, re-decoded on every read). Results are checked equal before timing; times are the best of ``--repeats`` calls (the loops:
-of ``repeats // 5``).
+envs touch: LRU of time-chunks, re-decoded on every read). Results are checked equal before timing;
+times are the best of ``--repeats`` calls (the loops: of ``repeats // 5``).
 ``fetch_window`` is a memory-bound copy (``np.take``); the loops pay ~1 us of Python per row.
 """
 
@@ -62,7 +62,8 @@ def _write(root: Path, dtype) -> None:
 class _SeedAlgorithm:
     """The predecessor's ``fetch_window`` (per window step: per env, wrap, a per-env buffer of
     ``buffer_size`` rows refilled around the step on a miss, ``np.stack``), reading the same decoded
-    cache array instead of zarr; buffers persist across calls, so repeated windows are buffer hits."""
+    cache array instead of zarr; buffers persist across calls, so repeated windows are buffer
+    hits."""
 
     def __init__(self, flat, offsets, lengths, traj_ids, steps, buffer_size: int):
         self.flat, self.offsets, self.lengths = flat, offsets, lengths
@@ -111,6 +112,7 @@ def main(argv=None) -> dict:
     rng = np.random.default_rng(1)
     traj = rng.integers(0, N_TRAJ, n_env)
     start = rng.integers(0, LENGTH, n_env)
+    envs = range(n_env)
     for dtype, buffer_size in (("float64", 128), ("float32", 128), ("float64", 1)):
         with tempfile.TemporaryDirectory() as tmp:
             _write(Path(tmp) / "npz", dtype)
@@ -122,8 +124,10 @@ def main(argv=None) -> dict:
                 env_to_traj=dict(enumerate(traj.tolist())),
                 env_to_step=dict(enumerate(start.tolist())),
             )
-            envs = range(n_env)
-            vec = lambda: ds.fetch_window(envs, "qpos", w)  # noqa: E731
+
+            def vec(ds=ds):
+                return ds.fetch_window(envs, "qpos", w)
+
             ref = vec()
             mode = "whole" if ds.store.cache_info()["whole_keys"] else "chunk LRU"
             size = N_TRAJ * LENGTH * (NQ + NV) * np.dtype(dtype).itemsize / 2**20
@@ -137,7 +141,7 @@ def main(argv=None) -> dict:
                 flats, offsets = ds.store.cache.whole("qpos")
                 flat, lengths = flats[0], ds.traj_lengths
 
-                def tight():
+                def tight(flat=flat, offsets=offsets, lengths=lengths):
                     out = np.empty((n_env, w, NQ), flat.dtype)
                     for e in range(n_env):
                         off, n, s = offsets[traj[e]], lengths[traj[e]], start[e]
@@ -145,7 +149,7 @@ def main(argv=None) -> dict:
                             out[e, k] = flat[off + (s + k) % n]
                     return out
 
-                def seed_style():
+                def seed_style(ds=ds, flat=flat, offsets=offsets):
                     per_t = []
                     for k in range(w):
                         rows = []
@@ -164,7 +168,7 @@ def main(argv=None) -> dict:
                 for name, fn in (
                     ("tight loop", tight),
                     ("seed-style loop", seed_style),
-                    ("seed algorithm", lambda: seed.fetch_window(envs, w)),
+                    ("seed algorithm", lambda seed=seed: seed.fetch_window(envs, w)),
                 ):
                     np.testing.assert_array_equal(fn(), ref)
                     line[name] = _time(fn, max(1, args.repeats // 5))

@@ -171,7 +171,7 @@ def main() -> None:
                 rows.append(
                     (
                         f"make_dataset ({args.schedule}, {threads} thr)",
-                        rate(lambda: next(it), args.batches),
+                        rate(lambda it=it: next(it), args.batches),
                     )
                 )
                 del it

@@ -152,9 +152,11 @@ def main() -> None:
         for _ in range(args.repeats):
             for m, (w, mode) in modes.items():
                 t = times[m]
-                t["load"].append(_best(lambda: _open(stores[w], mode, 2**34).warm(tuple(ROWS)), 1))
-                t["whole"].append(_best(lambda: batches(whole[m]), 1) / args.batches)
-                t["lru"].append(_best(lambda: batches(lru[m]), 1) / args.batches)
+                t["load"].append(
+                    _best(lambda w=w, mode=mode: _open(stores[w], mode, 2**34).warm(tuple(ROWS)), 1)
+                )
+                t["whole"].append(_best(lambda s=whole[m]: batches(s), 1) / args.batches)
+                t["lru"].append(_best(lambda s=lru[m]: batches(s), 1) / args.batches)
         store = TrajectoryStore(stores["checked"])
         decoded = [
             (store.read(i, k), store.info(i).chunk_rows[k])

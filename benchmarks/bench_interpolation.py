@@ -49,7 +49,7 @@ def _median_ms(fns, batches: int) -> list[float]:
         fn()
     times = [[] for _ in fns]
     for _ in range(batches):
-        for fn, spent in zip(fns, times):
+        for fn, spent in zip(fns, times, strict=True):
             t = time.perf_counter()
             fn()
             spent.append(time.perf_counter() - t)
@@ -108,10 +108,10 @@ def main() -> None:
             control = _element(controls, E, args.window, rng)
             row = _median_ms(
                 [
-                    lambda: plain.map(stored),
-                    lambda: tables.map(control),
-                    lambda: per_batch.map(control),
-                    lambda: lerp_only.map(control),
+                    lambda stored=stored: plain.map(stored),
+                    lambda control=control: tables.map(control),
+                    lambda control=control: per_batch.map(control),
+                    lambda control=control: lerp_only.map(control),
                 ],
                 args.batches,
             )

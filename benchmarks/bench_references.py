@@ -1,4 +1,5 @@
-r"""Cost of building the ``ref_*`` references per batch: numpy on the host vs JAX jitted on the device.
+r"""Cost of building the ``ref_*`` references per batch: numpy on the host vs JAX jitted on the
+device.
 
     python benchmarks/bench_references.py [--num_envs 4096] [--window_size 32] [--repeats 10]
         [--no-ee]

@@ -55,7 +55,7 @@ def main() -> None:
         nbytes = args.envs * args.window * 35 * 8
         for name, budget in (("whole-key cache", 2**31), ("chunk LRU, 256 KiB budget", 2**18)):
             store = TrajectoryStore(out, cache_bytes=budget)
-            dt = _time(lambda: store.gather("qpos", ids, steps), args.repeats)
+            dt = _time(lambda store=store: store.gather("qpos", ids, steps), args.repeats)
             info = store.cache_info()
             print(
                 f"gather qpos [{args.envs}, {args.window}, 35] {name}: {dt * 1e3:.2f} ms "

@@ -142,7 +142,7 @@ def main(argv=None) -> None:
         same_stats = fresh_ds.feedback.statistics().tobytes() == saved_stats.tobytes()
         replay = run(fresh, hard, args.window, args.batches - half)
         same = same_stats and all(
-            (a == c).all() and (b == d).all() for (a, b), (c, d) in zip(rest, replay)
+            (a == c).all() and (b == d).all() for (a, b), (c, d) in zip(rest, replay, strict=True)
         )
         same = (
             same and fresh_ds.feedback.statistics().tobytes() == ds.feedback.statistics().tobytes()

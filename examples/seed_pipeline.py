@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python examples/seed_pipeline.py                                  # ../shared/data, else bundled sample
+    python examples/seed_pipeline.py  # ../shared/data, else bundled sample
     python examples/seed_pipeline.py --data ../shared/data/cassie/trajopt --windows 20 --num-envs 64
 
 Steps: export the ``agility_reference`` motion (MuJoCo data: ``convention="mujoco"``) with
@@ -108,7 +108,7 @@ def oracle(data: Path, file_of_env, start_of_env, n_windows: int, window: int) -
     """The same recurrence in float64 on the ``.npz`` rows (steps wrapped modulo the length)."""
     files = {f: np.load(data / MOTION / f) for f in set(file_of_env)}
     carry = np.zeros(len(file_of_env))
-    for e, (f, s) in enumerate(zip(file_of_env, start_of_env)):
+    for e, (f, s) in enumerate(zip(file_of_env, start_of_env, strict=True)):
         qpos, qvel = files[f]["qpos"], files[f]["qvel"]
         for t in (s + np.arange(n_windows * window)) % len(qpos):
             carry[e] = 0.5 * carry[e] + qpos[t, :6] @ qvel[t, :6] + qpos[t, 2]
@@ -143,8 +143,8 @@ def stream(data: Path, out_dir: str, num_envs: int, window: int, n_windows: int)
     want = oracle(data, [files[t] for t in traj], start, n_windows, window)
     err = float(np.max(np.abs(np.asarray(carry) - want)))
     print(
-        f"{n_windows} windows of [{num_envs}, {window}, ...]: scan result {np.asarray(carry)[:3]} ...; "
-        f"max |jax - numpy oracle| = {err:.2e}"
+        f"{n_windows} windows of [{num_envs}, {window}, ...]: scan result "
+        f"{np.asarray(carry)[:3]} ...; max |jax - numpy oracle| = {err:.2e}"
     )
     return err
 

@@ -46,8 +46,9 @@ def random_state(m, rng, yaw_deg=None):
 
 
 def mj_truth(m, qpos, qvel, spec):
-    """MuJoCo's base rotation, body-frame [ang, lin] velocity of the base body frame, site positions.
-    mjOBJ_XBODY is the body frame (xpos/xmat); mjOBJ_BODY would be the inertial frame (xipos)."""
+    """MuJoCo's base rotation, body-frame [ang, lin] velocity of the base body frame, site
+    positions. mjOBJ_XBODY is the body frame (xpos/xmat); mjOBJ_BODY would be the inertial frame
+    (xipos)."""
     d = mujoco.MjData(m)
     d.qpos[:], d.qvel[:] = qpos, qvel
     mujoco.mj_forward(m, d)
@@ -77,7 +78,9 @@ def turn(qpos, qvel, yaw_deg):
     body-frame angular velocities unchanged."""
     qpos, qvel = np.array(qpos, np.float64), np.array(qvel, np.float64)
     qz = quat(np.radians(yaw_deg))
-    for q, v in zip(qpos.reshape(-1, qpos.shape[-1]), qvel.reshape(-1, qvel.shape[-1])):
+    for q, v in zip(
+        qpos.reshape(-1, qpos.shape[-1]), qvel.reshape(-1, qvel.shape[-1]), strict=True
+    ):
         for vec in (q[0:3], v[0:3]):
             mujoco.mju_rotVecQuat(vec, vec.copy(), qz)
         mujoco.mju_mulQuat(q[3:7], qz, q[3:7].copy())

@@ -28,7 +28,8 @@ def digit_qpos(m, n: int = 40, dt: float = 0.02, phase: float = 0.0) -> np.ndarr
 def digit_store(tmp: Path, m) -> Path:
     """A store ``digit_v3/walk/{traj0, traj1}`` (MuJoCo convention) with qvel from qpos and the
     world positions of Digit's 4 end-effector sites as ``ee_pos [T, 4, 3]``, for the
-    Digit ``mujoco.MjModel`` ``m`` (loading digit-v3.xml with its meshes takes seconds: load once)."""
+    Digit ``mujoco.MjModel`` ``m`` (loading digit-v3.xml with its meshes takes seconds: load
+    once)."""
     from trajopt_loader import MUJOCO, export_npz
     from trajopt_loader.kinematics import qvel_from_qpos, site_positions_mujoco
     from trajopt_loader.robots import digit_v3

@@ -64,8 +64,8 @@ def _make_npz_tree(
     """Write ``root/<motion>/traj_{i}.npz`` for ``spec = {motion: [item, ...]}``.
 
     An item is a length ``T`` or a dict ``{"length": T, key: array | None, ...}`` (``None`` drops a
-    default key, an array replaces or adds one). Defaults per file ``i``: ``qpos = revealing(i, T, nq)``,
-    ``qvel = revealing(i, T, nv, base=-1e4)``, ``action = revealing(i, T, nu, base=1e4)``,
+    default key, an array replaces or adds one). Defaults per file ``i``: ``qpos = revealing(i, T,
+    nq)``, ``qvel = revealing(i, T, nv, base=-1e4)``, ``action = revealing(i, T, nu, base=1e4)``,
     ``dt`` scalar (omitted when ``dt`` is None). Returns ``root``.
     """
     root = Path(root)

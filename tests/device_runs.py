@@ -1,7 +1,8 @@
-"""Scripts run in fresh subprocesses by tests/pipeline/test_device.py (JAX must be configured before it starts).
+"""Scripts run in fresh subprocesses by tests/pipeline/test_device.py (JAX must be configured before
+it starts).
 
-    python tests/device_runs.py sharded                 # 8 CPU devices, env axis sharded, one process
-    python tests/device_runs.py multiprocess ID PORT    # one of 2 processes x 2 CPU devices
+    python tests/device_runs.py sharded               # 8 CPU devices, env axis sharded, 1 process
+    python tests/device_runs.py multiprocess ID PORT  # one of 2 processes x 2 CPU devices
 
 Each prints a final ``...-OK`` line; any failed check raises (non-zero exit).
 """

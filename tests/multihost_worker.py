@@ -1,4 +1,5 @@
-"""One JAX process of the 2-process run in tests/test_multihost.py (JAX is configured before it starts).
+"""One JAX process of the 2-process run in tests/test_multihost.py (JAX is configured before it
+starts).
 
     python tests/multihost_worker.py PROCESS_ID PORT STORE OUT_DIR CONFIGS_JSON NUM_BATCHES SAVE_AT
 

@@ -1,4 +1,5 @@
-"""Base conventions (trajopt_loader.conventions): named conventions, attrs round trip, bad values."""
+"""Base conventions (trajopt_loader.conventions): named conventions, attrs round trip, bad
+values."""
 
 import numpy as np
 import pytest

@@ -59,7 +59,7 @@ def test_where_envs_selects_rows_per_env_and_errors_name_the_key():
     batch = _batch()
     new, old = reference_state(batch, 2), reference_state(batch, 4)
     got = where_envs(batch["episode_start"], new, old)
-    for g, n, o in zip(got, new, old):
+    for g, n, o in zip(got, new, old, strict=True):
         want = np.where(batch["episode_start"][:, None], np.asarray(n), np.asarray(o))
         np.testing.assert_array_equal(np.asarray(g), want)
     with pytest.raises(KeyError, match="'qvel'"):

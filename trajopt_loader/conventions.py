@@ -121,9 +121,9 @@ class Convention:
         key = "pinocchio" if key == "crocoddyl" else key
         if key not in NAMED:
             raise ConventionError(
-                f"convention {name!r} is unknown; expected one of {list(NAMES)} (case-insensitive), "
-                "a trajopt_loader.Convention, or quat_order / lin_vel_frame / ang_vel_frame given "
-                "explicitly."
+                f"convention {name!r} is unknown; expected one of {list(NAMES)} "
+                "(case-insensitive), a trajopt_loader.Convention, or quat_order / lin_vel_frame / "
+                "ang_vel_frame given explicitly."
             )
         return NAMED[key]
 

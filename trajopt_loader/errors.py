@@ -43,7 +43,8 @@ class StoreNotFoundError(TrajoptLoaderError, FileNotFoundError):
 
 
 class StoreFormatError(TrajoptLoaderError, ValueError):
-    """A Zarr store exists but is not a trajopt-loader store, or has an unsupported format version."""
+    """A Zarr store exists but is not a trajopt-loader store, or has an unsupported format
+    version."""
 
 
 class DataIntegrityError(TrajoptLoaderError, ValueError):
@@ -114,11 +115,13 @@ class CheckpointError(TrajoptLoaderError, ValueError):
 
 
 class RobotSpecError(TrajoptLoaderError, ValueError):
-    """A robot spec is inconsistent with itself or with its MuJoCo model (index, joint, site name)."""
+    """A robot spec is inconsistent with itself or with its MuJoCo model (index, joint, site
+    name)."""
 
 
 class ReferenceInputError(TrajoptLoaderError, ValueError):
-    """Input of reference building is invalid: wrong shape, non-finite or zero-norm base quaternion."""
+    """Input of reference building is invalid: wrong shape, non-finite or zero-norm base
+    quaternion."""
 
 
 class ModelError(TrajoptLoaderError, ValueError):
@@ -130,7 +133,8 @@ class ModelNotFoundError(ModelError, FileNotFoundError):
 
 
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
-    """No saved iterator state (file, or step of a checkpoint manager) exists where one was asked for."""
+    """No saved iterator state (file, or step of a checkpoint manager) exists where one was asked
+    for."""
 
 
 class EnvNotAssignedError(TrajoptLoaderError, ValueError):

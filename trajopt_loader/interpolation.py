@@ -20,7 +20,8 @@ import numpy as np
 
 __all__ = ["GRID_EPS", "grid_lengths", "grid_positions", "lerp", "slerp"]
 
-#: Tolerance, in frames, for a grid time falling on a stored frame (float rounding of k * new_dt / dt).
+#: Tolerance, in frames, for a grid time falling on a stored frame (float rounding of
+#: k * new_dt / dt).
 GRID_EPS = 1e-9
 _SMALL_ANGLE = 1e-6  # sin(theta) below this: slerp weights -> linear weights (error < 1e-12)
 _SMALL_ANGLE_F32 = 1e-3  # the same for float32 math (error < 1e-7, float32's resolution)
@@ -42,7 +43,8 @@ def grid_positions(steps, dt, new_dt, lengths) -> tuple[np.ndarray, np.ndarray, 
     """Stored frames around grid samples ``steps`` (module docstring).
 
     Args:
-      steps: int ``[E, W]`` (or ``[T']``) sample indices, each ``< grid_lengths(lengths, dt, new_dt)``.
+      steps: int ``[E, W]`` (or ``[T']``) sample indices, each ``< grid_lengths(lengths, dt,
+        new_dt)``.
       dt: float ``[E]`` (or scalar) stored time step of each row's trajectory (s).
       new_dt: float scalar (s). lengths: int ``[E]`` (or scalar) stored frames ``T`` of each row.
     Returns:

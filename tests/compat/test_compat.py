@@ -199,12 +199,12 @@ def test_fetch_mixed_steps_paths_and_ints(small):
     assert ds.env_traj_ids.tolist() == [0, 2, 1, 2, 0, 1] and ds.env_steps[1] == 11
     traj, steps = [0, 2, 1, 2, 0, 1], [9, 11, 0, 5, 3, 6]
     for key in ("qvel", "qpos"):
-        want = np.stack([oracle[t][key][s] for t, s in zip(traj, steps)])
+        want = np.stack([oracle[t][key][s] for t, s in zip(traj, steps, strict=True)])
         np.testing.assert_array_equal(ds.fetch(range(6), key=key), want)
     np.testing.assert_array_equal(ds.fetch([3, 1], "qpos"), oracle[2]["qpos"][[5, 11]])
     win = ds.fetch_window(range(6), key="qpos", window_size=1)
     np.testing.assert_array_equal(
-        win[:, 0], np.stack([oracle[t]["qpos"][s] for t, s in zip(traj, steps)])
+        win[:, 0], np.stack([oracle[t]["qpos"][s] for t, s in zip(traj, steps, strict=True)])
     )
     win = ds.fetch_window([2, 3], "qvel")  # cfg window_size 4
     np.testing.assert_array_equal(win, np.stack([oracle[1]["qvel"][0:4], oracle[2]["qvel"][5:9]]))
@@ -309,7 +309,7 @@ def test_random_jumps_and_key_orders_match_oracle(tmp_path, regime):
         envs = rng.choice(n_env, rng.integers(1, n_env + 1), replace=False)
         if rng.random() < 0.3:
             new = rng.integers(0, 4, envs.size)
-            ds.update_references(env_to_traj=dict(zip(envs.tolist(), new.tolist())))
+            ds.update_references(env_to_traj=dict(zip(envs.tolist(), new.tolist(), strict=True)))
             traj[envs] = new
         jump = (
             rng.integers(-(10**6), 10**6, envs.size)
@@ -317,7 +317,9 @@ def test_random_jumps_and_key_orders_match_oracle(tmp_path, regime):
             else rng.integers(0, 3, envs.size)
         )
         steps[envs] += jump
-        ds.update_references(env_to_step=dict(zip(envs.tolist(), steps[envs].tolist())))
+        ds.update_references(
+            env_to_step=dict(zip(envs.tolist(), steps[envs].tolist(), strict=True))
+        )
         for key in rng.permutation(["qpos", "qvel"]):
             w = int(rng.integers(1, 80))
             got = ds.fetch_window(envs, key, window_size=w)
@@ -416,7 +418,8 @@ def test_digit_refs_from_fetched_window(tmp_path):
         refs["ref_base_robot_ang_vel"], np.tile([0, 0, 0.5], (8, 1)), atol=1e-12
     )
     assert refs["ref_len"].tolist() == [8] and "ref_local_ee_pos" not in refs
-    # Read as MuJoCo data the same rows would give a rotated linear velocity: the convention matters.
+    # Read as MuJoCo data the same rows would give a rotated linear velocity: the convention
+    # matters.
     wrong = build_refs_from_window(qpos[1], qvel[1], spec, convention=MUJOCO)
     assert not np.allclose(wrong["ref_base_robot_lin_vel"], refs["ref_base_robot_lin_vel"])
     r = Rotation.from_quat(qpos[1, 0, 3:7])  # scipy reads xyzw: the stored order is Pinocchio's
@@ -424,7 +427,7 @@ def test_digit_refs_from_fetched_window(tmp_path):
 
 
 #: The predecessor's documented flow (its README's five steps), verbatim but for the import line
-#: and the two placeholder paths, filled in from NPZ_DIR / OUT_DIR.
+#: and the two placeholder paths, filled in from NPZ_DIR / OUT_DIR (kept verbatim: long lines too).
 PREDECESSOR_FLOW = """
 from trajopt_loader import (TrajoptLoader, VectorizedTrajectoryDataset, DoubleBufferStreamer,
                             DigitRefSpec, build_refs_from_window)
@@ -445,7 +448,7 @@ def host_fetch_window():
 with DoubleBufferStreamer(window_fn=host_fetch_window) as streamer:
     batch = streamer.next_window()
     batch2 = streamer.next_window()
-"""
+"""  # noqa: E501 (verbatim text)
 
 
 def test_predecessor_flow_on_dt_less_files_12_trajectories_64_envs(tmp_path):

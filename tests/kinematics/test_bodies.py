@@ -24,7 +24,7 @@ def _oracle(model, qpos, qvel, ids):
     """xpos, xquat and [ang, lin] of mj_objectVelocity after mj_forward, frame by frame."""
     data, res = mujoco.MjData(model), np.empty(6)
     pos, quat, lin, ang = ([] for _ in range(4))
-    for q, v in zip(qpos, qvel):
+    for q, v in zip(qpos, qvel, strict=True):
         data.qpos[:], data.qvel[:] = q, v
         mujoco.mj_forward(model, data)
         pos.append(data.xpos[ids].copy())

@@ -146,8 +146,8 @@ def test_qvel_pinocchio_round_trip(cassie):
 
 
 def test_base_velocity_frames_hand_oracle(cassie):
-    """Velocity frames: base yawed +90 deg, world linear velocity (1, 0, 0) is (0, -1, 0) in the body frame;
-    body angular velocity (1, 0, 0) is (0, 1, 0) in the world frame."""
+    """Velocity frames: base yawed +90 deg, world linear velocity (1, 0, 0) is (0, -1, 0) in the
+    body frame; body angular velocity (1, 0, 0) is (0, 1, 0) in the world frame."""
     qpos = cassie.qpos0.copy()
     qpos[3:7] = [np.cos(np.pi / 4), 0, 0, np.sin(np.pi / 4)]  # wxyz, +90 deg about z
     qvel = np.zeros(cassie.nv)
@@ -195,9 +195,9 @@ def test_qvel_matches_recorded_cassie_qvel(cassie):
 
 @pytest.mark.parametrize("index", [0, 5, 20])
 def test_qvel_at_dof_address_matches_motor_vel(cassie, index):
-    """qpos vs qvel addresses on real data: aslip motor_vel[t] is the backward difference of the motor joint, so the
-    central difference at the joint's DOF address equals (motor_vel[t] + motor_vel[t+1]) / 2; at
-    the qpos address (7 slots later in this model) it does not."""
+    """qpos vs qvel addresses on real data: aslip motor_vel[t] is the backward difference of the
+    motor joint, so the central difference at the joint's DOF address equals (motor_vel[t] +
+    motor_vel[t+1]) / 2; at the qpos address (7 slots later in this model) it does not."""
     traj = np.load(TRAJOPT / "aslip_walk" / f"traj_{index}.npz")
     derived = K.qvel_from_qpos(cassie, traj["qpos"], float(traj["dt"]), MUJOCO)
     joints = cassie.actuator_trnid[:, 0]

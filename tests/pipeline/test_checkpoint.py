@@ -1,5 +1,5 @@
-"""Tests of trajopt_loader.pipeline.checkpoint: JSON state files, Orbax manager, bit-identical resume
-with batches in the prefetch buffers."""
+"""Tests of trajopt_loader.pipeline.checkpoint: JSON state files, Orbax manager, bit-identical
+resume with batches in the prefetch buffers."""
 
 from __future__ import annotations
 
@@ -32,7 +32,8 @@ E, W, N = 3, 8, 16
 
 
 def make_batch(k: int) -> dict[str, np.ndarray]:
-    """Batch k: env e reads trajectory (k + e) % 4 at steps [(k * W) % 32, + W) — real aslip windows."""
+    """Batch k: env e reads trajectory (k + e) % 4 at steps [(k * W) % 32, + W) — real aslip
+    windows."""
     traj = (k + np.arange(E)) % len(QPOS)
     steps = (k * W + np.arange(W)) % QPOS.shape[1]
     return {"qpos": QPOS[traj][:, steps], "traj_id": traj.astype(np.int32), "chunk": np.int64(k)}
@@ -103,7 +104,7 @@ def test_orbax_manager_saves_params_and_iterator_then_restores_fresh_pipeline(tm
         restored = restore_with_manager(mngr, fresh, params=ocp.args.StandardRestore(target))
         np.testing.assert_array_equal(restored["params"]["w"], params["w"])
         got = [host(next(fresh)) for _ in range(5)]
-    for a, b in zip(got, [seen[6], seen[7]] + expected):
+    for a, b in zip(got, [seen[6], seen[7]] + expected, strict=True):
         assert_same(a, b)
 
     with pipeline() as fresh, ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
@@ -185,7 +186,7 @@ def test_resume_through_make_dataset_and_prefetching_device_iterator(
     host_batches = list(
         itertools.islice(iter(make_dataset(config)), 8)
     )  # oracle: no device, no prefetch
-    for got, want in zip(seen + after, host_batches):
+    for got, want in zip(seen + after, host_batches, strict=True):
         assert_same(got, {k: np.asarray(v) for k, v in want.items()})
 
 

@@ -79,7 +79,7 @@ def test_batches_equal_plain_numpy_oracle(synth, schedule, stride, allow_wrap, e
             "episode_loop",
         ):
             np.testing.assert_array_equal(batch[f], element[f])
-        for e, (i, s) in enumerate(zip(batch["traj_id"], batch["start"])):
+        for e, (i, s) in enumerate(zip(batch["traj_id"], batch["start"], strict=True)):
             L = lengths[i]
             t = s + np.arange(W)
             want_step = t % L if end_policy == "wrap" else np.minimum(t, L - 1)
@@ -154,7 +154,9 @@ def test_same_config_and_seed_same_stream(synth, schedule):
         read_threads=2,
     )
     for a, b in zip(
-        _take(make_dataset(config, store, 0, 1), 8), _take(make_dataset(config, store, 0, 1), 8)
+        _take(make_dataset(config, store, 0, 1), 8),
+        _take(make_dataset(config, store, 0, 1), 8),
+        strict=True,
     ):
         _same(a, b)
     other = _take(
@@ -173,13 +175,14 @@ def test_same_config_and_seed_same_stream(synth, schedule):
     )
     assert any(
         not np.array_equal(x["start"], y["start"]) or not np.array_equal(x["traj_id"], y["traj_id"])
-        for x, y in zip(other, _take(make_dataset(config, store, 0, 1), 8))
+        for x, y in zip(other, _take(make_dataset(config, store, 0, 1), 8), strict=True)
     )
 
 
 @pytest.mark.parametrize("read_threads, host_prefetch", [(0, 0), (1, 2), (2, 3)])
 def test_restore_state_into_fresh_pipeline_is_bit_identical(synth, read_threads, host_prefetch):
-    # resume: iterate 5, save, iterate 3; restore into a freshly built pipeline -> the same 3 batches.
+    # resume: iterate 5, save, iterate 3; restore into a freshly built pipeline -> the same 3
+    # batches.
     _, _, store = synth
     config = _config(
         allow_wrap=False,
@@ -202,7 +205,8 @@ def test_restore_state_into_fresh_pipeline_is_bit_identical(synth, read_threads,
 
 
 def test_short_trajectory_is_padded_with_valid_false_never_dropped(synth):
-    # a short trajectory: length 3, window 4, no wrap -> clamp-pad, valid=False, and it is still scheduled.
+    # a short trajectory: length 3, window 4, no wrap -> clamp-pad, valid=False, and it is still
+    # scheduled.
     W, lengths, store = synth
     short = lengths.index(3)
     config = _config(window_size=4, allow_wrap=False, end_policy="clamp")
@@ -229,7 +233,8 @@ def test_process_shards_union_equals_single_process(synth):
 
 
 def test_int32_steps_and_overlong_lengths(synth):
-    # 64-bit indices: steps stay trajectory-local int32; a length >= 2**31 is refused, never truncated.
+    # 64-bit indices: steps stay trajectory-local int32; a length >= 2**31 is refused, never
+    # truncated.
     _, _, store = synth
     batch = next(iter(make_dataset(_config(), store, 0, 1)))
     assert batch["step"].dtype == np.int32 and batch["start"].dtype == np.int32

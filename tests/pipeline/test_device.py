@@ -39,7 +39,8 @@ NO_POOL = grain.ReadOptions(
 
 
 def make_batch(k: int) -> dict[str, np.ndarray]:
-    """Batch k (the oracle): real Cassie qpos windows, env e reads steps (k*W + e + [0, W)) mod T."""
+    """Batch k (the oracle): real Cassie qpos windows, env e reads steps (k*W + e + [0, W)) mod
+    T."""
     steps = (k * W + np.arange(E)[:, None] + np.arange(W)[None, :]) % len(QPOS)
     return {
         "qpos": QPOS[steps],  # [E, W, 35] float64
@@ -125,7 +126,7 @@ def test_int64_beyond_int32_raises_and_int64_in_range_is_cast():
 
     ds = grain.MapDataset.range(4).map(with_index).to_iter_dataset(NO_POOL)
     with device_iterator(ds) as it:
-        for k in range(2):
+        for _ in range(2):
             frame = next(it)["frame"]
             assert frame.dtype == jnp.int32
             np.testing.assert_array_equal(np.asarray(frame), [0, 5, 2**31 - 1])
@@ -393,7 +394,7 @@ def test_two_processes_build_global_arrays_from_local_batches():
         for p in procs:
             if p.poll() is None:
                 p.kill()
-    for i, (p, (out, err)) in enumerate(zip(procs, outs)):
+    for i, (p, (out, err)) in enumerate(zip(procs, outs, strict=True)):
         assert p.returncode == 0, err[-3000:]
         assert f"MULTIPROCESS-OK {i} 3" in out
 

@@ -1,6 +1,6 @@
-"""trajopt_loader.pipeline.distributed and .process_state in one process: sharding helpers, initialization guards,
-per-process states (same and different process counts, every refusal). The real 2-process run is
-tests/test_multihost.py."""
+"""trajopt_loader.pipeline.distributed and .process_state in one process: sharding helpers,
+initialization guards, per-process states (same and different process counts, every refusal). The
+real 2-process run is tests/test_multihost.py."""
 
 from __future__ import annotations
 

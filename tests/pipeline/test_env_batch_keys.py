@@ -27,7 +27,7 @@ def test_future_steps_append_the_next_frames_and_keep_the_window(store):
     common = dict(motions=("aslip_walk",), keys=("qpos",), num_envs=3, window_size=8, num_batches=6)
     _, plain = _batches(store, **common)
     _, ahead = _batches(store, future_steps=5, **common)
-    for k, (p, a) in enumerate(zip(plain, ahead)):
+    for k, (p, a) in enumerate(zip(plain, ahead, strict=True)):
         for key in ("qpos", "step", "loop", "valid"):
             assert a[key].shape[:2] == (3, 13)
             np.testing.assert_array_equal(a[key][:, :8], p[key])  # the window is unchanged

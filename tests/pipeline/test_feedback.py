@@ -71,7 +71,7 @@ def run(it, store, n, report=hard):
 
 def same(a, b):
     assert len(a) == len(b)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=True):
         for key in x:
             np.testing.assert_array_equal(x[key], y[key], err_msg=key)
 
@@ -91,17 +91,17 @@ def test_same_reports_give_identical_batches_and_the_sampler_concentrates(store)
         report=lambda b, s: (np.zeros(E, bool), np.zeros(E, np.int64)),
     )
     same(a[:LAG], c[:LAG])  # batches 0..lag-1 use no report at all
-    assert any((x["start"] != y["start"]).any() for x, y in zip(a[LAG:], c[LAG:]))
+    assert any((x["start"] != y["start"]).any() for x, y in zip(a[LAG:], c[LAG:], strict=True))
 
 
 def test_batch_k_uses_only_reports_up_to_k_minus_lag(store):
     config = config_of(store)
     j = 5  # change only the report of batch j: batches <= j + lag - 1 stay, later ones change
-    flip = lambda b, s, k=[0]: (
-        (np.ones(E, bool), np.full(E, 1))
-        if (k.__setitem__(0, k[0] + 1) or k[0] - 1 == j)
-        else hard(b, s)
-    )
+    calls = itertools.count()
+
+    def flip(b, s):  # the j-th report (counting from 0) flips to "all failed at step 1"
+        return (np.ones(E, bool), np.full(E, 1)) if next(calls) == j else hard(b, s)
+
     a = run(iter(make_dataset(config, store, 0, 1)), store, 20)
     b = run(iter(make_dataset(config, store, 0, 1)), store, 20, report=flip)
     same(a[: j + LAG], b[: j + LAG])

@@ -1,5 +1,5 @@
-"""Stream fingerprints (trajopt_loader.pipeline.fingerprint): exact records, and set_state refusing a
-state saved for another config or other store data, before the pipeline moves."""
+"""Stream fingerprints (trajopt_loader.pipeline.fingerprint): exact records, and set_state refusing
+a state saved for another config or other store data, before the pipeline moves."""
 
 from __future__ import annotations
 
@@ -157,7 +157,7 @@ def test_restore_into_a_fresh_pipeline_of_the_same_stream_is_bit_identical(walk)
     want = take(it, 4)
     fresh = stream_of(config, TrajectoryStore(walk / "s.zarr"))
     fresh.set_state(state)
-    for a, b in zip(take(fresh, 4), want):
+    for a, b in zip(take(fresh, 4), want, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -207,7 +207,7 @@ def test_appended_motion_refuses_streams_that_play_it_only(walk, make_npz_tree):
         everything.set_state(saved[()][0])
     walk_only = stream_of(config_of(walk, motions=("walk",)), store)
     walk_only.set_state(saved[("walk",)][0])  # ids of 'walk' are unchanged: same stream
-    for a, b in zip(take(walk_only, 3), saved[("walk",)][1]):
+    for a, b in zip(take(walk_only, 3), saved[("walk",)][1], strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -225,9 +225,9 @@ def test_appended_motion_refuses_streams_that_play_it_only(walk, make_npz_tree):
         (
             {"assignment": "explicit", "traj_ids": (1,)},
             "store index changed: 2 played trajectories → "
-            "1, first difference at position 0: saved traj_id 0 = s/walk/traj0 (20 steps, dt 0.01 s, "
-            "from 'traj_0.npz'), now traj_id 1 = s/walk/traj1 (12 steps, dt 0.01 s, from "
-            "'traj_1.npz')",
+            "1, first difference at position 0: saved traj_id 0 = s/walk/traj0 "
+            "(20 steps, dt 0.01 s, from 'traj_0.npz'), now traj_id 1 = s/walk/traj1 "
+            "(12 steps, dt 0.01 s, from 'traj_1.npz')",
         ),
     ],
 )
@@ -319,7 +319,7 @@ def test_records_written_before_resolution_still_restore(walk):
     want = take(it, 2)
     fresh = stream_of(config_of(walk, keys=("qpos", "qvel"), episode_length=None), store)
     fresh.set_state(state)
-    for a, b in zip(take(fresh, 2), want):
+    for a, b in zip(take(fresh, 2), want, strict=True):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(CheckpointError, match=r"\(episode_length: saved 0, config 1024\)"):
         stream_of(config_of(walk, keys=("qpos", "qvel")), store).set_state(state)
@@ -341,7 +341,7 @@ def test_settings_outside_the_stream_do_not_matter(walk):
     want = take(it, 2)
     other = stream_of(config_of(walk, cache_bytes=10**6, allow_mixed_dt=True), store)
     other.set_state(it.get_state() | {"next_index": 2})
-    for a, b in zip(take(other, 2), want):
+    for a, b in zip(take(other, 2), want, strict=True):
         np.testing.assert_array_equal(a, b)
 
 
@@ -380,7 +380,7 @@ def test_bare_grain_state_restores_unchecked_with_a_warning(walk):
     fresh = stream_of(config, store)
     with pytest.warns(UserWarning, match=r"\{'next_index': 3\} has no stream fingerprint"):
         fresh.set_state({"next_index": 3})
-    for a, b in zip(take(fresh, 2), want):
+    for a, b in zip(take(fresh, 2), want, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -46,7 +46,7 @@ def oracle_sequential(sched: SequentialSchedule, num_chunks: int, first_steps) -
         s = first = int(first_steps[e])
         loop, new_episode = 0, True
         for k in range(num_chunks):
-            for f, v in zip(FIELDS, (e, traj, s, new_episode, first, loop)):
+            for f, v in zip(FIELDS, (e, traj, s, new_episode, first, loop), strict=True):
                 out[f][k, e] = v
             L = int(sched.lengths[traj])
             new_episode = False

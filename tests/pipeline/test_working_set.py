@@ -89,11 +89,11 @@ def test_batches_come_from_the_resident_set_and_hold_the_stored_rows(toy):
         assert b["qpos"].dtype == np.float32 and b["qpos"].shape == (8, 4, 9)
     assert [len(sched.resident(w)) for w in range(4)] == [3] * 4
     again = _batches(toy, 20)  # same seed: the same stream
-    for a, b in zip(batches, again):
+    for a, b in zip(batches, again, strict=True):
         for key in ("qpos", "traj_id", "start"):
             np.testing.assert_array_equal(a[key], b[key])
     other = _batches(toy, 20, seed=8)
-    assert any((a["traj_id"] != b["traj_id"]).any() for a, b in zip(batches, other))
+    assert any((a["traj_id"] != b["traj_id"]).any() for a, b in zip(batches, other, strict=True))
     assert cfg.working_set.rotate_every == 5
 
 
@@ -121,7 +121,7 @@ def test_restore_mid_run_continues_bit_identically(toy):
     rest = list(itertools.islice(it, 9))
     fresh = iter(make_dataset(_config(toy), TrajectoryStore(toy), 0, 1))
     fresh.set_state(state)
-    for a, b in zip(rest, itertools.islice(fresh, 9)):
+    for a, b in zip(rest, itertools.islice(fresh, 9), strict=True):
         for key in ("qpos", "qvel", "traj_id", "step", "env_id"):
             np.testing.assert_array_equal(a[key], b[key], err_msg=key)
 

@@ -1,4 +1,5 @@
-"""Robot specs: hard-coded constants vs the MuJoCo models, and spec_from_mjcf (qpos vs qvel addresses)."""
+"""Robot specs: hard-coded constants vs the MuJoCo models, and spec_from_mjcf (qpos vs qvel
+addresses)."""
 
 from __future__ import annotations
 
@@ -62,8 +63,8 @@ def test_thirdarm_constants_equal_mjspec_model(thirdarm_model):
 
 @pytest.mark.parametrize("robot", ["digit_v3", "cassie", "digit_v3_thirdarm"])
 def test_indices_read_joint_state_like_mujoco(robot, thirdarm_model):
-    """qpos vs qvel addresses: MuJoCo's own per-joint views (data.joint(name).qpos / .qvel) equal qpos[qpos index]
-    and qvel[dof index]; reading velocities at the qpos index would be wrong."""
+    """qpos vs qvel addresses: MuJoCo's own per-joint views (data.joint(name).qpos / .qvel) equal
+    qpos[qpos index] and qvel[dof index]; reading velocities at the qpos index would be wrong."""
     m = {
         "digit_v3": lambda: mujoco.MjModel.from_xml_path(str(DIGIT_XML)),
         "cassie": lambda: mujoco.MjModel.from_xml_path(str(CASSIE_XML)),
@@ -82,7 +83,8 @@ def test_indices_read_joint_state_like_mujoco(robot, thirdarm_model):
 
 
 def test_free_joint_and_ball_before_hinge():
-    """qpos vs qvel addresses on a free-joint model: a ball joint before the hinge shifts qpos by 4 but dofs by 3."""
+    """qpos vs qvel addresses on a free-joint model: a ball joint before the hinge shifts qpos by 4
+    but dofs by 3."""
     s = mujoco.MjSpec()
     base = s.worldbody.add_body(name="base", pos=(0, 0, 1))
     base.add_freejoint(name="root")

@@ -204,7 +204,7 @@ def test_long_run_advance_is_the_clips_own_steps_integrated(store, i):
     local, turns = local + local[-1:], turns + turns[-1:]  # the seam repeats the last step
     pos, heading = raw[0, :2].copy(), psi[0]
     for _ in range(n):
-        for step, turn in zip(local, turns):
+        for step, turn in zip(local, turns, strict=True):
             pos, heading = pos + _rot2(heading) @ step, heading + turn
     np.testing.assert_allclose(q[n * L, :2], pos, rtol=0, atol=1e-9)
     assert _wrap(_heading(q[n * L, 3:7]) - heading) == pytest.approx(0, abs=1e-9)

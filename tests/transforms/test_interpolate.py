@@ -43,7 +43,7 @@ def three_joints(tmp_path_factory):
     xml = _model_xml(tmp / "three.xml")
     rng = np.random.default_rng(7)
     stored = []
-    for i, (n, dt) in enumerate(zip(LENGTHS, DTS)):
+    for i, (n, dt) in enumerate(zip(LENGTHS, DTS, strict=True)):
         qpos = rng.normal(size=(n, 12))
         # successive rotations up to ~100 deg apart, some pairs in opposite hemispheres
         for col in (3, 7):

@@ -77,8 +77,8 @@ def _motion(name):
 def robot(request, tmp_path_factory):
     """(name, model, spec, store): the motion stored as source 'mj' (traj 0) and 'pin' (traj 1)."""
     m, spec, qpos, qvel, dt = _motion(request.param)
-    ee = np.stack([mj_truth(m, q, v, spec)["sites"] for q, v in zip(qpos, qvel)])
-    pin = [to_pinocchio(m, q, v, spec) for q, v in zip(qpos, qvel)]
+    ee = np.stack([mj_truth(m, q, v, spec)["sites"] for q, v in zip(qpos, qvel, strict=True)])
+    pin = [to_pinocchio(m, q, v, spec) for q, v in zip(qpos, qvel, strict=True)]
     root = tmp_path_factory.mktemp(request.param)
     for src, conv, q, v in (
         ("mj", "MuJoCo", qpos, qvel),
@@ -123,7 +123,8 @@ def batches(robot):
 
 def _mj_state(q, v, conv):
     """MuJoCo-convention copy of a state given in ``conv`` (MuJoCo's functions do the rotation,
-    with the quaternion normalized as ``mj_kinematics`` does; recorded ones are not exactly unit)."""
+    with the quaternion normalized as ``mj_kinematics`` does; recorded ones are not exactly
+    unit)."""
     q, v = np.array(q, np.float64), np.array(v, np.float64)
     if conv == "pin":
         q[3:7] = q[[6, 3, 4, 5]]
@@ -142,7 +143,7 @@ def truth(m, spec, qpos, qvel, conv, origin):
     """Every reference key of one env's window ``[T, ...]`` from MuJoCo: ``origin`` = qpos row of
     the episode's first step. Orientation keys are checked as rotation matrices (see ``check``)."""
     heading = lambda r: np.arctan2(r[1, 0], r[0, 0])  # noqa: E731
-    rows = [_mj_state(q, v, conv) for q, v in zip(qpos, qvel)]
+    rows = [_mj_state(q, v, conv) for q, v in zip(qpos, qvel, strict=True)]
     tr = [mj_truth(m, q, v, spec) for q, v in rows]
     o = mj_truth(m, *_mj_state(origin, np.zeros(m.nv), conv), spec)
     h_o, h_w = _hz(heading(o["xmat"])), _hz(heading(tr[0]["xmat"]))
@@ -176,7 +177,8 @@ def _mat(roll, pitch, yaw):
 
 
 def check(refs, want, atol, keys=ALL_KEYS):
-    """``refs [T, ...]`` against :func:`truth`; (roll, pitch, yaw) keys as MuJoCo rotation matrices."""
+    """``refs [T, ...]`` against :func:`truth`; (roll, pitch, yaw) keys as MuJoCo rotation
+    matrices."""
     assert set(keys) <= set(refs), sorted(set(keys) - set(refs))
     for key in keys:
         got = np.asarray(refs[key], np.float64)
@@ -194,7 +196,7 @@ def truths(robot, batches):
     for b in batches:
         out.append([])
         for e, (traj, first) in enumerate(
-            zip(b["traj_id"].tolist(), b["episode_first_step"].tolist())
+            zip(b["traj_id"].tolist(), b["episode_first_step"].tolist(), strict=True)
         ):
             origin = store.read(traj, "qpos", first, first + 1)[0]
             conv = store.trajectories[traj].source
@@ -203,7 +205,7 @@ def truths(robot, batches):
 
 
 def test_pipeline_references_match_mujoco_across_the_wrap(batches, truths):
-    for b, want_b in zip(batches, truths):
+    for b, want_b in zip(batches, truths, strict=True):
         for e in range(2):
             want = want_b[e][0]
             check({k: v[e] if k != "ref_len" else v[e : e + 1] for k, v in b.items()}, want, 1e-9)
@@ -213,7 +215,7 @@ def test_pipeline_references_match_mujoco_across_the_wrap(batches, truths):
 def test_build_references_with_a_convention_name_matches_mujoco(robot, batches, truths, name):
     _, _, spec, store = robot
     conv_src = "mj" if name == "mujoco" else "pin"
-    for b, want_b in zip(batches, truths):
+    for b, want_b in zip(batches, truths, strict=True):
         e = [store.trajectories[t].source for t in b["traj_id"]].index(conv_src)
         want, origin = want_b[e]
         batch = {
@@ -255,7 +257,7 @@ def test_build_refs_from_window_by_name_matches_mujoco(robot, batches, name):
 
 def test_jax_references_by_name_match_mujoco(robot, batches, truths):
     _, _, spec, store = robot
-    for b, want_b in zip(batches, truths):
+    for b, want_b in zip(batches, truths, strict=True):
         origin = store.gather("qpos", b["traj_id"], b["episode_first_step"][:, None])[:, 0]
         conv_idx = np.array([store.trajectories[t].source == "pin" for t in b["traj_id"]], np.int32)
         args = jax.device_put((b["qpos"].astype(np.float32), b["qvel"].astype(np.float32)))

@@ -51,7 +51,7 @@ def test_base_rotation_matches_mju_quat2Mat(name):
     turn_o = np.zeros(9)  # H(psi_o): MuJoCo's matrix of a pure yaw of -135 deg
     mujoco.mju_quat2Mat(turn_o, quat(np.radians(-135.0)))
     for (qpos, qvel), abs_rpy, rel_rpy in zip(
-        states, refs["ref_base_local_ori"], refs["ref_base_heading_ori"]
+        states, refs["ref_base_local_ori"], refs["ref_base_heading_ori"], strict=True
     ):
         xmat = mj_truth(m, qpos, qvel, spec)["xmat"]
         for (roll, pitch, yaw), want in ((abs_rpy, xmat), (rel_rpy, turn_o.reshape(3, 3).T @ xmat)):
@@ -80,12 +80,14 @@ def test_real_cassie_states_match_mujoco_and_are_yaw_invariant(yaw):
     m, spec = model("cassie"), cassie.SPEC
     d = np.load(DATA / "cassie" / "trajopt" / "agility_reference" / "traj_0.npz")
     qpos, qvel = turn(d["qpos"][::120], d["qvel"][::120], yaw)  # same motion, turned by `yaw`
-    refs = refs_of(list(zip(qpos, qvel)), spec, heading_frame_keys=True)
+    refs = refs_of(list(zip(qpos, qvel, strict=True)), spec, heading_frame_keys=True)
     for t in range(len(qpos)):
         truth = mj_truth(m, qpos[t], qvel[t], spec)
         np.testing.assert_allclose(refs["ref_base_robot_lin_vel"][t], truth["lin"], atol=1e-12)
         np.testing.assert_allclose(refs["ref_base_robot_ang_vel"][t], truth["ang"], atol=1e-12)
-    unturned = refs_of(list(zip(d["qpos"][::120], d["qvel"][::120])), spec, heading_frame_keys=True)
+    unturned = refs_of(
+        list(zip(d["qpos"][::120], d["qvel"][::120], strict=True)), spec, heading_frame_keys=True
+    )
     invariant = (
         "ref_motor_joint_pos",
         "ref_motor_joint_vel",
@@ -358,7 +360,7 @@ def mixed_store(tmp_path_factory):
         np.load(DATA / "cassie" / "trajopt" / "agility_reference" / "traj_2.npz"),
         model("cassie"),
     )
-    pin = [to_pinocchio(m, q, v, cassie.SPEC) for q, v in zip(d["qpos"], d["qvel"])]
+    pin = [to_pinocchio(m, q, v, cassie.SPEC) for q, v in zip(d["qpos"], d["qvel"], strict=True)]
     for src, conv, q, v in (
         ("mj", "mujoco", d["qpos"], d["qvel"]),
         ("pin", "pinocchio", np.stack([p[0] for p in pin]), np.stack([p[1] for p in pin])),
@@ -400,7 +402,8 @@ def test_transform_reads_conventions_and_episode_origin_from_store(mixed_store):
 
 @pytest.mark.slow
 def test_inside_make_dataset_with_fk_end_effectors(cassie_store):
-    """make_dataset + kinematics.EndEffectorPositions (MJX FK of the 'imu' site) + BuildReferences."""
+    """make_dataset + kinematics.EndEffectorPositions (MJX FK of the 'imu' site) +
+    BuildReferences."""
     from trajopt_loader.configs import load_config
     from trajopt_loader.pipeline import make_dataset
     from trajopt_loader.store import TrajectoryStore

@@ -53,7 +53,7 @@ def test_disabled_gives_nothing_and_enabled_streams_references(cassie_store):
     assert all(b["ref_base_local_trans"].dtype == np.float32 for b in batches)
     # make_dataset builds the same transforms itself when the config enables references.
     implicit = list(make_dataset(config, store, 0, 1))
-    for got, want in zip(implicit, batches):
+    for got, want in zip(implicit, batches, strict=True):
         assert set(got) == set(want)
         for key in want:
             np.testing.assert_array_equal(got[key], want[key])

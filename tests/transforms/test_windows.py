@@ -80,7 +80,8 @@ def test_window_steps_match_oracle_directly_and_in_grain(W, policy):
 
 
 def test_short_trajectory_is_clamp_padded_not_dropped():
-    # a short trajectory: length 3, window 4, no wrap -> the last frame repeated, marked invalid; with wrap it wraps.
+    # a short trajectory: length 3, window 4, no wrap -> the last frame repeated, marked invalid;
+    # with wrap it wraps.
     step, valid = window_steps([3], [0], 4, "clamp")
     assert step.tolist() == [[0, 1, 2, 2]] and valid.tolist() == [[True, True, True, False]]
     step, valid = window_steps([3], [0], 4, "wrap")

@@ -1,4 +1,5 @@
-"""Trajectory and batch plots (trajopt_loader.viz) on the real Cassie data and the Digit v3 model."""
+"""Trajectory and batch plots (trajopt_loader.viz) on the real Cassie data and the Digit v3
+model."""
 
 from __future__ import annotations
 
@@ -45,10 +46,10 @@ def test_trajectory_plot_draws_the_stored_data(store, shared_data):
     joints = ax["actuated joint positions"]
     oracle = spec_from_mjcf(shared_data / "cassie" / "cassie.xml")
     assert [line.get_label() for line in joints.lines] == list(oracle.actuated_joints)
-    for line, adr in zip(joints.lines, oracle.actuated_qpos_index):
+    for line, adr in zip(joints.lines, oracle.actuated_qpos_index, strict=True):
         np.testing.assert_array_equal(line.get_ydata(), raw["qpos"][:, adr])
     vel = ax["actuated joint velocities"]
-    for line, adr in zip(vel.lines, oracle.actuated_qvel_index):
+    for line, adr in zip(vel.lines, oracle.actuated_qvel_index, strict=True):
         np.testing.assert_array_equal(line.get_ydata(), raw["qvel"][:, adr])
     img = pixels(fig)
     assert img[..., :3].std() > 20  # not blank
@@ -98,7 +99,8 @@ def test_refs_panels_are_the_reference_keys(store, shared_data):
     }
     assert keys and keys <= set(ax) and "ref_len" not in ax
     raw = np.load(shared_data / "cassie" / "trajopt" / "agility_reference" / "traj_0.npz")
-    for line, adr in zip(ax["ref_motor_joint_pos"].lines, cassie.QPOS_INDEX):
+    # trajectory 0 is drawn first: its lines are the first len(QPOS_INDEX); trajectory 1 follows
+    for line, adr in zip(ax["ref_motor_joint_pos"].lines, cassie.QPOS_INDEX, strict=False):
         np.testing.assert_array_equal(line.get_ydata(), raw["qpos"][:, adr])
 
 

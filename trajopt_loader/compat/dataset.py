@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import zarr
 
+from trajopt_loader.conventions import Convention
 from trajopt_loader.errors import (
     ConfigError,
     EnvNotAssignedError,
@@ -53,26 +54,27 @@ def _int_array(values: Iterable, what: str) -> np.ndarray:
 class VectorizedTrajectoryDataset:
     """Per-env cursors over a store and vectorized reads at them (seed API).
 
-    Env ``e`` has a trajectory ``env_traj_ids[e]`` (-1 = none) and a step cursor ``env_steps[e]`` (int64,
-    trajectory-local), set with :meth:`update_references`. :meth:`fetch` reads the row at each cursor,
-    :meth:`fetch_window` ``W`` rows from it: one vectorized gather from the store's host cache, right
-    whatever order keys are read in and however far cursors jump.
+    Env ``e`` has a trajectory ``env_traj_ids[e]`` (-1 = none) and a step cursor ``env_steps[e]``
+    (int64, trajectory-local), set with :meth:`update_references`. :meth:`fetch` reads the row at
+    each cursor, :meth:`fetch_window` ``W`` rows from it: one vectorized gather from the store's
+    host cache, right whatever order keys are read in and however far cursors jump.
 
     Args:
       zarr_path: store written by :meth:`TrajoptLoader.save` / ``export_npz`` (path or fsspec URL).
       num_envs: number of envs E.
-      cfg: dict, ``ConfigDict``, ``DictConfig`` or object with fields ``window_size`` (default window
-        of :meth:`fetch_window`), ``buffer_size`` (default 128), ``allow_wrap`` (default False),
-        optional ``cache_bytes`` (overrides the budget below).
+      cfg: dict, ``ConfigDict``, ``DictConfig`` or object with fields ``window_size`` (default
+        window of :meth:`fetch_window`), ``buffer_size`` (default 128), ``allow_wrap`` (default
+        False), optional ``cache_bytes`` (overrides the budget below).
       storage_options: fsspec options for URLs (keyword).
 
-    Memory bound: the store's host cache gets ``cache_bytes = num_envs x buffer_size x (sum over keys
-    of the largest row's bytes)``, at least one stored time-chunk (512 KiB) per key. Keys that fit
-    are decoded once and held whole, the rest as an LRU of time-chunks within the budget: host memory
-    for data is at most that many bytes (plus one chunk during a read), whatever the dataset size;
-    the unit kept is a time-chunk, not ``buffer_size`` rows per env. If the envs' windows touch more
-    chunks than the budget holds, chunks are re-decoded on every read (right values, ~1 ms per
-    chunk): raise ``buffer_size`` or ``cache_bytes`` then (``benchmarks/bench_fetch_window.py``).
+    Memory bound: the store's host cache gets ``cache_bytes = num_envs x buffer_size x (sum over
+    keys of the largest row's bytes)``, at least one stored time-chunk (512 KiB) per key. Keys that
+    fit are decoded once and held whole, the rest as an LRU of time-chunks within the budget: host
+    memory for data is at most that many bytes (plus one chunk during a read), whatever the dataset
+    size; the unit kept is a time-chunk, not ``buffer_size`` rows per env. If the envs' windows
+    touch more chunks than the budget holds, chunks are re-decoded on every read (right values,
+    ~1 ms per chunk): raise ``buffer_size`` or ``cache_bytes`` then
+    (``benchmarks/bench_fetch_window.py``).
 
     Raises:
       StoreNotFoundError / StoreFormatError: no trajopt-loader store at ``zarr_path``. ConfigError:
@@ -125,13 +127,13 @@ class VectorizedTrajectoryDataset:
     @property
     def available_trajectories(self) -> list[str]:
         """``"source/motion/trajN"`` of every trajectory; position = the int id of
-        :meth:`update_references`, in ``store.trajectories`` order: motions in the order they were first
-        exported (one export's motions sorted by name), trajectories in natural file order."""
+        :meth:`update_references`, in ``store.trajectories`` order: motions in the order they were
+        first exported (one export's motions sorted by name), trajectories in natural file order."""
         return [t.path for t in self.store.trajectories]
 
     def available_trajectories_in(self, dataset_source: str, motion: str) -> list[str]:
-        """Trajectory names (``"traj0"``, ``"traj1"``, ... natural order) of one motion, as the seed.
-        Raises MissingKeyError for an unknown source or motion (names the ones that exist)."""
+        """Trajectory names (``"traj0"``, ``"traj1"``, ... natural order) of one motion, as the
+        seed. Raises MissingKeyError for an unknown source or motion (names the ones that exist)."""
         if motion not in self.store.motions(dataset_source):
             raise MissingKeyError(
                 f"motion {motion!r} is not in source {dataset_source!r}; motions: "
@@ -192,8 +194,8 @@ class VectorizedTrajectoryDataset:
         """Assigns trajectories and/or sets step cursors.
 
         Args:
-          env_to_traj: ``{env: traj}`` with ``traj`` an int index into :attr:`available_trajectories`,
-            a ``"source/motion/trajN"`` path, or -1 (unassign).
+          env_to_traj: ``{env: traj}`` with ``traj`` an int index into
+            :attr:`available_trajectories`, a ``"source/motion/trajN"`` path, or -1 (unassign).
           env_to_step: ``{env: step}``, trajectory-local int steps (checked or wrapped on read).
         Raises:
           WindowIndexError: env id or trajectory index out of range. MissingKeyError: unknown path.
@@ -241,9 +243,9 @@ class VectorizedTrajectoryDataset:
                 e
                 if e.row is None
                 else WindowIndexError(
-                    f"env {int(envs[e.row])}: step {e.step} is outside [0, {e.length}) of trajectory "
-                    f"{e.path} (length {e.length}); set allow_wrap=True in cfg to wrap steps modulo "
-                    "the length.",
+                    f"env {int(envs[e.row])}: step {e.step} is outside [0, {e.length}) of "
+                    f"trajectory {e.path} (length {e.length}); set allow_wrap=True in cfg to wrap "
+                    "steps modulo the length.",
                     row=e.row,
                     step=e.step,
                     length=e.length,
@@ -258,8 +260,8 @@ class VectorizedTrajectoryDataset:
           ``[len(idx), *row]`` array of the stored dtype (e.g. ``qpos`` float64 ``[n, nq]``). With
           ``allow_wrap`` the cursors of ``idx`` are replaced by their wrapped values (as the seed).
         Raises:
-          MissingKeyError: unknown ``key`` (names available keys). EnvNotAssignedError: an env has no
-          trajectory. WindowIndexError: a cursor outside ``[0, length)`` without wrap (names env,
+          MissingKeyError: unknown ``key`` (names available keys). EnvNotAssignedError: an env has
+          no trajectory. WindowIndexError: a cursor outside ``[0, length)`` without wrap (names env,
           step, length).
         """
         envs = self._env_ids(idx)

@@ -47,13 +47,14 @@ class TrajoptLoader:
         overwrite: bool = True,
         progress: bool = False,
     ) -> str:
-        """Writes ``<out_dir>/<zarr_name>/<dataset_source>/<motion>/traj{i}/{key}``; returns the store path.
+        """Writes ``<out_dir>/<zarr_name>/<dataset_source>/<motion>/traj{i}/{key}``; returns the
+        store path.
 
         Args:
           out_dir: directory of the store (created if missing).
           dataset_source: source group name (one convention per source).
-          motion: a motion name (files of ``data_path/motion/``, else of ``data_path`` itself), a list of
-            names, or None for every subdirectory holding ``.npz`` files.
+          motion: a motion name (files of ``data_path/motion/``, else of ``data_path`` itself), a
+            list of names, or None for every subdirectory holding ``.npz`` files.
           zarr_name: store directory name inside ``out_dir``.
           max_trajs_per_motion: keep the first N files (natural order) of each motion.
           convention: base convention of the data, recorded in the store for every reader. Default

@@ -3,9 +3,9 @@ result on the device while the consumer computes on the previous window.
 
 ::
 
-    producer thread:  window_fn() ─▶ to_device_dtypes ─▶ jax.device_put ─▶ block_until_ready ─▶ queue
-    consumer:         next_window() ◀─ queue
-    slots:            queue_size windows at most: the one the consumer holds + queue_size - 1 ahead
+    producer thread: window_fn() ─▶ to_device_dtypes ─▶ jax.device_put ─▶ block_until_ready ─▶ queue
+    consumer:        next_window() ◀─ queue
+    slots:           queue_size windows at most: the one the consumer holds + queue_size - 1 ahead
 
 Why not :func:`trajopt_loader.pipeline.device_iterator`: that stage prefetches a *grain dataset*,
 whose elements are a pure function of their index, through two grain prefetch buffers (host and
@@ -49,7 +49,8 @@ def _make_put(device) -> Callable[[Any], Any]:
 
 
 class _Producer:
-    """One producer thread; holds no reference to the streamer (so the streamer can be collected)."""
+    """One producer thread; holds no reference to the streamer (so the streamer can be
+    collected)."""
 
     def __init__(self, window_fn: Callable[[], Any], put: Callable[[Any], Any], slots: int):
         self._fn, self._put = window_fn, put
@@ -120,9 +121,9 @@ class DoubleBufferStreamer:
 
     ``window_fn() -> dict[str, np.ndarray]`` (any pytree of arrays, fixed shapes, e.g. ``qpos
     [E, W, nq]``) runs in the producer thread; its result is converted with
-    :func:`~trajopt_loader.pipeline.device.to_device_dtypes` (with ``jax_enable_x64`` off: float64 ->
-    float32, int64 -> int32 range-checked, as JAX would otherwise do silently), put on the device and
-    waited for, while the consumer computes on the window it took before.
+    :func:`~trajopt_loader.pipeline.device.to_device_dtypes` (with ``jax_enable_x64`` off: float64
+    -> float32, int64 -> int32 range-checked, as JAX would otherwise do silently), put on the device
+    and waited for, while the consumer computes on the window it took before.
 
     **window_fn runs one window ahead** (default ``queue_size=2``, a double buffer): at most
     ``queue_size`` windows exist at once — the one the consumer holds (the last one
@@ -177,11 +178,12 @@ class DoubleBufferStreamer:
     def next_window(self, timeout: float | None = None) -> Any:
         """The next window, already on the device (pytree of ``jax.Array``).
 
-        Starts the producer if it is not running (also after :meth:`stop`, :meth:`reset` or an error).
+        Starts the producer if it is not running (also after :meth:`stop`, :meth:`reset` or an
+        error).
 
         Raises:
-          whatever ``window_fn`` (or the device transfer) raised, same exception object; the producer
-          is stopped then. TimeoutError: nothing arrived within ``timeout`` seconds.
+          whatever ``window_fn`` (or the device transfer) raised, same exception object; the
+          producer is stopped then. TimeoutError: nothing arrived within ``timeout`` seconds.
           RuntimeError: :meth:`stop` was called from another thread while waiting.
         """
         producer = self.start()._producer
@@ -206,11 +208,12 @@ class DoubleBufferStreamer:
         return producer.close()
 
     def reset(self) -> int:
-        """Drops the prefetched window(s) and pauses the producer until the next :meth:`next_window`.
+        """Drops the prefetched window(s) and pauses the producer until the next
+        :meth:`next_window`.
 
-        Use it to make cursor changes apply to the very next window: ``streamer.reset()``, then change
-        the cursors (e.g. ``ds.update_references(...)``), then ``streamer.next_window()``. The dropped
-        windows already ran ``window_fn``, so cursors it advances have moved past them.
+        Use it to make cursor changes apply to the very next window: ``streamer.reset()``, then
+        change the cursors (e.g. ``ds.update_references(...)``), then ``streamer.next_window()``.
+        The dropped windows already ran ``window_fn``, so cursors it advances have moved past them.
 
         Returns:
           int: number of dropped windows (e.g. to rewind cursors by ``dropped * window``).

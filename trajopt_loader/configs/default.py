@@ -63,7 +63,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.motion_weights = ()
     c.adaptive = config_dict.ConfigDict(
         dict(  # failure-adaptive window starts (pipeline/adaptive.py)
-            enabled=False,  # draw random-window starts / sequential episode first steps from failures
+            # draw random-window starts / sequential episode first steps from failures
+            enabled=False,
             lag=8,  # batch k uses reports of batches <= k - lag; >= host+device prefetch
             bin_s=1.0,  # bin length (s) of the per-(trajectory, bin) failure statistics
             bin_steps=config_dict.placeholder(
@@ -82,7 +83,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
             robot=config_dict.placeholder(str),
             model_path=config_dict.placeholder(str),
             ee_sites=(),
-            ee_source="auto",  # "auto" | "store" | "mujoco" | "mjx" (transforms/references_config.py)
+            # "auto" | "store" | "mujoco" | "mjx" (transforms/references_config.py)
+            ee_source="auto",
             heading_frame_keys=False,  # also add the ref_*heading* keys (transforms/references.py)
             body_keys=False,  # add the ref_body_* keys from the exported body states (needs
             #                   body_pos, body_quat, body_lin_vel, body_ang_vel in config.keys)

@@ -65,7 +65,7 @@ def body_ids(model: mujoco.MjModel, names: Sequence[str]) -> np.ndarray:
     """Body ids ``[nb]`` int32 of ``names`` (order kept). Raises MissingKeyError as
     :func:`body_names_of`."""
     ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, n) for n in names]
-    bad = [n for n, i in zip(names, ids) if i <= 0]
+    bad = [n for n, i in zip(names, ids, strict=True) if i <= 0]
     if bad or not ids:
         available = [model.body(i).name for i in range(1, model.nbody)]
         raise MissingKeyError(
@@ -110,7 +110,9 @@ def body_states(
         )
     v = qvel_to_mujoco(model, qvel, q, convention)
     n, nb = q.shape[0], ids.size
-    out = {key: np.empty((n, nb, width)) for key, width in zip(BODY_KEYS, (3, 4, 3, 3))}
+    out = {
+        key: np.empty((n, nb, width)) for key, width in zip(BODY_KEYS, (3, 4, 3, 3), strict=True)
+    }
     data, res, xbody = mujoco.MjData(model), np.empty(6), int(mujoco.mjtObj.mjOBJ_XBODY)
     for k in range(n):
         data.qpos[:], data.qvel[:] = q[k], v[k]

@@ -31,7 +31,7 @@ def site_ids(model: mujoco.MjModel, site_names: Sequence[str]) -> np.ndarray:
     if isinstance(site_names, str):
         site_names = (site_names,)
     ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_SITE, name) for name in site_names]
-    bad = [name for name, i in zip(site_names, ids) if i < 0]
+    bad = [name for name, i in zip(site_names, ids, strict=True) if i < 0]
     if bad or not ids:
         available = [model.site(i).name for i in range(model.nsite)]
         raise MissingKeyError(

@@ -162,7 +162,7 @@ def quaternion_qpos_addresses(model: mujoco.MjModel) -> tuple[int, ...]:
     free, ball = int(mujoco.mjtJoint.mjJNT_FREE), int(mujoco.mjtJoint.mjJNT_BALL)
     return tuple(
         int(a) + (3 if int(t) == free else 0)
-        for t, a in zip(model.jnt_type, model.jnt_qposadr)
+        for t, a in zip(model.jnt_type, model.jnt_qposadr, strict=True)
         if int(t) in (free, ball)
     )
 

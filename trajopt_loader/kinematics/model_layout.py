@@ -77,7 +77,8 @@ def _first_difference(field: str, recorded, actual) -> str:
     if not isinstance(recorded, list):
         return f"{field} is {recorded} in the store but {actual} in the model"
     what = field.split("_", 1)[0]
-    for i, (a, b) in enumerate(zip(recorded, actual)):
+    # the lengths may differ: compare the common prefix first, then report the extra entries
+    for i, (a, b) in enumerate(zip(recorded, actual, strict=False)):
         if a != b:
             return f"{field}[{i}] ({what} {i}) is {a!r} in the store but {b!r} in the model"
     n = min(len(recorded), len(actual))

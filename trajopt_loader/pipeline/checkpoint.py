@@ -92,8 +92,9 @@ def _check_json(state: dict, path) -> None:
     bad = _first_unserializable(state)
     if bad:
         raise CheckpointError(
-            f"iterator state is not JSON-serializable at {bad}; cannot save it to {os.fspath(path)}. "
-            "Fix: pass the dict returned by DeviceIterator.get_state() / a grain iterator's get_state()."
+            f"iterator state is not JSON-serializable at {bad}; cannot save it to "
+            f"{os.fspath(path)}. Fix: pass the dict returned by DeviceIterator.get_state() / a "
+            "grain iterator's get_state()."
         )
 
 
@@ -141,7 +142,8 @@ def read_state_file(path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise CheckpointNotFoundError(
-            f"no iterator state file at {path}. Fix: pass the path given to save_state(), or start from scratch."
+            f"no iterator state file at {path}. Fix: pass the path given to save_state(), or "
+            "start from scratch."
         )
     try:
         data = json.loads(path.read_text())
@@ -157,14 +159,16 @@ def read_state_file(path) -> Any:
         return data  # a bare grain state, as grain's own Orbax handler writes it
     if data.get("version") != STATE_VERSION or not isinstance(data.get("state"), dict):
         raise CheckpointError(
-            f"iterator state file {path} has version {data.get('version')!r}; this trajopt-loader reads "
-            f"version {STATE_VERSION}. Fix: restore with the version that wrote it."
+            f"iterator state file {path} has version {data.get('version')!r}; this "
+            f"trajopt-loader reads version {STATE_VERSION}. Fix: restore with the version that "
+            "wrote it."
         )
     return data["state"]
 
 
 def orbax_save_args(iterator: grain.DatasetIterator) -> grain.checkpoint.CheckpointSave:
-    """Orbax ``CheckpointArgs`` saving ``iterator``'s state (grain's handler), for a ``Composite``."""
+    """Orbax ``CheckpointArgs`` saving ``iterator``'s state (grain's handler), for a
+    ``Composite``."""
     return grain.checkpoint.CheckpointSave(iterator)
 
 
@@ -176,7 +180,8 @@ def orbax_restore_args(iterator: grain.DatasetIterator) -> grain.checkpoint.Chec
 def save_with_manager(
     manager, step: int, iterator: grain.DatasetIterator, *, item: str = DEFAULT_ITEM, **items
 ) -> bool:
-    """Saves ``iterator`` (under the name ``item``) plus other ``items`` at ``step`` with an Orbax manager.
+    """Saves ``iterator`` (under the name ``item``) plus other ``items`` at ``step`` with an Orbax
+    manager.
 
     Args:
       manager: ``orbax.checkpoint.CheckpointManager``.

@@ -223,7 +223,7 @@ def _id_ranges(ids: np.ndarray) -> str:
         return "none"
     breaks = np.flatnonzero(np.diff(ids) != 1)
     starts, ends = np.r_[ids[0], ids[breaks + 1]], np.r_[ids[breaks], ids[-1]]
-    return ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in zip(starts, ends))
+    return ", ".join(f"{a}" if a == b else f"{a}..{b}" for a, b in zip(starts, ends, strict=True))
 
 
 def check_store_model(config, store) -> None:
@@ -288,11 +288,12 @@ def make_dataset(
 
     Raises:
       ConfigError: invalid config, no ``zarr_path`` without a store, invalid ``references``
-        fields, played trajectories of different dt (:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`);
-        with ``control_dt``, a played trajectory of unknown dt, or no model / robot telling
-        which qpos entries are quaternions (``transforms.interpolate.qpos_quaternions``); with
-        ``config.cyclic`` and ``end_policy="wrap"``, a played trajectory whose ``qpos`` rows have
-        fewer than 7 values (no floating base; fix: ``--config.cyclic=False``).
+        fields, played trajectories of different dt
+        (:func:`~trajopt_loader.pipeline.time_step.check_uniform_dt`); with ``control_dt``, a played
+        trajectory of unknown dt, or no model / robot telling which qpos entries are quaternions
+        (``transforms.interpolate.qpos_quaternions``); with ``config.cyclic`` and
+        ``end_policy="wrap"``, a played trajectory whose ``qpos`` rows have fewer than 7 values (no
+        floating base; fix: ``--config.cyclic=False``).
       ConventionError: with ``config.cyclic`` and ``end_policy="wrap"``, a played trajectory whose
         base quaternion ``qpos[3:7]`` at frame 0, ``L-2`` or ``L-1`` is not of unit norm in its
         source's convention (``transforms.cycles.ContinueCycles.deltas``; all played

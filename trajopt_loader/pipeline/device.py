@@ -3,21 +3,24 @@
 Stages (the same as ``grain.experimental.device_put``, with a per-leaf sharding and an index check
 in the middle stage)::
 
-    dataset ──▶ ThreadPrefetch(host_buffer) ──▶ map(check ints + device_put) ──▶ ThreadPrefetch(device_buffer) ──▶ consumer
-                 host thread: produce batches     runs in the device thread         batches already on device
+    dataset ──▶ ThreadPrefetch(host_buffer) ──▶ map(check ints + device_put)
+                 host thread: produce batches     runs in the device thread
+            ──▶ ThreadPrefetch(device_buffer) ──▶ consumer
+                 batches already on device
 
 So the next batch is produced on the host and copied to the device while the consumer's jitted step
-runs on the current one. With several JAX processes (``jax.process_count() > 1``) each process holds a
-different slice of the env axis, and the device stage builds the global array with
+runs on the current one. With several JAX processes (``jax.process_count() > 1``) each process holds
+a different slice of the env axis, and the device stage builds the global array with
 ``jax.make_array_from_process_local_data(sharding, local_leaf)`` instead of ``jax.device_put``.
 
 Checkpointing: each grain ``ThreadPrefetch`` stage stores the state of its parent *together with*
 every element it buffers and reports, from ``get_state()``, the state recorded with the last element
 it handed out. The two stages nest, so :meth:`DeviceIterator.get_state` is the state right after the
 last batch the consumer received — batches waiting in either buffer are neither skipped nor repeated
-on restore (``tests/pipeline/test_device.py`` checks this at every position). After a batch that failed to
-be produced the iterator stays failed until ``set_state`` (:mod:`~trajopt_loader.pipeline.failure`),
-so catching the error and calling ``next()`` again never skips that batch.
+on restore (``tests/pipeline/test_device.py`` checks this at every position). After a batch that
+failed to be produced the iterator stays failed until ``set_state``
+(:mod:`~trajopt_loader.pipeline.failure`), so catching the error and calling ``next()`` again never
+skips that batch.
 """
 
 from __future__ import annotations
@@ -54,7 +57,8 @@ def _leaf_name(path) -> str:
 
 
 def to_device_dtypes(batch: Any) -> Any:
-    """Returns ``batch`` (a pytree of arrays) with the dtypes JAX keeps when ``jax_enable_x64`` is off.
+    """Returns ``batch`` (a pytree of arrays) with the dtypes JAX keeps when ``jax_enable_x64`` is
+    off.
 
     With x64 off (JAX's default), a 64-bit array entering JAX is silently narrowed to 32 bits, which
     wraps integers ≥ 2**31 (e.g. a global frame index). Here, instead:
@@ -82,10 +86,11 @@ def to_device_dtypes(batch: Any) -> Any:
                         int(np.argmax((arr < INT32_MIN) | (arr > INT32_MAX))), arr.shape
                     )
                     raise IndexOverflowError(
-                        f"batch leaf {_leaf_name(path)} ({arr.dtype}, shape {arr.shape}) holds {arr[bad]} at "
-                        f"index {tuple(int(i) for i in bad)}, outside int32 [{INT32_MIN}, {INT32_MAX}]; with "
-                        "jax_enable_x64 off JAX would silently truncate it. Fix: keep step indices "
-                        "trajectory-local (int32), or enable x64 (jax.config.update('jax_enable_x64', True))."
+                        f"batch leaf {_leaf_name(path)} ({arr.dtype}, shape {arr.shape}) holds "
+                        f"{arr[bad]} at index {tuple(int(i) for i in bad)}, outside int32 "
+                        f"[{INT32_MIN}, {INT32_MAX}]; with jax_enable_x64 off JAX would silently "
+                        "truncate it. Fix: keep step indices trajectory-local (int32), or enable "
+                        "x64 (jax.config.update('jax_enable_x64', True))."
                     )
             return arr.astype(np.int32)
         if arr.dtype == np.float64:
@@ -107,9 +112,10 @@ def _local_rows(x) -> np.ndarray:
 def leaf_sharding(sharding: Sharding, ndim: int) -> Sharding:
     """Returns the sharding of one ``ndim``-dimensional leaf derived from the batch ``sharding``.
 
-    A :class:`~jax.sharding.NamedSharding` keeps the first ``ndim`` entries of its ``PartitionSpec``:
-    with ``P("env")``, a ``[E, W, nq]`` leaf and an ``[E]`` leaf are split along env, a 0-d leaf is
-    replicated. Any other sharding (e.g. ``SingleDeviceSharding``) is used as is for every leaf.
+    A :class:`~jax.sharding.NamedSharding` keeps the first ``ndim`` entries of its
+    ``PartitionSpec``: with ``P("env")``, a ``[E, W, nq]`` leaf and an ``[E]`` leaf are split along
+    env, a 0-d leaf is replicated. Any other sharding (e.g. ``SingleDeviceSharding``) is used as is
+    for every leaf.
     """
     if isinstance(sharding, NamedSharding):
         spec = tuple(sharding.spec)[:ndim]
@@ -137,8 +143,9 @@ class _PutOnDevice:
             sharding = default_sharding()
         if sharding is not None and not isinstance(sharding, (Sharding, Mapping)):
             raise ShardingError(
-                f"sharding must be a jax.sharding.Sharding, a dict of them keyed like the batch, or None; "
-                f"got {type(sharding).__name__}. Fix: e.g. NamedSharding(Mesh(jax.devices(), ('env',)), P('env'))."
+                "sharding must be a jax.sharding.Sharding, a dict of them keyed like the batch, "
+                f"or None; got {type(sharding).__name__}. Fix: e.g. "
+                "NamedSharding(Mesh(jax.devices(), ('env',)), P('env'))."
             )
         self._sharding = sharding
         self._multiprocess = multiprocess
@@ -162,9 +169,10 @@ class _PutOnDevice:
                 parts = int(np.prod([s.mesh.shape[n] for n in names])) if names else 1
                 if arr.shape[dim] % parts:
                     raise ShardingError(
-                        f"batch leaf {_leaf_name(path)} has shape {arr.shape}; axis {dim} ({arr.shape[dim]}) "
-                        f"does not split evenly over mesh axes {names} of size {parts}. Fix: choose num_envs "
-                        f"as a multiple of {parts}, or a mesh that divides it."
+                        f"batch leaf {_leaf_name(path)} has shape {arr.shape}; axis {dim} "
+                        f"({arr.shape[dim]}) does not split evenly over mesh axes {names} of size "
+                        f"{parts}. Fix: choose num_envs as a multiple of {parts}, or a mesh that "
+                        "divides it."
                     )
         return s
 
@@ -180,23 +188,24 @@ class _PutOnDevice:
         except ValueError as e:
             raise ShardingError(
                 f"cannot assemble the global batch from this process's local batch "
-                f"(process {jax.process_index()} of {jax.process_count()}): {e}. Fix: every process must "
-                "hold the same number of envs, and the env axis must split over the mesh."
+                f"(process {jax.process_index()} of {jax.process_count()}): {e}. Fix: every "
+                "process must hold the same number of envs, and the env axis must split over the "
+                "mesh."
             ) from e
 
 
 class DeviceIterator(FailStopIterator):
     """Iterator over batches already on the device; a grain ``DatasetIterator`` (checkpointable).
 
-    Every ``next()`` returns the batch pytree of ``jax.Array``s (dtypes as :func:`to_device_dtypes`).
-    Errors raised while producing (in the prefetch threads) are re-raised here on ``next()`` with
-    their original type. ``close()``, leaving a ``with`` block, garbage collection or interpreter exit
-    stops and joins the prefetch threads.
+    Every ``next()`` returns the batch pytree of ``jax.Array``s (dtypes as
+    :func:`to_device_dtypes`). Errors raised while producing (in the prefetch threads) are re-raised
+    here on ``next()`` with their original type. ``close()``, leaving a ``with`` block, garbage
+    collection or interpreter exit stops and joins the prefetch threads.
 
-    ``get_state()`` returns a JSON-serializable dict: the pipeline position right after the last batch
-    handed to the caller (for a ``make_dataset`` pipeline ``{"next_index": k, "stream": {...}}``, the
-    stream fingerprint nested unchanged); ``set_state(state)`` resumes there (the next batch is the one
-    after it), or raises ``CheckpointError`` and stays put.
+    ``get_state()`` returns a JSON-serializable dict: the pipeline position right after the last
+    batch handed to the caller (for a ``make_dataset`` pipeline ``{"next_index": k, "stream":
+    {...}}``, the stream fingerprint nested unchanged); ``set_state(state)`` resumes there (the next
+    batch is the one after it), or raises ``CheckpointError`` and stays put.
     Works with ``grain.checkpoint.CheckpointSave/CheckpointRestore`` (see ``pipeline.checkpoint``).
 
     After an error: the ``next()`` that raised gives the original error; the iterator is then
@@ -273,13 +282,14 @@ class DeviceIterator(FailStopIterator):
             if isinstance(e, CheckpointError):
                 raise
             raise CheckpointError(
-                f"iterator state {str(state)[:200]} does not fit this pipeline ({type(e).__name__}: "
-                f"{e}); expected a state from get_state() of the same pipeline, e.g. "
-                "{'next_index': k}. The iterator stays where it was."
+                f"iterator state {str(state)[:200]} does not fit this pipeline "
+                f"({type(e).__name__}: {e}); expected a state from get_state() of the same "
+                "pipeline, e.g. {'next_index': k}. The iterator stays where it was."
             ) from e
 
     def close(self) -> None:
-        """Stops and joins the prefetch threads; idempotent. ``get_state()`` still works afterwards."""
+        """Stops and joins the prefetch threads; idempotent. ``get_state()`` still works
+        afterwards."""
         if self._closed:
             return
         self._final_state = with_feedback(copy.deepcopy(self._position()), self.feedback)
@@ -310,12 +320,13 @@ def device_iterator(
 
     Args:
       dataset: grain dataset whose elements are pytrees (dicts) of numpy arrays, e.g.
-        ``make_dataset(config)``: ``qpos [E, W, nq]`` float, ``step [E, W]`` int32, ``env_id [E]``...
-        A ``MapDataset`` is turned into an ``IterDataset`` first.
+        ``make_dataset(config)``: ``qpos [E, W, nq]`` float, ``step [E, W]`` int32, ``env_id
+        [E]``... A ``MapDataset`` is turned into an ``IterDataset`` first.
       sharding: where each batch goes. ``None``: the default device (one process), or the env axis
         split over all devices (several processes). A ``NamedSharding`` such as
-        ``NamedSharding(mesh, P("env"))`` applies to every leaf truncated to the leaf's rank (``[E]``
-        leaves split along env, 0-d leaves replicated). A dict maps top-level batch keys to shardings.
+        ``NamedSharding(mesh, P("env"))`` applies to every leaf truncated to the leaf's rank
+        (``[E]`` leaves split along env, 0-d leaves replicated). A dict maps top-level batch keys to
+        shardings.
       host_buffer: batches produced ahead on the host (``>= 0``; 0 = no host thread).
       device_buffer: batches already on the device waiting for the consumer (``>= 0``).
 
@@ -327,7 +338,8 @@ def device_iterator(
       ValueError: a buffer size is negative; an adaptive stream (``config.adaptive``) whose
         ``lag`` is below ``host_buffer + device_buffer``.
       ShardingError: bad ``sharding`` (on ``next()`` if it only shows on a batch's shapes).
-      IndexOverflowError: on ``next()``, an int64 leaf does not fit int32 with x64 off (never truncated silently).
+      IndexOverflowError: on ``next()``, an int64 leaf does not fit int32 with x64 off (never
+        truncated silently).
     """
     if isinstance(dataset, grain.MapDataset):
         dataset = dataset.to_iter_dataset()

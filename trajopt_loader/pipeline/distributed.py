@@ -32,7 +32,8 @@ def maybe_initialize_distributed(distributed, **kwargs) -> bool:
     Args:
       distributed: ``config.distributed`` (``coordinator_address`` ``"host:port"`` of process 0,
         ``num_processes``, ``process_id``), or any object with those attributes. With both
-        ``num_processes`` and ``process_id`` unset JAX detects them from the cluster (SLURM, TPU...).
+        ``num_processes`` and ``process_id`` unset JAX detects them from the cluster (SLURM,
+        TPU...).
       **kwargs: passed on to ``jax.distributed.initialize`` (e.g. ``initialization_timeout`` s).
     Returns:
       True if this call initialized the distributed runtime; False when no coordinator is set

@@ -2,8 +2,8 @@
 
 :class:`FailureFeedback` is the random schedule's start sampler when ``config.adaptive.enabled``
 or ``config.motion_weights`` is set, and the sequential schedule's episode-start sampler with
-``adaptive.enabled`` (each episode's first step, within the env's trajectory) (the update rule and distribution:
-:mod:`trajopt_loader.pipeline.adaptive`). Its reports come from the iterators'
+``adaptive.enabled`` (each episode's first step, within the env's trajectory) (the update rule and
+distribution: :mod:`trajopt_loader.pipeline.adaptive`). Its reports come from the iterators'
 ``report_failures`` (:class:`~trajopt_loader.pipeline.stream_iterators.StreamIterator`,
 :class:`~trajopt_loader.pipeline.device.DeviceIterator`).
 

@@ -69,9 +69,10 @@ def parse_state(state, bins: int) -> tuple[int, np.ndarray, Reports]:
         ).astype(np.float64)
         if base.size != bins:
             raise CheckpointError(f"base holds {base.size} bins, expected {bins}")
-        unpack = lambda rows: {
-            int(j): (np.asarray(b, np.int64), np.asarray(c, np.int64)) for j, b, c in rows
-        }
+
+        def unpack(rows):
+            return {int(j): (np.asarray(b, np.int64), np.asarray(c, np.int64)) for j, b, c in rows}
+
         counts, pending = unpack(state["counts"]), unpack(state["pending"])
         if sorted(counts) != list(range(base_index, folded)):
             raise CheckpointError(

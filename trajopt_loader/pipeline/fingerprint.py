@@ -226,7 +226,7 @@ def _describe_line(line: str) -> str:
 def _index_difference(saved: str, now: str) -> str:
     a, b = saved.split("\n") if saved else [], now.split("\n") if now else []
     head = f"store index changed: {len(a)} played trajectories → {len(b)}"
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):  # lengths may differ: common prefix
         if x != y:
             return (
                 f"{head}, first difference at position {i}: saved {_describe_line(x)}, "

@@ -4,9 +4,9 @@ Every batch is a fresh set of arrays (tens of MB at thousands of envs). With gli
 blocks that large are ``mmap``-ed and ``munmap``-ed on free, or trimmed off the heap top, so every
 batch page-faults its memory in again. ``benchmarks/bench_host_pipeline.py`` (Digit rows, window
 32, a shared 2-core machine, so numbers vary between runs): 256 envs 190-340 -> 1000-2300
-batches/s; 4096 envs 0.3-0.8 -> 0.6-0.9 of the memcpy rate. Raising ``M_MMAP_THRESHOLD`` and ``M_TRIM_THRESHOLD``
-(mallopt(3); the same as the environment variables ``MALLOC_MMAP_THRESHOLD_`` and
-``MALLOC_TRIM_THRESHOLD_``) makes freed batches reusable heap memory. The price: the process's
+batches/s; 4096 envs 0.3-0.8 -> 0.6-0.9 of the memcpy rate. Raising ``M_MMAP_THRESHOLD`` and
+``M_TRIM_THRESHOLD`` (mallopt(3); the same as the environment variables ``MALLOC_MMAP_THRESHOLD_``
+and ``MALLOC_TRIM_THRESHOLD_``) makes freed batches reusable heap memory. The price: the process's
 resident memory stays at its peak instead of shrinking, which a training process reaches anyway.
 """
 

@@ -142,7 +142,8 @@ def restore_process_state(
         if (rec["process_index"], rec["process_count"]) != (i, saved_count):
             raise CheckpointError(
                 f"process_{i}-of-{saved_count}.json in {directory} records process "
-                f"{rec['process_index']} of {rec['process_count']}; the file was renamed or mixed up."
+                f"{rec['process_index']} of {rec['process_count']}; the file was renamed or "
+                "mixed up."
             )
     states = [rec["iterator"] for rec in records.values()]
     if any(s != states[0] for s in states[1:]):

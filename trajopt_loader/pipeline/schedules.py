@@ -192,7 +192,10 @@ class _Schedule:
         raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(envs [{self.lo}, {self.hi}) of {self.num_envs}, W={self.window_size})"
+        return (
+            f"{type(self).__name__}(envs [{self.lo}, {self.hi}) of {self.num_envs}, "
+            f"W={self.window_size})"
+        )
 
 
 class SequentialSchedule(_Schedule):

@@ -6,8 +6,8 @@ refuses (unless ``config.allow_mixed_dt``) selections whose time steps differ by
 rates and the fixes. With ``config.control_dt`` set the rule is met by construction: every
 window samples the stored frames every ``control_dt`` seconds (``transforms.interpolate``), so
 trajectories of any known dt stream together, and an unknown dt is refused
-(:func:`~trajopt_loader.transforms.interpolate.control_lengths`). How a file's dt is read and recorded (``UNKNOWN_DT``, ``DT_FIX``) is
-:mod:`trajopt_loader.store.validate`.
+(:func:`~trajopt_loader.transforms.interpolate.control_lengths`). How a file's dt is read and
+recorded (``UNKNOWN_DT``, ``DT_FIX``) is :mod:`trajopt_loader.store.validate`.
 """
 
 from __future__ import annotations
@@ -41,9 +41,9 @@ def rate_groups(ids: np.ndarray, dts: np.ndarray) -> list[np.ndarray]:
 def check_uniform_dt(config, store, eligible) -> None:
     """Refuse to stream trajectories of different time steps together (``config.allow_mixed_dt``
     lifts it; with ``config.control_dt`` every known dt is accepted and an unknown one refused,
-    module docstring). ``eligible``: int ``[n]`` traj ids; ``store.dts``: float64 ``[n_traj]`` seconds,
-    NaN for an unknown dt: trajectories all of unknown dt stream (their rate is one, unknown);
-    a mix of known and unknown is refused like a mix of rates.
+    module docstring). ``eligible``: int ``[n]`` traj ids; ``store.dts``: float64 ``[n_traj]``
+    seconds, NaN for an unknown dt: trajectories all of unknown dt stream (their rate is one,
+    unknown); a mix of known and unknown is refused like a mix of rates.
 
     Raises:
       ConfigError: with ``control_dt``, a trajectory of unknown dt (names it and the fix);
@@ -94,7 +94,7 @@ def _unknown_dt_message(config, store, ids, dts, selection: str) -> str:
 def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
     """Known rates beyond DT_TOLERANCE: each motion's groups of one rate, and the fixes."""
     infos = [store.trajectories[int(i)] for i in ids]
-    by_id = dict(zip(ids.tolist(), infos))
+    by_id = dict(zip(ids.tolist(), infos, strict=True))
 
     def names(group, total) -> str:
         if len(group) == total:
@@ -107,7 +107,7 @@ def _mixed_dt_message(config, store, ids, dts, selection: str) -> str:
         return f"{lo} s" if lo == hi else f"{lo}-{hi} s"
 
     motions = {}
-    for info, dt in zip(infos, dts):
+    for info, dt in zip(infos, dts, strict=True):
         motions.setdefault(f"{info.source}/{info.motion}", []).append((info.traj_id, dt))
     lines = []
     for motion, rows in motions.items():

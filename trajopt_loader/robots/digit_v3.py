@@ -4,8 +4,8 @@ Layout (MuJoCo model, base = 3 world-axis slides + 1 ball joint on ``torso/base`
 ``qpos [61] = [base pos (3, m, world), base quat (4), joints...]``,
 ``qvel [54] = [base lin vel (3), base ang vel (3), joint dofs...]``. The 20 actuated joints, in
 actuator order, sit at the qpos / dof addresses below (they differ because the ball joint and the
-passive closed-loop joints are not 1 number each in both vectors). ``tests/robots/test_robots.py`` checks
-every constant against ``spec_from_mjcf`` on the model.
+passive closed-loop joints are not 1 number each in both vectors). ``tests/robots/test_robots.py``
+checks every constant against ``spec_from_mjcf`` on the model.
 
 Usage::
 

@@ -65,7 +65,7 @@ def build_mjspec(digit_model_path: str | os.PathLike):
     s = mujoco.MjSpec.from_file(path)
     parent = s.body(digit_v3.ROOT_BODY)
     pos = (0.0, 0.0, 0.45)  # above the torso, clear of Digit's own links
-    for i, (joint, axis) in enumerate(zip(ARM_JOINTS, _AXES)):
+    for i, (joint, axis) in enumerate(zip(ARM_JOINTS, _AXES, strict=True)):
         body = parent.add_body(name=f"third-arm/link-{i + 1}", pos=pos)
         body.add_joint(name=joint, type=mujoco.mjtJoint.mjJNT_HINGE, axis=axis, range=(-2.0, 2.0))
         body.add_geom(

@@ -64,7 +64,8 @@ class RobotSpec:
         if len(self.actuated_qpos_index) != len(self.actuated_qvel_index):
             raise RobotSpecError(
                 f"robot {self.name!r}: {len(self.actuated_qpos_index)} qpos indices but "
-                f"{len(self.actuated_qvel_index)} qvel indices; give one of each per actuated joint."
+                f"{len(self.actuated_qvel_index)} qvel indices; give one of each per actuated "
+                "joint."
             )
         checks = (
             ("actuated_qpos_index", self.actuated_qpos_index, self.nq),
@@ -97,17 +98,20 @@ class RobotSpec:
 
     @property
     def base_quat_slice(self) -> slice:
-        """``qpos[base_quat_slice]``: base orientation quaternion [4] (order from the Convention)."""
+        """``qpos[base_quat_slice]``: base orientation quaternion [4] (order from the
+        Convention)."""
         return slice(self.base_qpos_adr + 3, self.base_qpos_adr + 7)
 
     @property
     def base_lin_vel_slice(self) -> slice:
-        """``qvel[base_lin_vel_slice]``: base linear velocity [3] (m/s, frame from the Convention)."""
+        """``qvel[base_lin_vel_slice]``: base linear velocity [3] (m/s, frame from the
+        Convention)."""
         return slice(self.base_dof_adr, self.base_dof_adr + 3)
 
     @property
     def base_ang_vel_slice(self) -> slice:
-        """``qvel[base_ang_vel_slice]``: base angular velocity [3] (rad/s, frame from the Convention)."""
+        """``qvel[base_ang_vel_slice]``: base angular velocity [3] (rad/s, frame from the
+        Convention)."""
         return slice(self.base_dof_adr + 3, self.base_dof_adr + 6)
 
     def with_model_path(self, model_path: str | os.PathLike | None) -> RobotSpec:

@@ -46,10 +46,11 @@ Open cycles: the clip's ``T`` frames are ``T`` distinct phases of a periodic mot
 trajectory optimization writes them (the Cassie ``aslip_walk`` strides: frame ``L-1`` is one
 step short of the next stride's frame 0). The step across the seam, ``L-1`` of loop ``c-1`` ->
 ``0`` of loop ``c``, is then the last step's planar motion, and the base advances by ``L``
-steps' worth per loop (``aslip_walk``: the commanded speed x ``L dt`` within 0.1%). A closed clip, whose last frame repeats its first, would play that pose
-twice at each seam: drop the repeated frame at export, or stream it with ``cyclic=False``.
-Joints, z, roll and pitch across the seam are as recorded. With ``cyclic=False`` nothing is
-rewritten; ``loop`` still tells the consumer where the seam is.
+steps' worth per loop (``aslip_walk``: the commanded speed x ``L dt`` within 0.1%). A closed clip,
+whose last frame repeats its first, would play that pose twice at each seam: drop the repeated frame
+at export, or stream it with ``cyclic=False``. Joints, z, roll and pitch across the seam are as
+recorded. With ``cyclic=False`` nothing is rewritten; ``loop`` still tells the consumer where the
+seam is.
 
 ``make_dataset`` (``config.cyclic`` with ``end_policy="wrap"``) computes the ``Delta`` of every
 played trajectory when it builds the pipeline (:meth:`ContinueCycles.deltas`), so data without a
@@ -123,7 +124,7 @@ def _turn_bodies(batch, out, moved, cos, sin, cos_h, sin_h, sign) -> None:
         arr = np.array(batch["body_quat"])
         cols = [1, 2, 3, 0]  # x, y, z, w of wxyz
         new = yaw_pairs(*(arr[..., i].astype(np.float64) for i in cols), grid(cos_h), grid(sin_h))
-        for i, value in zip(cols, new):
+        for i, value in zip(cols, new, strict=True):
             np.multiply(value, grid(sign), out=arr[..., i], where=grid(moved), casting="unsafe")
         out["body_quat"] = arr
 
@@ -236,7 +237,7 @@ class ContinueCycles(grain.transforms.Map):
                 cols = [3 + i for i in (range(4) if xyzw else XYZW_FROM_WXYZ)]  # x, y, z, w
                 rows = moved & (flags[:, 0] == xyzw)[:, None]
                 new = yaw_pairs(*(qpos[..., i].astype(np.float64) for i in cols), cos_h, sin_h)
-                for i, value in zip(cols, new):
+                for i, value in zip(cols, new, strict=True):
                     np.multiply(value, sign, out=qpos[..., i], where=rows, casting="unsafe")
             out["qpos"] = qpos
             self._check_resolution(qpos.dtype, float(np.abs(tx).max() + np.abs(ty).max()))

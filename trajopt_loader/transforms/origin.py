@@ -2,12 +2,13 @@
 
 With ``config.episode_origin_keys`` every batch carries, per env,
 
-==================  =========  ======================================================================
+==================  =========  =====================================================================
 key                 shape      definition
-==================  =========  ======================================================================
-``origin_qpos``     [E, nq]    ``qpos[traj_id, episode_first_step]`` (the data's convention and units)
+==================  =========  =====================================================================
+``origin_qpos``     [E, nq]    ``qpos[traj_id, episode_first_step]`` (the data's convention and
+                               units)
 ``origin_qvel``     [E, nv]    ``qvel[traj_id, episode_first_step]``
-==================  =========  ======================================================================
+==================  =========  =====================================================================
 
 so an environment needs neither to cache the state it saw at ``episode_start`` nor to read the
 store. The episode's first step always has loop count 0 (``pipeline/schedules.py``: an episode

@@ -15,44 +15,60 @@ frame; ``o`` = the episode's first step (``episode_first_step`` of the env's tra
 angular velocity of body ``b``, world axes; ``a`` = the anchor body (``references.anchor_body``,
 default the first stored body) and ``psi_a,t`` its heading.
 
-==========================  ===============  ======  ==========================================
-key                         shape            units   definition (frame)
-==========================  ===============  ======  ==========================================
-``ref_motor_joint_pos``     [E, T, n_act]    rad, m  ``qpos[..., spec.actuated_qpos_index]``
-``ref_motor_joint_vel``     [E, T, n_act]    rad/s   ``qvel[..., spec.actuated_qvel_index]`` (dof addresses)
-``ref_base_local_pos``      [E, T, 3]        m       ``p_t``: world frame (the qpos base xyz)
-``ref_base_local_trans``    [E, T, 3]        m       ``p_t - p_o``: world axes, 0 at the episode's first step
-``ref_base_local_ori``      [E, T, 3]        rad     ``(roll_t, pitch_t, yaw_t)``: absolute, of ``R_t`` (ZYX)
-``ref_base_robot_lin_vel``  [E, T, 3]        m/s     ``R_t^T v_t`` for world-frame ``v_t``, else ``v_t``: body frame
-``ref_base_robot_ang_vel``  [E, T, 3]        rad/s   ``R_t^T omega_t`` for world-frame ``omega_t``, else ``omega_t``: body frame
-``ref_local_ee_pos``        [E, T, n_ee, 3]  m       ``x_k,t``: world frame
-``ref_base_local_ee_pos``   [E, T, n_ee, 3]  m       ``H(psi_t)^T (x_k,t - p_t)``: from the base, in its own heading axes
-``ref_len``                 [E] int32        steps   number of True in ``valid`` (T when there is no ``valid``)
---------------------------  ---------------  ------  ------------------------------------------
+============================  ===============  ======  =============================================
+key                           shape            units   definition (frame)
+============================  ===============  ======  =============================================
+``ref_motor_joint_pos``       [E, T, n_act]    rad, m  ``qpos[..., spec.actuated_qpos_index]``
+``ref_motor_joint_vel``       [E, T, n_act]    rad/s   ``qvel[..., spec.actuated_qvel_index]`` (dof
+                                                       addresses)
+``ref_base_local_pos``        [E, T, 3]        m       ``p_t``: world frame (the qpos base xyz)
+``ref_base_local_trans``      [E, T, 3]        m       ``p_t - p_o``: world axes, 0 at the episode's
+                                                       first step
+``ref_base_local_ori``        [E, T, 3]        rad     ``(roll_t, pitch_t, yaw_t)``: absolute, of
+                                                       ``R_t`` (ZYX)
+``ref_base_robot_lin_vel``    [E, T, 3]        m/s     ``R_t^T v_t`` for world-frame ``v_t``, else
+                                                       ``v_t``: body frame
+``ref_base_robot_ang_vel``    [E, T, 3]        rad/s   ``R_t^T omega_t`` for world-frame
+                                                       ``omega_t``, else ``omega_t``: body frame
+``ref_local_ee_pos``          [E, T, n_ee, 3]  m       ``x_k,t``: world frame
+``ref_base_local_ee_pos``     [E, T, n_ee, 3]  m       ``H(psi_t)^T (x_k,t - p_t)``: from the base,
+                                                       in its own heading axes
+``ref_len``                   [E] int32        steps   number of True in ``valid`` (T when there is
+                                                       no ``valid``)
+----------------------------  ---------------  ------  ---------------------------------------------
 with ``heading_frame_keys=True`` (``config.references.heading_frame_keys``), also:
---------------------------  ---------------  ------  ------------------------------------------
-``ref_base_heading_pos``    [E, T, 3]        m       ``H(psi_w)^T (p_t - p_w)``: window-local, window's first heading axes
-``ref_base_heading_trans``  [E, T, 3]        m       ``H(psi_o)^T (p_t - p_o)``: episode-local, episode's first heading axes
-``ref_base_heading_ori``    [E, T, 3]        rad     ``(roll_t, pitch_t, wrap(yaw_t - psi_o))`` = ZYX angles of ``H(psi_o)^T R_t``
-``ref_ee_heading_pos``      [E, T, n_ee, 3]  m       ``H(psi_o)^T (x_k,t - p_t)``: from the base, episode's first heading axes
---------------------------  ---------------  ------  ------------------------------------------
+----------------------------  ---------------  ------  ---------------------------------------------
+``ref_base_heading_pos``      [E, T, 3]        m       ``H(psi_w)^T (p_t - p_w)``: window-local,
+                                                       window's first heading axes
+``ref_base_heading_trans``    [E, T, 3]        m       ``H(psi_o)^T (p_t - p_o)``: episode-local,
+                                                       episode's first heading axes
+``ref_base_heading_ori``      [E, T, 3]        rad     ``(roll_t, pitch_t, wrap(yaw_t - psi_o))`` =
+                                                       ZYX angles of ``H(psi_o)^T R_t``
+``ref_ee_heading_pos``        [E, T, n_ee, 3]  m       ``H(psi_o)^T (x_k,t - p_t)``: from the base,
+                                                       episode's first heading axes
+----------------------------  ---------------  ------  ---------------------------------------------
 with ``body_keys=True`` (``config.references.body_keys``; ``references_bodies.py``), also:
---------------------------  ---------------  ------  ------------------------------------------
-``ref_body_pos``            [E, T, nb, 3]    m       ``x_b,t``: world frame
-``ref_body_quat``           [E, T, nb, 4]    1       ``q_b,t`` (wxyz): body -> world
-``ref_body_lin_vel``        [E, T, nb, 3]    m/s     ``v_b,t``: world axes, at the body frame origin
-``ref_body_ang_vel``        [E, T, nb, 3]    rad/s   ``omega_b,t``: world axes
-``ref_body_heading_pos``    [E, T, nb, 3]    m       ``H(psi_a,t)^T (x_b,t - x_a,t)``: from the anchor, its own heading axes
-``ref_body_heading_quat``   [E, T, nb, 4]    1       ``H(psi_a,t)^T R_b,t`` as ``qz(-psi_a,t) q_b,t`` (wxyz)
-``ref_body_heading_lin_vel`` [E, T, nb, 3]    m/s     ``H(psi_a,t)^T v_b,t``: anchor's heading axes (not relative to its velocity)
-``ref_body_heading_ang_vel`` [E, T, nb, 3]    rad/s   ``H(psi_a,t)^T omega_b,t``: anchor's heading axes
-==========================  ===============  ======  ==========================================
+----------------------------  ---------------  ------  ---------------------------------------------
+``ref_body_pos``              [E, T, nb, 3]    m       ``x_b,t``: world frame
+``ref_body_quat``             [E, T, nb, 4]    1       ``q_b,t`` (wxyz): body -> world
+``ref_body_lin_vel``          [E, T, nb, 3]    m/s     ``v_b,t``: world axes, at the body frame
+                                                       origin
+``ref_body_ang_vel``          [E, T, nb, 3]    rad/s   ``omega_b,t``: world axes
+``ref_body_heading_pos``      [E, T, nb, 3]    m       ``H(psi_a,t)^T (x_b,t - x_a,t)``: from the
+                                                       anchor, its own heading axes
+``ref_body_heading_quat``     [E, T, nb, 4]    1       ``H(psi_a,t)^T R_b,t`` as ``qz(-psi_a,t)
+                                                       q_b,t`` (wxyz)
+``ref_body_heading_lin_vel``  [E, T, nb, 3]    m/s     ``H(psi_a,t)^T v_b,t``: anchor's heading axes
+                                                       (not relative to its velocity)
+``ref_body_heading_ang_vel``  [E, T, nb, 3]    rad/s   ``H(psi_a,t)^T omega_b,t``: anchor's heading
+                                                       axes
+============================  ===============  ======  =============================================
 
 The keys above the line are the predecessor's names with its meanings (``ref_base_local_ee_pos``
 included: it computed ``Rz(-yaw_t) (x_k,t - p_t)``, the same quantity), with its defects fixed:
-the quaternion order comes from the data's :class:`~trajopt_loader.Convention` (it assumed xyzw); velocities
-are rotated only when the convention stores them in the world frame (MuJoCo's angular velocity
-and Pinocchio's linear + angular velocity are already body-frame; it rotated them again);
+the quaternion order comes from the data's :class:`~trajopt_loader.Convention` (it assumed xyzw);
+velocities are rotated only when the convention stores them in the world frame (MuJoCo's angular
+velocity and Pinocchio's linear + angular velocity are already body-frame; it rotated them again);
 ``ref_base_local_trans`` is relative to the episode's first step (it used each window's first
 step); end-effector keys exist only when end-effector positions are given or computed (it
 filled zeros). After a cyclic wrap (``transforms/cycles.py``) ``p_t``, ``R_t`` and
@@ -136,13 +152,16 @@ def convention_flags(conventions, convention_index, n_env: int) -> np.ndarray:
 
 
 def fill_index(valid: np.ndarray) -> np.ndarray:
-    """int [E, T]: for each step, the nearest valid step at or before it (else the first valid step)."""
+    """int [E, T]: for each step, the nearest valid step at or before it (else the first valid
+    step)."""
     last = np.maximum.accumulate(np.where(valid, np.arange(valid.shape[1]), -1), axis=1)
     return np.where(last < 0, np.argmax(valid, axis=1)[:, None], last)
 
 
 def _check(name: str, arr: np.ndarray, shape: tuple, fix: str) -> None:
-    if arr.ndim != len(shape) or any(s is not None and a != s for a, s in zip(arr.shape, shape)):
+    if arr.ndim != len(shape) or any(
+        s is not None and a != s for a, s in zip(arr.shape, shape, strict=True)
+    ):
         want = "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"
         raise ReferenceInputError(f"{name} has shape {arr.shape}; expected {want}. {fix}")
 

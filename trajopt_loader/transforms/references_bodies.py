@@ -64,7 +64,7 @@ def compute_body_references(
     if pos.ndim != 4 or pos.shape[-1] != 3:
         raise ReferenceInputError(f"body_pos has shape {pos.shape}; expected [E, T, nb, 3].")
     n_env, n_t, nb = pos.shape[:3]
-    for name, a, width in zip(BODY_KEYS, arrays, (3, 4, 3, 3)):
+    for name, a, width in zip(BODY_KEYS, arrays, (3, 4, 3, 3), strict=True):
         if a.shape != (n_env, n_t, nb, width):
             raise ReferenceInputError(
                 f"{name} has shape {a.shape}; expected "

@@ -72,7 +72,8 @@ def _ee_source(refs, spec, ee_in_keys: bool) -> str | None:
 
 
 class StoreConvention:
-    """Picklable ``traj_id -> Convention`` of a store (the convention of the trajectory's source)."""
+    """Picklable ``traj_id -> Convention`` of a store (the convention of the trajectory's
+    source)."""
 
     def __init__(self, store):
         self.store = store

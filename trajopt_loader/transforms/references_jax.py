@@ -1,4 +1,5 @@
-"""JAX twin of :func:`trajopt_loader.transforms.references.compute_references`, usable inside ``jit``.
+"""JAX twin of :func:`trajopt_loader.transforms.references.compute_references`, usable inside
+``jit``.
 
 Same outputs, shapes, frames and units as the numpy version (its module docstring defines every
 ``ref_*`` key, the heading-frame ones included); rotations use
@@ -10,8 +11,10 @@ is the dtype of ``qpos`` (float32 unless x64 is on).
 
 Usage::
 
-    refs = compute_references_jax(qpos, qvel, spec=digit_v3.SPEC, conventions=("mujoco", "pinocchio"),
-                                  convention_index=conv_idx, origin_qpos=origin, valid=valid)
+    refs = compute_references_jax(
+        qpos, qvel, spec=digit_v3.SPEC, conventions=("mujoco", "pinocchio"),
+        convention_index=conv_idx, origin_qpos=origin, valid=valid,
+    )
 """
 
 from __future__ import annotations

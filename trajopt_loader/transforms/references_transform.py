@@ -29,7 +29,8 @@ class BuildReferences(grain.transforms.Map):
 
     Args:
       store: a ``TrajectoryStore`` giving each env's convention (``store.convention(source)``)
-        and episode origin (``store.gather("qpos", traj_id, episode_first_step[:, None])``), or None.
+        and episode origin (``store.gather("qpos", traj_id, episode_first_step[:, None])``), or
+        None.
       spec: the robot's :class:`RobotSpec`.
       convention: the data's :class:`Convention` or its name (``"mujoco"``, ``"pinocchio"``,
         ``"crocoddyl"``; case-insensitive) when ``store`` is None (required then).

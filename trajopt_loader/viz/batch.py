@@ -78,7 +78,7 @@ def plot_batch(
     )
     labels = [
         f"env {int(x)}: traj {int(t)}" + ("" if store is None else f" {store.info(int(t)).path}")
-        for x, t in zip(env, traj)
+        for x, t in zip(env, traj, strict=True)
     ]
     ax.set_yticks(range(e), labels, fontsize=6)
     im = ax.imshow(step, cmap="viridis", aspect="auto", interpolation="nearest")

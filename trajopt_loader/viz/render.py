@@ -63,7 +63,8 @@ def load_render_model(model_path: str, width: int, height: int):
 
 
 def make_renderer(model, width: int, height: int):
-    """``mujoco.Renderer(model, height, width)``; a missing GL library raises :class:`GLBackendError`."""
+    """``mujoco.Renderer(model, height, width)``; a missing GL library raises
+    :class:`GLBackendError`."""
     import mujoco
 
     chosen = getattr(getattr(mujoco, "GLContext", None), "__module__", "")  # what MuJoCo picked
@@ -85,7 +86,8 @@ def make_renderer(model, width: int, height: int):
 
 
 def frame_steps(length: int, dt: float, fps: float, max_frames: int | None = None) -> np.ndarray:
-    """Trajectory steps ``[F]`` int shown at ``fps`` frames per second of motion time (real speed)."""
+    """Trajectory steps ``[F]`` int shown at ``fps`` frames per second of motion time (real
+    speed)."""
     times = np.arange(0.0, length * dt, 1.0 / fps)
     steps = np.minimum(np.round(times / dt).astype(np.int64), length - 1)
     return steps[:max_frames] if max_frames is not None else steps

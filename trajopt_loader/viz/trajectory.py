@@ -29,7 +29,7 @@ def _mark_flags(ax, view: TrajectoryView) -> None:
         if not mask.any():
             continue
         edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-        for a, b in zip(edges[::2], edges[1::2]):
+        for a, b in zip(edges[::2], edges[1::2], strict=True):
             ax.axvspan(
                 view.time[a] - view.dt / 2,
                 view.time[b - 1] + view.dt / 2,
@@ -113,7 +113,8 @@ def plot_trajectories(
             alpha=0.8,
         )
         ax_z.plot(v.time, v.pos[:, 2], color=color, lw=1.2, label=v.path)
-        for j, (name, ls) in enumerate(zip(("roll", "pitch", "yaw"), STYLES)):
+        # the first 3 of the 4 line styles, one per angle
+        for j, (name, ls) in enumerate(zip(("roll", "pitch", "yaw"), STYLES, strict=False)):
             ax_rpy.plot(
                 v.time,
                 np.degrees(v.rpy[:, j]),
@@ -125,7 +126,7 @@ def plot_trajectories(
         _lines(ax_jp, v.time, v.joint_pos, v.joint_names, style, joint_colors, k == 0)
         if ax_jv is not None and v.joint_vel is not None:
             _lines(ax_jv, v.time, v.joint_vel, v.joint_names, style, joint_colors, False)
-        for ax, key in zip(ax_refs, ref_keys):
+        for ax, key in zip(ax_refs, ref_keys, strict=True):
             y = v.refs[key].reshape(len(v.time), -1)
             _lines(
                 ax, v.time, y, [f"[{i}]" for i in range(y.shape[1])], style, joint_colors, k == 0
@@ -146,7 +147,7 @@ def plot_trajectories(
     )
     if ax_jv is not None:
         ax_jv.set(title="actuated joint velocities", ylabel="rad/s (m/s)")
-    for ax, key in zip(ax_refs, ref_keys):
+    for ax, key in zip(ax_refs, ref_keys, strict=True):
         ax.set(title=key, ylabel="value")
         if views[0].refs[key].reshape(len(views[0].time), -1).shape[1] <= 12:
             ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
