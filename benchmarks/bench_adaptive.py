@@ -30,7 +30,7 @@ import numpy as np
 from bench_host_pipeline import rate, write_store
 
 from trajopt_loader.configs import load_config
-from trajopt_loader.pipeline.dataset import make_schedule
+from trajopt_loader.pipeline.stages import make_schedule
 from trajopt_loader.transforms.gather import GatherKeys
 from trajopt_loader.transforms.windows import WindowIndices
 

@@ -33,7 +33,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from trajopt_loader.configs import load_config
 from trajopt_loader.pipeline import host_memory, make_dataset
-from trajopt_loader.pipeline.dataset import make_schedule
+from trajopt_loader.pipeline.stages import make_schedule
 from trajopt_loader.store import TrajectoryStore, export_npz
 from trajopt_loader.transforms import window_steps
 

@@ -12,7 +12,7 @@ import pytest
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConfigError, IndexOverflowError, ShardingError
 from trajopt_loader.pipeline import make_dataset
-from trajopt_loader.pipeline.dataset import make_schedule
+from trajopt_loader.pipeline.stages import make_schedule
 from trajopt_loader.pipeline.time_step import DT_TOLERANCE
 from trajopt_loader.store import TrajectoryStore, export_npz
 
@@ -350,7 +350,7 @@ def test_cassie_agility_reference_mixes_2khz_and_29hz_and_is_refused(cassie_stor
 
 
 def test_id_ranges_for_messages():
-    from trajopt_loader.pipeline.dataset import _id_ranges
+    from trajopt_loader.pipeline.stages import _id_ranges
 
     assert _id_ranges(np.array([8, 0, 1, 2, 5, 7])) == "0..2, 5, 7..8"
     assert _id_ranges(np.array([], np.int32)) == "none"

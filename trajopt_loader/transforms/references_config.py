@@ -144,7 +144,7 @@ def _body_references(config, store):
             f"{tuple(config['keys'])}; add them (export them with --model "
             "MODEL.xml --bodies all)."
         )
-    from trajopt_loader.pipeline.dataset import eligible_traj_ids  # late: dataset imports us
+    from trajopt_loader.pipeline.stages import eligible_traj_ids  # late: pipeline imports us
 
     names = store_body_names(store, eligible_traj_ids(config, store))
     return BuildBodyReferences(names, config.references.anchor_body)
