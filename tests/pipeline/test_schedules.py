@@ -10,7 +10,8 @@ import pytest
 
 from trajopt_loader.errors import ConfigError, IndexOverflowError, ShardingError, WindowIndexError
 from trajopt_loader.pipeline import schedules
-from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
+from trajopt_loader.pipeline.schedules import RandomSchedule
+from trajopt_loader.pipeline.sequential import SequentialSchedule
 
 FIELDS = ("env_id", "traj_id", "start", "episode_start", "episode_first_step", "episode_loop")
 
@@ -18,7 +19,9 @@ FIELDS = ("env_id", "traj_id", "start", "episode_start", "episode_first_step", "
 def _cycle_order(sched: SequentialSchedule, c: int) -> list[int]:
     """Documented order of cycle c: identity, or the permutation keyed by (seed, c)."""
     if sched.assignment == "random":
-        return list(schedules._rng(sched.seed, schedules._PERM, c).permutation(sched.eligible.size))
+        return list(
+            schedules.keyed_rng(sched.seed, schedules.RNG_PERM, c).permutation(sched.eligible.size)
+        )
     return list(range(sched.eligible.size))
 
 
@@ -26,7 +29,9 @@ def _env_positions(sched: SequentialSchedule, env: int):
     """Positions into `eligible` an env visits: cycle 0 from its offset, then whole cycles."""
     n = sched.eligible.size
     offset = (
-        schedules._rng(sched.seed, schedules._OFFSET).integers(0, n, size=sched.num_envs)[env]
+        schedules.keyed_rng(sched.seed, schedules.RNG_OFFSET).integers(0, n, size=sched.num_envs)[
+            env
+        ]
         if sched.assignment == "random"
         else env % n
     )

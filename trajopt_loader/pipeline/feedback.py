@@ -49,7 +49,7 @@ from trajopt_loader.pipeline.adaptive import (
     start_distribution,
 )
 from trajopt_loader.pipeline.feedback_state import pack_state, parse_state
-from trajopt_loader.pipeline.schedules import _rng
+from trajopt_loader.pipeline.schedules import keyed_rng
 
 __all__ = ["FailureFeedback", "FeedbackTimeoutError"]
 
@@ -163,7 +163,7 @@ class FailureFeedback:
           FeedbackTimeoutError: a report it depends on did not arrive in time.
         """
         cdf = self._cdf_for(k0)
-        rng = _rng(self.seed, _DRAW, k0)
+        rng = keyed_rng(self.seed, _DRAW, k0)
         u, v = rng.random(self.num_envs), rng.random(self.num_envs)
         return draw_within(cdf, self.layout, position, u[self.lo : self.hi], v[self.lo : self.hi])
 
@@ -180,7 +180,7 @@ class FailureFeedback:
           FeedbackTimeoutError: a report it depends on did not arrive in time (names batches).
         """
         cdf = self._cdf_for(k)
-        rng = _rng(self.seed, _DRAW, k)
+        rng = keyed_rng(self.seed, _DRAW, k)
         u, v = rng.random(self.num_envs), rng.random(self.num_envs)
         position, start = draw_starts(cdf, self.layout, u[self.lo : self.hi], v[self.lo : self.hi])
         self.record(k, position, start)

@@ -13,7 +13,8 @@ import grain
 import numpy as np
 
 from trajopt_loader.errors import ConfigError
-from trajopt_loader.pipeline.schedules import RandomSchedule, SequentialSchedule
+from trajopt_loader.pipeline.schedules import RandomSchedule
+from trajopt_loader.pipeline.sequential import SequentialSchedule
 from trajopt_loader.transforms.gather import GatherKeys
 from trajopt_loader.transforms.interpolate import InterpolateKeys, control_lengths, qpos_quaternions
 from trajopt_loader.transforms.origin import EpisodeOrigin

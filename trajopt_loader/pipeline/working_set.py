@@ -38,7 +38,7 @@ import numpy as np
 
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline.marching import valid_start_counts
-from trajopt_loader.pipeline.schedules import _WINDOW, RandomSchedule, _rng
+from trajopt_loader.pipeline.schedules import RNG_WINDOW, RandomSchedule, keyed_rng
 from trajopt_loader.store import host_alloc
 from trajopt_loader.transforms.gather import DROPPED, GatherKeys, cast_dtype
 
@@ -103,7 +103,7 @@ class WorkingSetSchedule(RandomSchedule):
         epoch, slot = divmod(int(w), self.sets_per_epoch)
         perm = self._perm.get(epoch)
         if perm is None:
-            perm = _rng(self.seed, _SET, epoch).permutation(self.eligible.size)
+            perm = keyed_rng(self.seed, _SET, epoch).permutation(self.eligible.size)
             self._perm = {epoch: perm}  # windows run in order: one epoch at a time
         return perm[slot * self.size : (slot + 1) * self.size]
 
@@ -117,7 +117,7 @@ class WorkingSetSchedule(RandomSchedule):
     def _element(self, k: int):
         pos = self.positions(k // self.rotate_every)
         cum = np.concatenate([[0], np.cumsum(self.counts[pos])])
-        draw = _rng(self.seed, _WINDOW, k).integers(0, cum[-1], size=self.num_envs)[
+        draw = keyed_rng(self.seed, RNG_WINDOW, k).integers(0, cum[-1], size=self.num_envs)[
             self.lo : self.hi
         ]
         idx = np.searchsorted(cum, draw, side="right") - 1
