@@ -91,7 +91,8 @@ def test_motion_weights_accept_a_dict():
 
 
 def test_stream_fields_record_the_adaptive_settings():
-    from trajopt_loader.pipeline.fingerprint import config_differences, stream_fields
+    from trajopt_loader.pipeline.fingerprint import stream_fields
+    from trajopt_loader.pipeline.state_check import config_differences
 
     plain = stream_fields(load_config("default"))
     assert plain["adaptive"] is False and plain["motion_weights"] == [] and plain["seed"] is None

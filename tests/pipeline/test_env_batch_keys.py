@@ -92,7 +92,8 @@ def test_random_start_and_origin_keys_against_the_npz(store, shared_data, caplog
 
 
 def test_new_stream_fields_are_compared_against_their_defaults():
-    from trajopt_loader.pipeline.fingerprint import config_differences, stream_fields
+    from trajopt_loader.pipeline.fingerprint import stream_fields
+    from trajopt_loader.pipeline.state_check import config_differences
 
     plain = stream_fields(load_config("default"))
     assert not {"future_steps", "random_start", "episode_origin_keys"} & set(plain)

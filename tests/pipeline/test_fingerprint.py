@@ -16,12 +16,8 @@ from conftest import revealing
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import CheckpointError
 from trajopt_loader.pipeline import device_iterator, make_dataset
-from trajopt_loader.pipeline.fingerprint import (
-    STREAM_FIELDS,
-    config_differences,
-    describe_stream,
-    stream_fields,
-)
+from trajopt_loader.pipeline.fingerprint import STREAM_FIELDS, describe_stream, stream_fields
+from trajopt_loader.pipeline.state_check import config_differences
 from trajopt_loader.pipeline.stream_iterators import StreamDataset
 from trajopt_loader.store import TrajectoryStore, export_npz
 

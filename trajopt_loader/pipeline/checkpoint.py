@@ -41,7 +41,7 @@ import grain
 import grain.checkpoint
 
 from trajopt_loader.errors import CheckpointError, CheckpointNotFoundError
-from trajopt_loader.pipeline.fingerprint import check_state_shape
+from trajopt_loader.pipeline.state_check import check_state_shape
 
 STATE_FORMAT = "trajopt_loader.iterator_state"
 STATE_VERSION = 1

@@ -23,13 +23,9 @@ from pathlib import Path
 from trajopt_loader.errors import CheckpointError, CheckpointNotFoundError
 from trajopt_loader.pipeline.checkpoint import read_state_file, write_state_file
 from trajopt_loader.pipeline.distributed import current_process
-from trajopt_loader.pipeline.fingerprint import (
-    STATE_KEY,
-    check_state_shape,
-    config_differences,
-    stream_fields,
-)
+from trajopt_loader.pipeline.fingerprint import STATE_KEY, stream_fields
 from trajopt_loader.pipeline.schedules import env_shard
+from trajopt_loader.pipeline.state_check import check_state_shape, config_differences
 
 __all__ = ["restore_process_state", "save_process_state"]
 

@@ -19,8 +19,9 @@ import grain
 
 from trajopt_loader.errors import CheckpointError
 from trajopt_loader.pipeline.failure import FailStopIterator
-from trajopt_loader.pipeline.fingerprint import FEEDBACK_KEY, STATE_KEY, check_state
+from trajopt_loader.pipeline.fingerprint import FEEDBACK_KEY, STATE_KEY
 from trajopt_loader.pipeline.grain_adapter import get_element_spec
+from trajopt_loader.pipeline.state_check import check_state
 
 __all__ = ["StreamDataset", "StreamIterator", "report_to", "with_feedback"]
 
