@@ -20,13 +20,8 @@ import pytest
 from conftest import REPO
 
 from trajopt_loader.errors import CheckpointError, IndexOverflowError, ShardingError
-from trajopt_loader.pipeline.device import (
-    DeviceIterator,
-    default_sharding,
-    device_iterator,
-    leaf_sharding,
-    to_device_dtypes,
-)
+from trajopt_loader.pipeline.device import DeviceIterator, device_iterator
+from trajopt_loader.pipeline.placement import default_sharding, leaf_sharding, to_device_dtypes
 
 DATA = REPO.parent / "shared" / "data"
 QPOS = np.load(DATA / "cassie" / "trajopt" / "agility_reference" / "traj_2.npz")[

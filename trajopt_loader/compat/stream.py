@@ -12,9 +12,9 @@ whose elements are a pure function of their index, through two grain prefetch bu
 device), so several elements are in flight and cannot be dropped on demand. Here ``window_fn`` is a
 stateful callable (it usually advances env cursors), so the producer must run a known, small number
 of windows ahead and :meth:`DoubleBufferStreamer.reset` must be able to drop them. Placement is
-that stage's own code (``pipeline.device._PutOnDevice``): the same dtype rules
-(:func:`~trajopt_loader.pipeline.device.to_device_dtypes`), per-leaf sharding, divisibility checks
-and errors.
+that stage's own code (``pipeline.placement.PutOnDevice``): the same dtype rules
+(:func:`~trajopt_loader.pipeline.placement.to_device_dtypes`), per-leaf sharding, divisibility
+checks and errors.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ from typing import Any
 import jax
 from jax.sharding import Sharding, SingleDeviceSharding
 
-from trajopt_loader.pipeline.device import _PutOnDevice
+from trajopt_loader.pipeline.placement import PutOnDevice
 
 __all__ = ["DoubleBufferStreamer"]
 
 
 def _make_put(device) -> Callable[[Any], Any]:
     """``window (pytree of numpy) -> pytree of jax.Array`` on ``device``, transfer finished: the
-    device stage of ``device_iterator`` (``pipeline.device._PutOnDevice``: dtype rules, per-leaf
+    device stage of ``device_iterator`` (``pipeline.placement.PutOnDevice``: dtype rules, per-leaf
     sharding, divisibility checks and ``ShardingError`` messages, multi-process assembly)."""
     if isinstance(device, jax.Device):
         device = SingleDeviceSharding(device)
@@ -44,7 +44,7 @@ def _make_put(device) -> Callable[[Any], Any]:
             f"device={device!r}: expected None, a jax.Device or a jax.sharding.Sharding "
             "(e.g. NamedSharding(Mesh(jax.devices(), ('env',)), P('env')))."
         )
-    put = _PutOnDevice(device, multiprocess=jax.process_count() > 1)
+    put = PutOnDevice(device, multiprocess=jax.process_count() > 1)
     return lambda window: jax.block_until_ready(put(window))
 
 
@@ -121,9 +121,9 @@ class DoubleBufferStreamer:
 
     ``window_fn() -> dict[str, np.ndarray]`` (any pytree of arrays, fixed shapes, e.g. ``qpos
     [E, W, nq]``) runs in the producer thread; its result is converted with
-    :func:`~trajopt_loader.pipeline.device.to_device_dtypes` (with ``jax_enable_x64`` off: float64
-    -> float32, int64 -> int32 range-checked, as JAX would otherwise do silently), put on the device
-    and waited for, while the consumer computes on the window it took before.
+    :func:`~trajopt_loader.pipeline.placement.to_device_dtypes` (with ``jax_enable_x64`` off:
+    float64 -> float32, int64 -> int32 range-checked, as JAX would otherwise do silently), put on
+    the device and waited for, while the consumer computes on the window it took before.
 
     **window_fn runs one window ahead** (default ``queue_size=2``, a double buffer): at most
     ``queue_size`` windows exist at once — the one the consumer holds (the last one
