@@ -9,6 +9,7 @@ its value, what was expected and the fix.
 
 from __future__ import annotations
 
+import itertools
 import math
 from types import NoneType
 
@@ -104,9 +105,13 @@ def _check_entry(ck: _Checker, at: str, entry, version: int) -> None:
             if not all(type(c) is int and 0 <= c <= 0xFFFFFFFF for c in crcs):  # one pass
                 for i, c in enumerate(crcs):  # name the first bad one
                     ck.int_in(f"{kat}/crc32c/{i}", c, 0, 2**32 - 1)
-    for name in ("padded", "derived", "scalars"):
+    for name in _OBJECTS:
         if name in entry:
             ck.typed(f"{at}/{name}", entry[name], dict, "an object")
+
+
+_OBJECTS = ("padded", "derived", "scalars")
+_GOOD_NAMES: set = set()  # names that passed check_node_name (a store repeats "traj0"...)
 
 
 def _columns_ok(entries: list, version: int) -> bool:
@@ -121,8 +126,10 @@ def _columns_ok(entries: list, version: int) -> bool:
     if any(type(e) is not dict for e in entries):
         return False
     try:
-        for name in {e.get("name") for e in entries}:
+        for name in {e.get("name") for e in entries} - _GOOD_NAMES:
             layout.check_node_name(name, "node", ValueError)
+            if len(_GOOD_NAMES) < 100_000:
+                _GOOD_NAMES.add(name)
     except (TypeError, ValueError):  # unhashable or bad name
         return False
     lengths = [e.get("length") for e in entries]
@@ -136,35 +143,40 @@ def _columns_ok(entries: list, version: int) -> bool:
         return False
     if lens.min() < 1 or lens.max() > MAX_LENGTH or not np.all(np.isfinite(steps) & (steps > 0)):
         return False
-    specs: set = set()  # (shape tuple, dtype, chunk_rows) signatures, checked once each
-    rows_col, len_col, n_crc, crcs_flat = [], [], [], []
-    for e, length in zip(entries, lengths, strict=True):
-        keys = e.get("keys")
-        if type(keys) is not dict or not keys:
+    keys = [e.get("keys") for e in entries]
+    if {type(k) for k in keys} != {dict} or not all(keys):
+        return False
+    for n in _OBJECTS:
+        if {type(e[n]) for e in entries if n in e} - {dict}:
             return False
-        if any(type(e.get(n, {})) is not dict for n in ("padded", "derived", "scalars")):
-            return False
-        for spec in keys.values():
-            if type(spec) is not dict or type(spec.get("shape")) is not list:
-                return False
-            rows = spec.get("chunk_rows", 1)
-            specs.add((tuple(spec["shape"]), spec.get("dtype"), rows, type(rows)))
-            if version >= 2 or "crc32c" in spec:
-                crcs = spec.get("crc32c")
-                if type(crcs) is not list:
-                    return False
-                rows_col.append(rows)
-                len_col.append(length)
-                n_crc.append(len(crcs))
-                crcs_flat.extend(crcs)
+    specs = [spec for k in keys for spec in k.values()]  # every (entry, key), entry-major
+    if {type(spec) for spec in specs} != {dict}:
+        return False
+    shapes = [spec.get("shape") for spec in specs]
+    if {type(shape) for shape in shapes} != {list}:
+        return False
+    all_rows = [spec.get("chunk_rows", 1) for spec in specs]
+    dtypes = [spec.get("dtype") for spec in specs]
+    # (shape, dtype, chunk_rows, its type): each distinct one checked once below
+    signatures = set(zip(map(tuple, shapes), dtypes, all_rows, map(type, all_rows), strict=True))
+    spec_lengths = np.repeat(np.array(lengths, np.int64), [len(k) for k in keys])
+    has_crc = [version >= 2 or "crc32c" in spec for spec in specs]
+    with_crc = [k for k, has in enumerate(has_crc) if has]
+    crcs = [specs[k].get("crc32c") for k in with_crc]
+    if crcs and {type(c) for c in crcs} != {list}:
+        return False
+    rows_col = [all_rows[k] for k in with_crc]
+    len_col = spec_lengths[with_crc] if with_crc else []
+    n_crc = list(map(len, crcs))
+    crcs_flat = list(itertools.chain.from_iterable(crcs))
     lo_rows = 0 if version == 1 else 1
-    for shape, dtype, rows, rows_type in specs:
+    for shape, dtype, rows, rows_type in signatures:
         if rows_type is not int or not lo_rows <= rows <= MAX_LENGTH or not _numeric_dtype(dtype):
             return False
         if any(type(d) is not int or not 0 <= d <= MAX_LENGTH for d in shape):
             return False
     if rows_col:
-        lens, rows = np.array(len_col, np.int64), np.array(rows_col, np.int64)
+        lens, rows = np.asarray(len_col, np.int64), np.array(rows_col, np.int64)
         n_chunks = -(-lens // np.maximum(1, np.where(rows == 0, lens, rows)))
         if not np.array_equal(n_chunks, np.array(n_crc, np.int64)):
             return False
