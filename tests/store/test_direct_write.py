@@ -25,6 +25,7 @@ def _traj(length: int, seed: int) -> LoadedTrajectory:
         "body_quat": rng.standard_normal((length, 3, 4)).astype(np.float32),  # [T, nb, 4]
         "contact": rng.integers(0, 2, (length, 2)).astype(np.int32),
         "phase": np.zeros((length, 1)),  # all fill value: still every chunk written
+        "time": np.arange(length, dtype=np.float64),  # [T]: chunk keys c/{c}
     }
     return LoadedTrajectory(
         source_file=f"t{seed}.npz",

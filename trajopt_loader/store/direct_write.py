@@ -117,9 +117,9 @@ def group_bytes(attributes: dict) -> bytes:
 
 
 def _put(path: Path, data: bytes) -> None:
-    """Write one chunk file (its parent directories created)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    """Write one chunk file (its directory exists)."""
+    with open(path, "wb") as f:
+        f.write(data)
 
 
 def write_traj(motion_dir: Path, name: str, entry: dict, arrays: dict) -> None:
@@ -140,6 +140,12 @@ def write_traj(motion_dir: Path, name: str, entry: dict, arrays: dict) -> None:
         adir = tdir / key
         adir.mkdir()
         (adir / ZARR_JSON).write_bytes(t.meta_bytes(len(a)))
-        zeros = "/0" * (a.ndim - 1)
+        zeros = "/0" * (a.ndim - 2)  # chunk key c/{c}/0/.../0: one chunk across the row axes
         for c in range(-(-len(a) // rows)):
-            _put(adir / f"c/{c}{zeros}", t.chunk_bytes(a[c * rows : (c + 1) * rows], rows))
+            chunk = t.chunk_bytes(a[c * rows : (c + 1) * rows], rows)
+            if a.ndim == 1:
+                (adir / "c").mkdir(exist_ok=True)
+                _put(adir / f"c/{c}", chunk)
+            else:
+                (adir / f"c/{c}{zeros}").mkdir(parents=True)
+                _put(adir / f"c/{c}{zeros}/0", chunk)
