@@ -244,9 +244,10 @@ class TrajectoryStore:
             self._array(traj_id, key), self.path, info, key, start, stop, attempt
         )
 
-    def read_whole(self, key: str, traj_ids):
+    def read_whole(self, key: str, traj_ids, dest=None):
         """Yield ``(traj_id, rows [length, *row] stored dtype)`` of ``key`` for ``traj_ids``
         (int [n], each holding ``key``), read together (:mod:`.bulk_read`), in that order.
+        ``dest``: see :func:`.bulk_read.read_whole` (rows decoded in place are yielded as None).
 
         Raises:
           DataIntegrityError: a chunk is missing or damaged (names it). StoreReadError: remote.
@@ -258,6 +259,7 @@ class TrajectoryStore:
             lambda i: self._read_rows(i, key, 0, self.trajectories[i].length),
             self.storage_options,
             self.timeout_s,
+            dest,
         )
 
     @property
