@@ -215,6 +215,7 @@ def check_index(index, path: str) -> dict:
     sources = ck.typed("sources", index.get("sources"), dict, "an object {source: {...}}")
     for item in ck.typed("order", index.get("order", []), list, "a list of 'source/motion'"):
         ck.typed("order", item, str, "a list of 'source/motion' strings")
+    lists = []  # (path, entries) of every motion: the entries are checked together
     for src, body in sources.items():
         ck.name(f"sources/{src}", src)
         ck.typed(f"sources/{src}", body, dict, "an object with convention and motions")
@@ -233,8 +234,9 @@ def check_index(index, path: str) -> dict:
         for motion, entries in motions.items():
             at = f"sources/{src}/motions/{motion}"
             ck.name(at, motion)
-            ck.typed(at, entries, list, "a list of trajectories")
-            if not _columns_ok(entries, version):
-                for i, entry in enumerate(entries):
-                    _check_entry(ck, f"{at}/{i}", entry, version)
+            lists.append((at, ck.typed(at, entries, list, "a list of trajectories")))
+    if not _columns_ok([e for _, entries in lists for e in entries], version):
+        for at, entries in lists:  # per entry, to name the first bad field
+            for i, entry in enumerate(entries):
+                _check_entry(ck, f"{at}/{i}", entry, version)
     return index
