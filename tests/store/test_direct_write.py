@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import zarr
 
-from trajopt_loader.store import TrajectoryStore, export_npz, layout
+from trajopt_loader.store import TrajectoryStore, direct_write, export_npz, layout
 from trajopt_loader.store.export import _write_traj
 from trajopt_loader.store.validate import LoadedTrajectory
 
@@ -39,12 +39,16 @@ def _traj(length: int, seed: int) -> LoadedTrajectory:
 
 
 @pytest.mark.parametrize("length", [1, 7, 8000])
-def test_direct_files_equal_zarrs_and_zarr_reads_them(tmp_path, length):
+def test_direct_files_equal_zarrs_and_zarr_reads_them(tmp_path, length, monkeypatch):
     t = _traj(length, seed=length % 3)
-    via_zarr = zarr.open_group(str(tmp_path / "z" / "m"), mode="w")
-    zarr.open_group(str(tmp_path / "d" / "m"), mode="w")
-    entry = _write_traj(via_zarr, "traj0", t)
-    assert _write_traj(tmp_path / "d" / "m", "traj0", t) == entry
+    direct = zarr.open_group(str(tmp_path / "d" / "m"), mode="w")
+    assert direct_write.local_dir(direct) == tmp_path / "d" / "m"
+    entry = _write_traj(direct, "traj0", t)
+    with monkeypatch.context() as m:  # the same call through zarr's array writes
+        m.setattr(direct_write, "local_dir", lambda group: None)
+        assert (
+            _write_traj(zarr.open_group(str(tmp_path / "z" / "m"), mode="w"), "traj0", t) == entry
+        )
     want, got = _files(tmp_path / "z"), _files(tmp_path / "d")
     n_chunks = sum(-(-length // entry["keys"][k]["chunk_rows"]) for k in t.arrays)
     assert sorted(got) == sorted(want) and len(want) == 2 + len(t.arrays) + n_chunks

@@ -116,6 +116,15 @@ def group_bytes(attributes: dict) -> bytes:
     return meta.to_buffer_dict(default_buffer_prototype())[ZARR_JSON].to_bytes()
 
 
+def local_dir(group) -> Path | None:
+    """The directory of a zarr group of a local store (``LocalStore``), else None."""
+    from zarr.storage import LocalStore
+
+    if not isinstance(group.store, LocalStore):
+        return None
+    return Path(group.store.root) / group.path
+
+
 def _put(path: Path, data: bytes) -> None:
     """Write one chunk file (its directory exists)."""
     with open(path, "wb") as f:

@@ -86,7 +86,7 @@ def _read_index(out: str, storage_options) -> dict | None:
 
 
 def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
-    """Write trajectory ``name`` into ``group`` (a zarr group, or a local motion directory)."""
+    """Write trajectory ``name`` into the zarr ``group``; returns its index entry."""
     entry = {
         "name": name,
         "length": t.length,
@@ -108,8 +108,9 @@ def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
             "chunk_rows": rows,
             "crc32c": chunk_crcs(a, rows),
         }
-    if isinstance(group, Path):  # a local motion directory: the files zarr would write
-        direct_write.write_traj(group, name, entry, t.arrays)
+    motion_dir = direct_write.local_dir(group)
+    if motion_dir is not None:  # a local store: the files zarr would write, written directly
+        direct_write.write_traj(motion_dir, name, entry, t.arrays)
         return entry
     tg = group.create_group(name, attributes=entry)
     for key, a in t.arrays.items():  # every chunk exists
@@ -310,9 +311,11 @@ def _export(
             ).require_group(source)
         with tqdm(total=n_files, desc="write", unit="file", disable=not progress) as bar:
             for name, files in motions:
-                if local:
+                group = (
                     zarr.open_group(str(tmp / name), mode="w")
-                group = tmp / name if local else rg.create_group(name, overwrite=True)
+                    if local
+                    else rg.create_group(name, overwrite=True)
+                )
                 entries[name] = []
 
                 def load_write(job, group=group, name=name):
