@@ -20,7 +20,7 @@ import zarr
 from conftest import REPO, revealing
 
 from trajopt_loader.errors import ExportError
-from trajopt_loader.store import TrajectoryStore, commit, direct_write, export_npz, lock
+from trajopt_loader.store import TrajectoryStore, commit, export_npz, lock
 from trajopt_loader.store import export as export_mod
 
 
@@ -249,21 +249,24 @@ def test_failed_overwrite_rolls_back_in_process(make_npz_tree, tmp_path, monkeyp
 def test_disk_full_leaves_no_temp_dir_and_no_write_after_cleanup(
     make_npz_tree, tmp_path, monkeypatch
 ):
+    from zarr.storage import _local
+
     q = revealing(0, 60000, 9)  # 60000 x 9 float64: 9 chunks of 7281 rows
     make_npz_tree(
         tmp_path / "npz", {"m": [dict(length=60000, qpos=q, qvel=q[:, :8], action=q[:, :2])]}
     )
     out = tmp_path / "s.zarr"
-    real, calls = direct_write._put, []  # a local export writes its chunk files there
+    real, calls = _local._put, []
 
-    def put(path, value):
-        calls.append(path)
-        if len(calls) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-        time.sleep(0.05)  # the other chunk writes are still in flight when one fails
-        return real(path, value)
+    def put(path, value, exclusive=False):
+        if "/c/" in str(path):
+            calls.append(path)
+            if len(calls) == 2:
+                raise OSError(errno.ENOSPC, "No space left on device", str(path))
+            time.sleep(0.05)  # the other chunk writes are still in flight when one fails
+        return real(path, value, exclusive)
 
-    monkeypatch.setattr(direct_write, "_put", put)
+    monkeypatch.setattr(_local, "_put", put)
     with pytest.raises(ExportError, match=r"No space left on device \(errno ENOSPC\)"):
         export_npz(tmp_path / "npz", out, source="s", progress=False)
     n = len(calls)

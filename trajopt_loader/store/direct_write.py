@@ -8,8 +8,8 @@ once per (row shape, dtype, chunk rows) signature (only the length changes, and 
 checked to re-serialize to zarr's bytes, else every array goes through zarr); each chunk encoded
 with the codec chain of that metadata (``bytes`` little-endian -> numcodecs ``Blosc`` built from
 zarr's evolved blosc configuration -> CRC-32C trailer as zarr's ``crc32c`` codec appends it),
-every chunk written (zarr's ``write_empty_chunks=True``), the last one padded with the fill value
-as zarr pads it. ``tests/store/test_direct_write.py`` proves the files equal zarr's.
+every chunk written (zarr's ``write_empty_chunks=True``) through zarr's ``LocalStore`` file
+writer (atomic, parents created), the last one padded with the fill value as zarr pads it. ``tests/store/test_direct_write.py`` proves the files equal zarr's.
 """
 
 from __future__ import annotations
@@ -126,9 +126,11 @@ def local_dir(group) -> Path | None:
 
 
 def _put(path: Path, data: bytes) -> None:
-    """Write one chunk file (its directory exists)."""
-    with open(path, "wb") as f:
-        f.write(data)
+    """Write one file as zarr's ``LocalStore`` does (parents created, written atomically)."""
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.storage import _local
+
+    _local._put(path, default_buffer_prototype().buffer.from_bytes(data))
 
 
 def write_traj(motion_dir: Path, name: str, entry: dict, arrays: dict) -> None:
@@ -149,12 +151,6 @@ def write_traj(motion_dir: Path, name: str, entry: dict, arrays: dict) -> None:
         adir = tdir / key
         adir.mkdir()
         (adir / ZARR_JSON).write_bytes(t.meta_bytes(len(a)))
-        zeros = "/0" * (a.ndim - 2)  # chunk key c/{c}/0/.../0: one chunk across the row axes
+        zeros = "/0" * (a.ndim - 1)  # chunk key c/{c}/0/.../0: one chunk across the row axes
         for c in range(-(-len(a) // rows)):
-            chunk = t.chunk_bytes(a[c * rows : (c + 1) * rows], rows)
-            if a.ndim == 1:
-                (adir / "c").mkdir(exist_ok=True)
-                _put(adir / f"c/{c}", chunk)
-            else:
-                (adir / f"c/{c}{zeros}").mkdir(parents=True)
-                _put(adir / f"c/{c}{zeros}/0", chunk)
+            _put(adir / f"c/{c}{zeros}", t.chunk_bytes(a[c * rows : (c + 1) * rows], rows))
