@@ -9,7 +9,8 @@ checked to re-serialize to zarr's bytes, else every array goes through zarr); ea
 with the codec chain of that metadata (``bytes`` little-endian -> numcodecs ``Blosc`` built from
 zarr's evolved blosc configuration -> CRC-32C trailer as zarr's ``crc32c`` codec appends it),
 every chunk written (zarr's ``write_empty_chunks=True``) through zarr's ``LocalStore`` file
-writer (atomic, parents created), the last one padded with the fill value as zarr pads it. ``tests/store/test_direct_write.py`` proves the files equal zarr's.
+writer (atomic, parents created), the last one padded with the fill value as zarr pads it.
+``tests/store/test_direct_write.py`` proves the files equal zarr's.
 """
 
 from __future__ import annotations
