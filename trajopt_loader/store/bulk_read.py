@@ -11,10 +11,11 @@ the requests in flight together) and decodes each with the store's codec chain a
 Correctness does not rest on that assumption: a chunk is accepted only when (its 4-byte zarr
 ``crc32c`` trailer dropped) it decodes to exactly the rows the index describes and the CRC-32C of
 the decoded rows equals the one the index recorded at export (:func:`.integrity.chunk_crc`), i.e.
-the bytes are the exported ones. Any chunk that fails (missing file, other codecs, damage, a format 1
-store without checksums) makes its trajectory go through the checked zarr read
+the bytes are the exported ones. Any chunk that fails (missing file, other codecs, damage, a
+format 1 store without checksums) makes its trajectory go through the checked zarr read
 (:func:`.integrity.read_rows`), which returns the stored rows or raises the named
-``DataIntegrityError``.
+``DataIntegrityError``. A single-chunk trajectory may be decoded straight into the caller's rows
+(``dest``), under the same checks.
 """
 
 from __future__ import annotations
