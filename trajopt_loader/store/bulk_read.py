@@ -10,11 +10,12 @@ the requests in flight together) and decodes each with the store's codec chain a
 
 Correctness does not rest on that assumption: a chunk is accepted only when (its 4-byte zarr
 ``crc32c`` trailer dropped) it decodes to exactly the rows the index describes and the CRC-32C of
-the decoded rows equals the one the index recorded at export (:func:`.integrity.chunk_crc`), i.e. the
-bytes are the exported ones. Any chunk that fails (missing file, other codecs, damage, a format 1
-store without checksums) makes its trajectory go through the checked zarr read
+the decoded rows equals the one the index recorded at export (:func:`.integrity.chunk_crc`), i.e.
+the bytes are the exported ones. Any chunk that fails (missing file, other codecs, damage, a
+format 1 store without checksums) makes its trajectory go through the checked zarr read
 (:func:`.integrity.read_rows`), which returns the stored rows or raises the named
-``DataIntegrityError``.
+``DataIntegrityError``. A single-chunk trajectory may be decoded straight into the caller's rows
+(``dest``), under the same checks.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from trajopt_loader.store.layout import TrajectoryInfo
 BATCH = 1024
 #: trajectories read and decoded by one task of the local thread pool.
 GROUP = 32
+_IN_PLACE = object()  # decoded into ``dest``
 
 
 def chunk_keys(info: TrajectoryInfo, key: str) -> list[str]:
@@ -61,6 +63,28 @@ def decode_chunk(raw, info: TrajectoryInfo, key: str, c: int) -> np.ndarray | No
         return None
     out = np.frombuffer(data, dtype, count).reshape(rows, *shape)
     return out if chunk_crc(out) == crcs[c] else None
+
+
+def decode_chunk_into(raw, info: TrajectoryInfo, key: str, out: np.ndarray) -> bool:
+    """Decode the only chunk of ``key`` of ``info`` straight into ``out`` ``[length, *row]``
+    (C-contiguous, the stored dtype); True when every check of :func:`decode_chunk` passes
+    (``out`` may hold other bytes when False)."""
+    from numcodecs import blosc
+
+    crcs = info.crc32c.get(key)
+    if not isinstance(raw, (bytes, bytearray)) or len(raw) < 4 or crcs is None or len(crcs) != 1:
+        return False
+    if out.dtype != np.dtype(info.keys[key][1]).newbyteorder("<") or len(out) != info.length:
+        return False
+    try:
+        src = memoryview(raw)[:-4]
+        # Blosc header bytes 4..8: the uncompressed size (decompress only checks dest >= it)
+        if len(src) < 16 or int.from_bytes(src[4:8], "little") != out.nbytes:
+            return False
+        blosc.decompress(src, out)
+    except Exception:  # noqa: BLE001 - not blosc: the checked zarr read decodes or names it
+        return False
+    return chunk_crc(out) == crcs[0]
 
 
 def _fetch_remote(path: str, keys: list[str], storage_options, timeout_s: float) -> dict:
@@ -94,6 +118,7 @@ def read_whole(
     fallback: Callable[[int], np.ndarray],
     storage_options=None,
     timeout_s: float = 30.0,
+    dest: Callable[[int], np.ndarray | None] | None = None,
 ):
     """Yield ``(traj_id, rows [length, *row] stored dtype)`` of ``key`` for every trajectory.
 
@@ -101,13 +126,19 @@ def read_whole(
       path: store path / URL. infos: the trajectories to read (each holds ``key``).
       fallback: ``fallback(traj_id)`` -> the checked zarr read of the whole key (raises
         ``DataIntegrityError`` / ``StoreReadError`` for a chunk that is damaged or unreachable).
+      dest: optional ``dest(traj_id)`` -> the rows ``[length, *row]`` (C-contiguous, stored
+        dtype) that trajectory goes to, or None; a single-chunk trajectory is decoded straight
+        into it (no intermediate array) and yielded as ``(traj_id, None)``.
     Yields in ``infos`` order. Raises what ``fallback`` raises.
     """
     infos = list(infos)
     url = layout.is_url(path)
     root = layout.local_path(path).rstrip("/")
 
-    def decode(t: TrajectoryInfo, raws) -> np.ndarray | None:
+    def decode(t: TrajectoryInfo, raws):
+        out = dest(t.traj_id) if dest is not None and len(raws) == 1 else None
+        if out is not None and decode_chunk_into(raws[0], t, key, out):
+            return _IN_PLACE
         rows = [decode_chunk(raw, t, key, c) for c, raw in enumerate(raws)]
         if not rows or any(r is None for r in rows):
             return None
@@ -133,5 +164,8 @@ def read_whole(
                 )
                 for r in rs
             )
-        for t, r in zip(part, rows):
-            yield t.traj_id, r if r is not None else fallback(t.traj_id)
+        for t, r in zip(part, rows, strict=True):
+            if r is _IN_PLACE:
+                yield t.traj_id, None
+            else:
+                yield t.traj_id, r if r is not None else fallback(t.traj_id)

@@ -50,7 +50,8 @@ class HostCache:
         the per-request latency of remote stores on first touch).
       float_dtype: dtype of floating keys in the cache and in gathers (e.g. float32 for a float32
         pipeline over float64 data: half the memory, no cast of each batch).
-      read_whole: ``read_whole(key, traj_ids [n]) -> iterator of (traj_id, rows [length, *row])``
+      read_whole: ``read_whole(key, traj_ids [n], dest) -> iterator of (traj_id, rows [length,
+        *row] or None when decoded into dest(traj_id))`` (:meth:`TrajectoryStore.read_whole`)
         loading a key of many trajectories at once (:mod:`.bulk_read`); None reads them one by
         one with ``read_rows``.
     """
@@ -159,8 +160,15 @@ class HostCache:
                     flat[o : o + n] = self._read(i, key, 0, n)  # disjoint rows; cast to m.dtype
 
                 if self._read_whole is not None:
-                    for i, rows in self._read_whole(key, ids):
-                        flat[offsets[i] : offsets[i] + m.lengths[i]] = rows  # casts to m.dtype
+                    dest = None
+                    if flat.flags.c_contiguous and all(m.stored[i] == m.dtype for i in ids):
+
+                        def dest(i, flat=flat):  # decoded in place (single-chunk trajectories)
+                            return flat[offsets[i] : offsets[i] + m.lengths[i]]
+
+                    for i, rows in self._read_whole(key, ids, dest):
+                        if rows is not None:  # None: already decoded into its rows of flat
+                            flat[offsets[i] : offsets[i] + m.lengths[i]] = rows  # casts
                 else:
                     jobs = [(int(i), int(offsets[i]), int(m.lengths[i])) for i in ids]
                     with ThreadPoolExecutor(max(1, min(self.read_concurrency, len(jobs)))) as pool:

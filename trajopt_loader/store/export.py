@@ -24,11 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import zarr
-from zarr.codecs import BloscCodec, Crc32cCodec
 
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, TrajoptLoaderError
-from trajopt_loader.store import commit, layout, model_record, parallel_io
+from trajopt_loader.store import commit, direct_write, layout, model_record, parallel_io
 from trajopt_loader.store.discover import discover
 from trajopt_loader.store.integrity import chunk_crcs
 from trajopt_loader.store.lock import (
@@ -87,6 +86,7 @@ def _read_index(out: str, storage_options) -> dict | None:
 
 
 def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
+    """Write trajectory ``name`` into the zarr ``group``; returns its index entry."""
     entry = {
         "name": name,
         "length": t.length,
@@ -108,17 +108,13 @@ def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
             "chunk_rows": rows,
             "crc32c": chunk_crcs(a, rows),
         }
+    motion_dir = direct_write.local_dir(group)
+    if motion_dir is not None:  # a local store: the files zarr would write, written directly
+        direct_write.write_traj(motion_dir, name, entry, t.arrays)
+        return entry
     tg = group.create_group(name, attributes=entry)
-    for key, a in t.arrays.items():
-        arr = tg.create_array(
-            key,
-            shape=a.shape,
-            dtype=a.dtype,
-            chunks=(entry["keys"][key]["chunk_rows"], *a.shape[1:]),
-            compressors=(BloscCodec(**layout.BLOSC), Crc32cCodec()),
-            config={"write_empty_chunks": True},
-        )  # every chunk exists
-        arr[...] = a
+    for key, a in t.arrays.items():  # every chunk exists
+        direct_write.create_array(tg, key, a, entry["keys"][key]["chunk_rows"])[...] = a
     return entry
 
 

@@ -9,7 +9,9 @@ its value, what was expected and the fix.
 
 from __future__ import annotations
 
+import itertools
 import math
+from types import NoneType
 
 import numpy as np
 
@@ -103,9 +105,91 @@ def _check_entry(ck: _Checker, at: str, entry, version: int) -> None:
             if not all(type(c) is int and 0 <= c <= 0xFFFFFFFF for c in crcs):  # one pass
                 for i, c in enumerate(crcs):  # name the first bad one
                     ck.int_in(f"{kat}/crc32c/{i}", c, 0, 2**32 - 1)
-    for name in ("padded", "derived", "scalars"):
+    for name in _OBJECTS:
         if name in entry:
             ck.typed(f"{at}/{name}", entry[name], dict, "an object")
+
+
+_OBJECTS = ("padded", "derived", "scalars")
+_GOOD_NAMES: set = set()  # names that passed check_node_name (a store repeats "traj0"...)
+
+
+def _columns_ok(entries: list, version: int) -> bool:
+    """Whether every entry passes :func:`_check_entry`, checked column-wise (numpy over the
+    lengths, dts, chunk counts and checksums of all entries; unique names, shapes and dtypes once).
+
+    False means "not proven here": the caller reruns :func:`_check_entry` per entry, which names
+    the first bad field. Strict types (``type(x) is int``) keep this a subset of that check.
+    """
+    if not entries:
+        return True
+    if any(type(e) is not dict for e in entries):
+        return False
+    try:
+        for name in {e.get("name") for e in entries} - _GOOD_NAMES:
+            layout.check_node_name(name, "node", ValueError)
+            if len(_GOOD_NAMES) < 100_000:
+                _GOOD_NAMES.add(name)
+    except (TypeError, ValueError):  # unhashable or bad name
+        return False
+    lengths = [e.get("length") for e in entries]
+    dts = [e.get("dt", "<missing>") for e in entries]
+    if {type(x) for x in lengths} != {int} or not {type(d) for d in dts} <= {int, float, NoneType}:
+        return False
+    try:
+        lens = np.array(lengths, np.int64)
+        steps = np.array([d for d in dts if d is not None], np.float64)
+    except OverflowError:
+        return False
+    if lens.min() < 1 or lens.max() > MAX_LENGTH or not np.all(np.isfinite(steps) & (steps > 0)):
+        return False
+    keys = [e.get("keys") for e in entries]
+    if {type(k) for k in keys} != {dict} or not all(keys):
+        return False
+    for n in _OBJECTS:
+        if {type(e[n]) for e in entries if n in e} - {dict}:
+            return False
+    specs = [spec for k in keys for spec in k.values()]  # every (entry, key), entry-major
+    if {type(spec) for spec in specs} != {dict}:
+        return False
+    shapes = [spec.get("shape") for spec in specs]
+    if {type(shape) for shape in shapes} != {list}:
+        return False
+    all_rows = [spec.get("chunk_rows", 1) for spec in specs]
+    dtypes = [spec.get("dtype") for spec in specs]
+    # (shape, dtype, chunk_rows, its type): each distinct one checked once below
+    signatures = set(zip(map(tuple, shapes), dtypes, all_rows, map(type, all_rows), strict=True))
+    spec_lengths = np.repeat(np.array(lengths, np.int64), [len(k) for k in keys])
+    has_crc = [version >= 2 or "crc32c" in spec for spec in specs]
+    with_crc = [k for k, has in enumerate(has_crc) if has]
+    crcs = [specs[k].get("crc32c") for k in with_crc]
+    if crcs and {type(c) for c in crcs} != {list}:
+        return False
+    rows_col = [all_rows[k] for k in with_crc]
+    len_col = spec_lengths[with_crc] if with_crc else []
+    n_crc = list(map(len, crcs))
+    crcs_flat = list(itertools.chain.from_iterable(crcs))
+    lo_rows = 0 if version == 1 else 1
+    for shape, dtype, rows, rows_type in signatures:
+        if rows_type is not int or not lo_rows <= rows <= MAX_LENGTH or not _numeric_dtype(dtype):
+            return False
+        if any(type(d) is not int or not 0 <= d <= MAX_LENGTH for d in shape):
+            return False
+    if rows_col:
+        lens, rows = np.asarray(len_col, np.int64), np.array(rows_col, np.int64)
+        n_chunks = -(-lens // np.maximum(1, np.where(rows == 0, lens, rows)))
+        if not np.array_equal(n_chunks, np.array(n_crc, np.int64)):
+            return False
+    if crcs_flat:
+        if {type(c) for c in crcs_flat} != {int}:
+            return False
+        try:
+            flat = np.array(crcs_flat, np.int64)
+        except OverflowError:
+            return False
+        if flat.min() < 0 or flat.max() > 0xFFFFFFFF:
+            return False
+    return True
 
 
 def check_index(index, path: str) -> dict:
@@ -131,6 +215,7 @@ def check_index(index, path: str) -> dict:
     sources = ck.typed("sources", index.get("sources"), dict, "an object {source: {...}}")
     for item in ck.typed("order", index.get("order", []), list, "a list of 'source/motion'"):
         ck.typed("order", item, str, "a list of 'source/motion' strings")
+    lists = []  # (path, entries) of every motion: the entries are checked together
     for src, body in sources.items():
         ck.name(f"sources/{src}", src)
         ck.typed(f"sources/{src}", body, dict, "an object with convention and motions")
@@ -149,6 +234,9 @@ def check_index(index, path: str) -> dict:
         for motion, entries in motions.items():
             at = f"sources/{src}/motions/{motion}"
             ck.name(at, motion)
-            for i, entry in enumerate(ck.typed(at, entries, list, "a list of trajectories")):
+            lists.append((at, ck.typed(at, entries, list, "a list of trajectories")))
+    if not _columns_ok([e for _, entries in lists for e in entries], version):
+        for at, entries in lists:  # per entry, to name the first bad field
+            for i, entry in enumerate(entries):
                 _check_entry(ck, f"{at}/{i}", entry, version)
     return index

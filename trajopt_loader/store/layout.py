@@ -189,6 +189,27 @@ def motion_order(index: dict) -> list[tuple[str, str]]:
     return list(out)
 
 
+def info_from_entry(traj_id: int, source: str, motion: str, entry: dict) -> TrajectoryInfo:
+    """The :class:`TrajectoryInfo` of one checked index entry (``.index_check``)."""
+    keys = entry["keys"]
+    return TrajectoryInfo(
+        traj_id=traj_id,
+        source=source,
+        motion=motion,
+        name=entry["name"],
+        path=f"{source}/{motion}/{entry['name']}",
+        length=int(entry["length"]),
+        dt=float("nan") if entry["dt"] is None else float(entry["dt"]),
+        source_file=str(entry.get("source_file", "")),
+        keys={k: (tuple(int(d) for d in v["shape"]), str(v["dtype"])) for k, v in keys.items()},
+        chunk_rows={k: int(v.get("chunk_rows", 0)) for k, v in keys.items()},
+        crc32c={k: tuple(int(c) for c in v["crc32c"]) for k, v in keys.items() if "crc32c" in v},
+        padded=dict(entry.get("padded", {})),
+        derived=dict(entry.get("derived", {})),
+        scalars=dict(entry.get("scalars", {})),
+    )
+
+
 def infos_from_index(index: dict) -> tuple[TrajectoryInfo, ...]:
     """Flatten the root index into ``TrajectoryInfo`` in global order (traj_id = position).
 
@@ -199,34 +220,7 @@ def infos_from_index(index: dict) -> tuple[TrajectoryInfo, ...]:
     out: list[TrajectoryInfo] = []
     for source, motion in motion_order(index):
         for entry in index["sources"][source]["motions"][motion]:
-            keys = {
-                k: (tuple(int(d) for d in v["shape"]), str(v["dtype"]))
-                for k, v in entry["keys"].items()
-            }
-            chunks = {k: int(v.get("chunk_rows", 0)) for k, v in entry["keys"].items()}
-            crcs = {
-                k: tuple(int(c) for c in v["crc32c"])
-                for k, v in entry["keys"].items()
-                if "crc32c" in v
-            }
-            out.append(
-                TrajectoryInfo(
-                    traj_id=len(out),
-                    source=source,
-                    motion=motion,
-                    name=entry["name"],
-                    path=f"{source}/{motion}/{entry['name']}",
-                    length=int(entry["length"]),
-                    dt=float("nan") if entry["dt"] is None else float(entry["dt"]),
-                    source_file=str(entry.get("source_file", "")),
-                    keys=keys,
-                    chunk_rows=chunks,
-                    crc32c=crcs,
-                    padded=dict(entry.get("padded", {})),
-                    derived=dict(entry.get("derived", {})),
-                    scalars=dict(entry.get("scalars", {})),
-                )
-            )
+            out.append(info_from_entry(len(out), source, motion, entry))
     return tuple(out)
 
 

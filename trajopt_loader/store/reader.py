@@ -26,6 +26,7 @@ from trajopt_loader.errors import DataIntegrityError, MissingKeyError, WindowInd
 from trajopt_loader.store import bulk_read, integrity, layout, remote
 from trajopt_loader.store.cache import HostCache
 from trajopt_loader.store.index_check import check_index
+from trajopt_loader.store.info_table import TrajectoryTable
 from trajopt_loader.store.layout import TrajectoryInfo
 from trajopt_loader.store.root import open_root
 from trajopt_loader.store.root_index import read_root_index
@@ -98,18 +99,13 @@ class TrajectoryStore:
 
     def _set_infos(self) -> None:
         # global order = index order, stable under append (see the module docstring)
-        self.trajectories: tuple[TrajectoryInfo, ...] = layout.infos_from_index(self._index)
-        self._by_path = {t.path: t for t in self.trajectories}
-        self.lengths = np.array([t.length for t in self.trajectories], np.int32)
+        #: ``TrajectoryInfo`` per traj_id, built on access (:class:`.info_table.TrajectoryTable`)
+        self.trajectories: TrajectoryTable = TrajectoryTable(self._index)
+        self.lengths = self.trajectories.lengths
         #: float64 ``[n_traj]``: time step in seconds of each trajectory, indexed by traj_id
         #: (``dts[i] == trajectories[i].dt``), e.g. ``store.dts[batch["traj_id"]]`` -> ``[E]``.
-        self.dts = np.array([t.dt for t in self.trajectories], np.float64)
-        common = (
-            set.intersection(*(set(t.keys) for t in self.trajectories))
-            if self.trajectories
-            else set()
-        )
-        self.keys = tuple(sorted(common))
+        self.dts = self.trajectories.dts
+        self.keys = self.trajectories.common_keys()
 
     def __getstate__(self) -> dict:
         return {
@@ -192,28 +188,27 @@ class TrajectoryStore:
         sources, motions = tuple(sources), tuple(motions)
         for s in sources:
             self.motions(s)
-        known = {t.motion for t in self.trajectories} | {
-            f"{t.source}/{t.motion}" for t in self.trajectories
-        }
+        pairs = self.trajectories.motions
+        known = {m for _, m in pairs} | {f"{s}/{m}" for s, m in pairs}
         for m in motions:
             if m not in known:
                 raise MissingKeyError(
                     f"motion {m!r} is not in {self.path}; motions: {self.motions()}"
                 )
-        ids = [
-            t.traj_id
-            for t in self.trajectories
-            if (not sources or t.source in sources)
-            and (not motions or t.motion in motions or f"{t.source}/{t.motion}" in motions)
-        ]
-        return np.array(ids, np.int32)
+        return self.trajectories.ids_of_motions(
+            (s, m)
+            for s, m in pairs
+            if (not sources or s in sources)
+            and (not motions or m in motions or f"{s}/{m}" in motions)
+        )
 
     def info(self, traj) -> TrajectoryInfo:
         """The :class:`TrajectoryInfo` of a traj_id (int) or path ``"source/motion/traj3"``."""
         if isinstance(traj, str):
-            if traj not in self._by_path:
+            info = self.trajectories.find(traj)
+            if info is None:
                 raise MissingKeyError(f"trajectory {traj!r} is not in {self.path}.")
-            return self._by_path[traj]
+            return info
         i = int(traj)
         if not 0 <= i < len(self.trajectories):
             raise WindowIndexError(f"traj_id {i} is outside [0, {len(self.trajectories)}).")
@@ -249,9 +244,10 @@ class TrajectoryStore:
             self._array(traj_id, key), self.path, info, key, start, stop, attempt
         )
 
-    def read_whole(self, key: str, traj_ids):
+    def read_whole(self, key: str, traj_ids, dest=None):
         """Yield ``(traj_id, rows [length, *row] stored dtype)`` of ``key`` for ``traj_ids``
         (int [n], each holding ``key``), read together (:mod:`.bulk_read`), in that order.
+        ``dest``: see :func:`.bulk_read.read_whole` (rows decoded in place are yielded as None).
 
         Raises:
           DataIntegrityError: a chunk is missing or damaged (names it). StoreReadError: remote.
@@ -263,6 +259,7 @@ class TrajectoryStore:
             lambda i: self._read_rows(i, key, 0, self.trajectories[i].length),
             self.storage_options,
             self.timeout_s,
+            dest,
         )
 
     @property

@@ -50,6 +50,19 @@ def parse_attrs(raw: bytes) -> dict | None:
     return attrs if isinstance(attrs, dict) else None
 
 
+def _read_attrs_part(file: str, block: int = 1 << 22) -> bytes:
+    """The bytes of a local ``zarr.json`` up to where zarr closes its attributes (``_END``), or
+    all of it: the consolidated metadata after them (most of a big store's file) is not read."""
+    buf = bytearray()
+    with open(file, "rb") as f:
+        while chunk := f.read(block):
+            start = max(0, len(buf) - len(_END))
+            buf += chunk
+            if buf.find(_END, start) >= 0:
+                break
+    return bytes(buf)
+
+
 def read_root_index(path: str, storage_options: dict | None, timeout_s: float, retries: int):
     """The root attrs' index entry of the store at ``path`` (any JSON value; ``check_index``
     validates it), or None when the root ``zarr.json`` could not be read or parsed."""
@@ -63,6 +76,10 @@ def read_root_index(path: str, storage_options: dict | None, timeout_s: float, r
                 lambda: fs.cat_file(f"{base.rstrip('/')}/zarr.json")
             )
         else:
+            head = _read_attrs_part(f"{layout.local_path(path).rstrip('/')}/zarr.json")
+            attrs = parse_attrs(head)  # None when the guessed end was wrong: read it all
+            if attrs is not None:
+                return attrs.get(layout.INDEX_KEY)
             with open(f"{layout.local_path(path).rstrip('/')}/zarr.json", "rb") as f:
                 raw = f.read()
     except StoreReadError as e:  # a stalled server: waiting again in open_root would double it

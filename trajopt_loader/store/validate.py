@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import threading
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,6 +75,13 @@ class LoadedTrajectory:
 def _err(file: str, key: str | None, what: str, expected: str, fix: str) -> ExportError:
     where = f"{file}: key {key!r}" if key else file
     return ExportError(f"{where}: {what}; expected {expected}. Fix: {fix}")
+
+
+#: Export loads files from a thread pool; numpy parses each array's ``.npy`` header with
+#: ``ast.literal_eval``, which CPython 3.11 (seen on 3.11.7) can fail from concurrent threads
+#: with ``SystemError: AST constructor recursion depth mismatch``. The reads take turns (the bytes
+#: are small next to encoding and writing them).
+_NPZ_LOCK = threading.Lock()
 
 
 def _read_npz(path: Path, key_map: Mapping[str, str]) -> dict[str, np.ndarray]:
@@ -138,7 +146,8 @@ def _read_npz(path: Path, key_map: Mapping[str, str]) -> dict[str, np.ndarray]:
         arrays = {}
         for k in files:
             try:
-                arrays[rename.get(k, k)] = npz[k]
+                with _NPZ_LOCK:  # see _NPZ_LOCK
+                    arrays[rename.get(k, k)] = npz[k]
             except ValueError as e:  # "Object arrays cannot be loaded when allow_pickle=False"
                 raise _err(
                     name,
