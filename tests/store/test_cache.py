@@ -52,7 +52,7 @@ def _setup(lengths, cols=3, chunk=4, dtype=np.float64, extra_shapes=None, dtypes
 
 
 def _oracle(arrays, traj_ids, steps):
-    return np.stack([arrays[t][s] for t, s in zip(traj_ids, steps)])
+    return np.stack([arrays[t][s] for t, s in zip(traj_ids, steps, strict=True)])
 
 
 @pytest.mark.parametrize("budget", [10**9, 3 * 4 * 8, 0])
@@ -156,7 +156,7 @@ def test_same_row_shape_mixed_dtypes_gather_in_common_dtype(budget):
     assert cache.uniform("qpos") == ((3,), np.dtype(np.float64))
     traj_ids, steps = [1, 0, 2, 1], [[0, 5], [4, 1], [6, 6], [3, 2]]
     got = cache.gather("qpos", traj_ids, steps)
-    want = np.stack([arrays[t][s].astype(np.float64) for t, s in zip(traj_ids, steps)])
+    want = np.stack([arrays[t][s].astype(np.float64) for t, s in zip(traj_ids, steps, strict=True)])
     assert got.dtype == np.float64 and np.array_equal(got, want)
     assert got[0, 1, 2] == np.float64(np.float32(105.02))  # float32 values, exactly upcast
     only32 = cache.gather("qpos", [1], [[2]])  # dtype independent of the trajectories mixed

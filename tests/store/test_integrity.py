@@ -34,7 +34,10 @@ def cassie_copy(cassie_store, tmp_path) -> Path:
 
 @pytest.fixture
 def long_store(make_npz_tree, tmp_path) -> Path:
-    """Two trajectories of 4000 rows; qpos (40 float64 columns) is chunks of 1638, 1638, 724 rows."""
+    """Two trajectories of 4000 rows.
+
+    qpos (40 float64 columns) is chunks of 1638, 1638, 724 rows.
+    """
     make_npz_tree(tmp_path / "npz", {"m": [4000, 4000]}, nq=40)
     export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
     return tmp_path / "s.zarr"
@@ -151,7 +154,7 @@ def test_flipped_bits_raise_naming_the_chunk(long_store):
         path.write_bytes(bytes(bad))
         store = TrajectoryStore(long_store, cache_bytes=0)
         _raises(
-            lambda: store.read(1, "qpos", 2000, 2001),
+            lambda store=store: store.read(1, "qpos", 2000, 2001),
             "trajectory s/m/traj1 (traj_id 1)",
             "key 'qpos', chunk 1 (rows [1638, 3276)",
             "cannot be decoded",

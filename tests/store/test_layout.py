@@ -42,13 +42,15 @@ def test_bad_node_names(name):
 
 
 def test_infos_from_index_global_order_is_index_order():
-    entry = lambda name, n: {
-        "name": name,
-        "length": n,
-        "dt": 0.01,
-        "source_file": f"{name}.npz",
-        "keys": {"qpos": {"shape": [7], "dtype": "float32", "chunk_rows": 5}},
-    }
+    def entry(name, n):
+        return {
+            "name": name,
+            "length": n,
+            "dt": 0.01,
+            "source_file": f"{name}.npz",
+            "keys": {"qpos": {"shape": [7], "dtype": "float32", "chunk_rows": 5}},
+        }
+
     index = {
         "format_version": 1,
         "sources": {

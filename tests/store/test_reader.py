@@ -80,7 +80,7 @@ def test_gather_matches_numpy_oracle_with_wrap(cassie_store, cache_bytes):
     lengths = store.lengths[traj_ids]
     steps = (start[:, None] + np.arange(40)[None, :]) % lengths[:, None]  # wrap-around windows
     got = store.gather("qpos", traj_ids, steps)
-    want = np.stack([FILES[t]["qpos"][s] for t, s in zip(traj_ids, steps)])
+    want = np.stack([FILES[t]["qpos"][s] for t, s in zip(traj_ids, steps, strict=True)])
     assert got.shape == (64, 40, 35) and got.dtype == np.float64
     assert np.array_equal(got, want)
     info = store.cache_info()
@@ -89,7 +89,7 @@ def test_gather_matches_numpy_oracle_with_wrap(cassie_store, cache_bytes):
     steps = rng.integers(0, 28, (8, 5))
     assert np.array_equal(
         store.gather("qvel", agility, steps),
-        np.stack([AGILITY[t]["qvel"][s] for t, s in zip(agility, steps)]),
+        np.stack([AGILITY[t]["qvel"][s] for t, s in zip(agility, steps, strict=True)]),
     )
 
 
@@ -99,7 +99,9 @@ def test_cache_dtype_gathers_floats_in_that_dtype_and_read_stays_exact(cassie_st
     traj_ids = np.array([0, 5, 2, 23], np.int32)
     steps = np.array([[0, 1, 2], [3, 4, 5], [27, 0, 1], [30, 29, 28]])
     got = store.gather("qpos", traj_ids, steps)
-    want = np.stack([FILES[t]["qpos"][s] for t, s in zip(traj_ids, steps)]).astype(np.float32)
+    want = np.stack([FILES[t]["qpos"][s] for t, s in zip(traj_ids, steps, strict=True)]).astype(
+        np.float32
+    )
     assert got.dtype == np.float32 and np.array_equal(got, want)
     assert store.read(5, "qpos").dtype == np.float64  # reads keep the stored dtype, bit-exact
     assert np.array_equal(store.read(5, "qpos"), FILES[5]["qpos"])

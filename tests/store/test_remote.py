@@ -1,4 +1,6 @@
-"""Stores opened by URL through zarr's fsspec support: a real HTTP server over the real Cassie store.
+"""Stores opened by URL through zarr's fsspec support.
+
+A real HTTP server over the real Cassie store.
 
 ``python -m http.server`` (started here on 127.0.0.1, stopped at the end) serves files only; the
 store opens from the consolidated metadata in its root ``zarr.json`` and the index in its root
@@ -71,7 +73,9 @@ def server(cassie_store, tmp_path_factory):
                 break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"http.server did not start: {log.read_text()[-2000:]}")
+                    raise RuntimeError(
+                        f"http.server did not start: {log.read_text()[-2000:]}"
+                    ) from None
                 time.sleep(0.05)
         yield url, log
     finally:
@@ -164,7 +168,7 @@ def test_make_dataset_over_http_yields_the_local_batches(server, cassie_store):
         make_dataset(load_config("default", {"zarr_path": str(cassie_store), **overrides}))
     )
     assert len(remote) == len(local) == 4
-    for got, want in zip(remote, local):
+    for got, want in zip(remote, local, strict=True):
         assert set(got) == set(want)
         for key in want:
             assert got[key].dtype == want[key].dtype and got[key].tobytes() == want[key].tobytes()
@@ -215,7 +219,7 @@ def test_fsspec_memory_url_exports_and_reads_like_a_local_store(shared_data, cas
     mem, local = TrajectoryStore(out), TrajectoryStore(cassie_store)
     want = local.select(motions=("agility_reference",))
     assert [t.path for t in mem.trajectories] == [local.trajectories[i].path for i in want]
-    for i, j in zip(range(len(mem.trajectories)), want):
+    for i, j in zip(range(len(mem.trajectories)), want, strict=True):
         for key in ("qpos", "qvel", "action"):
             assert mem.read(i, key).tobytes() == local.read(int(j), key).tobytes()
     steps = np.tile(np.arange(6), (3, 1))

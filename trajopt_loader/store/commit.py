@@ -18,9 +18,10 @@ A failure in steps 1-3 rolls back in-process (:func:`roll_back`). After a crash,
 of the store finds the marked directory (phase ``"swapping"``) and settles it before reading the
 index: unless the root ``zarr.json`` differs from the copy and holds an index, every move is
 undone (old directories back, new ones out, groups and a store created by that export removed);
-otherwise the index was written and the commit is rolled forward (metadata consolidated again, old data deleted). Between a crash in
-step 2/3 and that next export, an overwritten motion's directory may hold the new data while the
-index still describes the old; the index never lists a motion whose directory is gone.
+otherwise the index was written and the commit is rolled forward (metadata consolidated again,
+old data deleted). Between a crash in step 2/3 and that next export, an overwritten motion's
+directory may hold the new data while the index still describes the old; the index never lists a
+motion whose directory is gone.
 """
 
 from __future__ import annotations

@@ -1,4 +1,7 @@
-"""The motions and files of an export's input tree: ``<root>/<motion>/*.npz`` (or ``<root>/*.npz``)."""
+"""The motions and files of an export's input tree.
+
+``<root>/<motion>/*.npz`` (or ``<root>/*.npz``).
+"""
 
 from __future__ import annotations
 

@@ -164,7 +164,8 @@ def export_npz(
     """Export ``.npz`` trajectories under ``root`` into the Zarr store ``out`` as ``source``.
 
     Args:
-      root: directory of motion subdirectories of ``.npz`` files (or of ``.npz`` files with ``motion``).
+      root: directory of motion subdirectories of ``.npz`` files (or of ``.npz`` files with
+        ``motion``).
       out: store path (created if missing) or fsspec URL. source: source group name.
       motion: one motion name (files of ``root/motion/`` or of ``root`` itself), a list, or None
         for every subdirectory of ``root`` holding ``.npz`` files.

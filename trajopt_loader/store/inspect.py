@@ -98,7 +98,9 @@ class StoreReport:
 
 
 def inspect_store(store, *, model_path: str | None = None, keys=None) -> StoreReport:
-    """Read every trajectory of ``store`` and build a :class:`StoreReport` (frozen-recording and velocity checks).
+    """Read every trajectory of ``store`` and build a :class:`StoreReport`.
+
+    Runs the frozen-recording and velocity checks.
 
     Args:
       store: an open ``TrajectoryStore``; every trajectory is read whole (host memory: the

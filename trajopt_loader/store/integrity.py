@@ -26,7 +26,10 @@ from trajopt_loader.store.layout import TrajectoryInfo
 
 
 def chunk_crc(rows: np.ndarray) -> int:
-    """CRC-32C (Castagnoli) of ``rows``' bytes in C order, little-endian (an unsigned 32-bit int)."""
+    """CRC-32C (Castagnoli) of ``rows``' bytes in C order, little-endian.
+
+    Returns an unsigned 32-bit int.
+    """
     import google_crc32c
 
     a = np.ascontiguousarray(rows)
@@ -139,13 +142,13 @@ def read_rows(
         if crcs is not None:
             if chunk_crc(rows[c * n - lo : min((c + 1) * n, info.length) - lo]) == crcs[c]:
                 continue
-            if attempt(lambda: chunk_present(array, c)):
+            if attempt(lambda c=c: chunk_present(array, c)):
                 raise DataIntegrityError(
                     f"{where(store, info, key, c, n, array)} fails its checksum: its rows are "
                     "not the ones exported (damaged, or a chunk of other data put in its place). "
                     + fix_hint(store)
                 )
-        elif attempt(lambda: chunk_present(array, c)):
+        elif attempt(lambda c=c: chunk_present(array, c)):
             continue
         raise DataIntegrityError(
             f"{where(store, info, key, c, n, array)} is missing from the store (file deleted or "

@@ -1,4 +1,6 @@
-"""Per-key metadata of the host cache: row-shape groups, dtypes, chunk rows and bytes per trajectory.
+"""Per-key metadata of the host cache.
+
+Row-shape groups, dtypes, chunk rows and bytes per trajectory.
 
 Built once per key from the index (:class:`~trajopt_loader.store.layout.TrajectoryInfo`), so the
 cache's gathers and loads are numpy operations over ``[n_traj]`` arrays (:mod:`.cache`).

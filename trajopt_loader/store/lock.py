@@ -4,8 +4,9 @@ Every export of a local store ``<dir>/<name>`` holds an advisory ``fcntl.flock``
 file ``<dir>/.<name>.lock`` from before it reads the store's index until its temporary directory
 is gone, so exports of one store run one after the other and each reads the index its predecessor
 wrote. The lock file holds the holder's ``{"pid", "host", "since"}`` so a waiting export can name
-it, and is deleted on release (a waiter that locked a deleted file tries again). ``flock`` locks are released by the kernel when the holder dies (``kill -9`` included); they
-are only as good as the file system's support (local file systems; not every network one).
+it, and is deleted on release (a waiter that locked a deleted file tries again). ``flock`` locks
+are released by the kernel when the holder dies (``kill -9`` included); they are only as good as
+the file system's support (local file systems; not every network one).
 
 An export writes into a temporary sibling directory ``<dir>/.<name>.tmp-<hex>`` holding the marker
 file :data:`MARKER` (``{"store": absolute store path, "pid", "host", "phase", ...}``). A directory

@@ -279,7 +279,9 @@ class TrajectoryStore:
     def read(
         self, traj, key: str, start: int = 0, stop: int | None = None, *, wrap: bool = False
     ) -> np.ndarray:
-        """Rows ``[start, stop)`` of ``key`` of one trajectory, ``[stop - start, *row]``, stored dtype.
+        """Rows ``[start, stop)`` of ``key`` of one trajectory.
+
+        Shape ``[stop - start, *row]``, stored dtype.
 
         With ``wrap=True`` row ``s`` is row ``s mod length`` (any start/stop, stop >= start);
         otherwise ``0 <= start <= stop <= length`` is required.

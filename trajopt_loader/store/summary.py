@@ -14,7 +14,8 @@ class ExportSummary:
       motions: ``{motion: number of trajectories}`` written. trajectories / frames: totals.
       bytes: uncompressed bytes of the arrays written. stored_bytes: bytes on disk (local stores;
         ``None`` for URLs). padded: ``{"motion/file": {key: rows added}}``.
-      skipped: arrays left out (other row count). warnings: other notes. replaced: motions overwritten.
+      skipped: arrays left out (other row count). warnings: other notes.
+      replaced: motions overwritten.
     """
 
     out: str

@@ -3,19 +3,20 @@
 Rules (each violation raises :class:`~trajopt_loader.errors.ExportError` naming the file, the key,
 what is wrong, what was expected and the fix):
 
-* ``qpos`` ``[T, nq]`` is required, ``T > 0``. ``qvel`` ``[T, nv]`` is required unless ``"qvel"`` is in
-  ``allow_missing``; it must have exactly ``T`` rows.
+* ``qpos`` ``[T, nq]`` is required, ``T > 0``. ``qvel`` ``[T, nv]`` is required unless ``"qvel"``
+  is in ``allow_missing``; it must have exactly ``T`` rows.
 * Unnamed arrays ``arr_0, arr_1, ...`` (``np.savez(f, qpos, qvel)``) must be named with ``key_map``
   (``{"qpos": "arr_0"}``, CLI ``--key qpos=arr_0``); they are never guessed.
 * Ragged keys: an array with exactly ``T - 1`` rows (one action per interval between ``T`` knots) is
   padded to ``T`` rows by repeating its last row and reported in ``padded``. ``action`` / ``ee_pos``
   with any other row count is an error; other arrays with another row count are skipped with a
   warning. 0-d arrays become scalars (``dt`` and ``true_length`` are interpreted, the rest kept).
-* ``true_length`` (0-d integer): only the first ``true_length`` rows are real; ``0 < true_length <= T``.
+* ``true_length`` (0-d integer): only the first ``true_length`` rows are real;
+  ``0 < true_length <= T``.
 * dt (s): the ``dt`` scalar of the file wins; else a uniform ``time`` column (spacing equal within
-  ``DT_RTOL``); else the ``dt`` argument. A ``dt`` argument that disagrees with the file is an error;
-  no dt at all is an error, unless the argument is :data:`UNKNOWN_DT` (the predecessor's API, CLI
-  ``--dt unknown``): then the dt is recorded as unknown, never guessed. (The Cassie
+  ``DT_RTOL``); else the ``dt`` argument. A ``dt`` argument that disagrees with the file is an
+  error; no dt at all is an error, unless the argument is :data:`UNKNOWN_DT` (the predecessor's
+  API, CLI ``--dt unknown``): then the dt is recorded as unknown, never guessed. (The Cassie
   ``agility_reference/traj_2.npz`` has irregular source timing and a ``dt`` key: the ``dt`` key is
   used.)
 * Arrays must be numeric (bool / int / float of at most 64 bits: no float128); floats must be
@@ -43,7 +44,8 @@ from trajopt_loader.errors import ExportError
 from trajopt_loader.store.layout import check_node_name, name_key
 
 DT_RTOL = 1e-3
-#: ``dt`` argument value: files without ``dt`` / ``time`` get an unknown dt (NaN) instead of an error.
+#: ``dt`` argument value: files without ``dt`` / ``time`` get an unknown dt (NaN) instead of an
+#: error.
 UNKNOWN_DT = "unknown"
 #: How a user sets the time step of data exported with unknown dt (every refusal says it).
 DT_FIX = (
@@ -135,7 +137,9 @@ def _read_npz(path: Path, key_map: Mapping[str, str]) -> dict[str, np.ndarray]:
         unnamed = [k for k in files if _UNNAMED.match(k) and k not in rename]
         if unnamed:
             shapes = ", ".join(unnamed)
-            hint = " ".join(f"--key {n}={k}" for n, k in zip(("qpos", "qvel", "action"), unnamed))
+            # strict=False: hint names for the first (up to) three unnamed arrays only.
+            names = ("qpos", "qvel", "action")
+            hint = " ".join(f"--key {n}={k}" for n, k in zip(names, unnamed, strict=False))
             raise _err(
                 name,
                 unnamed[0],
@@ -245,7 +249,10 @@ def require_dt(dt, needed_for: str, where: str, error: type[Exception] = ExportE
 
 
 def unknown_dt_warning(files: list[str]) -> str:
-    """The one warning of an export that recorded ``files`` (``motion/file.npz``) with unknown dt."""
+    """The one warning of an export that recorded ``files`` with unknown dt.
+
+    ``files`` are ``motion/file.npz`` names.
+    """
     listed = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
     return (
         f"{len(files)} trajectories ({listed}) have no 'dt' and no 'time': their dt is recorded "
@@ -336,7 +343,8 @@ def load_trajectory(
     unknown (``LoadedTrajectory.dt`` NaN).
 
     Returns:
-      a :class:`LoadedTrajectory` whose arrays all have ``length`` rows (``[T, ...]``, input dtypes).
+      a :class:`LoadedTrajectory` whose arrays all have ``length`` rows (``[T, ...]``, input
+        dtypes).
     Raises:
       ExportError: for any rule violation (see the module docstring).
     """
