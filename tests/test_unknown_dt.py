@@ -17,14 +17,8 @@ from trajopt_loader import load_config, make_dataset
 from trajopt_loader.errors import ConfigError, ExportError
 from trajopt_loader.store import TrajectoryStore, check_velocity_consistency, export_npz
 from trajopt_loader.store.inspect import format_report, inspect_store
-from trajopt_loader.store.validate import (
-    DT_FIX,
-    UNKNOWN_DT,
-    dt_known,
-    index_dt,
-    load_trajectory,
-    require_dt,
-)
+from trajopt_loader.store.time_step import DT_FIX, UNKNOWN_DT, dt_known, index_dt, require_dt
+from trajopt_loader.store.validate import load_trajectory
 
 FIX = "dt=SECONDS"  # every refusal names how to set the time step
 

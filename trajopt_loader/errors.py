@@ -66,6 +66,12 @@ class StoreReadError(TrajoptLoaderError, OSError):
 class ExportError(TrajoptLoaderError, ValueError):
     """An input ``.npz`` file or export option is invalid; nothing was written to the store."""
 
+    @classmethod
+    def for_input(cls, file: str, key: str | None, what: str, expected: str, fix: str):
+        """``"FILE: key 'KEY': WHAT; expected EXPECTED. Fix: FIX"`` (the one-line input error)."""
+        where = f"{file}: key {key!r}" if key else file
+        return cls(f"{where}: {what}; expected {expected}. Fix: {fix}")
+
 
 class ConventionError(TrajoptLoaderError, ValueError):
     """A quaternion order or velocity frame is unknown, missing, or inconsistent."""

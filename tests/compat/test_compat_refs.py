@@ -140,7 +140,8 @@ def test_builder_reads_files_by_the_store_rules(tmp_path):
     """true_length, one-row-per-interval padding and non-finite refusal are the export's
     (store.validate.load_trajectory), with the same message."""
     from trajopt_loader.errors import ExportError
-    from trajopt_loader.store.validate import UNKNOWN_DT, load_trajectory
+    from trajopt_loader.store.time_step import UNKNOWN_DT
+    from trajopt_loader.store.validate import load_trajectory
 
     rng = np.random.default_rng(23)
     root = write_files(

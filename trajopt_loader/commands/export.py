@@ -125,8 +125,8 @@ def _convention() -> Convention:
 
 
 def _dt() -> float | str | None:
-    """``--dt``: seconds, ``unknown`` (validate.UNKNOWN_DT), or None (files must carry one)."""
-    from trajopt_loader.store.validate import UNKNOWN_DT
+    """``--dt``: seconds, ``unknown`` (``store.time_step.UNKNOWN_DT``), or None (files have one)."""
+    from trajopt_loader.store.time_step import UNKNOWN_DT
 
     value = _F.dt
     if value is None or value.strip().lower() == UNKNOWN_DT:

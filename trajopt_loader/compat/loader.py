@@ -14,7 +14,7 @@ from pathlib import Path
 
 from trajopt_loader.conventions import Convention
 from trajopt_loader.store import ExportSummary, export_npz
-from trajopt_loader.store.validate import UNKNOWN_DT
+from trajopt_loader.store.time_step import UNKNOWN_DT
 
 __all__ = ["TrajoptLoader"]
 

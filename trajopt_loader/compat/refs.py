@@ -25,7 +25,8 @@ from trajopt_loader.conventions import PINOCCHIO, Convention, as_convention
 from trajopt_loader.errors import ExportError, MissingKeyError, ReferenceInputError
 from trajopt_loader.robots.spec import RobotSpec
 from trajopt_loader.store.layout import natural_key
-from trajopt_loader.store.validate import UNKNOWN_DT, load_trajectory
+from trajopt_loader.store.time_step import UNKNOWN_DT
+from trajopt_loader.store.validate import load_trajectory
 from trajopt_loader.transforms.references import compute_references
 
 

@@ -40,7 +40,7 @@ from trajopt_loader.kinematics.model import (
 )
 from trajopt_loader.kinematics.model_layout import model_layout
 from trajopt_loader.store.layout import BODY_KEYS
-from trajopt_loader.store.validate import require_dt
+from trajopt_loader.store.time_step import require_dt
 
 __all__ = ["make_export_preprocess"]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from trajopt_loader.errors import ConfigError
-from trajopt_loader.store.validate import DT_FIX
+from trajopt_loader.store.time_step import DT_FIX
 
 __all__ = ["DT_TOLERANCE", "check_uniform_dt", "rate_groups"]
 

@@ -38,13 +38,8 @@ from trajopt_loader.store.lock import (
     store_lock,
 )
 from trajopt_loader.store.summary import ExportSummary
-from trajopt_loader.store.validate import (
-    LoadedTrajectory,
-    check_arrays,
-    index_dt,
-    load_trajectory,
-    unknown_dt_warning,
-)
+from trajopt_loader.store.time_step import index_dt, unknown_dt_warning
+from trajopt_loader.store.validate import LoadedTrajectory, check_arrays, load_trajectory
 
 Preprocess = Callable[[dict, float, str], tuple]
 
@@ -171,7 +166,7 @@ def export_npz(
         for every subdirectory of ``root`` holding ``.npz`` files.
       convention: ``"mujoco"`` / ``"pinocchio"`` or a :class:`Convention`; recorded per source.
       dt: time step (s) when the files carry none; must agree with the files when they do.
-        ``"unknown"`` (``validate.UNKNOWN_DT``): files without one are recorded with unknown dt
+        ``"unknown"`` (``time_step.UNKNOWN_DT``): files without one are recorded with unknown dt
         (index ``null``, ``store.dts`` NaN) and one warning says how to set it.
       key_map: ``{"qpos": "arr_0", ...}`` names for unnamed arrays.
       max_trajs_per_motion: keep the first N files (natural order) of each motion.

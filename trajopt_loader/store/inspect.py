@@ -19,7 +19,7 @@ import numpy as np
 
 from trajopt_loader.errors import ModelError
 from trajopt_loader.store.layout import TrajectoryInfo
-from trajopt_loader.store.validate import DT_FIX, dt_known
+from trajopt_loader.store.time_step import DT_FIX, dt_known
 from trajopt_loader.store.velocity import (  # noqa: F401  (re-exported)
     MIN_CORRELATION,
     SCALE_TOLERANCE,

@@ -141,7 +141,7 @@ class TrajectoryInfo:
       source: source group name. motion: motion group name. name: ``"traj{i}"``.
       path: ``"source/motion/traj{i}"`` inside the store.
       length: number of real time steps T (after ``true_length`` truncation).
-      dt: time step in seconds; NaN when unknown (index ``null``; ``store.validate.dt_known``).
+      dt: time step in seconds; NaN when unknown (index ``null``; ``store.time_step.dt_known``).
       source_file: name of the ``.npz`` file it came from.
       keys: ``{key: (row_shape, dtype_str)}``; an array ``key`` has shape ``(length, *row_shape)``.
       chunk_rows: ``{key: rows per stored time-chunk}``.

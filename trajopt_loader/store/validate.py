@@ -13,20 +13,15 @@ what is wrong, what was expected and the fix):
   warning. 0-d arrays become scalars (``dt`` and ``true_length`` are interpreted, the rest kept).
 * ``true_length`` (0-d integer): only the first ``true_length`` rows are real;
   ``0 < true_length <= T``.
-* dt (s): the ``dt`` scalar of the file wins; else a uniform ``time`` column (spacing equal within
-  ``DT_RTOL``); else the ``dt`` argument. A ``dt`` argument that disagrees with the file is an
-  error; no dt at all is an error, unless the argument is :data:`UNKNOWN_DT` (the predecessor's
-  API, CLI ``--dt unknown``): then the dt is recorded as unknown, never guessed. (The Cassie
-  ``agility_reference/traj_2.npz`` has irregular source timing and a ``dt`` key: the ``dt`` key is
-  used.)
+* dt (s): the rule of :mod:`trajopt_loader.store.time_step` (the file's ``dt``, else a uniform
+  ``time``, else the ``dt`` argument; never guessed, or recorded as unknown on request). (The
+  Cassie ``agility_reference/traj_2.npz`` has irregular source timing and a ``dt`` key: the
+  ``dt`` key is used.)
 * Arrays must be numeric (bool / int / float of at most 64 bits: no float128); floats must be
   finite on the real rows. Keys are valid Zarr node names and differ ignoring case.
 
-Unknown dt has one representation in Python: ``float("nan")`` (``LoadedTrajectory.dt``,
-``TrajectoryInfo.dt``, ``TrajectoryStore.dts[i]``; test with :func:`dt_known`); the store index
-records it as JSON ``null`` (:func:`index_dt`). Data of unknown dt exports and streams; whatever
-needs a time step (deriving qvel, resampling, rate checks, velocity inspection) calls
-:func:`require_dt`, which refuses it naming the fix.
+Unknown dt is ``float("nan")`` in ``LoadedTrajectory.dt``, ``TrajectoryInfo.dt`` and
+``TrajectoryStore.dts[i]`` (:mod:`trajopt_loader.store.time_step`).
 """
 
 from __future__ import annotations
@@ -42,16 +37,8 @@ import numpy as np
 
 from trajopt_loader.errors import ExportError
 from trajopt_loader.store.layout import check_node_name, name_key
+from trajopt_loader.store.time_step import resolve_dt
 
-DT_RTOL = 1e-3
-#: ``dt`` argument value: files without ``dt`` / ``time`` get an unknown dt (NaN) instead of an
-#: error.
-UNKNOWN_DT = "unknown"
-#: How a user sets the time step of data exported with unknown dt (every refusal says it).
-DT_FIX = (
-    "re-export with the time step: TrajoptLoader(...).save(..., dt=SECONDS) / "
-    "export_npz(..., dt=SECONDS) / trajopt-loader export ... --dt SECONDS --overwrite"
-)
 STATE_KEYS = ("qpos", "qvel")
 STRICT_KEYS = ("action", "ee_pos")
 _UNNAMED = re.compile(r"^arr_\d+$")
@@ -74,9 +61,7 @@ class LoadedTrajectory:
     derived: dict = dataclasses.field(default_factory=dict)
 
 
-def _err(file: str, key: str | None, what: str, expected: str, fix: str) -> ExportError:
-    where = f"{file}: key {key!r}" if key else file
-    return ExportError(f"{where}: {what}; expected {expected}. Fix: {fix}")
+_err = ExportError.for_input
 
 
 #: Export loads files from a thread pool; numpy parses each array's ``.npy`` header with
@@ -227,107 +212,8 @@ def check_arrays(arrays: Mapping[str, np.ndarray], file: str, length: int) -> No
                 )
 
 
-def dt_known(dt) -> bool:
-    """True for a finite time step > 0 (s); False for unknown (NaN / None)."""
-    return dt is not None and bool(np.isfinite(dt)) and dt > 0
-
-
-def index_dt(dt: float) -> float | None:
-    """The store index's JSON value of ``dt`` (s): the float, or ``None`` when unknown."""
-    return float(dt) if dt_known(dt) else None
-
-
-def require_dt(dt, needed_for: str, where: str, error: type[Exception] = ExportError) -> float:
-    """``dt`` (s) as a float when known; else raise ``error`` naming ``where`` (a file or
-    trajectory), what needs the time step, and the fix (:data:`DT_FIX`)."""
-    if dt_known(dt):
-        return float(dt)
-    raise error(
-        f"{where}: dt is unknown (the file had no 'dt' and no 'time', and none was "
-        f"given), but {needed_for} needs a time step; it is never guessed. Fix: {DT_FIX}."
-    )
-
-
-def unknown_dt_warning(files: list[str]) -> str:
-    """The one warning of an export that recorded ``files`` with unknown dt.
-
-    ``files`` are ``motion/file.npz`` names.
-    """
-    listed = ", ".join(files[:3]) + (f" and {len(files) - 3} more" if len(files) > 3 else "")
-    return (
-        f"{len(files)} trajectories ({listed}) have no 'dt' and no 'time': their dt is recorded "
-        "as unknown (store.dts is NaN). They stream, but deriving qvel, resampling, rate checks "
-        f"and velocity inspection need it: {DT_FIX}."
-    )
-
-
 def _scalar(a: np.ndarray):
     return a.item() if a.dtype.kind in "biuf" else None
-
-
-def _resolve_dt(file: str, arrays: dict, file_dt, dt_arg, warnings: list) -> float:
-    time_dt = None
-    t = arrays.get("time")
-    if t is not None and t.ndim == 1 and t.shape[0] >= 2 and t.dtype.kind in "iuf":
-        d = np.diff(t.astype(np.float64))
-        mean = float(d.mean())
-        uniform = mean > 0 and float(np.abs(d - mean).max()) <= DT_RTOL * mean
-        if file_dt is None and not uniform:
-            i = int(np.argmax(np.abs(d - mean)))
-            raise _err(
-                file,
-                "time",
-                f"is not uniformly spaced (step {i}->{i + 1} is {d[i]:.6g} s, mean {mean:.6g} s)",
-                f"equal steps within {DT_RTOL:g} relative",
-                "pass dt= / --dt if the rows are equally spaced, or resample "
-                "(--model ... --resample-dt S)",
-            )
-        time_dt = mean if uniform else None
-    if file_dt is not None:
-        if not (np.isfinite(file_dt) and file_dt > 0):
-            raise _err(
-                file,
-                "dt",
-                f"is {file_dt}",
-                "a positive time step in seconds",
-                "fix the dt array or pass --dt",
-            )
-        if time_dt is not None and abs(time_dt - file_dt) > DT_RTOL * file_dt:
-            warnings.append(
-                f"{file}: 'time' spacing {time_dt:.6g} s differs from 'dt' "
-                f"{file_dt:.6g} s; using 'dt'"
-            )
-    found = file_dt if file_dt is not None else time_dt
-    if isinstance(dt_arg, str) and dt_arg.lower() == UNKNOWN_DT:
-        return float("nan") if found is None else float(found)
-    if dt_arg is not None:
-        if isinstance(dt_arg, str) or not (np.isfinite(dt_arg) and dt_arg > 0):
-            raise ExportError(
-                f"dt={dt_arg!r} (export_npz(dt=...) / --dt) is not a positive "
-                "time step in seconds; pass the trajectories' step, e.g. --dt 0.02 "
-                f"(or {UNKNOWN_DT!r} to record files without one as unknown)."
-            )
-        if found is not None and abs(found - dt_arg) > DT_RTOL * found:
-            key = "dt" if file_dt is not None else "time"
-            raise _err(
-                file,
-                key,
-                f"gives dt={found:.6g} s but dt={dt_arg:.6g} s was passed",
-                "agreement within 0.1%",
-                "drop the dt argument or fix the file",
-            )
-        return float(dt_arg)
-    if found is None:
-        raise _err(
-            file,
-            None,
-            "has no 'dt' scalar and no uniform 'time' array",
-            "a known time step",
-            "pass dt=SECONDS (CLI --dt SECONDS); it is never guessed. "
-            f"To export without one, record it as unknown: dt={UNKNOWN_DT!r} "
-            f"(CLI --dt {UNKNOWN_DT})",
-        )
-    return float(found)
 
 
 def load_trajectory(
@@ -339,7 +225,7 @@ def load_trajectory(
 ) -> LoadedTrajectory:
     """Load ``path`` and apply the rules of this module.
 
-    ``dt``: time step (s) for files that carry none, or :data:`UNKNOWN_DT` to record those as
+    ``dt``: time step (s) for files that carry none, or :data:`~trajopt_loader.store.time_step.UNKNOWN_DT` to record those as
     unknown (``LoadedTrajectory.dt`` NaN).
 
     Returns:
@@ -418,7 +304,7 @@ def load_trajectory(
     length = true_length or rows
     check_arrays(out, file, length)
     file_dt = scalars.pop("dt", None)
-    dt_value = _resolve_dt(file, out, None if file_dt is None else float(file_dt), dt, warnings)
+    dt_value = resolve_dt(file, out, None if file_dt is None else float(file_dt), dt, warnings)
     return LoadedTrajectory(
         file,
         {k: np.ascontiguousarray(a) for k, a in out.items()},

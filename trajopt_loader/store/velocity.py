@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from trajopt_loader.store.validate import require_dt
+from trajopt_loader.store.time_step import require_dt
 
 MIN_CORRELATION = 0.9
 SCALE_TOLERANCE = 0.2
@@ -63,7 +63,7 @@ def check_velocity_consistency(
       ``|scale - 1| > scale_tolerance``, or when qpos moves and qvel is zero (or the reverse).
     Raises:
       ValueError: ``T < 2``, rows differ, or no addresses and ``nq - nv != 1``; an unknown dt
-        (names the fix, ``store.validate.require_dt``).
+        (names the fix, ``store.time_step.require_dt``).
     """
     dt = require_dt(dt, "checking qvel against dq/dt", "velocity check", ValueError)
     qpos, qvel = np.asarray(qpos, np.float64), np.asarray(qvel, np.float64)

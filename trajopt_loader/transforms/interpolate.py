@@ -77,7 +77,7 @@ def control_lengths(store, control_dt: float, traj_ids=None) -> np.ndarray:
     dts = np.asarray(store.dts, np.float64)[ids]
     bad = ids[~(np.isfinite(dts) & (dts > 0))]
     if bad.size:
-        from trajopt_loader.store.validate import DT_FIX
+        from trajopt_loader.store.time_step import DT_FIX
 
         info = store.trajectories[int(bad[0])]
         raise ConfigError(
