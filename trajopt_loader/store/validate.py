@@ -225,8 +225,9 @@ def load_trajectory(
 ) -> LoadedTrajectory:
     """Load ``path`` and apply the rules of this module.
 
-    ``dt``: time step (s) for files that carry none, or :data:`~trajopt_loader.store.time_step.UNKNOWN_DT` to record those as
-    unknown (``LoadedTrajectory.dt`` NaN).
+    ``dt``: time step (s) for files that carry none, or ``"unknown"``
+    (:data:`~trajopt_loader.store.time_step.UNKNOWN_DT`) to record those as unknown
+    (``LoadedTrajectory.dt`` NaN).
 
     Returns:
       a :class:`LoadedTrajectory` whose arrays all have ``length`` rows (``[T, ...]``, input
