@@ -116,6 +116,7 @@ def _export() -> dict:
                 motion="agility_reference",
                 preprocess=pre,
                 progress=False,
+                convention="mujoco",
             )
             out[label + " frames/s"] = round(s.frames / (time.perf_counter() - t0))
     finally:

@@ -92,7 +92,7 @@ def run_size(
     if not out.exists():
         write_clips(npz, clips, frames)
         t0 = time.perf_counter()
-        s = export_npz(npz, out, source="synth", dt=1 / 30, progress=False)
+        s = export_npz(npz, out, source="synth", dt=1 / 30, progress=False, convention="mujoco")
         export = time.perf_counter() - t0
         files = sum(len(f) for _, _, f in os.walk(out))
         export_info = {"export": export, "frames": s.frames, "files": files}

@@ -32,7 +32,7 @@ def no_dt(tmp_path, make_npz_tree):
 def _export(root, out, **kw):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        export_npz(root, out, source="s", progress=False, **kw)
+        export_npz(root, out, source="s", convention="mujoco", progress=False, **kw)
     return [str(w.message) for w in caught]
 
 
@@ -94,7 +94,7 @@ def test_mixed_known_and_unknown_is_refused_unless_allowed(no_dt, make_npz_tree,
     out = tmp_path / "s.zarr"
     _export(no_dt, out, dt=UNKNOWN_DT)
     make_npz_tree(tmp_path / "timed", {"run": [5]}, dt=0.01)
-    export_npz(tmp_path / "timed", out, source="s", progress=False)
+    export_npz(tmp_path / "timed", out, source="s", progress=False, convention="mujoco")
     store = TrajectoryStore(out)
     assert store.dts[3] == 0.01
     config = load_config(

@@ -85,7 +85,7 @@ def test_os_errors_while_writing_become_export_errors(make_npz_tree, tmp_path, m
 
     make_npz_tree(tmp_path / "npz", {"m": [4, 5]})
     out = tmp_path / "s.zarr"
-    export_npz(tmp_path / "npz", out, source="s", progress=False)
+    export_npz(tmp_path / "npz", out, source="s", progress=False, convention="mujoco")
     real = _local._put
 
     def put(path, value, exclusive=False):
@@ -100,7 +100,9 @@ def test_os_errors_while_writing_become_export_errors(make_npz_tree, tmp_path, m
         rf"{os.strerror(code)} \(errno {errno.errorcode[code]}\); "
         "nothing was committed",
     ):
-        export_npz(tmp_path / "npz", out, source="s", overwrite=True, progress=False)
+        export_npz(
+            tmp_path / "npz", out, source="s", overwrite=True, progress=False, convention="mujoco"
+        )
     monkeypatch.undo()
     store = TrajectoryStore(out)
     assert store.lengths.tolist() == [4, 5]
@@ -133,7 +135,9 @@ def test_checkpoint_position_outside_the_stream_is_refused(tmp_path, make_npz_tr
     from trajopt_loader.pipeline.schedules import ENDLESS
 
     make_npz_tree(tmp_path / "npz", {"walk": [20, 12]})
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     config = load_config(
         "default",
         {
@@ -186,7 +190,7 @@ def small_store(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("sigint")
     _make_npz_tree(root / "npz", {"m": [50] * 4})
-    export_npz(root / "npz", root / "s.zarr", source="s", progress=False)
+    export_npz(root / "npz", root / "s.zarr", source="s", progress=False, convention="mujoco")
     return root / "s.zarr"
 
 
@@ -233,6 +237,6 @@ def test_ctrl_c_stops_export_and_removes_its_temp_dir(make_npz_tree, tmp_path):
     assert not out.exists()
     # a cleanup longer than the grace time is cut short; the next export finishes it
     make_npz_tree(tmp_path / "small", {"w": [3]})
-    export_npz(tmp_path / "small", out, source="s", progress=False)
+    export_npz(tmp_path / "small", out, source="s", progress=False, convention="mujoco")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["npz", "s.zarr", "small"]
     assert [t.path for t in TrajectoryStore(out).trajectories] == ["s/w/traj0"]

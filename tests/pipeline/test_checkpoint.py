@@ -224,7 +224,14 @@ def test_load_and_save_refuse_malformed_states_naming_the_file(tmp_path, content
 
 def _walk_store(root, make_npz_tree, lengths):
     make_npz_tree(root / f"npz{lengths}", {"walk": lengths})
-    export_npz(root / f"npz{lengths}", root / "s.zarr", source="s", overwrite=True, progress=False)
+    export_npz(
+        root / f"npz{lengths}",
+        root / "s.zarr",
+        source="s",
+        overwrite=True,
+        progress=False,
+        convention="mujoco",
+    )
     return TrajectoryStore(root / "s.zarr")
 
 

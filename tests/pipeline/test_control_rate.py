@@ -83,7 +83,9 @@ def test_cassie_needs_its_model_for_the_achilles_ball_joints(cassie_store, share
 
 def test_unknown_dt_is_refused_with_the_fix(tmp_path, make_npz_tree):
     root = make_npz_tree(tmp_path / "npz", {"walk": [6, 8]}, nq=7, nv=6, dt=None)
-    export_npz(root, tmp_path / "s.zarr", source="s", dt="unknown", progress=False)
+    export_npz(
+        root, tmp_path / "s.zarr", source="s", dt="unknown", progress=False, convention="mujoco"
+    )
     config = load_config(
         "default",
         {

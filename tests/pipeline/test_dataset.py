@@ -273,7 +273,7 @@ def rates(tmp_path_factory):
     root = tmp_path_factory.mktemp("rates")
     for motion, dt, n in (("fast", 0.01, 2), ("near", 0.0104, 1), ("slow", 0.1, 1)):
         _make_npz_tree(root / "npz", {motion: [8] * n}, dt=dt)
-    export_npz(root / "npz", root / "r.zarr", source="r", progress=False)
+    export_npz(root / "npz", root / "r.zarr", source="r", progress=False, convention="mujoco")
     return TrajectoryStore(root / "r.zarr")
 
 

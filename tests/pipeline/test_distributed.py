@@ -192,7 +192,9 @@ def test_restore_refuses_incomplete_or_inconsistent_runs(store, tmp_path):
 
 def test_restore_refuses_a_state_saved_before_the_store_changed(tmp_path, make_npz_tree):
     make_npz_tree(tmp_path / "npz", {"walk": [20, 12]})
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     config = load_config(
         "default",
         {
@@ -207,7 +209,14 @@ def test_restore_refuses_a_state_saved_before_the_store_changed(tmp_path, make_n
     list(itertools.islice(it, 2))
     save_process_state(tmp_path / "ckpt", it, config, process_index=0, process_count=1)
     make_npz_tree(tmp_path / "npz2", {"walk": [20, 13]})
-    export_npz(tmp_path / "npz2", tmp_path / "s.zarr", source="s", overwrite=True, progress=False)
+    export_npz(
+        tmp_path / "npz2",
+        tmp_path / "s.zarr",
+        source="s",
+        overwrite=True,
+        progress=False,
+        convention="mujoco",
+    )
     fresh = iter(make_dataset(config, TrajectoryStore(tmp_path / "s.zarr"), 0, 2))
     with pytest.raises(
         CheckpointError,

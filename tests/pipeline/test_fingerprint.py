@@ -26,7 +26,9 @@ from trajopt_loader.store import TrajectoryStore, export_npz
 def walk(tmp_path, make_npz_tree):
     """Store ``s.zarr``: source ``s``, motion ``walk`` = traj0 (20 steps), traj1 (12), dt 0.01 s."""
     make_npz_tree(tmp_path / "npz", {"walk": [20, 12]})
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     return tmp_path
 
 
@@ -163,7 +165,14 @@ def test_overwritten_motion_is_refused_and_the_iterator_stays_put(walk, make_npz
     take(it, 3)
     state = it.get_state()
     make_npz_tree(walk / "npz2", {"walk": [20, 15]})
-    export_npz(walk / "npz2", walk / "s.zarr", source="s", overwrite=True, progress=False)
+    export_npz(
+        walk / "npz2",
+        walk / "s.zarr",
+        source="s",
+        overwrite=True,
+        progress=False,
+        convention="mujoco",
+    )
     fresh = stream_of(config, TrajectoryStore(walk / "s.zarr"))
     with pytest.raises(CheckpointError) as info:
         fresh.set_state(state)
@@ -190,7 +199,7 @@ def test_appended_motion_refuses_streams_that_play_it_only(walk, make_npz_tree):
         take(it, 3)
         saved[motions] = (it.get_state(), take(it, 3))
     make_npz_tree(walk / "npz2", {"aaa": [7]})
-    export_npz(walk / "npz2", walk / "s.zarr", source="s", progress=False)
+    export_npz(walk / "npz2", walk / "s.zarr", source="s", progress=False, convention="mujoco")
     store = TrajectoryStore(walk / "s.zarr")
     assert [t.path for t in store.trajectories] == ["s/walk/traj0", "s/walk/traj1", "s/aaa/traj0"]
     everything = stream_of(config_of(walk), store)
@@ -347,7 +356,14 @@ def test_store_key_dtype_change_is_named(walk, make_npz_tree):
         walk / "npz2",
         {"walk": [20, {"length": 12, "qpos": revealing(1, 12, 9).astype(np.float32)}]},
     )
-    export_npz(walk / "npz2", walk / "s.zarr", source="s", overwrite=True, progress=False)
+    export_npz(
+        walk / "npz2",
+        walk / "s.zarr",
+        source="s",
+        overwrite=True,
+        progress=False,
+        convention="mujoco",
+    )
     fresh = stream_of(config_of(walk), TrajectoryStore(walk / "s.zarr"))
     with pytest.raises(
         CheckpointError,

@@ -28,7 +28,7 @@ ROW = (9 + 8) * 4  # qpos + qvel float32 bytes per step
 def toy(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("ws")
     _make_npz_tree(tmp / "npz", {"walk": LENGTHS})
-    export_npz(tmp / "npz", tmp / "s.zarr", source="toy", progress=False)
+    export_npz(tmp / "npz", tmp / "s.zarr", source="toy", progress=False, convention="mujoco")
     return tmp / "s.zarr"
 
 

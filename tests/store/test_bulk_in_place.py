@@ -13,7 +13,9 @@ from trajopt_loader.store import TrajectoryStore, export_npz
 @pytest.fixture
 def store_path(make_npz_tree, tmp_path):
     make_npz_tree(tmp_path / "npz", {"a": [7, 30, 1], "b": [5, 8000]})  # 8000 rows: 2 chunks
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     return tmp_path / "s.zarr"
 
 

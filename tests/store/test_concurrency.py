@@ -89,14 +89,23 @@ def test_lock_timeout_names_the_holder(make_npz_tree, tmp_path, caplog):
             match=rf"being written by another export \(pid {os.getpid()}"
             r" on .*waited 0.2 s",
         ):
-            export_npz(tmp_path / "npz", out, source="s", progress=False, lock_timeout=0.2)
+            export_npz(
+                tmp_path / "npz",
+                out,
+                source="s",
+                progress=False,
+                lock_timeout=0.2,
+                convention="mujoco",
+            )
     assert [
         r.getMessage().startswith(
             f"waiting up to 0.2 s for another export of {out} to finish (pid {os.getpid()} on "
         )
         for r in caplog.records
     ] == [True]
-    export_npz(tmp_path / "npz", out, source="s", progress=False, lock_timeout=0)
+    export_npz(
+        tmp_path / "npz", out, source="s", progress=False, lock_timeout=0, convention="mujoco"
+    )
     _check_reads(out, {"s/m/traj0": (0, 5)})
 
 
@@ -116,7 +125,7 @@ def test_kill_9_mid_export_leaves_a_temp_dir_the_next_export_removes(make_npz_tr
     proc.wait(timeout=30)
     stale = [t for t in _temps(out) if t != foreign]
     assert len(stale) == 1 and json.loads((stale[0] / lock.MARKER).read_text())["pid"] == proc.pid
-    summary = export_npz(tmp_path / "small", out, source="s", progress=False)
+    summary = export_npz(tmp_path / "small", out, source="s", progress=False, convention="mujoco")
     assert _temps(out) == [foreign]
     assert any(f"removed {stale[0].name}" in w for w in summary.warnings)
     _check_reads(out, {"s/m/traj0": (0, 6)})
@@ -127,7 +136,7 @@ def _overwrite_setup(make_npz_tree, tmp_path):
     make_npz_tree(tmp_path / "new", {"m": [7]})
     make_npz_tree(tmp_path / "later", {"z": [2]})
     out = tmp_path / "s.zarr"
-    export_npz(tmp_path / "old", out, source="s", progress=False)
+    export_npz(tmp_path / "old", out, source="s", progress=False, convention="mujoco")
     return out
 
 
@@ -197,12 +206,14 @@ def test_overwrite_crash_at_each_step_is_settled_by_the_next_export(
             lambda tmp, rec: real(tmp, rec) if rec["phase"] != "committed" else _crash(),
         )
     with pytest.raises(ExportError, match="simulated crash"):
-        export_npz(tmp_path / "new", out, source="s", overwrite=True, progress=False)
+        export_npz(
+            tmp_path / "new", out, source="s", overwrite=True, progress=False, convention="mujoco"
+        )
     # never a hole, except in the two-rename fallback between its renames (settled below)
     assert (out / "s" / "m").is_dir() == (step != "between two renames")
     assert len(_temps(out)) == 1
     monkeypatch.undo()
-    summary = export_npz(tmp_path / "later", out, source="s", progress=False)
+    summary = export_npz(tmp_path / "later", out, source="s", progress=False, convention="mujoco")
     assert not _temps(out) and any("removed" in w for w in summary.warnings)
     _check_reads(out, {**after, "s/z/traj0": (0, 2)})
     assert zarr.open_group(str(out), mode="r", use_consolidated=True)  # consolidated again
@@ -223,9 +234,9 @@ def test_crash_while_creating_a_store_is_settled_by_the_next_export(
     else:
         monkeypatch.setattr(commit, "consolidate", lambda store: _crash())
     with pytest.raises(ExportError, match="simulated crash"):
-        export_npz(tmp_path / "first", out, source="s", progress=False)
+        export_npz(tmp_path / "first", out, source="s", progress=False, convention="mujoco")
     monkeypatch.undo()
-    export_npz(tmp_path / "later", out, source="s", progress=False)
+    export_npz(tmp_path / "later", out, source="s", progress=False, convention="mujoco")
     assert not _temps(out)
     first = {"s/m/traj0": (0, 4), "s/m/traj1": (1, 5)} if step != "after the journal" else {}
     _check_reads(out, {**first, "s/z/traj0": (0, 2)})
@@ -238,11 +249,15 @@ def test_failed_overwrite_rolls_back_in_process(make_npz_tree, tmp_path, monkeyp
     out = _overwrite_setup(make_npz_tree, tmp_path)
     monkeypatch.setattr(commit, "exchange", _real_exchange_then(_crash))
     with pytest.raises(ExportError, match=r"failed at .*simulated crash \(errno EIO\)"):
-        export_npz(tmp_path / "new", out, source="s", overwrite=True, progress=False)
+        export_npz(
+            tmp_path / "new", out, source="s", overwrite=True, progress=False, convention="mujoco"
+        )
     assert not _temps(out)
     monkeypatch.undo()
     _check_reads(out, OLD)
-    export_npz(tmp_path / "new", out, source="s", overwrite=True, progress=False)
+    export_npz(
+        tmp_path / "new", out, source="s", overwrite=True, progress=False, convention="mujoco"
+    )
     _check_reads(out, NEW)
 
 
@@ -268,7 +283,7 @@ def test_disk_full_leaves_no_temp_dir_and_no_write_after_cleanup(
 
     monkeypatch.setattr(_local, "_put", put)
     with pytest.raises(ExportError, match=r"No space left on device \(errno ENOSPC\)"):
-        export_npz(tmp_path / "npz", out, source="s", progress=False)
+        export_npz(tmp_path / "npz", out, source="s", progress=False, convention="mujoco")
     n = len(calls)
     time.sleep(0.5)
     assert len(calls) == n and not _temps(out) and not out.exists()
@@ -289,12 +304,19 @@ def test_names_differing_in_case_are_refused(make_npz_tree, tmp_path, held, new,
     out = tmp_path / "s.zarr"
     for source, motions in held.items():
         make_npz_tree(tmp_path / "a", {m: [3] for m in motions})
-        export_npz(tmp_path / "a", out, source=source, progress=False)
+        export_npz(tmp_path / "a", out, source=source, progress=False, convention="mujoco")
     make_npz_tree(tmp_path / "b", {new[1]: [4]})
     listing = sorted(str(p.relative_to(out)) for p in out.rglob("*"))
     for overwrite in (False, True):
         with pytest.raises(ExportError, match=what):
-            export_npz(tmp_path / "b", out, source=new[0], overwrite=overwrite, progress=False)
+            export_npz(
+                tmp_path / "b",
+                out,
+                source=new[0],
+                overwrite=overwrite,
+                progress=False,
+                convention="mujoco",
+            )
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == listing
     assert [t.length for t in TrajectoryStore(out).trajectories] == [3]
 
@@ -304,16 +326,16 @@ def test_reserved_and_case_duplicate_names_are_refused_up_front(make_npz_tree, t
     out = tmp_path / "s.zarr"
     for source in ("zarr.json", "ZARR.JSON"):
         with pytest.raises(ExportError, match=rf"source name '{source}' is reserved by the Zarr"):
-            export_npz(tmp_path / "npz", out, source=source, progress=False)
+            export_npz(tmp_path / "npz", out, source=source, progress=False, convention="mujoco")
     make_npz_tree(tmp_path / "k", {"m": [dict(length=3, **{"zarr.json": np.zeros(3)})]})
     with pytest.raises(ExportError, match=r"traj_0.npz: array key name 'zarr.json' is reserved"):
-        export_npz(tmp_path / "k", out, source="s", progress=False)
+        export_npz(tmp_path / "k", out, source="s", progress=False, convention="mujoco")
     make_npz_tree(tmp_path / "c", {"m": [dict(length=3, QPOS=np.zeros((3, 9)))]})
     with pytest.raises(
         ExportError, match=r"traj_0.npz: key 'QPOS': and 'qpos' differ only in case"
     ):
-        export_npz(tmp_path / "c", out, source="s", progress=False)
+        export_npz(tmp_path / "c", out, source="s", progress=False, convention="mujoco")
     make_npz_tree(tmp_path / "d", {"walk": [3], "WALK": [3]})
     with pytest.raises(ExportError, match=r"duplicate motion names \['WALK', 'walk'\]"):
-        export_npz(tmp_path / "d", out, source="s", progress=False)
+        export_npz(tmp_path / "d", out, source="s", progress=False, convention="mujoco")
     assert not out.exists()

@@ -62,7 +62,9 @@ def test_direct_files_equal_zarrs_and_zarr_reads_them(tmp_path, length, monkeypa
 
 def test_exported_store_opens_consolidated_and_reads_the_rows(make_npz_tree, tmp_path):
     make_npz_tree(tmp_path / "npz", {"a": [7, 30], "b": [5, 8000]})
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     root = zarr.open_group(str(tmp_path / "s.zarr"), mode="r", use_consolidated=True)
     store = TrajectoryStore(tmp_path / "s.zarr")
     assert len(store.trajectories) == 4 and root.attrs[layout.INDEX_KEY]["format_version"] >= 2

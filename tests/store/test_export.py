@@ -32,7 +32,7 @@ def _tree(make_npz_tree, tmp_path, spec, **kw):
 
 def test_natural_order_twelve_files(make_npz_tree, tmp_path):
     root = _tree(make_npz_tree, tmp_path, {"walk": [5 + i for i in range(12)]})
-    s = export_npz(root, tmp_path / "s.zarr", source="sim", progress=False)
+    s = export_npz(root, tmp_path / "s.zarr", source="sim", progress=False, convention="mujoco")
     assert s.motions == {"walk": 12} and s.trajectories == 12 and s.frames == sum(range(5, 17))
     store = TrajectoryStore(tmp_path / "s.zarr")
     assert [t.name for t in store.trajectories] == [f"traj{i}" for i in range(12)]
@@ -58,7 +58,7 @@ def test_round_trip_is_exact(make_npz_tree, tmp_path):
         for n in (1, 3, 2000)
     ]
     root = _tree(make_npz_tree, tmp_path, {"m": items})
-    export_npz(root, tmp_path / "s.zarr", source="src", progress=False)
+    export_npz(root, tmp_path / "s.zarr", source="src", progress=False, convention="mujoco")
     store = TrajectoryStore(tmp_path / "s.zarr")
     for i, item in enumerate(items):
         for key in ("qpos", "qvel", "action", "flags"):
@@ -71,7 +71,7 @@ def test_ragged_action_padded_and_reported(make_npz_tree, tmp_path):
     root = _tree(
         make_npz_tree, tmp_path, {"m": [{"length": 50, "action": revealing(0, 49, 2, 1e4)}]}
     )
-    s = export_npz(root, tmp_path / "s.zarr", source="src", progress=False)
+    s = export_npz(root, tmp_path / "s.zarr", source="src", progress=False, convention="mujoco")
     assert s.padded == {"m/traj_0.npz": {"action": 1}}
     assert "padded (last row repeated): 1" in str(s)
     store = TrajectoryStore(tmp_path / "s.zarr")
@@ -83,7 +83,13 @@ def test_ragged_action_padded_and_reported(make_npz_tree, tmp_path):
 def test_cassie_both_motions(shared_data, tmp_path):
     out = tmp_path / "x.zarr"
     with pytest.raises(ExportError, match=r"aslip_walk/traj_0.npz: key 'qvel': is missing"):
-        export_npz(shared_data / "cassie/trajopt", out, source="cassie", progress=False)
+        export_npz(
+            shared_data / "cassie/trajopt",
+            out,
+            source="cassie",
+            progress=False,
+            convention="mujoco",
+        )
     assert not out.exists()
     s = export_npz(
         shared_data / "cassie/trajopt",
@@ -109,8 +115,8 @@ def test_cassie_both_motions(shared_data, tmp_path):
 def test_append_motion_and_source_and_overwrite(make_npz_tree, tmp_path):
     root = _tree(make_npz_tree, tmp_path, {"walk": [4, 5], "run": [6]})
     out = tmp_path / "s.zarr"
-    export_npz(root, out, source="a", motion="walk", progress=False)
-    export_npz(root, out, source="a", motion="run", progress=False)
+    export_npz(root, out, source="a", motion="walk", progress=False, convention="mujoco")
+    export_npz(root, out, source="a", motion="run", progress=False, convention="mujoco")
     export_npz(root, out, source="b", motion="walk", convention="pinocchio", progress=False)
     store = TrajectoryStore(out)
     assert store.motions() == ["a/run", "a/walk", "b/walk"]  # name listing: sorted
@@ -125,13 +131,19 @@ def test_append_motion_and_source_and_overwrite(make_npz_tree, tmp_path):
     assert store.convention("b") == PINOCCHIO and store.convention("a") == MUJOCO
     before = _listing(out)
     with pytest.raises(ExportError, match=r"already exist in .*/a; pass overwrite=True"):
-        export_npz(root, out, source="a", motion="walk", progress=False)
+        export_npz(root, out, source="a", motion="walk", progress=False, convention="mujoco")
     with pytest.raises(ExportError, match=r"source 'b' in .* has convention"):
         export_npz(root, out, source="b", motion="run", convention="mujoco", progress=False)
     assert _listing(out) == before
     make_npz_tree(tmp_path / "npz2", {"walk": [3]})
     s = export_npz(
-        tmp_path / "npz2", out, source="a", motion="walk", overwrite=True, progress=False
+        tmp_path / "npz2",
+        out,
+        source="a",
+        motion="walk",
+        overwrite=True,
+        progress=False,
+        convention="mujoco",
     )
     assert s.replaced == ["walk"] and "(replaced)" in str(s)
     store = TrajectoryStore(out)  # the replaced motion keeps its place (first)
@@ -150,11 +162,15 @@ def test_append_motion_and_source_and_overwrite(make_npz_tree, tmp_path):
 def test_ids_stable_when_motions_and_sources_are_appended(make_npz_tree, tmp_path):
     root = _tree(make_npz_tree, tmp_path, {"walk": [4, 5], "run": [6], "aaa": [7, 8], "hop": [9]})
     out = tmp_path / "s.zarr"
-    export_npz(root, out, source="s", motion=["walk", "run"], progress=False)
+    export_npz(root, out, source="s", motion=["walk", "run"], progress=False, convention="mujoco")
     fresh = [(t.traj_id, t.path, t.length) for t in TrajectoryStore(out).trajectories]
     assert fresh == [(0, "s/run/traj0", 6), (1, "s/walk/traj0", 4), (2, "s/walk/traj1", 5)]
-    export_npz(root, out, source="a", motion="walk", progress=False)  # a source sorting first
-    export_npz(root, out, source="s", motion=["hop", "aaa"], progress=False)  # after source a's
+    export_npz(
+        root, out, source="a", motion="walk", progress=False, convention="mujoco"
+    )  # a source sorting first
+    export_npz(
+        root, out, source="s", motion=["hop", "aaa"], progress=False, convention="mujoco"
+    )  # after source a's
     store = TrajectoryStore(out)
     assert [(t.traj_id, t.path, t.length) for t in store.trajectories][:3] == fresh
     assert [t.path for t in store.trajectories][3:] == [
@@ -177,10 +193,18 @@ def test_ids_stable_when_motions_and_sources_are_appended(make_npz_tree, tmp_pat
     assert store.select(motions=["walk"]).tolist() == [1, 2, 3, 4]
     assert store.select(sources=["s"]).tolist() == [0, 1, 2, 5, 6, 7]
     assert store.sources == ["a", "s"] and store.motions("s") == ["aaa", "hop", "run", "walk"]
-    export_npz(root, out, source="s", motion=["run", "walk"], overwrite=True, progress=False)
+    export_npz(
+        root,
+        out,
+        source="s",
+        motion=["run", "walk"],
+        overwrite=True,
+        progress=False,
+        convention="mujoco",
+    )
     assert TrajectoryStore(out).trajectories == store.trajectories  # replaced in place
     # a fresh export of everything lists motions by name
-    export_npz(root, tmp_path / "f.zarr", source="s", progress=False)
+    export_npz(root, tmp_path / "f.zarr", source="s", progress=False, convention="mujoco")
     paths = [t.path for t in TrajectoryStore(tmp_path / "f.zarr").trajectories]
     assert paths == [
         "s/aaa/traj0",
@@ -221,13 +245,13 @@ def test_failed_export_writes_nothing(make_npz_tree, tmp_path, bad, match):
     root = _tree(make_npz_tree, tmp_path, {"m": [10, dict(length=10, **bad), 10]})
     out = tmp_path / "s.zarr"
     with pytest.raises(ExportError, match=match):
-        export_npz(root, out, source="s", progress=False)
+        export_npz(root, out, source="s", progress=False, convention="mujoco")
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["npz"]
     make_npz_tree(tmp_path / "ok", {"good": [4]})
-    export_npz(tmp_path / "ok", out, source="s", progress=False)
+    export_npz(tmp_path / "ok", out, source="s", progress=False, convention="mujoco")
     before = _listing(out)
     with pytest.raises(ExportError, match=match):
-        export_npz(root, out, source="s", progress=False)
+        export_npz(root, out, source="s", progress=False, convention="mujoco")
     assert _listing(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["npz", "ok", "s.zarr"]
 
@@ -235,7 +259,7 @@ def test_failed_export_writes_nothing(make_npz_tree, tmp_path, bad, match):
 def test_failure_while_writing_leaves_store_unchanged(make_npz_tree, tmp_path):
     root = _tree(make_npz_tree, tmp_path, {"m": [4, 5, 6]})
     out = tmp_path / "s.zarr"
-    export_npz(root, out, source="s", motion="m", progress=False)
+    export_npz(root, out, source="s", motion="m", progress=False, convention="mujoco")
     before = _listing(out)
 
     def preprocess(arrays, dt, source_file):
@@ -245,7 +269,14 @@ def test_failure_while_writing_leaves_store_unchanged(make_npz_tree, tmp_path):
 
     with pytest.raises(RuntimeError, match="preprocess failed"):
         export_npz(
-            root, out, source="s", motion="m", overwrite=True, preprocess=preprocess, progress=False
+            root,
+            out,
+            source="s",
+            motion="m",
+            overwrite=True,
+            preprocess=preprocess,
+            progress=False,
+            convention="mujoco",
         )
     assert _listing(out) == before
     assert [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name] == []
@@ -265,6 +296,7 @@ def test_preprocess_output_recorded(make_npz_tree, tmp_path):
         allow_missing=("qvel",),
         preprocess=preprocess,
         progress=False,
+        convention="mujoco",
     )
     store = TrajectoryStore(tmp_path / "s.zarr")
     assert store.trajectories[0].derived == {"qvel": "finite differences"}
@@ -272,7 +304,14 @@ def test_preprocess_output_recorded(make_npz_tree, tmp_path):
 
     # A preprocess that derives qvel needs no allow_missing; one that does not is refused after it
     # ran, naming the file, and nothing is written.
-    export_npz(root, tmp_path / "t.zarr", source="s", preprocess=preprocess, progress=False)
+    export_npz(
+        root,
+        tmp_path / "t.zarr",
+        source="s",
+        preprocess=preprocess,
+        progress=False,
+        convention="mujoco",
+    )
     assert TrajectoryStore(tmp_path / "t.zarr").trajectories[0].derived == {
         "qvel": "finite differences"
     }
@@ -283,6 +322,7 @@ def test_preprocess_output_recorded(make_npz_tree, tmp_path):
             source="s",
             progress=False,
             preprocess=lambda arrays, dt, f: (arrays, dt, {}),
+            convention="mujoco",
         )
     assert _listing(tmp_path / "u.zarr") in (None, {})
 
@@ -290,34 +330,54 @@ def test_preprocess_output_recorded(make_npz_tree, tmp_path):
 def test_motion_from_root_itself_and_max_trajs(make_npz_tree, tmp_path):
     root = make_npz_tree(tmp_path / "flat", {"": [3, 4, 5]})
     s = export_npz(
-        root, tmp_path / "s.zarr", source="s", motion="hop", max_trajs_per_motion=2, progress=False
+        root,
+        tmp_path / "s.zarr",
+        source="s",
+        motion="hop",
+        max_trajs_per_motion=2,
+        progress=False,
+        convention="mujoco",
     )
     assert s.motions == {"hop": 2}
     assert TrajectoryStore(tmp_path / "s.zarr").lengths.tolist() == [3, 4]
     with pytest.raises(ExportError, match=r"holds 3 .npz files directly: pass motion=NAME"):
-        export_npz(root, tmp_path / "t.zarr", source="s", progress=False)
+        export_npz(root, tmp_path / "t.zarr", source="s", progress=False, convention="mujoco")
 
 
 def test_option_errors(make_npz_tree, tmp_path):
     root = _tree(make_npz_tree, tmp_path, {"m": [3]})
     with pytest.raises(ExportError, match=r"duplicate motion names \['m'\]"):
-        export_npz(root, tmp_path / "s.zarr", source="s", motion=["m", "m"], progress=False)
+        export_npz(
+            root,
+            tmp_path / "s.zarr",
+            source="s",
+            motion=["m", "m"],
+            progress=False,
+            convention="mujoco",
+        )
     with pytest.raises(ExportError, match=r"source name 'a/b' is not valid"):
-        export_npz(root, tmp_path / "s.zarr", source="a/b", progress=False)
+        export_npz(root, tmp_path / "s.zarr", source="a/b", progress=False, convention="mujoco")
     with pytest.raises(ExportError, match=r"max_trajs_per_motion=0 must be >= 1"):
-        export_npz(root, tmp_path / "s.zarr", source="s", max_trajs_per_motion=0, progress=False)
+        export_npz(
+            root,
+            tmp_path / "s.zarr",
+            source="s",
+            max_trajs_per_motion=0,
+            progress=False,
+            convention="mujoco",
+        )
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "file.txt").write_text("x")
     with pytest.raises(ExportError, match=r"exists and is not a Zarr v3 store"):
-        export_npz(root, tmp_path / "junk", source="s", progress=False)
+        export_npz(root, tmp_path / "junk", source="s", progress=False, convention="mujoco")
     zarr.open_group(str(tmp_path / "other.zarr"), mode="w").attrs["x"] = 1
     with pytest.raises(ExportError, match=r"not a trajopt-loader store"):
-        export_npz(root, tmp_path / "other.zarr", source="s", progress=False)
+        export_npz(root, tmp_path / "other.zarr", source="s", progress=False, convention="mujoco")
 
 
 def test_index_chunks_codec_and_consolidated_metadata(make_npz_tree, tmp_path):
     root = _tree(make_npz_tree, tmp_path, {"m": [{"length": 5000, "qpos": np.zeros((5000, 40))}]})
-    export_npz(root, tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(root, tmp_path / "s.zarr", source="s", progress=False, convention="mujoco")
     meta = json.loads((tmp_path / "s.zarr" / "zarr.json").read_text())
     index = meta["attributes"]["trajopt_loader"]
     entry = index["sources"]["s"]["motions"]["m"][0]
@@ -343,7 +403,7 @@ def test_index_chunks_codec_and_consolidated_metadata(make_npz_tree, tmp_path):
 
 def test_summary_text(make_npz_tree, tmp_path):
     root = _tree(make_npz_tree, tmp_path, {"m": [{"length": 6, "extra": np.zeros((2, 2))}]})
-    s = export_npz(root, tmp_path / "s.zarr", source="s", progress=False)
+    s = export_npz(root, tmp_path / "s.zarr", source="s", progress=False, convention="mujoco")
     text = str(s)
     assert text.splitlines()[0].startswith("exported 1 trajectories, 6 frames")
     assert "  s/m: 1 trajectories" in text
@@ -354,7 +414,7 @@ def test_summary_text(make_npz_tree, tmp_path):
 def test_failed_commit_rolls_back(make_npz_tree, tmp_path, monkeypatch):
     root = _tree(make_npz_tree, tmp_path, {"m": [4, 5]})
     out = tmp_path / "s.zarr"
-    export_npz(root, out, source="s", progress=False)
+    export_npz(root, out, source="s", progress=False, convention="mujoco")
     before = _listing(out)
 
     def fail(*args, **kwargs):
@@ -362,12 +422,21 @@ def test_failed_commit_rolls_back(make_npz_tree, tmp_path, monkeypatch):
 
     monkeypatch.setattr(zarr, "consolidate_metadata", fail)
     with pytest.raises(ExportError, match="new.zarr.*disk full"):
-        export_npz(root, tmp_path / "new.zarr", source="s", progress=False)
+        export_npz(root, tmp_path / "new.zarr", source="s", progress=False, convention="mujoco")
     assert not (tmp_path / "new.zarr").exists()
     make_npz_tree(tmp_path / "npz2", {"m": [7]})
     with pytest.raises(ExportError, match="disk full"):
-        export_npz(tmp_path / "npz2", out, source="s", overwrite=True, progress=False)
+        export_npz(
+            tmp_path / "npz2", out, source="s", overwrite=True, progress=False, convention="mujoco"
+        )
     assert _listing(out) == before
     monkeypatch.undo()
     assert TrajectoryStore(out).lengths.tolist() == [4, 5]
     assert np.array_equal(TrajectoryStore(out).read(1, "qpos"), revealing(1, 5, 9))
+
+
+def test_convention_is_required_never_guessed(make_npz_tree, tmp_path):
+    make_npz_tree(tmp_path / "npz", {"walk": [5]})
+    with pytest.raises(ExportError, match=r"convention=\.\.\.\) is required and never guessed"):
+        export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    assert not (tmp_path / "s.zarr").exists()  # nothing written

@@ -20,7 +20,9 @@ ENTRY = "sources/s/motions/m/0"
 @pytest.fixture
 def store(make_npz_tree, tmp_path) -> Path:
     make_npz_tree(tmp_path / "npz", {"m": [12, 13]})
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     return tmp_path / "s.zarr"
 
 

@@ -35,7 +35,9 @@ def test_frozen_and_velocity_flags_in_store_report(tmp_path, make_npz_tree):
         nq=10,
         nv=9,
     )
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     report = inspect_store(TrajectoryStore(tmp_path / "s.zarr"))
     t0, t1, t2, t3 = report.trajectories
     assert t0.flags == [] and t0.distinct_rows["qpos"] == 40

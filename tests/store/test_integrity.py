@@ -39,7 +39,9 @@ def long_store(make_npz_tree, tmp_path) -> Path:
     qpos (40 float64 columns) is chunks of 1638, 1638, 724 rows.
     """
     make_npz_tree(tmp_path / "npz", {"m": [4000, 4000]}, nq=40)
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     return tmp_path / "s.zarr"
 
 
@@ -240,7 +242,7 @@ def test_export_into_a_format_1_store_is_refused(long_store, make_npz_tree, tmp_
     _as_format_1(long_store)
     make_npz_tree(tmp_path / "more", {"n": [5]})
     with pytest.raises(ExportError, match="format_version 2"):
-        export_npz(tmp_path / "more", long_store, source="s", progress=False)
+        export_npz(tmp_path / "more", long_store, source="s", progress=False, convention="mujoco")
     assert TrajectoryStore(long_store).motions("s") == ["m"]
 
 

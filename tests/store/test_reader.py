@@ -153,7 +153,9 @@ def test_open_errors(tmp_path, make_npz_tree):
     with pytest.raises(StoreFormatError, match=r"has no 'trajopt_loader' index"):
         TrajectoryStore(tmp_path / "plain.zarr")
     make_npz_tree(tmp_path / "npz", {"m": [3]})
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     g = zarr.open_group(str(tmp_path / "s.zarr"), mode="a", use_consolidated=False)
     index = dict(g.attrs["trajopt_loader"])
     g.attrs["trajopt_loader"] = {**index, "format_version": 99}
@@ -164,7 +166,9 @@ def test_open_errors(tmp_path, make_npz_tree):
 
 def test_store_of_synthetic_tree_info(tmp_path, make_npz_tree):
     make_npz_tree(tmp_path / "npz", {"b": [3, 4], "a": [5]})
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     store = TrajectoryStore(f"file://{tmp_path / 's.zarr'}")
     assert [t.path for t in store.trajectories] == ["s/a/traj0", "s/b/traj0", "s/b/traj1"]
     assert np.array_equal(store.read(2, "qpos"), revealing(1, 4, 9))
@@ -191,7 +195,9 @@ def test_spawned_worker_reads_same_bytes(cassie_store):
 def test_mixed_dtypes_gather_common_dtype_read_stored_dtype(tmp_path, make_npz_tree, cache_bytes):
     q32 = revealing(1, 6, 9).astype(np.float32)
     make_npz_tree(tmp_path / "npz", {"walk": [5, {"length": 6, "qpos": q32}]})
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     store = TrajectoryStore(tmp_path / "s.zarr", cache_bytes=cache_bytes)
     assert store.trajectories[1].keys["qpos"] == ((9,), "float32")
     assert store.check_uniform("qpos") == ((9,), np.dtype(np.float64))

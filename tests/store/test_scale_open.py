@@ -31,7 +31,7 @@ def many(tmp_path_factory, request) -> Path:
 
     tmp = tmp_path_factory.mktemp("many")
     _make_npz_tree(tmp / "npz", LENGTHS, nq=9, nv=8, nu=2)
-    export_npz(tmp / "npz", tmp / "s.zarr", source="s", progress=False)
+    export_npz(tmp / "npz", tmp / "s.zarr", source="s", progress=False, convention="mujoco")
     return tmp
 
 
@@ -90,9 +90,9 @@ def test_bulk_first_touch_falls_back_to_the_named_error(many, tmp_path, damage):
 
 
 def test_concurrent_export_writes_the_same_files_as_one_at_a_time(many, tmp_path, monkeypatch):
-    export_npz(many / "npz", tmp_path / "par.zarr", source="s", progress=False)
+    export_npz(many / "npz", tmp_path / "par.zarr", source="s", progress=False, convention="mujoco")
     monkeypatch.setattr(parallel_io, "LOCAL_IO_THREADS", 1)
-    export_npz(many / "npz", tmp_path / "seq.zarr", source="s", progress=False)
+    export_npz(many / "npz", tmp_path / "seq.zarr", source="s", progress=False, convention="mujoco")
     par, seq = _files(tmp_path / "par.zarr"), _files(tmp_path / "seq.zarr")
     assert sorted(par) == sorted(seq) and len(par) > 3 * sum(map(len, LENGTHS.values()))
     assert all(par[k] == seq[k] for k in seq), [k for k in seq if par[k] != seq[k]][:3]
@@ -105,7 +105,7 @@ def test_export_error_in_a_worker_thread_reaches_the_caller(many, tmp_path):
     shutil.copytree(many / "npz", npz)
     (npz / "b" / "traj_7.npz").write_bytes(b"not a zip")
     with pytest.raises(ExportError, match="traj_7.npz"):
-        export_npz(npz, tmp_path / "bad.zarr", source="s", progress=False)
+        export_npz(npz, tmp_path / "bad.zarr", source="s", progress=False, convention="mujoco")
     assert not (tmp_path / "bad.zarr" / "s").exists()
 
 

@@ -269,7 +269,12 @@ def _arm_store(tmp_path, nq, quat=None, bad_last=None):
             qpos[-1, 3:7] = bad_last
         np.savez(root / f"traj_{i}.npz", qpos=qpos, dt=0.01)
     export_npz(
-        root.parent, tmp_path / "arm.zarr", source="arm", allow_missing=("qvel",), progress=False
+        root.parent,
+        tmp_path / "arm.zarr",
+        source="arm",
+        allow_missing=("qvel",),
+        progress=False,
+        convention="mujoco",
     )
     return TrajectoryStore(tmp_path / "arm.zarr")
 

@@ -108,7 +108,9 @@ def test_row_shapes_checked_at_construction_dtypes_may_differ(make_npz_tree, tmp
             "arm": [{"length": 4, "qpos": revealing(0, 4, 7)}],
         },
     )
-    export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
+    export_npz(
+        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+    )
     store = TrajectoryStore(tmp_path / "s.zarr")
     walk = store.select(motions=("walk",))
     transform = GatherKeys(store, ("qpos",), "float64", traj_ids=walk)

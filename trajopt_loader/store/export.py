@@ -144,7 +144,7 @@ def export_npz(
     *,
     source: str,
     motion: str | Sequence[str] | None = None,
-    convention: str | Convention = "mujoco",
+    convention: str | Convention | None = None,
     dt: float | str | None = None,
     key_map: dict | None = None,
     max_trajs_per_motion: int | None = None,
@@ -164,7 +164,8 @@ def export_npz(
       out: store path (created if missing) or fsspec URL. source: source group name.
       motion: one motion name (files of ``root/motion/`` or of ``root`` itself), a list, or None
         for every subdirectory of ``root`` holding ``.npz`` files.
-      convention: ``"mujoco"`` / ``"pinocchio"`` or a :class:`Convention`; recorded per source.
+      convention: ``"mujoco"`` / ``"pinocchio"`` / ``"crocoddyl"`` or a :class:`Convention`;
+        required (never guessed), recorded per source.
       dt: time step (s) when the files carry none; must agree with the files when they do.
         ``"unknown"`` (``time_step.UNKNOWN_DT``): files without one are recorded with unknown dt
         (index ``null``, ``store.dts`` NaN) and one warning says how to set it.
@@ -188,8 +189,14 @@ def export_npz(
       ExportError: invalid input or options (nothing written); the lock was not free within
         ``lock_timeout``; a remote ``out`` without ``single_writer``; an ``OSError`` while
         writing (permission, read-only, disk full: names the path and errno; nothing committed).
-      ConventionError: bad convention.
+      ConventionError: bad convention. ExportError: no ``convention``.
     """
+    if convention is None:
+        raise ExportError(
+            "export_npz(convention=...) is required and never guessed: 'mujoco' (qpos[3:7] "
+            "quaternion w, x, y, z; linear velocity in the world frame) or 'pinocchio' / "
+            "'crocoddyl' (quaternion x, y, z, w; body-frame velocities); it is recorded per source."
+        )
     conv = as_convention(convention)
     layout.check_node_name(source, "source", ExportError)
     if max_trajs_per_motion is not None and int(max_trajs_per_motion) < 1:
