@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import StoreFormatError
 from trajopt_loader.pipeline import make_dataset
-from trajopt_loader.store import TrajectoryStore, export_npz
+from trajopt_loader.store import TrajectoryStore, export_npz, index_check
 
 ENTRY = "sources/s/motions/m/0"
 
@@ -95,3 +98,69 @@ def test_untouched_index_opens_and_null_dt_is_unknown(store):
     assert [t.length for t in s.trajectories] == [12, 13] and s.dts.tolist() == [0.01, 0.01]
     _edit(store, lambda i: _entry(i).update(dt=None))  # what `--dt unknown` records
     assert np.isnan(TrajectoryStore(store).dts[0]) and TrajectoryStore(store).dts[1] == 0.01
+
+
+_JSON_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 13),
+    st.sampled_from([2**31 - 1, 2**31, 2**32, 2**63, -(2**64)]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=4),
+    st.lists(st.integers(-3, 2**33), max_size=3),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+_FIELDS = (
+    ("name",),
+    ("length",),
+    ("dt",),
+    ("keys",),
+    ("padded",),
+    ("keys", "qpos"),
+    ("keys", "qpos", "shape"),
+    ("keys", "qpos", "dtype"),
+    ("keys", "qpos", "chunk_rows"),
+    ("keys", "qvel", "crc32c"),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    field=st.sampled_from(_FIELDS),
+    value=_JSON_VALUES,
+    drop=st.booleans(),
+    version=st.sampled_from((1, 2)),
+)
+def test_fast_column_check_never_passes_an_entry_the_field_check_refuses(
+    field, value, drop, version
+):
+    """``_columns_ok`` (one pass over all entries) is only a shortcut: when it says "fine", the
+    per-entry check that names the bad field must agree, for any value in any field."""
+    entry = {
+        "name": "traj0",
+        "length": 12,
+        "dt": 0.01,
+        "keys": {
+            "qpos": {"shape": [9], "dtype": "float64", "chunk_rows": 12, "crc32c": [5]},
+            "qvel": {"shape": [8], "dtype": "float64", "chunk_rows": 12, "crc32c": [6]},
+        },
+        "padded": {},
+    }
+    assert index_check._columns_ok([entry], version)  # the untouched entry is proven fine
+    bad = copy.deepcopy(entry)
+    parent = bad
+    for name in field[:-1]:
+        parent = parent[name]
+    if drop:
+        parent.pop(field[-1])
+    else:
+        parent[field[-1]] = value
+    entries = [copy.deepcopy(entry), bad]
+    try:
+        for i, e in enumerate(entries):
+            index_check._check_entry(index_check._Checker("s.zarr"), f"m/{i}", e, version)
+        refused = False
+    except StoreFormatError:
+        refused = True
+    if refused:
+        assert not index_check._columns_ok(entries, version)

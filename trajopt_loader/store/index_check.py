@@ -9,7 +9,6 @@ its value, what was expected and the fix.
 
 from __future__ import annotations
 
-import itertools
 import math
 from types import NoneType
 
@@ -115,26 +114,55 @@ _GOOD_NAMES: set = set()  # names that passed check_node_name (a store repeats "
 
 
 def _columns_ok(entries: list, version: int) -> bool:
-    """Whether every entry passes :func:`_check_entry`, checked column-wise (numpy over the
-    lengths, dts, chunk counts and checksums of all entries; unique names, shapes and dtypes once).
+    """Whether every entry passes :func:`_check_entry`, proven in one pass that collects columns
+    (numpy then checks the lengths, dts, chunk counts and checksums of all entries; each distinct
+    name and (shape, dtype, chunk_rows) signature is checked once).
 
     False means "not proven here": the caller reruns :func:`_check_entry` per entry, which names
     the first bad field. Strict types (``type(x) is int``) keep this a subset of that check.
     """
     if not entries:
         return True
-    if any(type(e) is not dict for e in entries):
-        return False
+    names, signatures, types = set(), set(), set()
+    lengths, dts, spec_lengths, spec_rows, n_crc, crcs_flat = [], [], [], [], [], []
+    extend, objects = crcs_flat.extend, _OBJECTS
+    need_crc = version >= 2
     try:
-        for name in {e.get("name") for e in entries} - _GOOD_NAMES:
-            layout.check_node_name(name, "node", ValueError)
-            if len(_GOOD_NAMES) < 100_000:
-                _GOOD_NAMES.add(name)
-    except (TypeError, ValueError):  # unhashable or bad name
+        for e in entries:
+            names.add(e["name"])
+            length = e["length"]
+            lengths.append(length)
+            dts.append(e["dt"])
+            keys = e["keys"]
+            if not keys or type(keys) is not dict:
+                return False
+            for n in objects:
+                if n in e and type(e[n]) is not dict:
+                    return False
+            for spec in keys.values():
+                rows = spec.get("chunk_rows", 1)
+                shape = spec["shape"]
+                signatures.add((type(shape), tuple(shape), spec["dtype"], rows, type(rows)))
+                crcs = spec.get("crc32c")
+                if crcs is None and not need_crc and "crc32c" not in spec:
+                    continue
+                types.add(type(crcs))
+                spec_lengths.append(length)
+                spec_rows.append(rows)
+                n_crc.append(len(crcs))
+                extend(crcs)
+    except (TypeError, KeyError, AttributeError):  # not a dict, a missing field, unhashable...
         return False
-    lengths = [e.get("length") for e in entries]
-    dts = [e.get("dt", "<missing>") for e in entries]
-    if {type(x) for x in lengths} != {int} or not {type(d) for d in dts} <= {int, float, NoneType}:
+    if types - {list} or {s[0] for s in signatures} - {list}:
+        return False
+    for name in names - _GOOD_NAMES:
+        try:
+            layout.check_node_name(name, "node", ValueError)
+        except (TypeError, ValueError):
+            return False
+        if len(_GOOD_NAMES) < 100_000:
+            _GOOD_NAMES.add(name)
+    if set(map(type, lengths)) != {int} or not set(map(type, dts)) <= {int, float, NoneType}:
         return False
     try:
         lens = np.array(lengths, np.int64)
@@ -143,45 +171,19 @@ def _columns_ok(entries: list, version: int) -> bool:
         return False
     if lens.min() < 1 or lens.max() > MAX_LENGTH or not np.all(np.isfinite(steps) & (steps > 0)):
         return False
-    keys = [e.get("keys") for e in entries]
-    if {type(k) for k in keys} != {dict} or not all(keys):
-        return False
-    for n in _OBJECTS:
-        if {type(e[n]) for e in entries if n in e} - {dict}:
-            return False
-    specs = [spec for k in keys for spec in k.values()]  # every (entry, key), entry-major
-    if {type(spec) for spec in specs} != {dict}:
-        return False
-    shapes = [spec.get("shape") for spec in specs]
-    if {type(shape) for shape in shapes} != {list}:
-        return False
-    all_rows = [spec.get("chunk_rows", 1) for spec in specs]
-    dtypes = [spec.get("dtype") for spec in specs]
-    # (shape, dtype, chunk_rows, its type): each distinct one checked once below
-    signatures = set(zip(map(tuple, shapes), dtypes, all_rows, map(type, all_rows), strict=True))
-    spec_lengths = np.repeat(np.array(lengths, np.int64), [len(k) for k in keys])
-    has_crc = [version >= 2 or "crc32c" in spec for spec in specs]
-    with_crc = [k for k, has in enumerate(has_crc) if has]
-    crcs = [specs[k].get("crc32c") for k in with_crc]
-    if crcs and {type(c) for c in crcs} != {list}:
-        return False
-    rows_col = [all_rows[k] for k in with_crc]
-    len_col = spec_lengths[with_crc] if with_crc else []
-    n_crc = list(map(len, crcs))
-    crcs_flat = list(itertools.chain.from_iterable(crcs))
     lo_rows = 0 if version == 1 else 1
-    for shape, dtype, rows, rows_type in signatures:
+    for _, shape, dtype, rows, rows_type in signatures:
         if rows_type is not int or not lo_rows <= rows <= MAX_LENGTH or not _numeric_dtype(dtype):
             return False
         if any(type(d) is not int or not 0 <= d <= MAX_LENGTH for d in shape):
             return False
-    if rows_col:
-        lens, rows = np.asarray(len_col, np.int64), np.array(rows_col, np.int64)
+    if spec_rows:
+        lens, rows = np.array(spec_lengths, np.int64), np.array(spec_rows, np.int64)
         n_chunks = -(-lens // np.maximum(1, np.where(rows == 0, lens, rows)))
         if not np.array_equal(n_chunks, np.array(n_crc, np.int64)):
             return False
     if crcs_flat:
-        if {type(c) for c in crcs_flat} != {int}:
+        if set(map(type, crcs_flat)) != {int}:
             return False
         try:
             flat = np.array(crcs_flat, np.int64)

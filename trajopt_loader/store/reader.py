@@ -29,7 +29,7 @@ from trajopt_loader.store.index_check import check_index
 from trajopt_loader.store.info_table import TrajectoryTable
 from trajopt_loader.store.layout import TrajectoryInfo
 from trajopt_loader.store.root import open_root
-from trajopt_loader.store.root_index import read_root_index
+from trajopt_loader.store.root_index import gc_paused, read_root_index
 
 #: Default ``read_concurrency`` of stores opened by URL (requests in flight on first touch).
 REMOTE_READ_CONCURRENCY = 16
@@ -89,13 +89,14 @@ class TrajectoryStore:
         self._cache = None
         self._arrays: dict = {}
         self._open_lock = threading.Lock()
-        index = read_root_index(self.path, storage_options, self.timeout_s, self.retries)
-        if index is None:  # zarr reads it, or raises what is wrong (not found, not a store...)
-            index = open_root(self.path, storage_options, self.timeout_s, self.retries).attrs.get(
-                layout.INDEX_KEY
-            )
-        self._index = check_index(index, self.path)
-        self._set_infos()
+        with gc_paused():  # ~1M small objects, none of them garbage (root_index docstring)
+            index = read_root_index(self.path, storage_options, self.timeout_s, self.retries)
+            if index is None:  # zarr reads it, or raises what is wrong (not found, not a store)
+                index = open_root(
+                    self.path, storage_options, self.timeout_s, self.retries
+                ).attrs.get(layout.INDEX_KEY)
+            self._index = check_index(index, self.path)
+            self._set_infos()
 
     def _set_infos(self) -> None:
         # global order = index order, stable under append (see the module docstring)

@@ -5,7 +5,15 @@ Python each), which made opening a 15K-clip store take seconds although the read
 index (``layout.INDEX_KEY`` of the root attrs) at open; array handles are opened lazily, and the
 bulk first touch (:mod:`.bulk_read`) needs none. :func:`read_root_index` fetches the one file
 (one request for a URL, as ``open_root``) and decodes only its ``"attributes"`` object when the
-file starts with it (as zarr writes it), the whole JSON otherwise.
+file starts with it (as zarr writes it), the whole JSON otherwise. The attributes are decoded with
+``orjson`` (about 1.5x the standard library's speed on a 15K-clip index, whose ~14 MB of JSON
+objects are most of the open time); JSON that orjson refuses (``NaN``, integers beyond 64 bits)
+is decoded by the standard library, so ``check_index`` names the bad field as before.
+
+Decoding and checking a big index allocates about a million small objects; Python's cyclic
+garbage collector would scan the whole heap several times meanwhile (with JAX imported that was
+~4x the decode itself, 149 vs 32 ms on 15K clips), and none of these objects is garbage, so
+:func:`gc_paused` holds it off for that time.
 
 It returns None whenever that does not work (no file, not JSON, no attributes, a network
 error other than a timeout, which raises ``StoreReadError`` as ``open_root`` does): the caller
@@ -15,14 +23,30 @@ attrs or raises the project's error for what is wrong.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import re
+
+import orjson
 
 from trajopt_loader.errors import StoreReadError
 from trajopt_loader.store import layout, remote
 
 _ATTRS = re.compile(rb'\A\s*\{\s*"attributes"\s*:\s*')
 _END = b'\n  },\n  "zarr_format"'
+
+
+@contextlib.contextmanager
+def gc_paused():
+    """Hold off the cyclic garbage collector (process-wide) inside the block, if it was on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def parse_attrs(raw: bytes) -> dict | None:
@@ -32,12 +56,16 @@ def parse_attrs(raw: bytes) -> dict | None:
         if m is not None:  # decode the attributes only, not the consolidated metadata after them
             attrs = None
             end = raw.find(_END)  # where zarr's indented JSON closes them (a guess, checked)
-            for text in ((raw[m.end() : end + 4],) if end > 0 else ()) + (raw[m.end() :],):
+            if end > 0:
                 try:
-                    attrs, _ = json.JSONDecoder().raw_decode(text.decode("utf-8"))
-                    break
-                except ValueError:  # cut inside the object: decode up to the end of the file
-                    continue
+                    attrs = orjson.loads(memoryview(raw)[m.end() : end + 4])
+                except orjson.JSONDecodeError:  # a guess cut inside the object, NaN, ...
+                    attrs = None
+            if attrs is None:  # the attributes object up to wherever it ends in the file
+                try:
+                    attrs, _ = json.JSONDecoder().raw_decode(raw[m.end() :].decode("utf-8"))
+                except ValueError:
+                    attrs = None
             if attrs is None:
                 return None
         else:
