@@ -62,8 +62,6 @@ def test_size_comes_from_the_cache_budget(toy):
     assert working_set_size(_config(toy, cache_bytes=2**30), store, ids) == len(LENGTHS)
     with pytest.raises(ConfigError, match="cache_bytes=100 holds no working set"):
         working_set_size(_config(toy, cache_bytes=100), store, ids)
-    with pytest.raises(ConfigError, match="needs schedule='random'"):
-        make_dataset(_config(toy, schedule="sequential"), store, 0, 1)
     for field, value in (
         ("control_dt", 0.05),
         ("adaptive.enabled", True),

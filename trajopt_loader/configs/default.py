@@ -95,9 +95,9 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.model_path = config_dict.placeholder(str)  # the environment's MJCF: make_dataset refuses a
     #                                 store whose recorded joint / body layout differs from it
     c.working_set = config_dict.ConfigDict(
-        dict(  # data larger than cache_bytes (random schedule):
-            enabled=False,  # envs draw from a resident subset sized from cache_bytes, which
-            rotate_every=100,  # rotates every this many batches (pipeline/working_set.py)
+        dict(  # data larger than cache_bytes (random: pipeline/working_set.py; sequential:
+            enabled=False,  # working_set_sequential.py): envs play a resident subset, which
+            rotate_every=100,  # rotates every this many batches
         )
     )
     c.distributed = config_dict.ConfigDict(

@@ -212,19 +212,15 @@ class GatherWorkingSet(GatherKeys):
 
 
 def working_set_pipeline(config, store, eligible, process_index: int, process_count: int):
-    """``(schedule, gather)`` of a working-set pipeline of ``config`` (random schedule only).
+    """``(schedule, gather)`` of a working-set pipeline of ``config``: the ``random`` schedule's
+    rotating sets (this module), or the ``sequential`` schedule's exact sets
+    (:mod:`.working_set_sequential`).
 
     Raises:
-      ConfigError: ``schedule`` is not ``random``; ``control_dt``, ``adaptive``,
+      ConfigError: ``control_dt``, ``adaptive``,
         ``motion_weights`` or ``episode_origin_keys`` are set (not combined yet); or
         ``cache_bytes`` holds no working set.
     """
-    if config.schedule != "random":
-        raise ConfigError(
-            f"working_set.enabled=True needs schedule='random' (got "
-            f"{config.schedule!r}); the sequential schedule has no working-set "
-            "mode yet: set --config.schedule=random or working_set.enabled=False."
-        )
     combined = [
         name
         for name, used in (
@@ -237,10 +233,21 @@ def working_set_pipeline(config, store, eligible, process_index: int, process_co
     ]
     if combined:
         raise ConfigError(
-            f"working_set.enabled=True cannot be combined with {combined} yet (the "
-            "working set draws uniformly and gathers stored frames): unset them or "
+            f"working_set.enabled=True cannot be combined with {combined} yet (working "
+            "sets hold stored frames and draw without feedback): unset them or "
             "set working_set.enabled=False."
         )
+    if config.schedule == "sequential":
+        from trajopt_loader.pipeline.stages import make_schedule
+        from trajopt_loader.pipeline.working_set_sequential import (
+            SequentialSets,
+            check_sequential_budget,
+        )
+
+        schedule = make_schedule(config, store.lengths, eligible, process_index, process_count)
+        sets = SequentialSets(schedule, config.working_set.rotate_every)
+        check_sequential_budget(config, store, sets)
+        return schedule, GatherWorkingSet(store, config["keys"], config.dtype, eligible, sets)
     schedule = WorkingSetSchedule(
         store.lengths,
         eligible,
