@@ -94,10 +94,10 @@ def check_sequential_budget(config, store, sets: SequentialSets) -> None:
         if fits and not s.allow_wrap
         else f"raise cache_bytes to at least {need(1)}"
     )
+    r, most = sets.rotate_every, sets.max_trajectories()
     raise ConfigError(
         f"config field cache_bytes={config.cache_bytes} cannot hold two working sets of the "
-        f"sequential schedule: batches of {sets.rotate_every} (working_set.rotate_every) play "
-        f"up to {SequentialSets(s, sets.rotate_every).max_trajectories()} trajectories per "
-        f"process, {need(sets.rotate_every)} bytes for two sets of keys {list(config['keys'])} "
-        f"in {config.dtype}: {hint}."
+        f"sequential schedule: the {r} batches of a set (working_set.rotate_every) play up to "
+        f"{most} trajectories per process, {need(r)} bytes for two sets of keys "
+        f"{list(config['keys'])} in {config.dtype}: {hint}."
     )
