@@ -14,7 +14,7 @@ from conftest import revealing
 
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO, Convention
 from trajopt_loader.errors import ExportError
-from trajopt_loader.store import TrajectoryStore, export_npz
+from trajopt_loader.store import TrajectoryStore, direct_write, export_npz
 
 
 def _listing(path):
@@ -420,7 +420,7 @@ def test_failed_commit_rolls_back(make_npz_tree, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(zarr, "consolidate_metadata", fail)
+    monkeypatch.setattr(direct_write, "put", fail)  # the root zarr.json write: the commit point
     with pytest.raises(ExportError, match="new.zarr.*disk full"):
         export_npz(root, tmp_path / "new.zarr", source="s", progress=False, convention="mujoco")
     assert not (tmp_path / "new.zarr").exists()

@@ -75,6 +75,12 @@ def _root_json(out_dir: Path) -> bytes | None:
         return None
 
 
+def _require_group(path: Path) -> None:
+    """``zarr.open_group(path, mode="a")`` for a local path, without reading an existing group."""
+    if not (path / "zarr.json").is_file():
+        zarr.open_group(str(path), mode="a")
+
+
 def commit(out_dir: Path, tmp: Path, source: str, names, write_index: Callable[[], None]) -> None:
     """Move the staged motions ``tmp/<name>`` to ``out_dir/source/<name>`` and write the index.
 
@@ -105,8 +111,8 @@ def commit(out_dir: Path, tmp: Path, source: str, names, write_index: Callable[[
     )
     write_marker(tmp, record)
     try:
-        zarr.open_group(str(out_dir), mode="a")
-        zarr.open_group(str(out_dir / source), mode="a")
+        for group in (out_dir, out_dir / source):  # created when missing (an existing root is
+            _require_group(group)  # not parsed: at 15K clips it holds ~60 MB of metadata)
         for m in moves:
             dest, staged = Path(m["dest"]), Path(m["staged"])
             if not dest.exists():
