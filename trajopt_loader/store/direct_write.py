@@ -41,7 +41,6 @@ from zarr.core.group import GroupMetadata
 from zarr.storage import MemoryStore
 
 from trajopt_loader.store import layout
-from trajopt_loader.store.root_meta import group_node
 
 ZARR_JSON = "zarr.json"
 
@@ -156,6 +155,20 @@ def group_bytes(attributes: dict) -> bytes:
 @functools.cache
 def _plain_is_zarrs() -> bool:
     return _plain_group_bytes(_SAMPLE) == _zarr_group_bytes(_SAMPLE)
+
+
+#: The consolidated-metadata entry of a group node (zarr lists every group with an empty one).
+_NO_CHILDREN = {"kind": "inline", "must_understand": False, "metadata": {}}
+
+
+def group_node(attributes: dict) -> dict:
+    """The consolidated metadata entry zarr writes for a v3 group with ``attributes``."""
+    return {
+        "attributes": attributes,
+        "zarr_format": 3,
+        "consolidated_metadata": _NO_CHILDREN,
+        "node_type": "group",
+    }
 
 
 def local_dir(group) -> Path | None:

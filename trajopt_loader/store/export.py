@@ -3,12 +3,16 @@
 ``<root>/<motion>/*.npz`` -> ``<out>/<source>/<motion>/traj{i}/{key}`` (layout, chunking and codec:
 see :mod:`trajopt_loader.store.layout`; validation rules: :mod:`trajopt_loader.store.validate`).
 
-Nothing is partially written: every file is validated first; for a local store, under the store's
-export lock (:mod:`trajopt_loader.store.lock`), the new motion groups are written into a marked
-temporary sibling directory of ``out`` and committed by :mod:`trajopt_loader.store.commit` (moved
-in, replaced motions swapped atomically, the root index written last and the metadata consolidated
-so the store opens without listing). Remote (fsspec URL) stores are written in place after
-validation, only when the caller promises a single writer.
+Nothing is partially written: for a local store, under the store's export lock
+(:mod:`trajopt_loader.store.lock`), the new motion groups are written into a marked temporary
+sibling directory of ``out`` (:mod:`trajopt_loader.store.export_write`: each file loaded,
+validated, encoded and written once, from a thread pool; with ``preprocess`` every file is
+validated first, before the costly preprocess runs) and committed by
+:mod:`trajopt_loader.store.commit` (moved in, replaced motions swapped atomically, the root
+``zarr.json`` written last: the index and the consolidated metadata in one atomic write,
+:mod:`trajopt_loader.store.root_meta`, so the store opens without listing). An invalid file
+stops the export before the commit: nothing reaches the store. Remote (fsspec URL) stores are
+written in place after every file is validated, only when the caller promises a single writer.
 
 Trajectory ids stay stable: the index's ``"order"`` keeps motions in the order they were first
 exported, so a new motion (of any source) is appended after the existing ones (the motions of one
@@ -29,7 +33,6 @@ from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, TrajoptLoaderError
 from trajopt_loader.store import (
     commit,
-    direct_write,
     export_write,
     layout,
     model_record,
@@ -46,7 +49,6 @@ from trajopt_loader.store.lock import (
 )
 from trajopt_loader.store.summary import ExportSummary
 from trajopt_loader.store.time_step import unknown_dt_warning
-from trajopt_loader.store.validate import load_trajectory
 
 Preprocess = Callable[[dict, float, str], tuple]
 
@@ -91,12 +93,6 @@ def _read_root(out: str, storage_options) -> tuple[dict | None, dict | None]:
             f"format_version {layout.FORMAT_VERSION}; choose another output path."
         )
     return index, root
-
-
-def _dir_bytes(p: Path, depth: int | None = None) -> int:
-    """Bytes of the files under ``p`` (only those directly in it with ``depth=1``)."""
-    files = p.iterdir() if depth == 1 else p.rglob("*")
-    return sum(f.stat().st_size for f in files if f.is_file())
 
 
 def export_npz(
@@ -245,9 +241,9 @@ def _export(
             src, getattr(preprocess, "model_layout", None), out, source
         )
     n_files = sum(len(f) for _, f in motions)
-    if preprocess is not None:  # every file is checked before the (costly) preprocess runs
-        _validate(motions, kw, progress)
     local = not layout.is_url(out)
+    if preprocess is not None or not local:  # before a costly preprocess / in-place writes
+        export_write.validate(motions, kw, progress, preprocess)
     out_dir = Path(layout.local_path(out))
     tmp = None
     try:
@@ -272,11 +268,7 @@ def _export(
         if unknown:  # one warning per export, not one per file
             _warnings.warn(unknown_dt_warning(unknown), stacklevel=2)
         if local:
-            summary.stored_bytes = (
-                _dir_bytes(tmp)
-                if written.stored_bytes is None
-                else written.stored_bytes + sum(_dir_bytes(tmp / m, 1) for m in entries)
-            )
+            summary.stored_bytes = export_write.stored_bytes(tmp, written)
         order = layout.motion_order(index)  # existing motions keep their place (stable ids)
         index["order"] = [f"{s}/{m}" for s, m in order] + [
             f"{source}/{m}" for m in entries if (source, m) not in order
@@ -292,23 +284,18 @@ def _export(
             summary.warnings,
         )
         src["motions"].update(entries)
-        store = _store(out, storage_options)
-        flat = root_meta.flat_metadata(root) if local and written.nodes is not None else None
-
-        def write_index():
-            if flat is None:  # nodes written through zarr, or a root without consolidated metadata
-                group = zarr.open_group(store, mode="a", use_consolidated=False)
-                group.attrs[layout.INDEX_KEY] = index
-                commit.consolidate(store)
-                return
-            attrs = dict((root or {}).get("attributes") or {}, **{layout.INDEX_KEY: index})
-            root_meta.replace_motions(flat, source, written.nodes)
-            direct_write.put(out_dir / "zarr.json", root_meta.root_bytes(attrs, flat))
-
         if local:
-            commit.commit(out_dir, tmp, source, list(entries), write_index)
+            commit.commit(
+                out_dir,
+                tmp,
+                source,
+                list(entries),
+                lambda: root_meta.write_root(out_dir, root, index, source, written.nodes),
+            )
         else:
-            write_index()
+            store = _store(out, storage_options)
+            zarr.open_group(store, mode="a", use_consolidated=False).attrs[layout.INDEX_KEY] = index
+            commit.consolidate(store)
     except BaseException:
         commit.drain_zarr()  # no chunk write of this export may outlive the cleanup below
         raise
@@ -316,19 +303,3 @@ def _export(
         if tmp is not None:
             remove_tree(tmp)
     return summary
-
-
-def _validate(motions, kw: dict, progress: bool) -> None:
-    """Check every file (qvel may still come from preprocess: checked after it runs)."""
-    from tqdm.auto import tqdm
-
-    kw = dict(kw, allow_missing=tuple(set(kw["allow_missing"]) | {"qvel"}))
-    n_files = sum(len(f) for _, f in motions)
-    with tqdm(total=n_files, desc="validate", unit="file", disable=not progress) as bar:
-        for name, files in motions:
-            for f in files:
-                try:
-                    load_trajectory(f, **kw)
-                except ExportError as e:
-                    raise ExportError(f"{name}/{e}") from None
-                bar.update()

@@ -154,9 +154,39 @@ def write_motions(
     return out
 
 
+def stored_bytes(tmp: Path, written: MotionsWritten) -> int:
+    """Bytes of the files of the motions staged in ``tmp`` (a local export)."""
+    if written.stored_bytes is None:  # some group went through zarr: list the files
+        return sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
+    groups = (tmp / m / direct_write.ZARR_JSON for m in written.entries)
+    return written.stored_bytes + sum(f.stat().st_size for f in groups)
+
+
 def motion_group(parent, tmp: Path | None, name: str):
     """The empty zarr group of motion ``name``: ``tmp/name`` (a local export's staging
     directory) or a child of the remote source group ``parent`` (replacing one there)."""
     if tmp is not None:
         return zarr.open_group(str(tmp / name), mode="w")
     return parent.create_group(name, overwrite=True)
+
+
+def validate(motions, kw: dict, progress: bool, preprocess) -> None:
+    """Check every file of ``motions`` ``[(motion, [path, ...])]`` with ``kw`` before anything
+    is written (with a ``preprocess``, qvel may still come from it: checked after it runs).
+
+    Raises:
+      ExportError: the first invalid file, named ``motion/file``.
+    """
+    from tqdm.auto import tqdm
+
+    if preprocess is not None:
+        kw = dict(kw, allow_missing=tuple(set(kw["allow_missing"]) | {"qvel"}))
+    n_files = sum(len(f) for _, f in motions)
+    with tqdm(total=n_files, desc="validate", unit="file", disable=not progress) as bar:
+        for name, files in motions:
+            for f in files:
+                try:
+                    load_trajectory(f, **kw)
+                except ExportError as e:
+                    raise ExportError(f"{name}/{e}") from None
+                bar.update()

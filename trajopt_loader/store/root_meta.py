@@ -22,18 +22,8 @@ from pathlib import Path
 
 import zarr
 
-#: The consolidated-metadata entry of a group node (zarr lists every group with an empty one).
-_NO_CHILDREN = {"kind": "inline", "must_understand": False, "metadata": {}}
-
-
-def group_node(attributes: dict) -> dict:
-    """The consolidated metadata entry zarr writes for a v3 group with ``attributes``."""
-    return {
-        "attributes": attributes,
-        "zarr_format": 3,
-        "consolidated_metadata": _NO_CHILDREN,
-        "node_type": "group",
-    }
+from trajopt_loader.store import commit, direct_write, layout
+from trajopt_loader.store.direct_write import group_node
 
 
 def read_root(out_dir: Path) -> dict | None:
@@ -89,3 +79,23 @@ def root_bytes(attributes: dict, flat: dict) -> bytes:
         "node_type": "group",
     }
     return json.dumps(doc, indent=zarr.config.get("json_indent"), allow_nan=True).encode()
+
+
+def write_root(out_dir: Path, root: dict | None, index: dict, source: str, nodes) -> None:
+    """Write the root ``zarr.json`` of the local store ``out_dir`` after an export: attributes
+    of the old ``root`` (parsed, None for a new store) with the ``index``, and consolidated
+    metadata (the old root's, with ``source``'s motions replaced by ``nodes``
+    ``{motion: {path: node}}``). One atomic write (zarr's file writer): the commit point.
+
+    ``nodes`` None (written through zarr) or an old root without consolidated metadata: the index
+    is written and zarr consolidates the store (it reads every node).
+    """
+    flat = None if nodes is None else flat_metadata(root)
+    if flat is None:
+        group = zarr.open_group(str(out_dir), mode="a", use_consolidated=False)
+        group.attrs[layout.INDEX_KEY] = index
+        commit.consolidate(str(out_dir))
+        return
+    attrs = dict((root or {}).get("attributes") or {}, **{layout.INDEX_KEY: index})
+    replace_motions(flat, source, nodes)
+    direct_write.put(out_dir / "zarr.json", root_bytes(attrs, flat))
