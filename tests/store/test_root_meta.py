@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import zarr
 
 from trajopt_loader.store import TrajectoryStore, commit, export_npz, layout, root_meta
@@ -94,3 +95,15 @@ def test_other_root_attributes_are_kept(make_npz_tree, tmp_path):
     attrs = zarr.open_group(str(out), mode="r").attrs
     assert attrs["note"] == "kept" and attrs["n"] == [1.5, None]
     assert list(attrs[layout.INDEX_KEY]["sources"]["s"]["motions"]) == ["walk", "jump"]
+
+
+@pytest.mark.parametrize("indent", [None, 4])
+def test_root_equals_zarrs_with_another_json_indent(make_npz_tree, tmp_path, indent):
+    out = tmp_path / "s.zarr"
+    make_npz_tree(tmp_path / "a", {"walk": [5, 6], "run": [3]})
+    make_npz_tree(tmp_path / "b", {"jump": [4]})
+    with zarr.config.set({"json_indent": indent}):
+        export_npz(tmp_path / "a", out, source="s", progress=False, convention="mujoco")
+        export_npz(tmp_path / "b", out, source="s", progress=False, convention="mujoco")
+        _assert_root_is_zarrs(out)
+    assert TrajectoryStore(out).lengths.tolist() == [3, 5, 6, 4]

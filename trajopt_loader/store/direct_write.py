@@ -71,6 +71,7 @@ class _Template:
         want = arr.metadata.to_buffer_dict(default_buffer_prototype())[ZARR_JSON].to_bytes()
         self.meta = json.loads(want)
         self._meta_bytes: dict[int, bytes] = {}
+        self._nodes: dict[int, dict] = {}
         self.indent = zarr.config.get("json_indent")
         codecs = [c["name"] for c in self.meta["codecs"]]
         endian = self.meta["codecs"][0].get("configuration", {}).get("endian")
@@ -96,8 +97,12 @@ class _Template:
         return json.dumps(meta, allow_nan=True, indent=self.indent).encode()
 
     def node(self, length: int) -> dict:
-        """The metadata of an array of ``length`` rows (what its ``zarr.json`` holds)."""
-        return dict(self.meta, shape=[length, *self.meta["shape"][1:]])
+        """The metadata of an array of ``length`` rows (what its ``zarr.json`` holds; one shared
+        dict per length: do not modify)."""
+        node = self._nodes.get(length)
+        if node is None:
+            node = self._nodes[length] = dict(self.meta, shape=[length, *self.meta["shape"][1:]])
+        return node
 
     def meta_bytes(self, length: int) -> bytes:
         b = self._meta_bytes.get(length)

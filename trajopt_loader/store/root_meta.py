@@ -66,19 +66,41 @@ def replace_motions(flat: dict, source: str, motions: dict) -> None:
 
 def root_bytes(attributes: dict, flat: dict) -> bytes:
     """The root ``zarr.json`` zarr writes for a group with ``attributes`` whose consolidated
-    metadata is ``flat`` (``{path: node dict}``, paths relative to the root)."""
+    metadata is ``flat`` (``{path: node dict}``, paths relative to the root).
+
+    With an integer ``json_indent`` each node is dumped once per distinct node object (the
+    array metadata of one length is one shared dict: :meth:`direct_write._Template.node`) and
+    indented into place; the document is json.dumps's, byte for byte.
+    """
     order = sorted(flat, key=lambda k: (k.count("/"), unicodedata.normalize("NFKC", k).casefold()))
+    indent = zarr.config.get("json_indent")
     doc = {
         "attributes": attributes,
         "zarr_format": 3,
         "consolidated_metadata": {
             "kind": "inline",
             "must_understand": False,
-            "metadata": {k: flat[k] for k in order},
+            "metadata": {k: flat[k] for k in order} if not isinstance(indent, int) else {},
         },
         "node_type": "group",
     }
-    return json.dumps(doc, indent=zarr.config.get("json_indent"), allow_nan=True).encode()
+    text = json.dumps(doc, indent=indent, allow_nan=True)
+    if not isinstance(indent, int) or not order:
+        return text.encode()
+    pad = "\n" + " " * (3 * indent)  # root > consolidated_metadata > metadata > node
+    dumped: dict[int, str] = {}
+    parts = []
+    for k in order:
+        node = flat[k]
+        frag = dumped.get(id(node))  # ids stay unique: flat holds every node
+        if frag is None:
+            frag = dumped[id(node)] = json.dumps(node, indent=indent, allow_nan=True).replace(
+                "\n", pad
+            )
+        parts.append(f"{json.dumps(k)}: {frag}")
+    head, tail = text.rsplit('"metadata": {}', 1)
+    body = ("," + pad).join(parts)
+    return f'{head}"metadata": {{{pad}{body}{pad[:-indent]}}}{tail}'.encode()
 
 
 def write_root(out_dir: Path, root: dict | None, index: dict, source: str, nodes) -> None:
