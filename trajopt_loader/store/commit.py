@@ -11,7 +11,8 @@ groups are complete in the marked temporary directory ``tmp``. Then
    motion's directory is never absent; the old data ends up in ``tmp``. Where that call is not
    available the old directory is first moved to ``tmp/.old-<motion>`` (a short window without
    the directory, which recovery also settles);
-3. the root index is written and the metadata consolidated (``write_index``): the commit point;
+3. the root ``zarr.json`` is written with the index and the consolidated metadata
+   (``write_index``; one atomic write, :mod:`trajopt_loader.store.root_meta`): the commit point;
 4. the marker phase becomes ``"committed"`` and ``tmp`` (old data included) is deleted.
 
 A failure in steps 1-3 rolls back in-process (:func:`roll_back`). After a crash, the next export
