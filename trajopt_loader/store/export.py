@@ -31,14 +31,7 @@ import zarr
 
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, TrajoptLoaderError
-from trajopt_loader.store import (
-    commit,
-    export_write,
-    layout,
-    model_record,
-    parallel_io,
-    root_meta,
-)
+from trajopt_loader.store import commit, export_write, layout, model_record, parallel_io, root_meta
 from trajopt_loader.store.discover import discover
 from trajopt_loader.store.lock import (
     LOCK_TIMEOUT_S,
