@@ -34,15 +34,15 @@ import numpy as np
 import zarr
 from zarr.codecs import BloscCodec
 
-from trajopt_loader.store import TrajectoryStore, export_npz, layout
-from trajopt_loader.store import export as export_mod
+from trajopt_loader.store import TrajectoryStore, export_npz, export_write, layout
 from trajopt_loader.store.integrity import chunk_crcs
 
 ROWS = {"qpos": 61, "qvel": 54, "action": 20}  # Digit v3: nq, nv, nu
 
 
 def _write_traj_format_1(group, name, t):
-    """``_write_traj`` as format 1 wrote it: Blosc only, no checksums, zero chunks skipped."""
+    """``export_write.write_traj`` as format 1 wrote it: Blosc only, no checksums, zero chunks
+    skipped (through zarr: no node metadata or byte count returned)."""
     entry = {
         "name": name,
         "length": t.length,
@@ -69,7 +69,7 @@ def _write_traj_format_1(group, name, t):
             chunks=(entry["keys"][key]["chunk_rows"], *a.shape[1:]),
             compressors=BloscCodec(**layout.BLOSC),
         )[...] = a
-    return entry
+    return entry, None, None
 
 
 def _export(npz: Path, out: Path, checked: bool) -> float:
@@ -78,7 +78,7 @@ def _export(npz: Path, out: Path, checked: bool) -> float:
         export_npz(npz, out, source="digit", convention="mujoco", progress=False)
     else:
         with (
-            mock.patch.object(export_mod, "_write_traj", _write_traj_format_1),
+            mock.patch.object(export_write, "write_traj", _write_traj_format_1),
             mock.patch.object(layout, "FORMAT_VERSION", 1),
         ):
             export_npz(npz, out, source="digit", convention="mujoco", progress=False)

@@ -81,19 +81,19 @@ def test_output_under_a_file_is_one_line_naming_path_and_errno(make_npz_tree, tm
 
 @pytest.mark.parametrize("code", [errno.EACCES, errno.EROFS, errno.ENOSPC])
 def test_os_errors_while_writing_become_export_errors(make_npz_tree, tmp_path, monkeypatch, code):
-    from zarr.storage import _local
+    from trajopt_loader.store import direct_write
 
     make_npz_tree(tmp_path / "npz", {"m": [4, 5]})
     out = tmp_path / "s.zarr"
     export_npz(tmp_path / "npz", out, source="s", progress=False, convention="mujoco")
-    real = _local._put
+    real = direct_write.write_new  # the file writer of the staged chunk files
 
-    def put(path, value, exclusive=False):
+    def write_new(path, data):
         if "/c/" in str(path):
             raise OSError(code, os.strerror(code), str(path))
-        return real(path, value, exclusive)
+        return real(path, data)
 
-    monkeypatch.setattr(_local, "_put", put)
+    monkeypatch.setattr(direct_write, "write_new", write_new)
     with pytest.raises(
         ExportError,
         match=rf"failed at '.*/m/traj0/qpos/c/0/0': "

@@ -20,7 +20,7 @@ import zarr
 from conftest import REPO, revealing
 
 from trajopt_loader.errors import ExportError
-from trajopt_loader.store import TrajectoryStore, commit, export_npz, lock
+from trajopt_loader.store import TrajectoryStore, commit, direct_write, export_npz, lock
 from trajopt_loader.store import export as export_mod
 
 
@@ -167,7 +167,7 @@ def _crash():
         ("after the swap", OLD),
         ("between two renames", OLD),
         ("after two renames", OLD),
-        ("after the index attrs", NEW),
+        ("at the root write", OLD),
         ("after the index", NEW),
     ],
 )
@@ -196,8 +196,8 @@ def test_overwrite_crash_at_each_step_is_settled_by_the_next_export(
                 _crash()
 
         monkeypatch.setattr(os, "replace", replace)
-    elif step == "after the index attrs":
-        monkeypatch.setattr(commit, "consolidate", lambda store: _crash())
+    elif step == "at the root write":  # the index and consolidated metadata: one atomic write
+        monkeypatch.setattr(direct_write, "put", lambda path, data: _crash())
     else:
         real = commit.write_marker
         monkeypatch.setattr(
@@ -219,7 +219,7 @@ def test_overwrite_crash_at_each_step_is_settled_by_the_next_export(
     assert zarr.open_group(str(out), mode="r", use_consolidated=True)  # consolidated again
 
 
-@pytest.mark.parametrize("step", ["after the journal", "after the index attrs"])
+@pytest.mark.parametrize("step", ["after the journal", "at the root write", "after the index"])
 def test_crash_while_creating_a_store_is_settled_by_the_next_export(
     make_npz_tree, tmp_path, monkeypatch, step
 ):
@@ -228,17 +228,23 @@ def test_crash_while_creating_a_store_is_settled_by_the_next_export(
     out = tmp_path / "s.zarr"
     monkeypatch.setattr(commit, "roll_back", lambda *a: None)
     monkeypatch.setattr(export_mod, "remove_tree", lambda p: None)
+    real = commit.write_marker
     if step == "after the journal":
-        real = commit.write_marker
         monkeypatch.setattr(commit, "write_marker", lambda tmp, rec: (real(tmp, rec), _crash()))
-    else:
-        monkeypatch.setattr(commit, "consolidate", lambda store: _crash())
+    elif step == "at the root write":
+        monkeypatch.setattr(direct_write, "put", lambda path, data: _crash())
+    else:  # the root is written; the journal is not marked committed: rolled forward
+        monkeypatch.setattr(
+            commit,
+            "write_marker",
+            lambda tmp, rec: real(tmp, rec) if rec["phase"] != "committed" else _crash(),
+        )
     with pytest.raises(ExportError, match="simulated crash"):
         export_npz(tmp_path / "first", out, source="s", progress=False, convention="mujoco")
     monkeypatch.undo()
     export_npz(tmp_path / "later", out, source="s", progress=False, convention="mujoco")
     assert not _temps(out)
-    first = {"s/m/traj0": (0, 4), "s/m/traj1": (1, 5)} if step != "after the journal" else {}
+    first = {"s/m/traj0": (0, 4), "s/m/traj1": (1, 5)} if step == "after the index" else {}
     _check_reads(out, {**first, "s/z/traj0": (0, 2)})
     assert sorted(p.name for p in (out / "s").iterdir()) == sorted(
         ["zarr.json", "z", *(["m"] if first else [])]
@@ -264,24 +270,21 @@ def test_failed_overwrite_rolls_back_in_process(make_npz_tree, tmp_path, monkeyp
 def test_disk_full_leaves_no_temp_dir_and_no_write_after_cleanup(
     make_npz_tree, tmp_path, monkeypatch
 ):
-    from zarr.storage import _local
-
     q = revealing(0, 60000, 9)  # 60000 x 9 float64: 9 chunks of 7281 rows
-    make_npz_tree(
-        tmp_path / "npz", {"m": [dict(length=60000, qpos=q, qvel=q[:, :8], action=q[:, :2])]}
-    )
+    big = dict(length=60000, qpos=q, qvel=q[:, :8], action=q[:, :2])
+    make_npz_tree(tmp_path / "npz", {"m": [big, 3000, 3000, 3000, 3000]})
     out = tmp_path / "s.zarr"
-    real, calls = _local._put, []
+    real, calls = direct_write.write_new, []
 
-    def put(path, value, exclusive=False):
+    def write_new(path, data):
         if "/c/" in str(path):
             calls.append(path)
             if len(calls) == 2:
                 raise OSError(errno.ENOSPC, "No space left on device", str(path))
             time.sleep(0.05)  # the other chunk writes are still in flight when one fails
-        return real(path, value, exclusive)
+        return real(path, data)
 
-    monkeypatch.setattr(_local, "_put", put)
+    monkeypatch.setattr(direct_write, "write_new", write_new)
     with pytest.raises(ExportError, match=r"No space left on device \(errno ENOSPC\)"):
         export_npz(tmp_path / "npz", out, source="s", progress=False, convention="mujoco")
     n = len(calls)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import zarr
 
 from trajopt_loader.store import TrajectoryStore, direct_write, export_npz, layout
-from trajopt_loader.store.export import _write_traj
+from trajopt_loader.store.export_write import write_traj
 from trajopt_loader.store.validate import LoadedTrajectory
 
 
@@ -43,13 +44,18 @@ def test_direct_files_equal_zarrs_and_zarr_reads_them(tmp_path, length, monkeypa
     t = _traj(length, seed=length % 3)
     direct = zarr.open_group(str(tmp_path / "d" / "m"), mode="w")
     assert direct_write.local_dir(direct) == tmp_path / "d" / "m"
-    entry = _write_traj(direct, "traj0", t)
+    entry, nodes, nbytes = write_traj(direct, "traj0", t)
     with monkeypatch.context() as m:  # the same call through zarr's array writes
         m.setattr(direct_write, "local_dir", lambda group: None)
-        assert (
-            _write_traj(zarr.open_group(str(tmp_path / "z" / "m"), mode="w"), "traj0", t) == entry
-        )
+        got_z = write_traj(zarr.open_group(str(tmp_path / "z" / "m"), mode="w"), "traj0", t)
+        assert got_z == (entry, None, None)
     want, got = _files(tmp_path / "z"), _files(tmp_path / "d")
+    # the node metadata returned is what zarr reads back from the files
+    assert nbytes == sum(len(v) for k, v in got.items() if k.startswith("m/traj0"))
+    assert {k: json.loads(got[f"m/{k}/zarr.json"]) for k in nodes if k != "traj0"} == {
+        k: v for k, v in nodes.items() if k != "traj0"
+    }
+    assert json.loads(got["m/traj0/zarr.json"])["attributes"] == nodes["traj0"]["attributes"]
     n_chunks = sum(-(-length // entry["keys"][k]["chunk_rows"]) for k in t.arrays)
     assert sorted(got) == sorted(want) and len(want) == 2 + len(t.arrays) + n_chunks
     assert [k for k in want if got[k] != want[k]] == []

@@ -14,7 +14,7 @@ from conftest import revealing
 
 from trajopt_loader.conventions import MUJOCO, PINOCCHIO, Convention
 from trajopt_loader.errors import ExportError
-from trajopt_loader.store import TrajectoryStore, export_npz
+from trajopt_loader.store import TrajectoryStore, direct_write, export_npz
 
 
 def _listing(path):
@@ -420,7 +420,7 @@ def test_failed_commit_rolls_back(make_npz_tree, tmp_path, monkeypatch):
     def fail(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(zarr, "consolidate_metadata", fail)
+    monkeypatch.setattr(direct_write, "put", fail)  # the root zarr.json write: the commit point
     with pytest.raises(ExportError, match="new.zarr.*disk full"):
         export_npz(root, tmp_path / "new.zarr", source="s", progress=False, convention="mujoco")
     assert not (tmp_path / "new.zarr").exists()
@@ -440,3 +440,21 @@ def test_convention_is_required_never_guessed(make_npz_tree, tmp_path):
     with pytest.raises(ExportError, match=r"convention=\.\.\.\) is required and never guessed"):
         export_npz(tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False)
     assert not (tmp_path / "s.zarr").exists()  # nothing written
+
+
+def test_remote_export_with_a_bad_file_writes_nothing(make_npz_tree, tmp_path):
+    """Remote stores are written in place: every file is checked before the first write."""
+    import fsspec
+
+    make_npz_tree(tmp_path / "npz", {"a": [4], "b": [5, {"length": 6, "qvel": None}]})
+    out = "memory://trajopt-loader-export-test/s.zarr"
+    with pytest.raises(ExportError, match=r"b/traj_1.npz: key 'qvel': is missing"):
+        export_npz(
+            tmp_path / "npz",
+            out,
+            source="s",
+            progress=False,
+            convention="mujoco",
+            single_writer=True,
+        )
+    assert not fsspec.filesystem("memory").exists("/trajopt-loader-export-test/s.zarr")

@@ -91,7 +91,7 @@ def test_bulk_first_touch_falls_back_to_the_named_error(many, tmp_path, damage):
 
 def test_concurrent_export_writes_the_same_files_as_one_at_a_time(many, tmp_path, monkeypatch):
     export_npz(many / "npz", tmp_path / "par.zarr", source="s", progress=False, convention="mujoco")
-    monkeypatch.setattr(parallel_io, "LOCAL_IO_THREADS", 1)
+    monkeypatch.setattr(parallel_io, "EXPORT_THREADS", 1)
     export_npz(many / "npz", tmp_path / "seq.zarr", source="s", progress=False, convention="mujoco")
     par, seq = _files(tmp_path / "par.zarr"), _files(tmp_path / "seq.zarr")
     assert sorted(par) == sorted(seq) and len(par) > 3 * sum(map(len, LENGTHS.values()))
@@ -121,6 +121,24 @@ def test_ordered_map_keeps_order_and_raises_the_first_error():
 
     with pytest.raises(ValueError, match="item 7"):
         list(parallel_io.ordered_map(boom, range(50), 8))
+
+
+def test_ordered_map_window_bounds_the_items_started_ahead():
+    import threading
+
+    started, lock = [], threading.Lock()
+
+    def fn(x):
+        with lock:
+            started.append(x)
+        return x
+
+    got = []
+    for x in parallel_io.ordered_map(fn, range(100), 4, window=8):
+        with lock:  # never more than 8 items started past the one yielded
+            assert len(started) <= x + 8
+        got.append(x)
+    assert got == list(range(100)) and sorted(started) == got
 
 
 def test_cache_share_holds_only_its_trajectories_and_widens_on_demand(many):

@@ -11,7 +11,8 @@ groups are complete in the marked temporary directory ``tmp``. Then
    motion's directory is never absent; the old data ends up in ``tmp``. Where that call is not
    available the old directory is first moved to ``tmp/.old-<motion>`` (a short window without
    the directory, which recovery also settles);
-3. the root index is written and the metadata consolidated (``write_index``): the commit point;
+3. the root ``zarr.json`` is written with the index and the consolidated metadata
+   (``write_index``; one atomic write, :mod:`trajopt_loader.store.root_meta`): the commit point;
 4. the marker phase becomes ``"committed"`` and ``tmp`` (old data included) is deleted.
 
 A failure in steps 1-3 rolls back in-process (:func:`roll_back`). After a crash, the next export
@@ -75,6 +76,12 @@ def _root_json(out_dir: Path) -> bytes | None:
         return None
 
 
+def _require_group(path: Path) -> None:
+    """``zarr.open_group(path, mode="a")`` for a local path, without reading an existing group."""
+    if not (path / "zarr.json").is_file():
+        zarr.open_group(str(path), mode="a")
+
+
 def commit(out_dir: Path, tmp: Path, source: str, names, write_index: Callable[[], None]) -> None:
     """Move the staged motions ``tmp/<name>`` to ``out_dir/source/<name>`` and write the index.
 
@@ -105,8 +112,8 @@ def commit(out_dir: Path, tmp: Path, source: str, names, write_index: Callable[[
     )
     write_marker(tmp, record)
     try:
-        zarr.open_group(str(out_dir), mode="a")
-        zarr.open_group(str(out_dir / source), mode="a")
+        for group in (out_dir, out_dir / source):  # created when missing (an existing root is
+            _require_group(group)  # not parsed: at 15K clips it holds ~60 MB of metadata)
         for m in moves:
             dest, staged = Path(m["dest"]), Path(m["staged"])
             if not dest.exists():

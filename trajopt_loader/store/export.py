@@ -3,12 +3,16 @@
 ``<root>/<motion>/*.npz`` -> ``<out>/<source>/<motion>/traj{i}/{key}`` (layout, chunking and codec:
 see :mod:`trajopt_loader.store.layout`; validation rules: :mod:`trajopt_loader.store.validate`).
 
-Nothing is partially written: every file is validated first; for a local store, under the store's
-export lock (:mod:`trajopt_loader.store.lock`), the new motion groups are written into a marked
-temporary sibling directory of ``out`` and committed by :mod:`trajopt_loader.store.commit` (moved
-in, replaced motions swapped atomically, the root index written last and the metadata consolidated
-so the store opens without listing). Remote (fsspec URL) stores are written in place after
-validation, only when the caller promises a single writer.
+Nothing is partially written: for a local store, under the store's export lock
+(:mod:`trajopt_loader.store.lock`), the new motion groups are written into a marked temporary
+sibling directory of ``out`` (:mod:`trajopt_loader.store.export_write`: each file loaded,
+validated, encoded and written once, from a thread pool; with ``preprocess`` every file is
+validated first, before the costly preprocess runs) and committed by
+:mod:`trajopt_loader.store.commit` (moved in, replaced motions swapped atomically, the root
+``zarr.json`` written last: the index and the consolidated metadata in one atomic write,
+:mod:`trajopt_loader.store.root_meta`, so the store opens without listing). An invalid file
+stops the export before the commit: nothing reaches the store. Remote (fsspec URL) stores are
+written in place after every file is validated, only when the caller promises a single writer.
 
 Trajectory ids stay stable: the index's ``"order"`` keeps motions in the order they were first
 exported, so a new motion (of any source) is appended after the existing ones (the motions of one
@@ -27,9 +31,8 @@ import zarr
 
 from trajopt_loader.conventions import Convention, as_convention
 from trajopt_loader.errors import ExportError, TrajoptLoaderError
-from trajopt_loader.store import commit, direct_write, layout, model_record, parallel_io
+from trajopt_loader.store import commit, export_write, layout, model_record, parallel_io, root_meta
 from trajopt_loader.store.discover import discover
-from trajopt_loader.store.integrity import chunk_crcs
 from trajopt_loader.store.lock import (
     LOCK_TIMEOUT_S,
     make_temp,
@@ -38,13 +41,9 @@ from trajopt_loader.store.lock import (
     store_lock,
 )
 from trajopt_loader.store.summary import ExportSummary
-from trajopt_loader.store.time_step import index_dt, unknown_dt_warning
-from trajopt_loader.store.validate import LoadedTrajectory, check_arrays, load_trajectory
+from trajopt_loader.store.time_step import unknown_dt_warning
 
 Preprocess = Callable[[dict, float, str], tuple]
-
-#: Trajectories written at once to a remote (fsspec URL) store.
-REMOTE_WRITE_CONCURRENCY = 16
 
 
 def _store(out: str, storage_options):
@@ -56,86 +55,37 @@ def _store(out: str, storage_options):
     return FsspecStore.from_url(out, storage_options=storage_options or {})
 
 
-def _read_index(out: str, storage_options) -> dict | None:
-    """The existing root index of ``out``, or None if no store is there yet."""
+def _read_root(out: str, storage_options) -> tuple[dict | None, dict | None]:
+    """The existing root index of ``out`` and, for a local store, its parsed root ``zarr.json``;
+    ``(None, None)`` if no store is there yet."""
+    root = None
     if not layout.is_url(out):
         p = Path(layout.local_path(out))
         if not p.exists() or (p.is_dir() and not any(p.iterdir())):
-            return None
-        if not (p / "zarr.json").is_file():
+            return None, None
+        try:
+            root = root_meta.read_root(p) if p.is_dir() else None
+        except ValueError:
+            root = None
+        if not isinstance(root, dict) or root.get("node_type") != "group":
             raise ExportError(
                 f"output {out!r} exists and is not a Zarr v3 store; expected a new "
                 "or trajopt-loader store path. Fix: choose another output path."
             )
-    try:
-        root = zarr.open_group(_store(out, storage_options), mode="r", use_consolidated=False)
-    except FileNotFoundError:
-        return None
-    index = root.attrs.get(layout.INDEX_KEY)
+        attrs = root.get("attributes")
+        index = attrs.get(layout.INDEX_KEY) if isinstance(attrs, dict) else None
+    else:
+        try:
+            group = zarr.open_group(_store(out, storage_options), mode="r", use_consolidated=False)
+        except FileNotFoundError:
+            return None, None
+        index = group.attrs.get(layout.INDEX_KEY)
     if not isinstance(index, dict) or index.get("format_version") != layout.FORMAT_VERSION:
         raise ExportError(
             f"output {out!r} is a Zarr store but not a trajopt-loader store of "
             f"format_version {layout.FORMAT_VERSION}; choose another output path."
         )
-    return index
-
-
-def _write_traj(group, name: str, t: LoadedTrajectory) -> dict:
-    """Write trajectory ``name`` into the zarr ``group``; returns its index entry."""
-    entry = {
-        "name": name,
-        "length": t.length,
-        "dt": index_dt(t.dt),
-        "source_file": t.source_file,
-        "rows_in_file": t.rows_in_file,
-        "keys": {},
-        "derived": t.derived,
-        "padded": t.padded,
-        "scalars": t.scalars,
-    }
-    if t.true_length is not None:
-        entry["true_length"] = t.true_length
-    for key, a in t.arrays.items():  # checksums of the decoded chunks: see layout, integrity
-        rows = layout.chunk_rows(a.shape[1:], a.dtype, t.length)
-        entry["keys"][key] = {
-            "shape": list(a.shape[1:]),
-            "dtype": str(a.dtype),
-            "chunk_rows": rows,
-            "crc32c": chunk_crcs(a, rows),
-        }
-    motion_dir = direct_write.local_dir(group)
-    if motion_dir is not None:  # a local store: the files zarr would write, written directly
-        direct_write.write_traj(motion_dir, name, entry, t.arrays)
-        return entry
-    tg = group.create_group(name, attributes=entry)
-    for key, a in t.arrays.items():  # every chunk exists
-        direct_write.create_array(tg, key, a, entry["keys"][key]["chunk_rows"])[...] = a
-    return entry
-
-
-def _load(path: Path, preprocess, **kw) -> LoadedTrajectory:
-    allow_missing = tuple(kw.get("allow_missing", ()))
-    if preprocess is not None:  # preprocess may derive qvel: check for it afterwards
-        kw = dict(kw, allow_missing=tuple(set(allow_missing) | {"qvel"}))
-    t = load_trajectory(path, **kw)
-    if preprocess is not None:
-        arrays, dt, provenance = preprocess(dict(t.arrays), t.dt, t.source_file)
-        if "qpos" not in arrays:
-            raise ExportError(f"{t.source_file}: preprocess returned no 'qpos'.")
-        if "qvel" not in arrays and "qvel" not in allow_missing:
-            raise ExportError(
-                f"{t.source_file}: key 'qvel' is missing after preprocessing; "
-                "derive it (--model MODEL.xml --derive-qvel) or pass "
-                "allow_missing=('qvel',) / --allow-missing qvel."
-            )
-        t.length = int(arrays["qpos"].shape[0])
-        check_arrays(arrays, t.source_file, t.length)
-        t.arrays, t.dt, t.derived = dict(arrays), float(dt), dict(provenance or {})
-    return t
-
-
-def _dir_bytes(p: Path) -> int:
-    return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
+    return index, root
 
 
 def export_npz(
@@ -260,10 +210,8 @@ def _export(
     """The body of :func:`export_npz` (local stores: run with the store's lock held)."""
     from tqdm.auto import tqdm
 
-    index = _read_index(out, storage_options) or {
-        "format_version": layout.FORMAT_VERSION,
-        "sources": {},
-    }
+    index, root = _read_root(out, storage_options)
+    index = index or {"format_version": layout.FORMAT_VERSION, "sources": {}}
     layout.check_name_clash(source, index["sources"], f"source of {out}", ExportError)
     src = index["sources"].get(source)
     if src is not None:
@@ -286,66 +234,26 @@ def _export(
             src, getattr(preprocess, "model_layout", None), out, source
         )
     n_files = sum(len(f) for _, f in motions)
-    with tqdm(total=n_files, desc="validate", unit="file", disable=not progress) as bar:
-        for name, files in motions:
-            for f in files:
-                try:  # qvel may still come from preprocess: _load checks it after that
-                    load_trajectory(
-                        f,
-                        **(
-                            kw
-                            if preprocess is None
-                            else dict(kw, allow_missing=tuple(set(kw["allow_missing"]) | {"qvel"}))
-                        ),
-                    )
-                except ExportError as e:
-                    raise ExportError(f"{name}/{e}") from None
-                bar.update()
     local = not layout.is_url(out)
+    if preprocess is not None or not local:  # before a costly preprocess / in-place writes
+        export_write.validate(motions, kw, progress, preprocess)
     out_dir = Path(layout.local_path(out))
     tmp = None
-    entries: dict[str, list] = {}
     try:
         if local:
             tmp = make_temp(out_dir)
+            parent, threads = None, parallel_io.EXPORT_THREADS
         else:
-            rg = zarr.open_group(
+            parent = zarr.open_group(
                 _store(out, storage_options), mode="a", use_consolidated=False
             ).require_group(source)
+            threads = export_write.REMOTE_WRITE_CONCURRENCY
+        groups = {name: export_write.motion_group(parent, tmp, name) for name, _ in motions}
         with tqdm(total=n_files, desc="write", unit="file", disable=not progress) as bar:
-            for name, files in motions:
-                group = (
-                    zarr.open_group(str(tmp / name), mode="w")
-                    if local
-                    else rg.create_group(name, overwrite=True)
-                )
-                entries[name] = []
-
-                def load_write(job, group=group, name=name):
-                    i, f = job
-                    try:
-                        t = _load(f, preprocess, **kw)
-                    except ExportError as e:
-                        raise ExportError(f"{name}/{e}") from None
-                    return t, _write_traj(group, f"traj{i}", t)
-
-                # files load and write concurrently; a user preprocess runs in this thread only
-                threads = (
-                    1
-                    if preprocess is not None
-                    else (parallel_io.LOCAL_IO_THREADS if local else REMOTE_WRITE_CONCURRENCY)
-                )
-                jobs = list(enumerate(files))
-                for t, entry in parallel_io.ordered_map(load_write, jobs, threads):
-                    entries[name].append(entry)
-                    summary.frames += t.length
-                    summary.bytes += sum(a.nbytes for a in t.arrays.values())
-                    if t.padded:
-                        summary.padded[f"{name}/{t.source_file}"] = dict(t.padded)
-                    summary.skipped += [f"{name}/{s}" for s in t.skipped]
-                    summary.warnings += [f"{name}/{w}" for w in t.warnings]
-                    bar.update()
-                summary.motions[name] = len(files)
+            written = export_write.write_motions(
+                groups, motions, summary, preprocess=preprocess, kw=kw, threads=threads, bar=bar
+            )
+        entries = written.entries
         summary.trajectories = sum(summary.motions.values())
         unknown = [
             f"{m}/{e['source_file']}" for m, es in entries.items() for e in es if e["dt"] is None
@@ -353,7 +261,7 @@ def _export(
         if unknown:  # one warning per export, not one per file
             _warnings.warn(unknown_dt_warning(unknown), stacklevel=2)
         if local:
-            summary.stored_bytes = _dir_bytes(tmp)
+            summary.stored_bytes = export_write.stored_bytes(tmp, written)
         order = layout.motion_order(index)  # existing motions keep their place (stable ids)
         index["order"] = [f"{s}/{m}" for s, m in order] + [
             f"{source}/{m}" for m in entries if (source, m) not in order
@@ -369,16 +277,18 @@ def _export(
             summary.warnings,
         )
         src["motions"].update(entries)
-        store = _store(out, storage_options)
-
-        def write_index():
+        if local:
+            commit.commit(
+                out_dir,
+                tmp,
+                source,
+                list(entries),
+                lambda: root_meta.write_root(out_dir, root, index, source, written.nodes),
+            )
+        else:
+            store = _store(out, storage_options)
             zarr.open_group(store, mode="a", use_consolidated=False).attrs[layout.INDEX_KEY] = index
             commit.consolidate(store)
-
-        if local:
-            commit.commit(out_dir, tmp, source, list(entries), write_index)
-        else:
-            write_index()
     except BaseException:
         commit.drain_zarr()  # no chunk write of this export may outlive the cleanup below
         raise

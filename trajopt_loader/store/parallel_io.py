@@ -11,6 +11,7 @@ a pool of threads keeps ``threads`` requests in flight, so the cost follows the 
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
@@ -22,23 +23,37 @@ R = TypeVar("R")
 #: zarr's event loop, so more threads than cores pay off).
 LOCAL_IO_THREADS = 16
 
+#: Trajectories loaded, encoded and written at once by an export of a local store, and how many
+#: finished ones may wait for their turn (their arrays are held until then).
+EXPORT_THREADS = 4
+EXPORT_WINDOW = 32
 
-def ordered_map(fn: Callable[[T], R], items: Iterable[T], threads: int) -> Iterator[R]:
+
+def ordered_map(
+    fn: Callable[[T], R], items: Iterable[T], threads: int, window: int | None = None
+) -> Iterator[R]:
     """``fn(item)`` for every item, ``threads`` at a time, yielded in the items' order.
 
-    ``threads <= 1`` runs in the calling thread. The first exception raised by ``fn`` is raised
-    here unchanged (in item order); items not started yet are cancelled and the running ones
-    finish before it propagates, so no request outlives the call.
+    ``threads <= 1`` runs in the calling thread. ``window``: at most this many items are started
+    ahead of the one yielded next (bounds the results held: e.g. loaded trajectories), None for
+    all at once. The first exception raised by ``fn`` is raised here unchanged (in item order);
+    items not started yet are cancelled and the running ones finish before it propagates, so no
+    request outlives the call.
     """
     items = list(items)
     if threads <= 1 or len(items) <= 1:
         yield from map(fn, items)
         return
+    ahead = len(items) if window is None else max(int(window), 1)
     with ThreadPoolExecutor(min(int(threads), len(items))) as pool:
-        futures = [pool.submit(fn, item) for item in items]
+        futures: deque = deque()
         try:
-            for f in futures:
-                yield f.result()
+            for item in items:
+                futures.append(pool.submit(fn, item))
+                if len(futures) >= ahead:
+                    yield futures.popleft().result()
+            while futures:
+                yield futures.popleft().result()
         finally:
             for f in futures:
                 f.cancel()
