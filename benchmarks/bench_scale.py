@@ -16,6 +16,7 @@ compares its steady batch to the in-memory one. No assertions: it prints a table
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
@@ -59,17 +60,40 @@ def measure(store_path: str, args) -> dict:
     cfg.schedule, cfg.dtype, cfg.cache_bytes = "random", "float32", args.cache_bytes
     cfg["keys"] = tuple(ROWS)
     cfg.read_threads, cfg.host_prefetch, cfg.cyclic = 1, 0, False
+    rule = {}
     if args.working_set:
+        from trajopt_loader.pipeline.working_set import min_rotate_every, working_set_size
+
         cfg.working_set.enabled = True
         cfg.working_set.rotate_every = args.rotate_every
+        if not args.rotate_every:  # the documented rule, from the in-memory run's measurements
+            ids = store.select()
+            cfg.working_set.rotate_every = min_rotate_every(
+                cfg, store, ids, args.load_rate, args.batch_s
+            )
+            rule = {
+                "size": working_set_size(cfg, store, ids),
+                "load_rate": args.load_rate,
+                "batch_s": args.batch_s,
+            }
+        rule["rotate_every"] = cfg.working_set.rotate_every
     t0 = time.perf_counter()
     it = iter(make_dataset(cfg, store, 0, 1))
     next(it)
     t_first = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    for _ in range(args.batches):
+    # working set: across at least two rotations (batches rotate_every and 2 * rotate_every)
+    n = max(args.batches, 2 * rule["rotate_every"] + 10) if rule else args.batches
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
         next(it)
-    t_steady = (time.perf_counter() - t0) / args.batches
+        times.append(time.perf_counter() - t0)
+    t_steady = float(np.mean(times))
+    if rule:  # batch k (k >= 1) is times[k - 1]; rotations at k = rotate_every, 2 rotate_every
+        r = rule["rotate_every"]
+        rule["median_s"] = float(np.median(times))
+        rule["rotation_s"] = [times[k - 1] for k in range(r, n + 1, r)]
+        rule["batches"] = n
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     data = int(sum(store.lengths.sum() * n * 4 for n in ROWS.values()))
     batch = args.envs * args.window * sum(ROWS.values()) * 4
@@ -80,11 +104,18 @@ def measure(store_path: str, args) -> dict:
         "rss": rss,
         "data": data,
         "batch": batch,
+        "rule": rule,
     }
 
 
 def run_size(
-    tmp: Path, clips: int, frames: int, args, working_set: bool = False, cache_fraction: float = 1.0
+    tmp: Path,
+    clips: int,
+    frames: int,
+    args,
+    working_set: bool = False,
+    cache_fraction: float = 1.0,
+    rule_inputs: tuple[float, float] | None = None,
 ) -> dict:
     from trajopt_loader.store import export_npz
 
@@ -114,6 +145,10 @@ def run_size(
         str(int(data * cache_fraction) if cache_fraction < 1 else 2**40),
         "--rotate_every",
         str(args.rotate_every),
+        "--load_rate",
+        str(rule_inputs[0] if rule_inputs else 0),
+        "--batch_s",
+        str(rule_inputs[1] if rule_inputs else 0),
     ] + (["--working_set"] if working_set else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
     if proc.returncode:
@@ -139,17 +174,28 @@ def main() -> None:
     p.add_argument("--envs", type=int, default=4096)
     p.add_argument("--window", type=int, default=32)
     p.add_argument("--batches", type=int, default=20)
-    p.add_argument("--rotate_every", type=int, default=50)
+    p.add_argument(
+        "--rotate_every",
+        type=int,
+        default=0,
+        help="working-set rotation (0: min_rotate_every from the in-memory run's rates)",
+    )
     p.add_argument("--timeout", type=float, default=1800)
-    p.add_argument("--dir", default=None, help="work directory (default: a temporary one)")
+    p.add_argument(
+        "--dir", default=None, help="work directory, kept (default: a temporary one, removed)"
+    )
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--cache_bytes", type=int, default=2**40, help=argparse.SUPPRESS)
     p.add_argument("--working_set", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--load_rate", type=float, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--batch_s", type=float, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         print(json.dumps(measure(args.child, args)))
         return
-    with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
+    if args.dir:  # kept: stores are exported once and reused by later runs
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
+    with contextlib.nullcontext(args.dir) if args.dir else tempfile.TemporaryDirectory() as tmp:
         print(
             "   clips | export                   |    files |    open | first  |  steady | peak RSS"
         )
@@ -158,10 +204,32 @@ def main() -> None:
         if args.big:
             full = run_size(Path(tmp), args.big, args.big_frames, args)
             print(row(full), "(in memory)", flush=True)
+            # the rule's inputs: first-touch rate (bytes of the keys / first batch) and batch time
+            inputs = (full["data"] / full["first"], full["steady"])
             ws = run_size(
-                Path(tmp), args.big, args.big_frames, args, working_set=True, cache_fraction=0.25
+                Path(tmp),
+                args.big,
+                args.big_frames,
+                args,
+                working_set=True,
+                cache_fraction=0.25,
+                rule_inputs=inputs,
             )
             print(row(ws), "(working set)")
+            rule = ws["rule"]
+            if "size" in rule:
+                print(
+                    f"rotation rule: sets of {rule['size']:,} trajectories, first-touch rate "
+                    f"{rule['load_rate'] / 2**20:.0f} MiB/s, in-memory batch "
+                    f"{rule['batch_s'] * 1e3:.1f} ms, margin 2 -> rotate_every "
+                    f"{rule['rotate_every']} ({rule['size'] / rule['rotate_every']:.1f} "
+                    "trajectories loaded per batch)"
+                )
+            print(
+                f"working set over {rule['batches']} batches: median {rule['median_s'] * 1e3:.1f}"
+                " ms; batches at rotations (k = rotate_every, 2 rotate_every, ...): "
+                + ", ".join(f"{t * 1e3:.1f} ms" for t in rule["rotation_s"])
+            )
             print(
                 f"cache budget {ws['data'] / 4 / 2**30:.2f} GiB vs data {ws['data'] / 2**30:.2f}"
                 f" GiB; steady batch working set {ws['steady'] * 1e3:.1f} ms vs in-memory "

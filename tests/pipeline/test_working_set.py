@@ -17,7 +17,12 @@ from conftest import _make_npz_tree
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConfigError, DataIntegrityError
 from trajopt_loader.pipeline import make_dataset
-from trajopt_loader.pipeline.working_set import WorkingSetSchedule, working_set_size
+from trajopt_loader.pipeline.working_set import (
+    ResidentSets,
+    WorkingSetSchedule,
+    min_rotate_every,
+    working_set_size,
+)
 from trajopt_loader.store import TrajectoryStore, export_npz
 
 LENGTHS = [20, 35, 18, 40, 25, 30, 22, 19, 33, 27, 24, 36]
@@ -70,6 +75,37 @@ def test_size_comes_from_the_cache_budget(toy):
     ):
         with pytest.raises(ConfigError, match=rf"cannot be combined with \['{field}'\]"):
             make_dataset(_config(toy, **{field: value}), store, 0, 1)
+
+
+def test_rotation_rule_from_the_set_bytes_and_the_rates(toy):
+    store, ids = TrajectoryStore(toy), np.arange(len(LENGTHS))
+    set_bytes = 3 * np.mean(LENGTHS) * ROW  # sets of 3 trajectories of the mean length
+    for rate, batch_s, margin in ((1e4, 0.01, 2.0), (1e3, 0.5, 1.0), (1e9, 1.0, 2.0)):
+        want = max(1, int(np.ceil(margin * set_bytes / (rate * batch_s))))
+        assert min_rotate_every(_config(toy), store, ids, rate, batch_s, margin) == want
+    # 2 x 3 trajectories x 27.42 steps (mean) x 68 B / (1e4 B/s x 0.01 s) = 111.9
+    assert min_rotate_every(_config(toy), store, ids, 1e4, 0.01) == 112
+    assert min_rotate_every(_config(toy), store, ids, 1e9, 1.0) == 1
+
+
+def test_resident_sets_hold_the_stored_rows_decoded_in_place_or_cast(toy):
+    store = TrajectoryStore(toy)  # stored float64: float64 sets decode in place, float32 cast
+    sched = WorkingSetSchedule(
+        np.array(LENGTHS), np.arange(12), 8, 4, size=5, rotate_every=3, seed=1
+    )
+    for dtype in ("float64", "float32"):
+        sets = ResidentSets(store, ("qpos", "qvel"), dtype, sched)
+        for w in range(4):  # two epochs of sets of 5, 5, 2
+            flats, offsets = sets.get(w)
+            ids = sched.resident(w)
+            assert sorted(np.flatnonzero(offsets >= 0).tolist()) == ids.tolist()
+            for key in ("qpos", "qvel"):
+                want = np.concatenate([store.read(int(i), key) for i in ids]).astype(dtype)
+                assert flats[key].dtype == np.dtype(dtype)
+                np.testing.assert_array_equal(flats[key], want)  # traj_id order, no gaps
+                for i in ids:
+                    rows = flats[key][offsets[i] : offsets[i] + LENGTHS[i]]
+                    np.testing.assert_array_equal(rows, store.read(int(i), key).astype(dtype))
 
 
 def test_batches_come_from_the_resident_set_and_hold_the_stored_rows(toy):

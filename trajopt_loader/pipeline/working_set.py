@@ -15,18 +15,31 @@ on almost every window. In working-set mode (``config.working_set.enabled``):
   keyed by ``(seed, k)``; all processes see the same working set (env shards as usual).
 * **Size.** ``size`` trajectories such that two sets (the one played, the next one loading) fit
   ``cache_bytes`` in the batch dtype: :func:`working_set_size`.
-* **Loading.** :class:`ResidentSets` decodes the next window's set in a background thread
-  (bulk first touch, :mod:`trajopt_loader.store.bulk_read`) while the current one is played;
-  a batch waits only if the load is not done. A load error is raised by the batch that needs
-  that set (in the caller's ``next()``), not lost in the thread.
+* **Loading.** :class:`ResidentSets` loads the next window's set in a background thread while
+  the current one is played: a bulk first touch (:mod:`trajopt_loader.store.bulk_read`, its
+  decode pool of about one thread per core, single-chunk rows decoded straight into the set's
+  arrays); a batch waits only if the load is not done. A load error is raised by the batch that
+  needs that set (in the caller's ``next()``), not lost in the thread.
+
+Rotation rule: the background load of one set (``set_bytes``, :func:`working_set_size`
+trajectories) must finish within the ``rotate_every`` batches of the set played, i.e. the
+required load rate ``set_bytes / (rotate_every * batch_s)`` must stay below the host's
+first-touch rate ``load_bytes_per_s``. :func:`min_rotate_every` returns the smallest
+``rotate_every`` that leaves a ``margin`` (2 by default: the load shares the cores with the
+batches); past it batches wait at each rotation. Many short clips make it long: 150K clips of
+100 frames with a quarter of the data in the cache are sets of ~18.7K clips (0.5 GB) that load
+in seconds, against ~11 ms per batch. Equivalently ``size / rotate_every`` trajectories are
+loaded per batch; that turnover, not the set size, is what the host must sustain.
 
 Statistics: within one epoch every trajectory is resident once, so coverage per epoch is 100 %
 of trajectories (each drawn with probability ``1 - (1 - p)^(E * rotate_every)`` per window,
-``p`` its share of the set's valid starts), but windows of nearby batches come from the same
-``size`` trajectories: batches within a window are correlated (fewer distinct trajectories than
-uniform sampling over the store, ``size`` instead of ``n``). Larger ``cache_bytes`` (bigger
-sets) and smaller ``rotate_every`` reduce it; ``rotate_every`` should stay long enough to
-load a set in the background (its bytes / the first-touch rate).
+``p`` its share of the set's valid starts; the expected draws of a trajectory per epoch are the
+same as with the plain ``random`` schedule over an epoch of ``P * rotate_every`` batches), but
+windows of nearby batches come from the same ``size`` trajectories: batches within a window are
+correlated (fewer distinct trajectories than uniform sampling over the store, ``size`` instead
+of ``n``), and a trajectory's draws are bunched into its window instead of spread over the
+epoch. Larger ``cache_bytes`` (bigger sets) reduce it; a smaller ``rotate_every`` spreads the
+draws but must stay above the rotation rule, or batches wait for the load.
 """
 
 from __future__ import annotations
@@ -45,6 +58,13 @@ from trajopt_loader.transforms.gather import DROPPED, GatherKeys, cast_dtype
 _SET = 5  # spawn_key purpose of the per-epoch shuffle (schedules uses 1..4)
 
 
+def _traj_bytes(config, store, ids: np.ndarray) -> np.ndarray:
+    """int64 ``[n]`` bytes of ``config["keys"]`` of each of ``ids`` in ``config.dtype``."""
+    itemsize = cast_dtype(config.dtype).itemsize
+    row = sum(int(np.prod(store.check_uniform(k, ids)[0], dtype=np.int64)) for k in config["keys"])
+    return store.lengths[ids].astype(np.int64) * row * itemsize
+
+
 def working_set_size(config, store, eligible) -> int:
     """Trajectories per working set: two sets of ``config["keys"]`` in ``config.dtype`` fit
     ``config.cache_bytes`` (mean bytes per eligible trajectory); at least 1.
@@ -53,9 +73,7 @@ def working_set_size(config, store, eligible) -> int:
       ConfigError: the budget does not hold two sets of even the smallest trajectory.
     """
     ids = np.unique(np.asarray(eligible, np.int64))
-    itemsize = cast_dtype(config.dtype).itemsize
-    row = sum(int(np.prod(store.check_uniform(k, ids)[0], dtype=np.int64)) for k in config["keys"])
-    per_traj = store.lengths[ids].astype(np.int64) * row * itemsize
+    per_traj = _traj_bytes(config, store, ids)
     size = int(config.cache_bytes // 2 // max(1, int(per_traj.mean())))
     if size < 1 or 2 * int(per_traj.min()) > config.cache_bytes:
         raise ConfigError(
@@ -64,6 +82,25 @@ def working_set_size(config, store, eligible) -> int:
             f"{config.dtype}). Raise cache_bytes or set working_set.enabled=False."
         )
     return min(size, ids.size)
+
+
+def min_rotate_every(
+    config, store, eligible, load_bytes_per_s: float, batch_s: float, margin: float = 2.0
+) -> int:
+    """The smallest ``working_set.rotate_every`` whose batches outlast the background load of
+    the next set ``margin`` times over (module docstring, *Rotation rule*).
+
+    Args:
+      load_bytes_per_s: decoded bytes per second of a first touch of this store on this host
+        (e.g. the bytes of the keys over the time of a first batch with the whole store in
+        ``cache_bytes``). batch_s: seconds of a steady in-memory batch. margin: >= 1 (the
+        load shares the cores with the batches, hence 2 by default).
+    Returns ``ceil(margin * set_bytes / (load_bytes_per_s * batch_s))``, at least 1, where
+    ``set_bytes`` is :func:`working_set_size` trajectories of the mean eligible bytes.
+    """
+    ids = np.unique(np.asarray(eligible, np.int64))
+    set_bytes = working_set_size(config, store, ids) * float(_traj_bytes(config, store, ids).mean())
+    return max(1, int(np.ceil(margin * set_bytes / (load_bytes_per_s * batch_s))))
 
 
 class WorkingSetSchedule(RandomSchedule):
@@ -159,8 +196,13 @@ class ResidentSets:
         for key in self.keys:
             shape = self.store.check_uniform(key, ids)[0]
             flat = host_alloc.empty((int(lengths.sum()), *shape), self.dtype)
-            for i, rows in self.store.read_whole(key, ids):
-                flat[offsets[i] : offsets[i] + len(rows)] = rows  # casts to the batch dtype
+
+            def dest(i, flat=flat):  # single-chunk rows stored in the batch dtype: in place
+                return flat[offsets[i] : offsets[i] + self.store.lengths[i]]
+
+            for i, rows in self.store.read_whole(key, ids, dest):
+                if rows is not None:  # None: already decoded into its rows of flat
+                    flat[offsets[i] : offsets[i] + len(rows)] = rows  # casts to the batch dtype
             flats[key] = flat
         self.loads += 1
         return flats, offsets
