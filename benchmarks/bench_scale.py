@@ -62,11 +62,11 @@ def measure(store_path: str, args) -> dict:
     cfg.read_threads, cfg.host_prefetch, cfg.cyclic = 1, 0, False
     rule = {}
     if args.working_set:
-        from trajopt_loader.pipeline.working_set import min_rotate_every, working_set_size
-
         cfg.working_set.enabled = True
         cfg.working_set.rotate_every = args.rotate_every
         if not args.rotate_every:  # the documented rule, from the in-memory run's measurements
+            from trajopt_loader.pipeline.working_set import min_rotate_every, working_set_size
+
             ids = store.select()
             cfg.working_set.rotate_every = min_rotate_every(
                 cfg, store, ids, args.load_rate, args.batch_s

@@ -97,7 +97,8 @@ def get_config(arg: str | None = None) -> config_dict.ConfigDict:
     c.working_set = config_dict.ConfigDict(
         dict(  # data larger than cache_bytes (random: pipeline/working_set.py; sequential:
             enabled=False,  # working_set_sequential.py): envs play a resident subset, which
-            rotate_every=100,  # rotates every this many batches
+            rotate_every=100,  # rotates every this many batches (random: at least
+            #                    min_rotate_every, or batches wait for the next set)
         )
     )
     c.distributed = config_dict.ConfigDict(
