@@ -139,8 +139,6 @@ def test_scale_benchmark_runs_on_tiny_sizes(tmp_path):
             "4",
             "--batches",
             "2",
-            "--rotate_every",
-            "2",
             "--dir",
             str(tmp_path),
         ],
@@ -154,3 +152,6 @@ def test_scale_benchmark_runs_on_tiny_sizes(tmp_path):
     assert [int(r[0].replace(",", "")) for r in rows] == [12, 24, 24]
     assert [int(r[2].replace(",", "")) for r in rows[:2]] == [3 + 5 * 12, 3 + 5 * 24]  # files
     assert "(working set)" in rows[2][-1] and "cache budget" in proc.stdout
+    rule = next(line for line in proc.stdout.splitlines() if line.startswith("rotation rule"))
+    r = int(rule.split("rotate_every ")[1].split()[0])  # from min_rotate_every, two rotations
+    assert f"working set over {max(2, 2 * r + 10)} batches" in proc.stdout
