@@ -33,13 +33,15 @@ loaded per batch; that turnover, not the set size, is what the host must sustain
 
 Statistics: within one epoch every trajectory is resident once, so coverage per epoch is 100 %
 of trajectories (each drawn with probability ``1 - (1 - p)^(E * rotate_every)`` per window,
-``p`` its share of the set's valid starts; the expected draws of a trajectory per epoch are the
-same as with the plain ``random`` schedule over an epoch of ``P * rotate_every`` batches), but
-windows of nearby batches come from the same ``size`` trajectories: batches within a window are
-correlated (fewer distinct trajectories than uniform sampling over the store, ``size`` instead
-of ``n``), and a trajectory's draws are bunched into its window instead of spread over the
-epoch. Larger ``cache_bytes`` (bigger sets) reduce it; a smaller ``rotate_every`` spreads the
-draws but must stay above the rotation rule, or batches wait for the load.
+``E`` envs, ``p`` its share of the set's valid starts). Its expected draws per epoch,
+``E * rotate_every * p``, equal those of the plain ``random`` schedule over ``P * rotate_every``
+batches when every set holds ``1 / P`` of the valid starts (the last set of an epoch, smaller
+when ``P`` does not divide ``n``, is drawn more per trajectory). But windows of nearby batches
+come from the same ``size`` trajectories: batches within a window are correlated (fewer
+distinct trajectories than uniform sampling over the store, ``size`` instead of ``n``), and a
+trajectory's draws are bunched into its window instead of spread over the epoch. Larger
+``cache_bytes`` (bigger sets) reduce it; a smaller ``rotate_every`` spreads the draws but must
+stay above the rotation rule, or batches wait for the load.
 """
 
 from __future__ import annotations
