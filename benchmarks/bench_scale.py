@@ -51,6 +51,16 @@ def write_clips(root: Path, clips: int, frames: int, seed: int = 0) -> None:
         )
 
 
+def peak_rss() -> int:
+    """Peak resident bytes of this process's own memory (Linux ``VmHWM``; ``ru_maxrss`` keeps
+    the parent's peak at fork across ``exec``, e.g. an export run by the parent)."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def measure(store_path: str, args) -> dict:
     """Open, first batch and steady batches in this process (run in a child per size)."""
     from trajopt_loader.configs import load_config
@@ -101,7 +111,7 @@ def measure(store_path: str, args) -> dict:
         slow = [t for t in times if t > 3 * rule["median_s"]]  # waits on a load, or noise
         rule["slow"] = (len(slow), float(sum(slow)))
         rule["batches"] = n
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    rss = peak_rss()
     data = int(sum(store.lengths.sum() * n * 4 for n in ROWS.values()))
     batch = args.envs * args.window * sum(ROWS.values()) * 4
     return {
