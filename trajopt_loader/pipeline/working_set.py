@@ -218,11 +218,11 @@ class ResidentSets:
         return f
 
     def get(self, w: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        with self._lock:
-            current = self._submit(w)
-            self._submit(w + 1)
+        with self._lock:  # the sets no longer played are dropped before the next is started
             for old in [v for v in self._sets if v not in (w, w + 1)]:
                 self._sets.pop(old).cancel()
+            current = self._submit(w)
+            self._submit(w + 1)
         return current.result()  # a failed load raises here, in the batch that needs it
 
     def __getstate__(self) -> dict:
