@@ -34,6 +34,7 @@ from trajopt_loader.errors import MissingKeyError, WindowIndexError
 from trajopt_loader.store import host_alloc
 from trajopt_loader.store.key_meta import KeyMeta
 from trajopt_loader.store.layout import TrajectoryInfo
+from trajopt_loader.store.root_index import gc_paused
 
 ReadRows = Callable[[int, str, int, int], np.ndarray]
 ReadWhole = Callable[[str, np.ndarray], Iterator[tuple[int, np.ndarray]]]
@@ -65,7 +66,8 @@ class HostCache:
         float_dtype=None,
         read_whole: ReadWhole | None = None,
     ):
-        self._infos = tuple(infos)
+        with gc_paused():  # a lazy TrajectoryTable builds its infos here (none is garbage)
+            self._infos = tuple(infos)
         self.budget = int(budget)
         self._read = read_rows
         self.read_concurrency = max(1, int(read_concurrency))

@@ -14,6 +14,7 @@ import numpy as np
 
 from trajopt_loader.choices import cast_dtype
 from trajopt_loader.errors import ConfigError, MissingKeyError
+from trajopt_loader.store.root_index import gc_paused
 
 # Schedule bookkeeping that a batch does not carry: ``chunk`` is the grain index, which the
 # iterator state already records.
@@ -59,7 +60,8 @@ class GatherKeys(grain.transforms.Map):
         if traj_ids is None:
             available, where = set(store.keys), f"every trajectory of {store.path!r}"
         else:
-            infos = [store.trajectories[int(i)] for i in np.unique(traj_ids)]
+            with gc_paused():  # builds a TrajectoryInfo per trajectory (store/info_table.py)
+                infos = [store.trajectories[int(i)] for i in np.unique(traj_ids)]
             available = set.intersection(*(set(t.keys) for t in infos))
             where = f"every selected trajectory of {store.path!r}"
         for key in keys:
