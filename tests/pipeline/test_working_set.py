@@ -7,7 +7,9 @@ is checked against the file it came from.
 from __future__ import annotations
 
 import itertools
+import logging
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +19,8 @@ from conftest import _make_npz_tree
 from trajopt_loader.configs import load_config
 from trajopt_loader.errors import ConfigError, DataIntegrityError
 from trajopt_loader.pipeline import make_dataset
+from trajopt_loader.pipeline.resident_sets import ResidentSets
 from trajopt_loader.pipeline.working_set import (
-    ResidentSets,
     WorkingSetSchedule,
     min_rotate_every,
     working_set_size,
@@ -106,6 +108,30 @@ def test_resident_sets_hold_the_stored_rows_decoded_in_place_or_cast(toy):
                 for i in ids:
                     rows = flats[key][offsets[i] : offsets[i] + LENGTHS[i]]
                     np.testing.assert_array_equal(rows, store.read(int(i), key).astype(dtype))
+
+
+def test_a_load_slower_than_the_window_is_recorded_and_warned_once(toy, caplog):
+    store = TrajectoryStore(toy)
+    read_whole = store.read_whole
+
+    def slow_read_whole(*args, **kwargs):  # a load far longer than one batch of rotate_every=1
+        time.sleep(0.1)
+        return read_whole(*args, **kwargs)
+
+    store.read_whole = slow_read_whole
+    sched = WorkingSetSchedule(
+        np.array(LENGTHS), np.arange(12), 8, 4, size=3, rotate_every=1, seed=7
+    )
+    sets = ResidentSets(store, ("qpos",), "float64", sched)
+    with caplog.at_level(logging.WARNING, logger="trajopt_loader.pipeline.resident_sets"):
+        for w in range(4):
+            flats, offsets = sets.get(w)  # still the stored rows after a wait
+            want = np.concatenate([store.read(int(i), "qpos") for i in sched.resident(w)])
+            np.testing.assert_array_equal(flats["qpos"], want)
+    assert [w for w, _ in sets.waits] == [1, 2, 3]  # window 0: the first load, not a wait
+    assert all(seconds > 0 for _, seconds in sets.waits)
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "window 1 waited" in warned[0] and "rotate_every=1 " in warned[0]
 
 
 def test_batches_come_from_the_resident_set_and_hold_the_stored_rows(toy):

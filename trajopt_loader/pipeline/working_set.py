@@ -15,10 +15,9 @@ on almost every window. In working-set mode (``config.working_set.enabled``):
   keyed by ``(seed, k)``; all processes see the same working set (env shards as usual).
 * **Size.** ``size`` trajectories such that two sets (the one played, the next one loading) fit
   ``cache_bytes`` in the batch dtype: :func:`working_set_size`.
-* **Loading.** :class:`ResidentSets` loads the next window's set in a background thread while
-  the current one is played: a bulk first touch (:mod:`trajopt_loader.store.bulk_read`, its
-  decode pool of about one thread per core, single-chunk rows decoded straight into the set's
-  arrays); a batch waits only if the load is not done. A load error is raised by the batch that
+* **Loading.** :class:`~trajopt_loader.pipeline.resident_sets.ResidentSets` loads the next
+  window's set in a background thread while the current one is played; a batch waits only if
+  the load is not done (recorded, and logged once). A load error is raised by the batch that
   needs that set (in the caller's ``next()``), not lost in the thread.
 
 Rotation rule: the background load of one set (``set_bytes``, :func:`working_set_size`
@@ -46,15 +45,12 @@ stay above the rotation rule, or batches wait for the load.
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
-
 import numpy as np
 
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline.marching import valid_start_counts
+from trajopt_loader.pipeline.resident_sets import ResidentSets
 from trajopt_loader.pipeline.schedules import RNG_WINDOW, RandomSchedule, keyed_rng
-from trajopt_loader.store import host_alloc
 from trajopt_loader.transforms.gather import DROPPED, GatherKeys, cast_dtype
 
 _SET = 5  # spawn_key purpose of the per-epoch shuffle (schedules uses 1..4)
@@ -168,68 +164,6 @@ class WorkingSetSchedule(RandomSchedule):
             start,
             np.zeros(start.shape, np.int64),
         )
-
-
-class ResidentSets:
-    """Decoded working sets, the next one loaded in a background thread.
-
-    Args:
-      store: a ``TrajectoryStore``. keys: keys to hold. dtype: their dtype (the batch dtype).
-      schedule: the :class:`WorkingSetSchedule`.
-    :meth:`get` ``(w)`` returns ``{key: flat [rows, *row]}`` and int64 ``offsets [n_traj]`` (-1
-    where not resident) of window ``w`` and starts loading ``w + 1``; it holds at most the sets
-    of ``w`` and ``w + 1``. Errors of a load are raised by the :meth:`get` of that window.
-    """
-
-    def __init__(self, store, keys, dtype, schedule: WorkingSetSchedule):
-        self.store, self.keys, self.dtype = store, tuple(keys), cast_dtype(dtype)
-        self.schedule = schedule
-        self._sets: dict[int, Future] = {}
-        self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-        self.loads = 0
-
-    def _load(self, w: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        ids = self.schedule.resident(w)
-        lengths = self.store.lengths[ids].astype(np.int64)
-        offsets = np.full(len(self.store.trajectories), -1, np.int64)
-        offsets[ids] = np.cumsum(lengths) - lengths
-        flats = {}
-        for key in self.keys:
-            shape = self.store.check_uniform(key, ids)[0]
-            flat = host_alloc.empty((int(lengths.sum()), *shape), self.dtype)
-
-            def dest(i, flat=flat):  # single-chunk rows stored in the batch dtype: in place
-                return flat[offsets[i] : offsets[i] + self.store.lengths[i]]
-
-            for i, rows in self.store.read_whole(key, ids, dest):
-                if rows is not None:  # None: already decoded into its rows of flat
-                    flat[offsets[i] : offsets[i] + len(rows)] = rows  # casts to the batch dtype
-            flats[key] = flat
-        self.loads += 1
-        return flats, offsets
-
-    def _submit(self, w: int) -> Future:
-        f = self._sets.get(w)
-        if f is None:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix="working-set")
-            f = self._sets[w] = self._pool.submit(self._load, w)
-        return f
-
-    def get(self, w: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        with self._lock:  # the sets no longer played are dropped before the next is started
-            for old in [v for v in self._sets if v not in (w, w + 1)]:
-                self._sets.pop(old).cancel()
-            current = self._submit(w)
-            self._submit(w + 1)
-        return current.result()  # a failed load raises here, in the batch that needs it
-
-    def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_sets", "_lock", "_pool")}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _sets={}, _lock=threading.Lock(), _pool=None)
 
 
 class GatherWorkingSet(GatherKeys):

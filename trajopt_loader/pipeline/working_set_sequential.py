@@ -5,7 +5,7 @@ A sequential stream (:mod:`trajopt_loader.pipeline.sequential`) is known in adva
 ``random`` schedule's working set (:mod:`.working_set`), nothing about the stream changes: the
 resident set of window ``w`` (batches ``[w R, (w + 1) R)``, ``R = working_set.rotate_every``) is
 the set of trajectories those ``R`` elements name, decoded in the background while window
-``w - 1`` plays (:class:`~trajopt_loader.pipeline.working_set.ResidentSets`). The batches are the
+``w - 1`` plays (:class:`~trajopt_loader.pipeline.resident_sets.ResidentSets`). The batches are the
 batches of the in-memory sequential stream, bit for bit, and a checkpoint is ``next_index`` as
 there. No statistical effect: coverage, order and correlation are the sequential schedule's.
 
@@ -37,7 +37,7 @@ class SequentialSets:
     Args:
       schedule: the schedule the stream reads (its elements are not changed).
       rotate_every: ``R``, batches per window.
-    :meth:`resident` ``(w)`` is what :class:`~trajopt_loader.pipeline.working_set.ResidentSets`
+    :meth:`resident` ``(w)`` is what :class:`~trajopt_loader.pipeline.resident_sets.ResidentSets`
     loads for window ``w``.
     """
 
