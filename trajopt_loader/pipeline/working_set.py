@@ -26,7 +26,7 @@ required load rate ``set_bytes / (rotate_every * batch_s)`` must stay below the 
 first-touch rate ``load_bytes_per_s``. :func:`min_rotate_every` returns the smallest
 ``rotate_every`` that leaves a ``margin`` (2 by default: the load shares the cores with the
 batches); past it batches wait at each rotation. Many short clips make it long: 150K clips of
-100 frames with a quarter of the data in the cache are sets of ~18.7K clips (0.5 GB) that load
+100 frames with a quarter of the data in the cache are sets of 18,750 clips (0.5 GB) that load
 in seconds, against ~11 ms per batch. Equivalently ``size / rotate_every`` trajectories are
 loaded per batch; that turnover, not the set size, is what the host must sustain.
 
