@@ -19,10 +19,6 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Requests in flight when a local store is exported or first touched (threads mostly wait on
-#: zarr's event loop, so more threads than cores pay off).
-LOCAL_IO_THREADS = 16
-
 #: Trajectories loaded, encoded and written at once by an export of a local store, and how many
 #: finished ones may wait for their turn (their arrays are held until then).
 EXPORT_THREADS = 4
