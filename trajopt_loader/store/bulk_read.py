@@ -35,8 +35,9 @@ BATCH = 1024
 GROUP = 32
 #: threads reading and decoding a local store: the work is CPU (Blosc/zstd, CRC-32C, file reads
 #: from the page cache; all release the GIL), so about one per core; more threads only add GIL
-#: hand-offs and thread starts (16 threads cost ~1 s more CPU than 2 for a 15K-clip first touch).
-LOCAL_DECODE_THREADS = min(4, (os.cpu_count() or 1) + 1)
+#: hand-offs and thread starts (15K-clip first touch on 2 cores: 2 threads 3.3-3.4 s and 4.6 s
+#: of CPU, 3: 3.4-3.7 s / 4.8-5.3 s, 8: 4.8-5.1 s / 6.3-6.7 s, 16: ~1 s more CPU than 2).
+LOCAL_DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 _IN_PLACE = object()  # decoded into ``dest``
 
 
