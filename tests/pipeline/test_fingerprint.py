@@ -90,7 +90,9 @@ def test_record_is_exact_and_rides_in_every_state(walk):
     assert ds.stream == {"version": 1, "fingerprint": digest.hexdigest()[:16], **body}
     # every field, in order; the look-ahead / random-start / origin fields only when set
     assert list(ds.stream["config"]) == [
-        f for f in STREAM_FIELDS if f not in ("future_steps", "random_start", "episode_origin_keys")
+        f
+        for f in STREAM_FIELDS
+        if f not in ("future_steps", "random_start", "episode_origin_keys", "working_set")
     ]
     it = iter(ds)
     assert it.get_state() == {"next_index": 0, "stream": ds.stream}

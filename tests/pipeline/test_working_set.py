@@ -17,7 +17,7 @@ import pytest
 from conftest import _make_npz_tree
 
 from trajopt_loader.configs import load_config
-from trajopt_loader.errors import ConfigError, DataIntegrityError
+from trajopt_loader.errors import CheckpointError, ConfigError, DataIntegrityError
 from trajopt_loader.pipeline import make_dataset
 from trajopt_loader.pipeline.resident_sets import ResidentSets
 from trajopt_loader.pipeline.working_set import (
@@ -212,3 +212,18 @@ def test_background_load_error_reaches_the_caller(toy, tmp_path):
         next(it)
     with pytest.raises(DataIntegrityError, match=f"{info.path}.*'qpos', chunk 0"):
         next(it)
+
+
+def test_restore_refuses_another_rotation_or_budget(toy):
+    """The sets depend on rotate_every and cache_bytes: another value is another stream."""
+    it = iter(make_dataset(_config(toy), TrajectoryStore(toy), 0, 1))
+    next(it)
+    state = it.get_state()
+    for field, value, shown in (
+        ("working_set.rotate_every", 6, "'rotate_every': 5"),
+        ("cache_bytes", _config(toy).cache_bytes + 4096, "'cache_bytes'"),
+        ("working_set.enabled", False, "working_set: saved"),
+    ):
+        other = iter(make_dataset(_config(toy, **{field: value}), TrajectoryStore(toy), 0, 1))
+        with pytest.raises(CheckpointError, match=shown):
+            other.set_state(state)

@@ -133,3 +133,22 @@ def test_a_budget_too_small_names_the_rotate_every_that_fits(toy):
     _assert_same(got, want)
     with pytest.raises(ConfigError, match="raise cache_bytes to at least"):
         make_dataset(_config(toy, True, cache_bytes=100), None, 0, 1)
+
+
+def test_a_checkpoint_restores_under_another_budget_or_without_the_working_set(toy):
+    """The stream does not depend on the sets, so neither does its fingerprint."""
+    it = iter(make_dataset(_config(toy, True), TrajectoryStore(toy), 0, 1))
+    for _ in range(5):
+        next(it)
+    state = it.get_state()
+    _, want = _stream(toy, 9, False)
+    fingerprint = make_dataset(_config(toy, False), TrajectoryStore(toy), 0, 1).stream
+    for other in (
+        {"working_set.rotate_every": 2, "cache_bytes": 2 * sum(LENGTHS) * ROW},
+        {"working_set.enabled": False},
+    ):
+        ds = make_dataset(_config(toy, True, **other), TrajectoryStore(toy), 0, 1)
+        assert ds.stream["fingerprint"] == fingerprint["fingerprint"]
+        it2 = iter(ds)
+        it2.set_state(state)
+        _assert_same([next(it2) for _ in range(4)], want[5:9])

@@ -34,13 +34,15 @@ What counts is the RESOLVED stream (equivalent spellings of one stream restore e
   (``bin_s`` None when ``bin_steps`` is set); ``control_dt`` a float, or ``"stored"`` when unset
   (the stored frames); ``future_steps`` and ``episode_origin_keys`` change the batch shapes /
   keys (these and ``random_start`` are recorded only when not at their defaults, 0 / False, so
-  streams that do not use them keep their fingerprints); sequential ``"explicit"`` is
+  streams that do not use them keep their fingerprints); ``working_set`` only when enabled with
+  the random schedule, as its ``rotate_every`` and ``cache_bytes`` (the sets depend on them; the
+  sequential schedule's working set does not change its stream); sequential ``"explicit"`` is
   ``"round_robin"`` over the given ids. Not ``num_batches`` (a longer or shorter run continues
-  the same stream), buffers, threads, ``cache_bytes``, ``references`` (computed from the data) or
-  ``allow_mixed_dt`` / ``model_path`` (guards). A field absent from a saved state (added since)
-  matches the config's default value, except ``episode_length``: states written before it
-  existed were unbounded (0); records written before resolution (they list ``sources`` /
-  ``motions``) are resolved when compared.
+  the same stream), buffers, threads, ``cache_bytes`` (but see ``working_set``), ``references``
+  (computed from the data) or ``allow_mixed_dt`` / ``model_path`` (guards). A field absent from
+  a saved state (added since) matches the config's default value, except ``episode_length``:
+  states written before it existed were unbounded (0); records written before resolution (they
+  list ``sources`` / ``motions``) are resolved when compared.
 * store: per played trajectory its traj_id, path, length, dt and source file, and for each
   configured key its row shape and stored dtype (appending a motion the config does not play
   keeps states valid). Not covered: array values rewritten under identical metadata (the chunk
@@ -82,6 +84,7 @@ STREAM_FIELDS = (
     "future_steps",
     "random_start",
     "episode_origin_keys",
+    "working_set",
 )
 #: ``adaptive`` sub-fields that change the stream (not ``report_timeout_s``, a guard).
 ADAPTIVE_FIELDS = (
@@ -167,8 +170,11 @@ def stream_fields(config) -> dict[str, Any]:
     for name, value in OMITTED_AT.items():
         if name in f and f[name] in (value, None):
             del f[name]
+    f.pop("working_set", None)  # resolved below
     ws = config["working_set"] if "working_set" in config else None
-    if ws is not None and ("enabled" not in ws or ws["enabled"]):  # sets depend on the budget
+    # the random schedule's sets depend on the budget; the sequential stream does not change
+    # (pipeline/working_set_sequential.py), so a restore may use another budget
+    if ws is not None and ("enabled" not in ws or ws["enabled"]) and not sequential:
         f["working_set"] = {
             "rotate_every": int(ws["rotate_every"]),
             "cache_bytes": int(ws["cache_bytes"] if "cache_bytes" in ws else config["cache_bytes"]),
