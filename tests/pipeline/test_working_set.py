@@ -29,6 +29,7 @@ from trajopt_loader.store import TrajectoryStore, export_npz
 
 LENGTHS = [20, 35, 18, 40, 25, 30, 22, 19, 33, 27, 24, 36]
 ROW = (9 + 8) * 4  # qpos + qvel float32 bytes per step
+TOP3 = 2 * ROW * (40 + 36 + 35)  # two sets of the three longest clips
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def _config(store: Path, **kw):
         "cyclic": False,
         "seed": 7,
         "host_prefetch": 0,
-        "cache_bytes": 2 * 3 * int(np.ceil(np.mean(LENGTHS) * ROW)) + 100,  # sets of 3 trajectories
+        "cache_bytes": TOP3 + 100,  # sets of 3 trajectories (two sets of the 3 longest fit)
         "working_set.enabled": True,
         "working_set.rotate_every": 5,
     }
@@ -66,6 +67,8 @@ def test_size_comes_from_the_cache_budget(toy):
     store = TrajectoryStore(toy)
     ids = np.arange(len(LENGTHS))
     assert working_set_size(_config(toy), store, ids) == 3
+    assert working_set_size(_config(toy, cache_bytes=TOP3), store, ids) == 3
+    assert working_set_size(_config(toy, cache_bytes=TOP3 - 1), store, ids) == 2
     assert working_set_size(_config(toy, cache_bytes=2**30), store, ids) == len(LENGTHS)
     with pytest.raises(ConfigError, match="cache_bytes=100 holds no working set"):
         working_set_size(_config(toy, cache_bytes=100), store, ids)
@@ -227,3 +230,30 @@ def test_restore_refuses_another_rotation_or_budget(toy):
         other = iter(make_dataset(_config(toy, **{field: value}), TrajectoryStore(toy), 0, 1))
         with pytest.raises(CheckpointError, match=shown):
             other.set_state(state)
+
+
+def test_any_two_consecutive_sets_fit_the_budget(toy):
+    """Sets are sized by the longest clips, so the bound holds for every pair of sets played and
+    loaded together, not only on average (clips of 18 to 40 steps here)."""
+    cfg, store = _config(toy), TrajectoryStore(toy)
+    ids = np.arange(len(LENGTHS))
+    sched = WorkingSetSchedule(
+        store.lengths, ids, 8, 4, size=working_set_size(cfg, store, ids), rotate_every=5, seed=7
+    )
+    pairs = [
+        int(store.lengths[sched.resident(w)].sum() + store.lengths[sched.resident(w + 1)].sum())
+        for w in range(200)
+    ]
+    assert max(pairs) * ROW <= cfg.cache_bytes
+
+
+@pytest.mark.parametrize("threads", [2, 4])
+def test_grain_threads_read_neighbouring_windows_at_once(toy, threads):
+    """With read_threads > 1 elements of two windows are mapped together: a set another thread
+    waits for is never cancelled, and the batches equal the single-thread ones."""
+    want = _batches(toy, 40)
+    for _ in range(3):
+        got = _batches(toy, 40, read_threads=threads, host_prefetch=2 * threads)
+        for a, b in zip(got, want, strict=True):
+            for key in ("qpos", "qvel", "traj_id", "start"):
+                np.testing.assert_array_equal(a[key], b[key], err_msg=key)

@@ -34,8 +34,10 @@ class ResidentSets:
       schedule: a working-set schedule (``resident(w)``: int64 traj_ids of window ``w``;
         ``rotate_every``), e.g. :class:`.working_set.WorkingSetSchedule`.
     :meth:`get` ``(w)`` returns ``{key: flat [rows, *row]}`` and int64 ``offsets [n_traj]`` (-1
-    where not resident) of window ``w`` and starts loading ``w + 1``; it holds at most the sets
-    of ``w`` and ``w + 1``. Errors of a load are raised by the :meth:`get` of that window.
+    where not resident) of window ``w`` and starts loading ``w + 1``; it holds the sets of ``w``
+    and ``w + 1``, and with ``read_threads > 1`` also a set another thread is still waiting for
+    (arrays a caller still uses live until it drops them). Errors of a load are raised by the
+    :meth:`get` of that window.
     ``waits``: ``(w, seconds)`` of every :meth:`get` that waited for a set loading since the
     previous window (the rotation rule is not met); the first one is logged as a warning.
     """
@@ -46,6 +48,8 @@ class ResidentSets:
         self._sets: dict[int, Future] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._users: dict[int, int] = {}  # window -> get() calls waiting on / reading it
+        self._timed: set[int] = set()
         self.loads = 0
         self.waits: list[tuple[int, float]] = []
 
@@ -78,19 +82,35 @@ class ResidentSets:
         return f
 
     def get(self, w: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """The set of window ``w``: ``({key: flat [rows, *row] batch dtype}, offsets [n_traj])``
+        (int64 row of each trajectory's first step in ``flat``, -1 where not resident); starts
+        loading ``w + 1``.
+
+        Thread-safe (grain's ``read_threads`` map elements of neighbouring windows at once): a
+        set is dropped only when no :meth:`get` is waiting for it, and an array handed out stays
+        valid while its caller holds it (sets are never reused).
+        Raises: what the load of window ``w`` raised (``DataIntegrityError``, ...).
+        """
         with self._lock:  # the sets no longer played are dropped before the next is started
-            for old in [v for v in self._sets if v not in (w, w + 1)]:
-                self._sets.pop(old).cancel()
+            for old in [v for v in self._sets if v not in (w, w + 1) and not self._users.get(v)]:
+                self._sets.pop(old).cancel()  # nobody waits on it: a pending load is not run
             ahead = w in self._sets  # started by the previous window: it had a window to load
             current = self._submit(w)
             self._submit(w + 1)
-        if not ahead or current.done():
-            return current.result()  # a failed load raises here, in the batch that needs it
+            timed = ahead and not current.done() and w not in self._timed
+            if timed:  # the first caller of the window times the wait, not every thread
+                self._timed = {v for v in self._timed if v > w - 4} | {w}
+            self._users[w] = self._users.get(w, 0) + 1
         t0 = time.perf_counter()
         try:
-            return current.result()
+            return current.result()  # a failed load raises here, in the batch that needs it
         finally:
-            self._waited(w, time.perf_counter() - t0)
+            with self._lock:
+                self._users[w] -= 1
+                if not self._users[w]:
+                    del self._users[w]
+            if timed:
+                self._waited(w, time.perf_counter() - t0)
 
     def _waited(self, w: int, seconds: float) -> None:
         self.waits.append((w, seconds))
@@ -107,7 +127,10 @@ class ResidentSets:
             )
 
     def __getstate__(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if k not in ("_sets", "_lock", "_pool")}
+        drop = ("_sets", "_lock", "_pool", "_users", "_timed")
+        return {k: v for k, v in self.__dict__.items() if k not in drop}
 
     def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state, _sets={}, _lock=threading.Lock(), _pool=None)
+        self.__dict__.update(
+            state, _sets={}, _lock=threading.Lock(), _pool=None, _users={}, _timed=set()
+        )

@@ -14,7 +14,8 @@ on almost every window. In working-set mode (``config.working_set.enabled``):
   (trajectory, start) pairs of the working set (as :class:`RandomSchedule` over all of them),
   keyed by ``(seed, k)``; all processes see the same working set (env shards as usual).
 * **Size.** ``size`` trajectories such that two sets (the one played, the next one loading) fit
-  ``cache_bytes`` in the batch dtype: :func:`working_set_size`.
+  ``cache_bytes`` in the batch dtype even when both hold the longest clips:
+  :func:`working_set_size` (with clips of one length, ``cache_bytes / 2`` over a clip's bytes).
 * **Loading.** :class:`~trajopt_loader.pipeline.resident_sets.ResidentSets` loads the next
   window's set in a background thread while the current one is played; a batch waits only if
   the load is not done (recorded, and logged once). A load error is raised by the batch that
@@ -56,28 +57,31 @@ from trajopt_loader.transforms.gather import DROPPED, GatherKeys, cast_dtype
 _SET = 5  # spawn_key purpose of the per-epoch shuffle (schedules uses 1..4)
 
 
-def _traj_bytes(config, store, ids: np.ndarray) -> np.ndarray:
-    """int64 ``[n]`` bytes of ``config["keys"]`` of each of ``ids`` in ``config.dtype``."""
+def traj_bytes(config, store, ids: np.ndarray) -> np.ndarray:
+    """int64 ``[n]`` bytes of ``config["keys"]`` of each of ``ids`` in ``config.dtype`` (what a
+    resident set holds per trajectory)."""
     itemsize = cast_dtype(config.dtype).itemsize
     row = sum(int(np.prod(store.check_uniform(k, ids)[0], dtype=np.int64)) for k in config["keys"])
     return store.lengths[ids].astype(np.int64) * row * itemsize
 
 
 def working_set_size(config, store, eligible) -> int:
-    """Trajectories per working set: two sets of ``config["keys"]`` in ``config.dtype`` fit
-    ``config.cache_bytes`` (mean bytes per eligible trajectory); at least 1.
+    """Trajectories per working set: the largest ``size`` such that two sets of the ``size``
+    largest eligible trajectories (``config["keys"]`` in ``config.dtype``) fit
+    ``config.cache_bytes``, so any two sets an epoch cuts fit it, whatever the clip lengths.
 
     Raises:
-      ConfigError: the budget does not hold two sets of even the smallest trajectory.
+      ConfigError: the budget does not hold two sets of even the largest trajectory.
     """
     ids = np.unique(np.asarray(eligible, np.int64))
-    per_traj = _traj_bytes(config, store, ids)
-    size = int(config.cache_bytes // 2 // max(1, int(per_traj.mean())))
-    if size < 1 or 2 * int(per_traj.min()) > config.cache_bytes:
+    largest = np.cumsum(np.sort(traj_bytes(config, store, ids))[::-1])  # [K-1]: K largest
+    size = int(np.searchsorted(largest, config.cache_bytes // 2, side="right"))
+    if size < 1:
         raise ConfigError(
             f"config field cache_bytes={config.cache_bytes} holds no working set: two sets need at "
-            f"least {2 * int(per_traj.min())} bytes (keys {list(config['keys'])} in "
-            f"{config.dtype}). Raise cache_bytes or set working_set.enabled=False."
+            f"least {2 * int(largest[0])} bytes (the largest trajectory, keys "
+            f"{list(config['keys'])} in {config.dtype}). Raise cache_bytes or set "
+            "working_set.enabled=False."
         )
     return min(size, ids.size)
 
@@ -97,7 +101,7 @@ def min_rotate_every(
     ``set_bytes`` is :func:`working_set_size` trajectories of the mean eligible bytes.
     """
     ids = np.unique(np.asarray(eligible, np.int64))
-    set_bytes = working_set_size(config, store, ids) * float(_traj_bytes(config, store, ids).mean())
+    set_bytes = working_set_size(config, store, ids) * float(traj_bytes(config, store, ids).mean())
     return max(1, int(np.ceil(margin * set_bytes / (load_bytes_per_s * batch_s))))
 
 
@@ -174,6 +178,13 @@ class GatherWorkingSet(GatherKeys):
         self.sets = ResidentSets(store, self.keys, self.dtype, schedule)
 
     def map(self, element: dict) -> dict:
+        """The batch of ``element`` (a schedule element with ``step [E_local, W]``): every key
+        ``[E_local, W, *row]`` in the batch dtype, gathered from its window's resident set.
+
+        Raises:
+          RuntimeError: a traj_id outside the set (a schedule / set mismatch: a bug).
+          What the set's background load raised (``DataIntegrityError``, ``StoreReadError``).
+        """
         flats, offsets = self.sets.get(int(element["chunk"]) // self.sets.schedule.rotate_every)
         traj, step = element["traj_id"], element["step"]
         base = offsets[traj]

@@ -28,7 +28,7 @@ import numpy as np
 
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline.sequential import SequentialSchedule
-from trajopt_loader.transforms.gather import cast_dtype
+from trajopt_loader.pipeline.working_set import traj_bytes
 
 
 class SequentialSets:
@@ -64,12 +64,6 @@ class SequentialSets:
         return int(min(np.unique(s.eligible).size, n_env * per_env))
 
 
-def _bytes_per_trajectory(config, store, ids: np.ndarray) -> np.ndarray:
-    itemsize = cast_dtype(config.dtype).itemsize
-    row = sum(int(np.prod(store.check_uniform(k, ids)[0], dtype=np.int64)) for k in config["keys"])
-    return store.lengths[ids].astype(np.int64) * row * itemsize
-
-
 def check_sequential_budget(config, store, sets: SequentialSets) -> None:
     """Raise unless two of the largest possible sets of ``sets`` fit ``config.cache_bytes``.
 
@@ -79,7 +73,7 @@ def check_sequential_budget(config, store, sets: SequentialSets) -> None:
     """
     s = sets.schedule
     ids = np.unique(s.first_traj if s.allow_wrap else s.eligible).astype(np.int64)
-    largest = np.sort(_bytes_per_trajectory(config, store, ids))[::-1]
+    largest = np.sort(traj_bytes(config, store, ids))[::-1]
     top = np.cumsum(largest)  # top[K - 1]: the K largest trajectories' bytes
 
     def need(r: int) -> int:
