@@ -50,17 +50,32 @@ def chunk_keys(info: TrajectoryInfo, key: str) -> list[str]:
     return [f"{info.path}/{key}/c/{c}{zeros}" for c in range(-(-info.length // n))]
 
 
+def _blosc_frame(raw) -> memoryview | None:
+    """The Blosc frame of a stored chunk (its 4-byte zarr ``crc32c`` trailer dropped), or None
+    unless the frame's header says it is exactly that long.
+
+    Blosc 1 header (16 bytes): version, versionlz, flags, typesize, then little-endian uint32
+    ``nbytes`` (decoded size), ``blocksize`` and ``cbytes`` (frame size). Blosc reads ``cbytes``
+    bytes whatever the buffer's length, so a truncated file must be refused before it decodes.
+    """
+    if not isinstance(raw, (bytes, bytearray)) or len(raw) < 20:
+        return None
+    src = memoryview(raw)[:-4]
+    return src if int.from_bytes(src[12:16], "little") == len(src) else None
+
+
 def decode_chunk(raw, info: TrajectoryInfo, key: str, c: int) -> np.ndarray | None:
     """Rows of time-chunk ``c`` from its stored bytes, or None unless every check passes."""
     from numcodecs import blosc
 
     shape, dtype = info.keys[key][0], np.dtype(info.keys[key][1]).newbyteorder("<")
     crcs, n = info.crc32c.get(key), int(info.chunk_rows[key])
-    if not isinstance(raw, (bytes, bytearray)) or len(raw) < 4 or crcs is None:
+    src = _blosc_frame(raw)
+    if src is None or crcs is None:
         return None
     rows = min(n, info.length - c * n)
     try:  # the crc32c trailer is not checked: the CRC of the decoded rows below covers it
-        data = blosc.decompress(memoryview(raw)[:-4])
+        data = blosc.decompress(src)
     except Exception:  # noqa: BLE001 - not blosc: the checked zarr read decodes or names it
         return None
     count = rows * int(np.prod(shape, dtype=np.int64))
@@ -78,14 +93,14 @@ def decode_chunk_into(raw, info: TrajectoryInfo, key: str, out: np.ndarray) -> b
     from numcodecs import blosc
 
     crcs = info.crc32c.get(key)
-    if not isinstance(raw, (bytes, bytearray)) or len(raw) < 4 or crcs is None or len(crcs) != 1:
+    src = _blosc_frame(raw)
+    if src is None or crcs is None or len(crcs) != 1:
         return False
     if out.dtype != np.dtype(info.keys[key][1]).newbyteorder("<") or len(out) != info.length:
         return False
     try:
-        src = memoryview(raw)[:-4]
         # Blosc header bytes 4..8: the uncompressed size (decompress only checks dest >= it)
-        if len(src) < 16 or int.from_bytes(src[4:8], "little") != out.nbytes:
+        if int.from_bytes(src[4:8], "little") != out.nbytes:
             return False
         blosc.decompress(src, out)
     except Exception:  # noqa: BLE001 - not blosc: the checked zarr read decodes or names it
