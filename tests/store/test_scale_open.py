@@ -43,7 +43,9 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
-def test_bulk_first_touch_equals_the_checked_zarr_read(many):
+@pytest.mark.parametrize("threads", [1, 3])
+def test_bulk_first_touch_equals_the_checked_zarr_read(many, monkeypatch, threads):
+    monkeypatch.setattr(bulk_read, "LOCAL_DECODE_THREADS", threads)  # in line, or a pool
     store = TrajectoryStore(many / "s.zarr", cache_dtype=None)
     store.warm(("qpos", "qvel", "action"))
     assert store.cache_info()["whole_keys"] == ["action", "qpos", "qvel"]

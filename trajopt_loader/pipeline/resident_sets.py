@@ -4,7 +4,7 @@ A working-set schedule (:mod:`.working_set`, :mod:`.working_set_sequential`) nam
 trajectories resident in each window ``w`` of ``rotate_every`` batches (``schedule.resident(w)``).
 :class:`ResidentSets` holds the decoded set of the window being played and loads the next one
 in a background thread: a bulk first touch (:mod:`trajopt_loader.store.bulk_read`, its decode
-pool of about one thread per core, single-chunk rows decoded straight into the set's arrays). A
+pool, ``LOCAL_DECODE_THREADS``; single-chunk rows decoded straight into the set's arrays). A
 batch waits only if that load is not done when its window starts; such waits are recorded and
 the first is logged as a warning naming the rotation rule (:func:`.working_set.min_rotate_every`).
 A load error is raised by the batch that needs that set (in the caller's ``next()``), not lost

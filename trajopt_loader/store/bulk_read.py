@@ -20,7 +20,6 @@ format 1 store without checksums) makes its trajectory go through the checked za
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -33,11 +32,12 @@ from trajopt_loader.store.layout import TrajectoryInfo
 BATCH = 1024
 #: trajectories read and decoded by one task of the local thread pool.
 GROUP = 32
-#: threads reading and decoding a local store: the work is CPU (Blosc/zstd, CRC-32C, file reads
-#: from the page cache; all release the GIL), so about one per core; more threads only add GIL
-#: hand-offs and thread starts (15K-clip first touch on 2 cores: 2 threads 3.3-3.4 s and 4.6 s
-#: of CPU, 3: 3.4-3.7 s / 4.8-5.3 s, 8: 4.8-5.1 s / 6.3-6.7 s, 16: ~1 s more CPU than 2).
-LOCAL_DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+#: threads reading and decoding a local store (1: in the calling thread). Blosc lz4 decodes a
+#: 57 KB chunk in ~15 us, about the per-chunk Python around it, so more threads mostly wait for
+#: the GIL: 15K-clip first batch on 2 cores 2.33-2.38 s with 1 thread vs 3.12-3.35 s with 2.
+#: (For stores written with Blosc/zstd, whose decode is ~4x slower, 2 threads were faster:
+#: 2.9-3.1 s vs 3.5-5.8 s; 8 threads 4.8-5.1 s, 16 ~1 s more CPU than 2.)
+LOCAL_DECODE_THREADS = 1
 _IN_PLACE = object()  # decoded into ``dest``
 
 
