@@ -15,7 +15,10 @@ compares its steady batch to the in-memory one, over at least two rotations, wit
 ``working_set.rotate_every`` from the rotation rule (``min_rotate_every``: the in-memory run's
 first-touch rate and batch time; printed) unless ``--rotate_every`` names one; it prints the
 batches at the rotations and the slow ones (waits on a load). ``--dir`` keeps the exported
-stores for later runs. No assertions: it prints a table.
+stores for later runs. After an export the files are written to disk (``os.sync``, timed and
+printed) before the child reads them, which then come from the page cache (as for a store
+written earlier on the same host); a store whose pages were evicted reads from the disk. No
+assertions: it prints a table.
 """
 
 from __future__ import annotations
@@ -142,8 +145,11 @@ def run_size(
         t0 = time.perf_counter()
         s = export_npz(npz, out, source="synth", dt=1 / 30, progress=False, convention="mujoco")
         export = time.perf_counter() - t0
+        t0 = time.perf_counter()  # the export's files reach the disk before reads are timed:
+        os.sync()  # reads right after it compete with its writeback (2-4 x slower first batch)
+        sync = time.perf_counter() - t0
         files = sum(len(f) for _, _, f in os.walk(out))
-        export_info = {"export": export, "frames": s.frames, "files": files}
+        export_info = {"export": export, "sync": sync, "frames": s.frames, "files": files}
         (tmp / f"export{clips}.json").write_text(json.dumps(export_info))
     export_info = json.loads((tmp / f"export{clips}.json").read_text())
     data = clips * frames * sum(ROWS.values()) * 4
@@ -176,7 +182,8 @@ def run_size(
 def row(r: dict) -> str:
     return (
         f"{r['clips']:>8,} | {r['export']:7.1f} s ({r['frames'] / r['export'] / 1e3:6.0f}k "
-        f"frames/s) | {r['files']:>8,} | {r['open'] * 1e3:7.0f} ms | {r['first']:6.2f} s | "
+        f"frames/s, sync {r.get('sync', 0):.1f} s) | {r['files']:>8,} | "
+        f"{r['open'] * 1e3:7.0f} ms | {r['first']:6.2f} s | "
         f"{r['steady'] * 1e3:7.1f} ms | {r['rss'] / 2**20:7.0f} MiB "
         f"({r['rss'] / (r['data'] + r['batch']):.2f} x data+batch)"
     )
