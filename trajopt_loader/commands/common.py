@@ -46,6 +46,22 @@ def define(kind: str, name: str, default, help_text: str, **kwargs) -> None:
     FLAGS.register_key_flag_for_module(_caller(), FLAGS[name])
 
 
+def define_config() -> None:
+    """``--config`` (an ml-collections config name or file, with ``--config.FIELD=VALUE``
+    overrides) once per process, listed by the calling module's ``--help``."""
+    if "config" not in FLAGS:
+        from ml_collections import config_flags
+
+        config_flags.DEFINE_config_file(
+            "config",
+            None,
+            "Config file or name: cassie, digit_v3, "
+            "default, or a path such as my_config.py[:overrides].",
+            lock_config=True,
+        )
+    FLAGS.register_key_flag_for_module(_caller(), FLAGS["config"])
+
+
 def uses(*names: str) -> None:
     """Declare flags defined by another command module as flags of the calling module too."""
     module = _caller()

@@ -10,9 +10,8 @@ clamp, cyclic continuation, random starts) can be seen. Needs ``pip install
 from __future__ import annotations
 
 from absl import flags
-from ml_collections import config_flags
 
-from trajopt_loader.commands.common import define, uses
+from trajopt_loader.commands.common import define, define_config, uses
 from trajopt_loader.commands.plot import FIGURE_EXTENSIONS, UsageError, output_path
 
 _F = flags.FLAGS
@@ -22,15 +21,8 @@ EXAMPLE = (
     "--config.num_envs=8 --batch 2 -o batch.png"
 )
 
-if "config" not in _F:
-    config_flags.DEFINE_config_file(
-        "config",
-        None,
-        "Config file or name: cassie, digit_v3, "
-        "default, or a path such as my_config.py[:overrides].",
-        lock_config=True,
-    )
-uses("config", "output", "dpi")
+define_config()
+uses("output", "dpi")
 define("integer", "batch", 0, "Which batch of the stream to draw (0-based).")
 define("integer", "max-envs", 64, "Draw at most this many envs (the first ones).")
 

@@ -27,9 +27,13 @@ import time
 
 import numpy as np
 from absl import flags
-from ml_collections import config_flags
 
-from trajopt_loader.commands.common import PROGRESS_HELP, define, progress_enabled, uses
+from trajopt_loader.commands.common import (
+    PROGRESS_HELP,
+    define,
+    define_config,
+    progress_enabled,
+)
 
 FLAGS = flags.FLAGS
 USAGE = (
@@ -41,15 +45,7 @@ EXAMPLE = (
     "--config.num_envs=1024"
 )
 
-if "config" not in FLAGS:
-    config_flags.DEFINE_config_file(
-        "config",
-        None,
-        "Config file or name: cassie, digit_v3, "
-        "default, or a path such as my_config.py[:overrides].",
-        lock_config=True,
-    )
-uses("config")
+define_config()
 define("integer", "num-batches", None, "Batches to time (default: config.num_batches, else 100).")
 define("integer", "warmup", 1, "Batches consumed first (compile), not timed.")
 define("bool", "progress", None, PROGRESS_HELP)
