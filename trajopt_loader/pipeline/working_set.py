@@ -65,6 +65,12 @@ def traj_bytes(config, store, ids: np.ndarray) -> np.ndarray:
     return store.lengths[ids].astype(np.int64) * row * itemsize
 
 
+def largest_bytes(config, store, ids: np.ndarray) -> np.ndarray:
+    """int64 ``[n]``: element ``K - 1`` is the bytes of the ``K`` largest of ``ids``
+    (:func:`traj_bytes`): what a set of ``K`` of them holds at most."""
+    return np.cumsum(np.sort(traj_bytes(config, store, ids))[::-1])
+
+
 def working_set_size(config, store, eligible) -> int:
     """Trajectories per working set: the largest ``size`` such that two sets of the ``size``
     largest eligible trajectories (``config["keys"]`` in ``config.dtype``) fit
@@ -74,7 +80,7 @@ def working_set_size(config, store, eligible) -> int:
       ConfigError: the budget does not hold two sets of even the largest trajectory.
     """
     ids = np.unique(np.asarray(eligible, np.int64))
-    largest = np.cumsum(np.sort(traj_bytes(config, store, ids))[::-1])  # [K-1]: K largest
+    largest = largest_bytes(config, store, ids)
     size = int(np.searchsorted(largest, config.cache_bytes // 2, side="right"))
     if size < 1:
         raise ConfigError(

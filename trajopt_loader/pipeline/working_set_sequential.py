@@ -28,7 +28,7 @@ import numpy as np
 
 from trajopt_loader.errors import ConfigError
 from trajopt_loader.pipeline.sequential import SequentialSchedule
-from trajopt_loader.pipeline.working_set import traj_bytes
+from trajopt_loader.pipeline.working_set import largest_bytes
 
 
 class SequentialSets:
@@ -73,8 +73,7 @@ def check_sequential_budget(config, store, sets: SequentialSets) -> None:
     """
     s = sets.schedule
     ids = np.unique(s.first_traj if s.allow_wrap else s.eligible).astype(np.int64)
-    largest = np.sort(traj_bytes(config, store, ids))[::-1]
-    top = np.cumsum(largest)  # top[K - 1]: the K largest trajectories' bytes
+    top = largest_bytes(config, store, ids)
 
     def need(r: int) -> int:
         k = SequentialSets(s, r).max_trajectories()
