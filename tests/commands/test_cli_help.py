@@ -37,6 +37,7 @@ COMMAND_FLAGS = {
             "progress",
             "lock-timeout",
             "single-writer",
+            "chunk-key-separator",
         },
         ["ROOT", "OUT"],
     ),

@@ -140,7 +140,15 @@ def test_options(tmp_path):
         "--dt",
         "0.02",
         "--overwrite",
+        "--chunk-key-separator",
+        ".",
         "--noprogress",
     )
     assert r.returncode == 0 and "(replaced)" in r.stdout
-    assert TrajectoryStore(out).lengths.tolist() == [5, 5, 5]
+    store = TrajectoryStore(out)
+    assert store.lengths.tolist() == [5, 5, 5]
+    assert (out / "d/walk/traj2/qvel/c.0.0").is_file() and not (
+        out / "d/walk/traj2/qvel/c"
+    ).exists()
+    store.warm(("qvel",))  # the bulk first touch reads the c.0.0 files
+    assert np.array_equal(store.read(2, "qvel"), revealing(2, 5, 6, -1e4))

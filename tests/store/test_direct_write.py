@@ -39,16 +39,17 @@ def _traj(length: int, seed: int) -> LoadedTrajectory:
     )
 
 
+@pytest.mark.parametrize("sep", layout.CHUNK_KEY_SEPARATORS)
 @pytest.mark.parametrize("length", [1, 7, 8000])
-def test_direct_files_equal_zarrs_and_zarr_reads_them(tmp_path, length, monkeypatch):
+def test_direct_files_equal_zarrs_and_zarr_reads_them(tmp_path, length, sep, monkeypatch):
     t = _traj(length, seed=length % 3)
     direct = zarr.open_group(str(tmp_path / "d" / "m"), mode="w")
     assert direct_write.local_dir(direct) == tmp_path / "d" / "m"
-    entry, nodes, nbytes = write_traj(direct, "traj0", t)
+    entry, nodes, nbytes = write_traj(direct, "traj0", t, sep)
     with monkeypatch.context() as m:  # the same call through zarr's array writes
         m.setattr(direct_write, "local_dir", lambda group: None)
-        got_z = write_traj(zarr.open_group(str(tmp_path / "z" / "m"), mode="w"), "traj0", t)
-        assert got_z == (entry, None, None)
+        z = zarr.open_group(str(tmp_path / "z" / "m"), mode="w")
+        assert write_traj(z, "traj0", t, sep) == (entry, None, None)
     want, got = _files(tmp_path / "z"), _files(tmp_path / "d")
     # the node metadata returned is what zarr reads back from the files
     assert nbytes == sum(len(v) for k, v in got.items() if k.startswith("m/traj0"))
@@ -59,17 +60,36 @@ def test_direct_files_equal_zarrs_and_zarr_reads_them(tmp_path, length, monkeypa
     n_chunks = sum(-(-length // entry["keys"][k]["chunk_rows"]) for k in t.arrays)
     assert sorted(got) == sorted(want) and len(want) == 2 + len(t.arrays) + n_chunks
     assert [k for k in want if got[k] != want[k]] == []
+    # the chunk files are where zarr's chunk key encoding puts them, named by layout.chunk_key
     g = zarr.open_group(str(tmp_path / "d" / "m" / "traj0"), mode="r")
+    for key, a in t.arrays.items():
+        assert g[key].metadata.chunk_key_encoding.separator == sep
+        keys = [layout.chunk_key(c, a.ndim - 1, sep) for c in range(g[key].cdata_shape[0])]
+        assert keys == [
+            g[key].metadata.encode_chunk_key((c,) + (0,) * (a.ndim - 1))
+            for c in range(g[key].cdata_shape[0])
+        ]
+        assert all(f"m/traj0/{key}/{k}" in got for k in keys)
+        assert entry["keys"][key].get("chunk_key_separator", "/") == sep
+    dirs = [p for p in (tmp_path / "d" / "m" / "traj0").rglob("*") if p.is_dir()]
+    if sep == ".":  # no directory below an array's
+        assert sorted(p.name for p in dirs) == sorted(t.arrays)
     assert dict(g.attrs) == zarr.open_group(str(tmp_path / "z" / "m" / "traj0")).attrs.asdict()
     for key, a in t.arrays.items():
         np.testing.assert_array_equal(g[key][...], a)
         assert g[key].dtype == a.dtype
 
 
-def test_exported_store_opens_consolidated_and_reads_the_rows(make_npz_tree, tmp_path):
+@pytest.mark.parametrize("sep", layout.CHUNK_KEY_SEPARATORS)
+def test_exported_store_opens_consolidated_and_reads_the_rows(make_npz_tree, tmp_path, sep):
     make_npz_tree(tmp_path / "npz", {"a": [7, 30], "b": [5, 8000]})
     export_npz(
-        tmp_path / "npz", tmp_path / "s.zarr", source="s", progress=False, convention="mujoco"
+        tmp_path / "npz",
+        tmp_path / "s.zarr",
+        source="s",
+        progress=False,
+        convention="mujoco",
+        chunk_key_separator=sep,
     )
     root = zarr.open_group(str(tmp_path / "s.zarr"), mode="r", use_consolidated=True)
     store = TrajectoryStore(tmp_path / "s.zarr")

@@ -64,6 +64,11 @@ CASES = {
         f"{ENTRY}/keys/qvel/crc32c",
         "[<crc>, 7]; expected 1 checksums",
     ),
+    "chunk key separator": (
+        lambda i: _entry(i)["keys"]["qvel"].update(chunk_key_separator="\\"),
+        f"{ENTRY}/keys/qvel/chunk_key_separator",
+        "'\\\\'; expected '/' or '.'",
+    ),
     "no name": (lambda i: _entry(i).pop("name"), f"{ENTRY}/name", "None"),
     "path name": (lambda i: _entry(i).update(name="../../x"), f"{ENTRY}/name", "'../../x'"),
     "motions list": (
@@ -107,6 +112,7 @@ _JSON_VALUES = st.one_of(
     st.sampled_from([2**31 - 1, 2**31, 2**32, 2**63, -(2**64)]),
     st.floats(allow_nan=True, allow_infinity=True),
     st.text(max_size=4),
+    st.sampled_from(["/", ".", "\\", "", "//"]),
     st.lists(st.integers(-3, 2**33), max_size=3),
     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
 )
@@ -120,6 +126,7 @@ _FIELDS = (
     ("keys", "qpos", "shape"),
     ("keys", "qpos", "dtype"),
     ("keys", "qpos", "chunk_rows"),
+    ("keys", "qpos", "chunk_key_separator"),
     ("keys", "qvel", "crc32c"),
 )
 
@@ -152,7 +159,7 @@ def test_fast_column_check_never_passes_an_entry_the_field_check_refuses(
     for name in field[:-1]:
         parent = parent[name]
     if drop:
-        parent.pop(field[-1])
+        parent.pop(field[-1], None)  # chunk_key_separator is optional
     else:
         parent[field[-1]] = value
     entries = [copy.deepcopy(entry), bad]

@@ -25,14 +25,26 @@ LENGTHS = {
 }  # 8000 rows of qpos 9 (float64): 2 chunks
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["/", "."], ids=["slash", "dot"])
 def many(tmp_path_factory, request) -> Path:
+    """Exported with both chunk key separators (``layout.chunk_key``)."""
     from conftest import _make_npz_tree
 
     tmp = tmp_path_factory.mktemp("many")
     _make_npz_tree(tmp / "npz", LENGTHS, nq=9, nv=8, nu=2)
-    export_npz(tmp / "npz", tmp / "s.zarr", source="s", progress=False, convention="mujoco")
+    export_npz(
+        tmp / "npz",
+        tmp / "s.zarr",
+        source="s",
+        progress=False,
+        convention="mujoco",
+        chunk_key_separator=request.param,
+    )
     return tmp
+
+
+def _sep(store_path: Path) -> str:
+    return TrajectoryStore(store_path).trajectories[0].chunk_key_separator.get("qpos", "/")
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -76,7 +88,11 @@ def test_bulk_first_touch_falls_back_to_the_named_error(many, tmp_path, damage):
     out = tmp_path / "s.zarr"
     shutil.copytree(many / "s.zarr", out)
     info = TrajectoryStore(out).info("s/c/traj1")
-    chunk = out / info.path / "qpos" / "c" / "1" / "0"
+    chunk = out / bulk_read.chunk_keys(info, "qpos")[1]  # qpos/c/1/0 or qpos/c.1.0
+    assert (
+        chunk.relative_to(out / info.path).as_posix()
+        == {"/": "qpos/c/1/0", ".": "qpos/c.1.0"}[_sep(out)]
+    )
     raw = chunk.read_bytes()
     if damage == "flip":
         chunk.write_bytes(raw[:20] + bytes([raw[20] ^ 0xFF]) + raw[21:])
@@ -92,9 +108,12 @@ def test_bulk_first_touch_falls_back_to_the_named_error(many, tmp_path, damage):
 
 
 def test_concurrent_export_writes_the_same_files_as_one_at_a_time(many, tmp_path, monkeypatch):
-    export_npz(many / "npz", tmp_path / "par.zarr", source="s", progress=False, convention="mujoco")
+    kw = dict(
+        source="s", progress=False, convention="mujoco", chunk_key_separator=_sep(many / "s.zarr")
+    )
+    export_npz(many / "npz", tmp_path / "par.zarr", **kw)
     monkeypatch.setattr(parallel_io, "EXPORT_THREADS", 1)
-    export_npz(many / "npz", tmp_path / "seq.zarr", source="s", progress=False, convention="mujoco")
+    export_npz(many / "npz", tmp_path / "seq.zarr", **kw)
     par, seq = _files(tmp_path / "par.zarr"), _files(tmp_path / "seq.zarr")
     assert sorted(par) == sorted(seq) and len(par) > 3 * sum(map(len, LENGTHS.values()))
     assert all(par[k] == seq[k] for k in seq), [k for k in seq if par[k] != seq[k]][:3]

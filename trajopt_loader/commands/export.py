@@ -103,6 +103,15 @@ define(
 )
 
 
+define(
+    "string",
+    "chunk-key-separator",
+    "/",
+    "Zarr chunk keys: '/' (zarr's default, qpos/c/0/0) or '.' (qpos/c.0.0: no directories "
+    "below each array; exports many small clips about twice as fast). Both read the same.",
+)
+
+
 class _UsageError(TrajoptLoaderError, ValueError):
     pass
 
@@ -206,6 +215,7 @@ def run(argv: list[str]) -> str:
         progress=progress_enabled(_F.progress),
         lock_timeout=_F["lock-timeout"].value,
         single_writer=_F["single-writer"].value,
+        chunk_key_separator=_F["chunk-key-separator"].value,
     )
     return str(summary)
 

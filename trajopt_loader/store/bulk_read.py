@@ -42,12 +42,15 @@ _IN_PLACE = object()  # decoded into ``dest``
 
 
 def chunk_keys(info: TrajectoryInfo, key: str) -> list[str]:
-    """Store keys of the time-chunks of ``key`` of ``info`` (``src/mot/traj0/qpos/c/0/0`` ...)."""
+    """Store keys of the time-chunks of ``key`` of ``info`` (``src/mot/traj0/qpos/c/0/0`` ...,
+    or ``.../qpos/c.0.0`` for ``"."`` chunk keys: :func:`.layout.chunk_key`)."""
     n = int(info.chunk_rows.get(key) or 0)
     if n <= 0:
         return []
-    zeros = "/0" * len(info.keys[key][0])
-    return [f"{info.path}/{key}/c/{c}{zeros}" for c in range(-(-info.length // n))]
+    ndim, sep = len(info.keys[key][0]), info.chunk_key_separator.get(key, "/")
+    return [
+        f"{info.path}/{key}/{layout.chunk_key(c, ndim, sep)}" for c in range(-(-info.length // n))
+    ]
 
 
 def _blosc_frame(raw) -> memoryview | None:

@@ -18,9 +18,10 @@ readers of a live store from torn files, and no reader sees a staged directory b
 moves it in whole, after every write of the export has returned
 (:mod:`trajopt_loader.store.commit`). A crash mid-write leaves a partial file only inside the
 temporary directory, which the next export deletes (journal phase ``"writing"``). Durability is
-the same: neither writer calls ``fsync``. Each clip of two keys still creates 7 directories and
-5 files; on the benchmark machine's ext4 an inode creation costs 40 us to 0.7 ms (by load) and the
-kernel makes them one at a time, so creations, not bytes, bound an export of many small clips.
+the same: neither writer calls ``fsync``. A clip of two ``[T, n]`` keys with ``"/"`` chunk keys
+creates 7 directories and 5 files, with ``"."`` chunk keys 3 and 5 (:func:`.layout.chunk_key`).
+On the benchmark machine's ext4 a directory costs ~350 us of kernel time and a file ~35 us, so
+the directories, not the bytes, bound an export of many small clips.
 """
 
 from __future__ import annotations
@@ -46,15 +47,17 @@ from trajopt_loader.store import layout
 ZARR_JSON = "zarr.json"
 
 
-def create_array(group, key: str, a: np.ndarray, chunk_rows: int):
-    """``key`` of a zarr ``group`` as the export stores it (codec and chunking: :mod:`.layout`);
-    every chunk exists (``write_empty_chunks``). Returns the (empty) zarr array."""
+def create_array(group, key: str, a: np.ndarray, chunk_rows: int, separator: str = "/"):
+    """``key`` of a zarr ``group`` as the export stores it (codec, chunking and chunk keys with
+    ``separator``: :mod:`.layout`); every chunk exists (``write_empty_chunks``). Returns the
+    (empty) zarr array."""
     return group.create_array(
         key,
         shape=a.shape,
         dtype=a.dtype,
         chunks=(chunk_rows, *a.shape[1:]),
         compressors=(BloscCodec(**layout.BLOSC), Crc32cCodec()),
+        chunk_key_encoding={"name": "default", "separator": separator},
         config={"write_empty_chunks": True},
     )
 
@@ -62,12 +65,13 @@ def create_array(group, key: str, a: np.ndarray, chunk_rows: int):
 class _Template:
     """zarr's array metadata of one signature, and the codecs it names."""
 
-    def __init__(self, row_shape: tuple, dtype: np.dtype, chunk_rows: int):
+    def __init__(self, row_shape: tuple, dtype: np.dtype, chunk_rows: int, separator: str):
         arr = create_array(
             zarr.open_group(MemoryStore(), mode="w"),
             "a",
             np.empty((chunk_rows, *row_shape), dtype),
             chunk_rows,
+            separator,
         )
         want = arr.metadata.to_buffer_dict(default_buffer_prototype())[ZARR_JSON].to_bytes()
         self.meta = json.loads(want)
@@ -82,7 +86,7 @@ class _Template:
             codecs == ["bytes", "blosc", "crc32c"]
             and endian == "little"
             and self.meta["chunk_key_encoding"]
-            == {"name": "default", "configuration": {"separator": "/"}}
+            == {"name": "default", "configuration": {"separator": separator}}
             and isinstance(fill, (int, float))
             and not isinstance(fill, bool)
             and self._dumps(self.meta) == want
@@ -125,8 +129,8 @@ _TEMPLATES: dict = {}
 _LOCK = threading.Lock()
 
 
-def _template(row_shape: tuple, dtype, chunk_rows: int) -> _Template:
-    sig = (tuple(row_shape), np.dtype(dtype).str, chunk_rows)
+def _template(row_shape: tuple, dtype, chunk_rows: int, separator: str) -> _Template:
+    sig = (tuple(row_shape), np.dtype(dtype).str, chunk_rows, separator)
     t = _TEMPLATES.get(sig)
     if t is None:
         with _LOCK:  # zarr builds it once per signature
@@ -230,10 +234,11 @@ def write_traj(motion_dir: str | Path, name: str, entry: dict, arrays: dict) -> 
     nodes = {name: group_node(entry)}
     for key, a in arrays.items():
         rows = entry["keys"][key]["chunk_rows"]
-        t = _template(a.shape[1:], a.dtype, rows)
+        sep = entry["keys"][key].get("chunk_key_separator", "/")
+        t = _template(a.shape[1:], a.dtype, rows, sep)
         adir = f"{tdir}/{key}"
         if not t.ok:
-            create_array(zarr.open_group(tdir, mode="r+"), key, a, rows)[...] = a
+            create_array(zarr.open_group(tdir, mode="r+"), key, a, rows, sep)[...] = a
             meta = Path(adir, ZARR_JSON).read_bytes()
             nodes[f"{name}/{key}"] = json.loads(meta)
             nbytes += sum(f.stat().st_size for f in Path(adir).rglob("*") if f.is_file())
@@ -241,12 +246,11 @@ def write_traj(motion_dir: str | Path, name: str, entry: dict, arrays: dict) -> 
         os.mkdir(adir)
         nbytes += write_new(f"{adir}/{ZARR_JSON}", t.meta_bytes(len(a)))
         nodes[f"{name}/{key}"] = t.node(len(a))
-        # chunk key c/{c}/0/.../0: one chunk across the row axes; its parent directories
-        os.mkdir(f"{adir}/c")
+        if sep == "/":
+            os.mkdir(f"{adir}/c")
         for c in range(-(-len(a) // rows)):
-            path = f"{adir}/c/{c}"
-            for _ in range(a.ndim - 1):
-                os.mkdir(path)
-                path += "/0"
+            path = f"{adir}/{layout.chunk_key(c, a.ndim - 1, sep)}"
+            for i in range(a.ndim - 1 if sep == "/" else 0):  # parents c/{c}, c/{c}/0, ...
+                os.mkdir(path.rsplit("/", a.ndim - 1 - i)[0])
             nbytes += write_new(path, t.chunk_bytes(a[c * rows : (c + 1) * rows], rows))
     return nodes, nbytes

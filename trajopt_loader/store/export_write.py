@@ -42,8 +42,11 @@ class MotionsWritten:
     stored_bytes: int | None
 
 
-def write_traj(group, name: str, t: LoadedTrajectory) -> tuple[dict, dict | None, int | None]:
-    """Write trajectory ``name`` into the zarr ``group``.
+def write_traj(
+    group, name: str, t: LoadedTrajectory, chunk_key_separator: str = "/"
+) -> tuple[dict, dict | None, int | None]:
+    """Write trajectory ``name`` into the zarr ``group``, its chunk keys with
+    ``chunk_key_separator`` (:func:`.layout.chunk_key`).
 
     Returns:
       ``(index entry, {path: node metadata} or None, bytes written or None)``; None when written
@@ -70,12 +73,15 @@ def write_traj(group, name: str, t: LoadedTrajectory) -> tuple[dict, dict | None
             "chunk_rows": rows,
             "crc32c": chunk_crcs(a, rows),
         }
+        if chunk_key_separator != "/":  # absent: "/" (the index of every earlier store)
+            entry["keys"][key]["chunk_key_separator"] = chunk_key_separator
     motion_dir = direct_write.local_dir(group)
     if motion_dir is not None:  # a local store: the files zarr would write, written directly
         return (entry, *direct_write.write_traj(motion_dir, name, entry, t.arrays))
     tg = group.create_group(name, attributes=entry)
     for key, a in t.arrays.items():  # every chunk exists
-        direct_write.create_array(tg, key, a, entry["keys"][key]["chunk_rows"])[...] = a
+        rows = entry["keys"][key]["chunk_rows"]
+        direct_write.create_array(tg, key, a, rows, chunk_key_separator)[...] = a
     return entry, None, None
 
 
@@ -111,10 +117,12 @@ def write_motions(
     kw: dict,
     threads: int,
     bar,
+    chunk_key_separator: str = "/",
 ) -> MotionsWritten:
     """Load and write every file of ``motions`` ``[(motion, [path, ...])]`` as ``traj{i}`` (``i``:
     position in the motion's list) into ``groups[motion]`` (zarr groups), ``threads`` at a time
-    (1 when ``preprocess`` is given: it runs in this thread only). Adds frames, bytes, padding,
+    (1 when ``preprocess`` is given: it runs in this thread only), chunk keys with
+    ``chunk_key_separator`` (:func:`.layout.chunk_key`). Adds frames, bytes, padding,
     skipped arrays and warnings to ``summary`` and advances the progress ``bar`` per file.
 
     Raises:
@@ -129,7 +137,7 @@ def write_motions(
             t = load(f, preprocess, **kw)
         except ExportError as e:
             raise ExportError(f"{name}/{e}") from None
-        return name, t, write_traj(groups[name], f"traj{i}", t)
+        return name, t, write_traj(groups[name], f"traj{i}", t, chunk_key_separator)
 
     jobs = [(name, i, f) for name, files in motions for i, f in enumerate(files)]
     threads = 1 if preprocess is not None else threads

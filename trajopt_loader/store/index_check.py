@@ -90,6 +90,9 @@ def _check_entry(ck: _Checker, at: str, entry, version: int) -> None:
             ck.fail(f"{kat}/dtype", spec.get("dtype"), "a numeric dtype name such as 'float64'")
         rows = spec.get("chunk_rows", 1)
         ck.int_in(f"{kat}/chunk_rows", rows, 0 if version == 1 else 1, MAX_LENGTH)
+        sep = spec.get("chunk_key_separator", "/")
+        if sep not in layout.CHUNK_KEY_SEPARATORS or type(sep) is not str:
+            ck.fail(f"{kat}/chunk_key_separator", sep, "'/' or '.' (absent: '/')")
         if version >= 2 or "crc32c" in spec:
             crcs = ck.typed(
                 f"{kat}/crc32c", spec.get("crc32c"), list, "a list of one CRC-32C per chunk"
@@ -116,7 +119,7 @@ _GOOD_NAMES: set = set()  # names that passed check_node_name (a store repeats "
 def _columns_ok(entries: list, version: int) -> bool:
     """Whether every entry passes :func:`_check_entry`, proven in one pass that collects columns
     (numpy then checks the lengths, dts, chunk counts and checksums of all entries; each distinct
-    name and (shape, dtype, chunk_rows) signature is checked once).
+    name and (shape, dtype, chunk_rows, chunk_key_separator) signature is checked once).
 
     False means "not proven here": the caller reruns :func:`_check_entry` per entry, which names
     the first bad field. Strict types (``type(x) is int``) keep this a subset of that check.
@@ -142,7 +145,10 @@ def _columns_ok(entries: list, version: int) -> bool:
             for spec in keys.values():
                 rows = spec.get("chunk_rows", 1)
                 shape = spec["shape"]
-                signatures.add((type(shape), tuple(shape), spec["dtype"], rows, type(rows)))
+                sep = spec.get("chunk_key_separator", "/")
+                signatures.add(
+                    (type(shape), tuple(shape), spec["dtype"], rows, type(rows), sep, type(sep))
+                )
                 crcs = spec.get("crc32c")
                 if crcs is None and not need_crc and "crc32c" not in spec:
                     continue
@@ -172,8 +178,10 @@ def _columns_ok(entries: list, version: int) -> bool:
     if lens.min() < 1 or lens.max() > MAX_LENGTH or not np.all(np.isfinite(steps) & (steps > 0)):
         return False
     lo_rows = 0 if version == 1 else 1
-    for _, shape, dtype, rows, rows_type in signatures:
+    for _, shape, dtype, rows, rows_type, sep, sep_type in signatures:
         if rows_type is not int or not lo_rows <= rows <= MAX_LENGTH or not _numeric_dtype(dtype):
+            return False
+        if sep_type is not str or sep not in layout.CHUNK_KEY_SEPARATORS:
             return False
         if any(type(d) is not int or not 0 <= d <= MAX_LENGTH for d in shape):
             return False

@@ -19,7 +19,9 @@ plain HTTP)::
                                              "source_file": "traj_0.npz",
                                              "keys": {key: {"shape": [row dims], "dtype": "float64",
                                                             "chunk_rows": n,
-                                                            "crc32c": [c0, c1, ...]}},
+                                                            "crc32c": [c0, c1, ...],
+                                                            # only when ".":
+                                                            "chunk_key_separator": "."}},
                                              "derived": {...}, "padded": {key: 1},
                                              "scalars": {name: value}}, ...]}}}}
 
@@ -47,6 +49,15 @@ on the real Cassie qpos / qvel / action (float64): ratio 2.34 vs 2.40, decode 6.
 encode 3.0 vs 0.7 GB/s on one core; decoding is most of a first touch of many clips. Floats
 keep their input dtype, so a round trip is bit-exact.
 
+Chunk keys: zarr v3's ``default`` chunk key encoding, time-chunk ``c`` of an array with ``d``
+row dimensions stored at ``c/{c}/0/...`` (``"/"``, zarr's default) or ``c.{c}.0...`` (``"."``,
+export option ``chunk_key_separator``: one file per chunk directly in the array's directory, where
+``"/"`` makes ``1 + d`` directories per array; creating a directory cost ~10 file creations on
+the benchmark machine, so ``"."`` exports a library of many small clips about twice as fast).
+Both are plain Zarr; each array's ``zarr.json`` names its encoding, and the index records
+``"chunk_key_separator"`` for a key only when it is ``"."`` (:func:`chunk_key`). The groups
+(``<source>/<motion>/traj{i}/{key}``) are the same either way.
+
 Integrity (format_version 2): every chunk is written, even one equal to the fill value, and the
 index records per trajectory and key ``"crc32c"``, the CRC-32C of each chunk's *decoded* rows
 (:func:`trajopt_loader.store.integrity.chunk_crc`). A read checks it when the host cache loads a
@@ -71,6 +82,8 @@ FORMAT_VERSION = 2
 READ_FORMAT_VERSIONS = (1, 2)
 CHUNK_BYTES = 512 * 1024
 BLOSC = {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
+#: Separators of zarr's ``default`` chunk key encoding an export may choose (see :func:`chunk_key`).
+CHUNK_KEY_SEPARATORS = ("/", ".")
 #: Store keys of body states written by an export with ``--bodies`` (kinematics/bodies.py):
 #: ``[T, nb, 3]``, ``[T, nb, 4]`` (wxyz), ``[T, nb, 3]``, ``[T, nb, 3]``; world frame.
 BODY_KEYS = ("body_pos", "body_quat", "body_lin_vel", "body_ang_vel")
@@ -89,6 +102,13 @@ def chunk_rows(row_shape: tuple[int, ...], dtype: Any, length: int) -> int:
     """Rows per time-chunk: about ``CHUNK_BYTES`` uncompressed, at least 1, at most ``length``."""
     row_bytes = max(1, int(np.prod(row_shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
     return int(max(1, min(max(length, 1), CHUNK_BYTES // row_bytes)))
+
+
+def chunk_key(c: int, row_ndim: int, separator: str = "/") -> str:
+    """The key of time-chunk ``c`` inside its array (zarr v3 ``default`` chunk key encoding):
+    ``c/{c}/0/...`` for ``"/"``, ``c.{c}.0...`` for ``"."``, one ``0`` per row dimension (the
+    chunk spans the whole row)."""
+    return separator.join(("c", str(c), *("0",) * row_ndim))
 
 
 def check_node_name(name: str, what: str, exc: type[Exception]) -> str:
@@ -148,6 +168,8 @@ class TrajectoryInfo:
       source_file: name of the ``.npz`` file it came from.
       keys: ``{key: (row_shape, dtype_str)}``; an array ``key`` has shape ``(length, *row_shape)``.
       chunk_rows: ``{key: rows per stored time-chunk}``.
+      chunk_key_separator: ``{key: "."}`` for keys stored with ``"."`` chunk keys; keys absent
+        use ``"/"`` (:func:`chunk_key`).
       crc32c: ``{key: (CRC-32C of each chunk's decoded rows, ...)}`` (format 2; ``{}`` in format 1).
       padded: ``{key: rows added}`` by the one-action-per-interval padding rule.
       derived: provenance recorded by an export preprocess (e.g. qvel from finite differences).
@@ -164,6 +186,7 @@ class TrajectoryInfo:
     source_file: str
     keys: dict
     chunk_rows: dict = dataclasses.field(default_factory=dict, compare=False)
+    chunk_key_separator: dict = dataclasses.field(default_factory=dict, compare=False)
     crc32c: dict = dataclasses.field(default_factory=dict, compare=False)
     padded: dict = dataclasses.field(default_factory=dict, compare=False)
     derived: dict = dataclasses.field(default_factory=dict, compare=False)
@@ -206,6 +229,9 @@ def info_from_entry(traj_id: int, source: str, motion: str, entry: dict) -> Traj
         source_file=str(entry.get("source_file", "")),
         keys={k: (tuple(int(d) for d in v["shape"]), str(v["dtype"])) for k, v in keys.items()},
         chunk_rows={k: int(v.get("chunk_rows", 0)) for k, v in keys.items()},
+        chunk_key_separator={
+            k: v["chunk_key_separator"] for k, v in keys.items() if "chunk_key_separator" in v
+        },
         crc32c={k: tuple(int(c) for c in v["crc32c"]) for k, v in keys.items() if "crc32c" in v},
         padded=dict(entry.get("padded", {})),
         derived=dict(entry.get("derived", {})),
