@@ -6,13 +6,15 @@
     python benchmarks/bench_scale.py --clips 20 --frames 40 --envs 64 --window 4   # smoke
 
 Synthetic clips (``--frames`` frames each, qpos 36 + qvel 35 float32, like AMASS-sized humanoid
-libraries) are written as ``.npz`` files and exported with ``export_npz``; then, in a fresh
+libraries) are written as ``.npz`` files and exported with ``export_npz``, once per chunk key
+separator of ``--separators`` (``"/"``: zarr's default ``qpos/c/0/0``; ``"."``: ``qpos/c.0.0``,
+no directories below an array), one after the other from the same files; then, in a fresh
 process per size (so peak RSS is that size's alone), the store is opened, the first batch of the
 ``random`` schedule (``--envs`` x ``--window``) is gathered (it decodes every clip's keys into
 the host cache) and ``--batches`` steady batches are timed. ``--big`` runs one more size with a
 cache budget of a quarter of its data in working-set mode (``working_set.enabled``) and
 compares its steady batch to the in-memory one, over at least two rotations, with
-``working_set.rotate_every`` from the rotation rule (``min_rotate_every``: the in-memory run's
+``working_set.rotate_every`` from the rotation rule (on the last separator's store) (``min_rotate_every``: the in-memory run's
 first-touch rate and batch time; printed) unless ``--rotate_every`` names one; it prints the
 batches at the rotations and the slow ones (waits on a load). ``--dir`` keeps the exported
 stores for later runs. After an export the files are written to disk (``os.sync``, timed and
@@ -37,6 +39,8 @@ from pathlib import Path
 import numpy as np
 
 ROWS = {"qpos": 36, "qvel": 35}
+#: store name suffix of each chunk key separator (export option ``chunk_key_separator``)
+SUFFIX = {"/": "", ".": "-dot"}
 
 
 def write_clips(root: Path, clips: int, frames: int, seed: int = 0) -> None:
@@ -136,22 +140,42 @@ def run_size(
     working_set: bool = False,
     cache_fraction: float = 1.0,
     rule_inputs: tuple[float, float] | None = None,
+    separator: str = "/",
 ) -> dict:
     from trajopt_loader.store import export_npz
 
-    npz, out = tmp / f"npz{clips}", tmp / f"s{clips}.zarr"
+    npz, name = tmp / f"npz{clips}", f"{clips}{SUFFIX[separator]}"
+    out = tmp / f"s{name}.zarr"
     if not out.exists():
-        write_clips(npz, clips, frames)
+        if not npz.exists():
+            write_clips(npz, clips, frames)
+        os.sync()  # the .npz files (and earlier stores) are on disk before the export is timed
         t0 = time.perf_counter()
-        s = export_npz(npz, out, source="synth", dt=1 / 30, progress=False, convention="mujoco")
+        s = export_npz(
+            npz,
+            out,
+            source="synth",
+            dt=1 / 30,
+            progress=False,
+            convention="mujoco",
+            chunk_key_separator=separator,
+        )
         export = time.perf_counter() - t0
         t0 = time.perf_counter()  # the export's files reach the disk before reads are timed:
         os.sync()  # reads right after it compete with its writeback (2-4 x slower first batch)
         sync = time.perf_counter() - t0
-        files = sum(len(f) for _, _, f in os.walk(out))
-        export_info = {"export": export, "sync": sync, "frames": s.frames, "files": files}
-        (tmp / f"export{clips}.json").write_text(json.dumps(export_info))
-    export_info = json.loads((tmp / f"export{clips}.json").read_text())
+        files, dirs = 0, 0
+        for _, d, f in os.walk(out):
+            files, dirs = files + len(f), dirs + len(d)
+        export_info = {
+            "export": export,
+            "sync": sync,
+            "frames": s.frames,
+            "files": files,
+            "dirs": dirs,
+        }
+        (tmp / f"export{name}.json").write_text(json.dumps(export_info))
+    export_info = json.loads((tmp / f"export{name}.json").read_text())
     data = clips * frames * sum(ROWS.values()) * 4
     cmd = [
         sys.executable,
@@ -176,13 +200,15 @@ def run_size(
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, check=False)
     if proc.returncode:
         raise SystemExit(f"size {clips} failed:\n{proc.stderr[-3000:]}")
-    return dict(export_info, clips=clips, **json.loads(proc.stdout.strip().splitlines()[-1]))
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return dict(export_info, clips=clips, separator=separator, **result)
 
 
 def row(r: dict) -> str:
     return (
-        f"{r['clips']:>8,} | {r['export']:7.1f} s ({r['frames'] / r['export'] / 1e3:6.0f}k "
-        f"frames/s, sync {r.get('sync', 0):.1f} s) | {r['files']:>8,} | "
+        f"{r['clips']:>8,} {r['separator']:>3} | {r['export']:7.1f} s "
+        f"({r['frames'] / r['export'] / 1e3:6.0f}k frames/s, sync {r.get('sync', 0):.1f} s) | "
+        f"{r['files']:>8,} {r['dirs']:>8,} | "
         f"{r['open'] * 1e3:7.0f} ms | {r['first']:6.2f} s | "
         f"{r['steady'] * 1e3:7.1f} ms | {r['rss'] / 2**20:7.0f} MiB "
         f"({r['rss'] / (r['data'] + r['batch']):.2f} x data+batch)"
@@ -204,6 +230,13 @@ def main() -> None:
         default=0,
         help="working-set rotation (0: min_rotate_every from the in-memory run's rates)",
     )
+    p.add_argument(
+        "--separators",
+        nargs="+",
+        default=["/", "."],
+        choices=list(SUFFIX),
+        help="chunk key separators exported per size (--big: the last one)",
+    )
     p.add_argument("--timeout", type=float, default=1800)
     p.add_argument(
         "--dir", default=None, help="work directory, kept (default: a temporary one, removed)"
@@ -221,12 +254,15 @@ def main() -> None:
         Path(args.dir).mkdir(parents=True, exist_ok=True)
     with contextlib.nullcontext(args.dir) if args.dir else tempfile.TemporaryDirectory() as tmp:
         print(
-            "   clips | export                   |    files |    open | first  |  steady | peak RSS"
+            "   clips sep | export                          |    files     dirs |    open | "
+            "first  |  steady | peak RSS"
         )
         for clips in args.clips:
-            print(row(run_size(Path(tmp), clips, args.frames, args)), flush=True)
+            for sep in args.separators:  # side by side: the same .npz files, one after the other
+                print(row(run_size(Path(tmp), clips, args.frames, args, separator=sep)), flush=True)
         if args.big:
-            full = run_size(Path(tmp), args.big, args.big_frames, args)
+            sep = args.separators[-1]
+            full = run_size(Path(tmp), args.big, args.big_frames, args, separator=sep)
             print(row(full), "(in memory)", flush=True)
             # the rule's inputs: first-touch rate (bytes of the keys / first batch) and batch time
             inputs = (full["data"] / full["first"], full["steady"])
@@ -238,6 +274,7 @@ def main() -> None:
                 working_set=True,
                 cache_fraction=0.25,
                 rule_inputs=inputs,
+                separator=sep,
             )
             print(row(ws), "(working set)")
             rule = ws["rule"]

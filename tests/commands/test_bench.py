@@ -149,9 +149,16 @@ def test_scale_benchmark_runs_on_tiny_sizes(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line.split("|") for line in proc.stdout.splitlines() if "frames/s" in line]
-    assert [int(r[0].replace(",", "")) for r in rows] == [12, 24, 24]
-    assert [int(r[2].replace(",", "")) for r in rows[:2]] == [3 + 5 * 12, 3 + 5 * 24]  # files
-    assert "(working set)" in rows[2][-1] and "cache budget" in proc.stdout
+    assert [r[0].split() for r in rows] == [["12", "/"], ["12", "."], ["24", "."], ["24", "."]]
+    files_dirs = [[int(n.replace(",", "")) for n in r[2].split()] for r in rows[:3]]
+    # files: root, source, motion zarr.json + 5 per clip; directories: source, motion + 7 per
+    # clip with "/" chunk keys (traj, 2 x (key, c, c/0)), 3 with "." (traj, 2 x key)
+    assert files_dirs == [
+        [3 + 5 * 12, 2 + 7 * 12],
+        [3 + 5 * 12, 2 + 3 * 12],
+        [3 + 5 * 24, 2 + 3 * 24],
+    ]
+    assert "(working set)" in rows[3][-1] and "cache budget" in proc.stdout
     rule = next(line for line in proc.stdout.splitlines() if line.startswith("rotation rule"))
     r = int(rule.split("rotate_every ")[1].split()[0])  # from min_rotate_every, two rotations
     assert f"working set over {max(2, 2 * r + 10)} batches" in proc.stdout
