@@ -11,6 +11,7 @@ a pool of threads keeps ``threads`` requests in flight, so the cost follows the 
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +20,12 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Trajectories loaded, encoded and written at once by an export of a local store, and how many
-#: finished ones may wait for their turn (their arrays are held until then).
-EXPORT_THREADS = 4
+#: Trajectories loaded, encoded and written at once by an export of a local store: one per core,
+#: at most 4. Much of a clip's work holds the GIL (the ``.npz`` parse, building its metadata), so
+#: threads beyond the cores mostly trade it: on 2 cores, 15K clips, alternating in one quiet
+#: sitting, 2 threads 311-348k vs 4 threads 291-298k frames/s (``benchmarks/README.md``, "Scale").
+EXPORT_THREADS = min(4, os.cpu_count() or 1)
+#: How many finished trajectories may wait for their turn (their arrays are held until then).
 EXPORT_WINDOW = 32
 
 
