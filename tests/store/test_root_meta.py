@@ -107,3 +107,19 @@ def test_root_equals_zarrs_with_another_json_indent(make_npz_tree, tmp_path, ind
         export_npz(tmp_path / "b", out, source="s", progress=False, convention="mujoco")
         _assert_root_is_zarrs(out)
     assert TrajectoryStore(out).lengths.tolist() == [3, 5, 6, 4]
+
+
+def test_root_equals_zarrs_where_orjson_writes_other_tokens(make_npz_tree, tmp_path):
+    """A non-ASCII file name: the index and nodes are written by the standard library's encoder
+    (``store.zarr_json``), node by node, and still equal zarr's consolidation."""
+    out = tmp_path / "s.zarr"
+    make_npz_tree(tmp_path / "a", {"walk": [5, 6]})
+    (tmp_path / "a" / "walk" / "traj_1.npz").rename(tmp_path / "a" / "walk" / "traj_1_ä.npz")
+    export_npz(tmp_path / "a", out, source="s", progress=False, convention="mujoco")
+    root = json.loads((out / "zarr.json").read_bytes())
+    assert root_meta.zarr_json.fast(root, 2) is None  # the path under test
+    _assert_root_is_zarrs(out)
+    assert [t.source_file for t in TrajectoryStore(out).trajectories] == [
+        "traj_0.npz",
+        "traj_1_ä.npz",
+    ]

@@ -42,7 +42,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.group import GroupMetadata
 from zarr.storage import MemoryStore
 
-from trajopt_loader.store import layout
+from trajopt_loader.store import layout, zarr_json
 
 ZARR_JSON = "zarr.json"
 
@@ -99,7 +99,7 @@ class _Template:
             self.fill = fill
 
     def _dumps(self, meta: dict) -> bytes:
-        return json.dumps(meta, allow_nan=True, indent=self.indent).encode()
+        return zarr_json.dumps(meta, self.indent)
 
     def node(self, length: int) -> dict:
         """The metadata of an array of ``length`` rows (what its ``zarr.json`` holds; one shared
@@ -147,7 +147,7 @@ def _zarr_group_bytes(attributes: dict) -> bytes:
 
 def _plain_group_bytes(attributes: dict) -> bytes:
     doc = {"attributes": attributes, "zarr_format": 3, "node_type": "group"}
-    return json.dumps(doc, indent=zarr.config.get("json_indent"), allow_nan=True).encode()
+    return zarr_json.dumps(doc, zarr.config.get("json_indent"))
 
 
 _SAMPLE = {"a": [1, 2.5, float("nan"), None, "x", True], "b": {"c": {}, "d": []}, "e": -0.0}

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import zarr
 
-from trajopt_loader.store import commit, direct_write, layout
+from trajopt_loader.store import commit, direct_write, layout, zarr_json
 from trajopt_loader.store.direct_write import group_node
 
 
@@ -68,9 +68,10 @@ def root_bytes(attributes: dict, flat: dict) -> bytes:
     """The root ``zarr.json`` zarr writes for a group with ``attributes`` whose consolidated
     metadata is ``flat`` (``{path: node dict}``, paths relative to the root).
 
-    With an integer ``json_indent`` each node is dumped once per distinct node object (the
-    array metadata of one length is one shared dict: :meth:`direct_write._Template.node`) and
-    indented into place; the document is json.dumps's, byte for byte.
+    The document is ``json.dumps``'s, byte for byte: :mod:`.zarr_json`'s ``orjson`` bytes when
+    they are the same, else (e.g. non-ASCII names) with an integer ``json_indent`` each node is
+    dumped once per distinct node object (the array metadata of one length is one shared dict:
+    :meth:`direct_write._Template.node`) and indented into place.
     """
     order = sorted(flat, key=lambda k: (k.count("/"), unicodedata.normalize("NFKC", k).casefold()))
     indent = zarr.config.get("json_indent")
@@ -80,13 +81,17 @@ def root_bytes(attributes: dict, flat: dict) -> bytes:
         "consolidated_metadata": {
             "kind": "inline",
             "must_understand": False,
-            "metadata": {k: flat[k] for k in order} if not isinstance(indent, int) else {},
+            "metadata": {k: flat[k] for k in order},
         },
         "node_type": "group",
     }
-    text = json.dumps(doc, indent=indent, allow_nan=True)
+    fast = zarr_json.fast(doc, indent)
+    if fast is not None:
+        return fast
     if not isinstance(indent, int) or not order:
-        return text.encode()
+        return json.dumps(doc, indent=indent, allow_nan=True).encode()
+    doc["consolidated_metadata"]["metadata"] = {}
+    text = json.dumps(doc, indent=indent, allow_nan=True)
     pad = "\n" + " " * (3 * indent)  # root > consolidated_metadata > metadata > node
     dumped: dict[int, str] = {}
     parts = []
