@@ -17,6 +17,7 @@ same arrays or raises its own error (``store.validate`` names it). Pickles are n
 from __future__ import annotations
 
 import io
+import math
 import threading
 import zipfile
 from pathlib import Path
@@ -46,7 +47,7 @@ def _array(data: bytes) -> np.ndarray | None:
         shape, fortran_order, dtype = read_header(fp)
     if dtype.hasobject:
         return None
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)
     if len(data) - fp.tell() != count * dtype.itemsize:
         return None
     flat = np.frombuffer(data, dtype, count, offset=fp.tell())
