@@ -13,14 +13,19 @@ process per size (so peak RSS is that size's alone), the store is opened, the fi
 ``random`` schedule (``--envs`` x ``--window``) is gathered (it decodes every clip's keys into
 the host cache) and ``--batches`` steady batches are timed. ``--big`` runs one more size with a
 cache budget of a quarter of its data in working-set mode (``working_set.enabled``) and
-compares its steady batch to the in-memory one, over at least two rotations, with
-``working_set.rotate_every`` from the rotation rule (on the last separator's store) (``min_rotate_every``: the in-memory run's
-first-touch rate and batch time; printed) unless ``--rotate_every`` names one; it prints the
-batches at the rotations and the slow ones (waits on a load). ``--dir`` keeps the exported
-stores for later runs. After an export the files are written to disk (``os.sync``, timed and
-printed) before the child reads them, which then come from the page cache (as for a store
+compares its steady batch to the in-memory one (on the last separator's store), over at least
+two rotations, with ``working_set.rotate_every`` from the rotation rule (``min_rotate_every``: the
+in-memory run's first-touch rate and batch time; printed) unless ``--rotate_every`` names one; it
+prints the batches at the rotations and the slow ones (waits on a load). ``--dir`` keeps the
+exported stores for later runs. After an export the files are written to disk (``os.sync``, timed
+and printed) before the child reads them, which then come from the page cache (as for a store
 written earlier on the same host); a store whose pages were evicted reads from the disk. No
 assertions: it prints a table.
+
+The export's kernel time depends on the file system's state: on ext4 without a journal (the
+benchmark machine) an export started within minutes of deleting many files (e.g. an earlier
+run's stores) skips the freed inodes one by one (``recently_deleted`` in a kernel profile) and ran
+up to ~2x slower; a full page cache adds reclaim. Compare separators within one run.
 """
 
 from __future__ import annotations

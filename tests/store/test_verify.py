@@ -103,3 +103,30 @@ def test_cli_exit_codes(cassie_copy, tmp_path):
     assert out[1].startswith("FAILED: ")
     none = _cli(tmp_path / "nope.zarr")
     assert none.returncode == 1 and none.stderr.startswith("trajopt-loader verify: error: no store")
+
+
+def test_dot_chunk_keys_verify_and_name_the_missing_file(make_npz_tree, tmp_path):
+    """A store exported with ``chunk_key_separator="."``: verify reads its ``c.0.0`` files and
+    names one that is gone by its key."""
+    from trajopt_loader.store import export_npz
+
+    make_npz_tree(tmp_path / "npz", {"walk": [5, 9]})
+    out = tmp_path / "s.zarr"
+    export_npz(
+        tmp_path / "npz",
+        out,
+        source="s",
+        progress=False,
+        convention="mujoco",
+        chunk_key_separator=".",
+    )
+    chunk_files = sorted(p.relative_to(out).as_posix() for p in out.rglob("c.*"))
+    assert "s/walk/traj1/qvel/c.0.0" in chunk_files
+    assert not [p for p in out.rglob("c") if p.is_dir()]  # no c/ directories
+    assert verify_store(out).ok and verify_store(out).chunks == len(chunk_files)
+    (out / "s/walk/traj1/qvel/c.0.0").unlink()
+    report = verify_store(out)
+    assert not report.ok and len(report.problems) == 1
+    line = report.lines()[0]
+    assert "trajectory s/walk/traj1 (traj_id 1), key 'qvel', chunk 0" in line
+    assert "s/walk/traj1/qvel/c.0.0" in line and "is missing" in line, line
