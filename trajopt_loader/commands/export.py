@@ -108,7 +108,7 @@ define(
     "chunk-key-separator",
     "/",
     "Zarr chunk keys: '/' (zarr's default, qpos/c/0/0) or '.' (qpos/c.0.0: no directories "
-    "below each array; exports many small clips about twice as fast). Both read the same.",
+    "below each array, for libraries of many small clips). Both read the same.",
 )
 
 

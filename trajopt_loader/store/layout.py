@@ -52,8 +52,10 @@ keep their input dtype, so a round trip is bit-exact.
 Chunk keys: zarr v3's ``default`` chunk key encoding, time-chunk ``c`` of an array with ``d``
 row dimensions stored at ``c/{c}/0/...`` (``"/"``, zarr's default) or ``c.{c}.0...`` (``"."``,
 export option ``chunk_key_separator``: one file per chunk directly in the array's directory, where
-``"/"`` makes ``1 + d`` directories per array; creating a directory cost ~10 file creations on
-the benchmark machine, so ``"."`` exports a library of many small clips about twice as fast).
+``"/"`` makes ``1 + d`` directories per array: 3 instead of 7 directories per two-key clip).
+On the benchmark machine's ext4 a directory costs 1-10 file creations of kernel time by the file
+system's state; where it is dear, ``"."`` exported 1.0-1.24x faster (four pairs of 3K and 15K
+clips), elsewhere the two are within noise (``benchmarks/README.md``, "Scale").
 Both are plain Zarr; each array's ``zarr.json`` names its encoding, and the index records
 ``"chunk_key_separator"`` for a key only when it is ``"."`` (:func:`chunk_key`). The groups
 (``<source>/<motion>/traj{i}/{key}``) are the same either way.
