@@ -40,9 +40,9 @@ from trajopt_loader.store.integrity import chunk_crcs
 ROWS = {"qpos": 61, "qvel": 54, "action": 20}  # Digit v3: nq, nv, nu
 
 
-def _write_traj_format_1(group, name, t):
+def _write_traj_format_1(group, name, t, chunk_key_separator="/"):
     """``export_write.write_traj`` as format 1 wrote it: Blosc only, no checksums, zero chunks
-    skipped (through zarr: no node metadata or byte count returned)."""
+    skipped, zarr's default chunk keys (through zarr: no node metadata or byte count returned)."""
     entry = {
         "name": name,
         "length": t.length,
