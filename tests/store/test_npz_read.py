@@ -85,6 +85,12 @@ def _damaged(tmp_path, how: str):
         raw[200] ^= 0xFF
     elif how == "truncate":
         raw = raw[: len(raw) // 2]
+    elif how == "short_data":  # the .npy header promises more rows than it holds; CRCs fine
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, ARRAYS["qpos"])
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("qpos.npy", buf.getvalue()[:-8])
+        return path
     elif how == "other_member":
         with zipfile.ZipFile(path, "a") as zf:
             zf.writestr("notes.txt", "hello")
@@ -93,7 +99,9 @@ def _damaged(tmp_path, how: str):
     return path
 
 
-@pytest.mark.parametrize("how", ["object", "single_npy", "flip", "truncate", "other_member"])
+@pytest.mark.parametrize(
+    "how", ["object", "single_npy", "flip", "truncate", "short_data", "other_member"]
+)
 def test_anything_else_is_left_to_np_load(tmp_path, how):
     """None, so ``np.load`` reads it (or raises the error ``store.validate`` names)."""
     assert npz_read.read_arrays(_damaged(tmp_path, how)) is None
@@ -106,6 +114,7 @@ def test_anything_else_is_left_to_np_load(tmp_path, how):
         ("single_npy", "is a single .npy array"),
         ("flip", "is corrupt (BadZipFile: Bad CRC-32"),
         ("truncate", "cannot be read as .npz"),
+        ("short_data", "key 'qpos': is corrupt (EOF: reading array data"),
     ],
 )
 def test_export_still_names_the_problem(tmp_path, how, message):
@@ -115,3 +124,17 @@ def test_export_still_names_the_problem(tmp_path, how, message):
     with pytest.raises(ExportError) as e:
         load_trajectory(path, dt=0.01)
     assert f"{path.name}" in str(e.value) and message in str(e.value), str(e.value)
+
+
+def test_a_file_over_max_bytes_is_left_to_np_load(tmp_path, monkeypatch):
+    """Big files go to ``np.load`` (it holds less memory at once); the arrays are the same."""
+    path = tmp_path / "t.npz"
+    np.savez(path, qpos=ARRAYS["qpos"], qvel=ARRAYS["qvel"], dt=ARRAYS["dt"])
+    assert npz_read.read_arrays(path) is not None
+    monkeypatch.setattr(npz_read, "MAX_BYTES", path.stat().st_size - 1)
+    assert npz_read.read_arrays(path) is None
+    t = load_trajectory(path)
+    assert t.dt == 0.01 and list(t.arrays) == ["qpos", "qvel"]
+    for k in ("qpos", "qvel"):
+        assert t.arrays[k].dtype == ARRAYS[k].dtype
+        np.testing.assert_array_equal(t.arrays[k], ARRAYS[k])

@@ -8,10 +8,12 @@ in one call, lists it with :mod:`zipfile`, which checks each member's CRC-32 (an
 ``np.savez_compressed`` members), and parses each ``.npy`` header with numpy's own
 ``numpy.lib.format`` functions: ~200 us (``benchmarks/README.md``, "Scale").
 
-It reads the common case only: every member a ``.npy`` of format 1.0 or 2.0 with a dtype that
-holds no Python objects. For anything else (a single ``.npy``, a damaged archive, object arrays,
-other members) it returns None and the caller reads the file with ``np.load``, which returns the
-same arrays or raises its own error (``store.validate`` names it). Pickles are never loaded.
+It reads the common case only: a file of at most ``MAX_BYTES`` (it holds the file, a member's
+bytes and the member's array at once: ~2.5x the file at the peak, where ``np.load`` holds ~1x),
+every member a ``.npy`` of format 1.0 or 2.0 with a dtype that holds no Python objects. For
+anything else (a bigger file, a single ``.npy``, a damaged archive, object arrays, other members)
+it returns None and the caller reads the file with ``np.load``, which returns the same arrays or
+raises its own error (``store.validate`` names it). Pickles are never loaded.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from numpy.lib import format as npy_format
 #: mismatch``; an export reads files from a thread pool, so header parses take turns (they are
 #: ~15 us of each file's ~200).
 NPY_HEADER_LOCK = threading.Lock()
+
+#: Largest file read here; bigger ones go to ``np.load`` (their per-file Python is negligible).
+MAX_BYTES = 32 * 2**20
 
 _HEADER_READERS = {
     (1, 0): npy_format.read_array_header_1_0,
@@ -61,7 +66,10 @@ def read_arrays(path: str | Path) -> dict[str, np.ndarray] | None:
     arrays ``np.load(path, allow_pickle=False)`` gives: shape, dtype, memory order and values),
     or None when the file is not that simple case (see the module docstring)."""
     try:
-        raw = Path(path).read_bytes()
+        path = Path(path)
+        if path.stat().st_size > MAX_BYTES:
+            return None
+        raw = path.read_bytes()
         out = {}
         with zipfile.ZipFile(io.BytesIO(raw)) as zf:
             for info in zf.infolist():

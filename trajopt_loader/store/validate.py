@@ -96,7 +96,12 @@ def _member(npz, name: str, k: str) -> np.ndarray:
     try:
         with npz_read.NPY_HEADER_LOCK:  # see NPY_HEADER_LOCK
             return npz[k]
-    except ValueError as e:  # "Object arrays cannot be loaded when allow_pickle=False"
+    except ValueError as e:
+        if "allow_pickle" not in str(e):  # e.g. "EOF: reading array data": the array is cut
+            raise _err(
+                name, k, f"is corrupt ({e})", "a readable array", "re-export the file"
+            ) from None
+        # "Object arrays cannot be loaded when allow_pickle=False"
         raise _err(
             name,
             k,
