@@ -53,7 +53,7 @@ def fix_hint(store: str) -> str:
     )
 
 
-def chunk_key(array, c: int) -> str:
+def chunk_store_key(array, c: int) -> str:
     """Key of time-chunk ``c`` of ``array`` inside the store (e.g. ``src/mot/traj0/qpos/c/0/0``)."""
     return f"{array.path}/{array.metadata.encode_chunk_key((c,) + (0,) * (array.ndim - 1))}"
 
@@ -62,12 +62,12 @@ def chunk_present(array, c: int) -> bool:
     """Whether time-chunk ``c`` of ``array`` exists in its store (one lookup / HEAD request)."""
     from zarr.core.sync import sync
 
-    return bool(sync(array.store_path.store.exists(chunk_key(array, c))))
+    return bool(sync(array.store_path.store.exists(chunk_store_key(array, c))))
 
 
 def where(store: str, info: TrajectoryInfo, key: str, c: int, n: int, array=None) -> str:
     """``"<store>: trajectory <path> (traj_id i), key 'k', chunk c (rows [a, b), <chunk key>)"``."""
-    at = f", {chunk_key(array, c)}" if array is not None else ""
+    at = f", {chunk_store_key(array, c)}" if array is not None else ""
     return (
         f"{store}: trajectory {info.path} (traj_id {info.traj_id}), key {key!r}, chunk {c} "
         f"(rows [{c * n}, {min((c + 1) * n, info.length)}){at})"
