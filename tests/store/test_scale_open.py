@@ -111,6 +111,7 @@ def test_concurrent_export_writes_the_same_files_as_one_at_a_time(many, tmp_path
     kw = dict(
         source="s", progress=False, convention="mujoco", chunk_key_separator=_sep(many / "s.zarr")
     )
+    monkeypatch.setattr(parallel_io, "EXPORT_THREADS", 3)
     export_npz(many / "npz", tmp_path / "par.zarr", **kw)
     monkeypatch.setattr(parallel_io, "EXPORT_THREADS", 1)
     export_npz(many / "npz", tmp_path / "seq.zarr", **kw)

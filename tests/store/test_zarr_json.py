@@ -15,11 +15,14 @@ _LEAVES = st.one_of(
     st.integers(),  # beyond 64 bits too (orjson refuses them)
     st.floats(allow_nan=True, allow_infinity=True),  # 1e-05, NaN, -0.0, ...
     st.text(),  # non-ASCII and control characters
+    st.text(st.characters(max_codepoint=127)),  # ASCII: orjson's path
 )
 _DOCS = st.recursive(
     _LEAVES,
     lambda inner: st.one_of(
-        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=5), inner, max_size=4)
+        st.lists(inner, max_size=4),
+        st.dictionaries(st.text(st.characters(max_codepoint=127), max_size=5), inner, max_size=4),
+        st.dictionaries(st.text(max_size=5), inner, max_size=4),
     ),
     max_leaves=30,
 )
@@ -28,7 +31,10 @@ _DOCS = st.recursive(
 @settings(max_examples=500, deadline=None)
 @given(doc=_DOCS, indent=st.sampled_from([2, None, 4]))
 def test_bytes_are_the_standard_librarys(doc, indent):
-    assert zarr_json.dumps(doc, indent) == json.dumps(doc, indent=indent, allow_nan=True).encode()
+    want = json.dumps(doc, indent=indent, allow_nan=True).encode()
+    assert zarr_json.dumps(doc, indent) == want
+    fast = zarr_json.fast(doc, indent)
+    assert fast is None or fast == want
 
 
 def test_an_index_entry_takes_the_fast_path():

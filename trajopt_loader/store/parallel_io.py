@@ -20,11 +20,13 @@ from typing import TypeVar
 T = TypeVar("T")
 R = TypeVar("R")
 
-#: Trajectories loaded, encoded and written at once by an export of a local store: one per core,
-#: at most 4. Much of a clip's work holds the GIL (the ``.npz`` parse, building its metadata), so
-#: threads beyond the cores mostly trade it: on 2 cores, 15K clips, alternating in one quiet
-#: sitting, 2 threads 311-348k vs 4 threads 291-298k frames/s (``benchmarks/README.md``, "Scale").
-EXPORT_THREADS = min(4, os.cpu_count() or 1)
+#: Trajectories loaded, encoded and written at once by an export of a local store: one per core
+#: this process may use, at most 4. Much of a clip's work holds the GIL (the ``.npz`` parse,
+#: building its metadata), so threads beyond the cores mostly trade it: on 2 cores, 15K clips,
+#: alternating in one quiet sitting, 2 threads 311-348k vs 4 threads 291-298k frames/s
+#: (``benchmarks/README.md``, "Scale").
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+EXPORT_THREADS = min(4, _CORES or 1)
 #: How many finished trajectories may wait for their turn (their arrays are held until then).
 EXPORT_WINDOW = 32
 
