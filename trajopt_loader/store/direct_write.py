@@ -20,8 +20,9 @@ moves it in whole, after every write of the export has returned
 temporary directory, which the next export deletes (journal phase ``"writing"``). Durability is
 the same: neither writer calls ``fsync``. A clip of two ``[T, n]`` keys with ``"/"`` chunk keys
 creates 7 directories and 5 files, with ``"."`` chunk keys 3 and 5 (:func:`.layout.chunk_key`).
-On the benchmark machine's ext4 a directory costs ~350 us of kernel time and a file ~35 us, so
-the directories, not the bytes, bound an export of many small clips.
+On the benchmark machine's ext4 a directory cost ~17 us of kernel time in a good state and
+~350 us right after many files were deleted (a file with its data ~25-35 us): the file system's
+state, more than the bytes, sets an export of many small clips (``benchmarks/README.md``).
 """
 
 from __future__ import annotations

@@ -53,9 +53,9 @@ Chunk keys: zarr v3's ``default`` chunk key encoding, time-chunk ``c`` of an arr
 row dimensions stored at ``c/{c}/0/...`` (``"/"``, zarr's default) or ``c.{c}.0...`` (``"."``,
 export option ``chunk_key_separator``: one file per chunk directly in the array's directory, where
 ``"/"`` makes ``1 + d`` directories per array: 3 instead of 7 directories per two-key clip).
-On the benchmark machine's ext4 a directory costs 1-10 file creations of kernel time by the file
-system's state; where it is dear, ``"."`` exported 1.0-1.24x faster (four pairs of 3K and 15K
-clips), elsewhere the two are within noise (``benchmarks/README.md``, "Scale").
+On the benchmark machine's ext4 a directory cost ~17 us of kernel time in a good state and
+~350 us right after many files were deleted; there ``"."`` exported 1.0-1.24x faster (four pairs
+of 3K and 15K clips), elsewhere the two are within noise (``benchmarks/README.md``, "Scale").
 Both are plain Zarr; each array's ``zarr.json`` names its encoding, and the index records
 ``"chunk_key_separator"`` for a key only when it is ``"."`` (:func:`chunk_key`). The groups
 (``<source>/<motion>/traj{i}/{key}``) are the same either way.
