@@ -46,48 +46,6 @@ from trajopt_loader.store.time_step import unknown_dt_warning
 Preprocess = Callable[[dict, float, str], tuple]
 
 
-def _store(out: str, storage_options):
-    """A zarr store argument for ``out``: the local path, or an fsspec store for a URL."""
-    if not layout.is_url(out):
-        return layout.local_path(out)
-    from zarr.storage import FsspecStore
-
-    return FsspecStore.from_url(out, storage_options=storage_options or {})
-
-
-def _read_root(out: str, storage_options) -> tuple[dict | None, dict | None]:
-    """The existing root index of ``out`` and, for a local store, its parsed root ``zarr.json``;
-    ``(None, None)`` if no store is there yet."""
-    root = None
-    if not layout.is_url(out):
-        p = Path(layout.local_path(out))
-        if not p.exists() or (p.is_dir() and not any(p.iterdir())):
-            return None, None
-        try:
-            root = root_meta.read_root(p) if p.is_dir() else None
-        except ValueError:
-            root = None
-        if not isinstance(root, dict) or root.get("node_type") != "group":
-            raise ExportError(
-                f"output {out!r} exists and is not a Zarr v3 store; expected a new "
-                "or trajopt-loader store path. Fix: choose another output path."
-            )
-        attrs = root.get("attributes")
-        index = attrs.get(layout.INDEX_KEY) if isinstance(attrs, dict) else None
-    else:
-        try:
-            group = zarr.open_group(_store(out, storage_options), mode="r", use_consolidated=False)
-        except FileNotFoundError:
-            return None, None
-        index = group.attrs.get(layout.INDEX_KEY)
-    if not isinstance(index, dict) or index.get("format_version") != layout.FORMAT_VERSION:
-        raise ExportError(
-            f"output {out!r} is a Zarr store but not a trajopt-loader store of "
-            f"format_version {layout.FORMAT_VERSION}; choose another output path."
-        )
-    return index, root
-
-
 def export_npz(
     root,
     out,
@@ -225,7 +183,7 @@ def _export(
     """The body of :func:`export_npz` (local stores: run with the store's lock held)."""
     from tqdm.auto import tqdm
 
-    index, root = _read_root(out, storage_options)
+    index, root = root_meta.read_existing(out, storage_options)
     index = index or {"format_version": layout.FORMAT_VERSION, "sources": {}}
     layout.check_name_clash(source, index["sources"], f"source of {out}", ExportError)
     src = index["sources"].get(source)
@@ -260,7 +218,7 @@ def _export(
             parent, threads = None, parallel_io.EXPORT_THREADS
         else:
             parent = zarr.open_group(
-                _store(out, storage_options), mode="a", use_consolidated=False
+                root_meta.store_arg(out, storage_options), mode="a", use_consolidated=False
             ).require_group(source)
             threads = export_write.REMOTE_WRITE_CONCURRENCY
         groups = {name: export_write.motion_group(parent, tmp, name) for name, _ in motions}
@@ -308,7 +266,7 @@ def _export(
                 lambda: root_meta.write_root(out_dir, root, index, source, written.nodes),
             )
         else:
-            store = _store(out, storage_options)
+            store = root_meta.store_arg(out, storage_options)
             zarr.open_group(store, mode="a", use_consolidated=False).attrs[layout.INDEX_KEY] = index
             commit.consolidate(store)
     except BaseException:

@@ -1,4 +1,5 @@
-"""The root ``zarr.json`` of a local store after an export: the index plus consolidated metadata.
+"""The root ``zarr.json`` of a store around an export: read before it (:func:`read_existing`), and
+for a local store written after it: the index plus consolidated metadata.
 
 ``zarr.consolidate_metadata`` re-reads the ``zarr.json`` of every node of the store (~1.9 s per
 1,000 clips; about 40 % of a 15,000-clip export). An export already knows everything it would
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import zarr
 
+from trajopt_loader.errors import ExportError
 from trajopt_loader.store import commit, direct_write, layout, zarr_json
 from trajopt_loader.store.direct_write import group_node
 
@@ -126,3 +128,51 @@ def write_root(out_dir: Path, root: dict | None, index: dict, source: str, nodes
     attrs = dict((root or {}).get("attributes") or {}, **{layout.INDEX_KEY: index})
     replace_motions(flat, source, nodes)
     direct_write.put(out_dir / "zarr.json", root_bytes(attrs, flat))
+
+
+def store_arg(out: str, storage_options):
+    """A zarr store argument for ``out``: the local path, or an fsspec store for a URL."""
+    if not layout.is_url(out):
+        return layout.local_path(out)
+    from zarr.storage import FsspecStore
+
+    return FsspecStore.from_url(out, storage_options=storage_options or {})
+
+
+def read_existing(out: str, storage_options) -> tuple[dict | None, dict | None]:
+    """The existing root index of the export target ``out`` and, for a local store, its parsed
+    root ``zarr.json``; ``(None, None)`` if no store is there yet.
+
+    Raises:
+      ExportError: ``out`` is not a trajopt-loader store of this format version.
+    """
+    root = None
+    if not layout.is_url(out):
+        p = Path(layout.local_path(out))
+        if not p.exists() or (p.is_dir() and not any(p.iterdir())):
+            return None, None
+        try:
+            root = read_root(p) if p.is_dir() else None
+        except ValueError:
+            root = None
+        if not isinstance(root, dict) or root.get("node_type") != "group":
+            raise ExportError(
+                f"output {out!r} exists and is not a Zarr v3 store; expected a new "
+                "or trajopt-loader store path. Fix: choose another output path."
+            )
+        attrs = root.get("attributes")
+        index = attrs.get(layout.INDEX_KEY) if isinstance(attrs, dict) else None
+    else:
+        try:
+            group = zarr.open_group(
+                store_arg(out, storage_options), mode="r", use_consolidated=False
+            )
+        except FileNotFoundError:
+            return None, None
+        index = group.attrs.get(layout.INDEX_KEY)
+    if not isinstance(index, dict) or index.get("format_version") != layout.FORMAT_VERSION:
+        raise ExportError(
+            f"output {out!r} is a Zarr store but not a trajopt-loader store of "
+            f"format_version {layout.FORMAT_VERSION}; choose another output path."
+        )
+    return index, root
