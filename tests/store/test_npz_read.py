@@ -72,6 +72,7 @@ def _damaged(tmp_path, how: str):
     if how == "object":
         with zipfile.ZipFile(path, "w") as zf:
             buf = io.BytesIO()
+            # writes (never loads) the pickled object array the reader must refuse
             np.lib.format.write_array(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
             zf.writestr("qpos.npy", buf.getvalue())
         return path
